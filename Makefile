@@ -1,0 +1,35 @@
+# aimwan — see README.md. `make demo` runs the experiment on an embedded default;
+# `make test` is what CI runs.
+GO        ?= go
+BIN       := bin/aimwan
+# Packages with concurrency run under the race detector in `make test`.
+RACE_PKGS := ./journal/... ./transport/... ./nbd/... ./aimsrc/... ./aimdst/... ./dedupe/... ./proxy/... ./sim/... ./reports/...
+
+.PHONY: build test demo bench lint fmt-check vet clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/aimwan
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+lint: fmt-check vet
+	$(GO) test -count=1 ./internal/archtest/
+
+test: fmt-check vet
+	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -count=1 -race -timeout 20m $$($(GO) list $(RACE_PKGS) 2>/dev/null | grep -v /e2e)
+
+demo: build
+	./$(BIN) bench --out out/demo
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./journal/ ./nbd/ ./aimsrc/ ./dedupe/ ./proxy/
+	./$(BIN) bench --out out/bench --scale small
+
+clean:
+	rm -rf bin out

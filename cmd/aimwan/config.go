@@ -1,0 +1,79 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// loadYAML reads the YAML file at path into into. Unknown keys are an error,
+// so a misspelt setting is reported instead of silently ignored. An empty
+// path loads nothing: every setting has a default.
+func loadYAML(path string, into any) error {
+	if path == "" {
+		return nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return usagef("read config: %v", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(into); err != nil && err != io.EOF {
+		return usagef("config %s: %v", path, err)
+	}
+	return nil
+}
+
+// newFlagSet returns a flag set that reports errors instead of exiting, so
+// main maps them to the usage exit code.
+func newFlagSet(name, usage string) *flag.FlagSet {
+	fs := flag.NewFlagSet("aimwan "+name, flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: aimwan %s %s\n\nFlags:\n", name, usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses args into fs; a parse error becomes a usageError and
+// --help becomes a clean exit.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return errHelpShown
+		}
+		return usagef("%v", err)
+	}
+	return nil
+}
+
+// errHelpShown ends a command after it printed its --help text.
+var errHelpShown = &helpShown{}
+
+type helpShown struct{}
+
+func (*helpShown) Error() string { return "help shown" }
+
+// multiFlag collects a repeatable flag (--volume A=... --volume B=...).
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, " ") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+// flagWasSet reports whether the named flag was given on the command line, so
+// flags override the YAML file only when present.
+func flagWasSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == name {
+			set = true
+		}
+	})
+	return set
+}

@@ -1,0 +1,83 @@
+// Package archtest enforces the import arrows of DESIGN.md: each top-level
+// package may import only the parts of aimwan that its row allows, so the
+// layering stays true as the code grows (a lint rule run by `make test`).
+package archtest
+
+import (
+	"encoding/json"
+	"io"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/aimwan/aimwan/"
+
+// allowed lists, per top-level folder, the aimwan packages (and their
+// subpackages) it may import besides its own subpackages. Folders absent from
+// the map (cmd, sim, e2e, internal) may import anything.
+var allowed = map[string][]string{
+	"journal":   {"internal/units"},
+	"nbd":       {"internal/units"},
+	"dedupe":    {"internal/units"},
+	"reports":   {"internal/units"},
+	"transport": {"internal/units", "journal", "reports"},
+	"aimsrc":    {"internal/units", "journal", "nbd", "transport/push", "reports"},
+	"aimdst":    {"internal/units", "journal", "nbd", "transport/push", "reports"},
+	"proxy":     {"internal/units", "journal", "dedupe", "transport", "reports"},
+}
+
+type pkg struct {
+	ImportPath string
+	Imports    []string
+}
+
+func TestImportArrows(t *testing.T) {
+	out, err := exec.Command("go", "list", "-json", "github.com/aimwan/aimwan/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	checked := 0
+	for {
+		var p pkg
+		if err := dec.Decode(&p); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatalf("decode go list output: %v", err)
+		}
+		top := topFolder(p.ImportPath)
+		allow, ruled := allowed[top]
+		for _, imp := range p.Imports {
+			if !ruled || !strings.HasPrefix(imp, module) {
+				continue
+			}
+			rel := strings.TrimPrefix(imp, module)
+			if !within(rel, append([]string{top}, allow...)) {
+				t.Errorf("%s imports %s: DESIGN.md's arrows allow %s to import only %v", p.ImportPath, imp, top, allow)
+			}
+		}
+		checked++
+	}
+	if checked == 0 {
+		t.Fatal("go list returned no packages")
+	}
+}
+
+func topFolder(importPath string) string {
+	rel := strings.TrimPrefix(importPath, module)
+	if i := strings.IndexByte(rel, '/'); i >= 0 {
+		return rel[:i]
+	}
+	return rel
+}
+
+// within reports whether rel is one of roots or below one of them.
+func within(rel string, roots []string) bool {
+	for _, r := range roots {
+		if rel == r || strings.HasPrefix(rel, r+"/") {
+			return true
+		}
+	}
+	return false
+}
