@@ -1,0 +1,247 @@
+package push
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// DialConfig tunes a client connection. The zero value means the defaults.
+type DialConfig struct {
+	Timeout     time.Duration // TCP connect plus handshake; default 10s
+	KeepAlive   time.Duration // PING after this long without writing; default 15s
+	IdleTimeout time.Duration // connection lost after this long without reading; default 60s
+	MaxInFlight int           // files pushed at once (more Push calls wait); default 16
+	Logger      *slog.Logger  // nil: slog.Default()
+}
+
+func (d DialConfig) withDefaults() DialConfig {
+	if d.Timeout == 0 {
+		d.Timeout = DefaultHandshake
+	}
+	if d.KeepAlive == 0 {
+		d.KeepAlive = DefaultKeepAlive
+	}
+	if d.IdleTimeout == 0 {
+		d.IdleTimeout = DefaultIdleTimeout
+	}
+	if d.MaxInFlight == 0 {
+		d.MaxInFlight = 16
+	}
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	return d
+}
+
+func (d DialConfig) validate() error {
+	if d.Timeout < 0 || d.KeepAlive < 0 || d.IdleTimeout < 0 || d.MaxInFlight < 0 {
+		return errors.New("push dial: negative limit")
+	}
+	if d.KeepAlive >= d.IdleTimeout {
+		return fmt.Errorf("push dial: KeepAlive %v must be shorter than IdleTimeout %v", d.KeepAlive, d.IdleTimeout)
+	}
+	return nil
+}
+
+// Client is one push connection. Push is safe for concurrent use: several
+// files are in flight at once, multiplexed by file id.
+type Client struct {
+	addr string
+	peer Hello
+	w    *wire
+	log  *slog.Logger
+	sem  chan struct{} // MaxInFlight tokens
+
+	mu      sync.Mutex
+	nextID  uint64
+	pending map[uint64]chan Msg
+
+	cancel context.CancelFunc
+	ctx    context.Context // the connection's context (ends with it)
+	done   chan struct{}   // closed when the loops have ended
+	err    error           // why the connection ended (set before done closes)
+}
+
+// Dial connects to a push server with the default DialConfig.
+func Dial(ctx context.Context, addr string, hello Hello) (*Client, error) {
+	return DialConfig{}.Dial(ctx, addr, hello)
+}
+
+// Dial connects to addr, exchanges hellos, and starts the connection's loops.
+// Connection failures satisfy errors.Is(err, ErrUnavailable); a refused
+// version satisfies errors.Is(err, ErrVersion).
+func (d DialConfig) Dial(ctx context.Context, addr string, hello Hello) (*Client, error) {
+	d = d.withDefaults()
+	if err := d.validate(); err != nil {
+		return nil, err
+	}
+	if err := validateHello(hello); err != nil {
+		return nil, fmt.Errorf("push dial %s: %w: %w", addr, ErrBadOffer, err)
+	}
+	dctx, cancel := context.WithTimeout(ctx, d.Timeout)
+	defer cancel()
+	nc, err := (&net.Dialer{}).DialContext(dctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("push dial %s: %w: %w", addr, ErrUnavailable, err)
+	}
+	peer, err := clientHandshake(dctx, nc, hello)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("push dial %s: %w", addr, err)
+	}
+	cctx, ccancel := context.WithCancel(context.Background())
+	c := &Client{
+		addr: addr, peer: peer, w: newWire(nc, d.KeepAlive, d.IdleTimeout),
+		log: d.Logger.With("push_peer", addr), sem: make(chan struct{}, d.MaxInFlight),
+		pending: map[uint64]chan Msg{}, cancel: ccancel, ctx: cctx, done: make(chan struct{}),
+	}
+	go c.run(cctx)
+	return c, nil
+}
+
+// clientHandshake sends HELLO and reads HELLO_OK (or a NACK naming why the
+// server refused).
+func clientHandshake(ctx context.Context, nc net.Conn, hello Hello) (Hello, error) {
+	if dl, ok := ctx.Deadline(); ok {
+		nc.SetDeadline(dl)
+		defer nc.SetDeadline(time.Time{})
+	}
+	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Now()) })
+	defer stop()
+	if _, err := nc.Write(AppendMsg(nil, Msg{Type: TypeHello, Version: Version, Hello: hello})); err != nil {
+		return Hello{}, fmt.Errorf("%w: send HELLO: %w", ErrUnavailable, err)
+	}
+	var buf []byte
+	m, err := ReadMsg(nc, &buf)
+	switch {
+	case errors.Is(err, ErrProtocol):
+		return Hello{}, fmt.Errorf("handshake: %w", err)
+	case err != nil:
+		return Hello{}, fmt.Errorf("%w: handshake: %w", ErrUnavailable, err)
+	case m.Type == TypeNack:
+		return Hello{}, fmt.Errorf("refused: %w", ErrorOf(m.Code, m.Text))
+	case m.Type != TypeHelloOK:
+		return Hello{}, fmt.Errorf("%w: handshake answered with %s", ErrProtocol, m.Type)
+	case m.Version != Version:
+		return Hello{}, fmt.Errorf("%w: server answered version %d, want %d", ErrVersion, m.Version, Version)
+	}
+	if err := validateHello(m.Hello); err != nil {
+		return Hello{}, fmt.Errorf("%w: server hello: %w", ErrProtocol, err)
+	}
+	return m.Hello, nil
+}
+
+// Peer returns the server's hello.
+func (c *Client) Peer() Hello { return c.peer }
+
+// Done is closed when the connection has ended; Err then says why.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// Err returns why the connection ended (nil while it is up). It satisfies
+// errors.Is(err, ErrUnavailable) unless the peer named another reason.
+func (c *Client) Err() error {
+	select {
+	case <-c.done:
+		return c.err
+	default:
+		return nil
+	}
+}
+
+// Close ends the connection; pushes in flight fail with ErrUnavailable.
+func (c *Client) Close() error {
+	c.cancel()
+	<-c.done
+	return nil
+}
+
+// run owns the connection's goroutines until it ends.
+func (c *Client) run(ctx context.Context) {
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return c.w.closeOnDone(gctx) })
+	g.Go(func() error { return c.w.writeLoop(gctx) })
+	g.Go(func() error { return c.readLoop(gctx) })
+	err := g.Wait()
+	if err == nil || ctx.Err() != nil {
+		err = net.ErrClosed
+	}
+	var re *RemoteError
+	if !errors.As(err, &re) || re.Code == CodeProtocol {
+		err = fmt.Errorf("%w: connection to %s: %w", ErrUnavailable, c.addr, err)
+	} else {
+		err = fmt.Errorf("connection to %s: %w", c.addr, err)
+	}
+	c.err = err
+	c.cancel()
+	close(c.done)
+}
+
+// readLoop routes replies to the pushes waiting for them.
+func (c *Client) readLoop(ctx context.Context) error {
+	var buf []byte
+	for {
+		m, err := c.w.read(&buf)
+		if err != nil {
+			if errors.Is(err, ErrProtocol) {
+				return c.w.closeWith(ctx, err)
+			}
+			return err
+		}
+		switch m.Type {
+		case TypeAccept, TypeAck, TypeNack:
+			if m.Type == TypeNack && m.ID == 0 {
+				return fmt.Errorf("server closes the connection: %w", ErrorOf(m.Code, m.Text))
+			}
+			if err := c.route(m); err != nil {
+				return c.w.closeWith(ctx, err)
+			}
+		case TypePing:
+			if err := c.w.send(ctx, nil, outFrame{m: Msg{Type: TypePong, ID: m.ID}}); err != nil {
+				return err
+			}
+		case TypePong:
+		default:
+			return c.w.closeWith(ctx, fmt.Errorf("%w: unexpected %s frame from server", ErrProtocol, m.Type))
+		}
+	}
+}
+
+// route hands a reply to the push of its file id; replies for files no
+// longer waiting (canceled pushes) are dropped.
+func (c *Client) route(m Msg) error {
+	c.mu.Lock()
+	ch := c.pending[m.ID]
+	c.mu.Unlock()
+	if ch == nil {
+		return nil
+	}
+	select {
+	case ch <- m:
+		return nil
+	default:
+		return fmt.Errorf("%w: too many replies for file id %d", ErrProtocol, m.ID)
+	}
+}
+
+// register allocates a file id and its reply channel.
+func (c *Client) register() (uint64, chan Msg) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.nextID++
+	ch := make(chan Msg, 4)
+	c.pending[c.nextID] = ch
+	return c.nextID, ch
+}
+
+func (c *Client) unregister(id uint64) {
+	c.mu.Lock()
+	delete(c.pending, id)
+	c.mu.Unlock()
+}

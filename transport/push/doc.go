@@ -1,0 +1,30 @@
+// Package push implements the LAN push protocol: how a node hands sealed
+// journal files to the next hop (src → dst, src → source-edge proxy,
+// destination-edge proxy → dst) over TCP, with an end-to-end durable ack.
+//
+// Glossary:
+//
+//   - frame: the unit on the wire, a type byte, a big-endian uint32 body
+//     length and the body. Bodies larger than MaxFrameBody are refused.
+//   - hello: the first exchange on a connection (HELLO from the client,
+//     HELLO_OK from the server): protocol magic and version, node name and the
+//     volumes the node serves. An unknown version is refused with ErrVersion.
+//   - offer: the client proposes one file (volume, file name, size, SHA-256)
+//     under a connection-unique file id. Several offers may be in flight on one
+//     connection; the id ties DATA, END, ACK and NACK frames to their file.
+//   - sink: where the server writes an accepted file (Handler.Accept returns
+//     it). Its Offset is the resume offset: bytes already held from an earlier
+//     attempt, which the client does not send again.
+//   - commit: once END arrives, the sink verifies the SHA-256 and stores the
+//     file durably (or forwards it and awaits the far end's ack). A nil result
+//     becomes ACK; an error becomes NACK with a wire code.
+//   - duplicate: a file already stored durably is acked at once, without data
+//     (Handler.Accept or Sink.Commit returns ErrDuplicate).
+//   - code: the wire form of an error (Code). CodeOf and ErrorOf map errors
+//     to codes and back; errors from the peer arrive as *RemoteError, which
+//     satisfies errors.Is with the matching sentinel (ErrBufferFull, ...).
+//   - keepalive: PING/PONG frames sent on an idle connection; a connection on
+//     which nothing arrives for the idle timeout is closed.
+//
+// The frame layouts and message flow are documented in docs/push-protocol.md.
+package push

@@ -1,0 +1,187 @@
+package push
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// Handler decides what happens to offered files. It is implemented by the
+// destination node and by the source-edge proxy.
+type Handler interface {
+	// Accept is called per offered file. Return a Sink positioned at the
+	// resume offset, or ErrDuplicate (already stored durably: acked at once),
+	// or an error that is sent back as a wire code (ErrBufferFull,
+	// ErrUnknownVolume, ErrBadOffer, ErrUnavailable...; any other error ->
+	// internal). It may block (it runs off the reader loop) and should honour
+	// ctx, which ends with the connection.
+	Accept(ctx context.Context, peer Hello, o Offer) (Sink, error)
+}
+
+// Sink receives one accepted file. Exactly one of Commit and Abort is called
+// on every Sink that Accept returned.
+type Sink interface {
+	// Offset returns how many bytes of this file are already held from an
+	// earlier attempt; sending starts there. Called once, after Accept.
+	Offset() int64
+	// Write takes the next bytes of the file, in order. p is only valid
+	// during the call. An error ends the file with a NACK of its code.
+	Write(p []byte) (int, error)
+	// Commit is called when all bytes are written: verify the SHA-256 and
+	// store durably (or forward and await the far end's ack). nil (or
+	// ErrDuplicate) is acked; any other error is sent as a NACK. It runs off
+	// the reader loop and must honour ctx, which ends with the connection.
+	Commit(ctx context.Context) error
+	// Abort is called instead of Commit when the connection is lost, the
+	// sender gave up, or the file broke the protocol.
+	Abort()
+}
+
+// Server accepts push connections and hands offered files to Handler. Zero
+// values of the limit fields mean the defaults.
+type Server struct {
+	Node             string        // this node's name, sent in HELLO_OK (required, name rules)
+	Volumes          []string      // volumes this node accepts, sent in HELLO_OK (informative, optional)
+	Handler          Handler       // required
+	Logger           *slog.Logger  // nil: slog.Default()
+	MaxFileSize      int64         // largest offered file accepted; default 256 MiB
+	MaxFiles         int           // files in flight per connection; default 64 (more: NACK buffer-full)
+	HandshakeTimeout time.Duration // HELLO must arrive within this; default 10s
+	KeepAlive        time.Duration // PING after this long without writing; default 15s
+	IdleTimeout      time.Duration // close after this long without reading; default 60s
+}
+
+// withDefaults returns a copy of s with zero fields set to their defaults.
+func (s *Server) withDefaults() Server {
+	c := *s
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.MaxFileSize == 0 {
+		c.MaxFileSize = DefaultMaxFileSize
+	}
+	if c.MaxFiles == 0 {
+		c.MaxFiles = 64
+	}
+	if c.HandshakeTimeout == 0 {
+		c.HandshakeTimeout = DefaultHandshake
+	}
+	if c.KeepAlive == 0 {
+		c.KeepAlive = DefaultKeepAlive
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	return c
+}
+
+// validate checks a populated configuration.
+func (s *Server) validate() error {
+	if s.Handler == nil {
+		return errors.New("push server: Handler is nil")
+	}
+	if err := validateHello(Hello{Node: s.Node, Volumes: s.Volumes}); err != nil {
+		return fmt.Errorf("push server: %w", err)
+	}
+	if s.MaxFileSize < 0 || s.MaxFiles < 0 || s.HandshakeTimeout < 0 || s.KeepAlive < 0 || s.IdleTimeout < 0 {
+		return errors.New("push server: negative limit")
+	}
+	if s.KeepAlive >= s.IdleTimeout {
+		return fmt.Errorf("push server: KeepAlive %v must be shorter than IdleTimeout %v", s.KeepAlive, s.IdleTimeout)
+	}
+	return nil
+}
+
+// Serve accepts connections on ln until ctx ends, then closes the listener
+// and every connection (aborting files in flight) and returns nil once all
+// goroutines are done. Errors of single connections are logged, not
+// returned; a failing listener is returned.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	cfg := s.withDefaults()
+	if err := cfg.validate(); err != nil {
+		ln.Close()
+		return err
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		<-ctx.Done()
+		ln.Close()
+		return nil
+	})
+	g.Go(func() error {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("push server %s: accept: %w", cfg.Node, err)
+			}
+			g.Go(func() error {
+				cfg.serveConn(ctx, nc)
+				return nil
+			})
+		}
+	})
+	return g.Wait()
+}
+
+// serveConn runs one connection to its end and logs why it ended.
+func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
+	log := s.Logger.With("peer_addr", nc.RemoteAddr().String())
+	defer nc.Close()
+	w := newWire(nc, s.KeepAlive, s.IdleTimeout)
+	peer, err := s.handshake(w)
+	if err != nil {
+		log.Warn("push: handshake refused", "err", err)
+		return
+	}
+	log = log.With("peer", peer.Node)
+	log.Debug("push: peer connected", "volumes", len(peer.Volumes))
+	sc := &serverConn{s: s, w: w, peer: peer, log: log, files: map[uint64]*inFile{}}
+	err = sc.run(ctx)
+	switch {
+	case ctx.Err() != nil, errors.Is(err, errPeerClosed):
+		log.Debug("push: connection closed", "err", err)
+	default:
+		log.Warn("push: connection ended", "err", err)
+	}
+}
+
+// handshake reads HELLO and answers HELLO_OK, or a NACK (id 0) naming why
+// the peer is refused.
+func (s *Server) handshake(w *wire) (Hello, error) {
+	nc := w.nc
+	deadline := time.Now().Add(s.HandshakeTimeout)
+	nc.SetDeadline(deadline)
+	defer nc.SetDeadline(time.Time{})
+	var buf []byte
+	m, err := ReadMsg(nc, &buf)
+	if err == nil && m.Type != TypeHello {
+		err = fmt.Errorf("%w: first frame is %s, want HELLO", ErrProtocol, m.Type)
+	}
+	if err == nil && m.Version != Version {
+		err = fmt.Errorf("%w: peer speaks version %d, this node speaks %d", ErrVersion, m.Version, Version)
+	}
+	if err == nil {
+		if verr := validateHello(m.Hello); verr != nil {
+			err = fmt.Errorf("%w: hello: %w", ErrProtocol, verr)
+		}
+	}
+	if err != nil {
+		if errors.Is(err, ErrProtocol) || errors.Is(err, ErrVersion) {
+			nc.Write(AppendMsg(nil, Msg{Type: TypeNack, Code: CodeOf(err), Text: err.Error()}))
+		}
+		return Hello{}, err
+	}
+	ok := Msg{Type: TypeHelloOK, Version: Version, Hello: Hello{Node: s.Node, Volumes: s.Volumes}}
+	if _, err := nc.Write(AppendMsg(nil, ok)); err != nil {
+		return Hello{}, fmt.Errorf("send HELLO_OK: %w", err)
+	}
+	return m.Hello, nil
+}
