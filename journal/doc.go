@@ -1,0 +1,40 @@
+// Package journal implements the AIM replication file: the on-disk journal
+// that carries a volume's writes and markers from the source node to the
+// destination node.
+//
+// Glossary
+//
+//   - Record: one entry of a journal. A write (KindWrite) carries data; a
+//     zero (KindZero, NBD WRITE_ZEROES) or trim (KindTrim) names a range of
+//     the volume and carries no data bytes; a marker is a record that names a
+//     point in the stream rather than a change to the volume.
+//   - Marker: a snapshot marker (KindSnapshot, a label) or a custom marker
+//     (KindCustom, a label plus key=value arguments). A marker issued for a
+//     consistency group carries the group name and a group sequence number,
+//     the same in every member volume's journal.
+//   - Sequence (write sequence, Record.Seq): the per-volume order of records.
+//     Every write and marker takes the next number, starting at 1, across
+//     files. Within a file the sequence numbers are consecutive.
+//   - File sequence (Header.FileSeq): the number of a journal file within a
+//     volume, starting at 1; the file name is FileName(seq). File sequence
+//     numbers are consecutive: a number is never skipped and never reused.
+//   - Payload region: the bytes of all writes of a file, back to back, in
+//     record order, with nothing between them. Keeping per-record metadata out
+//     of it is what lets the WAN proxies deduplicate the data.
+//   - Index: the list of records of a file, stored after the payload region.
+//     A write's record points into the payload region (DataOff, Length) and
+//     holds the CRC32C of its data.
+//   - Footer: the fixed-size trailer: where the payload region and the index
+//     are, record counts, first and last sequence, and the SHA-256 of every
+//     byte before the footer.
+//   - Sealing: turning the open file into a journal file: append the index and
+//     the footer, fsync, rename from the temporary name to FileName(seq), fsync
+//     the folder. Only sealed files carry the final name, so readers never see
+//     a file being written.
+//   - Sidecar: while a file is open, every record is also appended, framed
+//     with its own CRC32C, to an index sidecar next to it. Sync makes the open
+//     file and the sidecar durable, so records survive a crash without the
+//     cost of sealing; OpenWriter recovers them.
+//
+// The byte layout is described in docs/journal-format.md.
+package journal

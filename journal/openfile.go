@@ -1,0 +1,220 @@
+package journal
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// openFile is the file being written: NNN.aimj.open holds the header and the
+// payload region, NNN.aimj.idx (the sidecar) holds every record framed with
+// a CRC32C. The index is also kept in memory for sealing.
+type openFile struct {
+	dir        string
+	hdr        Header
+	f, idx     *os.File
+	payloadLen int64
+	sideLen    int64 // bytes of the sidecar
+	index      []byte
+	counts     counts
+	records    int
+	firstTime  time.Time // when the first record was appended
+	lastSeq    uint64
+	sum        hash.Hash // SHA-256 of header and payload so far
+}
+
+func openPath(dir string, seq uint64) string    { return filepath.Join(dir, FileName(seq)+".open") }
+func sidecarPath(dir string, seq uint64) string { return filepath.Join(dir, FileName(seq)+".idx") }
+
+// createOpen creates (or replaces) the open file and sidecar of hdr.FileSeq
+// and fsyncs both. The caller fsyncs the folder.
+func createOpen(dir string, hdr Header) (*openFile, error) {
+	o := &openFile{dir: dir, hdr: hdr, sum: sha256.New()}
+	var err error
+	o.idx, err = os.OpenFile(sidecarPath(dir, hdr.FileSeq), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	sh := make([]byte, sidecarHeaderSize)
+	copy(sh, sidecarMagic[:])
+	le.PutUint64(sh[8:], hdr.FileSeq)
+	if _, err := o.idx.WriteAt(sh, 0); err != nil {
+		o.close()
+		return nil, err
+	}
+	o.sideLen = sidecarHeaderSize
+	// The open file is created under a temporary name and renamed, so a
+	// half-written header never replaces an existing open file.
+	tmp := openPath(dir, hdr.FileSeq) + ".tmp"
+	o.f, err = os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		o.close()
+		return nil, err
+	}
+	h := encodeHeader(hdr)
+	o.sum.Write(h)
+	if _, err := o.f.WriteAt(h, 0); err != nil {
+		o.close()
+		return nil, err
+	}
+	if err := o.sync(); err != nil {
+		o.close()
+		return nil, err
+	}
+	if err := os.Rename(tmp, openPath(dir, hdr.FileSeq)); err != nil {
+		o.close()
+		return nil, err
+	}
+	return o, nil
+}
+
+// append writes data to the payload region and the framed record to the
+// sidecar. Both reach the page cache before append returns, so a process
+// crash loses nothing; sync makes them survive power loss.
+func (o *openFile) append(r *Record, data []byte, now time.Time) error {
+	if len(data) > 0 {
+		if _, err := o.f.WriteAt(data, HeaderSize+o.payloadLen); err != nil {
+			return fmt.Errorf("write %s: %w", o.f.Name(), err)
+		}
+	}
+	start := len(o.index)
+	o.index = appendRecord(o.index, r)
+	frame := appendFrame(make([]byte, 0, len(o.index)-start+frameOverhead), o.index[start:])
+	if _, err := o.idx.WriteAt(frame, o.sideLen); err != nil {
+		o.index = o.index[:start]
+		return fmt.Errorf("write %s: %w", o.idx.Name(), err)
+	}
+	o.sum.Write(data)
+	o.sideLen += int64(len(frame))
+	o.payloadLen += int64(len(data))
+	if o.records == 0 {
+		o.firstTime = now
+	}
+	o.records++
+	o.counts.add(r.Kind)
+	o.lastSeq = r.Seq
+	return nil
+}
+
+// appendFrame appends rec framed for the sidecar: u32 length, the record,
+// u32 CRC32C of length and record.
+func appendFrame(b, rec []byte) []byte {
+	start := len(b)
+	b = le.AppendUint32(b, uint32(len(rec)))
+	b = append(b, rec...)
+	return le.AppendUint32(b, Checksum(b[start:]))
+}
+
+func (o *openFile) sync() error {
+	if err := o.f.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", o.f.Name(), err)
+	}
+	if err := o.idx.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", o.idx.Name(), err)
+	}
+	return nil
+}
+
+func (o *openFile) close() error {
+	var errs []error
+	if o.f != nil {
+		errs = append(errs, o.f.Close())
+	}
+	if o.idx != nil {
+		errs = append(errs, o.idx.Close())
+	}
+	o.f, o.idx = nil, nil
+	return errors.Join(errs...)
+}
+
+// footer returns the footer for the file's current contents, with sum the
+// SHA-256 of everything before it.
+func (o *openFile) footer(sum []byte) footer {
+	ft := footer{
+		PayloadOff: HeaderSize, PayloadLen: o.payloadLen,
+		IndexOff: HeaderSize + o.payloadLen, IndexLen: int64(len(o.index)),
+		Records: o.counts.records, Writes: o.counts.writes, Zeros: o.counts.zeros,
+		Trims: o.counts.trims, Markers: o.counts.markers,
+		FirstSeq: o.hdr.BaseSeq, LastSeq: o.lastSeq,
+	}
+	copy(ft.SHA256[:], sum)
+	return ft
+}
+
+// seal appends the index and footer, fsyncs, creates the next open file,
+// renames this one to its final name, fsyncs the folder and removes the
+// sidecar. The next open file exists before the rename, so the folder
+// always holds the sequence numbers to continue from, even when every
+// sealed file has been shipped and deleted.
+func (o *openFile) seal(dir string, now time.Time) (sealedFile, *openFile, error) {
+	sf, err := o.writeTail()
+	if err != nil {
+		return sealedFile{}, nil, err
+	}
+	next, err := createOpen(dir, Header{
+		Volume: o.hdr.Volume, VolumeSize: o.hdr.VolumeSize, FileSeq: o.hdr.FileSeq + 1,
+		Created: now.Round(0).UTC(), BaseSeq: o.lastSeq + 1,
+	})
+	if err != nil {
+		return sealedFile{}, nil, fmt.Errorf("open next journal file: %w", err)
+	}
+	if err := o.finish(dir); err != nil {
+		next.close()
+		return sealedFile{}, nil, err
+	}
+	return sf, next, nil
+}
+
+// writeTail appends the index and the footer after the payload region and
+// fsyncs the file.
+func (o *openFile) writeTail() (sealedFile, error) {
+	o.sum.Write(o.index)
+	tail := append(append([]byte(nil), o.index...), encodeFooter(o.footer(o.sum.Sum(nil)))...)
+	if _, err := o.f.WriteAt(tail, HeaderSize+o.payloadLen); err != nil {
+		return sealedFile{}, fmt.Errorf("seal %s: %w", o.f.Name(), err)
+	}
+	if err := o.f.Sync(); err != nil {
+		return sealedFile{}, fmt.Errorf("seal %s: fsync: %w", o.f.Name(), err)
+	}
+	seq := o.hdr.FileSeq
+	return sealedFile{
+		name: FileName(seq), size: HeaderSize + o.payloadLen + int64(len(tail)),
+		first: o.hdr.BaseSeq, lastSeq: o.lastSeq, path: filepath.Join(o.dir, FileName(seq)),
+	}, nil
+}
+
+// finish renames the sealed open file to its final name, fsyncs the folder,
+// removes the sidecar and closes the handles.
+func (o *openFile) finish(dir string) error {
+	seq := o.hdr.FileSeq
+	if err := os.Rename(openPath(dir, seq), filepath.Join(dir, FileName(seq))); err != nil {
+		return fmt.Errorf("seal: %w", err)
+	}
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("seal %s: %w", FileName(seq), err)
+	}
+	cerr := o.close()
+	if err := os.Remove(sidecarPath(dir, seq)); err != nil {
+		return fmt.Errorf("seal %s: remove sidecar: %w", FileName(seq), err)
+	}
+	return cerr
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("fsync folder %s: %w", dir, err)
+	}
+	return nil
+}

@@ -1,0 +1,302 @@
+package journal
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Defaults of WriterConfig.
+const (
+	DefaultMaxFileSize = 4 << 20
+	DefaultMaxAge      = 2 * time.Second
+)
+
+// WriterConfig configures a Writer. The zero value of every optional field
+// means its default.
+type WriterConfig struct {
+	// Dir is the volume's journal folder (created if missing). Required.
+	Dir string
+	// Volume is the volume name (ValidName). Required.
+	Volume string
+	// VolumeSize is the volume size in bytes; records must lie inside it. Required.
+	VolumeSize int64
+	// MaxFileSize is the payload size at which the open file is sealed
+	// (the "replication file size"). Default 4 MiB. A single write larger
+	// than this gets a file of its own.
+	MaxFileSize int64
+	// MaxRecords is the record count at which the open file is sealed.
+	// Default and maximum MaxRecords (the package limit).
+	MaxRecords int
+	// MaxAge seals the open file once its first record is this old, checked
+	// on every append and by SealIfOlder. Default 2s.
+	MaxAge time.Duration
+	// Now is the clock for record timestamps and age. Default time.Now.
+	Now func() time.Time
+	// OnSeal is called after a file is sealed and durable, with its name
+	// (FileName(seq), inside Dir) and size, in file order, never with the
+	// Writer's lock held. Files sealed by OpenWriter's recovery are reported
+	// before it returns. Optional.
+	OnSeal func(name string, size int64)
+	// Logger receives recovery notes. Default slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *WriterConfig) populate() {
+	if c.MaxFileSize == 0 {
+		c.MaxFileSize = DefaultMaxFileSize
+	}
+	if c.MaxRecords == 0 {
+		c.MaxRecords = MaxRecords
+	}
+	if c.MaxAge == 0 {
+		c.MaxAge = DefaultMaxAge
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+func (c *WriterConfig) validate() error {
+	if c.Dir == "" {
+		return errors.New("journal writer: Dir is required")
+	}
+	if err := ValidName(c.Volume); err != nil {
+		return fmt.Errorf("journal writer: volume: %w", err)
+	}
+	switch {
+	case c.VolumeSize <= 0:
+		return fmt.Errorf("journal writer: volume size %d must be positive", c.VolumeSize)
+	case c.MaxFileSize < 0:
+		return fmt.Errorf("journal writer: max file size %d must be positive", c.MaxFileSize)
+	case c.MaxRecords < 0 || c.MaxRecords > MaxRecords:
+		return fmt.Errorf("journal writer: max records %d must be 1..%d", c.MaxRecords, MaxRecords)
+	case c.MaxAge < 0:
+		return fmt.Errorf("journal writer: max age %v must be positive", c.MaxAge)
+	}
+	return nil
+}
+
+// Writer appends records to a volume's journal: an open file that it seals
+// by size, record count and age. It is safe for concurrent use. After a
+// failed write or fsync the Writer is broken: every later call returns the
+// first error (the node must restart and recover with OpenWriter).
+type Writer struct {
+	cfg WriterConfig
+
+	mu       sync.Mutex
+	err      error // sticky failure, or ErrClosed
+	cur      *openFile
+	nextSeq  uint64
+	pending  []sealedFile // sealed, OnSeal not yet called
+	notifyMu sync.Mutex   // orders OnSeal calls
+
+	recovered []sealedFile // files sealed by recovery (for RecoveredData)
+}
+
+type sealedFile struct {
+	name           string
+	size           int64
+	first, lastSeq uint64
+	path           string
+}
+
+// OpenWriter opens the journal folder of a volume. A file left open by a
+// crash is recovered: the longest prefix of its records whose data is intact
+// is sealed, and those records are returned in order so that the caller
+// can redo them into its image (RecoveredData gives a write's bytes). File
+// and record sequences continue after the last file in the folder.
+func OpenWriter(cfg WriterConfig) (*Writer, []Record, error) {
+	cfg.populate()
+	if err := cfg.validate(); err != nil {
+		return nil, nil, err
+	}
+	w := &Writer{cfg: cfg}
+	recs, err := w.recover()
+	if err != nil {
+		return nil, nil, fmt.Errorf("open journal of volume %s in %s: %w", cfg.Volume, cfg.Dir, err)
+	}
+	w.notify()
+	return w, recs, nil
+}
+
+// Write appends a write of data at volume offset off and returns its
+// sequence number. data is copied before Write returns.
+func (w *Writer) Write(off int64, data []byte) (uint64, error) {
+	r := Record{Kind: KindWrite, Offset: off, Length: int64(len(data)), CRC: Checksum(data)}
+	return w.appendRecord(r, data)
+}
+
+// Zero appends a zeroed range (trim=false, NBD WRITE_ZEROES) or a discarded
+// range (trim=true, NBD TRIM). No data bytes are stored.
+func (w *Writer) Zero(off, length int64, trim bool) (uint64, error) {
+	r := Record{Kind: KindZero, Offset: off, Length: length}
+	if trim {
+		r.Kind = KindTrim
+	}
+	return w.appendRecord(r, nil)
+}
+
+// Marker appends a snapshot or custom marker; m's Seq and Time are filled
+// in. Kind, Label, Args, Group and GroupSeq come from m.
+func (w *Writer) Marker(m Record) (uint64, error) {
+	if !m.Kind.IsMarker() {
+		return 0, fmt.Errorf("%w: marker of kind %s", ErrInvalidRecord, m.Kind)
+	}
+	m.Args = append([]KV(nil), m.Args...)
+	return w.appendRecord(m, nil)
+}
+
+func (w *Writer) appendRecord(r Record, data []byte) (uint64, error) {
+	if err := r.Validate(w.cfg.VolumeSize); err != nil {
+		return 0, err
+	}
+	w.mu.Lock()
+	seq, err := w.appendLocked(r, data)
+	w.mu.Unlock()
+	w.notify()
+	return seq, err
+}
+
+func (w *Writer) appendLocked(r Record, data []byte) (uint64, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	now := w.cfg.Now()
+	cur := w.cur
+	if cur.records > 0 && (cur.payloadLen+int64(len(data)) > w.cfg.MaxFileSize || now.Sub(cur.firstTime) >= w.cfg.MaxAge) {
+		if err := w.sealLocked(); err != nil {
+			return 0, err
+		}
+		cur = w.cur
+	}
+	r.Seq = w.nextSeq
+	r.Time = now.Round(0).UTC()
+	if r.Kind == KindWrite {
+		r.DataOff = cur.payloadLen
+	}
+	if err := cur.append(&r, data, now); err != nil {
+		return 0, w.fail(err)
+	}
+	w.nextSeq++
+	if cur.payloadLen >= w.cfg.MaxFileSize || cur.records >= w.cfg.MaxRecords {
+		if err := w.sealLocked(); err != nil {
+			return 0, err
+		}
+	}
+	return r.Seq, nil
+}
+
+// fail makes err sticky and returns it.
+func (w *Writer) fail(err error) error {
+	if w.err == nil {
+		w.err = fmt.Errorf("journal writer of volume %s broken: %w", w.cfg.Volume, err)
+	}
+	return w.err
+}
+
+// Sync makes every record appended so far durable (it survives power loss).
+func (w *Writer) Sync() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return w.err
+	}
+	if err := w.cur.sync(); err != nil {
+		return w.fail(err)
+	}
+	return nil
+}
+
+// Seal seals the open file now. It does nothing when the file holds no
+// records.
+func (w *Writer) Seal() error {
+	w.mu.Lock()
+	err := w.sealIfLocked(func(*openFile) bool { return true })
+	w.mu.Unlock()
+	w.notify()
+	return err
+}
+
+// SealIfOlder seals the open file when its first record is MaxAge old or
+// older at now. The owner calls it from a ticker so that a quiet volume's
+// records still leave within MaxAge.
+func (w *Writer) SealIfOlder(now time.Time) error {
+	w.mu.Lock()
+	err := w.sealIfLocked(func(f *openFile) bool { return now.Sub(f.firstTime) >= w.cfg.MaxAge })
+	w.mu.Unlock()
+	w.notify()
+	return err
+}
+
+func (w *Writer) sealIfLocked(cond func(*openFile) bool) error {
+	if w.err != nil {
+		return w.err
+	}
+	if w.cur.records == 0 || !cond(w.cur) {
+		return nil
+	}
+	return w.sealLocked()
+}
+
+// sealLocked seals the current open file and opens the next one.
+func (w *Writer) sealLocked() error {
+	sf, next, err := w.cur.seal(w.cfg.Dir, w.cfg.Now())
+	if err != nil {
+		return w.fail(err)
+	}
+	w.cur = next
+	w.pending = append(w.pending, sf)
+	return nil
+}
+
+// NextSeq returns the sequence number the next record will take.
+func (w *Writer) NextSeq() uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.nextSeq
+}
+
+// Close seals the open file if it holds records and closes the Writer. An
+// empty open file stays in the folder: it carries the next file and record
+// sequence numbers across restarts.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	if errors.Is(w.err, ErrClosed) {
+		w.mu.Unlock()
+		return nil
+	}
+	err := w.sealIfLocked(func(*openFile) bool { return true })
+	if cerr := w.cur.close(); err == nil && w.err == nil {
+		err = cerr
+	}
+	w.err = ErrClosed
+	w.mu.Unlock()
+	w.notify()
+	return err
+}
+
+// notify calls OnSeal for sealed files, in order, without holding mu.
+func (w *Writer) notify() {
+	w.notifyMu.Lock()
+	defer w.notifyMu.Unlock()
+	for {
+		w.mu.Lock()
+		p := w.pending
+		w.pending = nil
+		w.mu.Unlock()
+		if len(p) == 0 {
+			return
+		}
+		if w.cfg.OnSeal != nil {
+			for _, s := range p {
+				w.cfg.OnSeal(s.name, s.size)
+			}
+		}
+	}
+}
