@@ -1,0 +1,188 @@
+package transport
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base32"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// File names of an identity inside its directory.
+const (
+	CertFile = "cert.pem"
+	KeyFile  = "key.pem"
+)
+
+// ErrNoIdentity is returned by LoadIdentity when the directory holds no identity.
+var ErrNoIdentity = errors.New("no identity")
+
+// Fingerprint is the SHA-256 of a certificate's DER encoding.
+type Fingerprint [32]byte
+
+var fpEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// String renders the fingerprint as 52 base32 characters in dash-separated
+// groups of four, e.g. "ABCD-EFGH-...". It contains no spaces.
+func (f Fingerprint) String() string {
+	s := fpEncoding.EncodeToString(f[:])
+	var b strings.Builder
+	for i := 0; i < len(s); i += 4 {
+		if i > 0 {
+			b.WriteByte('-')
+		}
+		b.WriteString(s[i:min(i+4, len(s))])
+	}
+	return b.String()
+}
+
+// ParseFingerprint accepts the form String prints (dashes and case are
+// ignored) and also 64 hexadecimal digits (colons allowed).
+func ParseFingerprint(s string) (Fingerprint, error) {
+	var f Fingerprint
+	clean := strings.ToUpper(strings.NewReplacer("-", "", ":", "", " ", "").Replace(strings.TrimSpace(s)))
+	switch len(clean) {
+	case 52:
+		b, err := fpEncoding.DecodeString(clean)
+		if err != nil {
+			return f, fmt.Errorf("fingerprint %q: not base32: %w", s, err)
+		}
+		copy(f[:], b)
+		return f, nil
+	case 64:
+		b, err := hex.DecodeString(clean)
+		if err != nil {
+			return f, fmt.Errorf("fingerprint %q: not hex: %w", s, err)
+		}
+		copy(f[:], b)
+		return f, nil
+	}
+	return f, fmt.Errorf("fingerprint %q: want 52 base32 characters (as printed by aimwan keygen) or 64 hex digits", s)
+}
+
+// FingerprintOf returns the fingerprint of a DER-encoded certificate.
+func FingerprintOf(certDER []byte) Fingerprint { return sha256.Sum256(certDER) }
+
+// Identity is a node's TLS certificate with its private key.
+type Identity struct {
+	Cert        tls.Certificate
+	Fingerprint Fingerprint
+}
+
+// GenerateIdentity creates a new ECDSA P-256 key and a self-signed
+// certificate in dir (created if needed), both files mode 0600. It refuses to
+// overwrite an existing identity.
+func GenerateIdentity(dir string) (*Identity, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create identity dir: %w", err)
+	}
+	for _, name := range []string{CertFile, KeyFile} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			return nil, fmt.Errorf("identity in %s: %s exists: %w", dir, name, fs.ErrExist)
+		}
+	}
+	certPEM, keyPEM, err := newSelfSigned()
+	if err != nil {
+		return nil, err
+	}
+	if err := writeFile0600(filepath.Join(dir, KeyFile), keyPEM); err != nil {
+		return nil, err
+	}
+	if err := writeFile0600(filepath.Join(dir, CertFile), certPEM); err != nil {
+		return nil, err
+	}
+	return parseIdentity(dir, certPEM, keyPEM)
+}
+
+// LoadIdentity reads the identity stored in dir. A missing directory or
+// missing files give an error wrapping ErrNoIdentity.
+func LoadIdentity(dir string) (*Identity, error) {
+	certPEM, err := os.ReadFile(filepath.Join(dir, CertFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("load identity from %s (run aimwan keygen --dir %s): %w", dir, dir, ErrNoIdentity)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load identity: %w", err)
+	}
+	keyPEM, err := os.ReadFile(filepath.Join(dir, KeyFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("load identity from %s: %s missing: %w", dir, KeyFile, ErrNoIdentity)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load identity: %w", err)
+	}
+	return parseIdentity(dir, certPEM, keyPEM)
+}
+
+func parseIdentity(dir string, certPEM, keyPEM []byte) (*Identity, error) {
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("identity in %s: %w", dir, err)
+	}
+	return &Identity{Cert: cert, Fingerprint: FingerprintOf(cert.Certificate[0])}, nil
+}
+
+func newSelfSigned() (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("generate key: %w", err)
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, nil, fmt.Errorf("generate serial: %w", err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: "aimwan"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.AddDate(100, 0, 0),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		BasicConstraintsValid: true,
+		DNSNames:              []string{"aimwan"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("self-sign certificate: %w", err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encode key: %w", err)
+	}
+	certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+	return certPEM, keyPEM, nil
+}
+
+func writeFile0600(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("sync %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", path, err)
+	}
+	return nil
+}

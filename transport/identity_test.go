@@ -1,0 +1,82 @@
+package transport
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestIdentityGenerateLoad(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "id")
+	id, err := GenerateIdentity(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{CertFile, KeyFile} {
+		st, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm() != 0o600 {
+			t.Errorf("%s mode %v, want 0600", name, st.Mode().Perm())
+		}
+	}
+	again, err := LoadIdentity(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Fingerprint != id.Fingerprint {
+		t.Errorf("loaded fingerprint %s, generated %s", again.Fingerprint, id.Fingerprint)
+	}
+	if _, err := GenerateIdentity(dir); !errors.Is(err, fs.ErrExist) {
+		t.Errorf("second GenerateIdentity: %v, want ErrExist", err)
+	}
+	if _, err := LoadIdentity(t.TempDir()); !errors.Is(err, ErrNoIdentity) {
+		t.Errorf("LoadIdentity(empty): %v, want ErrNoIdentity", err)
+	}
+}
+
+func TestFingerprintRoundTrip(t *testing.T) {
+	var f Fingerprint
+	for i := range f {
+		f[i] = byte(i * 7)
+	}
+	s := f.String()
+	if strings.ContainsAny(s, " \t") {
+		t.Fatalf("fingerprint %q contains a space", s)
+	}
+	hex := "00070e151c232a31383f464d545b626970777e858c939aa1a8afb6bdc4cbd2d9"
+	for _, in := range []string{s, strings.ToLower(s), strings.ReplaceAll(s, "-", ""), hex} {
+		got, err := ParseFingerprint(in)
+		if err != nil {
+			t.Fatalf("ParseFingerprint(%q): %v", in, err)
+		}
+		if got != f {
+			t.Errorf("ParseFingerprint(%q) = %s, want %s", in, got, f)
+		}
+	}
+	for _, bad := range []string{"", "ABCD", strings.Repeat("1", 52), strings.Repeat("z", 64)} {
+		if _, err := ParseFingerprint(bad); err == nil {
+			t.Errorf("ParseFingerprint(%q) accepted", bad)
+		}
+	}
+}
+
+func FuzzFingerprint(f *testing.F) {
+	f.Add("ABCD-EFGH")
+	f.Add(strings.Repeat("A", 52))
+	f.Add(strings.Repeat("0", 64))
+	f.Fuzz(func(t *testing.T, s string) {
+		fp, err := ParseFingerprint(s)
+		if err != nil {
+			return
+		}
+		back, err := ParseFingerprint(fp.String())
+		if err != nil || back != fp {
+			t.Fatalf("round trip of %q: %v %v", s, back, err)
+		}
+	})
+}

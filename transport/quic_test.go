@@ -1,0 +1,260 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/quic-go/quic-go"
+)
+
+// logBuf collects log output safely across goroutines.
+type logBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func newLogger() (*slog.Logger, *logBuf) {
+	b := &logBuf{}
+	return slog.New(slog.NewTextHandler(b, nil)), b
+}
+
+func mustIdentity(t *testing.T) *Identity {
+	t.Helper()
+	id, err := GenerateIdentity(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+var fastCfg = Config{IdleTimeout: 5 * time.Second, HandshakeTimeout: 3 * time.Second}
+
+// waitLog polls the log for want until a deadline.
+func waitLog(t *testing.T, b *logBuf, want string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(b.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("log lacks %q; log:\n%s", want, b.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestHandshakeOK(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	srvID, cliID := mustIdentity(t), mustIdentity(t)
+	ln, err := Listen("127.0.0.1:0", srvID, Pins{cliID.Fingerprint}, fastCfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	done := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept(ctx)
+		if err != nil {
+			done <- err
+			return
+		}
+		s, err := c.AcceptStream(ctx)
+		if err != nil {
+			done <- err
+			return
+		}
+		_, err = io.Copy(s, s) // echo
+		s.Close()
+		done <- err
+	}()
+	c, err := Dial(ctx, ln.Addr().String(), cliID, Pins{srvID.Fingerprint}, fastCfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseWithError(0, "")
+	if got := c.ConnectionState().TLS.NegotiatedProtocol; got != ALPN {
+		t.Errorf("ALPN %q, want %q", got, ALPN)
+	}
+	s, err := c.OpenStreamSync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := []byte("hello over quic")
+	if _, err := s.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	got, err := io.ReadAll(s)
+	if err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("echo = %q, %v", got, err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// refusedConn asserts that a connection attempt does not yield a usable
+// connection: either Dial fails or the connection dies before a stream round trip.
+func refusedConn(ctx context.Context, t *testing.T, c *quic.Conn, err error) {
+	t.Helper()
+	if err != nil {
+		return
+	}
+	defer c.CloseWithError(0, "")
+	select {
+	case <-c.Context().Done():
+	case <-ctx.Done():
+		t.Fatal("connection to a refusing peer stayed up")
+	}
+}
+
+func TestUnknownClientRefused(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	srvID, cliID, other := mustIdentity(t), mustIdentity(t), mustIdentity(t)
+	log, buf := newLogger()
+	ln, err := Listen("127.0.0.1:0", srvID, Pins{other.Fingerprint}, fastCfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		if c, err := ln.Accept(ctx); err == nil {
+			t.Error("server accepted an unknown client")
+			c.CloseWithError(0, "")
+		}
+	}()
+	c, err := Dial(ctx, ln.Addr().String(), cliID, Pins{srvID.Fingerprint}, fastCfg, nil)
+	refusedConn(ctx, t, c, err)
+	waitLog(t, buf, "unknown fingerprint")
+	waitLog(t, buf, cliID.Fingerprint.String())
+}
+
+func TestUnknownServerRefused(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	srvID, cliID, other := mustIdentity(t), mustIdentity(t), mustIdentity(t)
+	ln, err := Listen("127.0.0.1:0", srvID, Pins{cliID.Fingerprint}, fastCfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	log, buf := newLogger()
+	c, err := Dial(ctx, ln.Addr().String(), cliID, Pins{other.Fingerprint}, fastCfg, log)
+	if err == nil {
+		c.CloseWithError(0, "")
+		t.Fatal("client accepted an unpinned server")
+	}
+	waitLog(t, buf, "unknown fingerprint")
+}
+
+func TestWrongALPNRefused(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	srvID, cliID := mustIdentity(t), mustIdentity(t)
+	log, buf := newLogger()
+	ln, err := Listen("127.0.0.1:0", srvID, Pins{cliID.Fingerprint}, fastCfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	tc := ClientTLS(cliID, Pins{srvID.Fingerprint}, "test", nil)
+	tc.NextProtos = []string{"aimwan/0"}
+	c, err := quic.DialAddr(ctx, ln.Addr().String(), tc, fastCfg.QUIC())
+	if err == nil {
+		c.CloseWithError(0, "")
+		t.Fatal("server accepted a wrong ALPN")
+	}
+	waitLog(t, buf, "wrong protocol version")
+}
+
+func TestPoolReconnects(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+	defer cancel()
+	srvID, cliID := mustIdentity(t), mustIdentity(t)
+	ln, err := Listen("127.0.0.1:0", srvID, Pins{cliID.Fingerprint}, fastCfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan *quic.Conn, 8)
+	go func() {
+		for {
+			c, err := ln.Accept(ctx)
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	cfg := fastCfg
+	cfg.Conns = 2
+	cfg.MinBackoff, cfg.MaxBackoff = 10*time.Millisecond, 50*time.Millisecond
+	p := &Pool{Addr: ln.Addr().String(), Identity: cliID, Pins: Pins{srvID.Fingerprint}, Config: cfg}
+	served := make(chan error, 1)
+	go func() { served <- p.Serve(ctx) }()
+	first, err := p.Get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		<-accepted
+	}
+	// One connection drops; the pool must replace it.
+	first.CloseWithError(0, "test drop")
+	select {
+	case <-accepted:
+	case <-ctx.Done():
+		t.Fatal("pool did not reconnect")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(p.Conns()) != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("pool has %d conns, want 2", len(p.Conns()))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestWindows(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"default", Config{}},
+		{"slow", Config{LinkRate: 250e3, RTT: 40 * time.Millisecond}},
+		{"fat", Config{LinkRate: 1.25e9, RTT: 200 * time.Millisecond}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			is, ms, ic, mc := tc.cfg.Windows()
+			bdp := tc.cfg.BDP()
+			if ms < 2*bdp && ms < maxWindow || mc < 4*bdp && mc < maxWindow {
+				t.Errorf("windows %d/%d below 2/4 x BDP %d", ms, mc, bdp)
+			}
+			if is > ms || ic > mc || ms > mc {
+				t.Errorf("inconsistent windows %d %d %d %d", is, ms, ic, mc)
+			}
+		})
+	}
+}
