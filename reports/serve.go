@@ -1,0 +1,105 @@
+package reports
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// shutdownGrace bounds how long ServeMetrics waits for in-flight scrapes.
+const shutdownGrace = 2 * time.Second
+
+// ServeMetrics serves the metrics of g in the Prometheus text format at
+// /metrics on addr (host:port) until ctx ends, then returns nil. It logs a
+// warning when addr is not a loopback address, since metrics are meant to stay
+// on the host unless the operator says otherwise. An empty addr disables
+// serving: ServeMetrics then just waits for ctx. log nil means slog.Default().
+func ServeMetrics(ctx context.Context, addr string, g prometheus.Gatherer, log *slog.Logger) error {
+	if log == nil {
+		log = slog.Default()
+	}
+	if g == nil {
+		return errors.New("serve metrics: nil gatherer")
+	}
+	if addr == "" {
+		<-ctx.Done()
+		return nil
+	}
+	if !IsLoopback(addr) {
+		log.Warn("metrics served on a non-loopback address; anyone who can reach it can read them", "addr", addr)
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("serve metrics on %s: %w", addr, err)
+	}
+	return ServeMetricsListener(ctx, ln, g, log)
+}
+
+// ServeMetricsListener is ServeMetrics on a listener the caller opened (tests
+// use 127.0.0.1:0). It closes ln and returns nil when ctx ends.
+func ServeMetricsListener(ctx context.Context, ln net.Listener, g prometheus.Gatherer, log *slog.Logger) error {
+	if log == nil {
+		log = slog.Default()
+	}
+	if g == nil {
+		ln.Close()
+		return errors.New("serve metrics: nil gatherer")
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{
+		ErrorLog:      slogPrinter{log},
+		ErrorHandling: promhttp.ContinueOnError,
+	}))
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("serving metrics", "addr", ln.Addr().String())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	select {
+	case err := <-done:
+		return fmt.Errorf("serve metrics on %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+	}
+	if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve metrics on %s: %w", ln.Addr(), err)
+	}
+	return nil
+}
+
+// IsLoopback reports whether addr (host:port) names only the loopback
+// interface: "localhost", 127.0.0.0/8 or ::1. An empty host (":9100") listens
+// on every interface and is not loopback.
+func IsLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// slogPrinter adapts a slog.Logger to promhttp's Logger interface.
+type slogPrinter struct{ log *slog.Logger }
+
+var _ promhttp.Logger = slogPrinter{}
+
+func (p slogPrinter) Println(v ...any) { p.log.Warn("metrics handler: " + fmt.Sprint(v...)) }
