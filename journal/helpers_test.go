@@ -20,9 +20,11 @@ type op struct {
 	marker Record // for markers
 }
 
-func writeOp(off, n int64) op            { return op{kind: KindWrite, off: off, length: n} }
-func zeroOp(off, n int64, trim bool) op { return op{kind: map[bool]Kind{false: KindZero, true: KindTrim}[trim], off: off, length: n} }
-func markerOp(m Record) op               { return op{kind: m.Kind, marker: m} }
+func writeOp(off, n int64) op { return op{kind: KindWrite, off: off, length: n} }
+func zeroOp(off, n int64, trim bool) op {
+	return op{kind: map[bool]Kind{false: KindZero, true: KindTrim}[trim], off: off, length: n}
+}
+func markerOp(m Record) op { return op{kind: m.Kind, marker: m} }
 
 // opData returns deterministic data for the write with sequence seq.
 func opData(seq uint64, n int64) []byte {

@@ -40,7 +40,7 @@ func TestWriterRoundTrip(t *testing.T) {
 		{"writes zeros trims", []op{writeOp(0, 512), zeroOp(4096, 1<<20, false), zeroOp(0, 8192, true), writeOp(testVolSize-1, 1)}, 1},
 		{"markers", []op{markerOp(snap), writeOp(100, 100), markerOp(custom), markerOp(grp)}, 1},
 		{"markers only", []op{markerOp(snap)}, 1},
-		{"size rotation", []op{writeOp(0, 40 << 10), writeOp(0, 40<<10), writeOp(0, 64<<10), writeOp(0, 1)}, 4},
+		{"size rotation", []op{writeOp(0, 40<<10), writeOp(0, 40<<10), writeOp(0, 64<<10), writeOp(0, 1)}, 4},
 		{"big write alone", []op{writeOp(0, 1), writeOp(0, 200<<10), writeOp(0, 1)}, 3},
 		{"zeros do not grow files", []op{zeroOp(0, 1<<23, false), zeroOp(0, 1<<23, true), writeOp(0, 10)}, 1},
 	}
