@@ -1,0 +1,107 @@
+package aimsrc
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+)
+
+// ErrConflict is what a conflict reply of the control API wraps (marker on an
+// inconsistent volume, initialize already running).
+var ErrConflict = errors.New("conflict")
+
+// ControlError is a failed control request as the client sees it.
+type ControlError struct {
+	Status int    // HTTP status
+	Code   string // bad_request, not_found, conflict, internal
+	Msg    string
+}
+
+func (e *ControlError) Error() string { return e.Msg }
+
+// Unwrap maps the code to a sentinel: ErrBadRequest, ErrUnknownVolume
+// (not found), ErrConflict, or nil.
+func (e *ControlError) Unwrap() error {
+	switch e.Code {
+	case "bad_request":
+		return ErrBadRequest
+	case "not_found":
+		return ErrUnknownVolume
+	case "conflict":
+		return ErrConflict
+	}
+	return nil
+}
+
+// Client talks to a source node's control API.
+type Client struct {
+	// Addr is the control address (host:port).
+	Addr string
+	// HTTP is the client to use (nil: http.DefaultClient).
+	HTTP *http.Client
+}
+
+// Init starts an initialize of volume.
+func (c *Client) Init(ctx context.Context, volume string) (InitStatus, error) {
+	var st InitStatus
+	err := c.do(ctx, http.MethodPost, PathInit, InitRequest{Volume: volume}, &st)
+	return st, err
+}
+
+// Marker places a marker.
+func (c *Client) Marker(ctx context.Context, req MarkerRequest) (MarkerResult, error) {
+	var res MarkerResult
+	err := c.do(ctx, http.MethodPost, PathMarker, req, &res)
+	return res, err
+}
+
+// Status returns the node's status.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	var st Status
+	err := c.do(ctx, http.MethodGet, PathStatus, nil, &st)
+	return st, err
+}
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("control %s: %w", path, err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+c.Addr+path, body)
+	if err != nil {
+		return fmt.Errorf("control %s: %w", path, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("source node control API at %s: %w", c.Addr, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return fmt.Errorf("control %s: read reply: %w", path, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		var eb errorBody
+		if json.Unmarshal(b, &eb) != nil || eb.Error == "" {
+			eb.Error = fmt.Sprintf("HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(b))
+		}
+		return &ControlError{Status: resp.StatusCode, Code: eb.Code, Msg: eb.Error}
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("control %s: decode reply: %w", path, err)
+	}
+	return nil
+}

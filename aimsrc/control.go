@@ -1,0 +1,119 @@
+package aimsrc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/aimwan/aimwan/reports"
+)
+
+// Control API paths (HTTP + JSON, loopback).
+const (
+	PathInit   = "/v1/init"   // POST InitRequest -> InitStatus
+	PathMarker = "/v1/marker" // POST MarkerRequest -> MarkerResult
+	PathStatus = "/v1/status" // GET -> Status
+)
+
+// maxControlBody bounds a control request body.
+const maxControlBody = 1 << 20
+
+// InitRequest asks for an initialize of one volume.
+type InitRequest struct {
+	Volume string `json:"volume"`
+}
+
+// errorBody is the JSON of a failed control request.
+type errorBody struct {
+	Error string `json:"error"`
+	Code  string `json:"code"` // bad_request, not_found, conflict, internal
+}
+
+// Init starts an initialize of the named volume.
+func (n *Node) Init(volume string) (InitStatus, error) {
+	v, ok := n.vols[volume]
+	if !ok {
+		return InitStatus{}, fmt.Errorf("%w: %q", ErrUnknownVolume, volume)
+	}
+	return v.requestInit()
+}
+
+func (n *Node) controlHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+PathInit, func(w http.ResponseWriter, r *http.Request) {
+		var req InitRequest
+		if !readJSON(w, r, &req) {
+			return
+		}
+		st, err := n.Init(req.Volume)
+		reply(w, http.StatusAccepted, st, err)
+	})
+	mux.HandleFunc("POST "+PathMarker, func(w http.ResponseWriter, r *http.Request) {
+		var req MarkerRequest
+		if !readJSON(w, r, &req) {
+			return
+		}
+		res, err := n.Marker(req)
+		reply(w, http.StatusOK, res, err)
+	})
+	mux.HandleFunc("GET "+PathStatus, func(w http.ResponseWriter, r *http.Request) {
+		reply(w, http.StatusOK, n.Status(), nil)
+	})
+	return mux
+}
+
+func readJSON(w http.ResponseWriter, r *http.Request, into any) bool {
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxControlBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(into); err != nil {
+		reply(w, 0, nil, fmt.Errorf("%w: request body: %w", ErrBadRequest, err))
+		return false
+	}
+	return true
+}
+
+// reply writes v with status ok, or err mapped to an HTTP status and code.
+func reply(w http.ResponseWriter, ok int, v any, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	if err != nil {
+		status, code := http.StatusInternalServerError, "internal"
+		switch {
+		case errors.Is(err, ErrBadRequest):
+			status, code = http.StatusBadRequest, "bad_request"
+		case errors.Is(err, ErrUnknownVolume), errors.Is(err, ErrUnknownGroup):
+			status, code = http.StatusNotFound, "not_found"
+		case errors.Is(err, ErrNotConsistent), errors.Is(err, ErrInitRunning):
+			status, code = http.StatusConflict, "conflict"
+		}
+		w.WriteHeader(status)
+		json.NewEncoder(w).Encode(errorBody{Error: err.Error(), Code: code})
+		return
+	}
+	w.WriteHeader(ok)
+	json.NewEncoder(w).Encode(v)
+}
+
+// serveControl serves the control API on ln until ctx ends.
+func (n *Node) serveControl(ctx context.Context, ln net.Listener) error {
+	if !reports.IsLoopback(ln.Addr().String()) {
+		n.log.Warn("control API is not on a loopback address: anyone who reaches it can place markers", "addr", ln.Addr().String())
+	}
+	srv := &http.Server{Handler: n.controlHandler(), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("control API: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	srv.Shutdown(sctx)
+	<-errc
+	return nil
+}

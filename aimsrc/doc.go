@@ -1,0 +1,32 @@
+// Package aimsrc is the source storage node of aimwan (`aimwan src`): it
+// exports each protected volume over NBD, captures every write into the
+// volume's journal before applying it to the volume's image, and ships sealed
+// journal files to the next hop over the LAN push protocol.
+//
+// Glossary:
+//
+//   - Volume: a named block device exported over NBD and backed by one image
+//     file. Its name is the NBD export name and the name of its journal folder
+//     in the source buffer.
+//   - Source buffer: the folder (--buffer) holding one journal folder per
+//     volume plus each volume's dirty bitmap. Its size on disk is bounded by
+//     the buffer limit.
+//   - Capture: the write path. A write is appended to the journal first (the
+//     journal is the write-ahead log), then written to the image. FLUSH and FUA
+//     return only when journal and image are durable.
+//   - Src Data: bytes of journal files (sealed and open) that wait in the
+//     source buffer for a durable ack from the far end.
+//   - Shipping: pushing sealed files, in file-sequence order, to --push; a file
+//     is deleted only after its durable acknowledgement.
+//   - Marker: a snapshot or custom record placed in a volume's write sequence.
+//     A group marker is placed atomically in every member of a consistency
+//     group with the same group id (GroupSeq).
+//   - Initialize: journaling the whole current content of a volume once
+//     (all-zero blocks skipped), so the far end starts from a full copy.
+//   - Pull-ahead: the state entered when the source buffer is full. Writes are
+//     still accepted and applied to the image, but only their regions are
+//     recorded in the volume's persistent dirty bitmap.
+//   - Resync: the state after pull-ahead while the dirty regions are journaled
+//     again from the image's current content; the volume is "normal" again
+//     when the bitmap is empty.
+package aimsrc

@@ -1,0 +1,89 @@
+package aimsrc
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// collector exports the volumes' figures at scrape time.
+type collector struct {
+	n *Node
+
+	srcData, oldest, files, dirty, state, initPct      *prometheus.Desc
+	writes, written, shippedFiles, shippedBytes, limit *prometheus.Desc
+}
+
+var _ prometheus.Collector = (*collector)(nil)
+
+func newCollector(n *Node) *collector {
+	vol := []string{"volume"}
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("aimwan_src_"+name, help, labels, nil)
+	}
+	return &collector{
+		n:            n,
+		srcData:      d("data_bytes", "Src Data: bytes of journal files waiting in the source buffer.", vol...),
+		oldest:       d("oldest_unsent_seconds", "Age of the oldest journaled write not yet acked by the far end.", vol...),
+		files:        d("files_waiting", "Sealed journal files not yet acked.", vol...),
+		dirty:        d("dirty_bytes", "Volume bytes marked in the dirty bitmap (pull-ahead/resync).", vol...),
+		state:        d("state", "1 for the volume's current state (normal, resync, pull-ahead).", "volume", "state"),
+		initPct:      d("init_percent", "Progress of the running or last initialize, percent.", vol...),
+		writes:       d("writes_captured_total", "Writes, zeroes and trims captured.", vol...),
+		written:      d("bytes_captured_total", "Data bytes of captured writes.", vol...),
+		shippedFiles: d("files_shipped_total", "Journal files acked by the far end and deleted.", vol...),
+		shippedBytes: d("bytes_shipped_total", "Bytes of journal files acked by the far end.", vol...),
+		limit:        d("buffer_limit_bytes", "Configured source buffer limit (0: none)."),
+	}
+}
+
+// Describe sends every descriptor.
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.srcData, c.oldest, c.files, c.dirty, c.state, c.initPct,
+		c.writes, c.written, c.shippedFiles, c.shippedBytes, c.limit} {
+		ch <- d
+	}
+}
+
+// Collect sends the current values.
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	g, ctr := prometheus.GaugeValue, prometheus.CounterValue
+	ch <- prometheus.MustNewConstMetric(c.limit, g, float64(c.n.space.limit))
+	for _, name := range c.n.order {
+		st := c.n.vols[name].status()
+		ch <- prometheus.MustNewConstMetric(c.srcData, g, float64(st.SrcDataBytes), name)
+		ch <- prometheus.MustNewConstMetric(c.oldest, g, st.OldestUnsentSeconds, name)
+		ch <- prometheus.MustNewConstMetric(c.files, g, float64(st.FilesWaiting), name)
+		ch <- prometheus.MustNewConstMetric(c.dirty, g, float64(st.DirtyBytes), name)
+		ch <- prometheus.MustNewConstMetric(c.initPct, g, st.Init.Percent, name)
+		ch <- prometheus.MustNewConstMetric(c.writes, ctr, float64(st.Writes), name)
+		ch <- prometheus.MustNewConstMetric(c.written, ctr, float64(st.BytesWritten), name)
+		ch <- prometheus.MustNewConstMetric(c.shippedFiles, ctr, float64(st.FilesShipped), name)
+		ch <- prometheus.MustNewConstMetric(c.shippedBytes, ctr, float64(st.BytesShipped), name)
+		for _, s := range States {
+			v := 0.0
+			if s == st.State {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(c.state, g, v, name, s)
+		}
+	}
+}
+
+// registerMetrics registers the collector with the configured registerer,
+// or with a registry of the node's own that the metrics listener serves.
+func (n *Node) registerMetrics() error {
+	reg := n.cfg.Registerer
+	if reg == nil {
+		r := prometheus.NewRegistry()
+		reg, n.gatherer = r, r
+	} else if g, ok := reg.(prometheus.Gatherer); ok {
+		n.gatherer = g
+	} else {
+		n.gatherer = prometheus.NewRegistry() // nothing of ours to serve
+	}
+	if err := reg.Register(newCollector(n)); err != nil {
+		return fmt.Errorf("register source node metrics: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,277 @@
+package aimsrc
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aimwan/aimwan/journal"
+	"github.com/aimwan/aimwan/transport/push"
+	"golang.org/x/sync/errgroup"
+)
+
+// pusher holds the node's one push connection, dialed on demand and dropped
+// after a connection failure so that the next push redials.
+type pusher struct {
+	addr  string
+	hello push.Hello
+	log   *slog.Logger
+
+	mu sync.Mutex
+	c  *push.Client
+}
+
+// client returns the live connection, dialing one if needed.
+func (p *pusher) client(ctx context.Context) (*push.Client, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.c != nil {
+		select {
+		case <-p.c.Done(): // the connection ended: redial
+			p.c.Close()
+			p.c = nil
+		default:
+			return p.c, nil
+		}
+	}
+	c, err := push.DialConfig{Logger: p.log}.Dial(ctx, p.addr, p.hello)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", p.addr, err)
+	}
+	p.log.Info("push connection up", "addr", p.addr)
+	p.c = c
+	return c, nil
+}
+
+// drop closes c if it is still the live connection.
+func (p *pusher) drop(c *push.Client) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.c == c && c != nil {
+		c.Close()
+		p.c = nil
+	}
+}
+
+// push sends one file. Errors the far end sent back keep the connection;
+// any other error drops it.
+func (p *pusher) push(ctx context.Context, o push.Offer, b []byte) error {
+	c, err := p.client(ctx)
+	if err != nil {
+		return err
+	}
+	err = c.Push(ctx, o, bytes.NewReader(b))
+	if err == nil || errors.Is(err, push.ErrDuplicate) {
+		return nil
+	}
+	var re *push.RemoteError
+	if !errors.As(err, &re) {
+		p.drop(c)
+	}
+	return err
+}
+
+func (p *pusher) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.c != nil {
+		p.c.Close()
+		p.c = nil
+	}
+}
+
+// shipState is a volume's shipping progress, for status.
+type shipState struct {
+	mu       sync.Mutex
+	inflight map[uint64]time.Time // file seq -> time of its first record
+	lastErr  string
+	errTime  time.Time
+	broken   map[uint64]string // files that fail validation: never shipped, never deleted
+}
+
+func newShipState() *shipState {
+	return &shipState{inflight: map[uint64]time.Time{}, broken: map[uint64]string{}}
+}
+
+// oldest returns the first-record time of the oldest file in flight.
+func (s *shipState) oldest() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var t time.Time
+	for _, ft := range s.inflight {
+		if t.IsZero() || ft.Before(t) {
+			t = ft
+		}
+	}
+	return t
+}
+
+func (s *shipState) setErr(err error, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err == nil {
+		s.lastErr = ""
+		return
+	}
+	s.lastErr, s.errTime = err.Error(), now
+}
+
+// listSealed returns the sequences of the sealed journal files in dir,
+// ascending.
+func listSealed(dir string) ([]uint64, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("list journal folder: %w", err)
+	}
+	var seqs []uint64
+	for _, e := range ents {
+		if !e.Type().IsRegular() || !strings.HasSuffix(e.Name(), journal.Ext) {
+			continue
+		}
+		if seq, err := journal.ParseFileName(e.Name()); err == nil {
+			seqs = append(seqs, seq)
+		}
+	}
+	slices.Sort(seqs)
+	return seqs, nil
+}
+
+// shipper ships one volume's sealed files.
+type shipper struct {
+	v        *volume
+	p        *pusher
+	window   int
+	retryMax time.Duration
+	done     chan struct{} // a push finished: a window slot is free
+}
+
+// Serve pushes sealed files in file-sequence order, up to window at once,
+// until ctx ends. Each file is retried with backoff until acked, then
+// deleted. A restart resumes from the files on disk.
+func (s *shipper) Serve(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.window)
+	var last uint64
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for ctx.Err() == nil {
+		seqs, err := listSealed(s.v.dir)
+		if err != nil {
+			s.v.log.Error("shipping: cannot list journal files", "volume", s.v.name, "err", err)
+		}
+		for _, seq := range seqs {
+			if seq <= last {
+				continue
+			}
+			if !g.TryGo(func() error { s.ship(gctx, seq); return nil }) {
+				break
+			}
+			last = seq
+		}
+		select {
+		case <-ctx.Done():
+		case <-s.v.shipKick:
+		case <-s.done:
+		case <-tick.C:
+		}
+	}
+	return g.Wait()
+}
+
+// ship pushes one file until it is acked (then deletes it) or ctx ends.
+func (s *shipper) ship(ctx context.Context, seq uint64) {
+	defer func() {
+		select {
+		case s.done <- struct{}{}:
+		default:
+		}
+	}()
+	v := s.v
+	name := journal.FileName(seq)
+	path := filepath.Join(v.dir, name)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		s.fail(seq, fmt.Errorf("read %s: %w", name, err))
+		return
+	}
+	f, err := journal.ParseExpect(name, b, v.name)
+	if err != nil {
+		s.fail(seq, err)
+		return
+	}
+	first := v.now()
+	if len(f.Records) > 0 {
+		first = f.Records[0].Time
+	}
+	v.ship.mu.Lock()
+	v.ship.inflight[seq] = first
+	v.ship.mu.Unlock()
+	defer func() {
+		v.ship.mu.Lock()
+		delete(v.ship.inflight, seq)
+		v.ship.mu.Unlock()
+	}()
+	o := push.Offer{Volume: v.name, Name: name, Size: int64(len(b)), SHA256: sha256.Sum256(b)}
+	if !s.pushRetry(ctx, o, b) {
+		return
+	}
+	if err := os.Remove(path); err != nil {
+		s.v.log.Error("shipping: cannot delete acked file", "volume", v.name, "file", name, "err", err)
+	}
+	v.sealedBytes.Add(-int64(len(b)))
+	v.sealedFiles.Add(-1)
+	v.shippedN.Add(1)
+	v.shippedB.Add(uint64(len(b)))
+	v.space.kick()
+}
+
+// pushRetry pushes until acked (true) or ctx ends (false), backing off
+// exponentially between attempts up to retryMax.
+func (s *shipper) pushRetry(ctx context.Context, o push.Offer, b []byte) bool {
+	v := s.v
+	backoff := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := s.p.push(ctx, o, b)
+		if err == nil {
+			v.ship.setErr(nil, v.now())
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		err = fmt.Errorf("push %s of volume %s to %s: %w", o.Name, v.name, s.p.addr, err)
+		v.ship.setErr(err, v.now())
+		level := slog.LevelDebug
+		if attempt == 1 || attempt%10 == 0 {
+			level = slog.LevelWarn
+		}
+		v.log.Log(ctx, level, "shipping: push failed, retrying", "err", err, "attempt", attempt, "backoff", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+		backoff = min(backoff*2, s.retryMax)
+	}
+}
+
+// fail records a file that cannot be shipped (unreadable or invalid). It
+// stays on disk; the volume's status shows the error.
+func (s *shipper) fail(seq uint64, err error) {
+	s.v.log.Error("shipping: journal file cannot be shipped; it is kept", "volume", s.v.name, "err", err)
+	s.v.ship.mu.Lock()
+	s.v.ship.broken[seq] = err.Error()
+	s.v.ship.mu.Unlock()
+	s.v.ship.setErr(err, s.v.now())
+}

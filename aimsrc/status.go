@@ -1,0 +1,89 @@
+package aimsrc
+
+import (
+	"time"
+)
+
+// VolumeStatus is the state of one volume, as `aimwan src status` shows it.
+type VolumeStatus struct {
+	Name  string `json:"name"`
+	State string `json:"state"` // StateNormal, StatePullAhead or StateResync
+	// SrcDataBytes is Src Data: bytes of journal files (sealed and open)
+	// waiting in the source buffer.
+	SrcDataBytes int64 `json:"src_data_bytes"`
+	// FilesWaiting is the sealed files not yet acked.
+	FilesWaiting int64 `json:"files_waiting"`
+	// OldestUnsent is the source time of the oldest journaled write not yet
+	// acked by the far end (nil when nothing waits).
+	OldestUnsent        *time.Time `json:"oldest_unsent,omitempty"`
+	OldestUnsentSeconds float64    `json:"oldest_unsent_seconds"`
+	// DirtyBytes is the volume bytes marked in the dirty bitmap.
+	DirtyBytes    int64      `json:"dirty_bytes"`
+	Writes        uint64     `json:"writes"`        // writes, zeroes and trims captured since start
+	BytesWritten  uint64     `json:"bytes_written"` // data bytes captured since start
+	FilesShipped  uint64     `json:"files_shipped"` // files acked since start
+	BytesShipped  uint64     `json:"bytes_shipped"`
+	SizeBytes     int64      `json:"size_bytes"`
+	LastPushError string     `json:"last_push_error,omitempty"`
+	Init          InitStatus `json:"init"`
+}
+
+// Status is the state of the node.
+type Status struct {
+	Node        string              `json:"node"`
+	Push        string              `json:"push"`
+	BufferBytes int64               `json:"buffer_bytes"`
+	BufferLimit int64               `json:"buffer_limit"` // 0: none
+	Volumes     []VolumeStatus      `json:"volumes"`
+	Groups      map[string][]string `json:"groups,omitempty"`
+}
+
+// Status returns the node's current status.
+func (n *Node) Status() Status {
+	st := Status{Node: n.cfg.Node, Push: n.cfg.Push, BufferBytes: n.space.used(), BufferLimit: n.space.limit}
+	for _, name := range n.order {
+		st.Volumes = append(st.Volumes, n.vols[name].status())
+	}
+	for _, g := range n.cfg.Groups {
+		if st.Groups == nil {
+			st.Groups = map[string][]string{}
+		}
+		st.Groups[g.Name] = groupMembers(g)
+	}
+	return st
+}
+
+// oldestUnsent is the source time of the oldest write waiting, or zero.
+func (v *volume) oldestUnsent() time.Time {
+	t := v.ship.oldest()
+	if t.IsZero() && v.sealedFiles.Load() > 0 {
+		// Sealed files wait but none is in flight yet (just sealed, or
+		// shipping is between attempts): the open file cannot be older.
+		t = time.Unix(0, v.openSince.Load())
+		if v.openSince.Load() == 0 {
+			t = v.now()
+		}
+	}
+	if s := v.openSince.Load(); s != 0 && (t.IsZero() || time.Unix(0, s).Before(t)) {
+		t = time.Unix(0, s)
+	}
+	return t
+}
+
+func (v *volume) status() VolumeStatus {
+	st := VolumeStatus{
+		Name: v.name, State: v.State(), SrcDataBytes: v.srcData(), FilesWaiting: v.sealedFiles.Load(),
+		DirtyBytes: v.dirty.dirtyBytes(), Writes: v.writes.Load(), BytesWritten: v.written.Load(),
+		FilesShipped: v.shippedN.Load(), BytesShipped: v.shippedB.Load(), SizeBytes: v.size,
+		Init: v.initJob.status(),
+	}
+	if t := v.oldestUnsent(); !t.IsZero() {
+		t = t.UTC()
+		st.OldestUnsent = &t
+		st.OldestUnsentSeconds = max(0, v.now().Sub(t).Seconds())
+	}
+	v.ship.mu.Lock()
+	st.LastPushError = v.ship.lastErr
+	v.ship.mu.Unlock()
+	return st
+}

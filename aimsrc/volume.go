@@ -1,0 +1,272 @@
+package aimsrc
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aimwan/aimwan/journal"
+	"github.com/aimwan/aimwan/nbd"
+)
+
+// journalWriter is what capture needs of a volume's journal.
+type journalWriter interface {
+	// Write appends a write record with its data.
+	Write(off int64, data []byte) (uint64, error)
+	// Zero appends a zero (trim=false) or trim record without payload.
+	Zero(off, length int64, trim bool) (uint64, error)
+	// Marker appends a snapshot or custom marker.
+	Marker(m journal.Record) (uint64, error)
+	// Sync makes everything appended so far durable.
+	Sync() error
+	// SealIfOlder seals the open file when it is older than the age limit.
+	SealIfOlder(now time.Time) error
+	// Close seals and closes the journal.
+	Close() error
+}
+
+var _ journalWriter = (*journal.Writer)(nil)
+
+// State of a volume, as reported by status and metrics.
+const (
+	StateNormal    = "normal"     // every write is journaled
+	StatePullAhead = "pull-ahead" // buffer full: writes only mark the dirty bitmap
+	StateResync    = "resync"     // dirty regions are being journaled again
+)
+
+// States lists every state, in the order of the state gauge.
+var States = []string{StateNormal, StateResync, StatePullAhead}
+
+// ErrNotConsistent is returned for markers on a volume whose journals do not
+// hold every write (pull-ahead or resync): the far end could not make a
+// consistent image at that point.
+var ErrNotConsistent = errors.New("volume journals are not consistent (pull-ahead or resync); marker refused")
+
+// recordOverhead approximates the index bytes one record adds to a file.
+const recordOverhead = 64
+
+// volume is one protected volume: its image, journal, dirty bitmap and
+// counters. It is the nbd.Export of the volume.
+type volume struct {
+	name  string
+	dir   string // journal folder
+	size  int64
+	log   *slog.Logger
+	space *space
+	now   func() time.Time
+
+	mu        sync.Mutex // orders journal appends, image writes and bitmap changes
+	img       *image
+	jw        journalWriter
+	dirty     *bitmap
+	pullAhead bool   // under mu
+	resyncBuf []byte // resync read buffer, under mu
+	resyncPos int64  // where the next resync step looks first, under mu
+
+	// Accounting, readable without mu.
+	sealedBytes atomic.Int64 // bytes of sealed files not yet acked
+	sealedFiles atomic.Int64
+	openBytes   atomic.Int64 // estimate of the open file's bytes
+	openSince   atomic.Int64 // unix ns of the open file's first record, 0 = empty
+	writes      atomic.Uint64
+	written     atomic.Uint64
+	shippedN    atomic.Uint64
+	shippedB    atomic.Uint64
+	state       atomic.Value // string
+
+	ship      *shipState
+	initJob   initJob
+	shipKick  chan struct{} // a file was sealed
+	spaceKick chan struct{} // buffer space was freed
+	initReq   chan struct{} // initialize requested
+}
+
+var _ nbd.Export = (*volume)(nil)
+
+// Size returns the volume size in bytes.
+func (v *volume) Size() int64 { return v.size }
+
+// ReadOnly is false: source volumes are written by their users.
+func (v *volume) ReadOnly() bool { return false }
+
+// ReadAt reads from the image.
+func (v *volume) ReadAt(p []byte, off int64) error { return v.img.readAt(p, off) }
+
+// WriteAt journals the write (journal first: it is the write-ahead log), then
+// writes the image. With fua the write is durable before it returns.
+func (v *volume) WriteAt(p []byte, off int64, fua bool) error {
+	v.mu.Lock()
+	err := v.capture(off, int64(len(p)), int64(len(p))+recordOverhead, func() error {
+		_, err := v.jw.Write(off, p)
+		return err
+	})
+	if err == nil {
+		err = v.img.writeAt(p, off)
+	}
+	v.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("volume %s: write %d+%d: %w", v.name, off, len(p), err)
+	}
+	v.writes.Add(1)
+	v.written.Add(uint64(len(p)))
+	if fua {
+		return v.Flush()
+	}
+	return nil
+}
+
+// WriteZeroes journals a zero record (no payload) and zeroes the image range,
+// punching a hole unless noHole.
+func (v *volume) WriteZeroes(off, length int64, noHole, fua bool) error {
+	if err := v.zero(off, length, false, !noHole); err != nil {
+		return err
+	}
+	if fua {
+		return v.Flush()
+	}
+	return nil
+}
+
+// Trim journals a trim record and punches a hole, so image and far end agree
+// the range reads as zeros.
+func (v *volume) Trim(off, length int64) error { return v.zero(off, length, true, true) }
+
+func (v *volume) zero(off, length int64, trim, hole bool) error {
+	v.mu.Lock()
+	err := v.capture(off, length, recordOverhead, func() error {
+		_, err := v.jw.Zero(off, length, trim)
+		return err
+	})
+	if err == nil {
+		err = v.img.zero(off, length, hole)
+	}
+	v.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("volume %s: zero %d+%d: %w", v.name, off, length, err)
+	}
+	v.writes.Add(1)
+	return nil
+}
+
+// capture journals a change of [off, off+length) with appendFn, or, when the
+// buffer is full, records the region in the dirty bitmap. Called under mu.
+// cost is the journal bytes the change adds.
+func (v *volume) capture(off, length, cost int64, appendFn func() error) error {
+	if !v.pullAhead && !v.space.fits(cost) {
+		v.pullAhead = true
+		v.setState()
+		v.log.Warn("source buffer full: volume goes to pull-ahead (writes tracked in the dirty bitmap)",
+			"volume", v.name, "buffer_bytes", v.space.used(), "limit", v.space.limit)
+	}
+	if v.pullAhead {
+		v.dirty.set(off, length)
+		return nil
+	}
+	if err := appendFn(); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	v.noteAppend(cost)
+	return nil
+}
+
+// noteAppend accounts a record appended to the open file.
+func (v *volume) noteAppend(cost int64) {
+	v.openBytes.Add(cost)
+	v.openSince.CompareAndSwap(0, v.now().UnixNano())
+}
+
+// onSeal is the journal's seal callback.
+func (v *volume) onSeal(_ string, size int64) {
+	v.sealedBytes.Add(size)
+	v.sealedFiles.Add(1)
+	v.openBytes.Store(0)
+	v.openSince.Store(0)
+	select {
+	case v.shipKick <- struct{}{}:
+	default:
+	}
+}
+
+// Flush makes every completed write durable: journal, image and bitmap.
+func (v *volume) Flush() error {
+	if err := v.jw.Sync(); err != nil {
+		return fmt.Errorf("volume %s: sync journal: %w", v.name, err)
+	}
+	if err := v.img.sync(); err != nil {
+		return fmt.Errorf("volume %s: %w", v.name, err)
+	}
+	v.mu.Lock()
+	err := v.dirty.sync()
+	v.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("volume %s: %w", v.name, err)
+	}
+	return nil
+}
+
+// setState recomputes the reported state. Called under mu.
+func (v *volume) setState() {
+	s := StateNormal
+	switch {
+	case v.pullAhead:
+		s = StatePullAhead
+	case v.dirty.count.Load() > 0:
+		s = StateResync
+	}
+	v.state.Store(s)
+}
+
+// State returns the volume's state.
+func (v *volume) State() string { return v.state.Load().(string) }
+
+// marker appends m to the volume's journal. Called under mu.
+func (v *volume) markerLocked(m journal.Record) (uint64, error) {
+	if v.pullAhead || v.dirty.count.Load() > 0 {
+		return 0, fmt.Errorf("volume %s is in %s: %w", v.name, v.State(), ErrNotConsistent)
+	}
+	seq, err := v.jw.Marker(m)
+	if err != nil {
+		return 0, fmt.Errorf("volume %s: marker: %w", v.name, err)
+	}
+	v.noteAppend(recordOverhead + int64(len(m.Label)))
+	return seq, nil
+}
+
+// srcData is the bytes waiting in the source buffer for this volume.
+func (v *volume) srcData() int64 { return v.sealedBytes.Load() + v.openBytes.Load() }
+
+// sealOld seals the open file when it is older than the age limit.
+func (v *volume) sealOld() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if err := v.jw.SealIfOlder(v.now()); err != nil {
+		return fmt.Errorf("volume %s: seal by age: %w", v.name, err)
+	}
+	return nil
+}
+
+// close seals the journal and closes image and bitmap.
+func (v *volume) close() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	var errs []error
+	if v.jw != nil {
+		errs = append(errs, v.jw.Close())
+		v.jw = nil
+	}
+	if v.img != nil {
+		errs = append(errs, v.img.sync(), v.img.close())
+		v.img = nil
+	}
+	if v.dirty != nil {
+		errs = append(errs, v.dirty.close())
+		v.dirty = nil
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close volume %s: %w", v.name, err)
+	}
+	return nil
+}
