@@ -2,6 +2,8 @@ package push
 
 import (
 	"fmt"
+
+	"github.com/aimwan/aimwan/journal"
 )
 
 // Hello is what each side of a connection tells the other first.
@@ -18,45 +20,14 @@ type Offer struct {
 	SHA256 [32]byte // SHA-256 of the whole file
 }
 
-// TODO(push): switch to journal.ValidName / journal.ParseFileName once the
-// journal package lands; these private checks follow the same rules.
+// validName checks a node or volume name (journal.ValidName: 1..64 of
+// [A-Za-z0-9_-]).
+func validName(s string) error { return journal.ValidName(s) }
 
-// validName checks a node or volume name: 1..64 of [A-Za-z0-9_-].
-func validName(s string) error {
-	if len(s) == 0 || len(s) > 64 {
-		return fmt.Errorf("name %q: length %d not in 1..64", clip(s), len(s))
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-':
-		default:
-			return fmt.Errorf("name %q: byte %q at %d not in [A-Za-z0-9_-]", clip(s), c, i)
-		}
-	}
-	return nil
-}
-
-// validFileName checks a journal file name: 16 decimal digits + ".aimj",
-// sequence not zero.
+// validFileName checks a journal file name ("%016d.aimj", sequence >= 1).
 func validFileName(s string) error {
-	const suffix = ".aimj"
-	if len(s) != 16+len(suffix) || s[16:] != suffix {
-		return fmt.Errorf("file name %q: want 16 digits and %q", clip(s), suffix)
-	}
-	zero := true
-	for i := 0; i < 16; i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return fmt.Errorf("file name %q: want 16 digits and %q", clip(s), suffix)
-		}
-		if s[i] != '0' {
-			zero = false
-		}
-	}
-	if zero {
-		return fmt.Errorf("file name %q: sequence 0 is not used", s)
-	}
-	return nil
+	_, err := journal.ParseFileName(s)
+	return err
 }
 
 // validateHello checks a hello from either side.
