@@ -1,0 +1,104 @@
+package dedupe
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/restic/chunker"
+)
+
+// piece is one element of a split payload: a chunk or a zero run.
+type piece struct {
+	off, n int
+	zero   bool
+}
+
+// splitter cuts a payload into zero runs and content-defined chunks. It is
+// not safe for concurrent use; it reuses the chunker and its buffers.
+type splitter struct {
+	p       Params
+	ch      *chunker.Chunker
+	scratch []byte
+	rd      bytes.Reader
+}
+
+func newSplitter(p Params) *splitter {
+	s := &splitter{p: p, scratch: make([]byte, 0, p.MaxSize)}
+	s.ch = chunker.NewWithBoundaries(&s.rd, p.Pol, uint(p.MinSize), uint(p.MaxSize))
+	return s
+}
+
+// split appends the pieces of b (in order, covering b exactly) to dst.
+// Zero runs of at least ZeroRun bytes become zero pieces; the bytes between
+// them are chunked, the chunker starting afresh after every zero run, so
+// boundaries depend on content only.
+func (s *splitter) split(dst []piece, b []byte) ([]piece, error) {
+	pos := 0
+	for pos < len(b) {
+		zs, ze := nextZeroRun(b, pos, s.p.ZeroRun)
+		var err error
+		if dst, err = s.chunkSegment(dst, b, pos, zs); err != nil {
+			return dst, err
+		}
+		if ze > zs {
+			dst = append(dst, piece{off: zs, n: ze - zs, zero: true})
+		}
+		pos = ze
+	}
+	return dst, nil
+}
+
+// chunkSegment appends the chunks of b[from:to].
+func (s *splitter) chunkSegment(dst []piece, b []byte, from, to int) ([]piece, error) {
+	if to <= from {
+		return dst, nil
+	}
+	s.rd.Reset(b[from:to])
+	s.ch.ResetWithBoundaries(&s.rd, s.p.Pol, uint(s.p.MinSize), uint(s.p.MaxSize))
+	// ResetWithBoundaries silently sets the average back to 1 MiB.
+	s.ch.SetAverageBits(s.p.avgBits())
+	for {
+		c, err := s.ch.Next(s.scratch[:0])
+		if errors.Is(err, io.EOF) {
+			return dst, nil
+		}
+		if err != nil {
+			return dst, fmt.Errorf("chunk payload: %w", err)
+		}
+		// c.Data aliases the chunker's scratch buffer; only positions are kept.
+		dst = append(dst, piece{off: from + int(c.Start), n: int(c.Length)})
+	}
+}
+
+// nextZeroRun finds the first maximal run of zero bytes in b[from:] that is
+// at least min bytes long (min >= 64) and returns its bounds, or
+// (len(b), len(b)) when there is none. It probes one 8-byte word every
+// min-8 bytes: any qualifying run contains a probe, so runs are found
+// exactly, independent of where probing starts.
+func nextZeroRun(b []byte, from, min int) (start, end int) {
+	stride := min - 8
+	for p := from; p+8 <= len(b); p += stride {
+		if binary.LittleEndian.Uint64(b[p:]) != 0 {
+			continue
+		}
+		s, e := p, p+8
+		for s > from && b[s-1] == 0 {
+			s--
+		}
+		for e+8 <= len(b) && binary.LittleEndian.Uint64(b[e:]) == 0 {
+			e += 8
+		}
+		for e < len(b) && b[e] == 0 {
+			e++
+		}
+		if e-s >= min {
+			return s, e
+		}
+		// Too short: continue with the first probe past this run.
+		p = e - stride
+	}
+	return len(b), len(b)
+}

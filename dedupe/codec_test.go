@@ -1,0 +1,176 @@
+package dedupe
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+)
+
+// pair is a sender and a receiver sharing default params.
+type pair struct {
+	enc   *Encoder
+	dec   *Decoder
+	store *Store
+}
+
+func newPair(t testing.TB, p Params) *pair {
+	t.Helper()
+	st, err := OpenStore(StoreConfig{MaxBytes: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := NewEncoder(EncoderConfig{Params: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := NewDecoder(DecoderConfig{Params: p, Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &pair{enc: e, dec: d, store: st}
+}
+
+// send encodes payload, decodes it, runs miss recovery when needed and
+// checks the result. It returns the encode stats and the wire bytes
+// (stream + miss list + answer).
+func (pr *pair) send(t testing.TB, payload []byte) (EncodeStats, int) {
+	t.Helper()
+	stream, st, err := pr.enc.Encode(nil, payload)
+	if err != nil {
+		t.Fatalf("encode: %v", err)
+	}
+	p, err := pr.dec.Decode(stream)
+	if err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	wire := len(stream)
+	if !p.Complete() {
+		ml := p.AppendMissList(nil)
+		ans, err := pr.enc.Answer(nil, payload, ml)
+		if err != nil {
+			t.Fatalf("answer: %v", err)
+		}
+		if err := p.Resolve(ans); err != nil {
+			t.Fatalf("resolve: %v", err)
+		}
+		wire += len(ml) + len(ans)
+	}
+	got, err := p.Payload()
+	if err != nil {
+		t.Fatalf("payload: %v", err)
+	}
+	if !bytes.Equal(got, payload) {
+		t.Fatalf("payload differs (len %d vs %d)", len(got), len(payload))
+	}
+	return st, wire
+}
+
+func TestRoundTrip(t *testing.T) {
+	g := newImageGen(1)
+	tpl := g.template(8 << 20)
+	clone, _ := g.clone(tpl, 0.01)
+	rnd := make([]byte, 1<<20)
+	g.random(rnd)
+	txt := make([]byte, 1<<20)
+	g.text(txt)
+	zeros := make([]byte, 3<<20)
+	mixed := append(append(append([]byte(nil), txt[:100000]...), zeros[:70000]...), rnd[:50000]...)
+	tests := []struct {
+		name     string
+		params   Params
+		payloads [][]byte
+	}{
+		{"empty", Params{}, [][]byte{nil, {}}},
+		{"one byte", Params{}, [][]byte{{7}}},
+		{"short zeros", Params{}, [][]byte{make([]byte, 100)}},
+		{"zeros", Params{}, [][]byte{zeros}},
+		{"random", Params{}, [][]byte{rnd}},
+		{"text", Params{}, [][]byte{txt}},
+		{"mixed", Params{}, [][]byte{mixed, mixed}},
+		{"repeat in one payload", Params{}, [][]byte{append(append([]byte(nil), rnd...), rnd...)}},
+		{"template then clone", Params{}, [][]byte{tpl, clone, tpl}},
+		{"4k chunks", Params{AvgSize: 4 << 10}, [][]byte{tpl[:2<<20], clone[:2<<20]}},
+		{"16k chunks", Params{AvgSize: 16 << 10}, [][]byte{tpl[:2<<20], clone[:2<<20]}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pr := newPair(t, tt.params)
+			for _, pl := range tt.payloads {
+				pr.send(t, pl)
+			}
+		})
+	}
+}
+
+func TestDuplicateCostsRuns(t *testing.T) {
+	g := newImageGen(2)
+	tpl := g.template(8 << 20)
+	pr := newPair(t, Params{})
+	for off := 0; off < len(tpl); off += 4 << 20 {
+		pr.send(t, tpl[off:off+4<<20])
+	}
+	for off := 0; off < len(tpl); off += 4 << 20 {
+		st, wire := pr.send(t, tpl[off:off+4<<20])
+		if st.Literals != 0 || wire > 4<<20/1000 {
+			t.Errorf("duplicate payload at %d: %+v, wire %d", off, st, wire)
+		}
+	}
+}
+
+func TestColdReceiver(t *testing.T) {
+	g := newImageGen(3)
+	tpl := g.template(4 << 20)
+	pr := newPair(t, Params{})
+	pr.send(t, tpl)
+	pr.store.Wipe()
+	st, wire := pr.send(t, tpl) // every reference misses and is answered
+	if st.Literals != 0 {
+		t.Fatalf("second encode sent literals: %+v", st)
+	}
+	if wire < len(tpl)/4 {
+		t.Fatalf("wire %d too small for a recovered payload", wire)
+	}
+	// The epoch in the miss list reset the peer index; the answer refilled it.
+	if pr.enc.Peer().Epoch() != pr.store.Epoch() {
+		t.Fatalf("peer index epoch %x, store epoch %x", pr.enc.Peer().Epoch(), pr.store.Epoch())
+	}
+	st, _ = pr.send(t, tpl)
+	if st.Literals != 0 {
+		t.Fatalf("third encode sent literals: %+v", st)
+	}
+}
+
+func TestDeterministic(t *testing.T) {
+	g := newImageGen(4)
+	tpl := g.template(4 << 20)
+	clone, _ := g.clone(tpl, 0.02)
+	var outs [2][]byte
+	for i := range outs {
+		e, err := NewEncoder(EncoderConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := e.Encode(nil, tpl); err != nil {
+			t.Fatal(err)
+		}
+		outs[i], _, err = e.Encode(nil, clone)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Equal(outs[0], outs[1]) {
+		t.Fatal("two encoders with the same history produced different streams")
+	}
+}
+
+func TestParamsMismatch(t *testing.T) {
+	e, _ := NewEncoder(EncoderConfig{})
+	d, _ := NewDecoder(DecoderConfig{Params: Params{AvgSize: 4 << 10}})
+	s, _, err := e.Encode(nil, []byte("hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Decode(s); !errors.Is(err, ErrMismatch) {
+		t.Fatalf("decode with other params: %v, want ErrMismatch", err)
+	}
+}

@@ -1,0 +1,65 @@
+// Package dedupe turns a journal file's payload into a short stream of
+// operations against what the peer proxy already holds, and back. It knows
+// bytes only: no sockets, no journal semantics.
+//
+// # Glossary
+//
+//   - chunk: a piece of payload cut by a content-defined boundary (a Rabin
+//     rolling hash over 64 bytes, github.com/restic/chunker with a fixed
+//     polynomial). Equal content gives equal chunks wherever it sits, so a
+//     shifted or cloned block still matches. Chunks are between MinSize
+//     and MaxSize bytes (the last of a segment may be shorter), AvgSize on
+//     average.
+//   - fingerprint: the SHA-256 of a chunk, its name everywhere.
+//   - params: polynomial, min/avg/max chunk size, zero-run threshold and
+//     fingerprint algorithm. Both proxies must agree on them; they compare
+//     Params.ID (or Params.Hash, also carried in every stream).
+//   - literal: an op carrying a chunk's bytes. All literals of one payload
+//     are compressed together as one zstd stream (history spans chunks),
+//     while each chunk stays addressable by its fingerprint in the store.
+//   - reference: an op naming one chunk by fingerprint (and length) that
+//     the peer is believed to hold.
+//   - run reference: an op naming N chunks that followed each other when
+//     first seen (Steelhead's hierarchical reference): the first
+//     fingerprint, N, the total length and a 16-byte check over the N
+//     fingerprints. The receiver expands it by following successor links
+//     in its store. A fully duplicate 4 MiB payload is one run: ~70 bytes.
+//   - successor: the chunk that followed a chunk the first time it was
+//     seen. Sender (peer index) and receiver (store) record it with the
+//     same rule, set-if-absent, in payload order; zero runs and payload
+//     starts break the chain.
+//   - zero run: an op for at least ZeroRun zero bytes, found before
+//     chunking (the chunker alone would cut them into MinSize chunks).
+//   - store: the receiver's chunk cache (fingerprint -> bytes, plus
+//     successor links) on fastcache with a byte limit, persisted on clean
+//     shutdown and periodically. It may evict anything at any time, so it
+//     is never trusted: Get re-hashes what it returns.
+//   - peer index: the sender's belief of what the peer's store holds
+//     (short fingerprints and successors, no data). A wrong belief costs a
+//     miss round trip, never correctness.
+//   - miss: a reference or run the receiver could not resolve. The decoder
+//     lists misses (Pending.AppendMissList); the encoder, still holding the
+//     payload, answers with literals (Encoder.Answer); the decoder finishes
+//     (Pending.Resolve) and checks the payload (Pending.Payload).
+//   - epoch: a random id of a store's content generation, new when the
+//     store starts cold or is wiped. It travels in miss lists and held
+//     lists (and should in the proxies' handshake); a sender seeing a new
+//     epoch drops its peer index (PeerIndex.SetEpoch).
+//   - held list: a store's compact list of what it holds (16 bytes a
+//     chunk: short fingerprint and short successor), sent to the peer so
+//     priming exchanges fingerprints, never data.
+//   - priming: chunking a local image into the store (Prime) so that data
+//     the DR site already holds is never sent.
+//   - coalescing: merging a window of writes to the same blocks before
+//     encoding (Coalesce), an RPO trade-off.
+//
+// # Use
+//
+// Sender: e := NewEncoder(EncoderConfig{Peer: idx}); stream := e.Encode(nil,
+// payload); later answer := e.Answer(nil, payload, missList).
+// Receiver: d := NewDecoder(DecoderConfig{Store: st}); p := d.Decode(stream);
+// if !p.Complete() { send p.AppendMissList(nil); p.Resolve(answer) };
+// payload, err := p.Payload(); then verify the file's SHA-256.
+//
+// The op encoding is in docs/dedupe.md.
+package dedupe

@@ -1,0 +1,257 @@
+package dedupe
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"sync"
+	"sync/atomic"
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// PayloadCheck is the cheap check carried in every stream: CRC32C of the
+// payload. Pending.Payload verifies it; the caller still verifies the
+// file's SHA-256.
+func PayloadCheck(payload []byte) uint32 { return crc32.Checksum(payload, castagnoli) }
+
+// EncoderConfig configures an Encoder. The zero value is usable.
+type EncoderConfig struct {
+	// Params are the chunking parameters; zero fields mean defaults.
+	Params Params
+	// Peer is the index of what the peer holds, updated by every Encode.
+	// nil means a fresh NewPeerIndex(0).
+	Peer *PeerIndex
+	// Level is the initial literal compression level; 0 means DefaultLevel.
+	Level Level
+}
+
+// Encoder turns payloads into op streams against its peer index. Safe for
+// concurrent use; files encoded concurrently update the index in the order
+// their Encode calls take its lock.
+type Encoder struct {
+	p     Params
+	peer  *PeerIndex
+	level atomic.Int32
+	split sync.Pool // *splitter
+}
+
+// NewEncoder validates cfg and returns an Encoder.
+func NewEncoder(cfg EncoderConfig) (*Encoder, error) {
+	p, err := cfg.Params.Normalize()
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.Level.normalize().validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Peer == nil {
+		cfg.Peer = NewPeerIndex(0)
+	}
+	e := &Encoder{p: p, peer: cfg.Peer}
+	e.level.Store(int32(cfg.Level.normalize()))
+	e.split.New = func() any { return newSplitter(p) }
+	return e, nil
+}
+
+// Params returns the normalized parameters.
+func (e *Encoder) Params() Params { return e.p }
+
+// Peer returns the peer index the encoder updates.
+func (e *Encoder) Peer() *PeerIndex { return e.peer }
+
+// Level returns the current literal compression level.
+func (e *Encoder) Level() Level { return Level(e.level.Load()) }
+
+// SetLevel changes the level for the next Encode/Answer calls; 0 means
+// DefaultLevel, an unknown level is ignored with an error.
+func (e *Encoder) SetLevel(l Level) error {
+	l = l.normalize()
+	if err := l.validate(); err != nil {
+		return err
+	}
+	e.level.Store(int32(l))
+	return nil
+}
+
+// EncodeStats describes one encoded payload.
+type EncodeStats struct {
+	Payload      int // payload bytes in
+	Wire         int // stream bytes out
+	Chunks       int // chunks cut (zero runs excluded)
+	Literals     int // literal ops
+	LiteralBytes int // raw bytes sent as literals (before zstd)
+	Refs         int // single-chunk reference ops
+	Runs         int // run reference ops
+	RunChunks    int // chunks covered by run references
+	RefBytes     int // payload bytes covered by references and runs
+	ZeroRuns     int // zero-run ops
+	ZeroBytes    int // payload bytes covered by zero runs
+}
+
+// op is one decided operation over the payload.
+type op struct {
+	kind  byte
+	off   int
+	n     int // payload bytes
+	count int // chunks (run)
+	first int // index of the first chunk in chunks (ref/run/literal)
+}
+
+// Encode appends the op stream of payload to dst. The encoding is
+// deterministic for a given peer index state, params and level. It updates
+// the peer index optimistically: every chunk of payload is believed held by
+// the peer from now on (a miss later corrects it).
+func (e *Encoder) Encode(dst, payload []byte) ([]byte, EncodeStats, error) {
+	st := EncodeStats{Payload: len(payload)}
+	s := e.split.Get().(*splitter)
+	pieces, err := s.split(nil, payload)
+	e.split.Put(s)
+	if err != nil {
+		return dst, st, err
+	}
+	fps := make([]Fingerprint, len(pieces))
+	for i, pc := range pieces {
+		if !pc.zero {
+			fps[i] = Sum(payload[pc.off : pc.off+pc.n])
+		}
+	}
+	ops := e.decide(pieces, fps, &st)
+
+	var lits []byte
+	if st.LiteralBytes > 0 {
+		lits = make([]byte, 0, st.LiteralBytes)
+		for _, o := range ops {
+			if o.kind == opLiteral {
+				lits = append(lits, payload[o.off:o.off+o.n]...)
+			}
+		}
+	}
+	level := e.Level()
+	z, err := compress(lits, level)
+	if err != nil {
+		return dst, st, err
+	}
+
+	start := len(dst)
+	dst = appendHeader(dst, magicStream)
+	dst = binary.BigEndian.AppendUint64(dst, e.p.Hash())
+	dst = binary.AppendUvarint(dst, uint64(len(payload)))
+	dst = binary.BigEndian.AppendUint32(dst, PayloadCheck(payload))
+	dst = binary.AppendUvarint(dst, uint64(len(ops)))
+	for _, o := range ops {
+		dst = appendOp(dst, o, pieces, fps)
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(z)))
+	dst = append(dst, z...)
+	st.Wire = len(dst) - start
+	return dst, st, nil
+}
+
+// decide turns pieces into ops against the peer index, updating it.
+func (e *Encoder) decide(pieces []piece, fps []Fingerprint, st *EncodeStats) []op {
+	ops := make([]op, 0, 16)
+	x := e.peer
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	var prev uint64 // short fingerprint of the previous chunk, 0 after a zero run
+	for i, pc := range pieces {
+		if pc.zero {
+			ops = append(ops, op{kind: opZero, off: pc.off, n: pc.n})
+			st.ZeroRuns++
+			st.ZeroBytes += pc.n
+			prev = 0
+			continue
+		}
+		st.Chunks++
+		s := fps[i].short()
+		_, known := x.lookupLocked(s)
+		last := len(ops) - 1
+		switch {
+		case known && prev != 0 && last >= 0 && (ops[last].kind == opRef || ops[last].kind == opRun) &&
+			ops[last].count < MaxRunChunks && succOf(x, prev) == s:
+			ops[last].kind = opRun
+			ops[last].count++
+			ops[last].n += pc.n
+		case known:
+			ops = append(ops, op{kind: opRef, off: pc.off, n: pc.n, count: 1, first: i})
+		default:
+			ops = append(ops, op{kind: opLiteral, off: pc.off, n: pc.n, count: 1, first: i})
+		}
+		x.addLocked(s)
+		if prev != 0 {
+			x.linkLocked(prev, s)
+		}
+		prev = s
+	}
+	for _, o := range ops {
+		switch o.kind {
+		case opLiteral:
+			st.Literals++
+			st.LiteralBytes += o.n
+		case opRef:
+			st.Refs++
+			st.RefBytes += o.n
+		case opRun:
+			st.Runs++
+			st.RunChunks += o.count
+			st.RefBytes += o.n
+		}
+	}
+	return ops
+}
+
+func succOf(x *PeerIndex, s uint64) uint64 {
+	v, _ := x.lookupLocked(s)
+	return v
+}
+
+// runCheck is the check value of a run: the first 16 bytes of SHA-256 over
+// the fingerprints of its chunks in order.
+func runCheck(fps []Fingerprint) [runCheckLen]byte {
+	h := sha256.New()
+	for i := range fps {
+		h.Write(fps[i][:])
+	}
+	var sum [32]byte
+	h.Sum(sum[:0])
+	return [runCheckLen]byte(sum[:runCheckLen])
+}
+
+func appendOp(dst []byte, o op, pieces []piece, fps []Fingerprint) []byte {
+	dst = append(dst, o.kind)
+	switch o.kind {
+	case opLiteral, opZero:
+		dst = binary.AppendUvarint(dst, uint64(o.n))
+	case opRef:
+		dst = binary.AppendUvarint(dst, uint64(o.n))
+		dst = append(dst, fps[o.first][:]...)
+	case opRun:
+		dst = binary.AppendUvarint(dst, uint64(o.count))
+		dst = binary.AppendUvarint(dst, uint64(o.n))
+		dst = append(dst, fps[o.first][:]...)
+		c := runCheck(fps[o.first : o.first+o.count])
+		dst = append(dst, c[:]...)
+	}
+	_ = pieces
+	return dst
+}
+
+// compress is the literal stream: one zstd frame over all literals of a
+// file (history spans chunks), empty when there are none.
+func compress(lits []byte, l Level) ([]byte, error) {
+	if len(lits) == 0 {
+		return nil, nil
+	}
+	z, err := zstdEncoder(l)
+	if err != nil {
+		return nil, err
+	}
+	return z.EncodeAll(lits, make([]byte, 0, len(lits)/2+64)), nil
+}
+
+// errf wraps a sentinel with context.
+func errf(sentinel error, format string, args ...any) error {
+	return fmt.Errorf("%w: %s", sentinel, fmt.Sprintf(format, args...))
+}

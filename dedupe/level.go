@@ -1,0 +1,140 @@
+package dedupe
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// Level is the zstd effort spent on literals. The zero value means
+// DefaultLevel. The proxy may change it per file (Encoder.SetLevel) to
+// spend CPU where the link is the bottleneck: stronger while the WAN queue
+// is full, lighter when ingest would fall behind the link.
+type Level int
+
+// Levels, weakest to strongest (klauspost/compress/zstd speeds).
+const (
+	LevelFastest Level = 1 // zstd.SpeedFastest (about zstd -1)
+	LevelDefault Level = 2 // zstd.SpeedDefault (about zstd -3)
+	LevelBetter  Level = 3 // zstd.SpeedBetterCompression (about zstd -7)
+	LevelBest    Level = 4 // zstd.SpeedBestCompression (about zstd -11)
+)
+
+// DefaultLevel is the level of the zero Level (see docs/dedupe.md).
+const DefaultLevel = LevelDefault
+
+func (l Level) normalize() Level {
+	if l == 0 {
+		return DefaultLevel
+	}
+	return l
+}
+
+func (l Level) validate() error {
+	if l < LevelFastest || l > LevelBest {
+		return fmt.Errorf("dedupe: unknown level %d (want %d..%d)", l, LevelFastest, LevelBest)
+	}
+	return nil
+}
+
+// String names the level.
+func (l Level) String() string {
+	switch l.normalize() {
+	case LevelFastest:
+		return "fastest"
+	case LevelDefault:
+		return "default"
+	case LevelBetter:
+		return "better"
+	case LevelBest:
+		return "best"
+	}
+	return fmt.Sprintf("Level(%d)", int(l))
+}
+
+// ParseLevel parses "fastest", "default", "better" or "best".
+func ParseLevel(s string) (Level, error) {
+	for l := LevelFastest; l <= LevelBest; l++ {
+		if l.String() == s {
+			return l, nil
+		}
+	}
+	return 0, fmt.Errorf("dedupe: unknown level %q (want fastest, default, better or best)", s)
+}
+
+func (l Level) zstd() zstd.EncoderLevel {
+	switch l {
+	case LevelFastest:
+		return zstd.SpeedFastest
+	case LevelBetter:
+		return zstd.SpeedBetterCompression
+	case LevelBest:
+		return zstd.SpeedBestCompression
+	}
+	return zstd.SpeedDefault
+}
+
+// Shared zstd coders. EncodeAll/DecodeAll are safe for concurrent use and
+// deterministic for a given level.
+var (
+	zencMu sync.Mutex
+	zencs  [LevelBest + 1]*zstd.Encoder
+
+	zdecOnce sync.Once
+	zdec     *zstd.Decoder
+	zdecErr  error
+)
+
+func zstdEncoder(l Level) (*zstd.Encoder, error) {
+	zencMu.Lock()
+	defer zencMu.Unlock()
+	if zencs[l] != nil {
+		return zencs[l], nil
+	}
+	e, err := zstd.NewWriter(nil,
+		zstd.WithEncoderLevel(l.zstd()),
+		zstd.WithWindowSize(zstdWindow),
+		zstd.WithEncoderCRC(false),
+		zstd.WithEncoderConcurrency(min(runtime.GOMAXPROCS(0), 4)))
+	if err != nil {
+		return nil, fmt.Errorf("zstd encoder at level %v: %w", l, err)
+	}
+	zencs[l] = e
+	return e, nil
+}
+
+func zstdDecoder() (*zstd.Decoder, error) {
+	zdecOnce.Do(func() {
+		zdec, zdecErr = zstd.NewReader(nil,
+			zstd.WithDecoderMaxWindow(zstdWindow),
+			zstd.WithDecodeAllCapLimit(true),
+			zstd.WithDecoderConcurrency(min(runtime.GOMAXPROCS(0), 4)))
+	})
+	return zdec, zdecErr
+}
+
+// unzstd decompresses src, which must hold exactly want bytes. The output
+// is bounded by want whatever the frame claims: a decompression bomb is an
+// error wrapping ErrCorrupt, not an allocation.
+func unzstd(src []byte, want int, what string) ([]byte, error) {
+	if len(src) == 0 {
+		if want != 0 {
+			return nil, fmt.Errorf("%w: %s: empty literal stream, want %d bytes", ErrCorrupt, what, want)
+		}
+		return nil, nil
+	}
+	d, err := zstdDecoder()
+	if err != nil {
+		return nil, err
+	}
+	out, err := d.DecodeAll(src, make([]byte, 0, want))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: literal stream (want %d bytes): %w", ErrCorrupt, what, want, err)
+	}
+	if len(out) != want {
+		return nil, fmt.Errorf("%w: %s: literal stream holds %d bytes, want %d", ErrCorrupt, what, len(out), want)
+	}
+	return out, nil
+}
