@@ -179,3 +179,17 @@ func sampleFile() (Header, []Record, []byte) {
 	add(Record{Kind: KindWrite, Offset: 1<<20 - 512}, opData(3, 512))
 	return h, recs, payload
 }
+
+// shmTempDir returns a temporary folder on tmpfs when /dev/shm exists (fsync
+// is cheap there), else t.TempDir().
+func shmTempDir(t testing.TB) string {
+	t.Helper()
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		dir, err := os.MkdirTemp("/dev/shm", "aimwan-journal-test-")
+		if err == nil {
+			t.Cleanup(func() { os.RemoveAll(dir) })
+			return dir
+		}
+	}
+	return t.TempDir()
+}
