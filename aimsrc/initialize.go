@@ -139,9 +139,8 @@ func (v *volume) initBlock(off int64, b []byte) (int64, error) {
 		v.dirty.set(off, int64(len(b)))
 		return 0, nil
 	}
-	if _, err := v.jw.Write(off, b); err != nil {
+	if _, err := v.appendRec(int64(len(b)), func() (uint64, error) { return v.jw.Write(off, b) }); err != nil {
 		return 0, fmt.Errorf("volume %s: initialize: journal %d+%d: %w", v.name, off, len(b), err)
 	}
-	v.noteAppend(int64(len(b)) + recordOverhead)
 	return int64(len(b)), nil
 }

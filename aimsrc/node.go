@@ -104,6 +104,10 @@ func (n *Node) openVolume(vc VolumeConfig) (*volume, error) {
 		log: n.log.With("volume", vc.Name), space: n.space, now: n.cfg.Now, ship: newShipState(),
 		shipKick: make(chan struct{}, 1), spaceKick: make(chan struct{}, 1), initReq: make(chan struct{}, 1)}
 	v.state.Store(StateNormal)
+	v.maxFile = n.cfg.FileSize
+	if v.maxFile == 0 {
+		v.maxFile = journal.DefaultMaxFileSize
+	}
 	if err := v.openJournal(n.cfg); err != nil {
 		v.close()
 		return nil, err
@@ -147,6 +151,7 @@ func (v *volume) openJournal(cfg Config) error {
 	v.sealedFiles.Store(int64(len(seqs)))
 	v.openBytes.Store(0)
 	v.openSince.Store(0)
+	v.openPayload = 0
 	v.setState()
 	return nil
 }
@@ -249,18 +254,8 @@ func (v *volume) serveSealer(ctx context.Context, age time.Duration) error {
 			return nil
 		case <-t.C:
 		}
-		before := v.sealedFiles.Load()
 		if err := v.sealOld(); err != nil {
 			return err
-		}
-		// A record that filled a file is sealed with it, leaving the open
-		// file empty while noteAppend counted it as open: correct that once
-		// the open file would have been sealed by age if it held anything.
-		if since := v.openSince.Load(); since != 0 && v.sealedFiles.Load() == before &&
-			v.now().Sub(time.Unix(0, since)) > age+age/2 {
-			if v.openSince.CompareAndSwap(since, 0) {
-				v.openBytes.Store(0)
-			}
 		}
 	}
 }

@@ -69,11 +69,9 @@ func (v *volume) resyncStep() (bool, error) {
 	}
 	var err error
 	if isZero(buf) {
-		_, err = v.jw.Zero(off, n, false)
-		v.noteAppend(recordOverhead)
+		_, err = v.appendRec(0, func() (uint64, error) { return v.jw.Zero(off, n, false) })
 	} else {
-		_, err = v.jw.Write(off, buf)
-		v.noteAppend(n + recordOverhead)
+		_, err = v.appendRec(n, func() (uint64, error) { return v.jw.Write(off, buf) })
 	}
 	if err == nil {
 		err = v.jw.Sync() // the bits may only go once the records are durable

@@ -71,6 +71,9 @@ type volume struct {
 	sealedFiles atomic.Int64
 	openBytes   atomic.Int64 // estimate of the open file's bytes
 	openSince   atomic.Int64 // unix ns of the open file's first record, 0 = empty
+	openPayload int64        // payload bytes of the open file, under mu
+	maxFile     int64        // the journal's replication file size
+	seals       atomic.Uint64
 	writes      atomic.Uint64
 	written     atomic.Uint64
 	shippedN    atomic.Uint64
@@ -99,10 +102,7 @@ func (v *volume) ReadAt(p []byte, off int64) error { return v.img.readAt(p, off)
 // writes the image. With fua the write is durable before it returns.
 func (v *volume) WriteAt(p []byte, off int64, fua bool) error {
 	v.mu.Lock()
-	err := v.capture(off, int64(len(p)), int64(len(p))+recordOverhead, func() error {
-		_, err := v.jw.Write(off, p)
-		return err
-	})
+	err := v.capture(off, int64(len(p)), int64(len(p)), func() (uint64, error) { return v.jw.Write(off, p) })
 	if err == nil {
 		err = v.img.writeAt(p, off)
 	}
@@ -136,10 +136,7 @@ func (v *volume) Trim(off, length int64) error { return v.zero(off, length, true
 
 func (v *volume) zero(off, length int64, trim, hole bool) error {
 	v.mu.Lock()
-	err := v.capture(off, length, recordOverhead, func() error {
-		_, err := v.jw.Zero(off, length, trim)
-		return err
-	})
+	err := v.capture(off, length, 0, func() (uint64, error) { return v.jw.Zero(off, length, trim) })
 	if err == nil {
 		err = v.img.zero(off, length, hole)
 	}
@@ -153,9 +150,9 @@ func (v *volume) zero(off, length int64, trim, hole bool) error {
 
 // capture journals a change of [off, off+length) with appendFn, or, when the
 // buffer is full, records the region in the dirty bitmap. Called under mu.
-// cost is the journal bytes the change adds.
-func (v *volume) capture(off, length, cost int64, appendFn func() error) error {
-	if !v.pullAhead && !v.space.fits(cost) {
+// payload is the data bytes the record carries.
+func (v *volume) capture(off, length, payload int64, appendFn func() (uint64, error)) error {
+	if !v.pullAhead && !v.space.fits(payload+recordOverhead) {
 		v.pullAhead = true
 		v.setState()
 		v.log.Warn("source buffer full: volume goes to pull-ahead (writes tracked in the dirty bitmap)",
@@ -165,25 +162,52 @@ func (v *volume) capture(off, length, cost int64, appendFn func() error) error {
 		v.dirty.set(off, length)
 		return nil
 	}
-	if err := appendFn(); err != nil {
+	if _, err := v.appendRec(payload, appendFn); err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
-	v.noteAppend(cost)
 	return nil
 }
 
-// noteAppend accounts a record appended to the open file.
-func (v *volume) noteAppend(cost int64) {
+// appendRec runs one journal append of a record with payload data bytes
+// (under mu) and keeps the open file's accounting: its payload, estimated
+// bytes and first-record time. The journal seals a file before an append
+// that would overflow it, or by age, and after an append that fills it; the
+// seal count and the payload tell which happened.
+func (v *volume) appendRec(payload int64, fn func() (uint64, error)) (uint64, error) {
+	p, seals := v.openPayload, v.seals.Load()
+	seq, err := fn()
+	if err != nil {
+		return 0, err
+	}
+	cost := payload + recordOverhead
+	fresh := false // the record opened a new file
+	if v.seals.Load() != seals {
+		switch {
+		case p > 0 && p+payload > v.maxFile: // sealed before the append
+			fresh = payload < v.maxFile
+		case p+payload >= v.maxFile: // sealed after the append, with it
+		default: // sealed by age before the append
+			fresh = true
+		}
+		if !fresh {
+			v.openPayload = 0
+			v.openBytes.Store(0)
+			v.openSince.Store(0)
+			return seq, nil
+		}
+		v.openPayload, p = 0, 0
+	}
+	v.openPayload = p + payload
 	v.openBytes.Add(cost)
 	v.openSince.CompareAndSwap(0, v.now().UnixNano())
+	return seq, nil
 }
 
 // onSeal is the journal's seal callback.
 func (v *volume) onSeal(_ string, size int64) {
+	v.seals.Add(1)
 	v.sealedBytes.Add(size)
 	v.sealedFiles.Add(1)
-	v.openBytes.Store(0)
-	v.openSince.Store(0)
 	select {
 	case v.shipKick <- struct{}{}:
 	default:
@@ -227,11 +251,10 @@ func (v *volume) markerLocked(m journal.Record) (uint64, error) {
 	if v.pullAhead || v.dirty.count.Load() > 0 {
 		return 0, fmt.Errorf("volume %s is in %s: %w", v.name, v.State(), ErrNotConsistent)
 	}
-	seq, err := v.jw.Marker(m)
+	seq, err := v.appendRec(0, func() (uint64, error) { return v.jw.Marker(m) })
 	if err != nil {
 		return 0, fmt.Errorf("volume %s: marker: %w", v.name, err)
 	}
-	v.noteAppend(recordOverhead + int64(len(m.Label)))
 	return seq, nil
 }
 
@@ -242,8 +265,14 @@ func (v *volume) srcData() int64 { return v.sealedBytes.Load() + v.openBytes.Loa
 func (v *volume) sealOld() error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	seals := v.seals.Load()
 	if err := v.jw.SealIfOlder(v.now()); err != nil {
 		return fmt.Errorf("volume %s: seal by age: %w", v.name, err)
+	}
+	if v.seals.Load() != seals {
+		v.openPayload = 0
+		v.openBytes.Store(0)
+		v.openSince.Store(0)
 	}
 	return nil
 }
