@@ -4,16 +4,35 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
+	"runtime"
+	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 )
 
-// startServer serves h on a loopback listener until the test ends.
+// startServer serves s on a loopback listener until the test ends; Serve
+// must then return nil.
 func startServer(t *testing.T, s *Server) string {
+	t.Helper()
+	addr, stop := startServerStop(t, s)
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return addr
+}
+
+// startServerStop serves s and returns a function that cancels Serve and
+// returns its result.
+func startServerStop(t *testing.T, s *Server) (string, func() error) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -25,13 +44,19 @@ func startServer(t *testing.T, s *Server) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return ln.Addr().String()
+	var once sync.Once
+	var serveErr error
+	return ln.Addr().String(), func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case serveErr = <-done:
+			case <-time.After(10 * time.Second):
+				serveErr = errors.New("Serve did not return within 10s of cancel")
+			}
+		})
+		return serveErr
+	}
 }
 
 func dial(t *testing.T, addr string) *Client {
@@ -44,12 +69,17 @@ func dial(t *testing.T, addr string) *Client {
 	return c
 }
 
+// testFile returns n pseudo-random bytes and their offer.
 func testFile(seed uint64, n int) ([]byte, Offer) {
-	b := make([]byte, n)
+	b := make([]byte, n+8)
 	r := rand.New(rand.NewPCG(seed, 1))
-	for i := range b {
-		b[i] = byte(r.Uint32())
+	for i := 0; i < n; i += 8 {
+		v := r.Uint64()
+		for j := range 8 {
+			b[i+j] = byte(v >> (8 * j))
+		}
 	}
+	b = b[:n]
 	return b, Offer{Volume: "vol1", Name: fmt.Sprintf("%016d.aimj", seed), Size: int64(n), SHA256: sha256.Sum256(b)}
 }
 
@@ -76,5 +106,335 @@ func TestRoundTripConcurrent(t *testing.T) {
 		if !ok || !bytes.Equal(got, b) {
 			t.Errorf("%s: stored %d bytes (ok=%v), want %d", k, len(got), ok, len(b))
 		}
+	}
+	if _, _, aborts, _ := store.counts(); aborts != 0 {
+		t.Errorf("%d sinks aborted, want 0", aborts)
+	}
+}
+
+// cutter relays one TCP connection to target and cuts both directions after
+// limit bytes from the client.
+func cutter(t *testing.T, target string, limit int64) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		in, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer in.Close()
+		out, err := net.Dial("tcp", target)
+		if err != nil {
+			return
+		}
+		defer out.Close()
+		go io.Copy(in, out)
+		io.CopyN(out, in, limit)
+	}()
+	return ln.Addr().String()
+}
+
+func TestResumeAfterCut(t *testing.T) {
+	store := newMemStore()
+	addr := startServer(t, &Server{Handler: store})
+	const size = 2<<20 + 12345
+	b, o := testFile(7, size)
+
+	c := dial(t, cutter(t, addr, 900<<10))
+	err := c.Push(context.Background(), o, bytes.NewReader(b))
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("push through a cut connection: %v, want ErrUnavailable", err)
+	}
+	waitFor(t, "sink aborted", func() bool { _, _, aborts, _ := store.counts(); return aborts == 1 })
+	_, _, _, first := store.counts()
+	if first == 0 || first >= size {
+		t.Fatalf("first attempt stored %d bytes, want a part of %d", first, size)
+	}
+
+	c2 := dial(t, addr)
+	if err := c2.Push(context.Background(), o, bytes.NewReader(b)); err != nil {
+		t.Fatalf("resumed push: %v", err)
+	}
+	got, ok := store.get(key(o))
+	if !ok || !bytes.Equal(got, b) {
+		t.Fatalf("resumed file differs (ok=%v, %d bytes)", ok, len(got))
+	}
+	_, _, _, total := store.counts()
+	if total != size {
+		t.Errorf("bytes received over both attempts = %d, want %d (no byte sent twice)", total, size)
+	}
+	if store.resumes[1] != first {
+		t.Errorf("second attempt resumed at %d, want %d", store.resumes[1], first)
+	}
+}
+
+func TestDuplicateAck(t *testing.T) {
+	store := newMemStore()
+	addr := startServer(t, &Server{Handler: store})
+	c := dial(t, addr)
+	b, o := testFile(3, 100<<10)
+	for i := range 2 {
+		if err := c.Push(context.Background(), o, bytes.NewReader(b)); err != nil {
+			t.Fatalf("push %d: %v", i, err)
+		}
+	}
+	accepts, dups, _, received := store.counts()
+	if accepts != 2 || dups != 1 || received != int64(len(b)) {
+		t.Errorf("accepts=%d dups=%d received=%d, want 2, 1, %d", accepts, dups, received, len(b))
+	}
+	// ErrDuplicate from Commit is an ack too.
+	h := &fakeHandler{accept: func(context.Context, Hello, Offer) (Sink, error) {
+		return &fakeSink{commit: func(context.Context) error { return ErrDuplicate }}, nil
+	}}
+	c2 := dial(t, startServer(t, &Server{Handler: h}))
+	if err := c2.Push(context.Background(), o, bytes.NewReader(b)); err != nil {
+		t.Errorf("commit-time duplicate: %v, want ack", err)
+	}
+}
+
+func TestNackCodes(t *testing.T) {
+	tests := []struct {
+		name  string
+		err   error
+		atEnd bool // returned by Commit instead of Accept
+		want  error
+		code  Code
+	}{
+		{"buffer full", fmt.Errorf("vol1: %w", ErrBufferFull), false, ErrBufferFull, CodeBufferFull},
+		{"unknown volume", ErrUnknownVolume, false, ErrUnknownVolume, CodeUnknownVolume},
+		{"bad offer", ErrBadOffer, false, ErrBadOffer, CodeBadOffer},
+		{"unavailable", ErrUnavailable, false, ErrUnavailable, CodeUnavailable},
+		{"other", errors.New("disk on fire"), false, ErrInternal, CodeInternal},
+		{"checksum at commit", ErrChecksum, true, ErrChecksum, CodeChecksum},
+		{"buffer full at commit", ErrBufferFull, true, ErrBufferFull, CodeBufferFull},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			aborted := make(chan struct{}, 1)
+			h := &fakeHandler{accept: func(context.Context, Hello, Offer) (Sink, error) {
+				if !tt.atEnd {
+					return nil, tt.err
+				}
+				return &fakeSink{
+					commit: func(context.Context) error { return tt.err },
+					abort:  func() { aborted <- struct{}{} },
+				}, nil
+			}}
+			c := dial(t, startServer(t, &Server{Handler: h}))
+			b, o := testFile(1, 1000)
+			err := c.Push(context.Background(), o, bytes.NewReader(b))
+			var re *RemoteError
+			if !errors.Is(err, tt.want) || !errors.As(err, &re) || re.Code != tt.code {
+				t.Fatalf("Push = %v, want remote %s", err, tt.code)
+			}
+			if CodeOf(err) != tt.code {
+				t.Errorf("CodeOf = %s, want %s", CodeOf(err), tt.code)
+			}
+			select {
+			case <-aborted:
+				t.Errorf("sink aborted after Commit")
+			default:
+			}
+		})
+	}
+}
+
+func TestCodeMapping(t *testing.T) {
+	if CodeOf(nil) != CodeOK || ErrorOf(CodeOK, "x") != nil {
+		t.Fatal("nil must map to CodeOK and back")
+	}
+	for _, ce := range codeErrs {
+		err := ErrorOf(ce.code, "msg")
+		if !errors.Is(err, ce.err) || CodeOf(err) != ce.code || CodeOf(fmt.Errorf("ctx: %w", ce.err)) != ce.code {
+			t.Errorf("code %s does not round-trip", ce.code)
+		}
+	}
+	if err := ErrorOf(999, "future"); !errors.Is(err, ErrInternal) || CodeOf(err) != CodeInternal {
+		t.Errorf("unknown code: %v", err)
+	}
+	if CodeOf(errors.New("x")) != CodeInternal {
+		t.Error("plain error must map to internal")
+	}
+}
+
+func TestServerCancelClosesCleanly(t *testing.T) {
+	before := runtime.NumGoroutine()
+	committing, receiving := make(chan struct{}), make(chan struct{})
+	var commitEnded, aborted sync.WaitGroup
+	commitEnded.Add(1)
+	aborted.Add(1)
+	h := &fakeHandler{accept: func(_ context.Context, _ Hello, o Offer) (Sink, error) {
+		if o.Name == "0000000000000001.aimj" {
+			return &fakeSink{commit: func(ctx context.Context) error {
+				defer commitEnded.Done()
+				close(committing)
+				<-ctx.Done() // a commit that only ends with the connection
+				return ctx.Err()
+			}}, nil
+		}
+		var once sync.Once
+		return &fakeSink{
+			write: func(p []byte) (int, error) { once.Do(func() { close(receiving) }); return len(p), nil },
+			abort: aborted.Done,
+		}, nil
+	}}
+	addr, stop := startServerStop(t, &Server{Handler: h})
+	c, err := Dial(context.Background(), addr, Hello{Node: "src"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	pushErr := make(chan error, 2)
+	b, o := testFile(1, 1000)
+	go func() { pushErr <- c.Push(context.Background(), o, bytes.NewReader(b)) }()
+	// A second file stuck mid-transfer: its source blocks after one frame.
+	o2 := Offer{Volume: "vol1", Name: "0000000000000002.aimj", Size: 10 << 20}
+	unblock := make(chan struct{})
+	go func() { pushErr <- c.Push(context.Background(), o2, stallingReader(unblock)) }()
+	<-committing
+	<-receiving
+	if err := stop(); err != nil {
+		t.Fatalf("Serve after cancel: %v", err)
+	}
+	commitEnded.Wait()
+	aborted.Wait()
+	close(unblock)
+	for range 2 {
+		select {
+		case err := <-pushErr:
+			if !errors.Is(err, ErrUnavailable) {
+				t.Errorf("push during shutdown: %v, want ErrUnavailable", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("push did not fail after server shutdown")
+		}
+	}
+	c.Close()
+	waitFor(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
+}
+
+// stallingReader serves the first frame at once and blocks later reads until
+// unblock is closed.
+type stallingReader chan struct{}
+
+func (r stallingReader) ReadAt(p []byte, off int64) (int, error) {
+	if off > 0 {
+		<-r
+	}
+	return len(p), nil
+}
+
+func TestPushCancelAbortsSink(t *testing.T) {
+	aborted := make(chan struct{})
+	written := make(chan struct{}, 1)
+	h := &fakeHandler{accept: func(context.Context, Hello, Offer) (Sink, error) {
+		return &fakeSink{
+			write: func(p []byte) (int, error) {
+				select {
+				case written <- struct{}{}:
+				default:
+				}
+				return len(p), nil
+			},
+			abort: func() { close(aborted) },
+		}, nil
+	}}
+	c := dial(t, startServer(t, &Server{Handler: h}))
+	o := Offer{Volume: "vol1", Name: "0000000000000001.aimj", Size: 100 << 20} // never completes
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- c.Push(ctx, o, slowReader{}) }()
+	<-written
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("canceled push: %v", err)
+	}
+	select {
+	case <-aborted:
+	case <-time.After(10 * time.Second):
+		t.Fatal("sink not aborted after the sender canceled")
+	}
+	// The connection stays usable.
+	b2, o2 := testFile(2, 10)
+	if err := c.Push(context.Background(), o2, bytes.NewReader(b2)); err != nil {
+		t.Fatalf("push after a canceled push: %v", err)
+	}
+}
+
+// slowReader yields data slowly enough that a push is still running when
+// the test cancels it.
+type slowReader struct{}
+
+func (slowReader) ReadAt(p []byte, off int64) (int, error) {
+	time.Sleep(time.Millisecond)
+	return len(p), nil
+}
+
+func TestKeepaliveDuringLongCommit(t *testing.T) {
+	h := &fakeHandler{accept: func(context.Context, Hello, Offer) (Sink, error) {
+		return &fakeSink{commit: func(ctx context.Context) error {
+			select { // longer than both idle timeouts: only pings keep the connection
+			case <-time.After(600 * time.Millisecond):
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}}, nil
+	}}
+	addr := startServer(t, &Server{Handler: h, KeepAlive: 20 * time.Millisecond, IdleTimeout: 200 * time.Millisecond})
+	c, err := DialConfig{KeepAlive: 20 * time.Millisecond, IdleTimeout: 200 * time.Millisecond}.Dial(
+		context.Background(), addr, Hello{Node: "src"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	b, o := testFile(1, 10)
+	if err := c.Push(context.Background(), o, bytes.NewReader(b)); err != nil {
+		t.Fatalf("push with a long commit: %v", err)
+	}
+}
+
+func TestTooManyFilesInFlight(t *testing.T) {
+	release := make(chan struct{})
+	h := &fakeHandler{accept: func(context.Context, Hello, Offer) (Sink, error) {
+		return &fakeSink{commit: func(ctx context.Context) error {
+			select {
+			case <-release:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}}, nil
+	}}
+	c := dial(t, startServer(t, &Server{Handler: h, MaxFiles: 2}))
+	errc := make(chan error, 3)
+	for i := range 3 {
+		b, o := testFile(uint64(i+1), 10)
+		go func() { errc <- c.Push(context.Background(), o, bytes.NewReader(b)) }()
+	}
+	if err := <-errc; !errors.Is(err, ErrBufferFull) {
+		t.Fatalf("third file: %v, want ErrBufferFull", err)
+	}
+	close(release)
+	for range 2 {
+		if err := <-errc; err != nil {
+			t.Errorf("push: %v", err)
+		}
+	}
+}
+
+// waitFor polls cond until it holds or 10 s pass.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -63,11 +63,3 @@ func validateOffer(o Offer, maxSize int64) error {
 	}
 	return nil
 }
-
-// clip shortens hostile strings for error messages.
-func clip(s string) string {
-	if len(s) > 80 {
-		return s[:80] + "..."
-	}
-	return s
-}
