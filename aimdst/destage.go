@@ -1,0 +1,146 @@
+package aimdst
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/aimwan/aimwan/journal"
+)
+
+// destageNext applies the next file of the volume when it is held: every
+// record after the cursor, in sequence order, stopping durably at each marker
+// (see Cursor for why this never changes the result). It returns whether a
+// file was destaged. The file is deleted only after the cursor naming it is
+// persisted.
+func (v *volume) destageNext(ctx context.Context) (bool, error) {
+	v.mu.Lock()
+	seq, ok := v.q.Ready()
+	cur := v.cursor
+	v.mu.Unlock()
+	if !ok {
+		return false, nil
+	}
+	path := filepath.Join(v.dir, journal.FileName(seq))
+	f, err := journal.ReadFile(path)
+	if err != nil {
+		return false, fmt.Errorf("destage %s: %w", path, err)
+	}
+	if f.Header.Volume != v.name {
+		return false, fmt.Errorf("destage %s: file of volume %q in the folder of %q", path, f.Header.Volume, v.name)
+	}
+	v.checkContinuity(f, cur)
+	v.setState(stateDestaging)
+	vf, err := v.n.cfg.openVolume(v.cfg.Path, f.Header.VolumeSize, v.cfg.Create)
+	if err != nil {
+		return false, offline(err)
+	}
+	defer vf.Close()
+	for _, r := range f.Records {
+		if r.Seq <= cur.Record {
+			continue // applied and persisted before a crash or a retry
+		}
+		if r.Kind.IsMarker() {
+			if err := v.passMarker(ctx, vf, &cur, seq, r); err != nil {
+				return false, err
+			}
+			continue
+		}
+		if err := v.apply(vf, f, r); err != nil {
+			return false, err
+		}
+		cur.Record = r.Seq
+		if r.Kind == journal.KindWrite && r.Time.After(cur.Time) {
+			cur.Time = r.Time
+		}
+	}
+	if err := vf.Sync(); err != nil {
+		return false, offline(err)
+	}
+	cur.File = seq
+	if err := v.commitCursor(cur); err != nil {
+		return false, err
+	}
+	v.mu.Lock()
+	size := v.q.held[seq]
+	err = v.q.Done(seq)
+	v.mu.Unlock()
+	if err != nil {
+		return false, err
+	}
+	v.n.bufBytes.Add(-size)
+	if err := os.Remove(path); err != nil {
+		v.n.log.Warn("remove destaged file", "volume", v.name, "file", path, "err", err)
+	}
+	v.n.metrics.filesDestaged.WithLabelValues(v.name).Inc()
+	return true, nil
+}
+
+// apply performs one write, zero or trim on the volume.
+func (v *volume) apply(vf volumeFile, f *journal.File, r journal.Record) error {
+	switch r.Kind {
+	case journal.KindWrite:
+		data := f.Data(r)
+		if int64(len(data)) != r.Length {
+			return fmt.Errorf("record seq %d: data outside the payload region", r.Seq)
+		}
+		if _, err := vf.WriteAt(data, r.Offset); err != nil {
+			return offline(err)
+		}
+		v.mu.Lock()
+		v.logical += r.Length
+		v.mu.Unlock()
+		v.n.metrics.logicalBytes.WithLabelValues(v.name).Add(float64(r.Length))
+	case journal.KindZero, journal.KindTrim:
+		if err := vf.Zero(r.Offset, r.Length); err != nil {
+			return offline(err)
+		}
+	default:
+		return fmt.Errorf("record seq %d: unknown kind %v", r.Seq, r.Kind)
+	}
+	return nil
+}
+
+// passMarker stops at a marker: every write before it is made durable, the
+// marker's action is taken (snapshot, hook, group barrier), and the cursor is
+// persisted naming the marker before anything after it is applied.
+func (v *volume) passMarker(ctx context.Context, vf volumeFile, cur *Cursor, fileSeq uint64, r journal.Record) error {
+	if err := vf.Sync(); err != nil {
+		return offline(err)
+	}
+	if err := v.n.marker(ctx, v, r); err != nil {
+		return err
+	}
+	cur.Record = r.Seq
+	cur.File = fileSeq - 1
+	cur.Marker = r.Label
+	return v.commitCursor(*cur)
+}
+
+// commitCursor persists c and makes it the volume's cursor.
+func (v *volume) commitCursor(c Cursor) error {
+	if err := storeCursor(v.cursorPath, c); err != nil {
+		return fmt.Errorf("volume %s: %w", v.name, err)
+	}
+	v.mu.Lock()
+	v.cursor = c
+	v.mu.Unlock()
+	return nil
+}
+
+// checkContinuity warns (once) when a file's records do not follow the
+// cursor's: a source whose journal was reset, or a lost file.
+func (v *volume) checkContinuity(f *journal.File, cur Cursor) {
+	if len(f.Records) == 0 || cur.Record == 0 || f.Records[0].Seq <= cur.Record+1 {
+		return
+	}
+	v.mu.Lock()
+	warned := v.warnedSeq
+	v.warnedSeq = true
+	v.mu.Unlock()
+	if !warned {
+		v.n.log.Warn("journal records skip ahead of the destage cursor", "volume", v.name,
+			"file", f.Header.FileSeq, "first_seq", f.Records[0].Seq, "cursor_seq", cur.Record)
+	}
+}

@@ -1,0 +1,88 @@
+package aimdst
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sort"
+	"sync/atomic"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/aimwan/aimwan/transport/push"
+)
+
+// Node is a destination node: it receives journal files over the LAN push
+// protocol into the destination buffer and destages them, in order, to the
+// destination volumes.
+type Node struct {
+	cfg      Config
+	log      *slog.Logger
+	vols     map[string]*volume
+	groups   *groups
+	metrics  *metrics
+	bufBytes atomic.Int64 // bytes held in the destination buffer, all volumes
+}
+
+// NewNode checks cfg, loads every volume's cursor and scans the destination
+// buffer (files received before a restart are destaged first).
+func NewNode(cfg Config) (*Node, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.BufferDir, 0o755); err != nil {
+		return nil, fmt.Errorf("dst: buffer folder: %w", err)
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger, vols: map[string]*volume{}, metrics: newMetrics()}
+	n.groups = newGroups(n)
+	for _, vc := range cfg.Volumes {
+		v, err := openVolumeState(n, vc)
+		if err != nil {
+			return nil, fmt.Errorf("dst: %w", err)
+		}
+		n.vols[vc.Name] = v
+	}
+	if cfg.Registerer != nil {
+		for _, c := range append(n.metrics.collectors(), statusCollector{n}) {
+			if err := cfg.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("dst: register metrics: %w", err)
+			}
+		}
+	}
+	return n, nil
+}
+
+// VolumeNames lists the node's volumes, sorted.
+func (n *Node) VolumeNames() []string {
+	names := make([]string, 0, len(n.vols))
+	for name := range n.vols {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Serve receives files on pushLn and serves status on controlLn (nil: no
+// control endpoint) until ctx ends, destaging every volume meanwhile. It
+// closes the listeners and returns once every goroutine has ended.
+func (n *Node) Serve(ctx context.Context, pushLn, controlLn net.Listener) error {
+	g, ctx := errgroup.WithContext(ctx)
+	srv := &push.Server{Node: n.cfg.Node, Volumes: n.VolumeNames(), Handler: n, Logger: n.log, MaxFileSize: n.cfg.MaxFileSize}
+	g.Go(func() error { return srv.Serve(ctx, pushLn) })
+	if controlLn != nil {
+		g.Go(func() error { return serveControl(ctx, controlLn, n, n.log) })
+	}
+	for _, v := range n.vols {
+		g.Go(func() error { return v.serve(ctx) })
+	}
+	n.log.Info("destination node serving", "push", pushLn.Addr().String(), "volumes", n.VolumeNames())
+	err := g.Wait()
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,186 @@
+package aimdst
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/aimwan/aimwan/journal"
+	"github.com/aimwan/aimwan/transport/push"
+)
+
+// partExt is the suffix of a file being received.
+const partExt = ".part"
+
+var _ push.Handler = (*Node)(nil)
+
+// Accept is called by the push server per offered file. It checks the offer,
+// answers duplicates (held, or destaged per the cursor) with
+// push.ErrDuplicate, refuses with push.ErrBufferFull when the destination
+// buffer is at its limit (except the very file destage waits for, so a full
+// buffer can never deadlock on a gap), and otherwise returns a sink that
+// appends to <buffer>/<volume>/<name>.part, resuming where an earlier attempt
+// stopped.
+func (n *Node) Accept(ctx context.Context, peer push.Hello, o push.Offer) (push.Sink, error) {
+	if err := journal.ValidName(o.Volume); err != nil {
+		return nil, fmt.Errorf("%w: volume: %w", push.ErrBadOffer, err)
+	}
+	v, ok := n.vols[o.Volume]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", push.ErrUnknownVolume, o.Volume)
+	}
+	seq, err := journal.ParseFileName(o.Name)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", push.ErrBadOffer, err)
+	}
+	if o.Size < journal.HeaderSize+journal.FooterSize || o.Size > n.cfg.MaxFileSize {
+		return nil, fmt.Errorf("%w: %s/%s: size %d outside [%d, %d]", push.ErrBadOffer, o.Volume, o.Name,
+			o.Size, journal.HeaderSize+journal.FooterSize, n.cfg.MaxFileSize)
+	}
+	part := filepath.Join(v.dir, o.Name+partExt)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.q.Duplicate(seq) {
+		n.metrics.duplicates.WithLabelValues(v.name).Inc()
+		return nil, push.ErrDuplicate
+	}
+	if _, busy := v.receiving[seq]; busy {
+		return nil, fmt.Errorf("%w: %s/%s is being received on another connection", push.ErrUnavailable, o.Volume, o.Name)
+	}
+	have := int64(0)
+	if fi, err := os.Stat(part); err == nil {
+		have = fi.Size()
+	}
+	if need := o.Size - have; seq != v.q.Next() && n.bufBytes.Load()+need > n.cfg.BufferLimit {
+		v.refusedFull++
+		v.lastFull = n.cfg.Now()
+		n.metrics.refusedFull.WithLabelValues(v.name).Inc()
+		return nil, fmt.Errorf("%w: destination buffer holds %d of %d bytes", push.ErrBufferFull, n.bufBytes.Load(), n.cfg.BufferLimit)
+	}
+	f, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("receive %s/%s: %w", o.Volume, o.Name, err)
+	}
+	if have > o.Size { // not a prefix of this file
+		if err := f.Truncate(0); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("receive %s/%s: %w", o.Volume, o.Name, err)
+		}
+		v.addPart(-have)
+		have = 0
+	}
+	v.receiving[seq] = struct{}{}
+	return &sink{v: v, o: o, seq: seq, f: f, part: part, off: have}, nil
+}
+
+// addPart adjusts the bytes of partial files. v.mu held.
+func (v *volume) addPart(d int64) {
+	v.partBytes += d
+	v.n.bufBytes.Add(d)
+}
+
+// sink receives one file into the destination buffer.
+type sink struct {
+	v    *volume
+	o    push.Offer
+	seq  uint64
+	f    *os.File
+	part string
+	off  int64
+}
+
+var _ push.Sink = (*sink)(nil)
+
+func (s *sink) Offset() int64 { return s.off }
+
+func (s *sink) Write(p []byte) (int, error) {
+	if int64(len(p)) > s.o.Size-s.off {
+		return 0, fmt.Errorf("%w: %s/%s: more than the offered %d bytes", push.ErrBadOffer, s.o.Volume, s.o.Name, s.o.Size)
+	}
+	n, err := s.f.WriteAt(p, s.off)
+	s.off += int64(n)
+	s.v.mu.Lock()
+	s.v.addPart(int64(n))
+	s.v.mu.Unlock()
+	if err != nil {
+		return n, fmt.Errorf("receive %s/%s: %w", s.o.Volume, s.o.Name, err)
+	}
+	return n, nil
+}
+
+// Commit verifies the SHA-256 and the journal structure, makes the file
+// durable under its final name (fsync file, rename, fsync folder) and hands
+// it to the reorder buffer. A file that fails verification is deleted, so the
+// next attempt starts from zero.
+func (s *sink) Commit(ctx context.Context) error {
+	err := s.commit()
+	s.v.mu.Lock()
+	defer s.v.mu.Unlock()
+	delete(s.v.receiving, s.seq)
+	if err != nil {
+		return err
+	}
+	s.v.n.metrics.filesReceived.WithLabelValues(s.v.name).Inc()
+	s.v.notify()
+	return nil
+}
+
+func (s *sink) commit() error {
+	o := s.o
+	fail := func(err error) error {
+		s.f.Close()
+		os.Remove(s.part)
+		s.v.mu.Lock()
+		s.v.addPart(-s.off)
+		s.v.mu.Unlock()
+		return fmt.Errorf("receive %s/%s: %w", o.Volume, o.Name, err)
+	}
+	if s.off != o.Size {
+		return fail(fmt.Errorf("%w: %d of %d bytes received", push.ErrBadOffer, s.off, o.Size))
+	}
+	b := make([]byte, o.Size)
+	if _, err := s.f.ReadAt(b, 0); err != nil && !errors.Is(err, io.EOF) {
+		return fail(err)
+	}
+	if sum := sha256.Sum256(b); !bytes.Equal(sum[:], o.SHA256[:]) {
+		return fail(push.ErrChecksum)
+	}
+	if _, err := journal.ParseExpect(o.Name, b, o.Volume); err != nil {
+		return fail(fmt.Errorf("%w: %w", push.ErrBadOffer, err))
+	}
+	if err := fsync(s.f); err != nil {
+		return fail(err)
+	}
+	if err := s.f.Close(); err != nil {
+		return fail(err)
+	}
+	final := filepath.Join(s.v.dir, o.Name)
+	if err := os.Rename(s.part, final); err != nil {
+		return fail(err)
+	}
+	if err := syncDir(s.v.dir); err != nil {
+		return fmt.Errorf("receive %s/%s: %w", o.Volume, o.Name, err)
+	}
+	s.v.mu.Lock()
+	s.v.partBytes -= o.Size
+	if !s.v.q.Add(s.seq, o.Size) { // cannot happen while receiving[seq] is set
+		s.v.n.bufBytes.Add(-o.Size)
+	}
+	s.v.mu.Unlock()
+	return nil
+}
+
+// Abort keeps the partial file for a resume, made durable so that its size
+// is the resume offset.
+func (s *sink) Abort() {
+	fsync(s.f)
+	s.f.Close()
+	s.v.mu.Lock()
+	delete(s.v.receiving, s.seq)
+	s.v.mu.Unlock()
+}

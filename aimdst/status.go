@@ -1,0 +1,76 @@
+package aimdst
+
+import (
+	"sort"
+	"strings"
+	"time"
+)
+
+// Status is the state of a destination node, as served on the control
+// endpoint and shown by `aimwan dst status`.
+type Status struct {
+	Node        string         `json:"node"`
+	Time        time.Time      `json:"time"`
+	BufferBytes int64          `json:"buffer_bytes"` // all volumes
+	BufferLimit int64          `json:"buffer_limit"`
+	BufferFull  bool           `json:"buffer_full"` // new files are being refused (the source keeps them)
+	Volumes     []VolumeStatus `json:"volumes"`
+}
+
+// VolumeStatus is the state of one destination volume.
+type VolumeStatus struct {
+	Volume       string    `json:"volume"`
+	Path         string    `json:"path"`
+	State        string    `json:"state"` // idle, destaging, waiting for file N, waiting for group..., offline: reason, stalled: error
+	Offline      bool      `json:"offline"`
+	DestagedFile uint64    `json:"destaged_file"` // last journal file fully destaged
+	DestagedSeq  uint64    `json:"destaged_seq"`  // last record destaged durably
+	LastMarker   string    `json:"last_marker,omitempty"`
+	NewestWrite  time.Time `json:"newest_write,omitzero"` // source timestamp of the newest destaged write
+	TimeLatency  float64   `json:"time_latency_s"`        // now - NewestWrite, seconds (0 before the first write)
+	BufferBytes  int64     `json:"buffer_bytes"`          // held for this volume, partial files included
+	FilesWaiting int       `json:"files_waiting"`         // sealed files held, not yet destaged
+	NextFile     uint64    `json:"next_file"`             // the file destage needs next
+	Gaps         []Gap     `json:"gaps,omitempty"`        // missing files that hold back later ones
+	Receiving    int       `json:"receiving"`             // files being received now
+	LogicalBytes int64     `json:"logical_bytes"`         // write bytes destaged since start
+	RefusedFull  uint64    `json:"refused_buffer_full"`   // offers refused for a full buffer since start
+}
+
+// fullWindow is how long after refusing a file the buffer counts as full in
+// status.
+const fullWindow = 10 * time.Second
+
+// Status returns the node's current state.
+func (n *Node) Status() Status {
+	now := n.cfg.Now()
+	st := Status{Node: n.cfg.Node, Time: now.UTC(), BufferBytes: n.bufBytes.Load(), BufferLimit: n.cfg.BufferLimit}
+	st.BufferFull = st.BufferBytes >= st.BufferLimit
+	for _, v := range n.vols {
+		vs, lastFull := v.status(now)
+		if !lastFull.IsZero() && now.Sub(lastFull) < fullWindow {
+			st.BufferFull = true
+		}
+		st.Volumes = append(st.Volumes, vs)
+	}
+	sort.Slice(st.Volumes, func(i, j int) bool { return st.Volumes[i].Volume < st.Volumes[j].Volume })
+	return st
+}
+
+func (v *volume) status(now time.Time) (VolumeStatus, time.Time) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	vs := VolumeStatus{
+		Volume: v.name, Path: v.cfg.Path, State: v.state,
+		Offline:      strings.HasPrefix(v.state, stateOffline),
+		DestagedFile: v.cursor.File, DestagedSeq: v.cursor.Record, LastMarker: v.cursor.Marker,
+		NewestWrite:  v.cursor.Time,
+		BufferBytes:  v.q.Bytes() + v.partBytes,
+		FilesWaiting: v.q.Len(), NextFile: v.q.Next(), Gaps: v.q.Gaps(8),
+		Receiving: len(v.receiving), LogicalBytes: v.logical, RefusedFull: v.refusedFull,
+	}
+	if !vs.NewestWrite.IsZero() {
+		vs.TimeLatency = max(now.Sub(vs.NewestWrite).Seconds(), 0)
+	}
+	return vs, v.lastFull
+}
