@@ -56,7 +56,7 @@ type offlineError struct {
 	Err    error
 }
 
-func (e *offlineError) Error() string { return "volume offline (" + e.Reason + "): " + e.Err.Error() }
+func (e *offlineError) Error() string   { return "volume offline (" + e.Reason + "): " + e.Err.Error() }
 func (e *offlineError) Unwrap() []error { return []error{errOffline, e.Err} }
 
 func offline(err error) error { return &offlineError{Reason: offlineReason(err), Err: err} }
