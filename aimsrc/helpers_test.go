@@ -217,28 +217,35 @@ func (d *fakeDst) replay(t testing.TB, volume string, size int64) *replayer {
 	return r
 }
 
-// serveFakeDst runs a push server for d on loopback and returns its address.
+// serveFakeDst runs a push server for d on loopback until the test ends and
+// returns its address.
 func serveFakeDst(t testing.TB, d *fakeDst) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return serveFakeDstOn(t, d, ln)
+	startFakeDst(t, d, ln)
+	return ln.Addr().String()
 }
 
-func serveFakeDstOn(t testing.TB, d *fakeDst, ln net.Listener) string {
+// startFakeDst serves d on ln until stop is called (or the test ends).
+func startFakeDst(t testing.TB, d *fakeDst, ln net.Listener) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	srv := &push.Server{Node: "fakedst", Handler: d, Logger: testLogger(t)}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil && !errors.Is(err, net.ErrClosed) {
-			t.Errorf("push server: %v", err)
-		}
-	})
-	return ln.Addr().String()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil && !errors.Is(err, net.ErrClosed) {
+				t.Errorf("push server: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 // waitFor polls cond every 10ms until it holds or the deadline passes.

@@ -127,7 +127,7 @@ func (v *volume) openJournal(cfg Config) error {
 		v.log.Warn("dirty regions left from an earlier run: resync will journal them", "dirty_bytes", v.dirty.dirtyBytes())
 	}
 	w, recovered, err := journal.OpenWriter(journal.WriterConfig{Dir: v.dir, Volume: v.name, VolumeSize: v.size,
-		MaxFileSize: cfg.FileSize, MaxAge: cfg.FileAge, Now: cfg.Now, OnSeal: v.onSeal, Logger: v.log})
+		MaxFileSize: cfg.FileSize, MaxAge: cfg.FileAge, Now: cfg.Now, OnSeal: v.onSeal, Logger: cfg.Logger})
 	if err != nil {
 		return fmt.Errorf("volume %s: %w", v.name, err)
 	}

@@ -1,0 +1,263 @@
+package aimsrc
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aimwan/aimwan/journal"
+)
+
+// childEnv carries a Config (as JSON) to a re-executed test binary that runs
+// a source node as a separate process, so tests can SIGKILL it.
+const childEnv = "AIMSRC_TEST_CHILD_CONFIG"
+
+func TestMain(m *testing.M) {
+	if js := os.Getenv(childEnv); js != "" {
+		os.Exit(runChild(js))
+	}
+	os.Exit(m.Run())
+}
+
+// childConfig is the part of Config a child node takes.
+type childConfig struct {
+	Buffer      string
+	Volumes     []VolumeConfig
+	Push        string
+	FileSize    int64
+	FileAge     time.Duration
+	BufferLimit int64
+}
+
+// runChild runs a node until SIGTERM; it prints "READY nbd=ADDR control=ADDR"
+// on stdout once it serves.
+func runChild(js string) int {
+	var cc childConfig
+	if err := json.Unmarshal([]byte(js), &cc); err != nil {
+		fmt.Fprintln(os.Stderr, "child config:", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	n, err := New(Config{Node: "child", Buffer: cc.Buffer, Volumes: cc.Volumes, Push: cc.Push,
+		FileSize: cc.FileSize, FileAge: cc.FileAge, BufferLimit: cc.BufferLimit,
+		NBD: "127.0.0.1:0", Control: "127.0.0.1:0", Metrics: "off",
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "child:", err)
+		return 1
+	}
+	fmt.Printf("READY nbd=%s control=%s\n", n.NBDAddr(), n.ControlAddr())
+	if err := n.Serve(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "child serve:", err)
+		return 1
+	}
+	return 0
+}
+
+// child is a source node in its own process.
+type child struct {
+	cmd          *exec.Cmd
+	nbd, control string
+	exited       chan error
+}
+
+func startChild(t *testing.T, cc childConfig) *child {
+	t.Helper()
+	js, err := json.Marshal(cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"="+string(js))
+	cmd.Stderr = t.Output()
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := &child{cmd: cmd, exited: make(chan error, 1)}
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "READY ") {
+				ready <- sc.Text()
+			}
+		}
+		c.exited <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-c.exited
+	})
+	select {
+	case line := <-ready:
+		for _, f := range strings.Fields(line)[1:] {
+			k, v, _ := strings.Cut(f, "=")
+			switch k {
+			case "nbd":
+				c.nbd = v
+			case "control":
+				c.control = v
+			}
+		}
+	case err := <-c.exited:
+		t.Fatalf("child node exited before serving: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("child node did not start within 30s")
+	}
+	return c
+}
+
+// stop ends the child with SIGTERM (clean shutdown) and waits.
+func (c *child) stop(t *testing.T) {
+	t.Helper()
+	c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-c.exited:
+		if err != nil {
+			t.Fatalf("child node: %v", err)
+		}
+		c.exited <- nil
+	case <-time.After(30 * time.Second):
+		t.Fatal("child node did not stop within 30s")
+	}
+}
+
+// sentWrite is a write the test sent and saw acknowledged.
+type sentWrite struct {
+	off  int64
+	data []byte
+}
+
+// TestKillMidStream writes through NBD, SIGKILLs the node while writes are
+// in flight, restarts it and checks that image and journals agree and that
+// every acknowledged write before the last successful FLUSH is in a sealed
+// journal exactly once, in order (and nothing else is).
+func TestKillMidStream(t *testing.T) {
+	const size = 8 << 20
+	dir := t.TempDir()
+	cc := childConfig{Buffer: filepath.Join(dir, "buffer"), Push: "127.0.0.1:1", FileSize: 256 << 10,
+		FileAge: 50 * time.Millisecond,
+		Volumes: []VolumeConfig{{Name: "v1", Path: filepath.Join(dir, "v1.img"), Size: size}}}
+	c := startChild(t, cc)
+	cl, err := dialNBD(c.nbd, "v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var acked []sentWrite
+	flushed := 0
+	killAt := 155
+	r := rand.New(rand.NewPCG(42, 42))
+	for i := 0; i < 400; i++ {
+		if i == killAt {
+			// Kill while the next writes are on the wire.
+			go c.cmd.Process.Kill()
+		}
+		w := sentWrite{off: int64(r.IntN(size/4096-16)) * 4096, data: make([]byte, (1+r.IntN(16))*4096)}
+		for j := range w.data {
+			w.data[j] = byte(i*7 + j/4096)
+		}
+		if err := cl.write(w.data, w.off); err != nil {
+			break
+		}
+		acked = append(acked, w)
+		if i%10 == 9 {
+			if err := cl.flush(); err != nil {
+				break
+			}
+			flushed = len(acked)
+		}
+	}
+	cl.c.Close()
+	<-c.exited
+	c.exited <- nil
+	if flushed < 50 {
+		t.Fatalf("only %d writes flushed before the kill", flushed)
+	}
+	t.Logf("%d writes acked, %d flushed before SIGKILL", len(acked), flushed)
+
+	// Restart: recovery seals the crashed open file and redoes its records.
+	c2 := startChild(t, cc)
+	c2.stop(t)
+
+	rp := newReplayer(size)
+	rp.replayDir(t, filepath.Join(cc.Buffer, "v1"))
+	img := readAll(t, filepath.Join(dir, "v1.img"))
+	if !bytes.Equal(rp.img, img) {
+		t.Fatalf("image and replayed journals disagree: %s", firstDiff(rp.img, img))
+	}
+	recs := rp.records
+	if len(recs) < flushed {
+		t.Fatalf("journals hold %d records, %d writes were flushed", len(recs), flushed)
+	}
+	if len(recs) > len(acked)+1 {
+		t.Fatalf("journals hold %d records, only %d writes were acked (+1 in flight)", len(recs), len(acked))
+	}
+	for i, rec := range recs {
+		if i >= len(acked) {
+			break // the write in flight at the kill
+		}
+		w := acked[i]
+		if rec.Kind != journal.KindWrite || rec.Offset != w.off || rec.Length != int64(len(w.data)) ||
+			rec.CRC != journal.Checksum(w.data) {
+			t.Fatalf("record %d (seq %d) is %s %d+%d, want write %d+%d of write #%d",
+				i, rec.Seq, rec.Kind, rec.Offset, rec.Length, w.off, len(w.data), i)
+		}
+	}
+}
+
+// TestResumeFromDisk: journal files left by an earlier run (push target down)
+// are shipped by the next run, in order, and the destination equals the image.
+func TestResumeFromDisk(t *testing.T) {
+	const size = 4 << 20
+	dir := t.TempDir()
+	vc := VolumeConfig{Name: "v1", Path: filepath.Join(dir, "v1.img"), Size: size}
+	cfg := testConfig(t, dir, vc)
+	cfg.FileSize = 128 << 10
+	n, stop := runNode(t, cfg)
+	cl := mustDialNBD(t, n.NBDAddr().String(), "v1")
+	for i := range 40 {
+		if err := cl.write(bytes.Repeat([]byte{byte(i + 1)}, 32<<10), int64(i)*96<<10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cl.flush(); err != nil {
+		t.Fatal(err)
+	}
+	cl.close()
+	stop()
+	seqs, _ := listSealed(filepath.Join(cfg.Buffer, "v1"))
+	if len(seqs) < 5 {
+		t.Fatalf("want files waiting on disk, got %d", len(seqs))
+	}
+	dst := newFakeDst()
+	cfg.Push = serveFakeDst(t, dst)
+	n2, _ := runNode(t, cfg)
+	if got := n2.Status().Volumes[0].FilesWaiting; got != int64(len(seqs)) {
+		t.Errorf("status after restart: %d files waiting, want %d", got, len(seqs))
+	}
+	waitFor(t, "files shipped", 20*time.Second, func() bool {
+		st := n2.Status().Volumes[0]
+		return st.FilesWaiting == 0 && st.SrcDataBytes == 0
+	})
+	r := dst.replay(t, "v1", size)
+	if img := readAll(t, vc.Path); !bytes.Equal(r.img, img) {
+		t.Fatalf("destination differs from the image: %s", firstDiff(r.img, img))
+	}
+}
