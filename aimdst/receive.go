@@ -43,14 +43,13 @@ func (n *Node) Accept(ctx context.Context, peer push.Hello, o push.Offer) (push.
 			o.Size, journal.HeaderSize+journal.FooterSize, n.cfg.MaxFileSize)
 	}
 	part := filepath.Join(v.dir, o.Name+partExt)
-	v.mu.Lock()
+	if err := v.lockIdle(ctx, seq); err != nil {
+		return nil, fmt.Errorf("%w: %s/%s: %w", push.ErrUnavailable, o.Volume, o.Name, err)
+	}
 	defer v.mu.Unlock()
 	if v.q.Duplicate(seq) {
 		n.metrics.duplicates.WithLabelValues(v.name).Inc()
 		return nil, push.ErrDuplicate
-	}
-	if _, busy := v.receiving[seq]; busy {
-		return nil, fmt.Errorf("%w: %s/%s is being received on another connection", push.ErrUnavailable, o.Volume, o.Name)
 	}
 	have := int64(0)
 	if fi, err := os.Stat(part); err == nil {
@@ -74,8 +73,36 @@ func (n *Node) Accept(ctx context.Context, peer push.Hello, o push.Offer) (push.
 		v.addPart(-have)
 		have = 0
 	}
-	v.receiving[seq] = struct{}{}
+	v.receiving[seq] = make(chan struct{})
 	return &sink{v: v, o: o, seq: seq, f: f, part: part, off: have}, nil
+}
+
+// lockIdle locks v.mu once file seq is not being received on another
+// connection (a resend after the sender gave up on a stalled one): it waits
+// for that transfer to end, or for ctx.
+func (v *volume) lockIdle(ctx context.Context, seq uint64) error {
+	for range 1000 {
+		v.mu.Lock()
+		busy, ok := v.receiving[seq]
+		if !ok {
+			return nil
+		}
+		v.mu.Unlock()
+		select {
+		case <-busy:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return errors.New("file keeps being received on other connections")
+}
+
+// endReceive marks file seq no longer being received. v.mu held.
+func (v *volume) endReceive(seq uint64) {
+	if ch, ok := v.receiving[seq]; ok {
+		close(ch)
+		delete(v.receiving, seq)
+	}
 }
 
 // addPart adjusts the bytes of partial files. v.mu held.
@@ -121,7 +148,7 @@ func (s *sink) Commit(ctx context.Context) error {
 	err := s.commit()
 	s.v.mu.Lock()
 	defer s.v.mu.Unlock()
-	delete(s.v.receiving, s.seq)
+	s.v.endReceive(s.seq)
 	if err != nil {
 		return err
 	}
@@ -181,6 +208,6 @@ func (s *sink) Abort() {
 	fsync(s.f)
 	s.f.Close()
 	s.v.mu.Lock()
-	delete(s.v.receiving, s.seq)
+	s.v.endReceive(s.seq)
 	s.v.mu.Unlock()
 }

@@ -36,9 +36,9 @@ type volume struct {
 
 	mu          sync.Mutex
 	q           *fileQueue
-	cursor      Cursor              // as persisted
-	receiving   map[uint64]struct{} // files being received now
-	partBytes   int64               // bytes of .part files
+	cursor      Cursor                   // as persisted
+	receiving   map[uint64]chan struct{} // files being received now; closed when done
+	partBytes   int64                    // bytes of .part files
 	state       string
 	logical     int64 // bytes of writes destaged since start
 	refusedFull uint64
@@ -70,7 +70,7 @@ func openVolumeState(n *Node, vc VolumeConfig) (*volume, error) {
 		name: vc.Name, cfg: vc, n: n,
 		dir:       filepath.Join(n.cfg.BufferDir, vc.Name),
 		kick:      make(chan struct{}, 1),
-		receiving: map[uint64]struct{}{},
+		receiving: map[uint64]chan struct{}{},
 		state:     stateIdle,
 	}
 	v.cursorPath = filepath.Join(v.dir, cursorName)
