@@ -1,0 +1,142 @@
+package aimsrc
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/aimwan/aimwan/journal"
+)
+
+// TestGroupMarkerAtomic: one client writes alternately to volumes a and b
+// while group markers are placed. Every marker must cut both journals at a
+// consistent point: the writes before it on a and b form a prefix of the
+// client's order (a0 b0 a1 b1 ...), so b has as many writes before the
+// marker as a, or one fewer.
+func TestGroupMarkerAtomic(t *testing.T) {
+	const size = 2 << 20
+	dir := t.TempDir()
+	cfg := testConfig(t, dir,
+		VolumeConfig{Name: "a", Path: filepath.Join(dir, "a.img"), Size: size},
+		VolumeConfig{Name: "b", Path: filepath.Join(dir, "b.img"), Size: size})
+	cfg.Groups = []GroupConfig{{Name: "g", Volumes: []string{"b", "a"}}}
+	n, stop := runNode(t, cfg)
+	ca := mustDialNBD(t, n.NBDAddr().String(), "a")
+	cb := mustDialNBD(t, n.NBDAddr().String(), "b")
+	const writes = 400
+	done := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 4096)
+		for i := range writes {
+			buf[0] = byte(i)
+			if err := ca.write(buf, int64(i%256)*4096); err != nil {
+				done <- err
+				return
+			}
+			if err := cb.write(buf, int64(i%256)*4096); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	cl := &Client{Addr: n.ControlAddr().String()}
+	var results []MarkerResult
+	for len(results) < 15 {
+		res, err := cl.Marker(context.Background(), MarkerRequest{Group: "g", Kind: MarkerSnapshot, Label: "s1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		results = append(results, res)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	before := map[string]map[uint64]int{} // volume -> group seq -> writes before it
+	for _, vol := range []string{"a", "b"} {
+		rp := newReplayer(size)
+		rp.replayDir(t, filepath.Join(cfg.Buffer, vol))
+		before[vol] = map[uint64]int{}
+		w := 0
+		for _, r := range rp.records {
+			switch {
+			case r.Kind == journal.KindWrite:
+				w++
+			case r.Kind == journal.KindSnapshot && r.Group == "g":
+				before[vol][r.GroupSeq] = w
+			}
+		}
+		if w != writes {
+			t.Errorf("volume %s: %d writes journaled, want %d", vol, w, writes)
+		}
+	}
+	for i, res := range results {
+		if res.GroupSeq != uint64(i+1) || len(res.Seqs) != 2 {
+			t.Errorf("marker %d: result %+v", i, res)
+		}
+		a, aok := before["a"][res.GroupSeq]
+		b, bok := before["b"][res.GroupSeq]
+		if !aok || !bok {
+			t.Fatalf("group seq %d missing from a journal (a %v, b %v)", res.GroupSeq, aok, bok)
+		}
+		if b != a && b != a-1 {
+			t.Errorf("group seq %d cuts inconsistently: %d writes of a and %d of b before it", res.GroupSeq, a, b)
+		}
+	}
+}
+
+// TestControlErrors: bad marker and init requests get errors naming what was
+// wrong, with the right class.
+func TestControlErrors(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir, VolumeConfig{Name: "v1", Path: filepath.Join(dir, "v1.img"), Size: 1 << 20})
+	cfg.Groups = []GroupConfig{{Name: "g", Volumes: []string{"v1"}}}
+	n, _ := runNode(t, cfg)
+	cl := &Client{Addr: n.ControlAddr().String()}
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		req  MarkerRequest
+		want error
+	}{
+		{"unknown volume", MarkerRequest{Volume: "nope", Kind: MarkerSnapshot, Label: "x"}, ErrUnknownVolume},
+		{"unknown group", MarkerRequest{Group: "nope", Kind: MarkerSnapshot, Label: "x"}, ErrUnknownVolume},
+		{"both volume and group", MarkerRequest{Volume: "v1", Group: "g", Kind: MarkerSnapshot, Label: "x"}, ErrBadRequest},
+		{"neither", MarkerRequest{Kind: MarkerSnapshot, Label: "x"}, ErrBadRequest},
+		{"label with a dot", MarkerRequest{Volume: "v1", Kind: MarkerSnapshot, Label: "../x"}, ErrBadRequest},
+		{"bad kind", MarkerRequest{Volume: "v1", Kind: "backup", Label: "x"}, ErrBadRequest},
+		{"snapshot with args", MarkerRequest{Volume: "v1", Kind: MarkerSnapshot, Label: "x", Args: []Arg{{"k", "v"}}}, ErrBadRequest},
+		{"bad arg key", MarkerRequest{Volume: "v1", Kind: MarkerCustom, Label: "x", Args: []Arg{{"k/1", "v"}}}, ErrBadRequest},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := cl.Marker(ctx, tc.req)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+		})
+	}
+	t.Run("custom marker ok", func(t *testing.T) {
+		res, err := cl.Marker(ctx, MarkerRequest{Volume: "v1", Kind: MarkerCustom, Label: "app-quiesce",
+			Args: []Arg{{"db", "orders"}, {"note", "weekly run"}}})
+		if err != nil || res.Seqs["v1"] == 0 {
+			t.Fatalf("marker: %+v, %v", res, err)
+		}
+	})
+	t.Run("init unknown volume", func(t *testing.T) {
+		if _, err := cl.Init(ctx, "nope"); !errors.Is(err, ErrUnknownVolume) {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("control unreachable", func(t *testing.T) {
+		c := &Client{Addr: "127.0.0.1:1"}
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if _, err := c.Status(cctx); err == nil {
+			t.Fatal("want an error")
+		}
+	})
+}
