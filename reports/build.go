@@ -1,0 +1,224 @@
+package reports
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"time"
+)
+
+// BuildOptions tunes BuildPage. The zero value means the defaults.
+type BuildOptions struct {
+	// Title of the page. Default "aimwan replication report".
+	Title string
+	// Window smooths data reduction and cache hit rate (the charts also show
+	// the cumulative figure). Default 10s.
+	Window time.Duration
+}
+
+func (o *BuildOptions) populate() {
+	if o.Title == "" {
+		o.Title = "aimwan replication report"
+	}
+	if o.Window <= 0 {
+		o.Window = 10 * time.Second
+	}
+}
+
+// figures are the per-interval counter increases a report is computed from.
+type figures struct {
+	g                       grid
+	wire, link, destaged    []float64 // bytes per grid interval
+	logical, hits, misses   []float64
+	wireName, effectiveName string
+}
+
+func computeFigures(recs []*Recording, g grid) *figures {
+	f := &figures{
+		g:        g,
+		wire:     increments(recs, g, metricIs(MetricProxyWire)),
+		link:     increments(recs, g, metricIs(MetricLinkBytes)),
+		destaged: increments(recs, g, metricIs(MetricDstDestaged)),
+		logical:  increments(recs, g, metricIs(MetricProxyLogical)),
+		hits:     increments(recs, g, metricIs(MetricProxyCacheHits)),
+		misses:   increments(recs, g, metricIs(MetricProxyCacheMisses)),
+	}
+	return f
+}
+
+// reductionInputs picks logical and wire bytes for data reduction: the
+// proxy's own pair when recorded, else destaged bytes over link bytes.
+func (f *figures) reductionInputs() (logical, wire []float64, how string) {
+	if hasData(f.logical) && hasData(f.wire) {
+		return f.logical, f.wire, MetricProxyLogical + " / " + MetricProxyWire
+	}
+	if hasData(f.destaged) {
+		if hasData(f.wire) {
+			return f.destaged, f.wire, MetricDstDestaged + " / " + MetricProxyWire
+		}
+		return f.destaged, f.link, MetricDstDestaged + " / " + MetricLinkBytes
+	}
+	return nil, nil, ""
+}
+
+// effective is the logical transfer: bytes destaged, or the proxy's logical
+// bytes when no destination was recorded.
+func (f *figures) effective() ([]float64, string) {
+	if hasData(f.destaged) {
+		return f.destaged, "effective (destaged)"
+	}
+	return f.logical, "logical (proxy)"
+}
+
+// BuildPage computes the report of a run: the seed comparison (bench runs),
+// a per-phase table and the charts. Charts without data are left out and
+// named in a note.
+func BuildPage(run *Run, opt BuildOptions) (*Page, error) {
+	opt.populate()
+	p := &Page{Title: opt.Title}
+	g, ok := newGrid(run.Recordings, run.Phases)
+	if run.Result != nil {
+		var f *figures
+		if ok {
+			f = computeFigures(run.Recordings, g)
+		}
+		p.Tables = append(p.Tables, seedTable(run.Result, f, run.Phases))
+	}
+	if !ok {
+		p.Notes = append(p.Notes, "No samples: the folder holds no *.jsonl recording with data.")
+		return p, nil
+	}
+	p.Subtitle = subtitle(run, g)
+	f := computeFigures(run.Recordings, g)
+	phases := resolvePhases(run.Phases, g)
+	if len(phases) > 0 {
+		p.Tables = append(p.Tables, phaseTable(f, phases))
+	}
+	w := max(1, int(math.Round(opt.Window.Seconds()/g.step)))
+	marks := phaseMarks(phases, g)
+	var missing []string
+	for _, mk := range []func(*figures, []*Recording, int) (Chart, string){
+		transferChart, srcDataChart, latencyChart, reductionChart, hitRateChart, capChart,
+	} {
+		c, why := mk(f, run.Recordings, w)
+		if len(c.Series) == 0 {
+			missing = append(missing, c.Title+" ("+why+")")
+			continue
+		}
+		c.Time, c.Marks = true, marks
+		p.Charts = append(p.Charts, c)
+	}
+	if len(missing) > 0 {
+		p.Notes = append(p.Notes, "Not charted, no data recorded: "+strings.Join(missing, "; ")+".")
+	}
+	return p, nil
+}
+
+func subtitle(run *Run, g grid) string {
+	names := make([]string, 0, len(run.Recordings))
+	samples := 0
+	for _, r := range run.Recordings {
+		names = append(names, r.Daemon)
+		samples += len(r.Samples)
+	}
+	span := time.Duration(float64(g.n-1) * g.step * float64(time.Second))
+	return fmt.Sprintf("Run of %s from %s UTC; %d samples from %s; one point every %gs.",
+		span, g.t0.UTC().Format("2006-01-02 15:04:05"), samples, strings.Join(names, ", "), g.step)
+}
+
+// resolvedPhase is a phase in grid seconds with its end filled in.
+type resolvedPhase struct {
+	name       string
+	start, end float64
+}
+
+func resolvePhases(ps []Phase, g grid) []resolvedPhase {
+	sorted := append([]Phase(nil), ps...)
+	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Start.Before(sorted[j].Start) })
+	runEnd := float64(g.n-1) * g.step
+	out := make([]resolvedPhase, 0, len(sorted))
+	for i, p := range sorted {
+		rp := resolvedPhase{name: p.Name, start: g.sec(p.Start), end: runEnd}
+		switch {
+		case !p.End.IsZero():
+			rp.end = g.sec(p.End)
+		case i+1 < len(sorted):
+			rp.end = g.sec(sorted[i+1].Start)
+		}
+		out = append(out, rp)
+	}
+	return out
+}
+
+// phaseMarks marks every phase start, and a phase end that no other phase
+// starts at.
+func phaseMarks(ps []resolvedPhase, g grid) []Mark {
+	runEnd := float64(g.n-1) * g.step
+	starts := map[float64]bool{}
+	var marks []Mark
+	for _, p := range ps {
+		starts[p.start] = true
+		marks = append(marks, Mark{X: p.start, Label: p.name})
+	}
+	for _, p := range ps {
+		if !starts[p.end] && p.end < runEnd {
+			marks = append(marks, Mark{X: p.end, Label: "end of " + p.name})
+		}
+	}
+	sort.SliceStable(marks, func(i, j int) bool { return marks[i].X < marks[j].X })
+	return marks
+}
+
+// phaseSum sums ys over the grid intervals (x_{i-1}, x_i] inside (start, end].
+func phaseSum(ys []float64, g grid, p resolvedPhase) (sum float64, secs float64) {
+	for i := 1; i < g.n; i++ {
+		x := float64(i) * g.step
+		if x <= p.start || x > p.end+1e-9 {
+			continue
+		}
+		secs += g.step
+		if !math.IsNaN(ys[i]) {
+			sum += ys[i]
+		}
+	}
+	return sum, secs
+}
+
+// phaseTable: per phase, its length and average figures.
+func phaseTable(f *figures, ps []resolvedPhase) Table {
+	t := Table{Title: "Phases", Columns: []string{"phase", "length", "wire KB/s", "effective KB/s", "data reduction", "cache hit rate"}}
+	eff, _ := f.effective()
+	logical, wire, _ := f.reductionInputs()
+	wireRate := f.wire
+	if !hasData(wireRate) {
+		wireRate = f.link
+	}
+	for _, p := range ps {
+		w, secs := phaseSum(wireRate, f.g, p)
+		e, _ := phaseSum(eff, f.g, p)
+		row := []string{p.name, (time.Duration(secs) * time.Second).String(), perSec(w, secs), perSec(e, secs), "—", "—"}
+		if logical != nil {
+			l, _ := phaseSum(logical, f.g, p)
+			wb, _ := phaseSum(wire, f.g, p)
+			if wb > 0 {
+				row[4] = fmt.Sprintf("%.2fx", l/wb)
+			}
+		}
+		h, _ := phaseSum(f.hits, f.g, p)
+		m, _ := phaseSum(f.misses, f.g, p)
+		if h+m > 0 {
+			row[5] = fmt.Sprintf("%.1f%%", 100*h/(h+m))
+		}
+		t.Rows = append(t.Rows, row)
+	}
+	return t
+}
+
+// perSec formats bytes over secs as KB/s.
+func perSec(bytes, secs float64) string {
+	if secs <= 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.1f", bytes/secs/1000)
+}

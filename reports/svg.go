@@ -1,0 +1,213 @@
+package reports
+
+import (
+	"bytes"
+	"fmt"
+	"image/color"
+	"math"
+	"strings"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/font"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgsvg"
+)
+
+// Chart size in the page (points; the page scales it to the column width).
+const (
+	chartWidth  = 9 * vg.Inch
+	chartHeight = 3.6 * vg.Inch
+)
+
+// palette: distinguishable colours (Okabe–Ito) for series in order.
+var palette = []color.RGBA{
+	{0x00, 0x72, 0xb2, 0xff}, // blue
+	{0xd5, 0x5e, 0x00, 0xff}, // vermillion
+	{0x00, 0x9e, 0x73, 0xff}, // bluish green
+	{0xcc, 0x79, 0xa7, 0xff}, // reddish purple
+	{0xe6, 0x9f, 0x00, 0xff}, // orange
+	{0x56, 0xb4, 0xe9, 0xff}, // sky blue
+	{0x00, 0x00, 0x00, 0xff}, // black
+	{0xf0, 0xe4, 0x42, 0xff}, // yellow
+}
+
+var markColor = color.RGBA{0x55, 0x55, 0x55, 0xff}
+
+// sansFont is the face used for all chart text.
+var sansFont = font.Font{Typeface: "Liberation", Variant: "Sans"}
+
+// timeAxis picks the unit for a time axis spanning maxSec seconds.
+func timeAxis(maxSec float64) (div float64, label string) {
+	switch {
+	case maxSec > 3*3600:
+		return 3600, "time since start (h)"
+	case maxSec > 10*60:
+		return 60, "time since start (min)"
+	}
+	return 1, "time since start (s)"
+}
+
+// renderSVG draws c as an SVG document (without the XML prolog, ready to be
+// inlined in HTML).
+func renderSVG(c *Chart) ([]byte, error) {
+	p := plot.New()
+	styleFonts(p)
+	// The title is the page's heading above the chart, not part of the SVG.
+	p.Y.Label.Text = c.YLabel
+	p.X.Label.Text = c.XLabel
+	p.Add(plotter.NewGrid())
+	p.Legend.Top = true
+	p.Legend.Left = true
+	p.Legend.XOffs = vg.Points(6)
+	p.Legend.Padding = vg.Points(3)
+
+	div := 1.0
+	if c.Time {
+		div, p.X.Label.Text = timeAxis(chartXMax(c))
+	}
+	ymin, ymax, any := math.Inf(1), math.Inf(-1), false
+	for i, s := range c.Series {
+		lines, err := seriesLines(s, div, palette[i%len(palette)])
+		if err != nil {
+			return nil, fmt.Errorf("chart %s series %q: %w", c.ID, s.Name, err)
+		}
+		for _, l := range lines {
+			p.Add(l)
+			for _, xy := range l.XYs {
+				ymin, ymax, any = math.Min(ymin, xy.Y), math.Max(ymax, xy.Y), true
+			}
+		}
+		if len(lines) > 0 {
+			p.Legend.Add(s.Name, lines[0])
+		}
+	}
+	setRanges(p, c, div, ymin, ymax, any)
+	if len(c.Marks) > 0 {
+		p.Add(markPlotter{marks: c.Marks, div: div})
+	}
+	canvas := vgsvg.New(chartWidth, chartHeight)
+	p.Draw(draw.New(canvas))
+	var buf bytes.Buffer
+	if _, err := canvas.WriteTo(&buf); err != nil {
+		return nil, fmt.Errorf("chart %s: %w", c.ID, err)
+	}
+	out := buf.Bytes()
+	if i := bytes.Index(out, []byte("<svg")); i > 0 {
+		out = out[i:] // drop the XML prolog and generator comment
+	}
+	return out, nil
+}
+
+func styleFonts(p *plot.Plot) {
+	p.Title.TextStyle.Font = font.From(sansFont, 13)
+	for _, a := range []*plot.Axis{&p.X, &p.Y} {
+		a.Label.TextStyle.Font = font.From(sansFont, 11)
+		a.Tick.Label.Font = font.From(sansFont, 9)
+	}
+	p.Legend.TextStyle.Font = font.From(sansFont, 10)
+}
+
+// chartXMax is the largest X of any series or mark.
+func chartXMax(c *Chart) float64 {
+	m := 0.0
+	for _, s := range c.Series {
+		for _, x := range s.X {
+			m = math.Max(m, x)
+		}
+	}
+	for _, mk := range c.Marks {
+		m = math.Max(m, mk.X)
+	}
+	return m
+}
+
+// seriesLines splits s at gaps (NaN, ±Inf) into drawable lines.
+func seriesLines(s Series, div float64, col color.RGBA) ([]*plotter.Line, error) {
+	var lines []*plotter.Line
+	var run plotter.XYs
+	flush := func() error {
+		if len(run) == 0 {
+			return nil
+		}
+		l, err := plotter.NewLine(run)
+		if err != nil {
+			return err
+		}
+		l.LineStyle.Color = col
+		l.LineStyle.Width = vg.Points(1.5)
+		if s.Dashed {
+			l.LineStyle.Dashes = []vg.Length{vg.Points(5), vg.Points(3)}
+		}
+		lines = append(lines, l)
+		run = nil
+		return nil
+	}
+	for i, y := range s.Y {
+		if math.IsNaN(y) || math.IsInf(y, 0) {
+			if err := flush(); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		run = append(run, plotter.XY{X: s.X[i] / div, Y: y})
+	}
+	if err := flush(); err != nil {
+		return nil, err
+	}
+	return lines, nil
+}
+
+// setRanges fixes the axes: X from 0 (time) to the last point or mark; Y with
+// headroom for the legend, from zero when asked, never empty.
+func setRanges(p *plot.Plot, c *Chart, div, ymin, ymax float64, any bool) {
+	if c.Time {
+		p.X.Min = 0
+		p.X.Max = math.Max(chartXMax(c)/div, p.X.Max)
+	}
+	if !any {
+		ymin, ymax = 0, 1
+	}
+	if c.YMin0 {
+		ymin = math.Min(0, ymin)
+	}
+	if ymax <= ymin {
+		ymax = ymin + math.Max(1, math.Abs(ymin))
+	}
+	p.Y.Min = ymin
+	p.Y.Max = ymax + 0.08*float64(len(c.Series)+1)*(ymax-ymin) // room for the legend
+	if p.X.Max <= p.X.Min {
+		p.X.Max = p.X.Min + 1
+	}
+}
+
+// markPlotter draws dashed vertical lines with labels (phase boundaries).
+type markPlotter struct {
+	marks []Mark
+	div   float64
+}
+
+var _ plot.Plotter = markPlotter{}
+
+func (m markPlotter) Plot(c draw.Canvas, p *plot.Plot) {
+	trX, _ := p.Transforms(&c)
+	line := draw.LineStyle{Color: markColor, Width: vg.Points(1), Dashes: []vg.Length{vg.Points(4), vg.Points(3)}}
+	txt := draw.TextStyle{
+		Color:   markColor,
+		Font:    font.From(sansFont, 9),
+		XAlign:  draw.XLeft,
+		YAlign:  draw.YTop,
+		Handler: plot.DefaultTextHandler,
+	}
+	for _, mk := range m.marks {
+		x := trX(mk.X / m.div)
+		if x < c.Min.X || x > c.Max.X {
+			continue
+		}
+		c.StrokeLine2(line, x, c.Min.Y, x, c.Max.Y)
+		if label := strings.TrimSpace(mk.Label); label != "" {
+			c.FillText(txt, vg.Point{X: x + vg.Points(3), Y: c.Min.Y + vg.Points(14)}, label)
+		}
+	}
+}
