@@ -1,0 +1,138 @@
+package aimsrc
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aimwan/aimwan/transport/push"
+)
+
+// TestInitialize journals an image that already has content (zero MiBs
+// skipped) while live writes and a marker go on; the destination's replay
+// equals the image.
+func TestInitialize(t *testing.T) {
+	const size = 8 << 20
+	dir := t.TempDir()
+	vc := VolumeConfig{Name: "v1", Path: filepath.Join(dir, "v1.img")}
+	content := randomImage(t, vc.Path, size, 9)
+	for _, blk := range []int{2, 3, 6} {
+		clear(content[blk<<20 : (blk+1)<<20])
+	}
+	if err := os.WriteFile(vc.Path, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dst := newFakeDst()
+	cfg := testConfig(t, dir, vc)
+	cfg.Push = serveFakeDst(t, dst)
+	cfg.FileAge = 50 * time.Millisecond
+	n, _ := runNode(t, cfg)
+	cl := &Client{Addr: n.ControlAddr().String()}
+	ctx := context.Background()
+	if _, err := cl.Init(ctx, "v1"); err != nil {
+		t.Fatal(err)
+	}
+	// Live writes and a marker while the initialize runs.
+	nc := mustDialNBD(t, n.NBDAddr().String(), "v1")
+	for i := range 20 {
+		if err := nc.write(bytes.Repeat([]byte{0xEE, byte(i)}, 8<<10), int64(i)*400<<10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := cl.Marker(ctx, MarkerRequest{Volume: "v1", Kind: MarkerSnapshot, Label: "during-init"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.flush(); err != nil {
+		t.Fatal(err)
+	}
+	var st InitStatus
+	waitFor(t, "initialize done", 20*time.Second, func() bool {
+		s, err := cl.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st = s.Volumes[0].Init
+		return !st.Running
+	})
+	if st.Error != "" || st.Percent != 100 || st.Journaled != 5<<20 {
+		t.Fatalf("init status %+v, want done at 100%% with 5 MiB journaled (3 zero MiBs skipped)", st)
+	}
+	waitFor(t, "files shipped", 20*time.Second, func() bool {
+		s := n.Status().Volumes[0]
+		return s.FilesWaiting == 0 && s.SrcDataBytes == 0
+	})
+	r := dst.replay(t, "v1", size)
+	if img := readAll(t, vc.Path); !bytes.Equal(r.img, img) {
+		t.Fatalf("destination differs from the image: %s", firstDiff(r.img, img))
+	}
+}
+
+// TestBufferLimit: with a tiny buffer limit and the destination refusing
+// files, the volume goes to pull-ahead (writes still accepted, regions in the
+// dirty bitmap, markers refused); the node restarts in that state; when the
+// destination accepts again the dirty regions are resynced and the
+// destination's replay equals the image.
+func TestBufferLimit(t *testing.T) {
+	const size = 4 << 20
+	dir := t.TempDir()
+	vc := VolumeConfig{Name: "v1", Path: filepath.Join(dir, "v1.img"), Size: size}
+	var refuse atomic.Bool
+	refuse.Store(true)
+	dst := newFakeDst()
+	dst.fail = func(push.Offer, int) error {
+		if refuse.Load() {
+			return push.ErrBufferFull
+		}
+		return nil
+	}
+	cfg := testConfig(t, dir, vc)
+	cfg.Push = serveFakeDst(t, dst)
+	cfg.BufferLimit = 512 << 10
+	cfg.FileSize = 64 << 10
+	cfg.FileAge = 50 * time.Millisecond
+	n, stop := runNode(t, cfg)
+	nc := mustDialNBD(t, n.NBDAddr().String(), "v1")
+	for i := range 64 {
+		if err := nc.write(bytes.Repeat([]byte{byte(i + 1)}, 32<<10), int64(i)*64<<10); err != nil {
+			t.Fatalf("write %d in pull-ahead: %v", i, err)
+		}
+	}
+	if err := nc.zero(1<<20, 64<<10); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.flush(); err != nil {
+		t.Fatal(err)
+	}
+	st := n.Status()
+	if st.Volumes[0].State != StatePullAhead || st.Volumes[0].DirtyBytes == 0 {
+		t.Fatalf("status %+v, want pull-ahead with dirty bytes", st.Volumes[0])
+	}
+	if st.BufferBytes > cfg.BufferLimit {
+		t.Errorf("buffer %d bytes over the limit %d", st.BufferBytes, cfg.BufferLimit)
+	}
+	_, err := n.Marker(MarkerRequest{Volume: "v1", Kind: MarkerSnapshot, Label: "x"})
+	if !errors.Is(err, ErrNotConsistent) {
+		t.Fatalf("marker in pull-ahead: %v, want ErrNotConsistent", err)
+	}
+	nc.close()
+	stop()
+
+	refuse.Store(false)
+	n2, _ := runNode(t, cfg)
+	waitFor(t, "resync to normal and files shipped", 30*time.Second, func() bool {
+		s := n2.Status().Volumes[0]
+		return s.State == StateNormal && s.FilesWaiting == 0 && s.SrcDataBytes == 0
+	})
+	r := dst.replay(t, "v1", size)
+	if img := readAll(t, vc.Path); !bytes.Equal(r.img, img) {
+		t.Fatalf("destination differs from the image: %s", firstDiff(r.img, img))
+	}
+	if _, err := n2.Marker(MarkerRequest{Volume: "v1", Kind: MarkerSnapshot, Label: "after"}); err != nil {
+		t.Fatalf("marker after resync: %v", err)
+	}
+}
