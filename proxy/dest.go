@@ -1,0 +1,171 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/aimwan/aimwan/dedupe"
+	"github.com/aimwan/aimwan/transport"
+	"github.com/aimwan/aimwan/transport/push"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/quic-go/quic-go"
+	"golang.org/x/sync/errgroup"
+)
+
+// DestConfig configures the destination-edge proxy. Zero fields mean
+// defaults unless marked required.
+type DestConfig struct {
+	// Node is this proxy's name in hellos. "" means "proxy-destination".
+	Node string
+	// Forward is dst's push address (host:port). Required.
+	Forward string
+	// Dial tunes the push connection to dst.
+	Dial push.DialConfig
+	// Store is the chunk cache; nil means a memory-only store of dedupe's
+	// default size. Serve runs its periodic save.
+	Store *dedupe.Store
+	// Params are the chunking parameters; they must equal the peer's.
+	Params dedupe.Params
+	// MaxFileSize is the largest file accepted. 0 means push.DefaultMaxFileSize.
+	MaxFileSize int64
+	// Registerer receives the metrics; nil means a private registry.
+	Registerer prometheus.Registerer
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+func (c DestConfig) withDefaults() DestConfig {
+	if c.Node == "" {
+		c.Node = "proxy-destination"
+	}
+	if c.MaxFileSize <= 0 {
+		c.MaxFileSize = push.DefaultMaxFileSize
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Dial.Logger == nil {
+		c.Dial.Logger = c.Logger
+	}
+	return c
+}
+
+func (c DestConfig) validate() error {
+	if c.Forward == "" {
+		return errors.New("destination proxy: no dst address to forward to")
+	}
+	return nil
+}
+
+// Dest is the destination-edge proxy: it accepts files from the source edge
+// over QUIC, rebuilds and verifies them, pushes them to dst and relays dst's
+// verdict.
+type Dest struct {
+	cfg      DestConfig
+	log      *slog.Logger
+	paramsID string
+	store    *dedupe.Store
+	dec      *dedupe.Decoder
+	dst      *dstLink
+	m        *metrics
+	conns    connSet
+}
+
+// NewDest validates cfg and builds the destination edge.
+func NewDest(cfg DestConfig) (*Dest, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	p, err := cfg.Params.Normalize()
+	if err != nil {
+		return nil, fmt.Errorf("destination proxy: %w", err)
+	}
+	store := cfg.Store
+	if store == nil {
+		if store, err = dedupe.OpenStore(dedupe.StoreConfig{Logger: cfg.Logger}); err != nil {
+			return nil, fmt.Errorf("destination proxy: %w", err)
+		}
+	}
+	dec, err := dedupe.NewDecoder(dedupe.DecoderConfig{Params: p, Store: store, MaxPayload: cfg.MaxFileSize})
+	if err != nil {
+		return nil, fmt.Errorf("destination proxy: %w", err)
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("destination proxy metrics: %w", err)
+	}
+	log := cfg.Logger.With("role", "destination-edge")
+	d := &Dest{cfg: cfg, log: log, paramsID: p.ID(), store: store, dec: dec, m: m,
+		dst: &dstLink{addr: cfg.Forward, cfg: cfg.Dial, hello: push.Hello{Node: cfg.Node}}}
+	if cfg.Registerer != nil {
+		if err := cfg.Registerer.Register(transport.NewStatsCollector("source-edge", d.conns.list)); err != nil {
+			return nil, fmt.Errorf("destination proxy metrics: %w", err)
+		}
+	}
+	return d, nil
+}
+
+// Store returns the chunk cache.
+func (d *Dest) Store() *dedupe.Store { return d.store }
+
+// Serve accepts WAN connections on ln until ctx ends; it also runs the
+// store's periodic save. It closes ln on return.
+func (d *Dest) Serve(ctx context.Context, ln *transport.Listener) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return d.store.Serve(ctx) })
+	g.Go(func() error {
+		<-ctx.Done()
+		d.dst.close()
+		return ln.Close()
+	})
+	g.Go(func() error {
+		for {
+			c, err := ln.Accept(ctx)
+			if err != nil {
+				if ctx.Err() != nil || transport.IsClosed(err) {
+					return nil
+				}
+				return err
+			}
+			g.Go(func() error { d.serveConn(ctx, c); return nil })
+		}
+	})
+	return g.Wait()
+}
+
+// serveConn runs one connection: handshake, then one goroutine per file
+// stream.
+func (d *Dest) serveConn(ctx context.Context, c *quic.Conn) {
+	if err := d.acceptHandshake(ctx, c); err != nil {
+		code := transport.CodeProtocol
+		if errors.Is(err, ErrMismatch) {
+			code = transport.CodeRefused
+			d.log.Error("refused WAN peer", "remote", c.RemoteAddr().String(), "err", err)
+		} else {
+			d.log.Warn("WAN handshake failed", "remote", c.RemoteAddr().String(), "err", err)
+		}
+		_ = c.CloseWithError(code, err.Error())
+		return
+	}
+	d.conns.add(c)
+	defer d.conns.remove(c)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { _ = c.CloseWithError(transport.CodeShutdown, "shutting down") })
+	defer stop()
+	var files errgroup.Group
+	defer func() { cancel(); _ = files.Wait() }() // in-flight files end with the connection
+	for {
+		st, err := c.AcceptStream(ctx)
+		if err != nil {
+			if !transport.IsClosed(err) && ctx.Err() == nil {
+				d.log.Warn("WAN connection ended", "remote", c.RemoteAddr().String(), "err", err)
+			}
+			return
+		}
+		files.Go(func() error { d.serveFile(ctx, st); return nil })
+	}
+}

@@ -1,0 +1,39 @@
+// Package proxy is the edge proxy pair that carries journal files across the
+// WAN: the source edge accepts LAN pushes from `aimwan src`, the destination
+// edge pushes rebuilt files to `aimwan dst`, and dst's durable ack travels
+// back through both to src.
+//
+// Glossary:
+//
+//   - Source edge (Source): a push.Handler. It holds each offered file in
+//     memory, splits it (journal.Layout) into metadata and payload, encodes
+//     them and sends them on one QUIC stream; it answers the far end's misses
+//     from the file it still holds, and acks src only after the verdict.
+//   - Destination edge (Dest): accepts QUIC connections from pinned peers,
+//     rebuilds each file, checks its SHA-256, pushes it to dst with
+//     push.Client and relays dst's verdict (ack, or the NACK's code).
+//   - Control stream: the first stream of each connection. HELLO / HELLO_OK
+//     exchange the protocol version, the mode, the chunking parameters (a
+//     mismatch is refused) and the destination's store epoch; when the source
+//     edge's peer index describes another epoch, the destination sends its
+//     held list (fingerprints only) so the index starts warm.
+//   - File stream: one per file. FILE (what the file is), DATA pieces
+//     (compressed metadata, then the dedupe stream), MISS / ANSWER while
+//     references cannot be resolved, RESULT (dst's verdict as a push code).
+//   - Optimize mode: metadata zstd-compressed, payload as references and
+//     literals (package dedupe). Pass-through mode: the raw file bytes — the
+//     unoptimized baseline over the same path.
+//   - Verdict: dst's answer for one file, relayed unchanged (push.CodeOf on
+//     one side, push.ErrorOf on the other).
+//   - WAN queue: encoded bytes waiting to go on the WAN; it drives the
+//     adaptive compression level (chooseLevel).
+//   - Wire bytes: every byte a proxy writes on its QUIC streams, framing
+//     included (QUIC's own packet overhead excluded). Logical bytes: journal
+//     file bytes carried.
+//
+// A proxy holds no data that exists nowhere else: the source edge acks only
+// after dst stored the file, so either proxy may crash at any time; its chunk
+// cache is an optimization that may be wiped.
+//
+// The frame layouts are in docs/wire-protocol.md.
+package proxy

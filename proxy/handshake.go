@@ -1,0 +1,137 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aimwan/aimwan/transport"
+	"github.com/quic-go/quic-go"
+)
+
+// ErrMismatch is the reason a handshake is refused: the two proxies disagree
+// on the protocol version or the chunking parameters.
+var ErrMismatch = errors.New("proxy settings differ")
+
+// handshakeTimeout bounds the control-stream exchange.
+const handshakeTimeout = 30 * time.Second
+
+// handshake is the source edge's side of the control stream, run on every
+// new connection: it sends its settings and the store epoch its peer index
+// describes; the destination edge answers with its store epoch and, when the
+// index is stale, the list of chunks its store holds.
+func (s *Source) handshake(ctx context.Context, c *quic.Conn) error {
+	st, err := c.OpenStreamSync(ctx)
+	if err != nil {
+		return fmt.Errorf("open control stream: %w", err)
+	}
+	defer st.Close()
+	_ = st.SetDeadline(time.Now().Add(handshakeTimeout))
+	hello := Hello{Version: Version, Mode: s.cfg.Mode, Node: s.cfg.Node, Params: s.paramsID, Epoch: s.enc.Peer().Epoch()}
+	if _, err := writeFrame(st, TypeHello, hello.encode(true)); err != nil {
+		return fmt.Errorf("send hello: %w", err)
+	}
+	var buf []byte
+	typ, body, err := readFrame(st, &buf)
+	if err != nil {
+		return fmt.Errorf("read hello reply: %w", err)
+	}
+	switch typ {
+	case TypeRefuse:
+		reason, _ := DecodeRefuse(body)
+		s.log.Error("WAN peer refused this proxy", "peer", s.cfg.Peer, "reason", reason)
+		return fmt.Errorf("peer %s: %s: %w", s.cfg.Peer, reason, transport.ErrRefused)
+	case TypeHelloOK:
+	default:
+		return fmt.Errorf("%w: hello answered with frame type %d", ErrFrame, typ)
+	}
+	ok, err := DecodeHello(body)
+	if err != nil {
+		return err
+	}
+	if reason := mismatch(hello, ok); reason != "" {
+		s.log.Error("refusing WAN peer", "peer", s.cfg.Peer, "reason", reason)
+		return fmt.Errorf("peer %s: %s: %w", s.cfg.Peer, reason, transport.ErrRefused)
+	}
+	return s.learnPeer(st, &buf, ok)
+}
+
+// learnPeer updates the peer index from the hello reply.
+func (s *Source) learnPeer(st *quic.Stream, buf *[]byte, ok Hello) error {
+	idx := s.enc.Peer()
+	if ok.Held == 0 {
+		if idx.SetEpoch(ok.Epoch) {
+			s.log.Info("WAN peer's cache is new (restarted cold or wiped): forgetting what it held", "epoch", ok.Epoch)
+		}
+		return nil
+	}
+	held, err := readBlob(st, buf, TypeHeld, int64(ok.Held), nil)
+	if err != nil {
+		return fmt.Errorf("read held list: %w", err)
+	}
+	if err := idx.LoadHeld(held); err != nil {
+		return fmt.Errorf("held list: %w", err)
+	}
+	s.log.Info("learned WAN peer's cache", "epoch", ok.Epoch, "chunks", idx.Len())
+	return nil
+}
+
+// mismatch explains why two hellos cannot work together ("" = they can).
+// Chunking parameters matter only when files are deduplicated.
+func mismatch(client, server Hello) string {
+	switch {
+	case client.Version != server.Version:
+		return fmt.Sprintf("WAN protocol version %d here, %d at the peer", client.Version, server.Version)
+	case client.Mode == ModeOptimize && client.Params != server.Params:
+		return fmt.Sprintf("chunking parameters differ: source edge %q, destination edge %q", client.Params, server.Params)
+	}
+	return ""
+}
+
+// acceptHandshake is the destination edge's side of the control stream.
+func (d *Dest) acceptHandshake(ctx context.Context, c *quic.Conn) error {
+	ctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
+	defer cancel()
+	st, err := c.AcceptStream(ctx)
+	if err != nil {
+		return fmt.Errorf("accept control stream: %w", err)
+	}
+	defer st.Close()
+	_ = st.SetDeadline(time.Now().Add(handshakeTimeout))
+	var buf []byte
+	typ, body, err := readFrame(st, &buf)
+	if err != nil {
+		return fmt.Errorf("read hello: %w", err)
+	}
+	if typ != TypeHello {
+		return fmt.Errorf("%w: control stream opened with frame type %d", ErrFrame, typ)
+	}
+	hello, err := DecodeHello(body)
+	if err != nil {
+		return err
+	}
+	mine := Hello{Version: Version, Mode: hello.Mode, Node: d.cfg.Node, Params: d.paramsID, Epoch: d.store.Epoch()}
+	if reason := mismatch(hello, mine); reason != "" {
+		_, _ = writeFrame(st, TypeRefuse, encodeRefuse(reason))
+		return fmt.Errorf("peer %s (%s): %s: %w", c.RemoteAddr(), hello.Node, reason, ErrMismatch)
+	}
+	var held []byte
+	if hello.Mode == ModeOptimize && hello.Epoch != mine.Epoch {
+		held = d.store.AppendHeld(nil)
+		mine.Held = uint64(len(held))
+	}
+	if _, err := writeFrame(st, TypeHelloOK, mine.encode(true)); err != nil {
+		return fmt.Errorf("send hello: %w", err)
+	}
+	if len(held) > 0 {
+		n, err := writeBlob(st, TypeHeld, held)
+		d.m.wire.Add(float64(n))
+		if err != nil {
+			return fmt.Errorf("send held list: %w", err)
+		}
+	}
+	d.log.Info("WAN peer connected", "remote", c.RemoteAddr().String(), "node", hello.Node, "mode", hello.Mode.String(),
+		"held_sent", len(held))
+	return nil
+}

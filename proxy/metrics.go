@@ -1,0 +1,78 @@
+package proxy
+
+import (
+	"io"
+	"math"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the counters both roles export. Names are relied on by scripts
+// (DESIGN.md): keep them.
+type metrics struct {
+	logical   prometheus.Counter // file bytes carried (in at the source edge, out at the destination edge)
+	wire      prometheus.Counter // bytes this proxy put on the WAN, framing included
+	hits      prometheus.Counter // chunks sent as references (source edge)
+	misses    prometheus.Counter // chunks sent as literals (source edge)
+	refMisses prometheus.Counter // references the destination could not resolve
+	resent    prometheus.Counter // bytes sent again to answer misses (source edge)
+	files     *prometheus.CounterVec
+	inFlight  prometheus.Gauge
+	queued    prometheus.Gauge // encoded bytes not yet on the WAN (source edge)
+	level     prometheus.Gauge // literal compression level of the last file (source edge)
+	cap       prometheus.Gauge // schedule cap in bytes/s; -1 = unlimited, 0 = paused
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	c := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+	}
+	g := func(name, help string) prometheus.Gauge {
+		return prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
+	}
+	m := &metrics{
+		logical:   c("aimwan_proxy_logical_bytes_total", "Journal file bytes carried by the proxy (before dedupe and compression)."),
+		wire:      c("aimwan_proxy_wire_bytes_total", "Bytes the proxy put on the WAN after dedupe and compression, framing included."),
+		hits:      c("aimwan_proxy_cache_hits_total", "Chunks sent as references to the peer's cache."),
+		misses:    c("aimwan_proxy_cache_misses_total", "Chunks sent as literals (not in the peer's cache)."),
+		refMisses: c("aimwan_proxy_ref_misses_total", "References the destination could not resolve and asked back."),
+		resent:    c("aimwan_proxy_resent_bytes_total", "Bytes sent again to answer the destination's misses."),
+		files: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aimwan_proxy_files_total",
+			Help: "Files handled, by result (ok or the push code of the failure)."}, []string{"result"}),
+		inFlight: g("aimwan_proxy_files_in_flight", "Files accepted and not yet acknowledged."),
+		queued:   g("aimwan_proxy_wan_queue_bytes", "Encoded bytes waiting to go on the WAN."),
+		level:    g("aimwan_proxy_compression_level", "Literal compression level in use (1 fastest .. 4 best)."),
+		cap:      g("aimwan_proxy_schedule_cap_bytes_per_second", "WAN rate cap of the schedule in force; -1 = unlimited, 0 = paused."),
+	}
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	for _, col := range []prometheus.Collector{m.logical, m.wire, m.hits, m.misses, m.refMisses, m.resent,
+		m.files, m.inFlight, m.queued, m.level, m.cap} {
+		if err := reg.Register(col); err != nil {
+			return nil, err
+		}
+	}
+	m.cap.Set(-1)
+	return m, nil
+}
+
+// setCap records a schedule cap (+Inf is exported as -1).
+func (m *metrics) setCap(r float64) {
+	if math.IsInf(r, 1) {
+		r = -1
+	}
+	m.cap.Set(r)
+}
+
+// countingWriter counts the bytes it passes on.
+type countingWriter struct {
+	w io.Writer
+	c prometheus.Counter
+}
+
+func (c countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.c.Add(float64(n))
+	return n, err
+}

@@ -1,0 +1,270 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aimwan/aimwan/dedupe"
+	"github.com/aimwan/aimwan/journal"
+	"github.com/aimwan/aimwan/transport"
+	"github.com/aimwan/aimwan/transport/push"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"golang.org/x/sync/errgroup"
+)
+
+// logBuf collects log output safely across goroutines.
+type logBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// pairOpts vary the pair under test; the zero value is an optimizing pair.
+type pairOpts struct {
+	mode       Mode
+	schedule   *transport.Schedule
+	now        func() time.Time
+	destParams dedupe.Params
+	wrongPin   bool // the source edge pins a fingerprint that is not the peer's
+	retryFor   time.Duration
+	dst        *fakeDst
+}
+
+// pair is fake dst ← destination edge ← QUIC ← source edge ← push client, all
+// on loopback.
+type pair struct {
+	dst      *fakeDst
+	src      *Source
+	dest     *Dest
+	srcReg   *prometheus.Registry
+	destReg  *prometheus.Registry
+	client   *push.Client
+	log      *logBuf
+	lanAddr  string
+	shutdown func()
+}
+
+func newPair(t testing.TB, o pairOpts) *pair {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	g, ctx := errgroup.WithContext(ctx)
+	p := &pair{dst: o.dst, log: &logBuf{}, srcReg: prometheus.NewRegistry(), destReg: prometheus.NewRegistry()}
+	if p.dst == nil {
+		p.dst = &fakeDst{}
+	}
+	p.shutdown = func() {
+		cancel()
+		if p.client != nil {
+			p.client.Close()
+		}
+		if err := g.Wait(); err != nil {
+			t.Errorf("pair: %v", err)
+		}
+	}
+	t.Cleanup(p.shutdown)
+	logger := slog.New(slog.NewTextHandler(p.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srcID, destID := newID(t), newID(t)
+
+	dstLn := listenTCP(t)
+	dstSrv := &push.Server{Node: "dst", Handler: p.dst, Logger: logger}
+	g.Go(func() error { return dstSrv.Serve(ctx, dstLn) })
+
+	tcfg := transport.Config{LinkRate: 100e6, RTT: time.Millisecond, IdleTimeout: 10 * time.Second,
+		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}
+	wan, err := transport.Listen("127.0.0.1:0", destID, transport.Pins{srcID.Fingerprint}, tcfg, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := dedupe.OpenStore(dedupe.StoreConfig{MaxBytes: 32 << 20, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.dest, err = NewDest(DestConfig{Forward: dstLn.Addr().String(), Store: store, Params: o.destParams,
+		Registerer: p.destReg, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Go(func() error { return p.dest.Serve(ctx, wan) })
+
+	pin := destID.Fingerprint
+	if o.wrongPin {
+		pin = srcID.Fingerprint
+	}
+	p.src, err = NewSource(SourceConfig{Mode: o.mode, Peer: wan.Addr().String(), Identity: srcID,
+		Pins: transport.Pins{pin}, Transport: tcfg, Schedule: o.schedule, Now: o.now, RetryFor: o.retryFor,
+		Registerer: p.srcReg, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lan := listenTCP(t)
+	p.lanAddr = lan.Addr().String()
+	g.Go(func() error { return p.src.Serve(ctx, lan) })
+
+	p.client, err = push.Dial(ctx, p.lanAddr, push.Hello{Node: "src"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func newID(t testing.TB) *transport.Identity {
+	t.Helper()
+	id, err := transport.GenerateIdentity(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func listenTCP(t testing.TB) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+// jfile is one sealed journal file.
+type jfile struct {
+	offer push.Offer
+	data  []byte
+}
+
+func (f jfile) key() string { return f.offer.Volume + "/" + f.offer.Name }
+
+// makeJournal writes blocks (4 KiB each, in order) to a volume's journal with
+// small files and returns the sealed files.
+func makeJournal(t testing.TB, volume string, blocks [][]byte) []jfile {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), volume)
+	w, _, err := journal.OpenWriter(journal.WriterConfig{Dir: dir, Volume: volume, VolumeSize: 1 << 30,
+		MaxFileSize: 256 << 10, MaxAge: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, b := range blocks {
+		if _, err := w.Write(int64(i)*int64(len(b)), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	names, err := filepath.Glob(filepath.Join(dir, "*.aimj"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(names)
+	var out []jfile
+	for _, n := range names {
+		b, err := os.ReadFile(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, jfile{offer: push.Offer{Volume: volume, Name: filepath.Base(n), Size: int64(len(b)),
+			SHA256: sha256.Sum256(b)}, data: b})
+	}
+	if len(out) == 0 {
+		t.Fatal("journal wrote no files")
+	}
+	return out
+}
+
+// randomBlocks returns n blocks of 4 KiB from seed; compressible says
+// whether half of each block is a repeating pattern.
+func randomBlocks(seed uint64, n int) [][]byte {
+	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	out := make([][]byte, n)
+	for i := range out {
+		b := make([]byte, 4096)
+		for j := 0; j < 2048; j += 8 {
+			v := r.Uint64()
+			for k := range 8 {
+				b[j+k] = byte(v >> (8 * k))
+			}
+		}
+		copy(b[2048:], bytes.Repeat([]byte("aimwan"), 400))
+		out[i] = b
+	}
+	return out
+}
+
+// pushAll pushes files concurrently and returns the first error.
+func pushAll(ctx context.Context, c *push.Client, files []jfile) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for _, f := range files {
+		g.Go(func() error { return c.Push(ctx, f.offer, bytes.NewReader(f.data)) })
+	}
+	return g.Wait()
+}
+
+// checkArrived asserts that dst holds every file byte for byte.
+func checkArrived(t testing.TB, d *fakeDst, files []jfile) {
+	t.Helper()
+	for _, f := range files {
+		got, ok := d.get(f.key())
+		if !ok {
+			t.Fatalf("dst lacks %s", f.key())
+		}
+		if !bytes.Equal(got, f.data) {
+			t.Fatalf("dst's %s differs from the source's", f.key())
+		}
+	}
+}
+
+func counter(t testing.TB, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		sum := 0.0
+		for _, m := range mf.GetMetric() {
+			if m.GetCounter() != nil {
+				sum += m.GetCounter().GetValue()
+			} else if m.GetGauge() != nil {
+				sum += m.GetGauge().GetValue()
+			}
+		}
+		return sum
+	}
+	return 0
+}
+
+func testCtx(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+var _ = errors.Is
+var _ = testutil.ToFloat64

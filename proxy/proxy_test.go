@@ -1,0 +1,156 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aimwan/aimwan/dedupe"
+	"github.com/aimwan/aimwan/transport/push"
+)
+
+func TestPairDeliversFiles(t *testing.T) {
+	for _, mode := range []Mode{ModeOptimize, ModePassthrough} {
+		t.Run(mode.String(), func(t *testing.T) {
+			ctx := testCtx(t, 60*time.Second)
+			p := newPair(t, pairOpts{mode: mode})
+			blocks := randomBlocks(1, 256) // 1 MiB
+			a := makeJournal(t, "vol-a", blocks)
+			b := makeJournal(t, "vol-b", blocks) // the same data on another volume
+			if err := pushAll(ctx, p.client, append(a, b...)); err != nil {
+				t.Fatal(err)
+			}
+			checkArrived(t, p.dst, append(a, b...))
+
+			logical := counter(t, p.srcReg, "aimwan_proxy_logical_bytes_total")
+			wire := counter(t, p.srcReg, "aimwan_proxy_wire_bytes_total")
+			var size int
+			for _, f := range append(a, b...) {
+				size += len(f.data)
+			}
+			if int(logical) != size {
+				t.Errorf("logical bytes %v, want %d", logical, size)
+			}
+			t.Logf("%s: %d files, logical %.0f, wire %.0f (x%.2f)", mode, len(a)+len(b), logical, wire, logical/wire)
+			switch mode {
+			case ModePassthrough:
+				if wire < logical {
+					t.Errorf("pass-through sent %.0f wire bytes for %.0f logical", wire, logical)
+				}
+			case ModeOptimize:
+				// Half of each block is a pattern and vol-b repeats vol-a.
+				if wire > logical/3 {
+					t.Errorf("optimize sent %.0f wire bytes for %.0f logical, want < 1/3", wire, logical)
+				}
+				if hits := counter(t, p.srcReg, "aimwan_proxy_cache_hits_total"); hits == 0 {
+					t.Error("no cache hits for a repeated volume")
+				}
+			}
+		})
+	}
+}
+
+func TestDuplicateFileAcked(t *testing.T) {
+	ctx := testCtx(t, 30*time.Second)
+	p := newPair(t, pairOpts{})
+	files := makeJournal(t, "vol", randomBlocks(2, 16))
+	for range 2 { // the second round: dst says duplicate, src gets an ack
+		if err := pushAll(ctx, p.client, files); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkArrived(t, p.dst, files)
+}
+
+func TestWipedDestinationCache(t *testing.T) {
+	ctx := testCtx(t, 60*time.Second)
+	p := newPair(t, pairOpts{})
+	blocks := randomBlocks(3, 128)
+	first := makeJournal(t, "vol-a", blocks)
+	if err := pushAll(ctx, p.client, first); err != nil {
+		t.Fatal(err)
+	}
+	p.dest.Store().Wipe() // the source edge still believes the chunks are there
+	second := makeJournal(t, "vol-b", blocks)
+	if err := pushAll(ctx, p.client, second); err != nil {
+		t.Fatal(err)
+	}
+	checkArrived(t, p.dst, append(first, second...))
+	if n := counter(t, p.destReg, "aimwan_proxy_ref_misses_total"); n == 0 {
+		t.Error("destination reported no misses after its cache was wiped")
+	}
+	if n := counter(t, p.srcReg, "aimwan_proxy_resent_bytes_total"); n == 0 {
+		t.Error("source edge resent nothing after the destination's cache was wiped")
+	}
+	// After the misses the sender knows the new epoch: a third copy is
+	// resolved again without asking.
+	before := counter(t, p.destReg, "aimwan_proxy_ref_misses_total")
+	third := makeJournal(t, "vol-c", blocks)
+	if err := pushAll(ctx, p.client, third); err != nil {
+		t.Fatal(err)
+	}
+	checkArrived(t, p.dst, third)
+	if after := counter(t, p.destReg, "aimwan_proxy_ref_misses_total"); after != before {
+		t.Errorf("misses went from %v to %v for data resent after the wipe", before, after)
+	}
+}
+
+func TestDstNackRelayed(t *testing.T) {
+	ctx := testCtx(t, 30*time.Second)
+	dst := &fakeDst{accept: func(o push.Offer) error {
+		switch o.Volume {
+		case "full":
+			return push.ErrBufferFull
+		case "unknown":
+			return push.ErrUnknownVolume
+		}
+		return nil
+	}}
+	p := newPair(t, pairOpts{dst: dst})
+	for _, tc := range []struct {
+		volume string
+		want   error
+	}{{"full", push.ErrBufferFull}, {"unknown", push.ErrUnknownVolume}} {
+		files := makeJournal(t, tc.volume, randomBlocks(4, 4))
+		err := p.client.Push(ctx, files[0].offer, bytes.NewReader(files[0].data))
+		if !errors.Is(err, tc.want) {
+			t.Errorf("push to %s: %v, want %v", tc.volume, err, tc.want)
+		}
+	}
+	ok := makeJournal(t, "fine", randomBlocks(5, 4))
+	if err := pushAll(ctx, p.client, ok); err != nil {
+		t.Fatal(err)
+	}
+	checkArrived(t, p.dst, ok)
+}
+
+func TestUnknownPeerRefused(t *testing.T) {
+	ctx := testCtx(t, 30*time.Second)
+	p := newPair(t, pairOpts{wrongPin: true, retryFor: 500 * time.Millisecond})
+	files := makeJournal(t, "vol", randomBlocks(6, 4))
+	err := p.client.Push(ctx, files[0].offer, bytes.NewReader(files[0].data))
+	if !errors.Is(err, push.ErrUnavailable) {
+		t.Errorf("push through a refused WAN peer: %v, want ErrUnavailable", err)
+	}
+	if p.dst.count() != 0 {
+		t.Error("a file reached dst through a refused peer")
+	}
+	if !strings.Contains(p.log.String(), "unknown fingerprint") {
+		t.Errorf("no log line names the unknown fingerprint:\n%s", p.log.String())
+	}
+}
+
+func TestChunkingMismatchRefused(t *testing.T) {
+	ctx := testCtx(t, 30*time.Second)
+	p := newPair(t, pairOpts{destParams: dedupe.Params{AvgSize: 16 << 10}, retryFor: 500 * time.Millisecond})
+	files := makeJournal(t, "vol", randomBlocks(7, 4))
+	err := p.client.Push(ctx, files[0].offer, bytes.NewReader(files[0].data))
+	if !errors.Is(err, push.ErrUnavailable) {
+		t.Errorf("push with mismatched chunking: %v, want ErrUnavailable", err)
+	}
+	if !strings.Contains(p.log.String(), "chunking parameters differ") {
+		t.Errorf("no log line explains the refusal:\n%s", p.log.String())
+	}
+}

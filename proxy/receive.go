@@ -1,0 +1,231 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+
+	"github.com/aimwan/aimwan/transport/push"
+	"github.com/quic-go/quic-go"
+)
+
+// serveFile receives one file on its stream, rebuilds it, pushes it to dst
+// and writes dst's verdict back.
+func (d *Dest) serveFile(ctx context.Context, st *quic.Stream) {
+	d.m.inFlight.Inc()
+	defer d.m.inFlight.Dec()
+	stop := context.AfterFunc(ctx, func() { st.CancelRead(streamCanceled); st.CancelWrite(streamCanceled) })
+	defer stop()
+	w := countingWriter{w: st, c: d.m.wire}
+	hdr, file, err := d.receive(st, w)
+	if err != nil {
+		if !errors.Is(err, push.ErrChecksum) && !errors.Is(err, push.ErrBadOffer) {
+			// The stream broke or spoke nonsense: nothing to answer on it.
+			if ctx.Err() == nil {
+				d.log.Warn("WAN file stream failed", "file", hdr.Volume+"/"+hdr.Name, "err", err)
+			}
+			st.CancelRead(streamProtocol)
+			st.CancelWrite(streamProtocol)
+			return
+		}
+		// The bytes arrived but did not make the file: tell the source edge
+		// (it passes the code on to src, which resends).
+		d.log.Warn("file not rebuilt", "file", hdr.Volume+"/"+hdr.Name, "err", err)
+		d.finish(st, w, hdr, err)
+		return
+	}
+	o := push.Offer{Volume: hdr.Volume, Name: hdr.Name, Size: hdr.Size, SHA256: hdr.SHA256}
+	err = d.dst.push(ctx, o, file)
+	if err == nil {
+		d.m.logical.Add(float64(len(file)))
+	}
+	d.finish(st, w, hdr, err)
+}
+
+// finish writes the RESULT frame and closes the stream.
+func (d *Dest) finish(st *quic.Stream, w io.Writer, hdr FileHeader, err error) {
+	d.m.files.WithLabelValues(resultLabel(err)).Inc()
+	r := Result{Code: uint16(push.CodeOf(err))}
+	if err != nil {
+		r.Msg = err.Error()
+	}
+	if _, werr := writeFrame(w, TypeResult, r.encode()); werr != nil {
+		d.log.Warn("verdict not delivered", "file", hdr.Volume+"/"+hdr.Name, "err", werr)
+	}
+	_ = st.Close()
+}
+
+// receive reads the FILE frame and its data, resolves misses and returns the
+// verified file. Errors wrapping push.ErrChecksum or push.ErrBadOffer are
+// sent back as a verdict; any other means the stream is broken.
+func (d *Dest) receive(st *quic.Stream, w io.Writer) (FileHeader, []byte, error) {
+	var buf []byte
+	typ, body, err := readFrame(st, &buf)
+	if err != nil {
+		return FileHeader{}, nil, noEOF(err)
+	}
+	if typ != TypeFile {
+		return FileHeader{}, nil, fmt.Errorf("%w: file stream opened with frame type %d", ErrFrame, typ)
+	}
+	hdr, err := DecodeFileHeader(body)
+	if err != nil {
+		return hdr, nil, err
+	}
+	name := hdr.Volume + "/" + hdr.Name
+	if hdr.Size > d.cfg.MaxFileSize {
+		return hdr, nil, fmt.Errorf("file %s of %d bytes above the limit %d: %w", name, hdr.Size, d.cfg.MaxFileSize, push.ErrBadOffer)
+	}
+	limit := streamLimit(hdr.Size)
+	if hdr.MetaLen > limit || hdr.StreamLen > limit {
+		return hdr, nil, fmt.Errorf("%w: file %s announces %d+%d bytes for a %d-byte file", ErrFrame, name, hdr.MetaLen, hdr.StreamLen, hdr.Size)
+	}
+	data, err := readBlob(st, &buf, TypeData, hdr.MetaLen+hdr.StreamLen, make([]byte, 0, hdr.MetaLen+hdr.StreamLen))
+	if err != nil {
+		return hdr, nil, noEOF(err)
+	}
+	if int64(len(data)) != hdr.MetaLen+hdr.StreamLen {
+		return hdr, nil, fmt.Errorf("%w: file %s: %d data bytes, announced %d", ErrFrame, name, len(data), hdr.MetaLen+hdr.StreamLen)
+	}
+	file := data
+	if hdr.Mode == ModeOptimize {
+		if file, err = d.rebuild(st, w, &buf, hdr, data); err != nil {
+			return hdr, nil, fmt.Errorf("rebuild %s: %w", name, err)
+		}
+	}
+	if sha256.Sum256(file) != hdr.SHA256 {
+		return hdr, nil, fmt.Errorf("rebuilt %s: %w", name, push.ErrChecksum)
+	}
+	return hdr, file, nil
+}
+
+// streamLimit bounds the encoded size of a file: zstd and the op stream may
+// expand incompressible data a little.
+func streamLimit(size int64) int64 { return size + size/8 + 1<<20 }
+
+// rebuild decodes metadata and payload, asking the source edge for the
+// chunks the store cannot resolve.
+func (d *Dest) rebuild(st *quic.Stream, w io.Writer, buf *[]byte, hdr FileHeader, data []byte) ([]byte, error) {
+	meta, err := unzstd(data[:hdr.MetaLen], hdr.Size-hdr.PayloadLen)
+	if err != nil {
+		return nil, errors.Join(push.ErrChecksum, err)
+	}
+	pend, err := d.dec.Decode(data[hdr.MetaLen:])
+	if err != nil {
+		return nil, errors.Join(push.ErrChecksum, err)
+	}
+	if !pend.Complete() {
+		misses := pend.Misses()
+		d.m.refMisses.Add(float64(len(misses)))
+		if _, err := writeBlob(w, TypeMiss, pend.AppendMissList(nil)); err != nil {
+			return nil, fmt.Errorf("send miss list: %w", err)
+		}
+		ans, err := readBlob(st, buf, TypeAnswer, streamLimit(hdr.PayloadLen), nil)
+		if err != nil {
+			return nil, noEOF(err)
+		}
+		if err := pend.Resolve(ans); err != nil {
+			return nil, errors.Join(push.ErrChecksum, err)
+		}
+	}
+	payload, err := pend.Payload()
+	if err != nil {
+		return nil, errors.Join(push.ErrChecksum, err)
+	}
+	if int64(len(payload)) != hdr.PayloadLen {
+		return nil, fmt.Errorf("payload of %d bytes, announced %d: %w", len(payload), hdr.PayloadLen, push.ErrChecksum)
+	}
+	file := make([]byte, 0, hdr.Size)
+	file = append(file, meta[:hdr.PayloadOff]...)
+	file = append(file, payload...)
+	return append(file, meta[hdr.PayloadOff:]...), nil
+}
+
+// dstLink is the push connection to dst, redialled when it breaks.
+type dstLink struct {
+	addr  string
+	cfg   push.DialConfig
+	hello push.Hello
+
+	mu sync.Mutex
+	c  *push.Client
+}
+
+// push sends one file to dst and returns its verdict. A broken connection is
+// redialled once.
+func (l *dstLink) push(ctx context.Context, o push.Offer, file []byte) error {
+	var err error
+	for range 2 {
+		var c *push.Client
+		if c, err = l.get(ctx); err != nil {
+			return fmt.Errorf("dst %s: %w", l.addr, err)
+		}
+		err = c.Push(ctx, o, bytes.NewReader(file))
+		var remote *push.RemoteError
+		if err == nil || errors.As(err, &remote) || ctx.Err() != nil {
+			return err
+		}
+		l.drop(c)
+	}
+	return fmt.Errorf("push %s/%s to dst %s: %w", o.Volume, o.Name, l.addr, err)
+}
+
+func (l *dstLink) get(ctx context.Context) (*push.Client, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.c != nil && l.c.Err() == nil {
+		return l.c, nil
+	}
+	c, err := l.cfg.Dial(ctx, l.addr, l.hello)
+	if err != nil {
+		return nil, err
+	}
+	l.c = c
+	return c, nil
+}
+
+func (l *dstLink) drop(c *push.Client) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.c == c {
+		_ = c.Close()
+		l.c = nil
+	}
+}
+
+func (l *dstLink) close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.c != nil {
+		_ = l.c.Close()
+		l.c = nil
+	}
+}
+
+// connSet tracks the live WAN connections for statistics.
+type connSet struct {
+	mu    sync.Mutex
+	conns []*quic.Conn
+}
+
+func (s *connSet) add(c *quic.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.conns = append(s.conns, c)
+}
+
+func (s *connSet) remove(c *quic.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.conns = slices.DeleteFunc(s.conns, func(x *quic.Conn) bool { return x == c })
+}
+
+func (s *connSet) list() []*quic.Conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.conns)
+}

@@ -1,0 +1,221 @@
+package proxy
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"time"
+
+	"github.com/aimwan/aimwan/dedupe"
+	"github.com/aimwan/aimwan/journal"
+	"github.com/aimwan/aimwan/transport/push"
+	"github.com/quic-go/quic-go"
+)
+
+// Stream error codes used when a file stream is abandoned.
+const (
+	streamCanceled quic.StreamErrorCode = 1
+	streamProtocol quic.StreamErrorCode = 2
+)
+
+// verdict is dst's answer relayed by the destination edge: final for this
+// attempt, not a transport failure.
+type verdict struct{ err error }
+
+func (v *verdict) Error() string { return v.err.Error() }
+func (v *verdict) Unwrap() error { return v.err }
+
+// encoded is a file ready for the WAN.
+type encoded struct {
+	hdr     FileHeader
+	data    []byte // compressed metadata then the dedupe stream (or the raw file)
+	payload []byte // the payload region (answers to misses are cut from it)
+}
+
+// forward checks the file, encodes it once and sends it, retrying over new
+// connections after transport failures for up to RetryFor.
+func (s *Source) forward(ctx context.Context, o push.Offer, file []byte) error {
+	name := o.Volume + "/" + o.Name
+	if int64(len(file)) != o.Size {
+		return fmt.Errorf("file %s: got %d of %d bytes: %w", name, len(file), o.Size, push.ErrBadOffer)
+	}
+	if sha256.Sum256(file) != o.SHA256 {
+		return fmt.Errorf("file %s: %w", name, push.ErrChecksum)
+	}
+	s.m.logical.Add(float64(len(file)))
+	enc, err := s.encode(o, file)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", name, err)
+	}
+	deadline := time.Now().Add(s.cfg.RetryFor)
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := s.sendOnce(ctx, deadline, enc)
+		var v *verdict
+		switch {
+		case err == nil:
+			return nil
+		case errors.As(err, &v):
+			return fmt.Errorf("file %s: destination: %w", name, v.err)
+		case ctx.Err() != nil:
+			return fmt.Errorf("file %s: %w", name, context.Cause(ctx))
+		case time.Now().After(deadline):
+			return fmt.Errorf("file %s: WAN send failed %d times, last: %v: %w", name, attempt, err, push.ErrUnavailable)
+		}
+		s.log.Warn("WAN send failed; retrying", "file", name, "attempt", attempt, "err", err)
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("file %s: %w", name, context.Cause(ctx))
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// encode splits the file into metadata and payload (journal.Layout) and
+// encodes them for the mode. A file that is not a journal is all payload.
+func (s *Source) encode(o push.Offer, file []byte) (*encoded, error) {
+	hdr := FileHeader{Volume: o.Volume, Name: o.Name, Size: o.Size, SHA256: o.SHA256, Mode: s.cfg.Mode}
+	if s.cfg.Mode == ModePassthrough {
+		hdr.PayloadLen, hdr.StreamLen = o.Size, o.Size
+		return &encoded{hdr: hdr, data: file, payload: file}, nil
+	}
+	off, plen, err := journal.Layout(file)
+	if err != nil {
+		s.log.Debug("not a journal file; sending it all as payload", "file", o.Name, "err", err)
+		off, plen = 0, int64(len(file))
+	}
+	payload := file[off : off+plen]
+	meta := make([]byte, 0, int64(len(file))-plen)
+	meta = append(append(meta, file[:off]...), file[off+plen:]...)
+	data := zstdEncoder.EncodeAll(meta, nil)
+	hdr.PayloadOff, hdr.PayloadLen, hdr.MetaLen = off, plen, int64(len(data))
+
+	s.waiting.Add(1)
+	s.encodeMu.Lock()
+	s.waiting.Add(-1)
+	level := s.cfg.Level
+	if level == 0 {
+		level = chooseLevel(s.queueSeconds(), int(s.waiting.Load()))
+	}
+	_ = s.enc.SetLevel(level) // levels from chooseLevel are valid; a bad fixed level was refused at start
+	s.m.level.Set(float64(level))
+	data, st, err := s.enc.Encode(data, payload)
+	s.encodeMu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	hdr.StreamLen = int64(len(data)) - hdr.MetaLen
+	s.m.hits.Add(float64(st.Refs + st.RunChunks))
+	s.m.misses.Add(float64(max(st.Chunks-st.Refs-st.RunChunks, 0)))
+	return &encoded{hdr: hdr, data: data, payload: payload}, nil
+}
+
+// queueSeconds is how long the bytes queued for the WAN take at the current
+// cap (or the configured link rate when unlimited); +Inf when paused.
+func (s *Source) queueSeconds() float64 {
+	q := float64(s.queued.Load())
+	r := s.throttle.Rate()
+	if math.IsInf(r, 1) {
+		r = s.cfg.Transport.WithDefaults().LinkRate
+	}
+	if r <= 0 {
+		if q > 0 {
+			return math.Inf(1)
+		}
+		return 0
+	}
+	return q / r
+}
+
+// sendOnce sends one file on a new stream and waits for the verdict.
+// A connection is awaited until deadline at most.
+func (s *Source) sendOnce(ctx context.Context, deadline time.Time, enc *encoded) error {
+	getCtx, cancel := context.WithDeadline(ctx, deadline)
+	conn, err := s.pool.Get(getCtx)
+	cancel()
+	if err != nil {
+		return err
+	}
+	st, err := conn.OpenStreamSync(ctx)
+	if err != nil {
+		return fmt.Errorf("open WAN stream: %w", err)
+	}
+	stop := context.AfterFunc(ctx, func() { st.CancelRead(streamCanceled); st.CancelWrite(streamCanceled) })
+	defer stop()
+	w := s.throttle.Writer(ctx, countingWriter{w: st, c: s.m.wire})
+	if _, err := writeFrame(w, TypeFile, enc.hdr.encode()); err != nil {
+		return fmt.Errorf("send file header: %w", err)
+	}
+	n := int64(len(enc.data))
+	s.queued.Add(n)
+	s.m.queued.Set(float64(s.queued.Load()))
+	_, err = writeBlob(w, TypeData, enc.data)
+	s.queued.Add(-n)
+	s.m.queued.Set(float64(s.queued.Load()))
+	if err != nil {
+		return fmt.Errorf("send file data: %w", err)
+	}
+	return s.awaitResult(st, w, enc)
+}
+
+// awaitResult answers miss lists until the RESULT frame arrives.
+func (s *Source) awaitResult(st *quic.Stream, w io.Writer, enc *encoded) error {
+	var buf []byte
+	for misses := 0; ; misses++ {
+		typ, body, err := readFrame(st, &buf)
+		if err != nil {
+			st.CancelWrite(streamProtocol)
+			return fmt.Errorf("await verdict: %w", err)
+		}
+		switch {
+		case typ == TypeResult:
+			r, err := DecodeResult(body)
+			if err != nil {
+				return err
+			}
+			st.Close()
+			if r.Code == uint16(push.CodeOK) {
+				return nil
+			}
+			return &verdict{push.ErrorOf(push.Code(r.Code), r.Msg)}
+		case typ == TypeMiss && enc.hdr.Mode == ModeOptimize && misses < 4:
+			list, err := readBlobRest(st, &buf, body, TypeMiss, int64(MaxPiece)*64)
+			if err != nil {
+				return err
+			}
+			if err := s.answer(w, enc, list); err != nil {
+				return err
+			}
+		default:
+			st.CancelWrite(streamProtocol)
+			return fmt.Errorf("%w: unexpected frame type %d while awaiting the verdict", ErrFrame, typ)
+		}
+	}
+}
+
+// answer sends the literals of the ranges the peer could not resolve.
+func (s *Source) answer(w io.Writer, enc *encoded, list []byte) error {
+	_, ranges, err := dedupe.ParseMissList(list, len(enc.payload))
+	if err != nil {
+		return fmt.Errorf("miss list for %s: %w", enc.hdr.Name, err)
+	}
+	s.m.refMisses.Add(float64(len(ranges)))
+	s.encodeMu.Lock()
+	ans, err := s.enc.Answer(nil, enc.payload, list)
+	s.encodeMu.Unlock()
+	if err != nil {
+		return fmt.Errorf("answer misses of %s: %w", enc.hdr.Name, err)
+	}
+	n, err := writeBlob(w, TypeAnswer, ans)
+	s.m.resent.Add(float64(n))
+	if err != nil {
+		return fmt.Errorf("send answer: %w", err)
+	}
+	return nil
+}

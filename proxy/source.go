@@ -1,0 +1,216 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aimwan/aimwan/dedupe"
+	"github.com/aimwan/aimwan/transport"
+	"github.com/aimwan/aimwan/transport/push"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+)
+
+// SourceConfig configures the source-edge proxy. Zero fields mean defaults
+// unless marked required.
+type SourceConfig struct {
+	// Node is this proxy's name in hellos. "" means "proxy-source".
+	Node string
+	// Mode is how files travel: ModeOptimize (default) or ModePassthrough.
+	Mode Mode
+	// Peer is the destination-edge proxy's WAN address (host:port). Required.
+	Peer string
+	// Identity is this node's key pair. Required.
+	Identity *transport.Identity
+	// Pins are the fingerprints accepted for the peer. Required.
+	Pins transport.Pins
+	// Transport tunes the QUIC connections (link rate, RTT, count...).
+	Transport transport.Config
+	// Schedule caps the WAN rate over the week; nil means unlimited.
+	Schedule *transport.Schedule
+	// Now is the clock of the schedule; nil means time.Now.
+	Now func() time.Time
+	// Params are the chunking parameters; they must equal the peer's.
+	Params dedupe.Params
+	// PeerChunks sizes the index of the peer's cache (chunks); 0 = dedupe's default.
+	PeerChunks int
+	// Level fixes the literal compression level; 0 means adaptive (chooseLevel).
+	Level dedupe.Level
+	// MaxMemory bounds the bytes of files held at once; more offers are
+	// refused with ErrBufferFull. 0 means 1 GiB.
+	MaxMemory int64
+	// MaxFileSize is the largest file accepted. 0 means push.DefaultMaxFileSize.
+	MaxFileSize int64
+	// RetryFor is how long a file is retried over the WAN after connection
+	// failures before the LAN push fails with ErrUnavailable. 0 means 1 minute.
+	RetryFor time.Duration
+	// Registerer receives the metrics; nil means a private registry.
+	Registerer prometheus.Registerer
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+func (c SourceConfig) withDefaults() SourceConfig {
+	if c.Node == "" {
+		c.Node = "proxy-source"
+	}
+	if c.Mode == 0 {
+		c.Mode = ModeOptimize
+	}
+	if c.MaxMemory <= 0 {
+		c.MaxMemory = 1 << 30
+	}
+	if c.MaxFileSize <= 0 {
+		c.MaxFileSize = push.DefaultMaxFileSize
+	}
+	if c.RetryFor <= 0 {
+		c.RetryFor = time.Minute
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+func (c SourceConfig) validate() error {
+	switch {
+	case c.Peer == "":
+		return errors.New("source proxy: no WAN peer address")
+	case c.Identity == nil:
+		return errors.New("source proxy: no identity")
+	case len(c.Pins) == 0:
+		return errors.New("source proxy: no pinned peer fingerprint")
+	case c.Mode != ModeOptimize && c.Mode != ModePassthrough:
+		return fmt.Errorf("source proxy: unknown mode %d", c.Mode)
+	case c.MaxFileSize > c.MaxMemory:
+		return fmt.Errorf("source proxy: max file size %d above memory limit %d", c.MaxFileSize, c.MaxMemory)
+	}
+	return c.Transport.Validate()
+}
+
+// Source is the source-edge proxy: a push.Handler for the LAN side that sends
+// each file over the WAN and acks only when dst has stored it.
+type Source struct {
+	cfg      SourceConfig
+	log      *slog.Logger
+	paramsID string
+	enc      *dedupe.Encoder
+	pool     *transport.Pool
+	throttle *transport.Throttle
+	m        *metrics
+	reg      prometheus.Registerer
+
+	mem      atomic.Int64 // bytes of files held
+	queued   atomic.Int64 // encoded bytes not yet on the WAN
+	encodeMu sync.Mutex   // one Encode at a time, so each gets the level chosen for it
+	waiting  atomic.Int32 // files waiting for encodeMu
+}
+
+var _ push.Handler = (*Source)(nil)
+
+// NewSource validates cfg and builds the source edge.
+func NewSource(cfg SourceConfig) (*Source, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	p, err := cfg.Params.Normalize()
+	if err != nil {
+		return nil, fmt.Errorf("source proxy: %w", err)
+	}
+	enc, err := dedupe.NewEncoder(dedupe.EncoderConfig{Params: p, Peer: dedupe.NewPeerIndex(cfg.PeerChunks), Level: cfg.Level})
+	if err != nil {
+		return nil, fmt.Errorf("source proxy: %w", err)
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("source proxy metrics: %w", err)
+	}
+	s := &Source{cfg: cfg, log: cfg.Logger.With("role", "source-edge"), paramsID: p.ID(), enc: enc, m: m, reg: cfg.Registerer}
+	s.throttle = transport.NewThrottle(transport.ThrottleConfig{Schedule: cfg.Schedule, Now: cfg.Now, OnRate: m.setCap, Logger: s.log})
+	s.pool = &transport.Pool{Addr: cfg.Peer, Identity: cfg.Identity, Pins: cfg.Pins, Config: cfg.Transport,
+		Setup: s.handshake, Logger: s.log}
+	if cfg.Registerer != nil {
+		if err := cfg.Registerer.Register(transport.NewStatsCollector(cfg.Peer, s.pool.Conns)); err != nil {
+			return nil, fmt.Errorf("source proxy metrics: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// Serve runs the WAN connections, the schedule and the LAN push server on ln
+// until ctx ends.
+func (s *Source) Serve(ctx context.Context, ln net.Listener) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.pool.Serve(ctx) })
+	g.Go(func() error { return s.throttle.Serve(ctx) })
+	srv := &push.Server{Node: s.cfg.Node, Handler: s, Logger: s.log, MaxFileSize: s.cfg.MaxFileSize}
+	g.Go(func() error { return srv.Serve(ctx, ln) })
+	return g.Wait()
+}
+
+// Accept implements push.Handler: it reserves memory for the whole file.
+func (s *Source) Accept(ctx context.Context, peer push.Hello, o push.Offer) (push.Sink, error) {
+	if o.Size < 0 || o.Size > s.cfg.MaxFileSize {
+		return nil, fmt.Errorf("file %s/%s of %d bytes (limit %d): %w", o.Volume, o.Name, o.Size, s.cfg.MaxFileSize, push.ErrBadOffer)
+	}
+	if s.mem.Add(o.Size) > s.cfg.MaxMemory {
+		s.mem.Add(-o.Size)
+		return nil, fmt.Errorf("proxy holds %d bytes of files already: %w", s.mem.Load(), push.ErrBufferFull)
+	}
+	s.m.inFlight.Inc()
+	return &sink{s: s, o: o, buf: make([]byte, 0, o.Size)}, nil
+}
+
+// sink holds one file from the LAN until the far end acks it.
+type sink struct {
+	s    *Source
+	o    push.Offer
+	buf  []byte
+	once sync.Once
+}
+
+var _ push.Sink = (*sink)(nil)
+
+func (k *sink) Offset() int64 { return 0 } // a proxy keeps nothing between attempts
+
+func (k *sink) Write(p []byte) (int, error) {
+	if int64(len(k.buf)+len(p)) > k.o.Size {
+		return 0, fmt.Errorf("file %s/%s: more than the offered %d bytes: %w", k.o.Volume, k.o.Name, k.o.Size, push.ErrBadOffer)
+	}
+	k.buf = append(k.buf, p...)
+	return len(p), nil
+}
+
+func (k *sink) Commit(ctx context.Context) error {
+	defer k.release()
+	err := k.s.forward(ctx, k.o, k.buf)
+	k.s.m.files.WithLabelValues(resultLabel(err)).Inc()
+	return err
+}
+
+func (k *sink) Abort() { k.release() }
+
+func (k *sink) release() {
+	k.once.Do(func() {
+		k.s.mem.Add(-k.o.Size)
+		k.s.m.inFlight.Dec()
+		k.buf = nil
+	})
+}
+
+func resultLabel(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	return push.CodeOf(err).String()
+}
