@@ -114,14 +114,17 @@ func connect(t testing.TB, addr, name string) *testClient {
 // request sends one request header (and payload for writes).
 func (c *testClient) request(typ, flags uint16, cookie, off uint64, length uint32, payload []byte) {
 	c.t.Helper()
-	b := make([]byte, requestHdrSize, requestHdrSize+len(payload))
+	b := make([]byte, requestHdrSize)
 	binary.BigEndian.PutUint32(b, requestMagic)
 	binary.BigEndian.PutUint16(b[4:], flags)
 	binary.BigEndian.PutUint16(b[6:], typ)
 	binary.BigEndian.PutUint64(b[8:], cookie)
 	binary.BigEndian.PutUint64(b[16:], off)
 	binary.BigEndian.PutUint32(b[24:], length)
-	c.write(append(b, payload...))
+	bufs := net.Buffers{b, payload}
+	if _, err := bufs.WriteTo(c.nc); err != nil {
+		c.t.Fatalf("write request: %v", err)
+	}
 }
 
 // reply reads one simple reply header: cookie and errno.

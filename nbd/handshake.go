@@ -32,7 +32,7 @@ type option struct {
 
 // run greets the client and haggles options until one selects an export.
 func (h *handshake) run() (Export, string, error) {
-	h.br = bufio.NewReaderSize(h.rw, 128<<10)
+	h.br = bufio.NewReaderSize(h.rw, 32<<10) // WRITE payloads beyond this bypass the buffer
 	greet := binary.BigEndian.AppendUint64(nil, nbdMagic)
 	greet = binary.BigEndian.AppendUint64(greet, optMagic)
 	greet = binary.BigEndian.AppendUint16(greet, flagFixedNewstyle|flagNoZeroes)
