@@ -1,13 +1,7 @@
 package dedupe
 
 import (
-	"bytes"
 	"encoding/binary"
-	"errors"
-	"fmt"
-	"io"
-
-	"github.com/restic/chunker"
 )
 
 // piece is one element of a split payload: a chunk or a zero run.
@@ -16,19 +10,15 @@ type piece struct {
 	zero   bool
 }
 
-// splitter cuts a payload into zero runs and content-defined chunks. It is
-// not safe for concurrent use; it reuses the chunker and its buffers.
+// splitter cuts a payload into zero runs and content-defined chunks.
 type splitter struct {
-	p       Params
-	ch      *chunker.Chunker
-	scratch []byte
-	rd      bytes.Reader
+	p    Params
+	r    *rabin
+	mask uint64
 }
 
 func newSplitter(p Params) *splitter {
-	s := &splitter{p: p, scratch: make([]byte, 0, p.MaxSize)}
-	s.ch = chunker.NewWithBoundaries(&s.rd, p.Pol, uint(p.MinSize), uint(p.MaxSize))
-	return s
+	return &splitter{p: p, r: rabinFor(p.Pol), mask: uint64(p.AvgSize) - 1}
 }
 
 // split appends the pieces of b (in order, covering b exactly) to dst.
@@ -53,24 +43,12 @@ func (s *splitter) split(dst []piece, b []byte) ([]piece, error) {
 
 // chunkSegment appends the chunks of b[from:to].
 func (s *splitter) chunkSegment(dst []piece, b []byte, from, to int) ([]piece, error) {
-	if to <= from {
-		return dst, nil
+	for from < to {
+		n := s.r.cut(b[from:to], s.p.MinSize, s.p.MaxSize, s.mask)
+		dst = append(dst, piece{off: from, n: n})
+		from += n
 	}
-	s.rd.Reset(b[from:to])
-	s.ch.ResetWithBoundaries(&s.rd, s.p.Pol, uint(s.p.MinSize), uint(s.p.MaxSize))
-	// ResetWithBoundaries silently sets the average back to 1 MiB.
-	s.ch.SetAverageBits(s.p.avgBits())
-	for {
-		c, err := s.ch.Next(s.scratch[:0])
-		if errors.Is(err, io.EOF) {
-			return dst, nil
-		}
-		if err != nil {
-			return dst, fmt.Errorf("chunk payload: %w", err)
-		}
-		// c.Data aliases the chunker's scratch buffer; only positions are kept.
-		dst = append(dst, piece{off: from + int(c.Start), n: int(c.Length)})
-	}
+	return dst, nil
 }
 
 // nextZeroRun finds the first maximal run of zero bytes in b[from:] that is
