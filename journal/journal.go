@@ -3,6 +3,8 @@ package journal
 import (
 	"errors"
 	"fmt"
+	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -137,11 +139,10 @@ func truncName(s string) string {
 
 // Suffixes of journal files in a volume's folder.
 const (
-	Ext        = ".aimj"       // sealed file
-	ExtOpen    = ".aimj.open"  // file being written (header and payload)
-	ExtSidecar = ".aimj.idx"   // index sidecar of the open file
-	fileDigits = 16            // digits of the file sequence in a name
-	maxFileSeq = 9999999999999 // keeps %016d at 16 digits with room to spare
+	Ext        = ".aimj"      // sealed file
+	ExtOpen    = ".aimj.open" // file being written (header and payload)
+	ExtSidecar = ".aimj.idx"  // index sidecar of the open file
+	fileDigits = 16           // digits of the file sequence in a name
 )
 
 // FileName returns the name of the sealed journal file with sequence seq:
@@ -166,6 +167,23 @@ func ParseFileName(name string) (uint64, error) {
 		return 0, fmt.Errorf("%w: %q: file sequence must be at least 1", ErrInvalidName, name)
 	}
 	return seq, nil
+}
+
+// ListSealed returns the file sequences of the sealed journal files in dir,
+// ascending. Open files and other names are ignored.
+func ListSealed(dir string) ([]uint64, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("list journal files: %w", err)
+	}
+	var seqs []uint64
+	for _, e := range entries {
+		if seq, err := ParseFileName(e.Name()); err == nil && e.Type().IsRegular() {
+			seqs = append(seqs, seq)
+		}
+	}
+	slices.Sort(seqs)
+	return seqs, nil
 }
 
 // Validate checks a record against the format's rules for its kind, apart

@@ -25,6 +25,7 @@ type openFile struct {
 	firstTime  time.Time // when the first record was appended
 	lastSeq    uint64
 	sum        hash.Hash // SHA-256 of header and payload so far
+	sealed     bool      // set under the Writer's lock once sealed
 }
 
 func openPath(dir string, seq uint64) string    { return filepath.Join(dir, FileName(seq)+".open") }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 )
@@ -38,7 +39,8 @@ type WriterConfig struct {
 	// OnSeal is called after a file is sealed and durable, with its name
 	// (FileName(seq), inside Dir) and size, in file order, never with the
 	// Writer's lock held. Files sealed by OpenWriter's recovery are reported
-	// before it returns. Optional.
+	// before it returns. It must not call the Writer (hand the name to
+	// another goroutine instead). Optional.
 	OnSeal func(name string, size int64)
 	// Logger receives recovery notes. Default slog.Default().
 	Logger *slog.Logger
@@ -201,16 +203,26 @@ func (w *Writer) fail(err error) error {
 }
 
 // Sync makes every record appended so far durable (it survives power loss).
+// Appends from other goroutines go on while it waits for the disk.
 func (w *Writer) Sync() error {
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	if w.err != nil {
+		w.mu.Unlock()
 		return w.err
 	}
-	if err := w.cur.sync(); err != nil {
-		return w.fail(err)
+	o := w.cur
+	w.mu.Unlock()
+	err := o.sync()
+	if err == nil {
+		return nil
 	}
-	return nil
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if o.sealed && w.err == nil && errors.Is(err, os.ErrClosed) {
+		// Sealed (and closed) meanwhile: sealing fsynced every record.
+		return nil
+	}
+	return w.fail(err)
 }
 
 // Seal seals the open file now. It does nothing when the file holds no
@@ -250,6 +262,7 @@ func (w *Writer) sealLocked() error {
 	if err != nil {
 		return w.fail(err)
 	}
+	w.cur.sealed = true
 	w.cur = next
 	w.pending = append(w.pending, sf)
 	return nil

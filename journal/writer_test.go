@@ -285,3 +285,38 @@ func TestWriterConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestWriterSyncDuringSeal: Syncs racing with appends and seals never fail.
+func TestWriterSyncDuringSeal(t *testing.T) {
+	dir := shmTempDir(t)
+	cfg := WriterConfig{Dir: dir, Volume: "vol1", VolumeSize: testVolSize, MaxFileSize: 4 << 10}
+	w := openTest(t, cfg)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for i := 0; i < 300; i++ {
+			if _, err := w.Write(0, make([]byte, 1024)); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for i := 0; i < 300; i++ {
+			if err := w.Sync(); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	wg.Wait()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	seqs, err := ListSealed(dir)
+	if err != nil || len(seqs) != 75 || seqs[0] != 1 || seqs[74] != 75 {
+		t.Fatalf("ListSealed = %v, %v", seqs, err)
+	}
+}
