@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aimwan/aimwan/dedupe"
+	"github.com/aimwan/aimwan/transport"
 	"github.com/aimwan/aimwan/transport/push"
 )
 
@@ -152,5 +154,62 @@ func TestChunkingMismatchRefused(t *testing.T) {
 	}
 	if !strings.Contains(p.log.String(), "chunking parameters differ") {
 		t.Errorf("no log line explains the refusal:\n%s", p.log.String())
+	}
+}
+
+func TestPausedScheduleResumes(t *testing.T) {
+	ctx := testCtx(t, 60*time.Second)
+	sched, err := transport.ParseSchedule("tz UTC\nmon 00:00-01:00 paused")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A clock that runs with real time from Monday 00:30 UTC, plus a jump the
+	// test controls.
+	base := time.Date(2026, 11, 16, 0, 30, 0, 0, time.UTC)
+	t0 := time.Now()
+	var jump atomic.Int64
+	now := func() time.Time { return base.Add(time.Since(t0) + time.Duration(jump.Load())) }
+	p := newPair(t, pairOpts{schedule: sched, now: now})
+	if c := counter(t, p.srcReg, "aimwan_proxy_schedule_cap_bytes_per_second"); c != 0 {
+		t.Fatalf("cap metric %v while paused, want 0", c)
+	}
+	files := makeJournal(t, "vol", randomBlocks(8, 8))
+	done := make(chan error, 1)
+	go func() { done <- pushAll(ctx, p.client, files) }()
+
+	// While paused the file waits at the source edge.
+	waitFor(t, "the file to reach the source edge", func() bool {
+		return counter(t, p.srcReg, "aimwan_proxy_files_in_flight") > 0
+	})
+	hold := time.NewTimer(300 * time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("push finished while the schedule was paused: %v", err)
+	case <-hold.C:
+	}
+	if p.dst.count() != 0 {
+		t.Fatal("a file reached dst while paused")
+	}
+
+	jump.Store(int64(time.Hour)) // 01:30: the pause is over
+	p.src.Throttle().Refresh()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	checkArrived(t, p.dst, files)
+	if c := counter(t, p.srcReg, "aimwan_proxy_schedule_cap_bytes_per_second"); c != -1 {
+		t.Errorf("cap metric %v after the pause, want -1 (unlimited)", c)
+	}
+}
+
+// waitFor polls cond until it holds or 10 seconds pass.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -63,7 +63,7 @@ func (d *Dest) finish(st *quic.Stream, w io.Writer, hdr FileHeader, err error) {
 // receive reads the FILE frame and its data, resolves misses and returns the
 // verified file. Errors wrapping push.ErrChecksum or push.ErrBadOffer are
 // sent back as a verdict; any other means the stream is broken.
-func (d *Dest) receive(st *quic.Stream, w io.Writer) (FileHeader, []byte, error) {
+func (d *Dest) receive(st io.Reader, w io.Writer) (FileHeader, []byte, error) {
 	var buf []byte
 	typ, body, err := readFrame(st, &buf)
 	if err != nil {
@@ -109,7 +109,7 @@ func streamLimit(size int64) int64 { return size + size/8 + 1<<20 }
 
 // rebuild decodes metadata and payload, asking the source edge for the
 // chunks the store cannot resolve.
-func (d *Dest) rebuild(st *quic.Stream, w io.Writer, buf *[]byte, hdr FileHeader, data []byte) ([]byte, error) {
+func (d *Dest) rebuild(st io.Reader, w io.Writer, buf *[]byte, hdr FileHeader, data []byte) ([]byte, error) {
 	meta, err := unzstd(data[:hdr.MetaLen], hdr.Size-hdr.PayloadLen)
 	if err != nil {
 		return nil, errors.Join(push.ErrChecksum, err)

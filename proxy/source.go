@@ -147,6 +147,10 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 	return s, nil
 }
 
+// Throttle returns the WAN rate limiter (its schedule can be replaced while
+// running).
+func (s *Source) Throttle() *transport.Throttle { return s.throttle }
+
 // Serve runs the WAN connections, the schedule and the LAN push server on ln
 // until ctx ends.
 func (s *Source) Serve(ctx context.Context, ln net.Listener) error {

@@ -21,6 +21,8 @@ type Throttle struct {
 	onRate func(bytesPerSec float64)
 	log    *slog.Logger
 
+	wake chan struct{} // Refresh and SetSchedule nudge Serve
+
 	mu      sync.Mutex
 	rate    float64
 	lim     *rate.Limiter
@@ -44,7 +46,7 @@ type ThrottleConfig struct {
 // NewThrottle returns a throttle set to the cap in force now.
 func NewThrottle(cfg ThrottleConfig) *Throttle {
 	t := &Throttle{sched: cfg.Schedule, now: cfg.Now, onRate: cfg.OnRate, log: orDefault(cfg.Logger),
-		changed: make(chan struct{}), lim: rate.NewLimiter(rate.Inf, 0)}
+		changed: make(chan struct{}), lim: rate.NewLimiter(rate.Inf, 0), wake: make(chan struct{}, 1)}
 	if t.sched == nil {
 		t.sched = Unlimited()
 	}
@@ -102,14 +104,51 @@ func (t *Throttle) set(r float64, logIt bool) {
 func (t *Throttle) Serve(ctx context.Context) error {
 	for {
 		now := t.now()
-		t.set(t.sched.RateAt(now), true)
+		sched := t.schedule()
+		t.set(sched.RateAt(now), true)
 		wait := time.Minute
-		if next, ok := t.sched.NextChange(now); ok {
+		if next, ok := sched.NextChange(now); ok {
 			wait = min(wait, max(next.Sub(now), time.Millisecond))
 		}
-		if !sleepCtx(ctx, wait) {
+		timer := time.NewTimer(wait)
+		select {
+		case <-timer.C:
+		case <-t.wake:
+			timer.Stop()
+		case <-ctx.Done():
+			timer.Stop()
 			return nil
 		}
+	}
+}
+
+func (t *Throttle) schedule() *Schedule {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.sched
+}
+
+// SetSchedule replaces the schedule (e.g. after its file changed); the new
+// cap applies at once, without a restart.
+func (t *Throttle) SetSchedule(s *Schedule) {
+	if s == nil {
+		s = Unlimited()
+	}
+	t.mu.Lock()
+	t.sched = s
+	t.mu.Unlock()
+	t.set(s.RateAt(t.now()), true)
+	t.Refresh()
+}
+
+// Refresh applies the cap the schedule gives for the clock's time now and
+// makes Serve plan its next boundary again (after a clock change; tests with
+// an injected clock use it).
+func (t *Throttle) Refresh() {
+	t.set(t.schedule().RateAt(t.now()), true)
+	select {
+	case t.wake <- struct{}{}:
+	default:
 	}
 }
 
