@@ -4,8 +4,33 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 )
+
+// cpuTime returns the process's user+system CPU time, so benchmarks can
+// report a figure that does not depend on how loaded the machine is.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU reports CPU time per op and the throughput one fully used core
+// would reach (MB/s-core, bytes per op over CPU time per op).
+func reportCPU(b *testing.B, start time.Duration, ops int, bytesPerOp int64) {
+	if ops == 0 {
+		return
+	}
+	per := float64(cpuTime()-start) / float64(ops)
+	b.ReportMetric(per, "cpu-ns/op")
+	if bytesPerOp > 0 && per > 0 {
+		b.ReportMetric(float64(bytesPerOp)/per*1e3, "MB/s-core")
+	}
+}
 
 // benchWriter opens a writer on tmpfs whose sealed files are deleted as
 // soon as they are sealed (their sizes are summed), so long runs do not
@@ -42,6 +67,7 @@ func benchmarkWrite(b *testing.B, size int, maxFile int64, syncEvery int) {
 	data := opData(1, int64(size))
 	b.SetBytes(int64(size))
 	b.ResetTimer()
+	cpu0 := cpuTime()
 	n := 0
 	for i := 0; b.Loop(); i++ {
 		if _, err := w.Write(int64(i%1024)*int64(size), data); err != nil {
@@ -55,6 +81,7 @@ func benchmarkWrite(b *testing.B, size int, maxFile int64, syncEvery int) {
 		n++
 	}
 	b.StopTimer()
+	reportCPU(b, cpu0, n, int64(size))
 	reportOverhead(b, w, sealed, n, int64(n)*int64(size))
 }
 
@@ -75,6 +102,7 @@ func BenchmarkWriter64KParallel(b *testing.B) {
 	b.SetBytes(64 << 10)
 	var n atomic.Int64
 	b.ResetTimer()
+	cpu0 := cpuTime()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			if _, err := w.Write(0, data); err != nil {
@@ -85,6 +113,7 @@ func BenchmarkWriter64KParallel(b *testing.B) {
 		}
 	})
 	b.StopTimer()
+	reportCPU(b, cpu0, int(n.Load()), 64<<10)
 	reportOverhead(b, w, sealed, int(n.Load()), n.Load()*64<<10)
 }
 

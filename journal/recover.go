@@ -100,25 +100,37 @@ func (w *Writer) recover() ([]Record, error) {
 			o.close()
 			return nil, fmt.Errorf("open file %s starts at seq %d, already used by sealed files", filepath.Base(openPath(dir, seq)), o.hdr.BaseSeq)
 		}
-		sf, err := o.writeTail()
-		if err == nil {
-			err = o.finish(dir)
-		}
-		if err != nil {
-			o.close()
-			return nil, fmt.Errorf("seal recovered file: %w", err)
-		}
-		w.cfg.Logger.Warn("journal: sealed file left open by a crash", "volume", w.cfg.Volume, "file", sf.name, "records", o.records, "first_seq", sf.first, "last_seq", sf.lastSeq)
-		w.pending = append(w.pending, sf)
-		w.recovered = append(w.recovered, sf)
-		rs, err := o.decodeIndex()
+		rs, err := w.sealRecovered(o)
 		if err != nil {
 			return nil, err
 		}
 		recs = append(recs, rs...)
-		nextFile, nextSeq = seq+1, sf.lastSeq+1
+		nextFile, nextSeq = seq+1, o.lastSeq+1
 	}
 	return recs, w.startOpen(reuse, nextFile, nextSeq)
+}
+
+// sealRecovered seals a recovered open file that holds records and returns
+// them.
+func (w *Writer) sealRecovered(o *openFile) ([]Record, error) {
+	rs, err := o.decodeIndex()
+	if err != nil {
+		o.close()
+		return nil, err
+	}
+	sf, err := o.writeTail()
+	if err == nil {
+		err = o.finish(w.cfg.Dir)
+	}
+	if err != nil {
+		o.close()
+		return nil, fmt.Errorf("seal recovered file: %w", err)
+	}
+	w.cfg.Logger.Warn("journal: sealed a file left open by a crash", "volume", w.cfg.Volume, "file", sf.name,
+		"records", len(rs), "first_seq", sf.first, "last_seq", sf.lastSeq)
+	w.pending = append(w.pending, sf)
+	w.recovered = append(w.recovered, sf)
+	return rs, nil
 }
 
 // startOpen makes w.cur the open file for (fileSeq, baseSeq): reuse when it

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -177,6 +178,8 @@ func TestWriterConfigErrors(t *testing.T) {
 		{Volume: "v", VolumeSize: 1},
 		{Dir: dir, Volume: "a.b", VolumeSize: 1},
 		{Dir: dir, Volume: "", VolumeSize: 1},
+		{Dir: dir, Volume: "../x", VolumeSize: 1},
+		{Dir: dir, Volume: strings.Repeat("v", 65), VolumeSize: 1},
 		{Dir: dir, Volume: "v", VolumeSize: 0},
 		{Dir: dir, Volume: "v", VolumeSize: 1, MaxFileSize: -1},
 		{Dir: dir, Volume: "v", VolumeSize: 1, MaxRecords: MaxRecords + 1},
