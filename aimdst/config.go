@@ -48,13 +48,16 @@ const (
 	DefaultHookTimeout = time.Minute
 )
 
+// ErrConfig is wrapped by NewNode's errors about the configuration itself.
+var ErrConfig = errors.New("invalid destination node configuration")
+
 // withDefaults returns a copy with every zero field set to its default.
 func (c Config) withDefaults() Config {
 	if c.Node == "" {
 		c.Node = "dst"
 	}
-	if c.SnapshotDir == "" && c.BufferDir != "" {
-		c.SnapshotDir = filepath.Join(c.BufferDir, "snapshots-of-markers")
+	if c.BufferDir != "" {
+		c.SnapshotDir = c.SnapshotDirOrDefault()
 	}
 	if c.BufferLimit == 0 {
 		c.BufferLimit = DefaultBufferLimit
@@ -129,4 +132,13 @@ func (c Config) validate() error {
 		}
 	}
 	return nil
+}
+
+// SnapshotDirOrDefault is the snapshot folder the node uses: SnapshotDir, or
+// its default below BufferDir.
+func (c Config) SnapshotDirOrDefault() string {
+	if c.SnapshotDir != "" {
+		return c.SnapshotDir
+	}
+	return filepath.Join(c.BufferDir, "snapshots-of-markers")
 }

@@ -32,7 +32,7 @@ type Node struct {
 func NewNode(cfg Config) (*Node, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	if err := os.MkdirAll(cfg.BufferDir, 0o755); err != nil {
 		return nil, fmt.Errorf("dst: buffer folder: %w", err)
