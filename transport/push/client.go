@@ -144,8 +144,9 @@ func (c *Client) Peer() Hello { return c.peer }
 // Done is closed when the connection has ended; Err then says why.
 func (c *Client) Done() <-chan struct{} { return c.done }
 
-// Err returns why the connection ended (nil while it is up). It satisfies
-// errors.Is(err, ErrUnavailable) unless the peer named another reason.
+// Err returns why the connection ended (nil while it is up). It always
+// satisfies errors.Is(err, ErrUnavailable), and never errors.As with
+// *RemoteError (that is reserved for per-file NACKs).
 func (c *Client) Err() error {
 	select {
 	case <-c.done:
@@ -172,13 +173,15 @@ func (c *Client) run(ctx context.Context) {
 	if err == nil || ctx.Err() != nil {
 		err = net.ErrClosed
 	}
+	// A final NACK (id 0) is a reason for losing the connection, not a
+	// refusal of a file: it is kept as text so that errors.As(err,
+	// *RemoteError) only ever matches per-file NACKs, and connection loss is
+	// always ErrUnavailable.
 	var re *RemoteError
-	if !errors.As(err, &re) || re.Code == CodeProtocol {
-		err = fmt.Errorf("%w: connection to %s: %w", ErrUnavailable, c.addr, err)
-	} else {
-		err = fmt.Errorf("connection to %s: %w", c.addr, err)
+	if errors.As(err, &re) {
+		err = fmt.Errorf("peer ended the connection: %s", re.Error())
 	}
-	c.err = err
+	c.err = fmt.Errorf("%w: connection to %s: %w", ErrUnavailable, c.addr, err)
 	c.cancel()
 	close(c.done)
 }

@@ -8,8 +8,9 @@ import (
 )
 
 // Push sends one file and blocks until the server acks it as durably stored
-// (nil), refuses it (*RemoteError, errors.Is with ErrBufferFull etc.), the
-// connection fails (errors.Is(err, ErrUnavailable)), or ctx ends. Sending
+// (nil), refuses it (*RemoteError, errors.Is with ErrBufferFull etc.; the
+// connection stays usable), the connection fails (errors.Is(err,
+// ErrUnavailable), not a *RemoteError: dial again), or ctx ends. Sending
 // starts at the resume offset the server accepts; r must hold o.Size bytes.
 // Safe for concurrent use.
 func (c *Client) Push(ctx context.Context, o Offer, r io.ReaderAt) error {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -32,7 +33,9 @@ func startServer(t *testing.T, s *Server) string {
 
 // startServerStop serves s and returns a function that cancels Serve and
 // returns its result.
-func startServerStop(t *testing.T, s *Server) (string, func() error) {
+func startServerStop(t *testing.T, s *Server) (string, func() error) { return startServerStopB(t, s) }
+
+func startServerStopB(t testing.TB, s *Server) (string, func() error) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -71,15 +74,10 @@ func dial(t *testing.T, addr string) *Client {
 
 // testFile returns n pseudo-random bytes and their offer.
 func testFile(seed uint64, n int) ([]byte, Offer) {
-	b := make([]byte, n+8)
-	r := rand.New(rand.NewPCG(seed, 1))
-	for i := 0; i < n; i += 8 {
-		v := r.Uint64()
-		for j := range 8 {
-			b[i+j] = byte(v >> (8 * j))
-		}
-	}
-	b = b[:n]
+	var key [32]byte
+	binary.LittleEndian.PutUint64(key[:], seed)
+	b := make([]byte, n)
+	rand.NewChaCha8(key).Read(b)
 	return b, Offer{Volume: "vol1", Name: fmt.Sprintf("%016d.aimj", seed), Size: int64(n), SHA256: sha256.Sum256(b)}
 }
 
