@@ -88,8 +88,9 @@ func capChart(f *figures, recs []*Recording, _ int) (Chart, string) {
 			continue
 		}
 		capY := ys[groups[0]]
-		for _, y := range capY {
-			if math.IsInf(y, 1) {
+		for i, y := range capY {
+			if y < 0 || math.IsInf(y, 1) { // the proxy exports unlimited as -1
+				capY[i] = math.Inf(1)
 				unlimited++
 			}
 		}

@@ -53,17 +53,17 @@ for i in range(N + 1):
     src.append((ts(i, 3), {
         'aimwan_src_data_bytes{volume="vm1"}': data["vm1"],
         'aimwan_src_data_bytes{volume="vm2"}': data["vm2"],
-        "aimwan_src_buffer_capacity_bytes": 1 << 30,
+        "aimwan_src_buffer_limit_bytes": 1 << 30,
     }))
     dst.append((ts(i, 5), {
-        'aimwan_dst_destaged_bytes_total{volume="vm1"}': destaged * 2 // 3,
-        'aimwan_dst_destaged_bytes_total{volume="vm2"}': destaged - destaged * 2 // 3,
+        'aimwan_dst_logical_bytes_total{volume="vm1"}': destaged * 2 // 3,
+        'aimwan_dst_logical_bytes_total{volume="vm2"}': destaged - destaged * 2 // 3,
         'aimwan_time_latency_seconds{volume="vm1"}': round(lat["vm1"], 3),
         'aimwan_time_latency_seconds{volume="vm2"}': round(lat["vm2"] + 0.5, 3),
-        'aimwan_dst_volume_online{volume="vm1"}': 1,
-        'aimwan_dst_volume_online{volume="vm2"}': 1,
+        'aimwan_dst_volume_offline{volume="vm1"}': 0,
+        'aimwan_dst_volume_offline{volume="vm2"}': 0,
     }))
-    cap = "+Inf" if 120 <= i < 150 else LINE
+    cap = -1 if 120 <= i < 135 else ("+Inf" if 135 <= i < 150 else LINE)  # the proxy exports unlimited as -1
     pa.append((ts(i, 7), {
         "aimwan_proxy_logical_bytes_total": logical,
         "aimwan_proxy_wire_bytes_total": wire,
