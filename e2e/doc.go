@@ -1,0 +1,18 @@
+// Package e2e is the end-to-end suite: it builds the real aimwan binary once
+// (TestMain) and runs real processes on loopback, the way an operator would.
+//
+// Glossary
+//
+//   - harness: the helpers in harness_test.go that every end-to-end test uses:
+//     StartProc (a daemon with its log in the test's temp folder), Proc.Kill
+//     (SIGKILL), Proc.Restart, FreeAddr (a free loopback port), WaitPort,
+//     Eventually (poll with a deadline), Aimwan (a one-shot subcommand),
+//     NeedBins (skip when an external tool is absent).
+//   - node helpers: StartSrc / StartDst start a source or destination node
+//     with free ports and temp folders and return their addresses.
+//   - image: a small generated raw image (a few MiB: data, zero runs, holes)
+//     written through the source node's NBD export with qemu-img.
+//
+// Tests need qemu-img, qemu-io/nbdcopy for the NBD paths and skip with a
+// message when they are absent (CI installs them).
+package e2e
