@@ -83,7 +83,7 @@ func (d DialConfig) Dial(ctx context.Context, addr string, hello Hello) (*Client
 		return nil, err
 	}
 	if err := validateHello(hello); err != nil {
-		return nil, fmt.Errorf("push dial %s: %w: %w", addr, ErrBadOffer, err)
+		return nil, fmt.Errorf("push dial %s: hello: %w", addr, err)
 	}
 	dctx, cancel := context.WithTimeout(ctx, d.Timeout)
 	defer cancel()
