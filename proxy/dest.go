@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/aimwan/aimwan/dedupe"
 	"github.com/aimwan/aimwan/transport"
@@ -30,6 +31,10 @@ type DestConfig struct {
 	Params dedupe.Params
 	// MaxFileSize is the largest file accepted. 0 means push.DefaultMaxFileSize.
 	MaxFileSize int64
+	// MissWait is how long a file whose references are not in the store
+	// waits for files still arriving (which may bring those chunks) before
+	// asking the source edge. 0 means 10s; negative means never wait.
+	MissWait time.Duration
 	// Registerer receives the metrics; nil means a private registry.
 	Registerer prometheus.Registerer
 	// Logger; nil means slog.Default().
@@ -43,6 +48,10 @@ func (c DestConfig) withDefaults() DestConfig {
 	if c.MaxFileSize <= 0 {
 		c.MaxFileSize = push.DefaultMaxFileSize
 	}
+	if c.MissWait == 0 {
+		c.MissWait = 10 * time.Second
+	}
+	c.MissWait = max(c.MissWait, 0)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -71,6 +80,7 @@ type Dest struct {
 	dst      *dstLink
 	m        *metrics
 	conns    connSet
+	arriving arrivals
 }
 
 // NewDest validates cfg and builds the destination edge.

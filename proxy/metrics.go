@@ -16,6 +16,7 @@ type metrics struct {
 	misses    prometheus.Counter // chunks sent as literals (source edge)
 	refMisses prometheus.Counter // references the destination could not resolve
 	resent    prometheus.Counter // bytes sent again to answer misses (source edge)
+	missWaits prometheus.Counter // misses resolved by waiting for files still arriving (destination edge)
 	files     *prometheus.CounterVec
 	inFlight  prometheus.Gauge
 	queued    prometheus.Gauge // encoded bytes not yet on the WAN (source edge)
@@ -37,6 +38,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		misses:    c("aimwan_proxy_cache_misses_total", "Chunks sent as literals (not in the peer's cache)."),
 		refMisses: c("aimwan_proxy_ref_misses_total", "References the destination could not resolve and asked back."),
 		resent:    c("aimwan_proxy_resent_bytes_total", "Bytes sent again to answer the destination's misses."),
+		missWaits: c("aimwan_proxy_miss_waits_total", "Files whose misses were resolved by chunks of files still arriving."),
 		files: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aimwan_proxy_files_total",
 			Help: "Files handled, by result (ok or the push code of the failure)."}, []string{"result"}),
 		inFlight: g("aimwan_proxy_files_in_flight", "Files accepted and not yet acknowledged."),
@@ -47,7 +49,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	for _, col := range []prometheus.Collector{m.logical, m.wire, m.hits, m.misses, m.refMisses, m.resent,
+	for _, col := range []prometheus.Collector{m.logical, m.wire, m.hits, m.misses, m.refMisses, m.resent, m.missWaits,
 		m.files, m.inFlight, m.queued, m.level, m.cap} {
 		if err := reg.Register(col); err != nil {
 			return nil, err

@@ -9,7 +9,9 @@ import (
 	"io"
 	"slices"
 	"sync"
+	"time"
 
+	"github.com/aimwan/aimwan/dedupe"
 	"github.com/aimwan/aimwan/transport/push"
 	"github.com/quic-go/quic-go"
 )
@@ -76,6 +78,8 @@ func (d *Dest) receive(st io.Reader, w io.Writer) (FileHeader, []byte, error) {
 	if err != nil {
 		return hdr, nil, err
 	}
+	done := d.arriving.begin()
+	defer done()
 	name := hdr.Volume + "/" + hdr.Name
 	if hdr.Size > d.cfg.MaxFileSize {
 		return hdr, nil, fmt.Errorf("file %s of %d bytes above the limit %d: %w", name, hdr.Size, d.cfg.MaxFileSize, push.ErrBadOffer)
@@ -93,7 +97,7 @@ func (d *Dest) receive(st io.Reader, w io.Writer) (FileHeader, []byte, error) {
 	}
 	file := data
 	if hdr.Mode == ModeOptimize {
-		if file, err = d.rebuild(st, w, &buf, hdr, data); err != nil {
+		if file, err = d.rebuild(st, w, &buf, hdr, data, done); err != nil {
 			return hdr, nil, fmt.Errorf("rebuild %s: %w", name, err)
 		}
 	}
@@ -109,14 +113,19 @@ func streamLimit(size int64) int64 { return size + size/8 + 1<<20 }
 
 // rebuild decodes metadata and payload, asking the source edge for the
 // chunks the store cannot resolve.
-func (d *Dest) rebuild(st io.Reader, w io.Writer, buf *[]byte, hdr FileHeader, data []byte) ([]byte, error) {
+// decoded is called once the first decode is done (see arrivals).
+func (d *Dest) rebuild(st io.Reader, w io.Writer, buf *[]byte, hdr FileHeader, data []byte, decoded func()) ([]byte, error) {
 	meta, err := unzstd(data[:hdr.MetaLen], hdr.Size-hdr.PayloadLen)
 	if err != nil {
 		return nil, errors.Join(push.ErrChecksum, err)
 	}
 	pend, err := d.dec.Decode(data[hdr.MetaLen:])
+	decoded()
 	if err != nil {
 		return nil, errors.Join(push.ErrChecksum, err)
+	}
+	if !pend.Complete() {
+		pend = d.awaitArrivals(pend, data[hdr.MetaLen:])
 	}
 	if !pend.Complete() {
 		misses := pend.Misses()
@@ -228,4 +237,76 @@ func (s *connSet) list() []*quic.Conn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.conns)
+}
+
+// arrivals counts the files whose data is arriving or being decoded. A file
+// sent after another may reference chunks of it; when both are in flight on
+// parallel streams, the later one can arrive first. Rather than asking the
+// source edge for those chunks at once (a round trip and the bytes again on
+// the WAN), a file with misses waits while earlier arrivals are still being
+// decoded and decodes again after each one, for up to Dest's MissWait. A file
+// stops counting once its first decode is done, so two files waiting on
+// each other cannot block each other.
+type arrivals struct {
+	mu      sync.Mutex
+	n       int
+	changed chan struct{}
+}
+
+// begin counts one arriving file; the returned func (idempotent) uncounts it.
+func (a *arrivals) begin() func() {
+	a.mu.Lock()
+	a.n++
+	a.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			a.n--
+			if a.changed != nil {
+				close(a.changed)
+				a.changed = nil
+			}
+		})
+	}
+}
+
+// others returns how many files are arriving and a channel closed at the
+// next change.
+func (a *arrivals) others() (int, <-chan struct{}) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.changed == nil {
+		a.changed = make(chan struct{})
+	}
+	return a.n, a.changed
+}
+
+// awaitArrivals decodes stream again each time another file finished
+// decoding, while files are arriving, until no miss is left or MissWait
+// passed.
+func (d *Dest) awaitArrivals(pend *dedupe.Pending, stream []byte) *dedupe.Pending {
+	timer := time.NewTimer(d.cfg.MissWait)
+	defer timer.Stop()
+	for !pend.Complete() {
+		n, changed := d.arriving.others()
+		if n == 0 {
+			return pend
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			return pend
+		}
+		again, err := d.dec.Decode(stream)
+		if err != nil {
+			return pend
+		}
+		if len(again.Misses()) < len(pend.Misses()) {
+			d.m.missWaits.Inc()
+		}
+		pend = again
+	}
+	return pend
 }
