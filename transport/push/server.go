@@ -19,12 +19,15 @@ type Handler interface {
 	// or an error that is sent back as a wire code (ErrBufferFull,
 	// ErrUnknownVolume, ErrBadOffer, ErrUnavailable...; any other error ->
 	// internal). It may block (it runs off the reader loop) and should honour
-	// ctx, which ends with the connection.
+	// ctx, which ends with the connection. It is called concurrently for
+	// files in flight and for several connections.
 	Accept(ctx context.Context, peer Hello, o Offer) (Sink, error)
 }
 
 // Sink receives one accepted file. Exactly one of Commit and Abort is called
-// on every Sink that Accept returned.
+// on every Sink that Accept returned. Its methods are called one after the
+// other, never concurrently (though not always from the same goroutine).
+// Write must not block indefinitely: it runs in the connection's reader loop.
 type Sink interface {
 	// Offset returns how many bytes of this file are already held from an
 	// earlier attempt; sending starts there. Called once, after Accept.

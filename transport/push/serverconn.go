@@ -213,8 +213,12 @@ func (c *serverConn) onData(ctx context.Context, m Msg) error {
 		c.log.Warn("push: file refused", "err", err)
 		return c.nack(ctx, m.ID, err)
 	}
-	if _, err := f.sink.Write(m.Data); err != nil {
+	if n, err := f.sink.Write(m.Data); err != nil || n != len(m.Data) {
+		if err == nil {
+			err = fmt.Errorf("%w: sink took %d of %d bytes", ErrInternal, n, len(m.Data))
+		}
 		c.drop(m.ID, f)
+		c.log.Warn("push: file refused", "volume", f.offer.Volume, "file", f.offer.Name, "err", err)
 		return c.nack(ctx, m.ID, fmt.Errorf("store %s/%s: %w", f.offer.Volume, f.offer.Name, err))
 	}
 	f.next = end
