@@ -45,4 +45,3 @@ func TestSrcToDstSnapshot(t *testing.T) {
 		t.Fatalf("dst status table without the volume:\n%s", out)
 	}
 }
-

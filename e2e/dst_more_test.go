@@ -1,0 +1,217 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aimwan/aimwan/journal"
+	"github.com/aimwan/aimwan/transport/push"
+)
+
+// TestDstShuffledDuplicated feeds a destination node journal files made by
+// journal.Writer, pushed in a shuffled order, each twice or three times,
+// from concurrent pushers; the snapshot at the marker and the final image
+// must equal in-order application.
+func TestDstShuffledDuplicated(t *testing.T) {
+	dir := t.TempDir()
+	const size = 2 << 20
+	rng := rand.New(rand.NewPCG(9, 9))
+	img := make([]byte, size)
+	var snap []byte
+	w, _, err := journal.OpenWriter(journal.WriterConfig{Dir: filepath.Join(dir, "journal"), Volume: "v",
+		VolumeSize: size, MaxFileSize: 64 << 10, MaxAge: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 120; i++ {
+		off := rng.Int64N(size - 70000)
+		n := 1 + rng.Int64N(65536)
+		if rng.IntN(5) == 0 {
+			if _, err := w.Zero(off, n, rng.IntN(2) == 0); err != nil {
+				t.Fatal(err)
+			}
+			clear(img[off : off+n])
+		} else {
+			data := make([]byte, n)
+			for j := range data {
+				data[j] = byte(rng.Uint32())
+			}
+			if _, err := w.Write(off, data); err != nil {
+				t.Fatal(err)
+			}
+			copy(img[off:], data)
+		}
+		if i == 60 {
+			if _, err := w.Marker(journal.Record{Kind: journal.KindSnapshot, Label: "mid"}); err != nil {
+				t.Fatal(err)
+			}
+			snap = bytes.Clone(img)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "journal", "*"+journal.Ext))
+	if len(files) < 10 {
+		t.Fatalf("only %d journal files", len(files))
+	}
+	wantSnap, wantFinal := filepath.Join(dir, "want-snap.img"), filepath.Join(dir, "want-final.img")
+	os.WriteFile(wantSnap, snap, 0o644)
+	os.WriteFile(wantFinal, img, 0o644)
+
+	vol := filepath.Join(dir, "dst-v.img")
+	dst := StartDst(t, []string{"v=" + vol + ",create"})
+	var order []string
+	for i, f := range files {
+		order = append(order, f, f)
+		if i%3 == 0 {
+			order = append(order, f)
+		}
+	}
+	rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+	pushAll(t, dst.Listen, "v", order, 4)
+	Eventually(t, 60*time.Second, "destage of every file", func() (bool, error) {
+		v := dst.Volume(t, "v")
+		return v.DestagedFile == uint64(len(files)) && v.FilesWaiting == 0, nil
+	})
+	SameFile(t, dst.Snapshot("v", "mid"), wantSnap)
+	SameFile(t, vol, wantFinal)
+}
+
+// pushAll pushes files (paths) of volume to addr with n concurrent pushers on
+// one connection; duplicates are fine.
+func pushAll(t *testing.T, addr, volume string, files []string, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := push.Dial(ctx, addr, push.Hello{Node: "e2e"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(files))
+	for w := range n {
+		wg.Go(func() {
+			for i := w; i < len(files); i += n {
+				b, err := os.ReadFile(files[i])
+				if err != nil {
+					errs <- err
+					return
+				}
+				o := push.Offer{Volume: volume, Name: filepath.Base(files[i]), Size: int64(len(b)), SHA256: sha256.Sum256(b)}
+				if err := c.Push(ctx, o, bytes.NewReader(b)); err != nil && !errors.Is(err, push.ErrDuplicate) {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+// TestDstKilledDuringDestage: destage is held at a custom marker whose hook
+// is slow; the destination node is SIGKILLed there and restarted, and later
+// it is SIGKILLed again while files are being destaged. The snapshot and the
+// volume must still equal the source image.
+func TestDstKilledDuringDestage(t *testing.T) {
+	NeedBins(t, "qemu-img")
+	dir := t.TempDir()
+	gen1, gen2 := filepath.Join(dir, "gen1.img"), filepath.Join(dir, "gen2.img")
+	GenImage(t, gen1, imgSize, 3)
+	GenImage(t, gen2, imgSize, 4)
+	flag := filepath.Join(dir, "hook-ran")
+	hook := "hold=if [ ! -e " + flag + " ]; then touch " + flag + "; sleep 5; fi"
+	vol := filepath.Join(dir, "dst-v.img")
+	dst := StartDst(t, []string{"v=" + vol + ",create"}, "--hook", hook)
+	src := StartSrc(t, dst.Listen, []string{"v=" + filepath.Join(dir, "src-v.img") + ",size=4MiB"}, "--file-size", "256KiB")
+	src.WriteImage(t, "v", gen1)
+	src.Marker(t, "--volume", "v", "--custom", "hold")
+	src.WriteImage(t, "v", gen2)
+	src.Marker(t, "--volume", "v", "--snapshot", "after")
+	Eventually(t, 60*time.Second, "the hook to start", func() (bool, error) { return FileExists(flag), nil })
+	dst.Kill()
+	dst.Restart()
+	// Kill again as soon as destage has made progress after the restart.
+	Eventually(t, 60*time.Second, "destage progress", func() (bool, error) {
+		return dst.Volume(t, "v").LastMarker == "hold", nil
+	})
+	dst.Kill()
+	dst.Restart()
+	snap := dst.WaitSnapshot(t, "v", "after", 60*time.Second)
+	SameFile(t, snap, gen2)
+	Eventually(t, 30*time.Second, "empty destination buffer", func() (bool, error) {
+		v := dst.Volume(t, "v")
+		return v.FilesWaiting == 0 && v.BufferBytes == 0, nil
+	})
+	SameFile(t, vol, gen2)
+}
+
+// TestDstVolumeReadOnly: the destination volume is made immutable (read-only
+// even for root) while data arrives; the node keeps receiving, says
+// "offline: read-only", and destages once the volume is writable again.
+func TestDstVolumeReadOnly(t *testing.T) {
+	NeedBins(t, "qemu-img", "chattr")
+	dir := t.TempDir()
+	gen := filepath.Join(dir, "gen.img")
+	GenImage(t, gen, imgSize, 5)
+	vol := filepath.Join(dir, "dst-v.img")
+	if err := os.WriteFile(vol, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(vol, imgSize); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("chattr", "+i", vol).CombinedOutput(); err != nil {
+		t.Skipf("chattr +i not possible here (needs root and ext4/xfs/btrfs): %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("chattr", "-i", vol).Run() })
+	dst := StartDst(t, []string{"v=" + vol})
+	src := StartSrc(t, dst.Listen, []string{"v=" + filepath.Join(dir, "src-v.img") + ",size=4MiB"})
+	src.WriteImage(t, "v", gen)
+	src.Marker(t, "--volume", "v", "--snapshot", "s1")
+	Eventually(t, 60*time.Second, "offline: read-only with files waiting", func() (bool, error) {
+		v := dst.Volume(t, "v")
+		return v.State == "offline: read-only" && v.FilesWaiting > 0, nil
+	})
+	out := MustAimwan(t, "dst", "status", "--control", dst.Control)
+	if !strings.Contains(out, "offline: read-only") {
+		t.Fatalf("dst status does not show the offline volume:\n%s", out)
+	}
+	Run(t, "chattr", "-i", vol)
+	snap := dst.WaitSnapshot(t, "v", "s1", 60*time.Second)
+	SameFile(t, snap, gen)
+	SameFile(t, vol, gen)
+}
+
+// TestDstGroupMarker: two volumes in a consistency group get a group
+// snapshot marker; both destination snapshots equal their source images.
+func TestDstGroupMarker(t *testing.T) {
+	NeedBins(t, "qemu-img")
+	dir := t.TempDir()
+	genA, genB := filepath.Join(dir, "a.img"), filepath.Join(dir, "b.img")
+	GenImage(t, genA, imgSize, 6)
+	GenImage(t, genB, imgSize, 7)
+	dst := StartDst(t, []string{"a=" + filepath.Join(dir, "dst-a.img") + ",create", "b=" + filepath.Join(dir, "dst-b.img") + ",create"},
+		"--group", "g=a,b")
+	src := StartSrc(t, dst.Listen, []string{"a=" + filepath.Join(dir, "src-a.img") + ",size=4MiB",
+		"b=" + filepath.Join(dir, "src-b.img") + ",size=4MiB"}, "--group", "g=a,b")
+	src.WriteImage(t, "a", genA)
+	src.WriteImage(t, "b", genB)
+	src.Marker(t, "--group", "g", "--snapshot", "gs")
+	SameFile(t, dst.WaitSnapshot(t, "a", "gs", 60*time.Second), genA)
+	SameFile(t, dst.WaitSnapshot(t, "b", "gs", 60*time.Second), genB)
+}
