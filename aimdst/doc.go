@@ -1,0 +1,40 @@
+// Package aimdst is the destination node: it receives journal files over the
+// LAN push protocol into a durable destination buffer and destages them, in
+// sequence order, to the destination volumes; it takes snapshots at snapshot
+// markers, runs hooks at custom markers, holds consistency groups together,
+// and exports snapshots read-only over NBD.
+//
+// Glossary
+//
+//   - destination buffer: the folder <buffer>/<volume>/ holding journal files
+//     received and not yet destaged. A file is stored under its final name
+//     only after its SHA-256 and structure were checked and it was fsynced
+//     (file and folder); only then is it acked. <name>.part is a file being
+//     received; its size is the resume offset.
+//   - destage: applying a journal file's records to the destination volume:
+//     writes with pwrite, zero and trim ranges as punched holes.
+//   - reorder buffer (fileQueue): files arrive in any order and more than
+//     once; destage takes only the next file in sequence, so a missing file
+//     (a gap) holds back the ones after it.
+//   - duplicate: an offered file that is held already or was destaged
+//     (sequence at or below the cursor's file); acked, never applied twice.
+//   - cursor: <buffer>/<volume>/cursor.json, the last file and record
+//     destaged durably, replaced atomically. See Cursor for why a crash at any
+//     point neither skips nor changes a write.
+//   - marker point: destage stops at every marker with all writes before it
+//     durable and none after it applied; the snapshot is taken (or the hook
+//     run) and the cursor persisted before destage goes on.
+//   - snapshot: <snapshots>/<volume>/<label>.img, a point-in-time copy made at
+//     a snapshot marker: a reflink where the file system shares extents, else
+//     a sparse copy; atomic (temp + rename).
+//   - hook: the command configured for a custom marker's label, run with the
+//     marker in its environment; bounded by a timeout; failures are logged and
+//     counted, never stop destage.
+//   - consistency group: volumes whose group markers (same Group and GroupSeq)
+//     take effect together: every member waits at the marker until all have
+//     reached it, then all members' snapshots are taken at that point.
+//   - offline: the destination volume cannot be written (missing, read-only,
+//     full); receiving goes on, destage retries with back-off.
+//   - Time Latency: now minus the source timestamp of the newest destaged
+//     write, per volume.
+package aimdst
