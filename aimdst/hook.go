@@ -28,7 +28,7 @@ type hookRun struct {
 // runHook runs cmd with /bin/sh -c for a custom marker, with the marker in the
 // environment: AIMWAN_VOLUME, AIMWAN_LABEL, AIMWAN_SEQ, AIMWAN_GROUP and
 // AIMWAN_GROUP_SEQ (group markers), and AIMWAN_ARG_<KEY> per argument (KEY
-// upper-cased). It waits at most timeout, then kills the hook's process
+// as given and upper-cased, '-' as '_'). It waits at most timeout, then kills the hook's process
 // group. The exit status and output are logged; the error is returned for
 // the caller to count, never to stop destage.
 func runHook(ctx context.Context, log *slog.Logger, cmdline string, timeout time.Duration, h hookRun) error {
@@ -70,8 +70,12 @@ func hookEnv(h hookRun) []string {
 	for _, a := range h.Rec.Args {
 		// Keys are journal.ValidName ([A-Za-z0-9_-]); '-' is not valid in a
 		// shell variable name.
-		key := strings.ToUpper(strings.ReplaceAll(a.Key, "-", "_"))
+		// Both the key as given and its upper-case form are set.
+		key := strings.ReplaceAll(a.Key, "-", "_")
 		env = append(env, "AIMWAN_ARG_"+key+"="+a.Value)
+		if up := strings.ToUpper(key); up != key {
+			env = append(env, "AIMWAN_ARG_"+up+"="+a.Value)
+		}
 	}
 	return env
 }

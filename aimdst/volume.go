@@ -191,9 +191,12 @@ func (v *volume) failed(err error, retry time.Duration) {
 func (v *volume) idle() {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.q.Len() > 0 {
+	switch {
+	case v.q.Len() > 0:
 		v.state = fmt.Sprintf("%s %d", stateGap, v.q.Next())
-	} else {
+	case !v.cfg.Create && !exists(v.cfg.Path):
+		v.state = stateOffline + ": missing" // nothing to apply yet, but say so
+	default:
 		v.state = stateIdle
 	}
 }
@@ -203,4 +206,10 @@ func (v *volume) setState(s string) {
 	v.mu.Lock()
 	v.state = s
 	v.mu.Unlock()
+}
+
+// exists reports whether path exists.
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
