@@ -271,7 +271,9 @@ type unitError struct {
 	text string
 }
 
-func (e *unitError) Error() string { return fmt.Sprintf("unit line %d: not Key=Value: %s", e.line, e.text) }
+func (e *unitError) Error() string {
+	return fmt.Sprintf("unit line %d: not Key=Value: %s", e.line, e.text)
+}
 
 // verifyUnit runs systemd-analyze verify (when installed) on a copy whose
 // ExecStart points at an existing binary; any complaint fails the test.
