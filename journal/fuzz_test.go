@@ -102,7 +102,7 @@ func FuzzRecover(f *testing.F) {
 	f.Add(open[:HeaderSize+100], side[:len(side)-3])
 	f.Add(open, side[:sidecarHeaderSize])
 	f.Fuzz(func(t *testing.T, open, side []byte) {
-		dir := t.TempDir()
+		dir := shmTempDir(t)
 		os.WriteFile(openPath(dir, 1), open, 0o644)
 		os.WriteFile(sidecarPath(dir, 1), side, 0o644)
 		w, got, err := OpenWriter(WriterConfig{Dir: dir, Volume: h.Volume, VolumeSize: h.VolumeSize})
