@@ -100,3 +100,18 @@ func gaugeValue(t *testing.T, g prometheus.Gatherer, name string) float64 {
 	t.Fatalf("metric %s not found", name)
 	return 0
 }
+
+// TestMetricNamesLint checks the node's metrics against Prometheus naming
+// rules.
+func TestMetricNamesLint(t *testing.T) {
+	tn := newTestNode(t, nil)
+	for _, c := range append(tn.n.metrics.collectors(), statusCollector{tn.n}) {
+		problems, err := testutil.CollectAndLint(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range problems {
+			t.Errorf("metric %s: %s", p.Metric, p.Text)
+		}
+	}
+}

@@ -45,6 +45,7 @@ func NewNode(cfg Config) (*Node, error) {
 			return nil, fmt.Errorf("dst: %w", err)
 		}
 		n.vols[vc.Name] = v
+		n.metrics.initVolume(vc.Name)
 	}
 	if cfg.Registerer != nil {
 		for _, c := range append(n.metrics.collectors(), statusCollector{n}) {
