@@ -174,3 +174,47 @@ func TestParamsMismatch(t *testing.T) {
 		t.Fatalf("decode with other params: %v, want ErrMismatch", err)
 	}
 }
+
+func TestShiftedPayloadBoundaries(t *testing.T) {
+	g := newImageGen(12)
+	img := g.template(8 << 20)
+	// Make the image fully non-zero so no zero run breaks the chains.
+	for i := range img {
+		if img[i] == 0 {
+			img[i] = 1
+		}
+	}
+	pr := newPair(t, Params{})
+	pr.send(t, img) // like a primed image: chunked in one piece
+	// The same bytes cut at other places: each payload starts and ends
+	// inside a chunk the peer holds.
+	var wire, edges int
+	for off := 300001; off+1<<20 <= len(img); off += 1 << 20 {
+		st, w := pr.send(t, img[off:off+1<<20])
+		wire += w
+		edges += st.Edges
+		t.Logf("payload at %d: %+v, wire %d", off, st, w)
+	}
+	// Constant regions (the former zeros) cut at MaxSize, which depends on
+	// alignment, so a few guesses miss there; elsewhere a payload costs
+	// about 130 bytes.
+	if edges < 12 || wire > 7<<20/100 {
+		t.Fatalf("shifted payloads cost %d wire bytes with %d edges", wire, edges)
+	}
+}
+
+func TestWrongEdgeGuessRecovers(t *testing.T) {
+	g := newImageGen(13)
+	a := make([]byte, 1<<20)
+	g.text(a)
+	pr := newPair(t, Params{})
+	pr.send(t, a)
+	// Same start, then different bytes at the end: the tail guess (prefix
+	// of the old successor) is wrong and recovered by a miss.
+	b := append([]byte(nil), a[:600000]...)
+	b = append(b, bytes.Repeat([]byte("Q"), 3000)...)
+	st, _ := pr.send(t, b)
+	if st.Edges != 1 {
+		t.Fatalf("want one tail guess: %+v", st)
+	}
+}

@@ -131,6 +131,15 @@ func (d *Decoder) parseOps(r *reader, size int) ([]dop, int) {
 			}
 		case opZero:
 			o.n = int(r.uvarint("zero run length", left))
+		case opHead, opTail:
+			if (o.kind == opHead && i != 0) || (o.kind == opTail && i != n-1) {
+				r.fail("op 0x%02x at position %d of %d", o.kind, i, n)
+			}
+			o.n = int(r.uvarint("edge length", min(maxChunk, left)))
+			if o.kind == opHead {
+				o.fp = r.fingerprint()
+			}
+			copy(o.check[:], r.bytes(edgeCheckLen))
 		default:
 			r.fail("unknown op 0x%02x", o.kind)
 		}
@@ -193,8 +202,18 @@ func (p *Pending) execute(lits []byte) {
 			o.head = o.fp
 			o.tail, o.valid = p.expand(local, o, dst)
 			o.known = o.valid
+		case opHead:
+			if y, ok := s.Predecessor(o.fp); ok {
+				o.valid = p.edge(y, dst, true, o.check)
+			}
+		case opTail:
+			if hasPrev {
+				if y, ok := s.Successor(prev); ok {
+					o.valid = p.edge(y, dst, false, o.check)
+				}
+			}
 		}
-		if o.valid && o.kind != opRun {
+		if o.valid && (o.kind == opLiteral || o.kind == opRef) {
 			local[o.head] = span{o.off, o.n}
 		}
 		if hasPrev && o.known {
@@ -206,6 +225,26 @@ func (p *Pending) execute(lits []byte) {
 			p.stats.MissBytes += o.n
 		}
 	}
+}
+
+// edge fills dst with the last (head) or first (tail) len(dst) bytes of
+// chunk y when they match the op's check. Edges are fragments: they are
+// neither stored nor linked.
+func (p *Pending) edge(y Fingerprint, dst []byte, head bool, check [runCheckLen]byte) bool {
+	data, ok := p.d.store.Get(nil, y)
+	if !ok || len(data) < len(dst) {
+		return false
+	}
+	if head {
+		data = data[len(data)-len(dst):]
+	} else {
+		data = data[:len(dst)]
+	}
+	if c := edgeCheck(data); [edgeCheckLen]byte(check[:edgeCheckLen]) != c {
+		return false
+	}
+	copy(dst, data)
+	return true
 }
 
 // span is where a chunk already sits in the payload being rebuilt.

@@ -85,7 +85,8 @@ type EncodeStats struct {
 	Refs         int // single-chunk reference ops
 	Runs         int // run reference ops
 	RunChunks    int // chunks covered by run references
-	RefBytes     int // payload bytes covered by references and runs
+	RefBytes     int // payload bytes covered by references, runs and edges
+	Edges        int // head/tail ops (a payload starting or ending inside a known chunk)
 	ZeroRuns     int // zero-run ops
 	ZeroBytes    int // payload bytes covered by zero runs
 }
@@ -141,7 +142,7 @@ func (e *Encoder) Encode(dst, payload []byte) ([]byte, EncodeStats, error) {
 	dst = binary.BigEndian.AppendUint32(dst, PayloadCheck(payload))
 	dst = binary.AppendUvarint(dst, uint64(len(ops)))
 	for _, o := range ops {
-		dst = appendOp(dst, o, pieces, fps)
+		dst = appendOp(dst, o, payload, fps)
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(z)))
 	dst = append(dst, z...)
@@ -155,8 +156,18 @@ func (e *Encoder) decide(pieces []piece, fps []Fingerprint, st *EncodeStats) []o
 	x := e.peer
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	// Edges first, against the index as it was before this payload.
+	headN := e.headLocked(pieces, fps)
+	tailN := e.tailLocked(pieces, fps, headN)
+	if headN > 0 {
+		end := pieces[headN].off
+		ops = append(ops, op{kind: opHead, n: end, first: headN})
+		st.Edges++
+		st.RefBytes += end
+	}
 	var prev uint64 // short fingerprint of the previous chunk, 0 after a zero run
-	for i, pc := range pieces {
+	for i := headN; i < len(pieces)-tailN; i++ {
+		pc := pieces[i]
 		if pc.zero {
 			ops = append(ops, op{kind: opZero, off: pc.off, n: pc.n})
 			st.ZeroRuns++
@@ -185,6 +196,13 @@ func (e *Encoder) decide(pieces []piece, fps []Fingerprint, st *EncodeStats) []o
 		}
 		prev = s
 	}
+	if tailN > 0 {
+		off := pieces[len(pieces)-tailN].off
+		n := pieces[len(pieces)-1].off + pieces[len(pieces)-1].n - off
+		ops = append(ops, op{kind: opTail, off: off, n: n})
+		st.Edges++
+		st.RefBytes += n
+	}
 	for _, o := range ops {
 		switch o.kind {
 		case opLiteral:
@@ -202,9 +220,57 @@ func (e *Encoder) decide(pieces []piece, fps []Fingerprint, st *EncodeStats) []o
 	return ops
 }
 
+// headLocked returns how many leading pieces, all unknown to the peer and
+// together at most MaxSize bytes, come before the first known chunk W
+// that has a predecessor: the payload then probably starts inside pred(W)
+// (a journal file boundary cut that chunk), and the head is sent as its
+// suffix. The receiver checks; a wrong guess is a miss.
+func (e *Encoder) headLocked(pieces []piece, fps []Fingerprint) int {
+	size := 0
+	for n, pc := range pieces {
+		if pc.zero {
+			return 0
+		}
+		if v, ok := e.peer.lookupLocked(fps[n].short()); ok {
+			if n > 0 && v.pred != 0 {
+				return n
+			}
+			return 0
+		}
+		if size += pc.n; size > e.p.MaxSize {
+			return 0
+		}
+	}
+	return 0
+}
+
+// tailLocked is headLocked's mirror: trailing unknown pieces after a known
+// chunk X with a successor are sent as a prefix of succ(X).
+func (e *Encoder) tailLocked(pieces []piece, fps []Fingerprint, headN int) int {
+	size := 0
+	for i := len(pieces) - 1; i > headN; i-- {
+		if pieces[i].zero || pieces[i-1].zero {
+			return 0
+		}
+		if _, known := e.peer.lookupLocked(fps[i].short()); known {
+			return 0
+		}
+		if size += pieces[i].n; size > e.p.MaxSize {
+			return 0
+		}
+		if v, ok := e.peer.lookupLocked(fps[i-1].short()); ok {
+			if v.succ != 0 {
+				return len(pieces) - i
+			}
+			return 0
+		}
+	}
+	return 0
+}
+
 func succOf(x *PeerIndex, s uint64) uint64 {
 	v, _ := x.lookupLocked(s)
-	return v
+	return v.succ
 }
 
 // runCheck is the check value of a run: the first 16 bytes of SHA-256 over
@@ -219,7 +285,14 @@ func runCheck(fps []Fingerprint) [runCheckLen]byte {
 	return [runCheckLen]byte(sum[:runCheckLen])
 }
 
-func appendOp(dst []byte, o op, pieces []piece, fps []Fingerprint) []byte {
+// edgeCheck is the check value of a head/tail op: the first 8 bytes of the
+// SHA-256 of its bytes.
+func edgeCheck(b []byte) [edgeCheckLen]byte {
+	s := Sum(b)
+	return [edgeCheckLen]byte(s[:edgeCheckLen])
+}
+
+func appendOp(dst []byte, o op, payload []byte, fps []Fingerprint) []byte {
 	dst = append(dst, o.kind)
 	switch o.kind {
 	case opLiteral, opZero:
@@ -233,8 +306,16 @@ func appendOp(dst []byte, o op, pieces []piece, fps []Fingerprint) []byte {
 		dst = append(dst, fps[o.first][:]...)
 		c := runCheck(fps[o.first : o.first+o.count])
 		dst = append(dst, c[:]...)
+	case opHead:
+		dst = binary.AppendUvarint(dst, uint64(o.n))
+		dst = append(dst, fps[o.first][:]...)
+		c := edgeCheck(payload[:o.n])
+		dst = append(dst, c[:]...)
+	case opTail:
+		dst = binary.AppendUvarint(dst, uint64(o.n))
+		c := edgeCheck(payload[o.off : o.off+o.n])
+		dst = append(dst, c[:]...)
 	}
-	_ = pieces
 	return dst
 }
 

@@ -18,7 +18,7 @@ const DefaultPeerChunks = 1 << 20
 type PeerIndex struct {
 	mu       sync.Mutex
 	epoch    uint64
-	cur, old map[uint64]uint64 // short fingerprint -> short successor (0 = none)
+	cur, old map[uint64]peerEntry // short fingerprint -> its neighbours
 	max      int
 }
 
@@ -29,8 +29,12 @@ func NewPeerIndex(maxChunks int) *PeerIndex {
 	if maxChunks <= 0 {
 		maxChunks = DefaultPeerChunks
 	}
-	return &PeerIndex{max: maxChunks, cur: map[uint64]uint64{}, old: map[uint64]uint64{}}
+	return &PeerIndex{max: maxChunks, cur: map[uint64]peerEntry{}, old: map[uint64]peerEntry{}}
 }
+
+// peerEntry holds the short fingerprints of a chunk's successor and
+// predecessor when first seen (0 = none).
+type peerEntry struct{ succ, pred uint64 }
 
 // Epoch is the peer store epoch this index describes (0 = not yet known).
 func (x *PeerIndex) Epoch() uint64 {
@@ -41,7 +45,9 @@ func (x *PeerIndex) Epoch() uint64 {
 
 // SetEpoch records the peer's current store epoch (from the handshake or a
 // miss list). When it differs from the known one the peer restarted cold or
-// was wiped: the index is emptied and SetEpoch returns true.
+// was wiped: the index is emptied and SetEpoch returns true. An index whose
+// epoch is still unknown (0) adopts the first epoch it is told without
+// emptying: call SetEpoch at every handshake, before encoding.
 func (x *PeerIndex) SetEpoch(epoch uint64) bool {
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -52,8 +58,12 @@ func (x *PeerIndex) setEpochLocked(epoch uint64) bool {
 	if epoch == x.epoch {
 		return false
 	}
+	if x.epoch == 0 {
+		x.epoch = epoch
+		return false
+	}
 	x.epoch = epoch
-	x.cur, x.old = map[uint64]uint64{}, map[uint64]uint64{}
+	x.cur, x.old = map[uint64]peerEntry{}, map[uint64]peerEntry{}
 	return true
 }
 
@@ -64,8 +74,8 @@ func (x *PeerIndex) Len() int {
 	return len(x.cur) + len(x.old)
 }
 
-// lookupLocked returns the successor entry of s and whether s is known.
-func (x *PeerIndex) lookupLocked(s uint64) (uint64, bool) {
+// lookupLocked returns the entry of s and whether s is known.
+func (x *PeerIndex) lookupLocked(s uint64) (peerEntry, bool) {
 	if v, ok := x.cur[s]; ok {
 		return v, true
 	}
@@ -73,28 +83,32 @@ func (x *PeerIndex) lookupLocked(s uint64) (uint64, bool) {
 	return v, ok
 }
 
-// addLocked records that the peer holds s (no successor change).
+// addLocked records that the peer holds s.
 func (x *PeerIndex) addLocked(s uint64) {
 	if _, ok := x.lookupLocked(s); ok {
 		return
 	}
-	x.putLocked(s, 0)
+	x.putLocked(s, peerEntry{})
 }
 
-// linkLocked records succ(a) = b unless a already has a successor.
+// linkLocked records succ(a) = b and pred(b) = a, each unless already set
+// (the same rule as Store.Link).
 func (x *PeerIndex) linkLocked(a, b uint64) {
-	v, ok := x.lookupLocked(a)
-	if ok && v != 0 {
-		return
+	if v, ok := x.lookupLocked(a); !ok || v.succ == 0 {
+		v.succ = b
+		x.putLocked(a, v)
 	}
-	x.putLocked(a, b)
+	if v, ok := x.lookupLocked(b); !ok || v.pred == 0 {
+		v.pred = a
+		x.putLocked(b, v)
+	}
 }
 
-func (x *PeerIndex) putLocked(s, succ uint64) {
+func (x *PeerIndex) putLocked(s uint64, e peerEntry) {
 	if _, ok := x.cur[s]; !ok && len(x.cur) >= x.max/2 {
-		x.old, x.cur = x.cur, make(map[uint64]uint64, len(x.cur))
+		x.old, x.cur = x.cur, make(map[uint64]peerEntry, len(x.cur))
 	}
-	x.cur[s] = succ
+	x.cur[s] = e
 }
 
 // LoadHeld merges a held list produced by the peer's Store.AppendHeld.

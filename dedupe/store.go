@@ -207,6 +207,12 @@ func succKey(k *[33]byte, fp Fingerprint) []byte {
 	return k[:]
 }
 
+func predKey(k *[33]byte, fp Fingerprint) []byte {
+	k[0] = 'p'
+	copy(k[1:], fp[:])
+	return k[:]
+}
+
 // Has reports whether the store (probably) holds the chunk.
 func (s *Store) Has(fp Fingerprint) bool {
 	var k [33]byte
@@ -261,12 +267,27 @@ func (s *Store) Successor(fp Fingerprint) (Fingerprint, bool) {
 	return Fingerprint(v), true
 }
 
-// Link records that b followed a, unless a already has a successor.
+// Predecessor returns the chunk that preceded fp when fp was first seen.
+func (s *Store) Predecessor(fp Fingerprint) (Fingerprint, bool) {
+	var k [33]byte
+	var buf [32]byte
+	v, ok := s.cache.Load().HasGet(buf[:0], predKey(&k, fp))
+	if !ok || len(v) != 32 {
+		return Fingerprint{}, false
+	}
+	return Fingerprint(v), true
+}
+
+// Link records that b followed a: a's successor and b's predecessor, each
+// unless already set.
 func (s *Store) Link(a, b Fingerprint) {
 	var k [33]byte
 	c := s.cache.Load()
 	if !c.Has(succKey(&k, a)) {
 		c.Set(k[:], b[:])
+	}
+	if !c.Has(predKey(&k, b)) {
+		c.Set(k[:], a[:])
 	}
 }
 

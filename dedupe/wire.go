@@ -24,6 +24,8 @@ const (
 	opRef     = 0x02 // uvarint length, 32-byte fingerprint
 	opRun     = 0x03 // uvarint count, uvarint length, 32-byte first fingerprint, 16-byte run check
 	opZero    = 0x04 // uvarint length
+	opHead    = 0x05 // uvarint length, 32-byte fingerprint W, 8-byte check: the last bytes of pred(W)
+	opTail    = 0x06 // uvarint length, 8-byte check: the first bytes of succ(previous chunk)
 )
 
 // Hard limits that bound what a decoder allocates for a hostile input.
@@ -37,6 +39,8 @@ const (
 	zstdWindow = 8 << 20
 	// runCheckLen is the length of a run reference's check value.
 	runCheckLen = 16
+	// edgeCheckLen is the length of a head/tail op's check value.
+	edgeCheckLen = 8
 )
 
 // Errors of the codec. Decoding errors wrap ErrCorrupt (malformed or
