@@ -160,8 +160,7 @@ func (w *Writer) appendRecord(r Record, data []byte) (uint64, error) {
 	}
 	w.mu.Lock()
 	seq, err := w.appendLocked(r, data)
-	w.mu.Unlock()
-	w.notify()
+	w.unlock()
 	return seq, err
 }
 
@@ -230,8 +229,7 @@ func (w *Writer) Sync() error {
 func (w *Writer) Seal() error {
 	w.mu.Lock()
 	err := w.sealIfLocked(func(*openFile) bool { return true })
-	w.mu.Unlock()
-	w.notify()
+	w.unlock()
 	return err
 }
 
@@ -241,8 +239,7 @@ func (w *Writer) Seal() error {
 func (w *Writer) SealIfOlder(now time.Time) error {
 	w.mu.Lock()
 	err := w.sealIfLocked(func(f *openFile) bool { return now.Sub(f.firstTime) >= w.cfg.MaxAge })
-	w.mu.Unlock()
-	w.notify()
+	w.unlock()
 	return err
 }
 
@@ -289,9 +286,17 @@ func (w *Writer) Close() error {
 		err = cerr
 	}
 	w.err = ErrClosed
-	w.mu.Unlock()
-	w.notify()
+	w.unlock()
 	return err
+}
+
+// unlock releases mu and reports files sealed meanwhile to OnSeal.
+func (w *Writer) unlock() {
+	sealed := len(w.pending) > 0
+	w.mu.Unlock()
+	if sealed {
+		w.notify()
+	}
 }
 
 // notify calls OnSeal for sealed files, in order, without holding mu.
