@@ -151,11 +151,11 @@ func (b *bitmap) clear(off, length int64) {
 	}
 }
 
-// next returns the first run of dirty regions at or after byte from, at most
+// next returns the first run of dirty regions starting at or after byte from, at most
 // maxLen bytes long and clipped to the volume size; ok is false when no bit
 // is set from there on.
 func (b *bitmap) next(from, maxLen int64) (off, length int64, ok bool) {
-	i := from / b.gran
+	i := (from + b.gran - 1) / b.gran // regions starting at or after from
 	for i < b.nbits {
 		if i&7 == 0 && b.bits[i>>3] == 0 {
 			i += 8 // a clean byte: skip its 8 regions at once

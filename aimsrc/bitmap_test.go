@@ -1,0 +1,70 @@
+package aimsrc
+
+import (
+	"errors"
+	"path/filepath"
+	"testing"
+)
+
+func TestBitmap(t *testing.T) {
+	const gran = 64 << 10
+	path := filepath.Join(t.TempDir(), "v.dirty")
+	size := int64(10*gran + 100) // a partial last region
+	b, err := openBitmap(path, size, gran)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !b.set(gran+10, 10) || b.set(gran, 1) {
+		t.Fatal("set: want newly set once")
+	}
+	b.set(3*gran-1, 2) // touches regions 2 and 3
+	b.set(10*gran, 100)
+	if got := b.count.Load(); got != 4 {
+		t.Fatalf("count %d, want 4", got)
+	}
+	type run struct{ off, n int64 }
+	var runs []run
+	for from := int64(0); ; {
+		off, n, ok := b.next(from, 1<<20)
+		if !ok {
+			break
+		}
+		runs = append(runs, run{off, n})
+		from = off + n
+	}
+	want := []run{{gran, 3 * gran}, {10 * gran, 100}}
+	if len(runs) != len(want) || runs[0] != want[0] || runs[1] != want[1] {
+		t.Fatalf("runs %v, want %v", runs, want)
+	}
+	if off, n, _ := b.next(0, gran); off != gran || n != gran {
+		t.Fatalf("next with max one region: %d+%d", off, n)
+	}
+	b.clear(gran, gran)
+	if err := b.close(); err != nil {
+		t.Fatal(err)
+	}
+	// Reopen: the bits persist.
+	b, err = openBitmap(path, size, gran)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := b.count.Load(); got != 3 {
+		t.Fatalf("after reopen count %d, want 3", got)
+	}
+	b.close()
+	// Another size with bits set is refused; without bits it is replaced.
+	if _, err := openBitmap(path, 2*size, gran); !errors.Is(err, ErrBitmap) {
+		t.Fatalf("reopen with another size: %v, want ErrBitmap", err)
+	}
+	b, _ = openBitmap(path, size, gran)
+	b.clear(0, size)
+	b.close()
+	b, err = openBitmap(path, 2*size, gran)
+	if err != nil {
+		t.Fatalf("clean bitmap with another size: %v", err)
+	}
+	if b.count.Load() != 0 || b.nbits != (2*size+gran-1)/gran {
+		t.Fatalf("replaced bitmap: count %d, nbits %d", b.count.Load(), b.nbits)
+	}
+	b.close()
+}
