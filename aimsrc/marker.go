@@ -115,7 +115,7 @@ func (n *Node) Marker(req MarkerRequest) (MarkerResult, error) {
 		return MarkerResult{}, err
 	}
 	for _, v := range vols {
-		if err := v.jw.Sync(); err != nil {
+		if err := v.syncJournal(); err != nil {
 			return MarkerResult{}, fmt.Errorf("volume %s: sync marker: %w", v.name, err)
 		}
 	}

@@ -216,7 +216,7 @@ func (v *volume) onSeal(_ string, size int64) {
 
 // Flush makes every completed write durable: journal, image and bitmap.
 func (v *volume) Flush() error {
-	if err := v.jw.Sync(); err != nil {
+	if err := v.syncJournal(); err != nil {
 		return fmt.Errorf("volume %s: sync journal: %w", v.name, err)
 	}
 	if err := v.img.sync(); err != nil {
@@ -229,6 +229,16 @@ func (v *volume) Flush() error {
 		return fmt.Errorf("volume %s: %w", v.name, err)
 	}
 	return nil
+}
+
+// syncJournal makes the journal durable. It holds the volume lock: the
+// journal's Sync is not yet safe against a seal running at the same time
+// (it reads the open file's handles unlocked), and every seal happens under
+// the volume lock (size rotation inside appends, age sealing in sealOld).
+func (v *volume) syncJournal() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.jw.Sync()
 }
 
 // setState recomputes the reported state. Called under mu.
