@@ -26,10 +26,22 @@ type openFile struct {
 	lastSeq    uint64
 	sum        hash.Hash // SHA-256 of header and payload so far
 	sealed     bool      // set under the Writer's lock once sealed
+	closed     bool
 }
 
 func openPath(dir string, seq uint64) string    { return filepath.Join(dir, FileName(seq)+".open") }
 func sidecarPath(dir string, seq uint64) string { return filepath.Join(dir, FileName(seq)+".idx") }
+
+// openName and sideName name the files in errors (o.f.Name() would be the
+// temporary name it was created under).
+func (o *openFile) openName() string { return openPath(o.dir, o.hdr.FileSeq) }
+func (o *openFile) sideName() string { return sidecarPath(o.dir, o.hdr.FileSeq) }
+
+// sidecarHeader returns the 16 bytes a sidecar starts with.
+func sidecarHeader(seq uint64) []byte {
+	b := append(make([]byte, 0, sidecarHeaderSize), sidecarMagic[:]...)
+	return le.AppendUint64(b, seq)
+}
 
 // createOpen creates (or replaces) the open file and sidecar of hdr.FileSeq
 // and fsyncs both. The caller fsyncs the folder.
@@ -40,10 +52,7 @@ func createOpen(dir string, hdr Header) (*openFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	sh := make([]byte, sidecarHeaderSize)
-	copy(sh, sidecarMagic[:])
-	le.PutUint64(sh[8:], hdr.FileSeq)
-	if _, err := o.idx.WriteAt(sh, 0); err != nil {
+	if _, err := o.idx.WriteAt(sidecarHeader(hdr.FileSeq), 0); err != nil {
 		o.close()
 		return nil, err
 	}
@@ -79,7 +88,7 @@ func createOpen(dir string, hdr Header) (*openFile, error) {
 func (o *openFile) append(r *Record, data []byte, now time.Time) error {
 	if len(data) > 0 {
 		if _, err := o.f.WriteAt(data, HeaderSize+o.payloadLen); err != nil {
-			return fmt.Errorf("write %s: %w", o.f.Name(), err)
+			return fmt.Errorf("write %s: %w", o.openName(), err)
 		}
 	}
 	start := len(o.index)
@@ -87,7 +96,7 @@ func (o *openFile) append(r *Record, data []byte, now time.Time) error {
 	frame := appendFrame(make([]byte, 0, len(o.index)-start+frameOverhead), o.index[start:])
 	if _, err := o.idx.WriteAt(frame, o.sideLen); err != nil {
 		o.index = o.index[:start]
-		return fmt.Errorf("write %s: %w", o.idx.Name(), err)
+		return fmt.Errorf("write %s: %w", o.sideName(), err)
 	}
 	o.sum.Write(data)
 	o.sideLen += int64(len(frame))
@@ -112,15 +121,21 @@ func appendFrame(b, rec []byte) []byte {
 
 func (o *openFile) sync() error {
 	if err := o.f.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", o.f.Name(), err)
+		return fmt.Errorf("fsync %s: %w", o.openName(), err)
 	}
 	if err := o.idx.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", o.idx.Name(), err)
+		return fmt.Errorf("fsync %s: %w", o.sideName(), err)
 	}
 	return nil
 }
 
+// close closes both files once. The handles stay set, so a Sync racing with
+// sealing sees os.ErrClosed rather than a nil file.
 func (o *openFile) close() error {
+	if o.closed {
+		return nil
+	}
+	o.closed = true
 	var errs []error
 	if o.f != nil {
 		errs = append(errs, o.f.Close())
@@ -128,7 +143,6 @@ func (o *openFile) close() error {
 	if o.idx != nil {
 		errs = append(errs, o.idx.Close())
 	}
-	o.f, o.idx = nil, nil
 	return errors.Join(errs...)
 }
 
@@ -176,10 +190,10 @@ func (o *openFile) writeTail() (sealedFile, error) {
 	o.sum.Write(o.index)
 	tail := append(append([]byte(nil), o.index...), encodeFooter(o.footer(o.sum.Sum(nil)))...)
 	if _, err := o.f.WriteAt(tail, HeaderSize+o.payloadLen); err != nil {
-		return sealedFile{}, fmt.Errorf("seal %s: %w", o.f.Name(), err)
+		return sealedFile{}, fmt.Errorf("seal %s: %w", o.openName(), err)
 	}
 	if err := o.f.Sync(); err != nil {
-		return sealedFile{}, fmt.Errorf("seal %s: fsync: %w", o.f.Name(), err)
+		return sealedFile{}, fmt.Errorf("seal %s: fsync: %w", o.openName(), err)
 	}
 	seq := o.hdr.FileSeq
 	return sealedFile{

@@ -271,10 +271,7 @@ func (o *openFile) cut() error {
 	}
 	if o.records == 0 {
 		// Rewrite the sidecar header in case it was missing or damaged.
-		sh := make([]byte, sidecarHeaderSize)
-		copy(sh, sidecarMagic[:])
-		le.PutUint64(sh[8:], o.hdr.FileSeq)
-		if _, err := o.idx.WriteAt(sh, 0); err != nil {
+		if _, err := o.idx.WriteAt(sidecarHeader(o.hdr.FileSeq), 0); err != nil {
 			return err
 		}
 	}
