@@ -436,3 +436,36 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestCommitDoesNotBlockOtherFiles: while one file's Commit waits, another
+// file on the same connection is received and acked.
+func TestCommitDoesNotBlockOtherFiles(t *testing.T) {
+	secondAcked, committing := make(chan struct{}), make(chan struct{})
+	h := &fakeHandler{accept: func(_ context.Context, _ Hello, o Offer) (Sink, error) {
+		if o.Name == "0000000000000001.aimj" {
+			return &fakeSink{commit: func(ctx context.Context) error {
+				close(committing)
+				select {
+				case <-secondAcked:
+					return nil
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}}, nil
+		}
+		return &fakeSink{}, nil
+	}}
+	c := dial(t, startServer(t, &Server{Handler: h}))
+	b1, o1 := testFile(1, 3*MaxData)
+	first := make(chan error, 1)
+	go func() { first <- c.Push(context.Background(), o1, bytes.NewReader(b1)) }()
+	<-committing
+	b2, o2 := testFile(2, 3*MaxData)
+	if err := c.Push(context.Background(), o2, bytes.NewReader(b2)); err != nil {
+		t.Fatalf("second file while the first commits: %v", err)
+	}
+	close(secondAcked)
+	if err := <-first; err != nil {
+		t.Fatalf("first file: %v", err)
+	}
+}
