@@ -1,0 +1,121 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aimwan/aimwan/aimsrc"
+)
+
+func TestSrcConfig(t *testing.T) {
+	dir := t.TempDir()
+	yml := filepath.Join(dir, "src.yaml")
+	os.WriteFile(yml, []byte(`
+buffer: /var/buf
+push: 10.0.0.2:7800
+buffer_limit: 1GiB
+file_size: 2MiB
+file_age: 500ms
+volumes:
+  - {name: vm1, path: /img/vm1.img, size: 64MiB}
+  - {name: vm2, path: /img/vm2.img}
+groups:
+  - {name: db, volumes: [vm1, vm2]}
+`), 0o644)
+	cfg, err := srcConfig([]string{"--config", yml, "--push", "127.0.0.1:9999", "--file-age", "1s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Buffer != "/var/buf" || cfg.Push != "127.0.0.1:9999" || cfg.BufferLimit != 1<<30 ||
+		cfg.FileSize != 2<<20 || cfg.FileAge != time.Second || len(cfg.Volumes) != 2 ||
+		cfg.Volumes[0].Size != 64<<20 || len(cfg.Groups) != 1 || cfg.Groups[0].Volumes[1] != "vm2" {
+		t.Fatalf("config %+v", cfg)
+	}
+	cfg, err = srcConfig([]string{"--config", yml, "--volume", "x=/x.img,size=1M", "--group", "g=x"})
+	if err != nil || len(cfg.Volumes) != 1 || cfg.Volumes[0].Name != "x" || cfg.Groups[0].Name != "g" {
+		t.Fatalf("flags replace the YAML lists: %+v, %v", cfg, err)
+	}
+	for _, bad := range [][]string{
+		{"--volume", "../x=/x.img"},
+		{"--volume", "x=/x.img,size=big"},
+		{"--group", "g"},
+		{"--buffer-limit", "lots"},
+		{"--file-age", "soon"},
+		{"stray"},
+	} {
+		if _, err := srcConfig(bad); exitCode(err) != exitUsage {
+			t.Errorf("srcConfig(%q): %v, want a usage error", bad, err)
+		}
+	}
+}
+
+// TestSrcClients runs init, marker and status against a node in this process.
+func TestSrcClients(t *testing.T) {
+	dir := t.TempDir()
+	img := filepath.Join(dir, "v1.img")
+	os.WriteFile(img, bytes.Repeat([]byte{1, 0, 0, 0}, 1<<19), 0o644)
+	n, err := aimsrc.New(aimsrc.Config{Node: "t", Buffer: filepath.Join(dir, "buf"),
+		Volumes: []aimsrc.VolumeConfig{{Name: "v1", Path: img}},
+		Groups:  []aimsrc.GroupConfig{{Name: "g", Volumes: []string{"v1"}}},
+		NBD:     "127.0.0.1:0", Control: "127.0.0.1:0", Metrics: "off", Push: "127.0.0.1:1",
+		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Serve(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	ctl := n.ControlAddr().String()
+
+	var out bytes.Buffer
+	if err := runSrcInit(ctx, []string{"--control", ctl, "--volume", "v1"}, &out); err != nil {
+		t.Fatalf("init: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "100.0%") || !strings.Contains(out.String(), "done") {
+		t.Errorf("init output: %q", out.String())
+	}
+	out.Reset()
+	if err := runSrcMarker(ctx, []string{"--control", ctl, "--group", "g", "--custom", "quiesce", "--arg", "db=orders"}, &out); err != nil {
+		t.Fatalf("marker: %v", err)
+	}
+	if !strings.Contains(out.String(), "group g (group seq 1)") {
+		t.Errorf("marker output: %q", out.String())
+	}
+	out.Reset()
+	if err := runSrcStatus(ctx, []string{"--control", ctl}, &out); err != nil {
+		t.Fatalf("status: %v", err)
+	}
+	if !strings.Contains(out.String(), "v1") || !strings.Contains(out.String(), "normal") {
+		t.Errorf("status output: %q", out.String())
+	}
+	out.Reset()
+	if err := runSrcStatus(ctx, []string{"--control", ctl, "--json"}, &out); err != nil {
+		t.Fatalf("status --json: %v", err)
+	}
+	var st aimsrc.Status
+	if err := json.Unmarshal(out.Bytes(), &st); err != nil || len(st.Volumes) != 1 || st.Volumes[0].Init.Journaled != 2<<20 {
+		t.Errorf("status --json: %v %+v", err, st)
+	}
+	for _, bad := range [][]string{
+		{"--control", ctl, "--volume", "v1"},                                    // no label
+		{"--control", ctl, "--volume", "v1", "--group", "g", "--snapshot", "s"}, // both targets
+		{"--control", ctl, "--volume", "v1", "--snapshot", "s", "--arg", "a=b"},
+		{"--control", ctl, "--volume", "v1", "--custom", "s", "--arg", "novalue"},
+	} {
+		if err := runSrcMarker(ctx, bad, &out); exitCode(err) != exitUsage {
+			t.Errorf("marker %q: %v, want a usage error", bad, err)
+		}
+	}
+	if err := runSrcMarker(ctx, []string{"--control", ctl, "--volume", "nope", "--snapshot", "s"}, &out); err == nil ||
+		!strings.Contains(err.Error(), "nope") {
+		t.Errorf("marker on an unknown volume: %v", err)
+	}
+}
