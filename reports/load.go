@@ -42,6 +42,7 @@ func ReadRecording(path string) (*Recording, error) {
 // is dropped; any other bad line is an error naming the daemon and line.
 func ParseRecording(daemon string, r io.Reader) (*Recording, error) {
 	rec := &Recording{Daemon: daemon}
+	keys := map[string]string{} // one copy of each key for the whole recording
 	br := bufio.NewReaderSize(r, 64<<10)
 	for n := 1; ; n++ {
 		line, err := readLine(br)
@@ -57,13 +58,28 @@ func ParseRecording(daemon string, r io.Reader) (*Recording, error) {
 				}
 				return nil, fmt.Errorf("%w: %s line %d: %w", ErrBadRecording, daemon, n, perr)
 			}
-			rec.Samples = append(rec.Samples, s)
+			rec.Samples = append(rec.Samples, internKeys(s, keys))
 		}
 		if errors.Is(err, io.EOF) {
 			break
 		}
 	}
 	return rec, nil
+}
+
+// internKeys rebuilds s.Values with keys shared across samples, so a long
+// recording holds each series name once.
+func internKeys(s Sample, keys map[string]string) Sample {
+	vals := make(map[string]float64, len(s.Values))
+	for k, v := range s.Values {
+		ik, ok := keys[k]
+		if !ok {
+			keys[k], ik = k, k
+		}
+		vals[ik] = v
+	}
+	s.Values = vals
+	return s
 }
 
 // readLine returns the next line including its newline, failing on lines

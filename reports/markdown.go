@@ -42,7 +42,7 @@ func writeMarkdown(w io.Writer, p *Page) error {
 		for _, s := range c.Series {
 			rows = append(rows, seriesRow(s))
 		}
-		writeMDTable(bw, []string{"series (" + c.YLabel + ")", "min", "mean", "max", "last", "over " + xSpan(&c)}, rows)
+		writeMDTable(bw, []string{"series [" + c.YLabel + "]", "min", "mean", "max", "last", "over " + xSpan(&c)}, rows)
 		if c.Note != "" {
 			fmt.Fprintf(bw, "%s\n\n", mdEscape(c.Note))
 		}

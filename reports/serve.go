@@ -19,8 +19,9 @@ const shutdownGrace = 2 * time.Second
 // ServeMetrics serves the metrics of g in the Prometheus text format at
 // /metrics on addr (host:port) until ctx ends, then returns nil. It logs a
 // warning when addr is not a loopback address, since metrics are meant to stay
-// on the host unless the operator says otherwise. An empty addr disables
-// serving: ServeMetrics then just waits for ctx. log nil means slog.Default().
+// on the host unless the operator says otherwise. An empty addr or "off"
+// disables serving: ServeMetrics then just waits for ctx. log nil means
+// slog.Default().
 func ServeMetrics(ctx context.Context, addr string, g prometheus.Gatherer, log *slog.Logger) error {
 	if log == nil {
 		log = slog.Default()
@@ -28,7 +29,7 @@ func ServeMetrics(ctx context.Context, addr string, g prometheus.Gatherer, log *
 	if g == nil {
 		return errors.New("serve metrics: nil gatherer")
 	}
-	if addr == "" {
+	if addr == "" || addr == "off" {
 		<-ctx.Done()
 		return nil
 	}

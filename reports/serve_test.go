@@ -57,8 +57,10 @@ func TestServeMetricsAddr(t *testing.T) {
 	t.Run("empty addr waits for ctx", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()
-		if err := ServeMetrics(ctx, "", reg, nil); err != nil {
-			t.Fatal(err)
+		for _, addr := range []string{"", "off"} {
+			if err := ServeMetrics(ctx, addr, reg, nil); err != nil {
+				t.Fatal(err)
+			}
 		}
 	})
 	t.Run("loopback ends on cancel", func(t *testing.T) {
