@@ -138,7 +138,7 @@ func (gs *groups) arrive(ctx context.Context, v *volume, r journal.Record) error
 		}
 	}
 	if len(missing) == 0 {
-		delete(st.arrived, r.GroupSeq)
+		delete(st.arrived, r.GroupSeq) // from now on only complete sees these arrivals
 		gs.mu.Unlock()
 		return gs.complete(ctx, st, r, members, at)
 	}
@@ -149,8 +149,8 @@ func (gs *groups) arrive(ctx context.Context, v *volume, r journal.Record) error
 		return me.err
 	case <-ctx.Done():
 		gs.mu.Lock()
-		if at[v.name] == me {
-			delete(at, v.name)
+		if cur := st.arrived[r.GroupSeq]; cur != nil && cur[v.name] == me {
+			delete(cur, v.name) // still waiting: leave; once complete runs, it owns at
 		}
 		gs.mu.Unlock()
 		return ctx.Err()
