@@ -1,6 +1,7 @@
 package nbd
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -82,4 +83,31 @@ func TestErrnoOf(t *testing.T) {
 			t.Errorf("errnoOf(%v) = %d, want %d", tt.err, got, tt.want)
 		}
 	}
+}
+
+// TestPipelined sends many requests before reading any reply, as qemu does:
+// every reply carries its request's cookie and reads see earlier writes.
+func TestPipelined(t *testing.T) {
+	exp := newFileExport(t, t.TempDir(), 1<<20)
+	c := connect(t, startServer(t, &Server{Exports: ExportMap{"vol1": exp}}), "vol1")
+	const n = 64
+	for i := range n {
+		p := bytes.Repeat([]byte{byte(i)}, 4096)
+		c.request(cmdWrite, 0, uint64(2*i), uint64(i)*4096, 4096, p)
+		c.request(cmdRead, 0, uint64(2*i+1), uint64(i)*4096, 4096, nil)
+	}
+	for i := range 2 * n {
+		cookie, errno := c.reply()
+		if cookie != uint64(i) || errno != 0 {
+			t.Fatalf("reply %d: cookie %d errno %d", i, cookie, errno)
+		}
+		if i%2 == 1 {
+			data := make([]byte, 4096)
+			c.readFull(data)
+			if !bytes.Equal(data, bytes.Repeat([]byte{byte(i / 2)}, 4096)) {
+				t.Fatalf("read %d does not see the write before it", i/2)
+			}
+		}
+	}
+	exp.checkInRange(t)
 }
