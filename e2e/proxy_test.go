@@ -231,4 +231,3 @@ func TestProxySchedulePauseResume(t *testing.T) {
 		t.Errorf("schedule cap %v after resuming, want -1 (unlimited)", c)
 	}
 }
-
