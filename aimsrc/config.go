@@ -93,15 +93,25 @@ type Config struct {
 	DirtyGranularity int64
 	// Logger receives the node's logs (nil: slog.Default()).
 	Logger *slog.Logger
+	// Record, when set, is a folder where the node's metrics are recorded
+	// once a second as JSONL (<Record>/<Node>.jsonl, or src.jsonl when Node
+	// is not set).
+	Record string
 	// Registerer receives the node's metrics (nil: a registry of the node's
 	// own, served on Metrics).
 	Registerer prometheus.Registerer
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
+
+	recordName string // the recording's name (set by withDefaults)
 }
 
 // withDefaults returns a copy of c with every zero field set to its default.
 func (c Config) withDefaults() Config {
+	c.recordName = c.Node
+	if c.recordName == "" {
+		c.recordName = "src"
+	}
 	if c.Node == "" {
 		c.Node, _ = os.Hostname()
 		if c.Node == "" {

@@ -32,6 +32,7 @@ type Node struct {
 
 	nbdLn, ctlLn, metLn net.Listener
 	gatherer            prometheus.Gatherer
+	rec                 *reports.Recorder // nil: not recording
 }
 
 var _ nbd.Exports = (*Node)(nil)
@@ -74,6 +75,15 @@ func New(cfg Config) (*Node, error) {
 	if err := n.registerMetrics(); err != nil {
 		n.Close()
 		return nil, err
+	}
+	if cfg.Record != "" {
+		rec, err := reports.NewRecorder(reports.RecorderConfig{Dir: cfg.Record, Daemon: cfg.recordName,
+			Gatherer: n.gatherer, Logger: n.log})
+		if err != nil {
+			n.Close()
+			return nil, fmt.Errorf("%w: --record: %w", ErrConfig, err)
+		}
+		n.rec = rec
 	}
 	return n, nil
 }
@@ -220,6 +230,9 @@ func (n *Node) Serve(ctx context.Context) error {
 	g.Go(func() error { return n.serveControl(gctx, n.ctlLn) })
 	if n.metLn != nil {
 		g.Go(func() error { return reports.ServeMetricsListener(gctx, n.metLn, n.gatherer, n.log) })
+	}
+	if n.rec != nil {
+		g.Go(func() error { return n.rec.Serve(gctx) })
 	}
 	for _, name := range n.order {
 		v := n.vols[name]

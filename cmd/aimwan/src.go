@@ -33,6 +33,7 @@ type srcFile struct {
 	BufferLimit string `yaml:"buffer_limit"`
 	FileSize    string `yaml:"file_size"`
 	FileAge     string `yaml:"file_age"`
+	Record      string `yaml:"record"`
 	Volumes     []struct {
 		Name string `yaml:"name"`
 		Path string `yaml:"path"`
@@ -87,6 +88,7 @@ func srcConfig(args []string) (aimsrc.Config, error) {
 	limit := fs.String("buffer-limit", "", "source buffer limit `SIZE`; past it volumes go pull-ahead (default: none)")
 	fileSize := fs.String("file-size", "", "replication file `SIZE`: payload bytes per journal file (default 4MiB)")
 	fileAge := fs.String("file-age", "", "seal a journal file this old, `DURATION` (default 2s)")
+	record := fs.String("record", "", "record metrics as JSONL into `DIR` (<DIR>/<node>.jsonl)")
 	if err := parseFlags(fs, args); err != nil {
 		return aimsrc.Config{}, err
 	}
@@ -111,7 +113,8 @@ func srcConfig(args []string) (aimsrc.Config, error) {
 	set("buffer-limit", &f.BufferLimit, *limit)
 	set("file-size", &f.FileSize, *fileSize)
 	set("file-age", &f.FileAge, *fileAge)
-	cfg := aimsrc.Config{Node: f.Node, Buffer: f.Buffer, NBD: f.NBD, Push: f.Push, Control: f.Control, Metrics: f.Metrics}
+	set("record", &f.Record, *record)
+	cfg := aimsrc.Config{Node: f.Node, Buffer: f.Buffer, NBD: f.NBD, Push: f.Push, Control: f.Control, Metrics: f.Metrics, Record: f.Record}
 	var err error
 	if cfg.BufferLimit, err = optSize("buffer-limit", f.BufferLimit); err != nil {
 		return cfg, err
