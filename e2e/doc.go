@@ -7,7 +7,8 @@
 //     StartProc (a daemon with its log in the test's temp folder), Proc.Kill
 //     (SIGKILL), Proc.Restart, FreeAddr (a free loopback port), WaitPort,
 //     Eventually (poll with a deadline), Aimwan (a one-shot subcommand),
-//     NeedBins (skip when an external tool is absent).
+//     NeedBins (skip when an external tool is absent), Scrape (read a
+//     daemon's Prometheus metrics).
 //   - node helpers: StartSrc / StartDst start a source or destination node
 //     with free ports and temp folders and return their addresses.
 //   - image: a small generated raw image (a few MiB: data, zero runs, holes)

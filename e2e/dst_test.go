@@ -25,6 +25,14 @@ func TestSrcToDstSnapshot(t *testing.T) {
 	snap := dst.WaitSnapshot(t, "v", "s1", 60*time.Second)
 	SameFile(t, snap, gen)
 	SameFile(t, filepath.Join(dir, "src-v.img"), gen)
+	m := Scrape(t, dst.Metrics)
+	if m[`aimwan_dst_logical_bytes_total{volume="v"}`] <= 0 || m[`aimwan_dst_files_waiting{volume="v"}`] != 0 {
+		t.Fatalf("dst metrics after destage: logical %v, waiting %v", m[`aimwan_dst_logical_bytes_total{volume="v"}`],
+			m[`aimwan_dst_files_waiting{volume="v"}`])
+	}
+	if _, ok := m[`aimwan_time_latency_seconds{volume="v"}`]; !ok {
+		t.Fatal("no aimwan_time_latency_seconds for the volume")
+	}
 
 	// Differences are found and reported with exit code 1.
 	other := filepath.Join(dir, "other.img")

@@ -13,6 +13,7 @@ import (
 type DstNode struct {
 	*Proc
 	Listen, Control string // push and status addresses
+	Metrics         string // Prometheus address
 	Buffer, Snaps   string // destination buffer and snapshot folders
 }
 
@@ -21,9 +22,9 @@ type DstNode struct {
 func StartDst(t *testing.T, volumes []string, extra ...string) *DstNode {
 	t.Helper()
 	dir := t.TempDir()
-	d := &DstNode{Listen: FreeAddr(t), Control: FreeAddr(t),
+	d := &DstNode{Listen: FreeAddr(t), Control: FreeAddr(t), Metrics: FreeAddr(t),
 		Buffer: filepath.Join(dir, "buffer"), Snaps: filepath.Join(dir, "snapshots")}
-	args := []string{"dst", "--listen", d.Listen, "--control", d.Control, "--metrics", "off",
+	args := []string{"dst", "--listen", d.Listen, "--control", d.Control, "--metrics", d.Metrics,
 		"--buffer", d.Buffer, "--snapshots", d.Snaps}
 	for _, v := range volumes {
 		args = append(args, "--volume", v)
@@ -31,6 +32,7 @@ func StartDst(t *testing.T, volumes []string, extra ...string) *DstNode {
 	d.Proc = StartProc(t, "dst", append(args, extra...)...)
 	WaitPort(t, d.Listen, d.Proc)
 	WaitPort(t, d.Control, d.Proc)
+	WaitPort(t, d.Metrics, d.Proc)
 	return d
 }
 
