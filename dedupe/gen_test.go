@@ -111,14 +111,16 @@ func (g *imageGen) template(size int) []byte {
 }
 
 // clone returns a copy of tpl with frac of its 4 KiB blocks rewritten
-// with new text or binary content, and the number of blocks rewritten.
-func (g *imageGen) clone(tpl []byte, frac float64) ([]byte, int) {
+// with new text or binary content, and the new blocks concatenated.
+func (g *imageGen) clone(tpl []byte, frac float64) ([]byte, []byte) {
 	img := append([]byte(nil), tpl...)
 	blocks := len(img) / genBlock
 	n := int(float64(blocks) * frac)
+	var fresh []byte
 	for k := 0; k < n; k++ {
 		off := g.rng.IntN(blocks) * genBlock
 		g.fill(img[off:off+genBlock], g.rng.IntN(2))
+		fresh = append(fresh, img[off:off+genBlock]...)
 	}
-	return img, n
+	return img, fresh
 }

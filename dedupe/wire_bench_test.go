@@ -1,0 +1,226 @@
+package dedupe
+
+import (
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// The wire benchmark: a template volume and three clones of it (1% of
+// their 4 KiB blocks rewritten), sent one after the other as 4 MiB
+// journal payloads through an encoder/decoder pair, side by side with
+// stream compressors over the same bytes. AIMWAN_DEDUPE_BENCH_MIB sets
+// the template size (default 64 MiB; the stream is four times that).
+
+type wireSet struct {
+	vols  [][]byte // template, clone 1..3
+	fresh []byte   // the rewritten blocks of clone 1
+	size  int64    // total bytes
+
+	gzip6, zstd3, zstdLong int64 // baseline sizes (zstdLong -1 when the binary is absent)
+}
+
+var (
+	wireOnce sync.Once
+	wireData *wireSet
+)
+
+func benchMiB() int {
+	if v, err := strconv.Atoi(os.Getenv("AIMWAN_DEDUPE_BENCH_MIB")); err == nil && v > 0 {
+		return v
+	}
+	return 64
+}
+
+func loadWireSet(b *testing.B) *wireSet {
+	wireOnce.Do(func() {
+		g := newImageGen(2026)
+		tpl := g.template(benchMiB() << 20)
+		ws := &wireSet{vols: [][]byte{tpl}}
+		for i := 0; i < 3; i++ {
+			c, fresh := g.clone(tpl, 0.01)
+			if i == 0 {
+				ws.fresh = fresh
+			}
+			ws.vols = append(ws.vols, c)
+		}
+		for _, v := range ws.vols {
+			ws.size += int64(len(v))
+		}
+		ws.gzip6 = gzipSize(ws.vols)
+		ws.zstd3 = zstd3Size(ws.vols)
+		ws.zstdLong = zstdLongSize(b, ws.vols)
+		wireData = ws
+	})
+	return wireData
+}
+
+type countWriter struct{ n int64 }
+
+func (c *countWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
+
+func gzipSize(vols [][]byte) int64 {
+	var cw countWriter
+	z, _ := gzip.NewWriterLevel(&cw, 6)
+	for _, v := range vols {
+		_, _ = z.Write(v)
+	}
+	_ = z.Close()
+	return cw.n
+}
+
+func zstd3Size(vols [][]byte) int64 {
+	var cw countWriter
+	z, _ := zstd.NewWriter(&cw, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
+	for _, v := range vols {
+		_, _ = z.Write(v)
+	}
+	_ = z.Close()
+	return cw.n
+}
+
+// zstdLongSize runs the offline reference `zstd --long=31 -19` (one
+// thread) over the stream; -1 when the zstd binary is absent.
+func zstdLongSize(b *testing.B, vols [][]byte) int64 {
+	bin, err := exec.LookPath("zstd")
+	if err != nil {
+		b.Log("zstd binary absent: skipping the zstd --long=31 -19 column")
+		return -1
+	}
+	dir := b.TempDir()
+	in := filepath.Join(dir, "stream")
+	f, err := os.Create(in)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, v := range vols {
+		if _, err := f.Write(v); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		b.Fatal(err)
+	}
+	out := filepath.Join(dir, "stream.zst")
+	cmd := exec.Command(bin, "-q", "-f", "-T1", "--long=31", "-19", in, "-o", out)
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("zstd: %v: %s", err, msg)
+	}
+	fi, err := os.Stat(out)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return fi.Size()
+}
+
+// sendVolume sends a volume as 4 MiB payloads and returns the wire bytes
+// (streams, miss lists and answers). Every payload is decoded and checked.
+func sendVolume(b *testing.B, e *Encoder, d *Decoder, vol []byte) int64 {
+	var wire int64
+	for off := 0; off < len(vol); off += benchPayload {
+		payload := vol[off:min(off+benchPayload, len(vol))]
+		s, _, err := e.Encode(nil, payload)
+		if err != nil {
+			b.Fatal(err)
+		}
+		wire += int64(len(s))
+		p, err := d.Decode(s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if !p.Complete() {
+			ml := p.AppendMissList(nil)
+			ans, err := e.Answer(nil, payload, ml)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := p.Resolve(ans); err != nil {
+				b.Fatal(err)
+			}
+			wire += int64(len(ml) + len(ans))
+		}
+		got, err := p.Payload()
+		if err != nil || !bytes.Equal(got, payload) {
+			b.Fatalf("payload at %d: %v", off, err)
+		}
+	}
+	return wire
+}
+
+// BenchmarkWire reports, per chunking/level setting, the wire bytes of the
+// four-volume stream next to gzip -6, zstd -3 and zstd --long=31 -19, and
+// the cost of a duplicate volume and of one 1%-rewritten clone.
+func BenchmarkWire(b *testing.B) {
+	for _, c := range []struct {
+		avg   int
+		level Level
+	}{
+		{4 << 10, LevelDefault}, {8 << 10, LevelDefault}, {16 << 10, LevelDefault},
+		{8 << 10, LevelFastest}, {8 << 10, LevelBetter}, {8 << 10, LevelBest},
+		{4 << 10, LevelBest}, {16 << 10, LevelBest},
+	} {
+		b.Run(fmt.Sprintf("avg=%dk/level=%v", c.avg>>10, c.level), func(b *testing.B) {
+			ws := loadWireSet(b)
+			for b.Loop() {
+				runWire(b, ws, Params{AvgSize: c.avg}, c.level)
+			}
+		})
+	}
+}
+
+func runWire(b *testing.B, ws *wireSet, p Params, level Level) {
+	st, err := OpenStore(StoreConfig{MaxBytes: 2 * ws.size})
+	if err != nil {
+		b.Fatal(err)
+	}
+	e, err := NewEncoder(EncoderConfig{Params: p, Level: level})
+	if err != nil {
+		b.Fatal(err)
+	}
+	d, err := NewDecoder(DecoderConfig{Params: p, Store: st})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var total int64
+	t0 := cpuNow()
+	tplWire := sendVolume(b, e, d, ws.vols[0])
+	tplCPU := cpuNow() - t0
+	total += tplWire
+	cloneWire := sendVolume(b, e, d, ws.vols[1])
+	total += cloneWire
+	for _, v := range ws.vols[2:] {
+		total += sendVolume(b, e, d, v)
+	}
+	dupWire := sendVolume(b, e, d, ws.vols[0]) // not part of the four-volume total
+	vol := float64(len(ws.vols[0]))
+	freshZ := int64(len(zstd3All(ws.fresh)))
+	b.ReportMetric(float64(total), "wire_B")
+	b.ReportMetric(float64(ws.gzip6), "gzip6_B")
+	b.ReportMetric(float64(ws.zstd3), "zstd3_B")
+	if ws.zstdLong > 0 {
+		b.ReportMetric(float64(ws.zstdLong), "zstd19long_B")
+		b.ReportMetric(float64(total)/float64(ws.zstdLong), "x_vs_long")
+	}
+	b.ReportMetric(float64(dupWire)/vol*100, "dup_%")
+	b.ReportMetric(float64(cloneWire)/vol*100, "clone_%")
+	b.ReportMetric(float64(cloneWire-freshZ)/vol*100, "clone_minus_new_%")
+	b.ReportMetric(vol/tplCPU.Seconds()/1e6, "novel_send_cpuMB/s")
+	b.Logf("stream %d B: dedupe %d, gzip-6 %d, zstd-3 %d, zstd --long=31 -19 %d; template %d, clone %d (new blocks %d B, zstd-3 %d B), duplicate %d",
+		ws.size, total, ws.gzip6, ws.zstd3, ws.zstdLong, tplWire, cloneWire, len(ws.fresh), freshZ, dupWire)
+}
+
+func zstd3All(b []byte) []byte {
+	z, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
+	return z.EncodeAll(b, nil)
+}
+
+var _ io.Writer = (*countWriter)(nil)
