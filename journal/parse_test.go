@@ -3,6 +3,7 @@ package journal
 import (
 	"bytes"
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -193,6 +194,28 @@ func TestDataOfForeignRecord(t *testing.T) {
 	} {
 		if d := f.Data(r); d != nil {
 			t.Fatalf("Data(%+v) = %d bytes, want nil", r, len(d))
+		}
+	}
+}
+
+// TestParseBoundedAllocation: length fields cannot make Parse allocate more
+// than a small multiple of its input.
+func TestParseBoundedAllocation(t *testing.T) {
+	h, recs, payload := sampleFile()
+	valid := encodeRaw(h, recs, payload)
+	huge := bytes.Clone(valid)
+	le.PutUint32(huge[len(huge)-FooterSize+48:], MaxRecords) // record count
+	inputs := map[string][]byte{"valid": valid, "huge count": reseal(huge)}
+	for name, b := range seedFiles() {
+		inputs[name] = b
+	}
+	for name, b := range inputs {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		Parse("x", b)
+		runtime.ReadMemStats(&after)
+		if got, limit := after.TotalAlloc-before.TotalAlloc, uint64(4*len(b)+16<<10); got > limit {
+			t.Fatalf("%s: Parse of %d bytes allocated %d bytes (limit %d)", name, len(b), got, limit)
 		}
 	}
 }
