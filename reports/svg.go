@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"image/color"
 	"math"
+	"strconv"
 	"strings"
 
 	"gonum.org/v1/plot"
@@ -62,6 +63,8 @@ func renderSVG(c *Chart) ([]byte, error) {
 	p.Legend.Left = true
 	p.Legend.XOffs = vg.Points(6)
 	p.Legend.Padding = vg.Points(3)
+	p.X.Tick.Marker = plot.TickerFunc(niceTicks)
+	p.Y.Tick.Marker = plot.TickerFunc(niceTicks)
 
 	div := 1.0
 	if c.Time {
@@ -210,4 +213,38 @@ func (m markPlotter) Plot(c draw.Canvas, p *plot.Plot) {
 			c.FillText(txt, vg.Point{X: x + vg.Points(3), Y: c.Min.Y + vg.Points(14)}, label)
 		}
 	}
+}
+
+// niceTicks marks about targetTicks labelled ticks at 1, 2 or 5 times a power
+// of ten, with unlabelled minor ticks between them.
+const targetTicks = 7
+
+func niceTicks(lo, hi float64) []plot.Tick {
+	if !(hi > lo) || math.IsInf(hi-lo, 0) {
+		return plot.DefaultTicks{}.Ticks(lo, hi)
+	}
+	raw := (hi - lo) / targetTicks
+	mag := math.Pow(10, math.Floor(math.Log10(raw)))
+	step := mag
+	for _, m := range []float64{1, 2, 5, 10} {
+		if m*mag >= raw {
+			step = m * mag
+			break
+		}
+	}
+	var ticks []plot.Tick
+	minor := step / 2
+	decimals := max(0, int(-math.Floor(math.Log10(step))))
+	for i := math.Ceil(lo / minor); i*minor <= hi+minor*1e-9 && len(ticks) < 200; i++ {
+		v := i * minor
+		if math.Abs(v) < minor*1e-9 {
+			v = 0
+		}
+		label := ""
+		if math.Mod(math.Round(v/minor), 2) == 0 {
+			label = strconv.FormatFloat(v, 'f', decimals, 64)
+		}
+		ticks = append(ticks, plot.Tick{Value: v, Label: label})
+	}
+	return ticks
 }
