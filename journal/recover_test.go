@@ -235,3 +235,26 @@ func TestRecoverCleansStaleFiles(t *testing.T) {
 		t.Fatalf("folder holds %v, want %v", names, want)
 	}
 }
+
+func TestRecoveredDataErrors(t *testing.T) {
+	st := buildCrashState(t)
+	dir := t.TempDir()
+	os.WriteFile(openPath(dir, 1), st.open, 0o644)
+	os.WriteFile(sidecarPath(dir, 1), st.side, 0o644)
+	w, recs, err := OpenWriter(testConfig(dir, newClock()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := w.RecoveredData(recs[1]); !errors.Is(err, ErrInvalidRecord) { // a zero record
+		t.Fatalf("zero record: %v", err)
+	}
+	if _, err := w.RecoveredData(Record{Kind: KindWrite, Seq: 999, Length: 1}); !errors.Is(err, ErrInvalidRecord) {
+		t.Fatalf("unknown seq: %v", err)
+	}
+	bad := recs[0]
+	bad.CRC++
+	if _, err := w.RecoveredData(bad); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("wrong CRC: %v", err)
+	}
+}
