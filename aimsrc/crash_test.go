@@ -261,3 +261,54 @@ func TestResumeFromDisk(t *testing.T) {
 		t.Fatalf("destination differs from the image: %s", firstDiff(r.img, img))
 	}
 }
+
+// TestKillDuringNbdcopy: nbdcopy writes an image through the export of a
+// node in its own process; the node is SIGKILLed mid-stream and restarted;
+// image and journals must agree. A second nbdcopy then completes the copy and
+// the image equals the source.
+func TestKillDuringNbdcopy(t *testing.T) {
+	bin := needBinary(t, "nbdcopy")
+	const size = 24 << 20
+	dir := t.TempDir()
+	srcPath := filepath.Join(dir, "src.img")
+	src := randomImage(t, srcPath, size, 77)
+	cc := childConfig{Buffer: filepath.Join(dir, "buffer"), Push: "127.0.0.1:1", FileSize: 1 << 20,
+		Volumes: []VolumeConfig{{Name: "v1", Path: filepath.Join(dir, "v1.img"), Size: size}}}
+	c := startChild(t, cc)
+	copyCmd := exec.Command(bin, "--flush", srcPath, "nbd://"+c.nbd+"/v1")
+	if err := copyCmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	jdir := filepath.Join(cc.Buffer, "v1")
+	waitFor(t, "some journal files", 30*time.Second, func() bool {
+		seqs, _ := listSealed(jdir)
+		return len(seqs) >= 3
+	})
+	c.cmd.Process.Kill()
+	<-c.exited
+	c.exited <- nil
+	copyCmd.Wait() // fails: the server went away
+
+	c2 := startChild(t, cc)
+	c2.stop(t)
+	rp := newReplayer(size)
+	rp.replayDir(t, jdir)
+	if img := readAll(t, cc.Volumes[0].Path); !bytes.Equal(rp.img, img) {
+		t.Fatalf("after SIGKILL and restart, image and replayed journals disagree: %s", firstDiff(rp.img, img))
+	}
+	if bytes.Equal(rp.img, src) {
+		t.Log("the copy had finished before the kill")
+	}
+
+	c3 := startChild(t, cc)
+	if out, err := exec.Command(bin, "--flush", srcPath, "nbd://"+c3.nbd+"/v1").CombinedOutput(); err != nil {
+		t.Fatalf("nbdcopy after restart: %v\n%s", err, out)
+	}
+	c3.stop(t)
+	rp = newReplayer(size)
+	rp.replayDir(t, jdir)
+	img := readAll(t, cc.Volumes[0].Path)
+	if !bytes.Equal(img, src) || !bytes.Equal(rp.img, src) {
+		t.Fatalf("after the second copy: image vs source %s, journals vs source %s", firstDiff(img, src), firstDiff(rp.img, src))
+	}
+}
