@@ -27,6 +27,7 @@ type openFile struct {
 	sum        hash.Hash // SHA-256 of header and payload so far
 	sealed     bool      // set under the Writer's lock once sealed
 	closed     bool
+	complete   int64 // recovery: size of an already sealed (not renamed) file
 }
 
 func openPath(dir string, seq uint64) string    { return filepath.Join(dir, FileName(seq)+".open") }
@@ -195,11 +196,13 @@ func (o *openFile) writeTail() (sealedFile, error) {
 	if err := o.f.Sync(); err != nil {
 		return sealedFile{}, fmt.Errorf("seal %s: fsync: %w", o.openName(), err)
 	}
-	seq := o.hdr.FileSeq
-	return sealedFile{
-		name: FileName(seq), size: HeaderSize + o.payloadLen + int64(len(tail)),
-		first: o.hdr.BaseSeq, lastSeq: o.lastSeq, path: filepath.Join(o.dir, FileName(seq)),
-	}, nil
+	return o.sealedFile(HeaderSize + o.payloadLen + int64(len(tail))), nil
+}
+
+// sealedFile describes o once sealed with the given size.
+func (o *openFile) sealedFile(size int64) sealedFile {
+	name := FileName(o.hdr.FileSeq)
+	return sealedFile{name: name, size: size, first: o.hdr.BaseSeq, lastSeq: o.lastSeq, path: filepath.Join(o.dir, name)}
 }
 
 // finish renames the sealed open file to its final name, fsyncs the folder,

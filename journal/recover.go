@@ -118,7 +118,12 @@ func (w *Writer) sealRecovered(o *openFile) ([]Record, error) {
 		o.close()
 		return nil, err
 	}
-	sf, err := o.writeTail()
+	var sf sealedFile
+	if o.complete > 0 {
+		sf = o.sealedFile(o.complete)
+	} else {
+		sf, err = o.writeTail()
+	}
 	if err == nil {
 		err = o.finish(w.cfg.Dir)
 	}
@@ -179,8 +184,13 @@ func (w *Writer) recoverOpen(seq uint64) (*openFile, error) {
 	}
 	o := &openFile{dir: dir, hdr: hdr, sum: sha256.New()}
 	if f, err := Parse(name, b); err == nil {
-		o.adopt(f.Records, int64(len(f.Payload())), f.Bytes()[f.payloadOff+f.payloadLen:f.Size-FooterSize])
-	} else if err := o.scanSidecar(b); err != nil {
+		// Sealed but not renamed: keep the file exactly as it is (its
+		// sidecar may hold fewer records than its index).
+		o.adopt(f.Records, f.payloadLen, f.Bytes()[f.payloadOff+f.payloadLen:f.Size-FooterSize])
+		o.complete = f.Size
+		return o, nil
+	}
+	if err := o.scanSidecar(b); err != nil {
 		return nil, err
 	}
 	o.sum.Write(b[:HeaderSize+o.payloadLen])
@@ -207,7 +217,6 @@ func (o *openFile) adopt(recs []Record, payloadLen int64, index []byte) {
 		o.counts.add(r.Kind)
 		o.lastSeq = r.Seq
 	}
-	o.sideLen = sidecarHeaderSize + int64(len(index)) + frameOverhead*int64(len(recs))
 }
 
 // scanSidecar reads the sidecar and adopts the longest valid prefix of its

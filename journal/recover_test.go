@@ -181,6 +181,10 @@ func TestRecoverSealedNotRenamed(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.Close()
+	sealedBytes, err := os.ReadFile(filepath.Join(dir, FileName(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	// Undo the rename; the sidecar was already removed.
 	if err := os.Rename(filepath.Join(dir, FileName(1)), openPath(dir, 1)); err != nil {
 		t.Fatal(err)
@@ -192,6 +196,9 @@ func TestRecoverSealedNotRenamed(t *testing.T) {
 	}
 	if len(recs) != len(st.want) || w.NextSeq() != uint64(len(st.want)+1) {
 		t.Fatalf("recovered %d records, next seq %d", len(recs), w.NextSeq())
+	}
+	if again, err := os.ReadFile(filepath.Join(dir, FileName(1))); err != nil || !bytes.Equal(again, sealedBytes) {
+		t.Fatalf("recovery changed the sealed file: %v", err)
 	}
 	apply(t, w, writeOp(0, 1))
 	w.Close()
