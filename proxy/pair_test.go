@@ -49,6 +49,7 @@ type pairOpts struct {
 	now        func() time.Time
 	destParams dedupe.Params
 	wrongPin   bool // the source edge pins a fingerprint that is not the peer's
+	conns      int  // QUIC connections of the source edge
 	retryFor   time.Duration
 	dst        *fakeDst
 }
@@ -65,6 +66,12 @@ type pair struct {
 	log      *logBuf
 	lanAddr  string
 	shutdown func()
+
+	// for extra source edges
+	srcID, destID *transport.Identity
+	wanAddr       string
+	tcfg          transport.Config
+	logger        *slog.Logger
 }
 
 func newPair(t testing.TB, o pairOpts) *pair {
@@ -108,6 +115,8 @@ func newPair(t testing.TB, o pairOpts) *pair {
 		t.Fatal(err)
 	}
 	g.Go(func() error { return p.dest.Serve(ctx, wan) })
+	p.srcID, p.destID, p.wanAddr, p.tcfg, p.logger = srcID, destID, wan.Addr().String(), tcfg, logger
+	tcfg.Conns = o.conns
 
 	pin := destID.Fingerprint
 	if o.wrongPin {
@@ -128,6 +137,34 @@ func newPair(t testing.TB, o pairOpts) *pair {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// extraSource starts another source edge (same identity) towards the pair's
+// destination edge, as after a restart, and returns a push client to it.
+func (p *pair) extraSource(t testing.TB) (*Source, *push.Client, *prometheus.Registry) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	reg := prometheus.NewRegistry()
+	src, err := NewSource(SourceConfig{Peer: p.wanAddr, Identity: p.srcID, Pins: transport.Pins{p.destID.Fingerprint},
+		Transport: p.tcfg, Registerer: reg, Logger: p.logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lan := listenTCP(t)
+	done := make(chan error, 1)
+	go func() { done <- src.Serve(ctx, lan) }()
+	c, err := push.Dial(ctx, lan.Addr().String(), push.Hello{Node: "src2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c.Close()
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("extra source: %v", err)
+		}
+	})
+	return src, c, reg
 }
 
 func newID(t testing.TB) *transport.Identity {

@@ -3,6 +3,8 @@ package proxy
 import (
 	"bytes"
 	"errors"
+	"math"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -211,5 +213,66 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestRestartedSourceLearnsHeldChunks(t *testing.T) {
+	ctx := testCtx(t, 60*time.Second)
+	p := newPair(t, pairOpts{})
+	blocks := randomBlocks(9, 128)
+	first := makeJournal(t, "vol-a", blocks)
+	if err := pushAll(ctx, p.client, first); err != nil {
+		t.Fatal(err)
+	}
+	// A new source edge (empty peer index) learns the destination's held
+	// list at the handshake: the same data costs references only.
+	_, c2, reg2 := p.extraSource(t)
+	second := makeJournal(t, "vol-b", blocks)
+	if err := pushAll(ctx, c2, second); err != nil {
+		t.Fatal(err)
+	}
+	checkArrived(t, p.dst, append(first, second...))
+	logical := counter(t, reg2, "aimwan_proxy_logical_bytes_total")
+	wire := counter(t, reg2, "aimwan_proxy_wire_bytes_total")
+	if wire > logical/20 {
+		t.Errorf("restarted source sent %.0f wire bytes for %.0f logical bytes the peer holds", wire, logical)
+	}
+	if n := counter(t, p.destReg, "aimwan_proxy_ref_misses_total"); n != 0 {
+		t.Errorf("%v misses after learning the held list", n)
+	}
+}
+
+func TestSeveralConnections(t *testing.T) {
+	ctx := testCtx(t, 60*time.Second)
+	p := newPair(t, pairOpts{conns: 3})
+	var files []jfile
+	for i := range 4 {
+		files = append(files, makeJournal(t, "vol"+strconv.Itoa(i), randomBlocks(uint64(20+i), 64))...)
+	}
+	if err := pushAll(ctx, p.client, files); err != nil {
+		t.Fatal(err)
+	}
+	checkArrived(t, p.dst, files)
+	waitFor(t, "3 connections", func() bool { return len(p.src.pool.Conns()) == 3 })
+	if rtt := counter(t, p.srcReg, "aimwan_proxy_peer_rtt_seconds"); rtt <= 0 {
+		t.Errorf("peer RTT metric %v, want > 0", rtt)
+	}
+}
+
+func TestChooseLevel(t *testing.T) {
+	for _, tc := range []struct {
+		queue   float64
+		waiting int
+		want    dedupe.Level
+	}{
+		{0, 0, dedupe.LevelDefault},
+		{0.3, 0, dedupe.LevelBetter},
+		{0.3, 2, dedupe.LevelFastest},
+		{1, 5, dedupe.LevelBest},
+		{math.Inf(1), 0, dedupe.LevelBest},
+	} {
+		if got := chooseLevel(tc.queue, tc.waiting); got != tc.want {
+			t.Errorf("chooseLevel(%v, %d) = %v, want %v", tc.queue, tc.waiting, got, tc.want)
+		}
 	}
 }
