@@ -23,6 +23,9 @@ const (
 	maxRecordSize = RecordFixed + 1 + MaxNameLen + 1 + MaxNameLen + 8 + 1 + MaxArgs*(1+MaxNameLen+2+MaxArgValueLen)
 )
 
+// The variable part of a record must fit its u16 length field (compile-time check).
+const _ = uint16(maxRecordSize - RecordFixed)
+
 var (
 	headerMagic  = [8]byte{0x89, 'A', 'I', 'M', 'J', '\r', '\n', 0x1a}
 	footerMagic  = [8]byte{0x89, 'A', 'I', 'M', 'J', 'E', 'N', 'D'}
