@@ -44,14 +44,15 @@ func (l *logBuf) String() string {
 
 // pairOpts vary the pair under test; the zero value is an optimizing pair.
 type pairOpts struct {
-	mode       Mode
-	schedule   *transport.Schedule
-	now        func() time.Time
-	destParams dedupe.Params
-	wrongPin   bool // the source edge pins a fingerprint that is not the peer's
-	conns      int  // QUIC connections of the source edge
-	retryFor   time.Duration
-	dst        *fakeDst
+	mode        Mode
+	schedule    *transport.Schedule
+	now         func() time.Time
+	destParams  dedupe.Params
+	wrongPin    bool  // the source edge pins a fingerprint that is not the peer's
+	conns       int   // QUIC connections of the source edge
+	destMaxFile int64 // the destination edge's MaxFileSize
+	retryFor    time.Duration
+	dst         *fakeDst
 }
 
 // pair is fake dst ← destination edge ← QUIC ← source edge ← push client, all
@@ -109,7 +110,7 @@ func newPair(t testing.TB, o pairOpts) *pair {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.dest, err = NewDest(DestConfig{Forward: dstLn.Addr().String(), Store: store, Params: o.destParams,
+	p.dest, err = NewDest(DestConfig{Forward: dstLn.Addr().String(), Store: store, Params: o.destParams, MaxFileSize: o.destMaxFile,
 		Registerer: p.destReg, Logger: logger})
 	if err != nil {
 		t.Fatal(err)

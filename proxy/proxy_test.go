@@ -276,3 +276,13 @@ func TestChooseLevel(t *testing.T) {
 		}
 	}
 }
+
+func TestOversizedFileRefused(t *testing.T) {
+	ctx := testCtx(t, 30*time.Second)
+	p := newPair(t, pairOpts{destMaxFile: 64 << 10})
+	files := makeJournal(t, "vol", randomBlocks(30, 64)) // 256 KiB files
+	err := p.client.Push(ctx, files[0].offer, bytes.NewReader(files[0].data))
+	if !errors.Is(err, push.ErrBadOffer) {
+		t.Errorf("push of a file above the destination's limit: %v, want ErrBadOffer", err)
+	}
+}

@@ -35,10 +35,11 @@ func (d *Dest) serveFile(ctx context.Context, st *quic.Stream) {
 			st.CancelWrite(streamProtocol)
 			return
 		}
-		// The bytes arrived but did not make the file: tell the source edge
-		// (it passes the code on to src, which resends).
+		// The file was refused or did not rebuild: tell the source edge (it
+		// passes the code on to src) and stop reading what may still come.
 		d.log.Warn("file not rebuilt", "file", hdr.Volume+"/"+hdr.Name, "err", err)
 		d.finish(st, w, hdr, err)
+		st.CancelRead(streamCanceled)
 		return
 	}
 	o := push.Offer{Volume: hdr.Volume, Name: hdr.Name, Size: hdr.Size, SHA256: hdr.SHA256}

@@ -159,9 +159,30 @@ func (s *Source) sendOnce(ctx context.Context, deadline time.Time, enc *encoded)
 	s.queued.Add(-n)
 	s.m.queued.Set(float64(s.queued.Load()))
 	if err != nil {
+		// The destination may have refused the file early (too large) and
+		// stopped reading: its verdict is then waiting on the stream.
+		if v := earlyVerdict(st); v != nil {
+			return v
+		}
 		return fmt.Errorf("send file data: %w", err)
 	}
 	return s.awaitResult(st, w, enc)
+}
+
+// earlyVerdict reads a RESULT frame already sent by the destination, waiting
+// a second at most; nil when there is none.
+func earlyVerdict(st *quic.Stream) error {
+	_ = st.SetReadDeadline(time.Now().Add(time.Second))
+	var buf []byte
+	typ, body, err := readFrame(st, &buf)
+	if err != nil || typ != TypeResult {
+		return nil
+	}
+	r, err := DecodeResult(body)
+	if err != nil || r.Code == uint16(push.CodeOK) {
+		return nil
+	}
+	return &verdict{push.ErrorOf(push.Code(r.Code), r.Msg)}
 }
 
 // awaitResult answers miss lists until the RESULT frame arrives.
