@@ -51,8 +51,13 @@ func scanFolder(dir string) (folder, error) {
 // sealed (or reused when empty), and w.cur is the open file to append to.
 func (w *Writer) recover() ([]Record, error) {
 	dir := w.cfg.Dir
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+		if err := syncDir(filepath.Dir(filepath.Clean(dir))); err != nil {
+			return nil, err
+		}
 	}
 	fo, err := scanFolder(dir)
 	if err != nil {
