@@ -21,16 +21,22 @@ func benchTemplate() []byte {
 	return benchImage
 }
 
-// BenchmarkIngest measures Encode throughput on one core: "novel" payloads
-// never seen by the peer index, "dup" payloads it already holds.
+// BenchmarkIngest measures Encode throughput (report cpuMB/s, run with
+// GOMAXPROCS=1 for one core): "novel" payloads never seen by the peer
+// index (compressible template data: chunking, hashing and zstd), "dup"
+// payloads it already holds. With local=true the encoder also keeps its
+// own store (delta literals), as the source proxy does.
 func BenchmarkIngest(b *testing.B) {
 	img := benchTemplate()
 	for _, avg := range []int{4 << 10, 8 << 10, 16 << 10} {
-		for _, lvl := range []Level{LevelFastest, LevelDefault, LevelBetter, LevelBest} {
+		levels := []Level{LevelDefault}
+		if avg == 8<<10 {
+			levels = []Level{LevelFastest, LevelDefault, LevelBetter, LevelBest}
+		}
+		for _, lvl := range levels {
 			b.Run(fmt.Sprintf("novel/avg=%dk/level=%v", avg>>10, lvl), func(b *testing.B) {
-				b.SetBytes(benchPayload)
 				var wire, in int
-				for i := 0; b.Loop(); i++ {
+				cpuLoop(b, benchPayload, func(i int) {
 					e, _ := NewEncoder(EncoderConfig{Params: Params{AvgSize: avg}, Level: lvl})
 					off := (i * benchPayload) % len(img)
 					out, _, err := e.Encode(nil, img[off:off+benchPayload])
@@ -39,30 +45,35 @@ func BenchmarkIngest(b *testing.B) {
 					}
 					wire += len(out)
 					in += benchPayload
-				}
+				})
 				b.ReportMetric(float64(wire)/float64(in)*100, "wire%")
 			})
 		}
-		b.Run(fmt.Sprintf("dup/avg=%dk", avg>>10), func(b *testing.B) {
-			e, _ := NewEncoder(EncoderConfig{Params: Params{AvgSize: avg}})
-			for off := 0; off < len(img); off += benchPayload {
-				if _, _, err := e.Encode(nil, img[off:off+benchPayload]); err != nil {
-					b.Fatal(err)
+		for _, local := range []bool{false, true} {
+			b.Run(fmt.Sprintf("dup/avg=%dk/local=%v", avg>>10, local), func(b *testing.B) {
+				cfg := EncoderConfig{Params: Params{AvgSize: avg}}
+				if local {
+					cfg.Local, _ = OpenStore(StoreConfig{MaxBytes: 2 * int64(len(img))})
 				}
-			}
-			b.SetBytes(benchPayload)
-			var wire, in int
-			for i := 0; b.Loop(); i++ {
-				off := (i * benchPayload) % len(img)
-				out, _, err := e.Encode(nil, img[off:off+benchPayload])
-				if err != nil {
-					b.Fatal(err)
+				e, _ := NewEncoder(cfg)
+				for off := 0; off < len(img); off += benchPayload {
+					if _, _, err := e.Encode(nil, img[off:off+benchPayload]); err != nil {
+						b.Fatal(err)
+					}
 				}
-				wire += len(out)
-				in += benchPayload
-			}
-			b.ReportMetric(float64(wire)/float64(in)*100, "wire%")
-		})
+				var wire, in int
+				cpuLoop(b, benchPayload, func(i int) {
+					off := (i * benchPayload) % len(img)
+					out, _, err := e.Encode(nil, img[off:off+benchPayload])
+					if err != nil {
+						b.Fatal(err)
+					}
+					wire += len(out)
+					in += benchPayload
+				})
+				b.ReportMetric(float64(wire)/float64(in)*100, "wire%")
+			})
+		}
 	}
 }
 
@@ -71,14 +82,13 @@ func BenchmarkIngest(b *testing.B) {
 func BenchmarkZstd3(b *testing.B) {
 	img := benchTemplate()
 	z, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
-	b.SetBytes(benchPayload)
 	var wire, in int
-	for i := 0; b.Loop(); i++ {
+	cpuLoop(b, benchPayload, func(i int) {
 		off := (i * benchPayload) % len(img)
 		out := z.EncodeAll(img[off:off+benchPayload], nil)
 		wire += len(out)
 		in += benchPayload
-	}
+	})
 	b.ReportMetric(float64(wire)/float64(in)*100, "wire%")
 }
 

@@ -218,3 +218,41 @@ func TestWrongEdgeGuessRecovers(t *testing.T) {
 		t.Fatalf("want one tail guess: %+v", st)
 	}
 }
+
+func newLocalPair(t testing.TB) *pair {
+	t.Helper()
+	pr := newPair(t, Params{})
+	local, err := OpenStore(StoreConfig{MaxBytes: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr.enc, err = NewEncoder(EncoderConfig{Local: local})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pr
+}
+
+func TestDeltaLiterals(t *testing.T) {
+	g := newImageGen(14)
+	tpl := g.template(8 << 20)
+	clone, fresh := g.clone(tpl, 0.01)
+	plain := newPair(t, Params{})
+	delta := newLocalPair(t)
+	var wires [2]int
+	for i, pr := range []*pair{plain, delta} {
+		pr.send(t, tpl)
+		st, w := pr.send(t, clone)
+		wires[i] = w
+		t.Logf("clone: %+v wire %d", st, w)
+	}
+	if wires[1] > wires[0]*3/4 {
+		t.Fatalf("delta literals cost %d, plain %d (new blocks %d bytes)", wires[1], wires[0], len(fresh))
+	}
+
+	// A receiver that lost the bases gets every literal as a miss.
+	clone2, _ := g.clone(tpl, 0.01)
+	delta.store.Wipe()
+	st, w := delta.send(t, clone2)
+	t.Logf("cold clone: %+v wire %d", st, w)
+}

@@ -87,19 +87,46 @@ func (d *Decoder) Decode(stream []byte) (*Pending, error) {
 	}
 	check := r.u32()
 	ops, litTotal := d.parseOps(&r, int(size))
+	nb := r.uvarint("base count", MaxBases)
+	bases := make([]Fingerprint, 0, nb)
+	for i := uint64(0); i < nb && r.err == nil; i++ {
+		bases = append(bases, r.fingerprint())
+	}
 	zlen := r.uvarint("literal stream length", uint64(len(stream)))
 	z := r.bytes(int(zlen))
 	if err := r.end(); err != nil {
 		return nil, err
 	}
-	lits, err := unzstd(z, litTotal, "dedupe stream")
+	dict, ok, err := d.dictionary(bases)
 	if err != nil {
 		return nil, err
 	}
+	var lits []byte
+	if ok {
+		if lits, err = unzstdDict(z, dict, litTotal, "dedupe stream"); err != nil {
+			return nil, err
+		}
+	}
 	p := &Pending{d: d, out: make([]byte, size), ops: ops, check: check}
 	p.stats = DecodeStats{Payload: int(size), Wire: len(stream), Ops: len(ops)}
-	p.execute(lits)
+	p.execute(lits, ok)
 	return p, nil
+}
+
+// dictionary rebuilds the literal stream's dictionary from the bases in
+// the store. false when one is missing: the literals then become misses.
+func (d *Decoder) dictionary(bases []Fingerprint) ([]byte, bool, error) {
+	var dict []byte
+	for _, fp := range bases {
+		var ok bool
+		if dict, ok = d.store.Get(dict, fp); !ok {
+			return nil, false, nil
+		}
+		if len(dict) > MaxDict {
+			return nil, false, errf(ErrCorrupt, "dedupe stream: bases hold over %d bytes", MaxDict)
+		}
+	}
+	return dict, true, nil
 }
 
 // parseOps reads the op list; ops must tile exactly size payload bytes.
@@ -175,7 +202,7 @@ type Miss struct {
 
 // execute fills the payload op by op, in order, using earlier chunks of the
 // same payload first and the store second.
-func (p *Pending) execute(lits []byte) {
+func (p *Pending) execute(lits []byte, haveLits bool) {
 	local := make(map[Fingerprint]span, len(p.ops))
 	s := p.d.store
 	var prev Fingerprint
@@ -189,6 +216,9 @@ func (p *Pending) execute(lits []byte) {
 			hasPrev = false
 			continue
 		case opLiteral:
+			if !haveLits {
+				break
+			}
 			copy(dst, lits[:o.n])
 			lits = lits[o.n:]
 			o.head = Sum(dst)

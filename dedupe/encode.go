@@ -25,6 +25,12 @@ type EncoderConfig struct {
 	Peer *PeerIndex
 	// Level is the initial literal compression level; 0 means DefaultLevel.
 	Level Level
+	// Local is the sender's own chunk store (optional). With it, literals
+	// are compressed against the chunks they probably replace (the
+	// successors, in Local, of the chunk before them), which the peer
+	// holds: a rewritten block inside a known chunk costs little more than
+	// its new bytes. Every encoded payload's chunks are added to it.
+	Local *Store
 }
 
 // Encoder turns payloads into op streams against its peer index. Safe for
@@ -33,6 +39,7 @@ type EncoderConfig struct {
 type Encoder struct {
 	p     Params
 	peer  *PeerIndex
+	local *Store
 	level atomic.Int32
 	split sync.Pool // *splitter
 }
@@ -49,7 +56,7 @@ func NewEncoder(cfg EncoderConfig) (*Encoder, error) {
 	if cfg.Peer == nil {
 		cfg.Peer = NewPeerIndex(0)
 	}
-	e := &Encoder{p: p, peer: cfg.Peer}
+	e := &Encoder{p: p, peer: cfg.Peer, local: cfg.Local}
 	e.level.Store(int32(cfg.Level.normalize()))
 	e.split.New = func() any { return newSplitter(p) }
 	return e, nil
@@ -87,6 +94,7 @@ type EncodeStats struct {
 	RunChunks    int // chunks covered by run references
 	RefBytes     int // payload bytes covered by references, runs and edges
 	Edges        int // head/tail ops (a payload starting or ending inside a known chunk)
+	DictBytes    int // bytes of known chunks used as the literals' zstd dictionary
 	ZeroRuns     int // zero-run ops
 	ZeroBytes    int // payload bytes covered by zero runs
 }
@@ -129,8 +137,19 @@ func (e *Encoder) Encode(dst, payload []byte) ([]byte, EncodeStats, error) {
 			}
 		}
 	}
+	var (
+		bases []Fingerprint
+		dict  []byte
+	)
+	if e.local != nil {
+		if st.LiteralBytes > 0 {
+			bases, dict = e.pickBases(ops, fps)
+		}
+		e.learn(payload, pieces, fps)
+	}
+	st.DictBytes = len(dict)
 	level := e.Level()
-	z, err := compress(lits, level)
+	z, err := compressDict(lits, dict, level)
 	if err != nil {
 		return dst, st, err
 	}
@@ -143,6 +162,10 @@ func (e *Encoder) Encode(dst, payload []byte) ([]byte, EncodeStats, error) {
 	dst = binary.AppendUvarint(dst, uint64(len(ops)))
 	for _, o := range ops {
 		dst = appendOp(dst, o, payload, fps)
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(bases)))
+	for _, b := range bases {
+		dst = append(dst, b[:]...)
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(z)))
 	dst = append(dst, z...)

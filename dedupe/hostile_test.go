@@ -42,6 +42,7 @@ func TestDecodeHostile(t *testing.T) {
 		b = binary.AppendUvarint(b, 1)
 		b = append(b, opLiteral)
 		b = binary.AppendUvarint(b, uint64(n))
+		b = append(b, 0) // no bases
 		b = binary.AppendUvarint(b, uint64(len(z)))
 		return append(b, z...)
 	}
@@ -65,10 +66,12 @@ func TestDecodeHostile(t *testing.T) {
 		{"run count huge", append(binary.AppendUvarint(append(streamHeader(Params{}, 10, 0), 1, opRun), 1<<40), 10), ErrCorrupt},
 		{"run of one", append(append(append(streamHeader(Params{}, 10, 0), 1, opRun, 1, 10), fp[:]...), make([]byte, 17)...), ErrCorrupt},
 		{"truncated fingerprint", append(streamHeader(Params{}, 10, 0), 1, opRef, 10, 1, 2, 3), ErrCorrupt},
-		{"literal stream missing", append(streamHeader(Params{}, 10, 0), 1, opLiteral, 10, 0), ErrCorrupt},
-		{"literal stream garbage", append(streamHeader(Params{}, 10, 0), 1, opLiteral, 10, 3, 1, 2, 3), ErrCorrupt},
-		{"literal stream length past end", append(streamHeader(Params{}, 10, 0), 1, opLiteral, 10, 100, 1), ErrCorrupt},
-		{"trailing bytes", append(streamHeader(Params{}, 10, 0), 1, opZero, 10, 0, 0), ErrCorrupt},
+		{"literal stream missing", append(streamHeader(Params{}, 10, 0), 1, opLiteral, 10, 0, 0), ErrCorrupt},
+		{"literal stream garbage", append(streamHeader(Params{}, 10, 0), 1, opLiteral, 10, 0, 3, 1, 2, 3), ErrCorrupt},
+		{"literal stream length past end", append(streamHeader(Params{}, 10, 0), 1, opLiteral, 10, 0, 100, 1), ErrCorrupt},
+		{"too many bases", append(streamHeader(Params{}, 10, 0), 1, opLiteral, 10, 0xff, 0x7f), ErrCorrupt},
+		{"bases truncated", append(streamHeader(Params{}, 10, 0), 1, opLiteral, 10, 2, 1, 2, 3), ErrCorrupt},
+		{"trailing bytes", append(streamHeader(Params{}, 10, 0), 1, opZero, 10, 0, 0, 0), ErrCorrupt},
 		{"decompression bomb", lit(1000, bomb), ErrCorrupt},
 		{"literal stream short", lit(1000, func() []byte {
 			z, _ := zstd.NewWriter(nil)
@@ -113,7 +116,7 @@ func TestReferenceNeverSent(t *testing.T) {
 	b = append(b, 1, opRef)
 	b = binary.AppendUvarint(b, uint64(len(payload)))
 	b = append(b, fp[:]...)
-	b = append(b, 0)
+	b = append(b, 0, 0) // no bases, no literals
 	d := newDecoder(t)
 	p, err := d.Decode(b)
 	if err != nil {

@@ -138,3 +138,66 @@ func unzstd(src []byte, want int, what string) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// Coders with a raw dictionary (the bases of delta literals) are not
+// shared: each call takes one from a pool and sets its dictionary.
+var (
+	zencDictPools [LevelBest + 1]sync.Pool // *zstd.Encoder
+	zdecDictPool  sync.Pool                // *zstd.Decoder
+)
+
+// dictID is the zstd dictionary id of the bases (any fixed value works:
+// the dictionary is never stored, both sides rebuild it).
+const dictID = 0x41494d44
+
+// compressDict compresses lits with dict as initial history.
+func compressDict(lits, dict []byte, l Level) ([]byte, error) {
+	if len(dict) == 0 {
+		return compress(lits, l)
+	}
+	if len(lits) == 0 {
+		return nil, nil
+	}
+	z, _ := zencDictPools[l].Get().(*zstd.Encoder)
+	if z == nil {
+		var err error
+		z, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(l.zstd()), zstd.WithWindowSize(zstdWindow),
+			zstd.WithEncoderCRC(false), zstd.WithEncoderConcurrency(1))
+		if err != nil {
+			return nil, fmt.Errorf("zstd encoder at level %v: %w", l, err)
+		}
+	}
+	defer zencDictPools[l].Put(z)
+	if err := z.ResetWithOptions(nil, zstd.WithEncoderDictRaw(dictID, dict)); err != nil {
+		return nil, fmt.Errorf("zstd dictionary of %d bytes: %w", len(dict), err)
+	}
+	return z.EncodeAll(lits, make([]byte, 0, len(lits)/2+64)), nil
+}
+
+// unzstdDict is unzstd with dict as initial history.
+func unzstdDict(src, dict []byte, want int, what string) ([]byte, error) {
+	if len(dict) == 0 || len(src) == 0 {
+		return unzstd(src, want, what)
+	}
+	d, _ := zdecDictPool.Get().(*zstd.Decoder)
+	if d == nil {
+		var err error
+		d, err = zstd.NewReader(nil, zstd.WithDecoderMaxWindow(zstdWindow), zstd.WithDecodeAllCapLimit(true),
+			zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			return nil, err
+		}
+	}
+	defer zdecDictPool.Put(d)
+	if err := d.ResetWithOptions(nil, zstd.WithDecoderDictRaw(dictID, dict)); err != nil {
+		return nil, fmt.Errorf("zstd dictionary of %d bytes: %w", len(dict), err)
+	}
+	out, err := d.DecodeAll(src, make([]byte, 0, want))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: literal stream (want %d bytes): %w", ErrCorrupt, what, want, err)
+	}
+	if len(out) != want {
+		return nil, fmt.Errorf("%w: %s: literal stream holds %d bytes, want %d", ErrCorrupt, what, len(out), want)
+	}
+	return out, nil
+}

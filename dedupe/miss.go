@@ -177,7 +177,7 @@ func (p *Pending) fill(o *dop, data []byte, lens []int) error {
 		p.stats.MissBytes -= o.n
 		return nil
 	}
-	if fps[0] != o.fp || (o.kind == opRun && runCheck(fps) != o.check) {
+	if (o.kind != opLiteral && fps[0] != o.fp) || (o.kind == opRun && runCheck(fps) != o.check) {
 		return errf(ErrMismatch, "answer for [%d,+%d) does not match its reference %s", o.off, o.n, o.fp)
 	}
 	copy(p.out[o.off:o.off+o.n], data)

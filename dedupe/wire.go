@@ -37,6 +37,10 @@ const (
 	// zstdWindow is the window of the literal stream's zstd frame; the
 	// decoder refuses frames that ask for more.
 	zstdWindow = 8 << 20
+	// MaxBases is the largest number of bases (delta dictionary chunks) of
+	// one stream, and MaxDict the largest dictionary they may form.
+	MaxBases = 512
+	MaxDict  = 2 << 20
 	// runCheckLen is the length of a run reference's check value.
 	runCheckLen = 16
 	// edgeCheckLen is the length of a head/tail op's check value.

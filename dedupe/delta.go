@@ -1,0 +1,104 @@
+package dedupe
+
+// Delta literals: a literal usually replaces a chunk the peer holds (a
+// rewritten block changes the chunk around it). The encoder finds the
+// probable old chunks through its Local store's successor links and lists
+// them as bases; both sides use the bases' bytes as the zstd dictionary
+// of the literal stream, so only the difference travels. A receiver
+// missing a base turns every literal of the payload into a miss.
+
+// pickBases returns the bases for the literal runs of ops and their
+// concatenated bytes (at most MaxBases chunks, MaxDict bytes).
+func (e *Encoder) pickBases(ops []op, fps []Fingerprint) ([]Fingerprint, []byte) {
+	var (
+		bases []Fingerprint
+		dict  []byte
+		seen  = map[Fingerprint]bool{}
+	)
+	add := func(fp Fingerprint) bool {
+		if seen[fp] {
+			return true
+		}
+		if len(bases) >= MaxBases {
+			return false
+		}
+		before := len(dict)
+		var ok bool
+		if dict, ok = e.local.Get(dict, fp); !ok {
+			return false
+		}
+		if len(dict) > MaxDict {
+			dict = dict[:before]
+			return false
+		}
+		seen[fp] = true
+		bases = append(bases, fp)
+		return true
+	}
+	for k := 0; k < len(ops); k++ {
+		if ops[k].kind != opLiteral {
+			continue
+		}
+		end, size := k, 0
+		for end < len(ops) && ops[end].kind == opLiteral {
+			size += ops[end].n
+			end++
+		}
+		need := size + e.p.AvgSize
+		if k > 0 && (ops[k-1].kind == opRef || ops[k-1].kind == opRun) {
+			prev := ops[k-1]
+			e.walk(fps[prev.first+prev.count-1], need, false, add)
+		} else if end < len(ops) && (ops[end].kind == opRef || ops[end].kind == opRun) {
+			e.walk(fps[ops[end].first], need, true, add)
+		}
+		k = end
+	}
+	return bases, dict
+}
+
+// walk follows successor (or predecessor) links from fp in Local, adding
+// chunks until need bytes or 64 chunks. Predecessors are added nearest
+// last, so the dictionary stays in volume order.
+func (e *Encoder) walk(fp Fingerprint, need int, back bool, add func(Fingerprint) bool) {
+	var chain []Fingerprint
+	got := 0
+	for i := 0; i < 64 && got < need; i++ {
+		var ok bool
+		if back {
+			fp, ok = e.local.Predecessor(fp)
+		} else {
+			fp, ok = e.local.Successor(fp)
+		}
+		if !ok {
+			break
+		}
+		chain = append(chain, fp)
+		got += e.p.AvgSize // an estimate: lengths are only known by fetching
+	}
+	if back {
+		for i, j := 0, len(chain)-1; i < j; i, j = i+1, j-1 {
+			chain[i], chain[j] = chain[j], chain[i]
+		}
+	}
+	for _, fp := range chain {
+		if !add(fp) {
+			return
+		}
+	}
+}
+
+// learn adds the payload's chunks and links to Local.
+func (e *Encoder) learn(payload []byte, pieces []piece, fps []Fingerprint) {
+	var prev *Fingerprint
+	for i, pc := range pieces {
+		if pc.zero {
+			prev = nil
+			continue
+		}
+		e.local.Put(fps[i], payload[pc.off:pc.off+pc.n])
+		if prev != nil {
+			e.local.Link(*prev, fps[i])
+		}
+		prev = &fps[i]
+	}
+}
