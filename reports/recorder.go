@@ -71,6 +71,10 @@ func (c *RecorderConfig) validate() error {
 	return nil
 }
 
+// ErrRecordingInUse: another recorder appends to the same file (two daemons
+// recording into one folder under the same name).
+var ErrRecordingInUse = errors.New("recording in use by another recorder (give each daemon its own name)")
+
 // validName mirrors journal.ValidName: 1..64 characters of [A-Za-z0-9_-].
 func validName(s string) error {
 	if len(s) == 0 || len(s) > 64 {
@@ -136,6 +140,10 @@ func (r *Recorder) Serve(ctx context.Context) error {
 	}
 	f, err := os.OpenFile(r.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
+		return fmt.Errorf("recorder %s: %w", r.cfg.Daemon, err)
+	}
+	if err := lockRecording(f); err != nil {
+		f.Close()
 		return fmt.Errorf("recorder %s: %w", r.cfg.Daemon, err)
 	}
 	tick, stop := r.cfg.NewTicker(r.cfg.Interval)

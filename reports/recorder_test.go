@@ -3,6 +3,7 @@ package reports
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"math"
 	"path/filepath"
@@ -156,5 +157,35 @@ func TestRecorderMetricsLint(t *testing.T) {
 		for _, p := range problems {
 			t.Errorf("lint %s: %s", p.Metric, p.Text)
 		}
+	}
+}
+
+func TestRecorderSameNameRefused(t *testing.T) {
+	dir := t.TempDir()
+	reg := prometheus.NewRegistry()
+	newRec := func() *Recorder {
+		r, err := NewRecorder(RecorderConfig{Dir: dir, Daemon: "proxy", Gatherer: reg, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	started := make(chan struct{})
+	ticks := make(chan time.Time)
+	first, err := NewRecorder(RecorderConfig{Dir: dir, Daemon: "proxy", Gatherer: reg, Logger: slog.New(slog.DiscardHandler),
+		NewTicker: func(time.Duration) (<-chan time.Time, func()) { close(started); return ticks, func() {} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- first.Serve(ctx) }()
+	<-started // the file is open and locked once the ticker is made
+	if err := newRec().Serve(t.Context()); !errors.Is(err, ErrRecordingInUse) {
+		t.Errorf("second recorder under the same name: %v, want ErrRecordingInUse", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

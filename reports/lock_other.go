@@ -1,0 +1,8 @@
+//go:build !unix
+
+package reports
+
+import "os"
+
+// lockRecording is a no-op where flock is not available.
+func lockRecording(*os.File) error { return nil }
