@@ -1,0 +1,260 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"slices"
+	"time"
+)
+
+// fault is one planned fault of a batch.
+type fault struct {
+	Kind string `json:"kind"`
+	// At is the index of the request in the batch at which the fault
+	// starts; -1: right after the batch's marker.
+	At int `json:"at"`
+	// Down is how long the daemon stays down or the condition lasts.
+	Down time.Duration `json:"down_ns"`
+}
+
+func (f fault) String() string {
+	at := fmt.Sprintf("at request %d", f.At)
+	if f.At < 0 {
+		at = "after the marker"
+	}
+	return fmt.Sprintf("%s %s, down %v", f.Kind, at, f.Down.Round(time.Millisecond))
+}
+
+// planFault picks a fault from kinds for a batch of n requests.
+func planFault(rng *rand.Rand, kinds []string, n int) fault {
+	f := fault{Kind: kinds[rng.IntN(len(kinds))], At: rng.IntN(n + n/3 + 1)}
+	if f.At >= n {
+		f.At = -1
+	}
+	switch f.Kind {
+	case SrcBufferFull:
+		f.At = 0 // the batch is written while the buffer is tiny
+	case KillSrc:
+		if f.At < 0 {
+			f.At = rng.IntN(n)
+		}
+	}
+	switch f.Kind {
+	case LinkOutage, DstReadOnly, DstBufferFull, LinkLoss, LinkReorder, LinkDuplicate:
+		f.Down = time.Second + time.Duration(rng.Int64N(int64(2*time.Second)))
+	default:
+		f.Down = time.Duration(rng.Int64N(int64(500 * time.Millisecond)))
+	}
+	return f
+}
+
+// available returns the fault kinds this run can inject.
+func available(cfg Config, link, chattr bool) []string {
+	kinds := cfg.Faults
+	if len(kinds) == 0 {
+		kinds = AllFaults
+	}
+	var out []string
+	for _, k := range kinds {
+		switch {
+		case slices.Contains(linkFaults, k) && !link:
+		case k == DstReadOnly && !chattr:
+		default:
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// canChattr reports whether chattr +i works in dir (root on ext4, xfs,
+// btrfs...): dst-readonly needs it, since root ignores file modes.
+func canChattr(dir string) bool {
+	p := dir + "/chattr-probe"
+	if err := os.WriteFile(p, nil, 0o644); err != nil {
+		return false
+	}
+	defer os.Remove(p)
+	if exec.Command("chattr", "+i", p).Run() != nil {
+		return false
+	}
+	return exec.Command("chattr", "-i", p).Run() == nil
+}
+
+// setImmutable runs chattr +i or -i on the destination volumes.
+func (h *harness) setImmutable(on bool) error {
+	flag := "-i"
+	if on {
+		flag = "+i"
+	}
+	for _, v := range volumeNames {
+		if out, err := exec.Command("chattr", flag, h.ch.dstImages[v]).CombinedOutput(); err != nil {
+			return fmt.Errorf("chattr %s %s: %w: %s", flag, h.ch.dstImages[v], err, out)
+		}
+	}
+	return nil
+}
+
+// setup prepares a fault that must be in place before the batch's first
+// request.
+func (h *harness) setup(ctx context.Context, f fault) error {
+	if f.Kind != SrcBufferFull {
+		return nil
+	}
+	h.ch.src.stop()
+	h.ch.src.setArgs(h.ch.srcArgs(srcTinyLimit))
+	if err := h.ch.src.start(ctx); err != nil {
+		return err
+	}
+	h.ch.proxySrc.freeze() // nothing drains: the buffer fills
+	return nil
+}
+
+// inject runs a fault; batchDone is closed once the batch's requests were
+// acknowledged and flushed. It returns once the fault is over and every
+// daemon is up again.
+func (h *harness) inject(ctx context.Context, f fault, batchDone <-chan struct{}) error {
+	ch := h.ch
+	wait := func() error { // until the batch is done, then Down more
+		select {
+		case <-batchDone:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		return sleepCtx(ctx, f.Down)
+	}
+	switch f.Kind {
+	case KillSrc:
+		return restart(ctx, ch.src, f.Down)
+	case KillSrcProxy:
+		return restart(ctx, ch.proxySrc, f.Down)
+	case KillDstProxy:
+		return restart(ctx, ch.proxyDst, f.Down)
+	case KillDst:
+		return restart(ctx, ch.dst, f.Down)
+	case WipeCache:
+		ch.proxyDst.kill()
+		if err := os.RemoveAll(ch.cache); err != nil {
+			return fmt.Errorf("wipe cache: %w", err)
+		}
+		if err := sleepCtx(ctx, f.Down); err != nil {
+			return err
+		}
+		return ch.proxyDst.start(ctx)
+	case LinkOutage:
+		p := ch.proxyDst // without the simulator: the far edge goes silent
+		if ch.linkProc != nil {
+			p = ch.linkProc
+		}
+		p.freeze()
+		defer p.thaw()
+		return sleepCtx(ctx, f.Down)
+	case LinkLoss, LinkReorder, LinkDuplicate:
+		return h.impairLink(ctx, map[string]string{LinkLoss: "loss", LinkReorder: "reorder", LinkDuplicate: "dup"}[f.Kind], wait)
+	case DstReadOnly:
+		return h.readOnly(ctx, wait)
+	case DstBufferFull:
+		return h.dstBufferFull(ctx, wait)
+	case SrcBufferFull:
+		return h.srcBufferFull(ctx, batchDone)
+	}
+	return fmt.Errorf("unknown fault kind %q", f.Kind)
+}
+
+// impairLink restarts the link simulator impaired until wait returns, then
+// restarts it clean.
+func (h *harness) impairLink(ctx context.Context, impair string, wait func() error) error {
+	l := h.ch.linkProc
+	l.stop()
+	l.setArgs(h.ch.linkArgs(impair))
+	if err := l.start(ctx); err != nil {
+		return err
+	}
+	err := wait()
+	l.stop()
+	l.setArgs(h.ch.linkArgs(""))
+	if serr := l.start(ctx); serr != nil {
+		return serr
+	}
+	return err
+}
+
+// readOnly makes the destination volumes immutable and restarts dst (which
+// then holds them offline and keeps receiving) until wait returns.
+func (h *harness) readOnly(ctx context.Context, wait func() error) error {
+	if err := h.setImmutable(true); err != nil {
+		return err
+	}
+	h.ch.dst.kill()
+	err := h.ch.dst.start(ctx)
+	if err == nil {
+		err = wait()
+	}
+	if rerr := h.setImmutable(false); rerr != nil {
+		return rerr
+	}
+	return err
+}
+
+// dstBufferFull restarts dst with a tiny buffer limit (and, where chattr
+// works, immutable volumes so nothing destages) until wait returns, then
+// restarts it as before. It counts the refusals dst reported.
+func (h *harness) dstBufferFull(ctx context.Context, wait func() error) error {
+	d := h.ch.dst
+	d.kill()
+	d.setArgs(h.ch.dstArgs(dstTinyLimit))
+	if h.chattr {
+		if err := h.setImmutable(true); err != nil {
+			return err
+		}
+	}
+	err := d.start(ctx)
+	if err == nil {
+		err = wait()
+	}
+	if st, serr := h.dstStatus(ctx); serr == nil {
+		for _, v := range st.Volumes {
+			h.stats.DstRefusals += int64(v.RefusedFull)
+		}
+	}
+	if h.chattr {
+		if rerr := h.setImmutable(false); rerr != nil {
+			return rerr
+		}
+	}
+	d.stop()
+	d.setArgs(h.ch.dstArgs(""))
+	if serr := d.start(ctx); serr != nil {
+		return serr
+	}
+	return err
+}
+
+// srcBufferFull (after setup) waits for the batch, notes whether src went
+// to pull-ahead, lets the buffer drain, waits for the resync and restarts
+// src without the limit.
+func (h *harness) srcBufferFull(ctx context.Context, batchDone <-chan struct{}) error {
+	select {
+	case <-batchDone:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if st, err := h.srcStatus(ctx); err == nil {
+		for _, v := range st.Volumes {
+			if v.DirtyBytes > 0 || v.State != "normal" {
+				h.stats.PullAheads++
+				break
+			}
+		}
+	}
+	h.ch.proxySrc.thaw()
+	err := h.waitSrcConsistent(ctx, 90*time.Second)
+	h.ch.src.stop()
+	h.ch.src.setArgs(h.ch.srcArgs(""))
+	if serr := h.ch.src.start(ctx); serr != nil {
+		return serr
+	}
+	return err
+}
