@@ -355,3 +355,25 @@ func TestCounterReset(t *testing.T) {
 		}
 	}
 }
+
+func TestReportDir(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "report.html")
+	page, err := ReportDir(filepath.Join("testdata", "bench"), out, FormatHTML, BuildOptions{Title: "bench"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if page.Title != "bench" || !bytes.Contains(b, []byte("<title>bench</title>")) {
+		t.Errorf("title not used")
+	}
+	entries, _ := os.ReadDir(filepath.Dir(out))
+	if len(entries) != 1 {
+		t.Errorf("temporary files left beside the report: %v", entries)
+	}
+	if _, err := ReportDir(filepath.Join("testdata", "bench"), filepath.Join(t.TempDir(), "no", "r.html"), FormatHTML, BuildOptions{}); err == nil {
+		t.Error("writing into a missing folder: no error")
+	}
+}

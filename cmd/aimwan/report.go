@@ -76,27 +76,10 @@ func reportFormat(flagValue, out string) (reports.Format, error) {
 	return reports.FormatHTML, nil
 }
 
-// writeReportFile writes the page next to its final name and renames it, so a
-// failed run never leaves half a report.
+// writeReportFile writes the page atomically and says so on stderr.
 func writeReportFile(path string, page *reports.Page, f reports.Format) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("report: %w", err)
-	}
-	defer os.Remove(tmp.Name())
 	start := time.Now()
-	if err := reports.WritePage(tmp, page, f); err != nil {
-		tmp.Close()
-		return fmt.Errorf("report: %w", err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return fmt.Errorf("report: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("report: write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := reports.WriteFile(path, page, f); err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
 	fmt.Fprintf(os.Stderr, "report: wrote %s (%s, %d charts, %v)\n", path, f, len(page.Charts), time.Since(start).Round(time.Millisecond))
