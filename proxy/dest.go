@@ -122,14 +122,15 @@ func NewDest(cfg DestConfig) (*Dest, error) {
 func (d *Dest) Store() *dedupe.Store { return d.store }
 
 // Serve accepts WAN connections on ln until ctx ends; it also runs the
-// store's periodic save. It closes ln on return.
+// store's periodic save. It closes ln on return, after closing the
+// connections.
 func (d *Dest) Serve(ctx context.Context, ln *transport.Listener) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return d.store.Serve(ctx) })
 	g.Go(func() error {
 		<-ctx.Done()
 		d.dst.close()
-		return ln.Close()
+		return nil
 	})
 	g.Go(func() error {
 		for {
@@ -143,7 +144,11 @@ func (d *Dest) Serve(ctx context.Context, ln *transport.Listener) error {
 			g.Go(func() error { d.serveConn(ctx, c); return nil })
 		}
 	})
-	return g.Wait()
+	err := g.Wait()
+	if cerr := ln.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // serveConn runs one connection: handshake, then one goroutine per file

@@ -19,6 +19,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/quic-go/quic-go"
 )
 
 // File names of an identity inside its directory.
@@ -133,6 +135,16 @@ func parseIdentity(dir string, certPEM, keyPEM []byte) (*Identity, error) {
 		return nil, fmt.Errorf("identity in %s: %w", dir, err)
 	}
 	return &Identity{Cert: cert, Fingerprint: FingerprintOf(cert.Certificate[0])}, nil
+}
+
+// statelessResetKey derives the QUIC stateless-reset key from the private
+// key: stable across restarts, secret, and different per node.
+func (id *Identity) statelessResetKey() (quic.StatelessResetKey, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(id.Cert.PrivateKey)
+	if err != nil {
+		return quic.StatelessResetKey{}, fmt.Errorf("derive stateless reset key: %w", err)
+	}
+	return quic.StatelessResetKey(sha256.Sum256(append([]byte("aimwan stateless reset key\x00"), der...))), nil
 }
 
 func newSelfSigned() (certPEM, keyPEM []byte, err error) {

@@ -123,22 +123,37 @@ func (c Config) QUIC() *quic.Config {
 
 // Listener accepts authenticated QUIC connections from pinned peers.
 type Listener struct {
+	udp net.PacketConn
+	tr  *quic.Transport
 	ln  *quic.Listener
 	log *slog.Logger
 }
 
 // Listen opens a UDP socket on addr and accepts QUIC connections whose client
-// certificate is pinned and whose ALPN matches.
+// certificate is pinned and whose ALPN matches. Its stateless-reset key is
+// derived from the identity, so after a crash and restart the node resets
+// the connections peers still hold at their next packet, instead of letting
+// them wait for the idle timeout.
 func Listen(addr string, id *Identity, pins Pins, cfg Config, log *slog.Logger) (*Listener, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	log = orDefault(log)
-	ln, err := quic.ListenAddr(addr, ServerTLS(id, pins, log), cfg.QUIC())
+	key, err := id.statelessResetKey()
+	if err != nil {
+		return nil, err
+	}
+	udp, err := net.ListenPacket("udp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s (udp): %w", addr, err)
 	}
-	return &Listener{ln: ln, log: log}, nil
+	tr := &quic.Transport{Conn: udp, StatelessResetKey: &key}
+	ln, err := tr.Listen(ServerTLS(id, pins, log), cfg.QUIC())
+	if err != nil {
+		udp.Close()
+		return nil, fmt.Errorf("listen on %s (quic): %w", addr, err)
+	}
+	return &Listener{udp: udp, tr: tr, ln: ln, log: log}, nil
 }
 
 // Accept waits for the next connection that completed its handshake.
@@ -153,8 +168,18 @@ func (l *Listener) Accept(ctx context.Context) (*quic.Conn, error) {
 // Addr is the local UDP address.
 func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
 
-// Close stops accepting and closes the socket.
-func (l *Listener) Close() error { return l.ln.Close() }
+// Close stops accepting and closes the socket; connections still open end
+// abruptly (close them first for a clean shutdown).
+func (l *Listener) Close() error {
+	err := l.ln.Close()
+	if terr := l.tr.Close(); err == nil {
+		err = terr
+	}
+	if uerr := l.udp.Close(); err == nil && !errors.Is(uerr, net.ErrClosed) {
+		err = uerr
+	}
+	return err
+}
 
 // Dial opens one QUIC connection to addr, presenting id and accepting only a
 // pinned server.

@@ -258,3 +258,43 @@ func TestWindows(t *testing.T) {
 		})
 	}
 }
+
+// A listener restarted with the same identity (a crash and restart) resets
+// connections peers still hold at their next packet, long before the idle
+// timeout.
+func TestRestartedListenerResetsOldConnections(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+	defer cancel()
+	srvID, cliID := mustIdentity(t), mustIdentity(t)
+	cfg := Config{IdleTimeout: time.Minute, KeepAlive: 200 * time.Millisecond}
+	ln, err := Listen("127.0.0.1:0", srvID, Pins{cliID.Fingerprint}, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	accepted := make(chan struct{})
+	go func() {
+		if _, err := ln.Accept(ctx); err == nil {
+			close(accepted)
+		}
+	}()
+	c, err := Dial(ctx, addr, cliID, Pins{srvID.Fingerprint}, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseWithError(0, "")
+	<-accepted
+	ln.Close() // abrupt: no CONNECTION_CLOSE reaches the client
+	ln2, err := Listen(addr, srvID, Pins{cliID.Fingerprint}, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln2.Close()
+	start := time.Now()
+	select {
+	case <-c.Context().Done():
+		t.Logf("old connection reset after %v", time.Since(start).Round(time.Millisecond))
+	case <-time.After(10 * time.Second):
+		t.Fatal("old connection still up 10s after the peer restarted (no stateless reset)")
+	}
+}
