@@ -294,6 +294,7 @@ func TestKillDuringNbdcopy(t *testing.T) {
 	rp := newReplayer(size)
 	rp.replayDir(t, jdir)
 	if img := readAll(t, cc.Volumes[0].Path); !bytes.Equal(rp.img, img) {
+		describeDiff(t, rp, img, src, jdir)
 		t.Fatalf("after SIGKILL and restart, image and replayed journals disagree: %s", firstDiff(rp.img, img))
 	}
 	if bytes.Equal(rp.img, src) {
@@ -310,5 +311,32 @@ func TestKillDuringNbdcopy(t *testing.T) {
 	img := readAll(t, cc.Volumes[0].Path)
 	if !bytes.Equal(img, src) || !bytes.Equal(rp.img, src) {
 		t.Fatalf("after the second copy: image vs source %s, journals vs source %s", firstDiff(img, src), firstDiff(rp.img, src))
+	}
+}
+
+// describeDiff logs, for the first differing 64 KiB block, which records
+// touch it and where image and replay agree with the source, and the
+// journal folder's files.
+func describeDiff(t *testing.T, rp *replayer, img, src []byte, jdir string) {
+	for i := range img {
+		if img[i] == rp.img[i] {
+			continue
+		}
+		blk := int64(i) &^ (64<<10 - 1)
+		t.Logf("differ at %d: image %x replay %x source %x", i, img[i], rp.img[i], src[i])
+		t.Logf("image==source in block: %v, replay==source: %v, replay zero: %v", bytes.Equal(img[blk:blk+64<<10], src[blk:blk+64<<10]),
+			bytes.Equal(rp.img[blk:blk+64<<10], src[blk:blk+64<<10]), isZero(rp.img[blk:blk+64<<10]))
+		for _, r := range rp.records {
+			if r.Offset < blk+64<<10 && r.Offset+r.Length > blk {
+				t.Logf("record seq %d %s %d+%d", r.Seq, r.Kind, r.Offset, r.Length)
+			}
+		}
+		t.Logf("last record seq %d", rp.nextSeq-1)
+		ents, _ := os.ReadDir(jdir)
+		for _, e := range ents {
+			fi, _ := e.Info()
+			t.Logf("dir: %s %d", e.Name(), fi.Size())
+		}
+		return
 	}
 }

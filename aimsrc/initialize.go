@@ -139,7 +139,11 @@ func (v *volume) initBlock(off int64, b []byte) (int64, error) {
 		v.dirty.set(off, int64(len(b)))
 		return 0, nil
 	}
-	if _, err := v.appendRec(int64(len(b)), func() (uint64, error) { return v.jw.Write(off, b) }); err != nil {
+	_, err := v.appendRec(int64(len(b)), func() (uint64, error) { return v.jw.Write(off, b) })
+	if err == nil {
+		err = v.sealFull()
+	}
+	if err != nil {
 		return 0, fmt.Errorf("volume %s: initialize: journal %d+%d: %w", v.name, off, len(b), err)
 	}
 	return int64(len(b)), nil

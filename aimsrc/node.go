@@ -125,6 +125,10 @@ func (n *Node) openVolume(vc VolumeConfig) (*volume, error) {
 	return v, nil
 }
 
+// noJournalRotation disables the journal's own size rotation: the node seals
+// by size itself, after the image write (see volume.sealFull).
+const noJournalRotation = 1 << 50
+
 // openJournal opens the bitmap and the journal, redoes recovered records
 // into the image and counts the files waiting.
 func (v *volume) openJournal(cfg Config) error {
@@ -137,7 +141,7 @@ func (v *volume) openJournal(cfg Config) error {
 		v.log.Warn("dirty regions left from an earlier run: resync will journal them", "dirty_bytes", v.dirty.dirtyBytes())
 	}
 	w, recovered, err := journal.OpenWriter(journal.WriterConfig{Dir: v.dir, Volume: v.name, VolumeSize: v.size,
-		MaxFileSize: cfg.FileSize, MaxAge: cfg.FileAge, Now: cfg.Now, OnSeal: v.onSeal, Logger: cfg.Logger})
+		MaxFileSize: noJournalRotation, MaxAge: cfg.FileAge, Now: cfg.Now, OnSeal: v.onSeal, Logger: cfg.Logger})
 	if err != nil {
 		return fmt.Errorf("volume %s: %w", v.name, err)
 	}

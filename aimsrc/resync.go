@@ -76,6 +76,9 @@ func (v *volume) resyncStep() (bool, error) {
 	if err == nil {
 		err = v.jw.Sync() // the bits may only go once the records are durable
 	}
+	if err == nil {
+		err = v.sealFull()
+	}
 	if err != nil {
 		return false, fmt.Errorf("volume %s: resync journal %d+%d: %w", v.name, off, n, err)
 	}

@@ -20,6 +20,8 @@ type journalWriter interface {
 	Zero(off, length int64, trim bool) (uint64, error)
 	// Marker appends a snapshot or custom marker.
 	Marker(m journal.Record) (uint64, error)
+	// Seal seals the open file now (no-op when empty).
+	Seal() error
 	// Sync makes everything appended so far durable.
 	Sync() error
 	// SealIfOlder seals the open file when it is older than the age limit.
@@ -72,7 +74,7 @@ type volume struct {
 	openBytes   atomic.Int64 // estimate of the open file's bytes
 	openSince   atomic.Int64 // unix ns of the open file's first record, 0 = empty
 	openPayload int64        // payload bytes of the open file, under mu
-	maxFile     int64        // the journal's replication file size
+	maxFile     int64        // the replication file size (the node rotates by size)
 	seals       atomic.Uint64
 	writes      atomic.Uint64
 	written     atomic.Uint64
@@ -105,6 +107,9 @@ func (v *volume) WriteAt(p []byte, off int64, fua bool) error {
 	err := v.capture(off, int64(len(p)), int64(len(p)), func() (uint64, error) { return v.jw.Write(off, p) })
 	if err == nil {
 		err = v.img.writeAt(p, off)
+	}
+	if err == nil {
+		err = v.sealFull()
 	}
 	v.mu.Unlock()
 	if err != nil {
@@ -170,37 +175,54 @@ func (v *volume) capture(off, length, payload int64, appendFn func() (uint64, er
 
 // appendRec runs one journal append of a record with payload data bytes
 // (under mu) and keeps the open file's accounting: its payload, estimated
-// bytes and first-record time. The journal seals a file before an append
-// that would overflow it, or by age, and after an append that fills it; the
-// seal count and the payload tell which happened.
+// bytes and first-record time. Size rotation is the node's (see sealFull):
+// the journal itself only seals by age, before an append, so a seal during
+// the append leaves this record alone in a fresh file.
 func (v *volume) appendRec(payload int64, fn func() (uint64, error)) (uint64, error) {
-	p, seals := v.openPayload, v.seals.Load()
+	if v.openPayload > 0 && v.openPayload+payload > v.maxFile {
+		if err := v.sealLocked(); err != nil {
+			return 0, err
+		}
+	}
+	seals := v.seals.Load()
 	seq, err := fn()
 	if err != nil {
 		return 0, err
 	}
-	cost := payload + recordOverhead
-	fresh := false // the record opened a new file
 	if v.seals.Load() != seals {
-		switch {
-		case p > 0 && p+payload > v.maxFile: // sealed before the append
-			fresh = payload < v.maxFile
-		case p+payload >= v.maxFile: // sealed after the append, with it
-		default: // sealed by age before the append
-			fresh = true
-		}
-		if !fresh {
-			v.openPayload = 0
-			v.openBytes.Store(0)
-			v.openSince.Store(0)
-			return seq, nil
-		}
-		v.openPayload, p = 0, 0
+		v.resetOpen()
 	}
-	v.openPayload = p + payload
-	v.openBytes.Add(cost)
+	v.openPayload += payload
+	v.openBytes.Add(payload + recordOverhead)
 	v.openSince.CompareAndSwap(0, v.now().UnixNano())
 	return seq, nil
+}
+
+// sealFull seals the open file once it holds the replication file size.
+// Capture calls it after the image write, so a sealed file (which shipping
+// may push and delete at once) only holds records already applied to the
+// image: after a crash, only the open file's records need redoing.
+func (v *volume) sealFull() error {
+	if v.openPayload < v.maxFile {
+		return nil
+	}
+	return v.sealLocked()
+}
+
+// sealLocked seals the open file now. Called under mu.
+func (v *volume) sealLocked() error {
+	if err := v.jw.Seal(); err != nil {
+		return fmt.Errorf("seal: %w", err)
+	}
+	v.resetOpen()
+	return nil
+}
+
+// resetOpen zeroes the open file's accounting after a seal. Called under mu.
+func (v *volume) resetOpen() {
+	v.openPayload = 0
+	v.openBytes.Store(0)
+	v.openSince.Store(0)
 }
 
 // onSeal is the journal's seal callback.
@@ -280,9 +302,7 @@ func (v *volume) sealOld() error {
 		return fmt.Errorf("volume %s: seal by age: %w", v.name, err)
 	}
 	if v.seals.Load() != seals {
-		v.openPayload = 0
-		v.openBytes.Store(0)
-		v.openSince.Store(0)
+		v.resetOpen()
 	}
 	return nil
 }
