@@ -96,6 +96,7 @@ func BuildPage(run *Run, opt BuildOptions) (*Page, error) {
 		p.Tables = append(p.Tables, phaseTable(f, phases))
 	}
 	w := max(1, int(math.Round(opt.Window.Seconds()/g.step)))
+	p.Tables = append(p.Tables, summaryTable(f, run.Recordings, w))
 	marks := phaseMarks(phases, g)
 	var missing []string
 	for _, mk := range []func(*figures, []*Recording, int) (Chart, string){

@@ -138,11 +138,21 @@ func TestBenchFigures(t *testing.T) {
 	if v := at("cache-hit-rate", "over 10 s", 30); !math.IsNaN(v) {
 		t.Errorf("hit rate in pass-through = %v, want no data", v)
 	}
-	if len(page.Tables) != 2 || page.Tables[0].Title != "Seed experiment vs this run" || page.Tables[1].Title != "Phases" {
+	if len(page.Tables) != 3 || page.Tables[0].Title != "Seed experiment vs this run" || page.Tables[1].Title != "Phases" {
 		t.Fatalf("tables %+v", page.Tables)
 	}
 	if got := page.Tables[1].Rows[1]; got[0] != "optimize" || got[3] != "3599.9" || got[4] != "15.00x" {
 		t.Errorf("optimize phase row %q", got)
+	}
+	summary := map[string]string{}
+	for _, r := range page.Tables[2].Rows {
+		summary[r[0]] = r[1]
+	}
+	if got := summary["Effective rate: mean / peak over 10 s"]; got != "2476.9 / 4800.0 KB/s" {
+		t.Errorf("effective rate summary %q", got)
+	}
+	if got := summary["Time Latency, worst"]; got != "54.5s (vm2)" {
+		t.Errorf("worst latency %q", got)
 	}
 }
 
