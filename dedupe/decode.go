@@ -283,6 +283,9 @@ type span struct{ off, n int }
 // fetch copies chunk fp into the start of dst, from this payload or the
 // store, and returns its length. A chunk longer than dst is a miss.
 func (p *Pending) fetch(local map[Fingerprint]span, fp Fingerprint, dst []byte) (int, bool) {
+	if len(dst) == 0 { // a run claiming more chunks than its bytes hold
+		return 0, false
+	}
 	if sp, ok := local[fp]; ok && sp.n <= len(dst) {
 		return copy(dst, p.out[sp.off:sp.off+sp.n]), true
 	}

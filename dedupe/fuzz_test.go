@@ -19,7 +19,11 @@ func fuzzHistory() []byte {
 // history, zero runs, and an empty payload.
 func fuzzSeeds(t testing.TB) [][]byte {
 	hist := fuzzHistory()
-	e, err := NewEncoder(EncoderConfig{Params: Params{AvgSize: 1 << 10}})
+	local, err := OpenStore(StoreConfig{MaxBytes: 32 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := NewEncoder(EncoderConfig{Params: Params{AvgSize: 1 << 10}, Local: local})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,6 +40,10 @@ func fuzzSeeds(t testing.TB) [][]byte {
 	add(hist[:20000])                                                                   // one run
 	add(append(append([]byte("new bytes"), hist[5000:9000]...), make([]byte, 5000)...)) // literal, refs, zero run
 	add(bytes.Repeat([]byte("xyz"), 3000))
+	add(hist[12345:60000]) // head and tail edges
+	edited := append([]byte(nil), hist[:40000]...)
+	copy(edited[20000:], "a few new bytes inside a known chunk")
+	add(edited) // a literal compressed against its base
 	return seeds
 }
 

@@ -3,6 +3,7 @@ package dedupe
 import (
 	"bytes"
 	"compress/gzip"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,11 +13,12 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/aimwan/aimwan/sim/workload"
 	"github.com/klauspost/compress/zstd"
 )
 
 // The wire benchmark: a template volume and three clones of it (1% of
-// their 4 KiB blocks rewritten), sent one after the other as 4 MiB
+// their 4 KiB blocks rewritten; from sim/workload and from gen_test.go), sent one after the other as 4 MiB
 // journal payloads through an encoder/decoder pair, side by side with
 // stream compressors over the same bytes. AIMWAN_DEDUPE_BENCH_MIB sets
 // the template size (default 64 MiB; the stream is four times that).
@@ -30,8 +32,8 @@ type wireSet struct {
 }
 
 var (
-	wireOnce sync.Once
-	wireData *wireSet
+	wireMu   sync.Mutex
+	wireData = map[string]*wireSet{}
 )
 
 func benchMiB() int {
@@ -41,11 +43,37 @@ func benchMiB() int {
 	return 64
 }
 
-func loadWireSet(b *testing.B) *wireSet {
-	wireOnce.Do(func() {
+// loadWireSet builds (once per data source) the four volumes: "gen" is
+// this package's generator, "sim" the sim/workload template and clones
+// (ChangeFraction 1%).
+func loadWireSet(b *testing.B, data string) *wireSet {
+	wireMu.Lock()
+	defer wireMu.Unlock()
+	if ws := wireData[data]; ws != nil {
+		return ws
+	}
+	ws := &wireSet{}
+	switch data {
+	case "sim":
+		t, err := workload.NewTemplate(workload.Config{Size: int64(benchMiB()) << 20, Seed: 2026, ChangeFraction: 0.01})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ws.vols = append(ws.vols, readImage(b, t.Image()))
+		for i := 1; i <= 3; i++ {
+			im := t.Clone(i)
+			v := readImage(b, im)
+			ws.vols = append(ws.vols, v)
+			if i == 1 {
+				for _, r := range im.Changed() {
+					ws.fresh = append(ws.fresh, v[r.Start*workload.BlockSize:(r.Start+r.Count)*workload.BlockSize]...)
+				}
+			}
+		}
+	default:
 		g := newImageGen(2026)
 		tpl := g.template(benchMiB() << 20)
-		ws := &wireSet{vols: [][]byte{tpl}}
+		ws.vols = [][]byte{tpl}
 		for i := 0; i < 3; i++ {
 			c, fresh := g.clone(tpl, 0.01)
 			if i == 0 {
@@ -53,15 +81,23 @@ func loadWireSet(b *testing.B) *wireSet {
 			}
 			ws.vols = append(ws.vols, c)
 		}
-		for _, v := range ws.vols {
-			ws.size += int64(len(v))
-		}
-		ws.gzip6 = gzipSize(ws.vols)
-		ws.zstd3 = zstd3Size(ws.vols)
-		ws.zstdLong = zstdLongSize(b, ws.vols)
-		wireData = ws
-	})
-	return wireData
+	}
+	for _, v := range ws.vols {
+		ws.size += int64(len(v))
+	}
+	ws.gzip6 = gzipSize(ws.vols)
+	ws.zstd3 = zstd3Size(ws.vols)
+	ws.zstdLong = zstdLongSize(b, ws.vols)
+	wireData[data] = ws
+	return ws
+}
+
+func readImage(b *testing.B, im *workload.Image) []byte {
+	v := make([]byte, im.Size())
+	if _, err := im.ReadAt(v, 0); err != nil && !errors.Is(err, io.EOF) {
+		b.Fatal(err)
+	}
+	return v
 }
 
 type countWriter struct{ n int64 }
@@ -174,16 +210,18 @@ func BenchmarkWire(b *testing.B) {
 			setting{8 << 10, LevelFastest, true}, setting{8 << 10, LevelBetter, true},
 			setting{4 << 10, LevelBest, true}, setting{16 << 10, LevelBest, true})
 	}
-	for _, c := range set {
-		name := fmt.Sprintf("avg=%dk/level=%v/local=%v", c.avg>>10, c.level, c.local)
-		b.Run(name, func(b *testing.B) {
-			ws := loadWireSet(b)
-			for i := 0; b.Loop(); i++ {
-				if i == 0 {
-					runWire(b, ws, Params{AvgSize: c.avg}, c.level, c.local)
+	for _, data := range []string{"sim", "gen"} {
+		for _, c := range set {
+			name := fmt.Sprintf("data=%s/avg=%dk/level=%v/local=%v", data, c.avg>>10, c.level, c.local)
+			b.Run(name, func(b *testing.B) {
+				ws := loadWireSet(b, data)
+				for i := 0; b.Loop(); i++ {
+					if i == 0 {
+						runWire(b, ws, Params{AvgSize: c.avg}, c.level, c.local)
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
 
