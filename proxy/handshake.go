@@ -21,7 +21,12 @@ const handshakeTimeout = 30 * time.Second
 // new connection: it sends its settings and the store epoch its peer index
 // describes; the destination edge answers with its store epoch and, when the
 // index is stale, the list of chunks its store holds.
+//
+// Handshakes run one at a time, so that when several connections open at
+// once only the first one fetches the held list.
 func (s *Source) handshake(ctx context.Context, c *quic.Conn) error {
+	s.handshakeMu.Lock()
+	defer s.handshakeMu.Unlock()
 	st, err := c.OpenStreamSync(ctx)
 	if err != nil {
 		return fmt.Errorf("open control stream: %w", err)
@@ -66,6 +71,10 @@ func (s *Source) learnPeer(st *quic.Stream, buf *[]byte, ok Hello) error {
 		}
 		return nil
 	}
+	// The held list may be megabytes on a slow line: allow twice its time at
+	// the configured link rate on top of the usual timeout.
+	rate := s.cfg.Transport.WithDefaults().LinkRate
+	_ = st.SetDeadline(time.Now().Add(handshakeTimeout + time.Duration(2*float64(ok.Held)/rate*float64(time.Second))))
 	held, err := readBlob(st, buf, TypeHeld, int64(ok.Held), nil)
 	if err != nil {
 		return fmt.Errorf("read held list: %w", err)
@@ -125,6 +134,9 @@ func (d *Dest) acceptHandshake(ctx context.Context, c *quic.Conn) error {
 		return fmt.Errorf("send hello: %w", err)
 	}
 	if len(held) > 0 {
+		// The source edge bounds how long it waits for the list (it knows
+		// the link rate); here only a generous limit (≥ 16 KB/s).
+		_ = st.SetDeadline(time.Now().Add(handshakeTimeout + time.Duration(len(held)/(16<<10))*time.Second))
 		n, err := writeBlob(st, TypeHeld, held)
 		d.m.wire.Add(float64(n))
 		if err != nil {

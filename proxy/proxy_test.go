@@ -257,6 +257,11 @@ func TestSeveralConnections(t *testing.T) {
 	if rtt := counter(t, p.srcReg, "aimwan_proxy_peer_rtt_seconds"); rtt <= 0 {
 		t.Errorf("peer RTT metric %v, want > 0", rtt)
 	}
+	// Only the first handshake fetched the held list.
+	connected := strings.Count(p.log.String(), "WAN peer connected")
+	if sent := connected - strings.Count(p.log.String(), "held_sent=0"); connected != 3 || sent != 1 {
+		t.Errorf("%d connections, %d with a held list; want 3 and 1", connected, sent)
+	}
 }
 
 func TestChooseLevel(t *testing.T) {

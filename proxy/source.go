@@ -113,6 +113,8 @@ type Source struct {
 	queued   atomic.Int64 // encoded bytes not yet on the WAN
 	encodeMu sync.Mutex   // one Encode at a time, so each gets the level chosen for it
 	waiting  atomic.Int32 // files waiting for encodeMu
+
+	handshakeMu sync.Mutex // one control-stream handshake at a time
 }
 
 var _ push.Handler = (*Source)(nil)
