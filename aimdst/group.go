@@ -38,6 +38,7 @@ type groups struct {
 
 	mu     sync.Mutex
 	states map[string]*groupState
+	warned map[string]bool // unconfigured groups already logged
 }
 
 type groupState struct {
@@ -55,7 +56,7 @@ type arrival struct {
 }
 
 func newGroups(n *Node) *groups {
-	return &groups{n: n, dir: filepath.Join(n.cfg.BufferDir, groupsDirName), states: map[string]*groupState{}}
+	return &groups{n: n, dir: filepath.Join(n.cfg.BufferDir, groupsDirName), states: map[string]*groupState{}, warned: map[string]bool{}}
 }
 
 // state returns the state of group g, loading it on first use. g.mu held.
@@ -79,7 +80,8 @@ func (gs *groups) state(name string) (*groupState, error) {
 }
 
 // members returns the member volumes of marker r: its "members" argument, or
-// the configured group, or (unknown group) just the arriving volume.
+// the configured group, or (unknown group) just the arriving volume. gs.mu
+// held.
 func (gs *groups) members(r journal.Record, self string) []string {
 	for _, a := range r.Args {
 		if a.Key == membersArg {
@@ -91,6 +93,11 @@ func (gs *groups) members(r journal.Record, self string) []string {
 	}
 	if m := gs.n.cfg.Groups[r.Group]; len(m) > 0 {
 		return slices.Sorted(slices.Values(m))
+	}
+	if !gs.warned[r.Group] {
+		gs.warned[r.Group] = true
+		gs.n.log.Warn("group marker of a group not configured here (--group NAME=VOL,VOL): each volume takes it alone",
+			"group", r.Group, "volume", self)
 	}
 	return []string{self}
 }
