@@ -2,6 +2,7 @@ package aimsrc
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"path/filepath"
 	"testing"
@@ -137,6 +138,35 @@ func TestControlErrors(t *testing.T) {
 		defer cancel()
 		if _, err := c.Status(cctx); err == nil {
 			t.Fatal("want an error")
+		}
+	})
+}
+
+// FuzzMarkerRequest: any JSON body either is refused as a bad request or
+// yields a marker record the journal accepts.
+func FuzzMarkerRequest(f *testing.F) {
+	for _, s := range []string{
+		`{"volume":"v1","kind":"snapshot","label":"nightly"}`,
+		`{"group":"g","kind":"custom","label":"q","args":[{"key":"db","value":"orders"}]}`,
+		`{"volume":"v1","kind":"snapshot","label":"../x"}`,
+		`{"kind":"custom"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var req MarkerRequest
+		if json.Unmarshal(b, &req) != nil {
+			return
+		}
+		rec, err := req.record()
+		if err != nil {
+			if !errors.Is(err, ErrBadRequest) {
+				t.Fatalf("error %v is not a bad request", err)
+			}
+			return
+		}
+		if err := rec.Validate(1 << 20); err != nil {
+			t.Fatalf("accepted %+v, journal refuses it: %v", req, err)
 		}
 	})
 }
