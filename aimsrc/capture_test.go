@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/aimwan/aimwan/journal"
 )
 
 // needBinary skips the test when an external client is not installed.
@@ -63,5 +65,63 @@ func TestRealClients(t *testing.T) {
 				t.Errorf("want several journal files (1 MiB file size), got %d", len(dst.names("vol-a")))
 			}
 		})
+	}
+}
+
+// TestQemuIOZeroAndTrim: qemu-io writes, zeroes and discards through the
+// export; zeroes and trims are journaled compactly (records without payload),
+// the image reads zeros there, and the replayed journals equal the image.
+func TestQemuIOZeroAndTrim(t *testing.T) {
+	bin := needBinary(t, "qemu-io")
+	const size = 2 << 20
+	dir := t.TempDir()
+	cfg := testConfig(t, dir, VolumeConfig{Name: "v1", Path: filepath.Join(dir, "v1.img"), Size: size})
+	n, stop := runNode(t, cfg)
+	cmds := []string{
+		"write -P 0xab 0 1M",
+		"write -z 64k 128k", // WRITE_ZEROES
+		"discard 512k 256k", // TRIM
+		"write -P 0xcd 1M 4k",
+		"write -z -u 1536k 64k", // zeroes, may unmap
+		"flush",
+	}
+	args := []string{"-f", "raw", "nbd://" + n.NBDAddr().String() + "/v1"}
+	for _, c := range cmds {
+		args = append(args, "-c", c)
+	}
+	if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
+		t.Fatalf("qemu-io: %v\n%s", err, out)
+	}
+	stop()
+	want := make([]byte, size)
+	for i := range 1 << 20 {
+		want[i] = 0xab
+	}
+	clear(want[64<<10 : 192<<10])
+	clear(want[512<<10 : 768<<10])
+	for i := 1 << 20; i < 1<<20+4096; i++ {
+		want[i] = 0xcd
+	}
+	if img := readAll(t, cfg.Volumes[0].Path); !bytes.Equal(img, want) {
+		t.Fatalf("image: %s", firstDiff(img, want))
+	}
+	rp := newReplayer(size)
+	rp.replayDir(t, filepath.Join(cfg.Buffer, "v1"))
+	if !bytes.Equal(rp.img, want) {
+		t.Fatalf("replayed journals: %s", firstDiff(rp.img, want))
+	}
+	var payload, zeroes, trims int64
+	for _, r := range rp.records {
+		switch r.Kind {
+		case journal.KindWrite:
+			payload += r.Length
+		case journal.KindZero:
+			zeroes++
+		case journal.KindTrim:
+			trims++
+		}
+	}
+	if payload != 1<<20+4096 || zeroes == 0 || trims == 0 {
+		t.Fatalf("journaled %d payload bytes, %d zero and %d trim records; want only the written bytes as payload", payload, zeroes, trims)
 	}
 }
