@@ -45,7 +45,6 @@ func (s *Source) forward(ctx context.Context, o push.Offer, file []byte) error {
 	if sha256.Sum256(file) != o.SHA256 {
 		return fmt.Errorf("file %s: %w", name, push.ErrChecksum)
 	}
-	s.m.logical.Add(float64(len(file)))
 	enc, err := s.encode(o, file)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", name, err)
@@ -57,6 +56,7 @@ func (s *Source) forward(ctx context.Context, o push.Offer, file []byte) error {
 		var v *verdict
 		switch {
 		case err == nil:
+			s.m.logical.Add(float64(len(file)))
 			return nil
 		case errors.As(err, &v):
 			return fmt.Errorf("file %s: destination: %w", name, v.err)
