@@ -3,11 +3,18 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/aimwan/aimwan/internal/units"
+	"github.com/aimwan/aimwan/reports"
+	"github.com/aimwan/aimwan/sim/link"
 	"github.com/aimwan/aimwan/sim/workload"
 )
 
@@ -18,6 +25,7 @@ func init() {
 // simCommands are the subcommands of "aimwan sim".
 var simCommands = map[string]func(ctx context.Context, args []string) error{
 	"workload": runSimWorkload,
+	"link":     runSimLink,
 }
 
 func runSim(ctx context.Context, args []string) error {
@@ -84,4 +92,83 @@ func runSimWorkload(ctx context.Context, args []string) error {
 		}
 	}
 	return nil
+}
+
+func runSimLink(ctx context.Context, args []string) error {
+	fs := newFlagSet("sim link", "--listen ADDR --to ADDR [--rate 2mbit] [--rtt 40ms] [flags]")
+	listen := fs.String("listen", "127.0.0.1:7400", "address to listen on (UDP and TCP, same port)")
+	to := fs.String("to", "", "address to relay to (UDP and TCP; required)")
+	rate := fs.String("rate", "2mbit", "line rate per direction (2mbit, 240KB/s, unlimited)")
+	rtt := fs.Duration("rtt", 40*time.Millisecond, "round-trip time (half each way)")
+	jitter := fs.Duration("jitter", 0, "random extra one-way delay, uniform [0, jitter), order kept")
+	loss := fs.String("loss", "0", "UDP datagram loss probability (0.1% or 0.001)")
+	dup := fs.String("dup", "0", "UDP datagram duplication probability")
+	reorder := fs.String("reorder", "0", "probability that a UDP datagram is held back and overtaken")
+	reorderDelay := fs.Duration("reorder-delay", 10*time.Millisecond, "extra delay of a reordered datagram")
+	queue := fs.String("queue", "", "drop-tail queue size per direction (default 100 ms at the rate, at least 32KiB)")
+	cross := fs.String("cross", "0", "cross traffic per direction competing in the queue (e.g. 70KB/s)")
+	crossPacket := fs.Int("cross-packet", 200, "cross-traffic packet size in bytes")
+	outage := fs.String("outage", "", "outages of the primary line: START+DURATION[,...] from start, e.g. 60s+20s")
+	backup := fs.String("backup-rate", "0", "backup line rate used during outages (0: none, traffic dropped)")
+	seed := fs.Uint64("seed", 1, "seed of the random impairments")
+	metrics := fs.String("metrics", "", "address to serve Prometheus metrics on (e.g. 127.0.0.1:9400)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	line, err := simLinkLine(*rate, *rtt, *jitter, *loss, *dup, *reorder, *queue, *cross, *outage, *backup)
+	if err != nil {
+		return err
+	}
+	line.ReorderDelay, line.CrossPacket, line.Seed = *reorderDelay, *crossPacket, *seed
+	reg := prometheus.NewRegistry()
+	log := slog.Default()
+	r, err := link.New(link.Config{Listen: *listen, To: *to, Line: line, Metrics: reg, Logger: log})
+	if err != nil {
+		return usagef("sim link: %v", err)
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return r.Serve(ctx) })
+	if *metrics != "" {
+		g.Go(func() error { return reports.ServeMetrics(ctx, *metrics, reg, log) })
+	}
+	return g.Wait()
+}
+
+// simLinkLine turns the line flags into a link.PipeConfig.
+func simLinkLine(rate string, rtt, jitter time.Duration, loss, dup, reorder, queue, cross, outage, backup string) (link.PipeConfig, error) {
+	var c link.PipeConfig
+	var err error
+	if c.Rate, err = units.ParseRate(rate); err != nil || c.Rate <= 0 {
+		return c, usagef("sim link: --rate %q: want a positive rate such as 2mbit or 240KB/s", rate)
+	}
+	if rtt < 0 || jitter < 0 {
+		return c, usagef("sim link: --rtt and --jitter must not be negative")
+	}
+	c.Delay, c.Jitter = rtt/2, jitter
+	if c.Delay == 0 {
+		c.Delay = -1 // no delay (the zero value means the default)
+	}
+	for _, p := range []struct {
+		name, v string
+		dst     *float64
+	}{{"loss", loss, &c.Loss}, {"dup", dup, &c.Duplicate}, {"reorder", reorder, &c.Reorder}} {
+		if *p.dst, err = link.ParseProbability(p.v); err != nil {
+			return c, usagef("sim link: --%s: %v", p.name, err)
+		}
+	}
+	if queue != "" {
+		if c.Queue, err = units.ParseSize(queue); err != nil {
+			return c, usagef("sim link: --queue: %v", err)
+		}
+	}
+	if c.Cross, err = units.ParseRate(cross); err != nil {
+		return c, usagef("sim link: --cross: %v", err)
+	}
+	if c.BackupRate, err = units.ParseRate(backup); err != nil {
+		return c, usagef("sim link: --backup-rate: %v", err)
+	}
+	if c.Outages, err = link.ParseOutages(outage); err != nil {
+		return c, usagef("sim link: --outage: %v", err)
+	}
+	return c, nil
 }
