@@ -74,6 +74,7 @@ func (v *volume) destageNext(ctx context.Context) (bool, error) {
 		v.n.log.Warn("remove destaged file", "volume", v.name, "file", path, "err", err)
 	}
 	v.n.metrics.filesDestaged.WithLabelValues(v.name).Inc()
+	v.n.log.Debug("file destaged", "volume", v.name, "file", seq, "records", len(f.Records), "seq", cur.Record)
 	return true, nil
 }
 
@@ -132,7 +133,15 @@ func (v *volume) commitCursor(c Cursor) error {
 // checkContinuity warns (once) when a file's records do not follow the
 // cursor's: a source whose journal was reset, or a lost file.
 func (v *volume) checkContinuity(f *journal.File, cur Cursor) {
-	if len(f.Records) == 0 || cur.Record == 0 || f.Records[0].Seq <= cur.Record+1 {
+	if len(f.Records) == 0 || cur.Record == 0 {
+		return
+	}
+	// A file resumed after a mid-file marker starts at or below the cursor
+	// but ends above it; one that ends below it was numbered by a source
+	// whose journal was reset, and its records will be skipped.
+	gap := f.Records[0].Seq > cur.Record+1
+	stale := f.LastSeq() < cur.Record
+	if !gap && !stale {
 		return
 	}
 	v.mu.Lock()
@@ -140,7 +149,8 @@ func (v *volume) checkContinuity(f *journal.File, cur Cursor) {
 	v.warnedSeq = true
 	v.mu.Unlock()
 	if !warned {
-		v.n.log.Warn("journal records skip ahead of the destage cursor", "volume", v.name,
-			"file", f.Header.FileSeq, "first_seq", f.Records[0].Seq, "cursor_seq", cur.Record)
+		v.n.log.Warn("journal records do not follow the destage cursor (lost file, or source journal reset?)",
+			"volume", v.name, "file", f.Header.FileSeq, "first_seq", f.Records[0].Seq, "last_seq", f.LastSeq(),
+			"cursor_seq", cur.Record)
 	}
 }
