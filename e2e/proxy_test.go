@@ -110,6 +110,15 @@ func replicate(t *testing.T, src *SrcNode, dst *DstNode, image, label string) {
 	SameFile(t, dst.WaitSnapshot(t, "v", label, 90*time.Second), image)
 }
 
+// settle waits until the source edge holds no file (every ack relayed), so
+// its counters are final.
+func settle(t *testing.T, pp *ProxyPair) {
+	t.Helper()
+	Eventually(t, 30*time.Second, "the source edge to settle", func() (bool, error) {
+		return Metric(t, pp.SourceMetrics, "aimwan_proxy_files_in_flight") == 0, nil
+	})
+}
+
 // TestProxyPairSnapshot: src → source edge → QUIC → destination edge → dst,
 // with qemu-img writing through NBD, in both modes; a second, identical image
 // costs a fraction of the first on the WAN in optimize mode.
@@ -124,12 +133,14 @@ func TestProxyPairSnapshot(t *testing.T) {
 			pp := StartProxyPair(t, dst.Listen, pairOpts{mode: mode})
 			src := StartSrc(t, pp.LAN, []string{"v=" + filepath.Join(dir, "src-v.img") + ",size=4MiB"})
 			replicate(t, src, dst, gen, "s1")
+			settle(t, pp)
 			wire1 := Metric(t, pp.SourceMetrics, "aimwan_proxy_wire_bytes_total")
 			logical1 := Metric(t, pp.SourceMetrics, "aimwan_proxy_logical_bytes_total")
 			if logical1 == 0 || wire1 == 0 {
 				t.Fatalf("metrics: logical %v wire %v", logical1, wire1)
 			}
 			replicate(t, src, dst, gen, "s2") // the same bytes written again
+			settle(t, pp)
 			wire2 := Metric(t, pp.SourceMetrics, "aimwan_proxy_wire_bytes_total") - wire1
 			logical2 := Metric(t, pp.SourceMetrics, "aimwan_proxy_logical_bytes_total") - logical1
 			t.Logf("%s: first image %.0f logical / %.0f wire; rewrite %.0f logical / %.0f wire", mode, logical1, wire1, logical2, wire2)
