@@ -208,7 +208,9 @@ func (m markPlotter) Plot(c draw.Canvas, p *plot.Plot) {
 		if x < c.Min.X || x > c.Max.X {
 			continue
 		}
-		c.StrokeLine2(line, x, c.Min.Y, x, c.Max.Y)
+		if mk.X/m.div > p.X.Min { // a mark on the Y axis would only hide it: label it alone
+			c.StrokeLine2(line, x, c.Min.Y, x, c.Max.Y)
+		}
 		if label := strings.TrimSpace(mk.Label); label != "" {
 			c.FillText(txt, vg.Point{X: x + vg.Points(3), Y: c.Min.Y + vg.Points(14)}, label)
 		}
