@@ -291,3 +291,27 @@ func TestOversizedFileRefused(t *testing.T) {
 		t.Errorf("push of a file above the destination's limit: %v, want ErrBadOffer", err)
 	}
 }
+
+func TestScheduleCapHonoured(t *testing.T) {
+	ctx := testCtx(t, 60*time.Second)
+	sched, err := transport.ParseSchedule("* 00:00-24:00 8mbit") // 1 MB/s
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newPair(t, pairOpts{mode: ModePassthrough, schedule: sched})
+	files := makeJournal(t, "vol", randomBlocks(40, 256)) // ~1 MiB
+	start := time.Now()
+	if err := pushAll(ctx, p.client, files); err != nil {
+		t.Fatal(err)
+	}
+	elapsed := time.Since(start)
+	wire := counter(t, p.srcReg, "aimwan_proxy_wire_bytes_total")
+	rate := wire / elapsed.Seconds()
+	t.Logf("%.0f wire bytes in %v: %.0f B/s under a 1e6 B/s cap", wire, elapsed.Round(time.Millisecond), rate)
+	// The bucket holds 20ms of traffic: the sender may never beat the cap by
+	// more than that.
+	if floor := time.Duration((wire - 20e3) / 1e6 * float64(time.Second)); elapsed < floor {
+		t.Errorf("sent %.0f bytes in %v, faster than the cap allows (%v)", wire, elapsed, floor)
+	}
+	checkArrived(t, p.dst, files)
+}
