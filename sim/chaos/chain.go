@@ -31,9 +31,10 @@ const (
 
 // chain is the daemons of one run and where they keep their state.
 type chain struct {
-	cfg  Config
-	dir  string
-	link bool // a link simulator sits between the proxies
+	cfg       Config
+	dir       string
+	link      bool            // a link simulator sits between the proxies
+	linkFlags map[string]bool // flags `aimwan sim link` has
 
 	src, proxySrc, linkProc, proxyDst, dst *proc
 
@@ -49,8 +50,8 @@ type chain struct {
 
 // newChain lays out the work folder, makes the proxies' identities and
 // picks free ports; nothing runs yet.
-func newChain(ctx context.Context, cfg Config, dir string, link bool) (*chain, error) {
-	c := &chain{cfg: cfg, dir: dir, link: link, srcImages: map[string]string{}, dstImages: map[string]string{},
+func newChain(ctx context.Context, cfg Config, dir string, linkFlags map[string]bool) (*chain, error) {
+	c := &chain{cfg: cfg, dir: dir, link: linkFlags != nil, linkFlags: linkFlags, srcImages: map[string]string{}, dstImages: map[string]string{},
 		snapshots: filepath.Join(dir, "dst", "snapshots"), cache: filepath.Join(dir, "proxy-dst", "cache"),
 		srcKey: filepath.Join(dir, "proxy-src", "key"), dstKey: filepath.Join(dir, "proxy-dst", "key")}
 	for _, d := range []string{"logs", "src", "dst", "proxy-src", "proxy-dst"} {
@@ -61,6 +62,11 @@ func newChain(ctx context.Context, cfg Config, dir string, link bool) (*chain, e
 	for _, v := range volumeNames {
 		c.srcImages[v] = filepath.Join(dir, "src", v+".img")
 		c.dstImages[v] = filepath.Join(dir, "dst", v+".img")
+		// Made here, not by dst (no ",create"): a volume moved away must
+		// make dst offline, not give it a new empty file.
+		if err := makeSparse(c.dstImages[v], cfg.VolumeSize); err != nil {
+			return nil, err
+		}
 	}
 	var err error
 	if c.srcFP, err = c.keygen(ctx, c.srcKey); err != nil {
@@ -83,6 +89,22 @@ func newChain(ctx context.Context, cfg Config, dir string, link bool) (*chain, e
 	}
 	c.makeProcs()
 	return c, nil
+}
+
+// makeSparse creates an empty sparse file of size bytes unless path exists.
+func makeSparse(path string, size int64) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if os.IsExist(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("chaos: destination volume: %w", err)
+	}
+	defer f.Close()
+	if err := f.Truncate(size); err != nil {
+		return fmt.Errorf("chaos: destination volume: %w", err)
+	}
+	return nil
 }
 
 // keygen makes an identity in dir and returns its fingerprint (the last
@@ -113,7 +135,11 @@ func (c *chain) makeProcs() {
 	peer := c.wanAddr
 	if c.link {
 		peer = c.linkAddr
-		c.linkProc = c.newProc("link", c.linkArgs(""), c.linkMetrics)
+		ready := []string{c.linkMetrics}
+		if !c.linkFlags["metrics"] {
+			ready = []string{c.linkAddr} // the relay listens on TCP too
+		}
+		c.linkProc = c.newProc("link", c.linkArgs(""), ready...)
 	}
 	c.proxySrc = c.newProc("proxy-src", []string{"proxy", "--lan-listen", c.lanAddr, "--wan-peer", peer,
 		"--mode", c.cfg.Mode, "--key", c.srcKey, "--peer-fp", c.dstFP, "--metrics", c.proxySrcMetrics,
@@ -141,7 +167,7 @@ func (c *chain) dstArgs(limit string) []string {
 		"--metrics", "off", "--buffer", filepath.Join(c.dir, "dst", "buffer"), "--snapshots", c.snapshots,
 		"--group", groupName + "=" + strings.Join(volumeNames, ",")}
 	for _, v := range volumeNames {
-		a = append(a, "--volume", v+"="+c.dstImages[v]+",create")
+		a = append(a, "--volume", v+"="+c.dstImages[v])
 	}
 	if limit != "" {
 		a = append(a, "--buffer-limit", limit)
@@ -149,18 +175,22 @@ func (c *chain) dstArgs(limit string) []string {
 	return a
 }
 
-// linkArgs are the link simulator's arguments; impair is "", "loss",
-// "reorder", "dup" or "outage".
+// linkArgs are the link simulator's arguments; impair is "" or one of the
+// link fault kinds.
 func (c *chain) linkArgs(impair string) []string {
-	a := []string{"sim", "link", "--listen", c.linkAddr, "--to", c.wanAddr, "--rate", linkRate, "--rtt", linkRTT,
-		"--metrics", c.linkMetrics}
+	a := []string{"sim", "link", "--listen", c.linkAddr, "--to", c.wanAddr}
+	for _, kv := range [][2]string{{"rate", linkRate}, {"rtt", linkRTT}, {"metrics", c.linkMetrics}, {"seed", fmt.Sprint(c.cfg.Seed)}} {
+		if c.linkFlags[kv[0]] {
+			a = append(a, "--"+kv[0], kv[1])
+		}
+	}
 	switch impair {
-	case "loss":
-		a = append(a, "--loss", impairedLoss)
-	case "reorder":
-		a = append(a, "--reorder", impairedReorder)
-	case "dup":
-		a = append(a, "--duplicate", impairedDup)
+	case LinkLoss:
+		a = append(a, "--"+linkFlag[LinkLoss], impairedLoss)
+	case LinkReorder:
+		a = append(a, "--"+linkFlag[LinkReorder], impairedReorder)
+	case LinkDuplicate:
+		a = append(a, "--"+linkFlag[LinkDuplicate], impairedDup)
 	}
 	return a
 }

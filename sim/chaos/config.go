@@ -20,16 +20,20 @@ const (
 	LinkReorder   = "link-reorder"    // reordering for a while (needs the link simulator)
 	LinkDuplicate = "link-dup"        // duplication for a while (needs the link simulator)
 	DstReadOnly   = "dst-readonly"    // destination volumes immutable for a while (needs chattr)
+	DstMissing    = "dst-volume-gone" // destination volume files moved away for a while (dst offline)
 	DstBufferFull = "dst-buffer-full" // dst restarted with a tiny buffer limit: it refuses files, src retries
 	SrcBufferFull = "src-buffer-full" // src restarted with a tiny buffer limit: pull-ahead, dirty bitmap, resync
 )
 
 // AllFaults lists every fault kind.
 var AllFaults = []string{KillSrc, KillSrcProxy, KillDstProxy, KillDst, WipeCache, LinkOutage, LinkLoss,
-	LinkReorder, LinkDuplicate, DstReadOnly, DstBufferFull, SrcBufferFull}
+	LinkReorder, LinkDuplicate, DstReadOnly, DstMissing, DstBufferFull, SrcBufferFull}
 
 // linkFaults need the link simulator.
 var linkFaults = []string{LinkLoss, LinkReorder, LinkDuplicate}
+
+// linkFlag is the `aimwan sim link` flag behind each link fault.
+var linkFlag = map[string]string{LinkLoss: "loss", LinkReorder: "reorder", LinkDuplicate: "duplicate"}
 
 // ErrConfig is wrapped by configuration errors.
 var ErrConfig = errors.New("chaos: bad configuration")

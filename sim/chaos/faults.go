@@ -35,7 +35,7 @@ func planFault(rng *rand.Rand, kinds []string, n int) fault {
 		f.At = -1
 	}
 	switch f.Kind {
-	case SrcBufferFull:
+	case SrcBufferFull, DstBufferFull:
 		f.At = 0 // the batch is written while the buffer is tiny
 	case KillSrc:
 		if f.At < 0 {
@@ -43,7 +43,7 @@ func planFault(rng *rand.Rand, kinds []string, n int) fault {
 		}
 	}
 	switch f.Kind {
-	case LinkOutage, DstReadOnly, DstBufferFull, LinkLoss, LinkReorder, LinkDuplicate:
+	case LinkOutage, DstReadOnly, DstMissing, DstBufferFull, LinkLoss, LinkReorder, LinkDuplicate:
 		f.Down = time.Second + time.Duration(rng.Int64N(int64(2*time.Second)))
 	default:
 		f.Down = time.Duration(rng.Int64N(int64(500 * time.Millisecond)))
@@ -51,8 +51,9 @@ func planFault(rng *rand.Rand, kinds []string, n int) fault {
 	return f
 }
 
-// available returns the fault kinds this run can inject.
-func available(cfg Config, link, chattr bool) []string {
+// available returns the fault kinds this run can inject: link faults need
+// the link simulator with the matching flag.
+func available(cfg Config, linkFlags map[string]bool, chattr bool) []string {
 	kinds := cfg.Faults
 	if len(kinds) == 0 {
 		kinds = AllFaults
@@ -60,7 +61,7 @@ func available(cfg Config, link, chattr bool) []string {
 	var out []string
 	for _, k := range kinds {
 		switch {
-		case slices.Contains(linkFaults, k) && !link:
+		case slices.Contains(linkFaults, k) && !linkFlags[linkFlag[k]]:
 		case k == DstReadOnly && !chattr:
 		default:
 			out = append(out, k)
@@ -95,6 +96,46 @@ func (h *harness) setImmutable(on bool) error {
 		}
 	}
 	return nil
+}
+
+// moveVolumes moves the destination volume files away (or back).
+func (h *harness) moveVolumes(away bool) error {
+	for _, v := range volumeNames {
+		from, to := h.ch.dstImages[v], h.ch.dstImages[v]+".away"
+		if !away {
+			from, to = to, from
+		}
+		if err := os.Rename(from, to); err != nil {
+			return fmt.Errorf("move destination volume: %w", err)
+		}
+	}
+	return nil
+}
+
+// blockDestage makes the destination volumes unusable (immutable where
+// chattr works, else moved away) or usable again.
+func (h *harness) blockDestage(on bool) error {
+	if h.chattr {
+		return h.setImmutable(on)
+	}
+	return h.moveVolumes(on)
+}
+
+// volumesGone restarts dst with its volume files moved away (dst holds them
+// offline and keeps receiving) until wait returns, then moves them back.
+func (h *harness) volumesGone(ctx context.Context, wait func() error) error {
+	h.ch.dst.kill()
+	if err := h.moveVolumes(true); err != nil {
+		return err
+	}
+	err := h.ch.dst.start(ctx)
+	if err == nil {
+		err = wait()
+	}
+	if rerr := h.moveVolumes(false); rerr != nil {
+		return rerr
+	}
+	return err
 }
 
 // setup prepares a fault that must be in place before the batch's first
@@ -152,9 +193,11 @@ func (h *harness) inject(ctx context.Context, f fault, batchDone <-chan struct{}
 		defer p.thaw()
 		return sleepCtx(ctx, f.Down)
 	case LinkLoss, LinkReorder, LinkDuplicate:
-		return h.impairLink(ctx, map[string]string{LinkLoss: "loss", LinkReorder: "reorder", LinkDuplicate: "dup"}[f.Kind], wait)
+		return h.impairLink(ctx, f.Kind, wait)
 	case DstReadOnly:
 		return h.readOnly(ctx, wait)
+	case DstMissing:
+		return h.volumesGone(ctx, wait)
 	case DstBufferFull:
 		return h.dstBufferFull(ctx, wait)
 	case SrcBufferFull:
@@ -198,17 +241,15 @@ func (h *harness) readOnly(ctx context.Context, wait func() error) error {
 	return err
 }
 
-// dstBufferFull restarts dst with a tiny buffer limit (and, where chattr
-// works, immutable volumes so nothing destages) until wait returns, then
+// dstBufferFull restarts dst with a tiny buffer limit and its volumes
+// blocked (so nothing destages and the buffer fills) until wait returns, then
 // restarts it as before. It counts the refusals dst reported.
 func (h *harness) dstBufferFull(ctx context.Context, wait func() error) error {
 	d := h.ch.dst
 	d.kill()
 	d.setArgs(h.ch.dstArgs(dstTinyLimit))
-	if h.chattr {
-		if err := h.setImmutable(true); err != nil {
-			return err
-		}
+	if err := h.blockDestage(true); err != nil {
+		return err
 	}
 	err := d.start(ctx)
 	if err == nil {
@@ -219,10 +260,8 @@ func (h *harness) dstBufferFull(ctx context.Context, wait func() error) error {
 			h.stats.DstRefusals += int64(v.RefusedFull)
 		}
 	}
-	if h.chattr {
-		if rerr := h.setImmutable(false); rerr != nil {
-			return rerr
-		}
+	if rerr := h.blockDestage(false); rerr != nil {
+		return rerr
 	}
 	d.stop()
 	d.setArgs(h.ch.dstArgs(""))

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"strings"
 	"time"
 
 	"github.com/aimwan/aimwan/aimdst"
@@ -52,17 +53,21 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			return nil, fmt.Errorf("chaos: %w", err)
 		}
 	}
-	link, err := haveLink(ctx, cfg)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("chaos: %w", err)
+	}
+	linkFlags, err := haveLink(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
+	link := linkFlags != nil
 	h := &harness{cfg: cfg, log: cfg.Logger, model: newModel(cfg.VolumeSize), pool: newContentPool(cfg.Seed),
 		chattr: canChattr(dir)}
-	h.kinds = available(cfg, link, h.chattr)
+	h.kinds = available(cfg, linkFlags, h.chattr)
 	rep := newReport(cfg, dir, link, h.kinds)
 	start := time.Now()
 	defer func() { rep.finish(start, h) }()
-	if h.ch, err = newChain(ctx, cfg, dir, link); err != nil {
+	if h.ch, err = newChain(ctx, cfg, dir, linkFlags); err != nil {
 		return rep, err
 	}
 	defer h.ch.stopAll()
@@ -87,19 +92,35 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	return rep, nil
 }
 
-// haveLink decides whether the link simulator sits between the proxies.
-func haveLink(ctx context.Context, cfg Config) (bool, error) {
+// haveLink decides whether the link simulator sits between the proxies,
+// and returns the flags its --help lists.
+func haveLink(ctx context.Context, cfg Config) (map[string]bool, error) {
 	if cfg.Link == "off" {
-		return false, nil
+		return nil, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, cfg.Bin, "sim", "link", "--help").CombinedOutput()
-	ok := err == nil && len(out) > 0
-	if !ok && cfg.Link == "on" {
-		return false, fmt.Errorf("%w: link on, but %s sim link --help failed: %v\n%s", ErrConfig, cfg.Bin, err, out)
+	flags := helpFlags(string(out))
+	if err != nil || !flags["listen"] || !flags["to"] {
+		if cfg.Link == "on" {
+			return nil, fmt.Errorf("%w: link on, but %s sim link --help failed or lacks --listen/--to: %v\n%s", ErrConfig, cfg.Bin, err, out)
+		}
+		return nil, nil
 	}
-	return ok, nil
+	return flags, nil
+}
+
+// helpFlags returns the flag names a Go flag usage text lists ("  -name ...").
+func helpFlags(help string) map[string]bool {
+	flags := map[string]bool{}
+	for _, line := range strings.Split(help, "\n") {
+		f := strings.Fields(line)
+		if len(f) > 0 && strings.HasPrefix(f[0], "-") {
+			flags[strings.TrimLeft(f[0], "-")] = true
+		}
+	}
+	return flags
 }
 
 // round runs one round: batches with faults, drain, check.
