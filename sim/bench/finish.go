@@ -1,0 +1,101 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/aimwan/aimwan/reports"
+)
+
+// finish verifies the volumes, completes the result, writes result.json
+// and phases.json and prints the table. drainErr is the optimized phase's
+// outcome (nil or ErrNotDrained).
+func (r *run) finish(ctx context.Context, drainErr error) (*Result, error) {
+	res := r.res
+	fmt.Fprintln(r.cfg.Progress, "verifying every volume (SHA-256 of source and destination, aimwan verify)...")
+	res.Volumes, res.Verified = verify(ctx, r.c, r.ws.images)
+	pass, opt := res.phase(phasePass), res.phase(phaseOpt)
+	res.PassthroughKBps = pass.KBps
+	res.EffectiveKBps = opt.KBps
+	res.LogicalBytes = opt.DestagedBytes
+	res.WireBytes = opt.WireBytes
+	res.ElapsedS = opt.DurationS
+	if res.LineKBps > 0 {
+		res.Speedup = res.EffectiveKBps / res.LineKBps
+		res.PeakSpeedup = opt.PeakKBps / res.LineKBps
+	}
+	if res.WireBytes > 0 {
+		res.ReductionX = float64(res.LogicalBytes) / float64(res.WireBytes)
+	}
+	if avail := (r.cfg.Rate - r.cfg.Cross) / 1e3; avail > 0 && res.Link.Simulated {
+		res.LineUsePct = 100 * opt.LinkKBps / avail
+	}
+	if res.PassthroughKBps > 0 {
+		res.Projection.PassthroughH = projectBytes / (res.PassthroughKBps * 1e3) / 3600
+	}
+	if res.EffectiveKBps > 0 {
+		res.Projection.EffectiveH = projectBytes / (res.EffectiveKBps * 1e3) / 3600
+	}
+	if cpu, err := selfCPU(); err == nil {
+		res.CPU["bench"] = cpuOver(cpu, time.Since(r.start))
+	}
+	res.TotalS = time.Since(r.start).Seconds()
+	res.Notes = append(res.Notes, r.diagnose()...)
+	if err := writeJSON(r.cfg.Out, reports.ResultFile, res); err != nil {
+		return res, err
+	}
+	if err := writeJSON(r.cfg.Out, reports.PhasesFile, res.PhaseMarks); err != nil {
+		return res, err
+	}
+	fmt.Fprintln(r.cfg.Progress)
+	res.PrintTable(r.cfg.Progress)
+	var err error
+	if drainErr != nil {
+		err = drainErr
+	}
+	if !res.Verified {
+		err = errors.Join(err, fmt.Errorf("bench: %w (see %s)", ErrNotVerified, r.cfg.Out+"/"+reports.ResultFile))
+	}
+	return res, err
+}
+
+// diagnose explains the figures: what limited the optimized phase.
+func (r *run) diagnose() []string {
+	res := r.res
+	var notes []string
+	if !res.Link.Simulated {
+		notes = append(notes, "no link simulator (--no-link): the proxies were connected directly; rates and speed-ups are not a WAN's")
+		return notes
+	}
+	opt := res.phase(phaseOpt)
+	ps, pd := res.CPU[nameProxySrc+"/"+phaseOpt], res.CPU[nameProxyDst+"/"+phaseOpt]
+	switch {
+	case res.LineUsePct >= 85:
+		notes = append(notes, fmt.Sprintf("the line was the bottleneck in the optimized phase: %.0f%% of the rate left by the cross traffic was used; proxy CPU %.0f%% (source edge) and %.0f%% (destination edge) of one core",
+			res.LineUsePct, ps.Percent, pd.Percent))
+	default:
+		notes = append(notes, fmt.Sprintf("the line was NOT saturated in the optimized phase (%.0f%% of the rate left by the cross traffic, %.0f KB/s); proxy CPU %.0f%% / %.0f%% of one core, src %.0f%%, dst %.0f%% over the run: the bottleneck was elsewhere",
+			res.LineUsePct, opt.LinkKBps, ps.Percent, pd.Percent, res.CPU[nameSrc].Percent, res.CPU[nameDst].Percent))
+	}
+	if res.Speedup > 0 && res.ReductionX > 0 {
+		ceiling := res.ReductionX * (r.cfg.Rate - r.cfg.Cross) / r.cfg.Rate
+		notes = append(notes, fmt.Sprintf("ceiling at this data reduction: %.1fx (reduction %.1fx × the %.0f%% of the line left by cross traffic); measured %.1fx",
+			ceiling, res.ReductionX, 100*(r.cfg.Rate-r.cfg.Cross)/r.cfg.Rate, res.Speedup))
+	}
+	if !res.Drained {
+		notes = append(notes, "the optimized phase hit its time limit before everything was destaged")
+	}
+	return notes
+}
+
+// selfCPU is this process's CPU time.
+func selfCPU() (time.Duration, error) {
+	b, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		return 0, err
+	}
+	return parseStatCPU(b)
+}

@@ -1,0 +1,182 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+
+	"github.com/aimwan/aimwan/reports"
+)
+
+// Projection size: the seed's "36 GB would take 3.06 h instead of 42.7 h".
+const projectBytes = 36e9
+
+// Result is result.json. The first fields are the contract read by
+// `aimwan report` (rates in KB/s = 1000 B/s); the rest are details.
+type Result struct {
+	LineKBps        float64 `json:"line_kbps"`        // configured line rate
+	PassthroughKBps float64 `json:"passthrough_kbps"` // logical bytes destaged per second, pass-through phase
+	EffectiveKBps   float64 `json:"effective_kbps"`   // logical bytes destaged per second, optimized phase
+	Speedup         float64 `json:"speedup"`          // effective / line
+	PeakSpeedup     float64 `json:"peak_speedup"`     // best 10-s effective rate / line
+	LogicalBytes    int64   `json:"logical_bytes"`    // logical bytes destaged in the optimized phase
+	WireBytes       int64   `json:"wire_bytes"`       // source edge's wire bytes in the optimized phase
+	ElapsedS        float64 `json:"elapsed_s"`        // duration of the optimized phase
+	Verified        bool    `json:"verified"`         // every destination volume SHA-256-equal to its source
+
+	Scale       string          `json:"scale"`
+	Seed        uint64          `json:"seed,omitempty"`
+	Workload    string          `json:"workload"` // "generated" or "images"
+	Primed      bool            `json:"primed"`   // the destination cache was primed with the template
+	Drained     bool            `json:"drained"`  // the optimized phase ended with everything destaged
+	Link        LinkInfo        `json:"link"`
+	Phases      []PhaseResult   `json:"phase_details"`
+	Projection  Projection      `json:"projection_36gb"`
+	Volumes     []VolumeResult  `json:"volumes"`
+	CPU         map[string]CPU  `json:"cpu"` // per daemon and phase ("proxy-src/optimize"), and "bench"
+	Notes       []string        `json:"notes,omitempty"`
+	PhaseMarks  []reports.Phase `json:"phases"`
+	TotalS      float64         `json:"total_s"` // the whole run, setup and verify included
+	StartedAt   time.Time       `json:"started_at"`
+	ReductionX  float64         `json:"data_reduction"` // logical / wire in the optimized phase
+	LineUsePct  float64         `json:"line_use_pct"`   // link bytes / (line - cross) in the optimized phase
+	CacheHitPct float64         `json:"cache_hit_pct"`  // chunks sent as references, optimized phase
+}
+
+// LinkInfo is the simulated line.
+type LinkInfo struct {
+	Simulated bool    `json:"simulated"` // false: proxies connected directly (development)
+	RateBps   float64 `json:"rate_bytes_per_s"`
+	RTTMs     float64 `json:"rtt_ms"`
+	CrossBps  float64 `json:"cross_bytes_per_s"`
+}
+
+// PhaseResult is what one phase achieved.
+type PhaseResult struct {
+	Name            string   `json:"name"`
+	DurationS       float64  `json:"duration_s"`
+	Created         []string `json:"created"`        // clones created in the phase
+	DestagedBytes   int64    `json:"destaged_bytes"` // logical bytes destaged
+	KBps            float64  `json:"kbps"`           // destaged / duration
+	WireBytes       int64    `json:"wire_bytes"`     // source edge's wire bytes
+	LinkBytes       int64    `json:"link_bytes"`     // link forward bytes (IP/UDP headers included)
+	LinkKBps        float64  `json:"link_kbps"`      // link forward rate
+	LinkDrops       int64    `json:"link_drops"`     // packets the link dropped (queue, loss)
+	TimeLatencyEndS float64  `json:"time_latency_end_s"`
+	TimeLatencyMaxS float64  `json:"time_latency_max_s"`
+	SrcDataEndBytes int64    `json:"src_data_end_bytes"`
+	PeakKBps        float64  `json:"peak_kbps"` // best 10-s destage rate
+}
+
+// Projection: time to move 36 GB at each rate.
+type Projection struct {
+	PassthroughH float64 `json:"passthrough_h"`
+	EffectiveH   float64 `json:"effective_h"`
+}
+
+// VolumeResult is the verification of one volume.
+type VolumeResult struct {
+	Name      string `json:"name"`
+	Image     string `json:"image"`
+	Bytes     int64  `json:"bytes"`
+	SHA256    string `json:"sha256"`     // of the image as written
+	SrcSHA256 string `json:"src_sha256"` // source volume
+	DstSHA256 string `json:"dst_sha256"` // destination volume
+	Verify    string `json:"aimwan_verify"`
+	Equal     bool   `json:"equal"`
+}
+
+// CPU is a process's CPU use over an interval.
+type CPU struct {
+	Seconds float64 `json:"seconds"`
+	Percent float64 `json:"percent_of_one_core"`
+}
+
+func cpuOver(used, over time.Duration) CPU {
+	c := CPU{Seconds: used.Seconds()}
+	if over > 0 {
+		c.Percent = 100 * used.Seconds() / over.Seconds()
+	}
+	return c
+}
+
+// writeJSON writes v to dir/name atomically.
+func writeJSON(dir, name string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("bench: %s: %w", name, err)
+	}
+	tmp := filepath.Join(dir, "."+name+".tmp")
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	return nil
+}
+
+// hours formats a duration in hours like the seed ("3.06 h").
+func hours(h float64) string {
+	if h <= 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f h", h)
+}
+
+func minsec(s float64) string {
+	return (time.Duration(s) * time.Second).Round(time.Second).String()
+}
+
+// PrintTable writes the result beside the seed's figures.
+func (r *Result) PrintTable(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(a, b, c string) { fmt.Fprintf(tw, "%s\t%s\t%s\n", a, b, c) }
+	pt, opt := r.phase("passthrough"), r.phase("optimize")
+	row("FIGURE", "SEED", "THIS RUN")
+	link := "direct (no link simulator)"
+	if r.Link.Simulated {
+		link = fmt.Sprintf("%.0f KB/s, RTT %.0f ms, cross %.0f KB/s", r.LineKBps, r.Link.RTTMs, r.Link.CrossBps/1e3)
+	}
+	row("Line", "240 KB/s (2 Mbit/s), VoIP ≈70 KB/s", link)
+	row("Pass-through rate", "≈ line", fmt.Sprintf("%.0f KB/s (%.2fx line), %s", r.PassthroughKBps, r.PassthroughKBps/r.LineKBps, minsec(pt.DurationS)))
+	row("Time Latency, end of pass-through", "20 → 40 min (growing)", fmt.Sprintf("%s (growing)", minsec(pt.TimeLatencyEndS)))
+	row("Src Data, end of pass-through", "—", mb(float64(pt.SrcDataEndBytes)))
+	row("Peak speed-up (best 10 s)", "20x = 5100 KB/s", fmt.Sprintf("%.1fx = %.0f KB/s", r.PeakSpeedup, r.PeakSpeedup*r.LineKBps))
+	row("Effective rate, optimized", "14.2x = 3425 KB/s over 102 min", fmt.Sprintf("%.1fx = %.0f KB/s over %s", r.Speedup, r.EffectiveKBps, minsec(r.ElapsedS)))
+	row("Logical / wire bytes, optimized", "20 GB / —", fmt.Sprintf("%s / %s (%.1fx reduction)", mb(float64(r.LogicalBytes)), mb(float64(r.WireBytes)), r.ReductionX))
+	row("Line use, optimized", "saturated", fmt.Sprintf("%.0f%% of line minus cross (%.0f KB/s on the link)", r.LineUsePct, opt.LinkKBps))
+	caught := "NOT caught up"
+	if r.Drained {
+		caught = "every volume caught up; on a quiet volume it grows by definition"
+	}
+	row("Time Latency, end of optimized", "—", fmt.Sprintf("%s (%s)", minsec(opt.TimeLatencyEndS), caught))
+	row("36 GB at pass-through / optimized", "42.7 h / 3.06 h", hours(r.Projection.PassthroughH)+" / "+hours(r.Projection.EffectiveH))
+	row("Proxy CPU, optimized (src / dst edge)", "—", fmt.Sprintf("%.0f%% / %.0f%% of one core", r.CPU[nameProxySrc+"/optimize"].Percent, r.CPU[nameProxyDst+"/optimize"].Percent))
+	row("DR cache primed with the template", "—", yesNo(r.Primed))
+	row("Verified (SHA-256, every volume)", "yes", yesNo(r.Verified))
+	tw.Flush()
+	for _, n := range r.Notes {
+		fmt.Fprintln(w, "note:", n)
+	}
+}
+
+func (r *Result) phase(name string) PhaseResult {
+	for _, p := range r.Phases {
+		if p.Name == name {
+			return p
+		}
+	}
+	return PhaseResult{Name: name}
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "NO"
+}
