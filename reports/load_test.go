@@ -2,6 +2,7 @@ package reports
 
 import (
 	"errors"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -83,6 +84,16 @@ func FuzzParseRecording(f *testing.F) {
 		rec, err := ParseRecording("fuzz", strings.NewReader(string(b)))
 		if err != nil {
 			return
+		}
+		// Whatever loads must build and render (text formats) without failing.
+		page, err := BuildPage(&Run{Recordings: []*Recording{rec}}, BuildOptions{})
+		if err != nil {
+			t.Fatalf("build: %v", err)
+		}
+		for _, f := range []Format{FormatMarkdown, FormatJSON} {
+			if err := WritePage(io.Discard, page, f); err != nil {
+				t.Fatalf("render %s: %v", f, err)
+			}
 		}
 		for _, s := range rec.Samples {
 			if s.Time.IsZero() {
