@@ -98,12 +98,12 @@ func nextData(f *os.File, pos, size int64) (start, end int64, err error) {
 	if errors.Is(err, unix.ENXIO) {
 		return size, size, nil // only a hole is left
 	}
-	if err != nil {
+	if err != nil || start < pos {
 		return pos, size, nil
 	}
 	end, err = unix.Seek(fd, start, unix.SEEK_HOLE)
-	if err != nil || end > size {
-		end = size
+	if err != nil || end > size || end <= start {
+		end = size // keeps the caller's loop moving forward whatever lseek says
 	}
 	return start, end, nil
 }
