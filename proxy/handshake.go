@@ -33,7 +33,7 @@ func (s *Source) handshake(ctx context.Context, c *quic.Conn) error {
 	}
 	defer st.Close()
 	_ = st.SetDeadline(time.Now().Add(handshakeTimeout))
-	hello := Hello{Version: Version, Mode: s.cfg.Mode, Node: s.cfg.Node, Params: s.paramsID, Epoch: s.enc.Peer().Epoch()}
+	hello := Hello{Version: Version, Mode: s.cfg.Mode, Node: s.cfg.Node, Params: s.paramsID, Epoch: s.peer.Epoch()}
 	if _, err := writeFrame(st, TypeHello, hello.encode(true)); err != nil {
 		return fmt.Errorf("send hello: %w", err)
 	}
@@ -64,7 +64,7 @@ func (s *Source) handshake(ctx context.Context, c *quic.Conn) error {
 
 // learnPeer updates the peer index from the hello reply.
 func (s *Source) learnPeer(st *quic.Stream, buf *[]byte, ok Hello) error {
-	idx := s.enc.Peer()
+	idx := s.peer
 	if ok.Held == 0 {
 		if idx.SetEpoch(ok.Epoch) {
 			s.log.Info("WAN peer's cache is new (restarted cold or wiped): forgetting what it held", "epoch", ok.Epoch)

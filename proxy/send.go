@@ -33,6 +33,7 @@ type encoded struct {
 	hdr     FileHeader
 	data    []byte // compressed metadata then the dedupe stream (or the raw file)
 	payload []byte // the payload region (answers to misses are cut from it)
+	enc     *dedupe.Encoder
 }
 
 // forward checks the file, encodes it once and sends it, retrying over new
@@ -97,23 +98,23 @@ func (s *Source) encode(o push.Offer, file []byte) (*encoded, error) {
 	hdr.PayloadOff, hdr.PayloadLen, hdr.MetaLen = off, plen, int64(len(data))
 
 	s.waiting.Add(1)
-	s.encodeMu.Lock()
+	s.encodeSem <- struct{}{}
 	s.waiting.Add(-1)
 	level := s.cfg.Level
 	if level == 0 {
 		level = chooseLevel(s.queueSeconds(), int(s.waiting.Load()))
 	}
-	_ = s.enc.SetLevel(level) // levels from chooseLevel are valid; a bad fixed level was refused at start
 	s.m.level.Set(float64(level))
-	data, st, err := s.enc.Encode(data, payload)
-	s.encodeMu.Unlock()
+	enc := s.encoders[level]
+	data, st, err := enc.Encode(data, payload)
+	<-s.encodeSem
 	if err != nil {
 		return nil, err
 	}
 	hdr.StreamLen = int64(len(data)) - hdr.MetaLen
 	s.m.hits.Add(float64(st.Refs + st.RunChunks))
 	s.m.misses.Add(float64(max(st.Chunks-st.Refs-st.RunChunks, 0)))
-	return &encoded{hdr: hdr, data: data, payload: payload}, nil
+	return &encoded{hdr: hdr, data: data, payload: payload, enc: enc}, nil
 }
 
 // queueSeconds is how long the bytes queued for the WAN take at the current
@@ -227,9 +228,7 @@ func (s *Source) answer(w io.Writer, enc *encoded, list []byte) error {
 		return fmt.Errorf("miss list for %s: %w", enc.hdr.Name, err)
 	}
 	s.m.refMisses.Add(float64(len(ranges)))
-	s.encodeMu.Lock()
-	ans, err := s.enc.Answer(nil, enc.payload, list)
-	s.encodeMu.Unlock()
+	ans, err := enc.enc.Answer(nil, enc.payload, list)
 	if err != nil {
 		return fmt.Errorf("answer misses of %s: %w", enc.hdr.Name, err)
 	}

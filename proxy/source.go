@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -103,16 +104,17 @@ type Source struct {
 	cfg      SourceConfig
 	log      *slog.Logger
 	paramsID string
-	enc      *dedupe.Encoder
+	peer     *dedupe.PeerIndex                // what the destination's store holds
+	encoders map[dedupe.Level]*dedupe.Encoder // one per level, sharing peer
 	pool     *transport.Pool
 	throttle *transport.Throttle
 	m        *metrics
 	reg      prometheus.Registerer
 
-	mem      atomic.Int64 // bytes of files held
-	queued   atomic.Int64 // encoded bytes not yet on the WAN
-	encodeMu sync.Mutex   // one Encode at a time, so each gets the level chosen for it
-	waiting  atomic.Int32 // files waiting for encodeMu
+	mem       atomic.Int64  // bytes of files held
+	queued    atomic.Int64  // encoded bytes not yet on the WAN
+	encodeSem chan struct{} // bounds concurrent encodes to GOMAXPROCS
+	waiting   atomic.Int32  // files waiting for an encode slot
 
 	handshakeMu sync.Mutex // one control-stream handshake at a time
 }
@@ -129,15 +131,24 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("source proxy: %w", err)
 	}
-	enc, err := dedupe.NewEncoder(dedupe.EncoderConfig{Params: p, Peer: dedupe.NewPeerIndex(cfg.PeerChunks), Level: cfg.Level})
-	if err != nil {
-		return nil, fmt.Errorf("source proxy: %w", err)
+	if cfg.Level != 0 {
+		if _, err := dedupe.NewEncoder(dedupe.EncoderConfig{Params: p, Level: cfg.Level}); err != nil {
+			return nil, fmt.Errorf("source proxy: %w", err)
+		}
+	}
+	peer := dedupe.NewPeerIndex(cfg.PeerChunks)
+	encoders := map[dedupe.Level]*dedupe.Encoder{}
+	for _, l := range []dedupe.Level{dedupe.LevelFastest, dedupe.LevelDefault, dedupe.LevelBetter, dedupe.LevelBest} {
+		if encoders[l], err = dedupe.NewEncoder(dedupe.EncoderConfig{Params: p, Peer: peer, Level: l}); err != nil {
+			return nil, fmt.Errorf("source proxy: %w", err)
+		}
 	}
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
 		return nil, fmt.Errorf("source proxy metrics: %w", err)
 	}
-	s := &Source{cfg: cfg, log: cfg.Logger.With("role", "source-edge"), paramsID: p.ID(), enc: enc, m: m, reg: cfg.Registerer}
+	s := &Source{cfg: cfg, log: cfg.Logger.With("role", "source-edge"), paramsID: p.ID(), peer: peer, encoders: encoders,
+		encodeSem: make(chan struct{}, runtime.GOMAXPROCS(0)), m: m, reg: cfg.Registerer}
 	s.throttle = transport.NewThrottle(transport.ThrottleConfig{Schedule: cfg.Schedule, Now: cfg.Now, OnRate: m.setCap, Logger: s.log})
 	s.pool = &transport.Pool{Addr: cfg.Peer, Identity: cfg.Identity, Pins: cfg.Pins, Config: cfg.Transport,
 		Setup: s.handshake, Logger: s.log}
