@@ -9,6 +9,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/aimwan/aimwan/journal"
 	"github.com/aimwan/aimwan/transport/push"
@@ -55,15 +58,12 @@ func (n *Node) Accept(ctx context.Context, peer push.Hello, o push.Offer) (push.
 	if fi, err := os.Stat(part); err == nil {
 		have = fi.Size()
 	}
-	if need := o.Size - have; seq != v.q.Next() && n.bufBytes.Load()+need > n.cfg.BufferLimit {
-		v.refusedFull++
-		v.lastFull = n.cfg.Now()
-		n.metrics.refusedFull.WithLabelValues(v.name).Inc()
-		return nil, fmt.Errorf("%w: destination buffer holds %d of %d bytes", push.ErrBufferFull, n.bufBytes.Load(), n.cfg.BufferLimit)
+	if err := v.checkRoom(seq, o.Size-have); err != nil {
+		return nil, fmt.Errorf("receive %s/%s: %w", o.Volume, o.Name, err)
 	}
 	f, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("receive %s/%s: %w", o.Volume, o.Name, err)
+		return nil, fmt.Errorf("receive %s/%s: %w", o.Volume, o.Name, bufferErr(err))
 	}
 	if have > o.Size { // not a prefix of this file
 		if err := f.Truncate(0); err != nil {
@@ -75,6 +75,44 @@ func (n *Node) Accept(ctx context.Context, peer push.Hello, o push.Offer) (push.
 	}
 	v.receiving[seq] = make(chan struct{})
 	return &sink{v: v, o: o, seq: seq, f: f, part: part, off: have}, nil
+}
+
+// checkRoom refuses a file of need more bytes with push.ErrBufferFull when
+// the destination buffer would pass its limit (except the file destage needs
+// next, so a full buffer never deadlocks on a gap) or the disk lacks the
+// space. v.mu held.
+func (v *volume) checkRoom(seq uint64, need int64) error {
+	n := v.n
+	var err error
+	if held := n.bufBytes.Load(); seq != v.q.Next() && held+need > n.cfg.BufferLimit {
+		err = fmt.Errorf("%w: destination buffer holds %d of %d bytes", push.ErrBufferFull, held, n.cfg.BufferLimit)
+	} else if free, ok := freeSpace(v.dir); ok && free < need {
+		err = fmt.Errorf("%w: %d bytes free on the buffer's disk, file needs %d", push.ErrBufferFull, free, need)
+	}
+	if err != nil {
+		v.refusedFull++
+		v.lastFull = n.cfg.Now()
+		n.metrics.refusedFull.WithLabelValues(v.name).Inc()
+	}
+	return err
+}
+
+// freeSpace returns the bytes available to us on dir's file system.
+func freeSpace(dir string) (int64, bool) {
+	var st unix.Statfs_t
+	if unix.Statfs(dir, &st) != nil {
+		return 0, false
+	}
+	return int64(st.Bavail) * st.Bsize, true
+}
+
+// bufferErr marks an out-of-space error of the buffer's disk as
+// push.ErrBufferFull, so the sender keeps the file and retries later.
+func bufferErr(err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return fmt.Errorf("%w: %w", push.ErrBufferFull, err)
+	}
+	return err
 }
 
 // lockIdle locks v.mu once file seq is not being received on another
@@ -135,7 +173,7 @@ func (s *sink) Write(p []byte) (int, error) {
 	s.v.addPart(int64(n))
 	s.v.mu.Unlock()
 	if err != nil {
-		return n, fmt.Errorf("receive %s/%s: %w", s.o.Volume, s.o.Name, err)
+		return n, fmt.Errorf("receive %s/%s: %w", s.o.Volume, s.o.Name, bufferErr(err))
 	}
 	return n, nil
 }
@@ -165,7 +203,7 @@ func (s *sink) commit() error {
 		s.v.mu.Lock()
 		s.v.addPart(-s.off)
 		s.v.mu.Unlock()
-		return fmt.Errorf("receive %s/%s: %w", o.Volume, o.Name, err)
+		return fmt.Errorf("receive %s/%s: %w", o.Volume, o.Name, bufferErr(err))
 	}
 	if s.off != o.Size {
 		return fail(fmt.Errorf("%w: %d of %d bytes received", push.ErrBadOffer, s.off, o.Size))
