@@ -30,6 +30,7 @@ func (n *Node) markerAction(ctx context.Context, v *volume, r journal.Record) er
 	switch r.Kind {
 	case journal.KindSnapshot:
 		dst := SnapshotPath(n.cfg.SnapshotDir, v.name, r.Label)
+		v.setState("taking snapshot " + r.Label)
 		method, err := snapshotFile(v.cfg.Path, dst)
 		if err != nil {
 			return fmt.Errorf("volume %s: snapshot marker %s (seq %d): %w", v.name, r.Label, r.Seq, err)
@@ -43,6 +44,7 @@ func (n *Node) markerAction(ctx context.Context, v *volume, r journal.Record) er
 			n.log.Info("custom marker passed", "volume", v.name, "label", r.Label, "seq", r.Seq, "hook", errHookNotFound)
 			return nil
 		}
+		v.setState("running hook " + r.Label)
 		if err := runHook(ctx, n.log, cmd, n.cfg.HookTimeout, hookRun{Volume: v.name, Rec: r}); err != nil {
 			n.metrics.hookFailures.WithLabelValues(v.name).Inc()
 		}

@@ -21,7 +21,7 @@ type Status struct {
 type VolumeStatus struct {
 	Volume       string    `json:"volume"`
 	Path         string    `json:"path"`
-	State        string    `json:"state"` // idle, destaging, waiting for file N, waiting for group..., offline: reason, stalled: error
+	State        string    `json:"state"` // idle, destaging, waiting for file N, taking snapshot L, running hook L, waiting for group..., offline: reason, stalled: error
 	Offline      bool      `json:"offline"`
 	DestagedFile uint64    `json:"destaged_file"` // last journal file fully destaged
 	DestagedSeq  uint64    `json:"destaged_seq"`  // last record destaged durably
