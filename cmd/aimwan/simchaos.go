@@ -14,6 +14,8 @@ import (
 	"github.com/aimwan/aimwan/sim/chaos"
 )
 
+func init() { simCommands["chaos"] = runSimChaos }
+
 // runSimChaos is `aimwan sim chaos`: the fault harness (sim/chaos). It
 // prints the report as a table (and writes report.json into the work
 // folder); the exit status is non-zero when anything was lost or a round
