@@ -38,13 +38,32 @@ func computeFigures(recs []*Recording, g grid) *figures {
 	f := &figures{
 		g:        g,
 		wire:     increments(recs, g, metricIs(MetricProxyWire)),
-		link:     increments(recs, g, metricIs(MetricLinkBytes)),
+		link:     increments(recs, g, linkData(recs)),
 		destaged: increments(recs, g, metricIs(MetricDstDestaged)),
 		logical:  increments(recs, g, metricIs(MetricProxyLogical)),
 		hits:     increments(recs, g, metricIs(MetricProxyCacheHits)),
 		misses:   increments(recs, g, metricIs(MetricProxyCacheMisses)),
 	}
 	return f
+}
+
+// linkData selects the link's data direction (direction="up") when the
+// recordings have it, else every direction.
+func linkData(recs []*Recording) keyMatch {
+	up := func(name string, labels []Label) bool {
+		d, _ := LabelValue(labels, "direction")
+		return name == MetricLinkBytes && d == LinkUp
+	}
+	for _, r := range recs {
+		for _, s := range r.Samples[:min(len(r.Samples), 10)] { // series appear early
+			for k := range s.Values {
+				if name, labels, err := ParseKey(k); err == nil && up(name, labels) {
+					return up
+				}
+			}
+		}
+	}
+	return metricIs(MetricLinkBytes)
 }
 
 // reductionInputs picks logical and wire bytes for data reduction: the

@@ -16,7 +16,7 @@ func transferChart(f *figures, _ []*Recording, _ int) (Chart, string) {
 		c.Series = append(c.Series, Series{Name: "wire (proxy to WAN)", X: xs, Y: scale(f.wire, kb)})
 	}
 	if hasData(f.link) {
-		c.Series = append(c.Series, Series{Name: "link (simulated WAN)", X: xs, Y: scale(f.link, kb), Dashed: hasData(f.wire)})
+		c.Series = append(c.Series, Series{Name: "link (simulated WAN, up)", X: xs, Y: scale(f.link, kb), Dashed: hasData(f.wire)})
 	}
 	if eff, name := f.effective(); hasData(eff) {
 		c.Series = append(c.Series, Series{Name: name, X: xs, Y: scale(eff, kb)})

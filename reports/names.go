@@ -37,11 +37,15 @@ const (
 	// MetricProxyPeerUp (gauge, 0/1, proxy): 1 while the WAN session to the
 	// peer proxy is up.
 	MetricProxyPeerUp = "aimwan_proxy_peer_up"
-	// MetricLinkBytes (counter, bytes, {direction}, sim link): bytes the link
-	// simulator delivered; direction is "forward" or "reverse".
+	// MetricLinkBytes (counter, bytes, {direction}, sim link): payload bytes the
+	// link simulator carried; direction "up" (toward --to, the data) or "down".
 	MetricLinkBytes = "aimwan_link_bytes_total"
-	// MetricLinkDrops (counter, packets, {direction}, sim link).
+	// MetricLinkDrops (counter, packets, {reason}, sim link): packets dropped,
+	// by reason (queue, loss, outage, cross).
 	MetricLinkDrops = "aimwan_link_drops_total"
+
+	// LinkUp is the direction label value of the data direction of the link.
+	LinkUp = "up"
 )
 
 // MetricType is a Prometheus metric type as docs/metrics.md names it.
@@ -79,8 +83,8 @@ var KnownMetrics = []MetricSpec{
 	{MetricProxyCacheMisses, Counter, nil, "chunks", "proxy", "Chunks sent as literals (not known to the peer)."},
 	{MetricProxyScheduleCap, Gauge, nil, "bytes/s", "proxy", "WAN rate cap of the schedule in force; -1 (or +Inf) = unlimited, 0 = paused."},
 	{MetricProxyPeerUp, Gauge, nil, "boolean", "proxy", "1 while the WAN session to the peer proxy is up."},
-	{MetricLinkBytes, Counter, []string{"direction"}, "bytes", "link", "Bytes the link simulator delivered."},
-	{MetricLinkDrops, Counter, []string{"direction"}, "packets", "link", "Packets the link simulator dropped."},
+	{MetricLinkBytes, Counter, []string{"direction"}, "bytes", "link", "Payload bytes carried by the simulated link, by direction (up: toward --to)."},
+	{MetricLinkDrops, Counter, []string{"reason"}, "packets", "link", "Packets dropped by the simulated link, by reason (queue, loss, outage, cross)."},
 	{"aimwan_recorder_samples_total", Counter, nil, "samples", "any", "Samples appended to the JSONL recording."},
 	{"aimwan_recorder_errors_total", Counter, nil, "samples", "any", "Samples that could not be gathered completely or written."},
 }

@@ -77,9 +77,11 @@ for i in range(N + 1):
         "aimwan_proxy_wire_bytes_total": i * 2_000,
     }))
     link.append((ts(i, 11), {
-        'aimwan_link_bytes_total{direction="forward"}': linkb,
-        'aimwan_link_bytes_total{direction="reverse"}': i * 2_000,
-        'aimwan_link_drops_total{direction="forward"}': i // 10,
+        'aimwan_link_bytes_total{direction="up"}': linkb,
+        'aimwan_link_bytes_total{direction="down"}': i * 2_000,
+        'aimwan_link_drops_total{reason="queue"}': i // 10,
+        'aimwan_link_drops_total{reason="loss"}': 0,
+        'aimwan_link_queue_bytes{direction="up"}': 30_000,
     }))
 
 write("bench/src.jsonl", src)
