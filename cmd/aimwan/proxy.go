@@ -225,6 +225,9 @@ func startSourceEdge(ctx context.Context, g *errgroup.Group, f proxyFile, c prox
 	if f.WANPeer == "" {
 		return usagef("proxy: the source edge needs --wan-peer ADDR (the destination edge)")
 	}
+	if f.Cache != "" {
+		log.Info("--cache is the destination edge's store; the source edge keeps only an index of it, learnt at connect")
+	}
 	sched, schedFile, err := loadSchedule(f.Schedule)
 	if err != nil {
 		return err
