@@ -1,6 +1,8 @@
 package aimsrc
 
 import (
+	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -9,20 +11,29 @@ import (
 	"time"
 
 	"github.com/aimwan/aimwan/journal"
+	"github.com/aimwan/aimwan/nbd"
 )
 
-// BenchmarkIngest measures NBD write ingest through the full capture path
-// (NBD server, journal append, image write; shipping to an unreachable
-// target, so files stay in the buffer) with 64 KiB writes to tmpfs, over
-// several connections, and reports MB/s and journal metadata bytes per
-// write, plus MB per CPU-second (meaningful on a busy shared machine).
+const (
+	benchWrite = 64 << 10
+	benchSize  = 256 << 20 // written round-robin, so the image stays small
+	benchConns = 4
+)
+
+// BenchmarkIngest measures NBD write ingest of 64 KiB writes over 4
+// connections to tmpfs. "capture" is the full path (NBD server, journal
+// append with CRC32C and SHA-256, image write; shipping to an unreachable
+// target, so files stay in the buffer) and reports MB/s, journal metadata
+// bytes per write and MB per CPU-second of the whole process (meaningful on
+// a busy shared machine). "null-export" is the same client and NBD server
+// with an export that discards writes: the cost of everything but capture.
 // Run: go test -run '^$' -bench Ingest ./aimsrc/
 func BenchmarkIngest(b *testing.B) {
-	const (
-		writeSize = 64 << 10
-		size      = 256 << 20 // written round-robin, so the image stays small
-		conns     = 4
-	)
+	b.Run("capture", benchCapture)
+	b.Run("null-export", benchNull)
+}
+
+func benchCapture(b *testing.B) {
 	base := "/dev/shm"
 	if st, err := os.Stat(base); err != nil || !st.IsDir() {
 		base = b.TempDir()
@@ -32,47 +43,11 @@ func BenchmarkIngest(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { os.RemoveAll(dir) })
-	cfg := testConfig(b, dir, VolumeConfig{Name: "v1", Path: filepath.Join(dir, "v1.img"), Size: size})
+	cfg := testConfig(b, dir, VolumeConfig{Name: "v1", Path: filepath.Join(dir, "v1.img"), Size: benchSize})
 	cfg.FileAge = time.Hour // size rotation only
 	cfg.RetryMax = time.Hour
 	n, stop := runNode(b, cfg)
-	clients := make([]*nbdClient, conns)
-	for i := range clients {
-		clients[i] = mustDialNBD(b, n.NBDAddr().String(), "v1")
-	}
-	data := make([]byte, writeSize)
-	for i := range data {
-		data[i] = byte(i*31 + 7)
-	}
-	b.SetBytes(writeSize)
-	b.ResetTimer()
-	cpu0 := cpuTime()
-	start := time.Now()
-	var wg sync.WaitGroup
-	errs := make(chan error, conns)
-	for c, cl := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := c; i < b.N; i += conns {
-				if err := cl.write(data, int64(i)*writeSize%size); err != nil {
-					errs <- err
-					return
-				}
-			}
-			errs <- cl.flush()
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	cpu := cpuTime() - cpu0
-	b.StopTimer()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			b.Fatal(err)
-		}
-	}
+	runIngest(b, n.NBDAddr().String())
 	stop() // seals the open file
 	var files, total int64
 	seqs, _ := listSealed(filepath.Join(cfg.Buffer, "v1"))
@@ -82,12 +57,77 @@ func BenchmarkIngest(b *testing.B) {
 			files++
 		}
 	}
-	b.ReportMetric(float64(b.N)*writeSize/1e6/elapsed.Seconds(), "MB/s")
-	b.ReportMetric(float64(total-int64(b.N)*writeSize)/float64(b.N), "meta-B/write")
+	b.ReportMetric(float64(total-int64(b.N)*benchWrite)/float64(b.N), "meta-B/write")
 	b.ReportMetric(float64(files), "files")
-	// CPU time of the whole process (NBD client included): what the ingest
-	// costs, independent of other load on a shared machine.
-	b.ReportMetric(float64(b.N)*writeSize/1e6/cpu.Seconds(), "MB/cpu-s")
+}
+
+// nullExport accepts every request and stores nothing.
+type nullExport struct{}
+
+func (nullExport) Size() int64                                 { return benchSize }
+func (nullExport) ReadOnly() bool                              { return false }
+func (nullExport) ReadAt(p []byte, off int64) error            { clear(p); return nil }
+func (nullExport) WriteAt(p []byte, off int64, fua bool) error { return nil }
+func (nullExport) WriteZeroes(off, n int64, noHole, fua bool) error {
+	return nil
+}
+func (nullExport) Trim(off, n int64) error { return nil }
+func (nullExport) Flush() error            { return nil }
+
+func benchNull(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	srv := &nbd.Server{Exports: nbd.ExportMap{"v1": nullExport{}}, Logger: testLogger(b)}
+	go func() { done <- srv.Serve(ctx, ln) }()
+	b.Cleanup(func() { cancel(); <-done })
+	runIngest(b, ln.Addr().String())
+}
+
+// runIngest writes b.N 64 KiB writes over several connections, flushes, and
+// reports MB/s and MB per CPU-second.
+func runIngest(b *testing.B, addr string) {
+	clients := make([]*nbdClient, benchConns)
+	for i := range clients {
+		clients[i] = mustDialNBD(b, addr, "v1")
+	}
+	data := make([]byte, benchWrite)
+	for i := range data {
+		data[i] = byte(i*31 + 7)
+	}
+	b.SetBytes(benchWrite)
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, benchConns)
+	for c, cl := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := c; i < b.N; i += benchConns {
+				if err := cl.write(data, int64(i)*benchWrite%benchSize); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- cl.flush()
+		}()
+	}
+	wg.Wait()
+	elapsed, cpu := time.Since(start), cpuTime()-cpu0
+	b.StopTimer()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)*benchWrite/1e6/elapsed.Seconds(), "MB/s")
+	b.ReportMetric(float64(b.N)*benchWrite/1e6/cpu.Seconds(), "MB/cpu-s")
 }
 
 // cpuTime returns the process's user+system CPU time.
