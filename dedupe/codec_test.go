@@ -256,3 +256,53 @@ func TestDeltaLiterals(t *testing.T) {
 	st, w := delta.send(t, clone2)
 	t.Logf("cold clone: %+v wire %d", st, w)
 }
+
+func TestConcurrentUse(t *testing.T) {
+	g := newImageGen(15)
+	tpl := g.template(4 << 20)
+	pr := newLocalPair(t)
+	pr.send(t, tpl)
+	var clones [][]byte
+	for i := 0; i < 4; i++ {
+		c, _ := g.clone(tpl, 0.02)
+		clones = append(clones, c)
+	}
+	errs := make(chan error, len(clones))
+	for _, c := range clones {
+		go func() {
+			var err error
+			defer func() { errs <- err }()
+			for off := 0; off < len(c); off += 1 << 20 {
+				payload := c[off : off+1<<20]
+				var s, ans []byte
+				var p *Pending
+				if s, _, err = pr.enc.Encode(nil, payload); err != nil {
+					return
+				}
+				if p, err = pr.dec.Decode(s); err != nil {
+					return
+				}
+				if !p.Complete() {
+					if ans, err = pr.enc.Answer(nil, payload, p.AppendMissList(nil)); err != nil {
+						return
+					}
+					if err = p.Resolve(ans); err != nil {
+						return
+					}
+				}
+				var got []byte
+				if got, err = p.Payload(); err == nil && !bytes.Equal(got, payload) {
+					err = errors.New("payload differs")
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+	for range clones {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
