@@ -228,15 +228,17 @@ func (s *sink) commit() error {
 	if err := os.Rename(s.part, final); err != nil {
 		return fail(err)
 	}
-	if err := syncDir(s.v.dir); err != nil {
-		return fmt.Errorf("receive %s/%s: %w", o.Volume, o.Name, err)
-	}
 	s.v.mu.Lock()
 	s.v.partBytes -= o.Size
 	if !s.v.q.Add(s.seq, o.Size) { // cannot happen while receiving[seq] is set
 		s.v.n.bufBytes.Add(-o.Size)
 	}
 	s.v.mu.Unlock()
+	// Not acked unless the rename is durable; the file is held either way, so
+	// a resend after this error is answered as a duplicate.
+	if err := syncDir(s.v.dir); err != nil {
+		return fmt.Errorf("receive %s/%s: %w", o.Volume, o.Name, err)
+	}
 	return nil
 }
 
