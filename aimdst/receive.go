@@ -187,11 +187,11 @@ func (s *sink) Commit(ctx context.Context) error {
 	s.v.mu.Lock()
 	defer s.v.mu.Unlock()
 	s.v.endReceive(s.seq)
+	s.v.notify()
 	if err != nil {
 		return err
 	}
 	s.v.n.metrics.filesReceived.WithLabelValues(s.v.name).Inc()
-	s.v.notify()
 	return nil
 }
 
