@@ -79,10 +79,10 @@ func TestQemuIOZeroAndTrim(t *testing.T) {
 	n, stop := runNode(t, cfg)
 	cmds := []string{
 		"write -P 0xab 0 1M",
-		"write -z 64k 128k", // WRITE_ZEROES
-		"discard 512k 256k", // TRIM
-		"write -P 0xcd 1M 4k",
-		"write -z -u 1536k 64k", // zeroes, may unmap
+		"write -z 64k 128k",      // WRITE_ZEROES
+		"discard 512k 256k",      // TRIM
+		"write -f -P 0xcd 1M 4k", // FUA
+		"write -z -u 1536k 64k",  // zeroes, may unmap
 		"flush",
 	}
 	args := []string{"-f", "raw", "nbd://" + n.NBDAddr().String() + "/v1"}

@@ -74,6 +74,7 @@ type volume struct {
 	openBytes   atomic.Int64 // estimate of the open file's bytes
 	openSince   atomic.Int64 // unix ns of the open file's first record, 0 = empty
 	openPayload int64        // payload bytes of the open file, under mu
+	openRecords int          // records of the open file, under mu
 	maxFile     int64        // the replication file size (the node rotates by size)
 	seals       atomic.Uint64
 	writes      atomic.Uint64
@@ -175,11 +176,12 @@ func (v *volume) capture(off, length, payload int64, appendFn func() (uint64, er
 
 // appendRec runs one journal append of a record with payload data bytes
 // (under mu) and keeps the open file's accounting: its payload, estimated
-// bytes and first-record time. Size rotation is the node's (see sealFull):
-// the journal itself only seals by age, before an append, so a seal during
-// the append leaves this record alone in a fresh file.
+// bytes and first-record time. Size and record-count rotation are the
+// node's (see sealFull): the journal itself only seals by age, before an
+// append, so a seal during the append leaves this record alone in a fresh
+// file.
 func (v *volume) appendRec(payload int64, fn func() (uint64, error)) (uint64, error) {
-	if v.openPayload > 0 && v.openPayload+payload > v.maxFile {
+	if v.openPayload > 0 && v.openPayload+payload > v.maxFile || v.openRecords >= journal.MaxRecords-1 {
 		if err := v.sealLocked(); err != nil {
 			return 0, err
 		}
@@ -193,6 +195,7 @@ func (v *volume) appendRec(payload int64, fn func() (uint64, error)) (uint64, er
 		v.resetOpen()
 	}
 	v.openPayload += payload
+	v.openRecords++
 	v.openBytes.Add(payload + recordOverhead)
 	v.openSince.CompareAndSwap(0, v.now().UnixNano())
 	return seq, nil
@@ -220,7 +223,7 @@ func (v *volume) sealLocked() error {
 
 // resetOpen zeroes the open file's accounting after a seal. Called under mu.
 func (v *volume) resetOpen() {
-	v.openPayload = 0
+	v.openPayload, v.openRecords = 0, 0
 	v.openBytes.Store(0)
 	v.openSince.Store(0)
 }
