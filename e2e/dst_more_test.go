@@ -215,3 +215,39 @@ func TestDstGroupMarker(t *testing.T) {
 	SameFile(t, dst.WaitSnapshot(t, "a", "gs", 60*time.Second), genA)
 	SameFile(t, dst.WaitSnapshot(t, "b", "gs", 60*time.Second), genB)
 }
+
+// TestDstGroupWaitsForOfflineMember: member b's destination volume is
+// immutable, so b cannot reach the group marker; a must wait at it (no group
+// snapshot anywhere) until b is writable again, then both snapshots appear
+// and equal their images.
+func TestDstGroupWaitsForOfflineMember(t *testing.T) {
+	NeedBins(t, "qemu-img", "chattr")
+	dir := t.TempDir()
+	genA, genB := filepath.Join(dir, "a.img"), filepath.Join(dir, "b.img")
+	GenImage(t, genA, imgSize, 8)
+	GenImage(t, genB, imgSize, 9)
+	volB := filepath.Join(dir, "dst-b.img")
+	if err := os.WriteFile(volB, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("chattr", "+i", volB).CombinedOutput(); err != nil {
+		t.Skipf("chattr +i not possible here: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("chattr", "-i", volB).Run() })
+	dst := StartDst(t, []string{"a=" + filepath.Join(dir, "dst-a.img") + ",create", "b=" + volB}, "--group", "g=a,b")
+	src := StartSrc(t, dst.Listen, []string{"a=" + filepath.Join(dir, "src-a.img") + ",size=4MiB",
+		"b=" + filepath.Join(dir, "src-b.img") + ",size=4MiB"}, "--group", "g=a,b")
+	src.WriteImage(t, "a", genA)
+	src.WriteImage(t, "b", genB)
+	src.Marker(t, "--group", "g", "--snapshot", "gs")
+	Eventually(t, 60*time.Second, "a waiting for the group, b offline", func() (bool, error) {
+		a, b := dst.Volume(t, "a"), dst.Volume(t, "b")
+		return strings.HasPrefix(a.State, "waiting for group g") && b.State == "offline: read-only", nil
+	})
+	if FileExists(dst.Snapshot("a", "gs")) || FileExists(dst.Snapshot("b", "gs")) {
+		t.Fatal("a group snapshot exists before every member reached the marker")
+	}
+	Run(t, "chattr", "-i", volB)
+	SameFile(t, dst.WaitSnapshot(t, "a", "gs", 60*time.Second), genA)
+	SameFile(t, dst.WaitSnapshot(t, "b", "gs", 60*time.Second), genB)
+}
