@@ -27,6 +27,9 @@ const (
 	impairedLoss    = "5%"
 	impairedReorder = "20%"
 	impairedDup     = "10%"
+	noiseLoss       = "1%"
+	noiseReorder    = "2%"
+	noiseDup        = "2%"
 )
 
 // chain is the daemons of one run and where they keep their state.
@@ -184,13 +187,22 @@ func (c *chain) linkArgs(impair string) []string {
 			a = append(a, "--"+kv[0], kv[1])
 		}
 	}
-	switch impair {
-	case LinkLoss:
-		a = append(a, "--"+linkFlag[LinkLoss], impairedLoss)
-	case LinkReorder:
-		a = append(a, "--"+linkFlag[LinkReorder], impairedReorder)
-	case LinkDuplicate:
-		a = append(a, "--"+linkFlag[LinkDuplicate], impairedDup)
+	value := map[string]string{LinkLoss: impairedLoss, LinkReorder: impairedReorder, LinkDuplicate: impairedDup}
+	if !c.cfg.LinkNoise {
+		if f := linkFlag(impair, c.linkFlags); f != "" {
+			a = append(a, "--"+f, value[impair])
+		}
+		return a
+	}
+	noise := map[string]string{LinkLoss: noiseLoss, LinkReorder: noiseReorder, LinkDuplicate: noiseDup}
+	for _, k := range linkFaults {
+		v := noise[k]
+		if k == impair {
+			v = value[k]
+		}
+		if f := linkFlag(k, c.linkFlags); f != "" {
+			a = append(a, "--"+f, v)
+		}
 	}
 	return a
 }

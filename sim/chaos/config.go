@@ -32,8 +32,19 @@ var AllFaults = []string{KillSrc, KillSrcProxy, KillDstProxy, KillDst, WipeCache
 // linkFaults need the link simulator.
 var linkFaults = []string{LinkLoss, LinkReorder, LinkDuplicate}
 
-// linkFlag is the `aimwan sim link` flag behind each link fault.
-var linkFlag = map[string]string{LinkLoss: "loss", LinkReorder: "reorder", LinkDuplicate: "duplicate"}
+// linkFlags are the `aimwan sim link` flags (either spelling) behind each
+// link fault.
+var linkFlags = map[string][]string{LinkLoss: {"loss"}, LinkReorder: {"reorder"}, LinkDuplicate: {"dup", "duplicate"}}
+
+// linkFlag returns the flag of a link fault the simulator has ("" if none).
+func linkFlag(kind string, have map[string]bool) string {
+	for _, f := range linkFlags[kind] {
+		if have[f] {
+			return f
+		}
+	}
+	return ""
+}
 
 // ErrConfig is wrapped by configuration errors.
 var ErrConfig = errors.New("chaos: bad configuration")
@@ -71,6 +82,9 @@ type Config struct {
 	// Link is "auto" (default: use `aimwan sim link` when the binary has it),
 	// "on" (require it) or "off" (proxies talk directly).
 	Link string
+	// LinkNoise keeps the link simulator mildly impaired all the time (1%
+	// loss, 2% reordering, 2% duplication) on top of the faults.
+	LinkNoise bool
 	// Logger receives progress (nil: slog.Default()).
 	Logger *slog.Logger
 }

@@ -61,7 +61,7 @@ func available(cfg Config, linkFlags map[string]bool, chattr bool) []string {
 	var out []string
 	for _, k := range kinds {
 		switch {
-		case slices.Contains(linkFaults, k) && !linkFlags[linkFlag[k]]:
+		case slices.Contains(linkFaults, k) && linkFlag(k, linkFlags) == "":
 		case k == DstReadOnly && !chattr:
 		default:
 			out = append(out, k)
@@ -209,14 +209,14 @@ func (h *harness) inject(ctx context.Context, f fault, batchDone <-chan struct{}
 // impairLink restarts the link simulator impaired until wait returns, then
 // restarts it clean.
 func (h *harness) impairLink(ctx context.Context, impair string, wait func() error) error {
-	l := h.ch.linkProc
-	l.stop()
+	l := h.ch.linkProc // stateless: SIGKILL is the quickest way to change it
+	l.kill()
 	l.setArgs(h.ch.linkArgs(impair))
 	if err := l.start(ctx); err != nil {
 		return err
 	}
 	err := wait()
-	l.stop()
+	l.kill()
 	l.setArgs(h.ch.linkArgs(""))
 	if serr := l.start(ctx); serr != nil {
 		return serr
