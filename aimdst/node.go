@@ -83,7 +83,8 @@ func (n *Node) Serve(ctx context.Context, pushLn, controlLn net.Listener) error 
 	n.log.Info("destination node serving", "push", pushLn.Addr().String(), "volumes", n.VolumeNames())
 	err := g.Wait()
 	if errors.Is(err, context.Canceled) {
-		return nil
+		err = nil
 	}
+	n.log.Info("destination node stopped", "err", err)
 	return err
 }
