@@ -137,3 +137,62 @@ func TestBufferLimit(t *testing.T) {
 		t.Fatalf("marker after resync: %v", err)
 	}
 }
+
+// TestInitializeResume: an initialize held back by a full buffer (the
+// destination refuses files) is cut short by a stop; the next start resumes
+// it from its checkpoint, and the destination's replay equals the image.
+func TestInitializeResume(t *testing.T) {
+	const size = 8 << 20
+	dir := t.TempDir()
+	vc := VolumeConfig{Name: "v1", Path: filepath.Join(dir, "v1.img")}
+	randomImage(t, vc.Path, size, 5)
+	var refuse atomic.Bool
+	refuse.Store(true)
+	dst := newFakeDst()
+	dst.fail = func(push.Offer, int) error {
+		if refuse.Load() {
+			return push.ErrBufferFull
+		}
+		return nil
+	}
+	cfg := testConfig(t, dir, vc)
+	cfg.Push = serveFakeDst(t, dst)
+	cfg.BufferLimit = 3 << 20
+	cfg.FileSize = 512 << 10
+	cfg.FileAge = 50 * time.Millisecond
+	n, stop := runNode(t, cfg)
+	if _, err := n.Init("v1"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "initialize held back by the buffer limit", 20*time.Second, func() bool {
+		st := n.Status().Volumes[0]
+		return st.Init.DoneBytes >= 2<<20 && n.Status().BufferBytes > cfg.BufferLimit*3/4
+	})
+	if st := n.Status().Volumes[0].Init; !st.Running || st.DoneBytes >= size {
+		t.Fatalf("init status %+v, want running and held back", st)
+	}
+	stop()
+	if _, err := os.Stat(filepath.Join(cfg.Buffer, "v1.init")); err != nil {
+		t.Fatalf("no initialize checkpoint after the stop: %v", err)
+	}
+
+	refuse.Store(false)
+	n2, _ := runNode(t, cfg)
+	if st := n2.Status().Volumes[0].Init; !st.Running || st.DoneBytes == 0 {
+		t.Fatalf("after restart init status %+v, want resumed from its checkpoint", st)
+	}
+	waitFor(t, "initialize done and shipped", 30*time.Second, func() bool {
+		st := n2.Status().Volumes[0]
+		return !st.Init.Running && st.FilesWaiting == 0 && st.SrcDataBytes == 0
+	})
+	if st := n2.Status().Volumes[0].Init; st.Error != "" || st.Percent != 100 {
+		t.Fatalf("init status %+v", st)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.Buffer, "v1.init")); err == nil {
+		t.Error("checkpoint left after the initialize finished")
+	}
+	r := dst.replay(t, "v1", size)
+	if img := readAll(t, vc.Path); !bytes.Equal(r.img, img) {
+		t.Fatalf("destination differs from the image: %s", firstDiff(r.img, img))
+	}
+}

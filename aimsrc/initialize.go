@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -46,6 +49,10 @@ func (j *initJob) update(fn func(*InitStatus)) {
 	fn(&j.st)
 }
 
+// initCheckpointEvery is how often a running initialize records how far it
+// got, so a restarted node resumes it there.
+const initCheckpointEvery = time.Second
+
 // requestInit starts an initialize of the volume (run by serveInit).
 func (v *volume) requestInit() (InitStatus, error) {
 	v.initJob.mu.Lock()
@@ -53,22 +60,75 @@ func (v *volume) requestInit() (InitStatus, error) {
 		v.initJob.mu.Unlock()
 		return v.initJob.status(), fmt.Errorf("volume %s: %w", v.name, ErrInitRunning)
 	}
-	now := v.now()
-	v.initJob.st = InitStatus{Running: true, TotalBytes: v.size, Started: &now}
+	if err := v.checkpointInit(0); err != nil {
+		v.initJob.mu.Unlock()
+		return InitStatus{}, err
+	}
+	v.startInitLocked(0)
 	v.initJob.mu.Unlock()
-	v.initReq <- struct{}{} // buffered and drained before Running can be set again
 	return v.initJob.status(), nil
 }
 
-// serveInit runs requested initializes until ctx ends.
+// startInitLocked marks an initialize from offset from as running and hands
+// it to serveInit. Called with initJob.mu held.
+func (v *volume) startInitLocked(from int64) {
+	now := v.now()
+	v.initJob.st = InitStatus{Running: true, TotalBytes: v.size, DoneBytes: from, Started: &now}
+	v.initReq <- from // buffered and drained before Running can be set again
+}
+
+// resumeInit restarts an initialize that a stopped or crashed node left
+// unfinished (its checkpoint file exists).
+func (v *volume) resumeInit() error {
+	b, err := os.ReadFile(v.initPath)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("volume %s: read initialize checkpoint: %w", v.name, err)
+	}
+	from, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil || from < 0 || from > v.size {
+		return fmt.Errorf("volume %s: bad initialize checkpoint %s: %q", v.name, v.initPath, b)
+	}
+	v.log.Info("resuming an unfinished initialize", "from", from)
+	v.initJob.mu.Lock()
+	v.startInitLocked(from)
+	v.initJob.mu.Unlock()
+	return nil
+}
+
+// checkpointInit durably records that everything before off is journaled:
+// the journal is synced first.
+func (v *volume) checkpointInit(off int64) error {
+	if err := v.syncJournal(); err != nil {
+		return fmt.Errorf("volume %s: initialize checkpoint: %w", v.name, err)
+	}
+	if err := writeFileSync(v.initPath, []byte(strconv.FormatInt(off, 10)+"\n")); err != nil {
+		return fmt.Errorf("volume %s: initialize checkpoint: %w", v.name, err)
+	}
+	return nil
+}
+
+// serveInit runs requested initializes until ctx ends. One cut short by
+// the end of ctx is resumed by the next start of the node.
 func (v *volume) serveInit(ctx context.Context) error {
 	for {
+		var from int64
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-v.initReq:
+		case from = <-v.initReq:
 		}
-		err := v.runInit(ctx)
+		err := v.runInit(ctx, from)
+		if ctx.Err() != nil {
+			return nil // the checkpoint stays: the next start resumes
+		}
+		if err == nil {
+			if rerr := os.Remove(v.initPath); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+				v.log.Warn("initialize done but its checkpoint could not be removed", "err", rerr)
+			}
+		}
 		now := v.now()
 		v.initJob.update(func(s *InitStatus) {
 			s.Running, s.Finished = false, &now
@@ -82,24 +142,34 @@ func (v *volume) serveInit(ctx context.Context) error {
 	}
 }
 
-// runInit journals the whole volume once, block by block, skipping all-zero
-// blocks. Each block is read and journaled under the volume lock, so live
-// writes and markers interleave in order. It waits while the source buffer
-// is above its low-water mark.
-func (v *volume) runInit(ctx context.Context) error {
-	v.log.Info("initialize started", "size", v.size)
+// runInit journals the volume from offset from to its end, block by block,
+// skipping all-zero blocks. Each block is read and journaled under the
+// volume lock, so live writes and markers interleave in order. It waits while
+// the source buffer is above its low-water mark, and checkpoints its
+// progress every second and when ctx ends.
+func (v *volume) runInit(ctx context.Context, from int64) error {
+	v.log.Info("initialize started", "size", v.size, "from", from)
 	buf := make([]byte, DefaultInitBlock)
-	for off := int64(0); off < v.size; off += int64(len(buf)) {
+	last := time.Now()
+	off := from
+	for off < v.size {
 		if err := v.waitRoom(ctx); err != nil {
-			return err
+			return errors.Join(err, v.checkpointInit(off))
+		}
+		if time.Since(last) >= initCheckpointEvery {
+			if err := v.checkpointInit(off); err != nil {
+				return err
+			}
+			last = time.Now()
 		}
 		b := buf[:min(int64(len(buf)), v.size-off)]
 		journaled, err := v.initBlock(off, b)
 		if err != nil {
 			return err
 		}
+		off += int64(len(b))
 		v.initJob.update(func(s *InitStatus) {
-			s.DoneBytes = off + int64(len(b))
+			s.DoneBytes = off
 			s.Journaled += journaled
 		})
 	}

@@ -112,13 +112,18 @@ func (n *Node) openVolume(vc VolumeConfig) (*volume, error) {
 	}
 	v := &volume{name: vc.Name, dir: filepath.Join(n.cfg.Buffer, vc.Name), size: img.size, img: img,
 		log: n.log.With("volume", vc.Name), space: n.space, now: n.cfg.Now, ship: newShipState(),
-		shipKick: make(chan struct{}, 1), spaceKick: make(chan struct{}, 1), initReq: make(chan struct{}, 1)}
+		shipKick: make(chan struct{}, 1), spaceKick: make(chan struct{}, 1), initReq: make(chan int64, 1),
+		initPath: filepath.Join(n.cfg.Buffer, vc.Name+".init")}
 	v.state.Store(StateNormal)
 	v.maxFile = n.cfg.FileSize
 	if v.maxFile == 0 {
 		v.maxFile = journal.DefaultMaxFileSize
 	}
 	if err := v.openJournal(n.cfg); err != nil {
+		v.close()
+		return nil, err
+	}
+	if err := v.resumeInit(); err != nil {
 		v.close()
 		return nil, err
 	}

@@ -87,7 +87,8 @@ type volume struct {
 	initJob   initJob
 	shipKick  chan struct{} // a file was sealed
 	spaceKick chan struct{} // buffer space was freed
-	initReq   chan struct{} // initialize requested
+	initReq   chan int64    // initialize requested, from this offset
+	initPath  string        // checkpoint of a running initialize
 }
 
 var _ nbd.Export = (*volume)(nil)
