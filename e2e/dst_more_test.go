@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aimwan/aimwan/aimsrc"
 	"github.com/aimwan/aimwan/journal"
 	"github.com/aimwan/aimwan/transport/push"
 )
@@ -250,4 +251,39 @@ func TestDstGroupWaitsForOfflineMember(t *testing.T) {
 	Run(t, "chattr", "-i", volB)
 	SameFile(t, dst.WaitSnapshot(t, "a", "gs", 60*time.Second), genA)
 	SameFile(t, dst.WaitSnapshot(t, "b", "gs", 60*time.Second), genB)
+}
+
+// TestDstBufferFull: the destination volume is missing and the destination
+// buffer small, so dst fills up and refuses files (status FULL) while the
+// source keeps them (Src Data > 0); once the volume exists, everything
+// drains and the snapshot equals the image.
+func TestDstBufferFull(t *testing.T) {
+	NeedBins(t, "qemu-img")
+	dir := t.TempDir()
+	gen := filepath.Join(dir, "gen.img")
+	GenImage(t, gen, imgSize, 10)
+	vol := filepath.Join(dir, "dst-v.img")
+	dst := StartDst(t, []string{"v=" + vol}, "--buffer-limit", "512KiB")
+	src := StartSrc(t, dst.Listen, []string{"v=" + filepath.Join(dir, "src-v.img") + ",size=4MiB"}, "--file-size", "128KiB")
+	src.WriteImage(t, "v", gen)
+	src.Marker(t, "--volume", "v", "--snapshot", "s1")
+	Eventually(t, 60*time.Second, "dst buffer full, volume offline", func() (bool, error) {
+		st := dst.Status(t)
+		return st.BufferFull && st.Volumes[0].Offline && st.Volumes[0].RefusedFull > 0, nil
+	})
+	if out := MustAimwan(t, "dst", "status", "--control", dst.Control); !strings.Contains(out, "FULL") {
+		t.Fatalf("dst status does not say FULL:\n%s", out)
+	}
+	sst, err := (&aimsrc.Client{Addr: src.Control}).Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sst.Volumes[0].SrcDataBytes == 0 {
+		t.Fatalf("the source holds no data while dst refuses files: %+v", sst.Volumes[0])
+	}
+	if err := os.WriteFile(vol, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	SameFile(t, dst.WaitSnapshot(t, "v", "s1", 90*time.Second), gen)
+	SameFile(t, vol, gen)
 }
