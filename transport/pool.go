@@ -88,8 +88,8 @@ func (p *Pool) keep(ctx context.Context, slot int) {
 			backoff = min(2*backoff, cfg.MaxBackoff)
 			continue
 		}
-		backoff = cfg.MinBackoff
 		log.Info("WAN connection up", "remote", c.RemoteAddr().String())
+		up := time.Now()
 		p.set(slot, c)
 		select {
 		case <-ctx.Done():
@@ -98,8 +98,22 @@ func (p *Pool) keep(ctx context.Context, slot int) {
 			log.Warn("WAN connection lost", "err", context.Cause(c.Context()))
 		}
 		p.set(slot, nil)
+		// A connection that lived long was healthy: redial at once. One that
+		// died young counts as a failure, so a peer that drops every
+		// connection is not hammered.
+		if time.Since(up) >= stableAfter {
+			backoff = cfg.MinBackoff
+			continue
+		}
+		if !sleepCtx(ctx, jitter(backoff)) {
+			return
+		}
+		backoff = min(2*backoff, cfg.MaxBackoff)
 	}
 }
+
+// stableAfter is how long a connection must live to reset the backoff.
+const stableAfter = 10 * time.Second
 
 func (p *Pool) connect(ctx context.Context) (*quic.Conn, error) {
 	c, err := Dial(ctx, p.Addr, p.Identity, p.Pins, p.Config, p.Logger)

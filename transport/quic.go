@@ -132,8 +132,9 @@ type Listener struct {
 // Listen opens a UDP socket on addr and accepts QUIC connections whose client
 // certificate is pinned and whose ALPN matches. Its stateless-reset key is
 // derived from the identity, so after a crash and restart the node resets
-// the connections peers still hold at their next packet, instead of letting
-// them wait for the idle timeout.
+// the connections peers still hold at their next data packet, instead of
+// letting them wait for the idle timeout. (Keep-alives are too small to draw
+// a reset.)
 func Listen(addr string, id *Identity, pins Pins, cfg Config, log *slog.Logger) (*Listener, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err

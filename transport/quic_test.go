@@ -260,8 +260,8 @@ func TestWindows(t *testing.T) {
 }
 
 // A listener restarted with the same identity (a crash and restart) resets
-// connections peers still hold at their next packet, long before the idle
-// timeout.
+// connections peers still hold at their next data packet, long before the
+// idle timeout. (Keep-alive packets are too small to trigger a reset.)
 func TestRestartedListenerResetsOldConnections(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
 	defer cancel()
@@ -291,6 +291,9 @@ func TestRestartedListenerResetsOldConnections(t *testing.T) {
 	}
 	defer ln2.Close()
 	start := time.Now()
+	if s, err := c.OpenStream(); err == nil { // the next file, as the proxy would send it
+		s.Write(make([]byte, 4096))
+	}
 	select {
 	case <-c.Context().Done():
 		t.Logf("old connection reset after %v", time.Since(start).Round(time.Millisecond))
