@@ -75,7 +75,7 @@ func TestCustomMarkerHook(t *testing.T) {
 			"fails": "echo broken >&2; exit 3",
 			"hangs": "sleep 60",
 		}
-		c.HookTimeout = 200 * time.Millisecond
+		c.HookTimeout = 2 * time.Second // generous for a loaded machine; "hangs" is cut off
 	})
 	for _, p := range g.files {
 		if err := deliver(t, tn.n, "vol", p, 1<<30); err != nil {
