@@ -16,6 +16,9 @@ type fault struct {
 	// At is the index of the request in the batch at which the fault
 	// starts; -1: right after the batch's marker.
 	At int `json:"at"`
+	// Delay is the wait between the marker and a fault with At -1 (so
+	// that it hits the marker on its way or the snapshot being taken).
+	Delay time.Duration `json:"delay_ns,omitempty"`
 	// Down is how long the daemon stays down or the condition lasts.
 	Down time.Duration `json:"down_ns"`
 }
@@ -23,7 +26,7 @@ type fault struct {
 func (f fault) String() string {
 	at := fmt.Sprintf("at request %d", f.At)
 	if f.At < 0 {
-		at = "after the marker"
+		at = fmt.Sprintf("%v after the marker", f.Delay.Round(time.Millisecond))
 	}
 	return fmt.Sprintf("%s %s, down %v", f.Kind, at, f.Down.Round(time.Millisecond))
 }
@@ -33,6 +36,7 @@ func planFault(rng *rand.Rand, kinds []string, n int) fault {
 	f := fault{Kind: kinds[rng.IntN(len(kinds))], At: rng.IntN(n + n/3 + 1)}
 	if f.At >= n {
 		f.At = -1
+		f.Delay = time.Duration(rng.Int64N(int64(400 * time.Millisecond)))
 	}
 	switch f.Kind {
 	case SrcBufferFull, DstBufferFull:

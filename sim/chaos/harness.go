@@ -239,6 +239,9 @@ func (h *harness) batch(ctx context.Context, ops []op, f *fault, label string, v
 		return err
 	}
 	if f != nil && f.At < 0 {
+		if err := sleepCtx(ctx, f.Delay); err != nil {
+			return err
+		}
 		if err := h.inject(ctx, *f, closedChan()); err != nil {
 			return fmt.Errorf("fault after the marker: %w", err)
 		}
