@@ -262,7 +262,7 @@ func TestResultTable(t *testing.T) {
 		CPU:    map[string]CPU{}, Notes: []string{"n1"}}
 	var b bytes.Buffer
 	r.PrintTable(&b)
-	for _, want := range []string{"14.4x = 3600 KB/s", "19.0x = 4750 KB/s", "1m39s (growing)", "note: n1", "Verified"} {
+	for _, want := range []string{"14.4x = 3600 KB/s", "19.0x = 4750 KB/s", "1m39s (growing", "note: n1", "Verified"} {
 		if !bytes.Contains(b.Bytes(), []byte(want)) {
 			t.Errorf("table lacks %q:\n%s", want, b.String())
 		}

@@ -28,7 +28,7 @@ type Scale struct {
 
 // Scales are the presets, by name.
 var Scales = map[string]Scale{
-	"tiny":  {Name: "tiny", TemplateSize: 8 << 20, Passthrough: 8 * time.Second, OptimizeLimit: 90 * time.Second},
+	"tiny":  {Name: "tiny", TemplateSize: 8 << 20, Passthrough: 15 * time.Second, OptimizeLimit: 90 * time.Second},
 	"small": {Name: "small", TemplateSize: 256 << 20, Passthrough: 100 * time.Second, OptimizeLimit: 6 * time.Minute},
 	"full":  {Name: "full", TemplateSize: 1 << 30, Passthrough: 120 * time.Second, OptimizeLimit: 40 * time.Minute},
 }

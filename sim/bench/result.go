@@ -68,6 +68,7 @@ type PhaseResult struct {
 	LinkDrops       int64    `json:"link_drops"`     // packets the link dropped (queue, loss)
 	TimeLatencyEndS float64  `json:"time_latency_end_s"`
 	TimeLatencyMaxS float64  `json:"time_latency_max_s"`
+	OldestUnackedS  float64  `json:"oldest_unacked_end_s"` // src: age of the oldest write not yet acked (its RPO) at the end
 	SrcDataEndBytes int64    `json:"src_data_end_bytes"`
 	PeakKBps        float64  `json:"peak_kbps"` // best 10-s destage rate
 }
@@ -128,6 +129,14 @@ func hours(h float64) string {
 	return fmt.Sprintf("%.2f h", h)
 }
 
+// latency formats a Time Latency; 0 means no write was destaged yet.
+func latency(s float64) string {
+	if s == 0 {
+		return "none destaged yet"
+	}
+	return minsec(s)
+}
+
 func minsec(s float64) string {
 	return (time.Duration(s) * time.Second).Round(time.Second).String()
 }
@@ -143,8 +152,10 @@ func (r *Result) PrintTable(w io.Writer) {
 		link = fmt.Sprintf("%.0f KB/s, RTT %.0f ms, cross %.0f KB/s", r.LineKBps, r.Link.RTTMs, r.Link.CrossBps/1e3)
 	}
 	row("Line", "240 KB/s (2 Mbit/s), VoIP ≈70 KB/s", link)
-	row("Pass-through rate", "≈ line", fmt.Sprintf("%.0f KB/s (%.2fx line), %s", r.PassthroughKBps, r.PassthroughKBps/r.LineKBps, minsec(pt.DurationS)))
-	row("Time Latency, end of pass-through", "20 → 40 min (growing)", fmt.Sprintf("%s (growing)", minsec(pt.TimeLatencyEndS)))
+	row("Pass-through rate (journal bytes on the line)", "≈ line", fmt.Sprintf("%.0f KB/s (%.2fx line) for %s; %s destaged (%.0f KB/s)",
+		r.PassthroughKBps, r.PassthroughKBps/r.LineKBps, minsec(pt.DurationS), mb(float64(pt.DestagedBytes)), pt.KBps))
+	row("Time Latency, end of pass-through", "20 → 40 min (growing)", fmt.Sprintf("%s (growing; oldest unacked write at src: %s)",
+		latency(pt.TimeLatencyEndS), minsec(pt.OldestUnackedS)))
 	row("Src Data, end of pass-through", "—", mb(float64(pt.SrcDataEndBytes)))
 	row("Peak speed-up (best 10 s)", "20x = 5100 KB/s", fmt.Sprintf("%.1fx = %.0f KB/s", r.PeakSpeedup, r.PeakSpeedup*r.LineKBps))
 	row("Effective rate, optimized", "14.2x = 3425 KB/s over 102 min", fmt.Sprintf("%.1fx = %.0f KB/s over %s", r.Speedup, r.EffectiveKBps, minsec(r.ElapsedS)))

@@ -39,6 +39,9 @@ type run struct {
 	s     *sampler
 	res   *Result
 	start time.Time
+	// stopBg ends the sampler and the link recorder (before the daemons
+	// stop, so neither scrapes a daemon that is gone). Idempotent.
+	stopBg func()
 }
 
 // Run runs the experiment and writes result.json and phases.json into
@@ -76,9 +79,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			cfg.Logger.Warn("bench: link recording", "err", err)
 		}
 	}()
+	r.stopBg = func() { stopBg(); bg.Wait() }
 	runErr := r.phases(ctx)
-	stopBg()
-	bg.Wait()
+	r.stopBg()
 	if runErr != nil && !errors.Is(runErr, ErrNotDrained) {
 		return nil, runErr
 	}
@@ -200,6 +203,7 @@ func (r *run) phases(ctx context.Context) error {
 	p2 := r.s.take(ctx)
 	t2 := time.Now()
 	hits, misses := r.cacheCounters(ctx)
+	r.stopBg()
 	cpu := r.c.stop()
 	for name, used := range cpu {
 		switch name {
@@ -226,7 +230,7 @@ func (r *run) phaseResult(name string, from, to time.Time, a, b point, wire floa
 	d := to.Sub(from)
 	pr := PhaseResult{Name: name, DurationS: d.Seconds(), DestagedBytes: int64(b.dstLogical - a.dstLogical),
 		WireBytes: int64(wire), LinkBytes: int64(b.linkForward - a.linkForward), LinkDrops: int64(b.linkDrops - a.linkDrops),
-		TimeLatencyEndS: b.latency, SrcDataEndBytes: int64(b.srcData)}
+		TimeLatencyEndS: b.latency, SrcDataEndBytes: int64(b.srcData), OldestUnackedS: b.srcOldest}
 	if s := d.Seconds(); s > 0 {
 		pr.KBps = float64(pr.DestagedBytes) / s / 1e3
 		pr.LinkKBps = float64(pr.LinkBytes) / s / 1e3
@@ -237,7 +241,7 @@ func (r *run) phaseResult(name string, from, to time.Time, a, b point, wire floa
 			pr.TimeLatencyMaxS = max(pr.TimeLatencyMaxS, p.latency)
 		}
 	}
-	pr.PeakKBps = peakRate(append(pts, b), from, to.Add(time.Millisecond), min(peakWindow, d)) / 1e3
+	pr.PeakKBps = peakRate(append(pts, a, b), from, to.Add(time.Millisecond), min(peakWindow, d)) / 1e3
 	return pr
 }
 

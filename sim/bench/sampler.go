@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 )
@@ -15,6 +16,7 @@ const (
 	mTimeLatency   = "aimwan_time_latency_seconds"
 	mSrcData       = "aimwan_src_data_bytes"
 	mSrcWaiting    = "aimwan_src_files_waiting"
+	mSrcOldest     = "aimwan_src_oldest_unsent_seconds"
 	mProxyWire     = "aimwan_proxy_wire_bytes_total"
 	mProxyLogical  = "aimwan_proxy_logical_bytes_total"
 	mProxyHits     = "aimwan_proxy_cache_hits_total"
@@ -33,6 +35,7 @@ type point struct {
 	latency     float64 // largest Time Latency
 	srcData     float64 // Src Data, all volumes
 	srcWaiting  float64 // files waiting at the source
+	srcOldest   float64 // age of the oldest write not yet acked, largest over volumes
 	proxyWire   float64 // source edge's wire bytes (restarts from 0 with the proxy)
 	proxyLogic  float64 // source edge's logical bytes
 	linkForward float64 // bytes the link delivered toward the destination
@@ -64,7 +67,7 @@ func (s *sampler) take(ctx context.Context) point {
 	sm, errS := s.src.sample(ctx)
 	p.ok = errD == nil && errS == nil
 	p.dstLogical, p.dstWaiting, p.latency = dm.sum(mDstLogical), dm.sum(mDstWaiting), dm.max(mTimeLatency)
-	p.srcData, p.srcWaiting = sm.sum(mSrcData), sm.sum(mSrcWaiting)
+	p.srcData, p.srcWaiting, p.srcOldest = sm.sum(mSrcData), sm.sum(mSrcWaiting), sm.max(mSrcOldest)
 	if pm, err := s.proxy.sample(ctx); err == nil {
 		p.proxyWire, p.proxyLogic = pm.sum(mProxyWire), pm.sum(mProxyLogical)
 	}
@@ -150,9 +153,9 @@ func progressLine(phase string, since time.Time, a, b point) string {
 	if wire < 0 { // the proxy restarted
 		wire = b.proxyWire
 	}
-	return fmt.Sprintf("[%-11s %4.0fs] destaged %s (%s)  Src Data %s  wire %s  Time Latency %4.0fs",
+	return fmt.Sprintf("[%-11s %4.0fs] destaged %s (%s)  Src Data %s  wire %s  Time Latency %4.0fs  oldest unacked %4.0fs",
 		phase, b.t.Sub(since).Seconds(), mb(b.dstLogical), kbps((b.dstLogical-a.dstLogical)/dt),
-		mb(b.srcData), kbps(wire/dt), b.latency)
+		mb(b.srcData), kbps(wire/dt), b.latency, b.srcOldest)
 }
 
 // peakRate is the best rate of dstLogical over a window of at least w
@@ -164,6 +167,7 @@ func peakRate(pts []point, from, to time.Time, w time.Duration) float64 {
 			in = append(in, p)
 		}
 	}
+	slices.SortStableFunc(in, func(a, b point) int { return a.t.Compare(b.t) })
 	best := 0.0
 	j := 0
 	for i := range in {
