@@ -130,7 +130,7 @@ func BuildPage(run *Run, opt BuildOptions) (*Page, error) {
 		p.Charts = append(p.Charts, c)
 	}
 	if len(missing) > 0 {
-		p.Notes = append(p.Notes, "Not charted, no data recorded: "+strings.Join(missing, "; ")+".")
+		p.Notes = append(p.Notes, "Not charted: "+strings.Join(missing, "; ")+".")
 	}
 	return p, nil
 }
@@ -142,7 +142,7 @@ func subtitle(run *Run, g grid) string {
 		names = append(names, r.Daemon)
 		samples += len(r.Samples)
 	}
-	span := time.Duration(float64(g.n-1) * g.step * float64(time.Second))
+	span := time.Duration(g.span * float64(time.Second)).Round(time.Second)
 	return fmt.Sprintf("Run of %s from %s UTC; %d samples from %s; one point every %gs.",
 		span, g.t0.UTC().Format("2006-01-02 15:04:05"), samples, strings.Join(names, ", "), g.step)
 }
@@ -205,32 +205,41 @@ func phaseSum(ys []float64, g grid, p resolvedPhase) (sum float64, secs float64)
 	return sum, secs
 }
 
-// phaseTable: per phase, its length and average figures.
+// phaseTable: per phase, its length and average figures. The link's own
+// count (a simulated run) gets a column of its own beside the proxies'.
 func phaseTable(f *figures, ps []resolvedPhase) Table {
-	t := Table{Title: "Phases", Columns: []string{"phase", "length", "wire KB/s", "effective KB/s", "data reduction", "cache hit rate"}}
-	eff, _ := f.effective()
-	logical, wire, _ := f.reductionInputs()
-	wireRate := f.wire
-	if !hasData(wireRate) {
-		wireRate = f.link
+	cols := []string{"phase", "length"}
+	var rates [][]float64
+	if hasData(f.wire) {
+		cols, rates = append(cols, "wire KB/s (proxies)"), append(rates, f.wire)
 	}
+	if hasData(f.link) {
+		cols, rates = append(cols, "link KB/s"), append(rates, f.link)
+	}
+	eff, _ := f.effective()
+	cols, rates = append(cols, "effective KB/s"), append(rates, eff)
+	t := Table{Title: "Phases", Columns: append(cols, "data reduction", "cache hit rate")}
+	logical, wire, _ := f.reductionInputs()
 	for _, p := range ps {
-		w, secs := phaseSum(wireRate, f.g, p)
-		e, _ := phaseSum(eff, f.g, p)
-		row := []string{p.name, (time.Duration(secs) * time.Second).String(), perSec(w, secs), perSec(e, secs), "—", "—"}
+		_, secs := phaseSum(eff, f.g, p)
+		row := []string{p.name, (time.Duration(secs) * time.Second).String()}
+		for _, r := range rates {
+			b, _ := phaseSum(r, f.g, p)
+			row = append(row, perSec(b, secs))
+		}
+		red, hit := "—", "—"
 		if logical != nil {
 			l, _ := phaseSum(logical, f.g, p)
-			wb, _ := phaseSum(wire, f.g, p)
-			if wb > 0 {
-				row[4] = fmt.Sprintf("%.2fx", l/wb)
+			if wb, _ := phaseSum(wire, f.g, p); wb > 0 && l > 0 {
+				red = fmt.Sprintf("%.2fx", l/wb)
 			}
 		}
 		h, _ := phaseSum(f.hits, f.g, p)
 		m, _ := phaseSum(f.misses, f.g, p)
 		if h+m > 0 {
-			row[5] = fmt.Sprintf("%.1f%%", 100*h/(h+m))
+			hit = fmt.Sprintf("%.1f%%", 100*h/(h+m))
 		}
-		t.Rows = append(t.Rows, row)
+		t.Rows = append(t.Rows, append(row, red, hit))
 	}
 	return t
 }

@@ -6,7 +6,12 @@ import (
 )
 
 // Each chart builder returns the chart (no series when there is nothing to
-// draw) and, for an empty chart, which metrics it would need.
+// draw) and, for an empty chart, why.
+
+// notRecorded says which metrics an empty chart needs.
+func notRecorded(names ...string) string {
+	return "no " + strings.Join(names, " or ") + " recorded"
+}
 
 func transferChart(f *figures, _ []*Recording, _ int) (Chart, string) {
 	c := Chart{ID: "transfer-rate", Title: "Transfer rate: wire vs effective", YLabel: "KB/s (1000 B/s)", YMin0: true}
@@ -21,7 +26,7 @@ func transferChart(f *figures, _ []*Recording, _ int) (Chart, string) {
 	if eff, name := f.effective(); hasData(eff) {
 		c.Series = append(c.Series, Series{Name: name, X: xs, Y: scale(eff, kb)})
 	}
-	return c, strings.Join([]string{MetricProxyWire, MetricLinkBytes, MetricDstDestaged}, ", ")
+	return c, notRecorded(MetricProxyWire, MetricLinkBytes, MetricDstDestaged)
 }
 
 func srcDataChart(f *figures, recs []*Recording, _ int) (Chart, string) {
@@ -30,7 +35,7 @@ func srcDataChart(f *figures, recs []*Recording, _ int) (Chart, string) {
 	for _, v := range groups {
 		c.Series = append(c.Series, Series{Name: volumeName(v), X: f.g.xs(), Y: scale(ys[v], 1<<20)})
 	}
-	return c, MetricSrcData
+	return c, notRecorded(MetricSrcData)
 }
 
 func latencyChart(f *figures, recs []*Recording, _ int) (Chart, string) {
@@ -39,7 +44,7 @@ func latencyChart(f *figures, recs []*Recording, _ int) (Chart, string) {
 	for _, v := range groups {
 		c.Series = append(c.Series, Series{Name: volumeName(v), X: f.g.xs(), Y: ys[v]})
 	}
-	return c, MetricTimeLatency
+	return c, notRecorded(MetricTimeLatency)
 }
 
 func volumeName(v string) string {
@@ -53,7 +58,7 @@ func reductionChart(f *figures, _ []*Recording, w int) (Chart, string) {
 	c := Chart{ID: "data-reduction", Title: "Data reduction (logical / wire bytes)", YLabel: "x", YMin0: true}
 	logical, wire, how := f.reductionInputs()
 	if logical == nil || !hasData(wire) {
-		return c, MetricProxyLogical + " and " + MetricProxyWire
+		return c, notRecorded(MetricProxyLogical, MetricProxyWire)
 	}
 	xs := f.g.xs()
 	c.Series = append(c.Series,
@@ -67,7 +72,7 @@ func reductionChart(f *figures, _ []*Recording, w int) (Chart, string) {
 func hitRateChart(f *figures, _ []*Recording, w int) (Chart, string) {
 	c := Chart{ID: "cache-hit-rate", Title: "Chunk cache hit rate", YLabel: "% of chunks", YMin0: true}
 	if !hasData(f.hits) && !hasData(f.misses) {
-		return c, MetricProxyCacheHits + ", " + MetricProxyCacheMisses
+		return c, notRecorded(MetricProxyCacheHits, MetricProxyCacheMisses)
 	}
 	all := addSlices(f.hits, f.misses)
 	hits := zeroWhereData(f.hits, all) // 0 hits where only misses were seen
@@ -98,7 +103,11 @@ func capChart(f *figures, recs []*Recording, _ int) (Chart, string) {
 		c.Series = append(c.Series, Series{Name: "cap (" + r.Daemon + ")", X: f.g.xs(), Y: scale(capY, 1000)})
 	}
 	if len(c.Series) == 0 {
-		return c, MetricProxyScheduleCap
+		return c, notRecorded(MetricProxyScheduleCap)
+	}
+	if unlimited == points {
+		c.Series = nil
+		return c, "unlimited throughout the run"
 	}
 	if hasData(f.wire) {
 		c.Series = append(c.Series, Series{Name: "wire (proxy to WAN)", X: f.g.xs(), Y: scale(f.wire, f.g.step*1000), Dashed: true})

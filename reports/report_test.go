@@ -79,7 +79,8 @@ func render(t *testing.T, p *Page, f Format) []byte {
 }
 
 func TestReportGolden(t *testing.T) {
-	for _, fixture := range []string{"bench", "srconly"} {
+	// realtiny is a real `aimwan bench --scale tiny` run (16 s, recorded as is).
+	for _, fixture := range []string{"bench", "srconly", "realtiny"} {
 		t.Run(fixture, func(t *testing.T) {
 			page := buildFixture(t, fixture)
 			checkGolden(t, fixture+".json.golden", render(t, page, FormatJSON))
@@ -141,14 +142,14 @@ func TestBenchFigures(t *testing.T) {
 	if len(page.Tables) != 3 || page.Tables[0].Title != "Seed experiment vs this run" || page.Tables[1].Title != "Phases" {
 		t.Fatalf("tables %+v", page.Tables)
 	}
-	if got := page.Tables[1].Rows[1]; got[0] != "optimize" || got[3] != "3599.9" || got[4] != "15.00x" {
+	if got := page.Tables[1].Rows[1]; got[0] != "optimize" || got[4] != "3599.9" || got[5] != "15.00x" {
 		t.Errorf("optimize phase row %q", got)
 	}
 	summary := map[string]string{}
 	for _, r := range page.Tables[2].Rows {
 		summary[r[0]] = r[1]
 	}
-	if got := summary["Effective rate: mean / peak over 10 s"]; got != "2476.9 / 4800.0 KB/s" {
+	if got := summary["Effective rate: mean / peak over 10 s"]; got != "2478.2 / 4800.0 KB/s" {
 		t.Errorf("effective rate summary %q", got)
 	}
 	if got := summary["Time Latency, worst"]; got != "54.5s (vm2)" {

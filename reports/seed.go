@@ -20,6 +20,7 @@ const (
 	seedMoved     = "36 GB in 3.06 h instead of 42.7 h"
 	seedVerified  = "yes"
 	atOnceSeconds = 60 // "at once": the first minute of the optimize phase, or its first tenth when shorter
+	atOnceMin     = 10 // ... but at least 10 s (or the whole phase)
 )
 
 // OptimizePhase is the phase name the bench gives its optimized transfer; the
@@ -82,7 +83,9 @@ func atOnce(r *BenchResult, f *figures, phases []Phase) string {
 		if rp.name != OptimizePhase {
 			continue
 		}
-		window := math.Max(f.g.step, math.Min(atOnceSeconds, (rp.end-rp.start)/10))
+		length := rp.end - rp.start
+		window := math.Max(math.Min(atOnceMin, length), math.Min(atOnceSeconds, length/10))
+		window = math.Max(window, f.g.step)
 		rp.end = math.Min(rp.end, rp.start+window)
 		eff, _ := f.effective()
 		bytes, secs := phaseSum(eff, f.g, rp)

@@ -15,6 +15,7 @@ type grid struct {
 	t0   time.Time
 	step float64 // seconds
 	n    int
+	span float64 // seconds from the first to the last sample or phase boundary
 }
 
 // newGrid spans every sample of every recording and every phase boundary.
@@ -45,7 +46,8 @@ func newGrid(recs []*Recording, phases []Phase) (g grid, ok bool) {
 	}
 	span := last.Sub(first).Seconds()
 	step := math.Max(1, math.Ceil(span/maxPoints))
-	return grid{t0: first, step: step, n: int(math.Floor(span/step)) + 1}, true
+	// The last point is at or after the last sample, so no sample falls off the end.
+	return grid{t0: first, step: step, n: int(math.Ceil(span/step-1e-9)) + 1, span: span}, true
 }
 
 // xs returns the grid's X values (seconds since t0).
@@ -157,6 +159,20 @@ func interp(t trace, x float64) float64 {
 	return t.y[i-1] + (t.y[i]-t.y[i-1])*(x-x0)/(x1-x0)
 }
 
+// interpEnd is interp, but holds the first and last values for up to one step
+// beyond the samples, so a counter's first and final increases land in the
+// grid's first and last intervals.
+func interpEnd(t trace, x, step float64) float64 {
+	n := len(t.x)
+	switch {
+	case n > 0 && x > t.x[n-1] && x-t.x[n-1] < step:
+		return t.y[n-1]
+	case n > 0 && x < t.x[0] && t.x[0]-x < step:
+		return t.y[0]
+	}
+	return interp(t, x)
+}
+
 // hold is t's latest value at or before x; NaN before its first sample or
 // after its last.
 func hold(t trace, x float64) float64 {
@@ -176,7 +192,7 @@ func increments(recs []*Recording, g grid, m keyMatch) []float64 {
 	for _, t := range traces(recs, g, m) {
 		c := cumulative(t)
 		for i := 1; i < g.n; i++ {
-			d := interp(c, xs[i]) - interp(c, xs[i-1])
+			d := interpEnd(c, xs[i], g.step) - interpEnd(c, xs[i-1], g.step)
 			if math.IsNaN(d) {
 				continue
 			}

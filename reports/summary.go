@@ -13,8 +13,8 @@ import (
 func summaryTable(f *figures, recs []*Recording, w int) Table {
 	t := Table{Title: "Run summary (from the recordings)", Columns: []string{"figure", "value"}}
 	add := func(name, value string) { t.Rows = append(t.Rows, []string{name, value}) }
-	secs := float64(f.g.n-1) * f.g.step
-	add("Recorded", (time.Duration(secs) * time.Second).String())
+	secs := f.g.span
+	add("Recorded", time.Duration(secs*float64(time.Second)).Round(time.Second).String())
 	eff, effName := f.effective()
 	wire := f.wire
 	if !hasData(wire) {
