@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"os"
@@ -22,43 +23,41 @@ import (
 // Checks of the simulator against real emulators: the kernel's tbf shaper
 // for goodput, Shopify's toxiproxy for delay. Each runs a few seconds.
 
-const (
-	measureWarmup = 1000 * time.Millisecond // past TCP slow start and its losses at tbf
-	measureWindow = 2500 * time.Millisecond
-)
+// transferBytes is the size of the measured transfer: about 4 s at 2 Mbit/s.
+const transferBytes = 1_000_000
 
-// sink accepts one connection on ln and returns the goodput (bytes/s) seen
-// between measureWarmup and measureWarmup+measureWindow after the first byte.
+// sink accepts one connection on ln, reads it to the end, and returns its
+// goodput: the bytes over the time from the first byte to the last.
 func sink(ln net.Listener) (float64, error) {
 	c, err := ln.Accept()
 	if err != nil {
 		return 0, err
 	}
 	defer c.Close()
-	buf := make([]byte, 8<<10) // small reads: timestamps close to arrival
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, err := c.Read(buf); err != nil {
+	buf := make([]byte, 64<<10)
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	n, err := c.Read(buf)
+	if err != nil {
 		return 0, fmt.Errorf("first byte: %w", err)
 	}
-	t0 := time.Now()
-	from, to := t0.Add(measureWarmup), t0.Add(measureWarmup+measureWindow)
-	var n int64
+	start, total := time.Now(), int64(n)
 	for {
-		c.SetReadDeadline(to)
 		k, err := c.Read(buf)
-		if now := time.Now(); now.After(from) && !now.After(to) {
-			n += int64(k)
+		total += int64(k)
+		if err == io.EOF {
+			break
 		}
 		if err != nil {
-			if ne, ok := err.(net.Error); ok && ne.Timeout() {
-				return float64(n) / measureWindow.Seconds(), nil
-			}
-			return 0, err
+			return 0, fmt.Errorf("read after %d bytes: %w", total, err)
 		}
 	}
+	if total != transferBytes {
+		return 0, fmt.Errorf("received %d bytes, want %d", total, transferBytes)
+	}
+	return float64(total-int64(n)) / time.Since(start).Seconds(), nil
 }
 
-// blast writes to addr until the peer stops reading or ctx ends.
+// blast sends transferBytes to addr and half-closes.
 func blast(ctx context.Context, addr string) error {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", addr)
@@ -68,13 +67,10 @@ func blast(ctx context.Context, addr string) error {
 	defer c.Close()
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
-	buf := make([]byte, 64<<10)
-	for ctx.Err() == nil {
-		if _, err := c.Write(buf); err != nil {
-			return nil
-		}
+	if _, err := c.Write(make([]byte, transferBytes)); err != nil {
+		return err
 	}
-	return nil
+	return c.(*net.TCPConn).CloseWrite()
 }
 
 // TestSinkHelper is the receiving end of TestGoodputVsTBF, run by that test
