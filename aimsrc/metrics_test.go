@@ -16,10 +16,20 @@ func TestMetrics(t *testing.T) {
 	cfg := testConfig(t, dir, VolumeConfig{Name: "v1", Path: filepath.Join(dir, "v1.img"), Size: 1 << 20})
 	cfg.Metrics = "127.0.0.1:0"
 	cfg.Record = filepath.Join(dir, "rec")
+	cfg.FileAge = 50 * time.Millisecond
 	n, stop := runNode(t, cfg)
 	cl := mustDialNBD(t, n.NBDAddr().String(), "v1")
 	if err := cl.write(make([]byte, 8192), 0); err != nil {
 		t.Fatal(err)
+	}
+	before := time.Now()
+	waitFor(t, "the write sealed and waiting", 10*time.Second, func() bool {
+		return n.Status().Volumes[0].FilesWaiting == 1
+	})
+	st := n.Status().Volumes[0]
+	if st.OldestUnsent == nil || st.OldestUnsent.After(time.Now()) || st.OldestUnsent.Before(before.Add(-time.Second)) ||
+		st.SrcDataBytes < 8192 {
+		t.Fatalf("status %+v: want the write's time as oldest unsent and its file as Src Data", st)
 	}
 	resp, err := http.Get("http://" + n.MetricsAddr().String() + "/metrics")
 	if err != nil {
@@ -30,7 +40,7 @@ func TestMetrics(t *testing.T) {
 	for _, want := range []string{
 		`aimwan_src_data_bytes{volume="v1"}`,
 		`aimwan_src_oldest_unsent_seconds{volume="v1"}`,
-		`aimwan_src_files_waiting{volume="v1"} 0`,
+		`aimwan_src_files_waiting{volume="v1"} 1`,
 		`aimwan_src_state{state="normal",volume="v1"} 1`,
 		`aimwan_src_writes_captured_total{volume="v1"} 1`,
 		`aimwan_src_bytes_captured_total{volume="v1"} 8192`,

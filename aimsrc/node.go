@@ -164,6 +164,7 @@ func (v *volume) openJournal(cfg Config) error {
 	for _, seq := range seqs {
 		if st, err := os.Stat(filepath.Join(v.dir, journal.FileName(seq))); err == nil {
 			total += st.Size()
+			v.ship.setWaiting(seq, st.ModTime()) // refined when shipping reads the file
 		}
 	}
 	v.sealedBytes.Store(total)

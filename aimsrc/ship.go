@@ -91,28 +91,35 @@ func (p *pusher) close() {
 
 // shipState is a volume's shipping progress, for status.
 type shipState struct {
-	mu       sync.Mutex
-	inflight map[uint64]time.Time // file seq -> time of its first record
-	lastErr  string
-	errTime  time.Time
-	broken   map[uint64]string // files that fail validation: never shipped, never deleted
+	mu      sync.Mutex
+	waiting map[uint64]time.Time // sealed file seq -> time of its first record (estimated until read)
+	lastErr string
+	errTime time.Time
+	broken  map[uint64]string // files that fail validation: never shipped, never deleted
 }
 
 func newShipState() *shipState {
-	return &shipState{inflight: map[uint64]time.Time{}, broken: map[uint64]string{}}
+	return &shipState{waiting: map[uint64]time.Time{}, broken: map[uint64]string{}}
 }
 
-// oldest returns the first-record time of the oldest file in flight.
+// oldest returns the first-record time of the oldest sealed file waiting.
 func (s *shipState) oldest() time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var t time.Time
-	for _, ft := range s.inflight {
+	for _, ft := range s.waiting {
 		if t.IsZero() || ft.Before(t) {
 			t = ft
 		}
 	}
 	return t
+}
+
+// setWaiting records the first-record time of a sealed file.
+func (s *shipState) setWaiting(seq uint64, first time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.waiting[seq] = first
 }
 
 func (s *shipState) setErr(err error, now time.Time) {
@@ -212,14 +219,7 @@ func (s *shipper) ship(ctx context.Context, seq uint64) {
 	if len(f.Records) > 0 {
 		first = f.Records[0].Time
 	}
-	v.ship.mu.Lock()
-	v.ship.inflight[seq] = first
-	v.ship.mu.Unlock()
-	defer func() {
-		v.ship.mu.Lock()
-		delete(v.ship.inflight, seq)
-		v.ship.mu.Unlock()
-	}()
+	v.ship.setWaiting(seq, first)
 	o := push.Offer{Volume: v.name, Name: name, Size: int64(len(b)), SHA256: sha256.Sum256(b)}
 	if !s.pushRetry(ctx, o, b) {
 		return
@@ -227,6 +227,9 @@ func (s *shipper) ship(ctx context.Context, seq uint64) {
 	if err := os.Remove(path); err != nil {
 		s.v.log.Error("shipping: cannot delete acked file", "volume", v.name, "file", name, "err", err)
 	}
+	v.ship.mu.Lock()
+	delete(v.ship.waiting, seq)
+	v.ship.mu.Unlock()
 	v.sealedBytes.Add(-int64(len(b)))
 	v.sealedFiles.Add(-1)
 	v.shippedN.Add(1)

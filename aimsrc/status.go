@@ -56,14 +56,6 @@ func (n *Node) Status() Status {
 // oldestUnsent is the source time of the oldest write waiting, or zero.
 func (v *volume) oldestUnsent() time.Time {
 	t := v.ship.oldest()
-	if t.IsZero() && v.sealedFiles.Load() > 0 {
-		// Sealed files wait but none is in flight yet (just sealed, or
-		// shipping is between attempts): the open file cannot be older.
-		t = time.Unix(0, v.openSince.Load())
-		if v.openSince.Load() == 0 {
-			t = v.now()
-		}
-	}
 	if s := v.openSince.Load(); s != 0 && (t.IsZero() || time.Unix(0, s).Before(t)) {
 		t = time.Unix(0, s)
 	}

@@ -230,8 +230,15 @@ func (v *volume) resetOpen() {
 }
 
 // onSeal is the journal's seal callback.
-func (v *volume) onSeal(_ string, size int64) {
+func (v *volume) onSeal(name string, size int64) {
 	v.seals.Add(1)
+	if seq, err := journal.ParseFileName(name); err == nil {
+		first := time.Unix(0, v.openSince.Load()) // the sealed file's first record (reset after the seal)
+		if v.openSince.Load() == 0 {
+			first = v.now()
+		}
+		v.ship.setWaiting(seq, first)
+	}
 	v.sealedBytes.Add(size)
 	v.sealedFiles.Add(1)
 	select {
