@@ -86,7 +86,7 @@ func hitRateChart(f *figures, _ []*Recording, w int) (Chart, string) {
 
 func capChart(f *figures, recs []*Recording, _ int) (Chart, string) {
 	c := Chart{ID: "schedule-cap", Title: "Schedule cap (rate the throttle schedule allows)", YLabel: "KB/s (1000 B/s)", YMin0: true}
-	unlimited, points := 0, 0
+	unlimited, points, limited := 0, 0, false
 	for _, r := range recs { // one line per daemon: caps of two proxies do not add up
 		groups, ys := levels([]*Recording{r}, f.g, metricIs(MetricProxyScheduleCap), "")
 		if len(groups) == 0 {
@@ -94,18 +94,22 @@ func capChart(f *figures, recs []*Recording, _ int) (Chart, string) {
 		}
 		capY := ys[groups[0]]
 		for i, y := range capY {
+			if math.IsNaN(y) {
+				continue
+			}
+			points++
 			if y < 0 || math.IsInf(y, 1) { // the proxy exports unlimited as -1
 				capY[i] = math.Inf(1)
 				unlimited++
 			}
 		}
-		points += len(capY)
+		limited = limited || hasData(capY)
 		c.Series = append(c.Series, Series{Name: "cap (" + r.Daemon + ")", X: f.g.xs(), Y: scale(capY, 1000)})
 	}
 	if len(c.Series) == 0 {
 		return c, notRecorded(MetricProxyScheduleCap)
 	}
-	if unlimited == points {
+	if !limited {
 		c.Series = nil
 		return c, "unlimited throughout the run"
 	}
@@ -114,7 +118,7 @@ func capChart(f *figures, recs []*Recording, _ int) (Chart, string) {
 	}
 	if unlimited > 0 {
 		c.Note = "The cap line is absent where the schedule allows an unlimited rate (" +
-			num(100*float64(unlimited)/float64(points)) + "% of the run)."
+			num(100*float64(unlimited)/float64(points)) + "% of the samples)."
 	}
 	return c, ""
 }
