@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -113,7 +112,7 @@ type Source struct {
 
 	mem       atomic.Int64  // bytes of files held
 	queued    atomic.Int64  // encoded bytes not yet on the WAN
-	encodeSem chan struct{} // bounds concurrent encodes to GOMAXPROCS
+	encodeSem chan struct{} // one encode at a time (see NewSource)
 	waiting   atomic.Int32  // files waiting for an encode slot
 
 	handshakeMu sync.Mutex // one control-stream handshake at a time
@@ -148,7 +147,13 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 		return nil, fmt.Errorf("source proxy metrics: %w", err)
 	}
 	s := &Source{cfg: cfg, log: cfg.Logger.With("role", "source-edge"), paramsID: p.ID(), peer: peer, encoders: encoders,
-		encodeSem: make(chan struct{}, runtime.GOMAXPROCS(0)), m: m, reg: cfg.Registerer}
+		encodeSem: make(chan struct{}, 1), m: m, reg: cfg.Registerer}
+	// Files are encoded one at a time, in arrival order. Encoding in
+	// parallel was tried: two files with the same new chunks, encoded at
+	// once, may then reach the destination in the other order than the one
+	// the peer index assumed, and the later file's references miss (the
+	// chunks cross the WAN twice). On a link-bound path dedupe is worth more
+	// than ingest parallelism.
 	s.throttle = transport.NewThrottle(transport.ThrottleConfig{Schedule: cfg.Schedule, Now: cfg.Now, OnRate: m.setCap, Logger: s.log})
 	s.pool = &transport.Pool{Addr: cfg.Peer, Identity: cfg.Identity, Pins: cfg.Pins, Config: cfg.Transport,
 		Setup: s.handshake, Logger: s.log}
