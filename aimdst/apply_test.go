@@ -117,9 +117,10 @@ func TestVolumeOffline(t *testing.T) {
 			if got := readAll(t, tn.volPath); !bytes.Equal(got, g.final) {
 				t.Fatalf("image: %s", firstDiff(got, g.final))
 			}
-			if v := tn.n.Status().Volumes[0]; v.State != stateIdle || v.Offline {
-				t.Fatalf("state after recovery: %+v", v)
-			}
+			waitFor(t, 5*time.Second, "idle state after recovery", func() bool {
+				v := tn.n.Status().Volumes[0]
+				return v.State == stateIdle && !v.Offline
+			})
 		})
 	}
 }
