@@ -28,14 +28,13 @@ func (o *BuildOptions) populate() {
 
 // figures are the per-interval counter increases a report is computed from.
 type figures struct {
-	g                       grid
-	wire, link, destaged    []float64 // bytes per grid interval
-	logical, hits, misses   []float64
-	wireName, effectiveName string
+	g                     grid
+	wire, link, destaged  []float64 // bytes per grid interval
+	logical, hits, misses []float64 // bytes, chunks, chunks per grid interval
 }
 
 func computeFigures(recs []*Recording, g grid) *figures {
-	f := &figures{
+	return &figures{
 		g:        g,
 		wire:     increments(recs, g, metricIs(MetricProxyWire)),
 		link:     increments(recs, g, linkData(recs)),
@@ -44,7 +43,6 @@ func computeFigures(recs []*Recording, g grid) *figures {
 		hits:     increments(recs, g, metricIs(MetricProxyCacheHits)),
 		misses:   increments(recs, g, metricIs(MetricProxyCacheMisses)),
 	}
-	return f
 }
 
 // linkData selects the link's data direction (direction="up") when the
@@ -97,11 +95,11 @@ func BuildPage(run *Run, opt BuildOptions) (*Page, error) {
 	opt.populate()
 	p := &Page{Title: opt.Title}
 	g, ok := newGrid(run.Recordings, run.Phases)
+	var f *figures // nil without samples
+	if ok {
+		f = computeFigures(run.Recordings, g)
+	}
 	if run.Result != nil {
-		var f *figures
-		if ok {
-			f = computeFigures(run.Recordings, g)
-		}
 		p.Tables = append(p.Tables, seedTable(run.Result, f, run.Phases))
 	}
 	if !ok {
@@ -109,7 +107,6 @@ func BuildPage(run *Run, opt BuildOptions) (*Page, error) {
 		return p, nil
 	}
 	p.Subtitle = subtitle(run, g)
-	f := computeFigures(run.Recordings, g)
 	phases := resolvePhases(run.Phases, g)
 	if len(phases) > 0 {
 		p.Tables = append(p.Tables, phaseTable(f, phases))
