@@ -32,6 +32,7 @@ type sampleLine struct {
 // jsonNumber is a float64 that survives JSON when it is not finite.
 type jsonNumber float64
 
+// MarshalJSON writes a number, or a string for ±Inf and NaN.
 func (n jsonNumber) MarshalJSON() ([]byte, error) {
 	f := float64(n)
 	switch {
@@ -45,6 +46,7 @@ func (n jsonNumber) MarshalJSON() ([]byte, error) {
 	return strconv.AppendFloat(nil, f, 'g', -1, 64), nil
 }
 
+// UnmarshalJSON reads a number, or "+Inf", "-Inf", "NaN".
 func (n *jsonNumber) UnmarshalJSON(b []byte) error {
 	if len(b) > 0 && b[0] == '"' {
 		var s string

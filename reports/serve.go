@@ -103,4 +103,5 @@ type slogPrinter struct{ log *slog.Logger }
 
 var _ promhttp.Logger = slogPrinter{}
 
+// Println logs promhttp's error messages as warnings.
 func (p slogPrinter) Println(v ...any) { p.log.Warn("metrics handler: " + fmt.Sprint(v...)) }

@@ -193,6 +193,7 @@ type markPlotter struct {
 
 var _ plot.Plotter = markPlotter{}
 
+// Plot draws the marks over the data area.
 func (m markPlotter) Plot(c draw.Canvas, p *plot.Plot) {
 	trX, _ := p.Transforms(&c)
 	line := draw.LineStyle{Color: markColor, Width: vg.Points(1), Dashes: []vg.Length{vg.Points(4), vg.Points(3)}}
