@@ -144,9 +144,13 @@ func TestDeterministic(t *testing.T) {
 	g := newImageGen(4)
 	tpl := g.template(4 << 20)
 	clone, _ := g.clone(tpl, 0.02)
-	var outs [2][]byte
+	var outs [4][]byte
 	for i := range outs {
-		e, err := NewEncoder(EncoderConfig{})
+		cfg := EncoderConfig{}
+		if i >= 2 { // with delta literals too
+			cfg.Local, _ = OpenStore(StoreConfig{MaxBytes: 32 << 20})
+		}
+		e, err := NewEncoder(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -158,8 +162,11 @@ func TestDeterministic(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if !bytes.Equal(outs[0], outs[1]) {
+	if !bytes.Equal(outs[0], outs[1]) || !bytes.Equal(outs[2], outs[3]) {
 		t.Fatal("two encoders with the same history produced different streams")
+	}
+	if bytes.Equal(outs[0], outs[2]) {
+		t.Fatal("delta literals changed nothing")
 	}
 }
 

