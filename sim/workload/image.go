@@ -63,6 +63,9 @@ var _ io.ReaderAt = (*Image)(nil)
 // Size returns the image size in bytes.
 func (im *Image) Size() int64 { return im.t.cfg.Size }
 
+// Reader returns a reader of the whole image from its start.
+func (im *Image) Reader() *io.SectionReader { return io.NewSectionReader(im, 0, im.Size()) }
+
 // BlockRange is a run of blocks: [Start, Start+Count).
 type BlockRange struct {
 	Start, Count int64
