@@ -1,27 +1,45 @@
 package proxy
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
 
 	"github.com/klauspost/compress/zstd"
 )
 
 // Metadata (journal header, index, footer) is compressed with zstd at the
-// default level: it is small and compresses well. EncodeAll and DecodeAll are
-// safe for concurrent use.
-var (
-	zstdEncoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
-	zstdDecoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<30))
-)
+// default level: it is small and compresses well. EncodeAll is safe for
+// concurrent use.
+var zstdEncoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
 
-// unzstd decompresses b, which must expand to exactly want bytes.
+// maxMetaWindow bounds the zstd window a peer may make us allocate for
+// metadata (the encoder's default level uses far less).
+const maxMetaWindow = 8 << 20
+
+// unzstd decompresses b, which must expand to exactly want bytes. It decodes
+// as a stream into a buffer of want bytes and stops there, so a hostile frame
+// that claims or expands to more (a decompression bomb) costs at most want
+// bytes and a bounded window before it is refused; DecodeAll would expand it
+// fully before the length could be checked.
 func unzstd(b []byte, want int64) ([]byte, error) {
-	out, err := zstdDecoder.DecodeAll(b, make([]byte, 0, want))
+	if want < 0 {
+		return nil, fmt.Errorf("decompress metadata: negative length %d", want)
+	}
+	d, err := zstd.NewReader(bytes.NewReader(b), zstd.WithDecoderConcurrency(1),
+		zstd.WithDecoderMaxWindow(maxMetaWindow), zstd.WithDecoderMaxMemory(uint64(want)+1))
 	if err != nil {
 		return nil, fmt.Errorf("decompress metadata: %w", err)
 	}
-	if int64(len(out)) != want {
-		return nil, fmt.Errorf("metadata is %d bytes, want %d", len(out), want)
+	defer d.Close()
+	out := make([]byte, want)
+	if _, err := io.ReadFull(d, out); err != nil {
+		return nil, fmt.Errorf("decompress metadata: want %d bytes: %w", want, err)
+	}
+	var extra [1]byte
+	if n, err := d.Read(extra[:]); n > 0 || (err != nil && !errors.Is(err, io.EOF)) {
+		return nil, fmt.Errorf("decompress metadata: expands beyond the %d bytes the file header allows", want)
 	}
 	return out, nil
 }
