@@ -124,9 +124,9 @@ func helpFlags(help string) map[string]bool {
 }
 
 // round runs one round: batches with faults, drain, check.
-func (h *harness) round(ctx context.Context, r int) (RoundReport, error) {
+func (h *harness) round(ctx context.Context, r int) (rr RoundReport, err error) {
 	rng := rand.New(rand.NewPCG(h.cfg.Seed, uint64(r)))
-	rr := RoundReport{Round: r}
+	rr = RoundReport{Round: r}
 	start := time.Now()
 	defer func() { rr.ElapsedS = time.Since(start).Seconds() }()
 	var snaps []snap
@@ -159,14 +159,17 @@ func (h *harness) round(ctx context.Context, r int) (RoundReport, error) {
 		}
 		snaps = append(snaps, s)
 	}
+	drainStart := time.Now()
 	if err := h.drain(ctx); err != nil {
 		return rr, fmt.Errorf("round %d: %w", r, err)
 	}
+	rr.DrainS = time.Since(drainStart).Seconds()
 	if err := h.check(snaps, &rr); err != nil {
 		return rr, fmt.Errorf("round %d: %w", r, err)
 	}
 	h.log.Info("chaos: round checked", "round", r, "faults", len(rr.Faults), "bytes_checked", rr.BytesChecked,
-		"bytes_lost", rr.BytesLost, "elapsed", time.Since(start).Round(time.Millisecond))
+		"bytes_lost", rr.BytesLost, "drain", time.Duration(rr.DrainS*float64(time.Second)).Round(time.Millisecond),
+		"elapsed", time.Since(start).Round(time.Millisecond))
 	return rr, nil
 }
 

@@ -31,6 +31,7 @@ type Report struct {
 	PullAheads     int            `json:"src_pull_aheads"`
 	ElapsedS       float64        `json:"elapsed_s"`
 	Dir            string         `json:"dir"`
+	MaxDrainS      float64        `json:"max_drain_s"` // slowest recovery: last batch to an empty chain
 	Error          string         `json:"error,omitempty"`
 	Mismatches     []string       `json:"mismatches,omitempty"`
 	RoundsDetailed []RoundReport  `json:"round_details"`
@@ -48,6 +49,7 @@ type RoundReport struct {
 	BytesLost    int64    `json:"bytes_lost"`
 	SrcMismatch  int64    `json:"src_bytes_mismatch"`
 	Mismatches   []string `json:"mismatches,omitempty"`
+	DrainS       float64  `json:"drain_s"` // time from the last batch to an empty chain
 	ElapsedS     float64  `json:"elapsed_s"`
 }
 
@@ -68,6 +70,7 @@ func (r *Report) addRound(rr RoundReport) {
 	r.BytesChecked += rr.BytesChecked
 	r.BytesLost += rr.BytesLost
 	r.SrcMismatch += rr.SrcMismatch
+	r.MaxDrainS = max(r.MaxDrainS, rr.DrainS)
 	for _, m := range rr.Mismatches {
 		r.Mismatches = append(r.Mismatches, fmt.Sprintf("round %d: %s", rr.Round, m))
 	}
@@ -117,6 +120,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 		{"source bytes mismatched", fmt.Sprint(r.SrcMismatch)},
 		{"dst buffer-full refusals seen", fmt.Sprint(r.DstRefusals)},
 		{"src pull-aheads seen", fmt.Sprint(r.PullAheads)},
+		{"slowest drain after a round", fmt.Sprintf("%.1fs", r.MaxDrainS)},
 		{"elapsed", (time.Duration(r.ElapsedS * float64(time.Second))).Round(time.Millisecond).String()},
 		{"work folder", r.Dir},
 	}
