@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"time"
 )
 
 // ALPN is the TLS application protocol of the WAN protocol between proxies; it
@@ -16,6 +17,10 @@ const ALPN = "aimwan/1"
 // ErrUnknownPeer is returned (and logged) when a peer presents a certificate
 // whose fingerprint is not pinned.
 var ErrUnknownPeer = errors.New("unknown peer fingerprint")
+
+// ErrCertValidity is returned (and logged) when a pinned peer's certificate
+// is expired or not yet valid.
+var ErrCertValidity = errors.New("certificate outside its validity period")
 
 // ErrWrongALPN is returned (and logged) when a client offers no ALPN this
 // node speaks.
@@ -40,9 +45,18 @@ func verifier(pins Pins, log *slog.Logger, remote string) func([][]byte, [][]*x5
 				"remote", remote, "fingerprint", fp.String())
 			return fmt.Errorf("peer %s fingerprint %s: %w", remote, fp, ErrUnknownPeer)
 		}
-		if _, err := x509.ParseCertificate(raw[0]); err != nil {
+		cert, err := x509.ParseCertificate(raw[0])
+		if err != nil {
 			log.Warn("refused WAN peer: malformed certificate", "remote", remote, "err", err)
 			return fmt.Errorf("peer %s: %w", remote, err)
+		}
+		// A pin says whose key it is, not that it is still valid: an expired
+		// (or not yet valid) certificate is refused like an unknown one.
+		if now := time.Now(); now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
+			log.Warn("refused WAN peer: pinned certificate outside its validity (make a new one with aimwan keygen)",
+				"remote", remote, "fingerprint", fp.String(), "not_before", cert.NotBefore, "not_after", cert.NotAfter)
+			return fmt.Errorf("peer %s certificate valid %s to %s: %w", remote,
+				cert.NotBefore.Format(time.RFC3339), cert.NotAfter.Format(time.RFC3339), ErrCertValidity)
 		}
 		return nil
 	}
