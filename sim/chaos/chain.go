@@ -48,15 +48,16 @@ type chain struct {
 	dstListen, dstControl         string
 	srcImages, dstImages          map[string]string // volume -> image path
 	snapshots, cache              string
+	disk                          string // a tmpfs holding dst's buffer, when mounted ("" if not)
 	srcKey, dstKey, srcFP, dstFP  string
 }
 
 // newChain lays out the work folder, makes the proxies' identities and
 // picks free ports; nothing runs yet.
-func newChain(ctx context.Context, cfg Config, dir string, linkFlags map[string]bool) (*chain, error) {
+func newChain(ctx context.Context, cfg Config, dir string, linkFlags map[string]bool, disk string) (*chain, error) {
 	c := &chain{cfg: cfg, dir: dir, link: linkFlags != nil, linkFlags: linkFlags, srcImages: map[string]string{}, dstImages: map[string]string{},
 		snapshots: filepath.Join(dir, "dst", "snapshots"), cache: filepath.Join(dir, "proxy-dst", "cache"),
-		srcKey: filepath.Join(dir, "proxy-src", "key"), dstKey: filepath.Join(dir, "proxy-dst", "key")}
+		srcKey: filepath.Join(dir, "proxy-src", "key"), dstKey: filepath.Join(dir, "proxy-dst", "key"), disk: disk}
 	for _, d := range []string{"logs", "src", "dst", "proxy-src", "proxy-dst"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			return nil, fmt.Errorf("chaos: work folder: %w", err)
@@ -166,8 +167,12 @@ func (c *chain) srcArgs(limit string) []string {
 
 // dstArgs are dst's arguments, with a buffer limit when limit is not "".
 func (c *chain) dstArgs(limit string) []string {
+	buffer := filepath.Join(c.dir, "dst", "buffer")
+	if c.disk != "" {
+		buffer = filepath.Join(c.disk, "buffer")
+	}
 	a := []string{"dst", "--node", "chaos-dst", "--listen", c.dstListen, "--control", c.dstControl,
-		"--metrics", "off", "--buffer", filepath.Join(c.dir, "dst", "buffer"), "--snapshots", c.snapshots,
+		"--metrics", "off", "--buffer", buffer, "--snapshots", c.snapshots,
 		"--group", groupName + "=" + strings.Join(volumeNames, ",")}
 	for _, v := range volumeNames {
 		a = append(a, "--volume", v+"="+c.dstImages[v])

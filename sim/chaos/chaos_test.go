@@ -219,17 +219,19 @@ func TestAvailable(t *testing.T) {
 		kinds  []string
 		link   map[string]bool
 		chattr bool
+		tmpfs  bool
 		want   int
 	}{
-		{"everything", nil, full, true, len(AllFaults)},
-		{"no link", nil, nil, true, len(AllFaults) - 3},
-		{"no chattr", nil, full, false, len(AllFaults) - 1},
-		{"link without reorder", nil, map[string]bool{"listen": true, "to": true, "loss": true, "duplicate": true}, true, len(AllFaults) - 1},
-		{"chosen", []string{KillDst, LinkLoss}, nil, false, 1},
+		{"everything", nil, full, true, true, len(AllFaults)},
+		{"no link", nil, nil, true, true, len(AllFaults) - 3},
+		{"no chattr", nil, full, false, true, len(AllFaults) - 1},
+		{"no tmpfs", nil, full, true, false, len(AllFaults) - 1},
+		{"link without reorder", nil, map[string]bool{"listen": true, "to": true, "loss": true, "duplicate": true}, true, true, len(AllFaults) - 1},
+		{"chosen", []string{KillDst, LinkLoss}, nil, false, false, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := available(Config{Faults: tt.kinds}, tt.link, tt.chattr)
+			got := available(Config{Faults: tt.kinds}, tt.link, tt.chattr, tt.tmpfs)
 			if len(got) != tt.want {
 				t.Errorf("available = %v, want %d kinds", got, tt.want)
 			}

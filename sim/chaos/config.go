@@ -22,12 +22,13 @@ const (
 	DstReadOnly   = "dst-readonly"    // destination volumes immutable for a while (needs chattr)
 	DstMissing    = "dst-volume-gone" // destination volume files moved away for a while (dst offline)
 	DstBufferFull = "dst-buffer-full" // dst restarted with a tiny buffer limit: it refuses files, src retries
+	DstDiskFull   = "dst-disk-full"   // the file system of dst's buffer filled up to ~64 KiB for a while (needs a tmpfs mount)
 	SrcBufferFull = "src-buffer-full" // src restarted with a tiny buffer limit: pull-ahead, dirty bitmap, resync
 )
 
 // AllFaults lists every fault kind.
 var AllFaults = []string{KillSrc, KillSrcProxy, KillDstProxy, KillDst, WipeCache, LinkOutage, LinkLoss,
-	LinkReorder, LinkDuplicate, DstReadOnly, DstMissing, DstBufferFull, SrcBufferFull}
+	LinkReorder, LinkDuplicate, DstReadOnly, DstMissing, DstBufferFull, DstDiskFull, SrcBufferFull}
 
 // linkFaults need the link simulator.
 var linkFaults = []string{LinkLoss, LinkReorder, LinkDuplicate}
@@ -75,7 +76,8 @@ type Config struct {
 	// DrainTimeout bounds the drain at the end of a round (default 120 s).
 	DrainTimeout time.Duration
 	// Faults are the kinds to inject (default: every kind this machine
-	// supports: link faults need `aimwan sim link`, dst-readonly needs chattr).
+	// supports: link faults need `aimwan sim link`, dst-readonly needs chattr,
+	// dst-disk-full needs to mount a tmpfs, as root).
 	Faults []string
 	// Mode is the proxies' mode: optimize (default) or passthrough.
 	Mode string

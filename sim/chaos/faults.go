@@ -47,7 +47,7 @@ func planFault(rng *rand.Rand, kinds []string, n int) fault {
 		}
 	}
 	switch f.Kind {
-	case LinkOutage, DstReadOnly, DstMissing, DstBufferFull, LinkLoss, LinkReorder, LinkDuplicate:
+	case LinkOutage, DstReadOnly, DstMissing, DstBufferFull, DstDiskFull, LinkLoss, LinkReorder, LinkDuplicate:
 		f.Down = time.Second + time.Duration(rng.Int64N(int64(2*time.Second)))
 	default:
 		f.Down = time.Duration(rng.Int64N(int64(500 * time.Millisecond)))
@@ -57,7 +57,7 @@ func planFault(rng *rand.Rand, kinds []string, n int) fault {
 
 // available returns the fault kinds this run can inject: link faults need
 // the link simulator with the matching flag.
-func available(cfg Config, linkFlags map[string]bool, chattr bool) []string {
+func available(cfg Config, linkFlags map[string]bool, chattr, tmpfs bool) []string {
 	kinds := cfg.Faults
 	if len(kinds) == 0 {
 		kinds = AllFaults
@@ -67,6 +67,7 @@ func available(cfg Config, linkFlags map[string]bool, chattr bool) []string {
 		switch {
 		case slices.Contains(linkFaults, k) && linkFlag(k, linkFlags) == "":
 		case k == DstReadOnly && !chattr:
+		case k == DstDiskFull && !tmpfs:
 		default:
 			out = append(out, k)
 		}
@@ -202,6 +203,8 @@ func (h *harness) inject(ctx context.Context, f fault, batchDone <-chan struct{}
 		return h.readOnly(ctx, wait)
 	case DstMissing:
 		return h.volumesGone(ctx, wait)
+	case DstDiskFull:
+		return h.diskFull(wait)
 	case DstBufferFull:
 		return h.dstBufferFull(ctx, wait)
 	case SrcBufferFull:

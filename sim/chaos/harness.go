@@ -8,6 +8,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -63,11 +65,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	link := linkFlags != nil
 	h := &harness{cfg: cfg, log: cfg.Logger, model: newModel(cfg.VolumeSize), pool: newContentPool(cfg.Seed),
 		chattr: canChattr(dir)}
-	h.kinds = available(cfg, linkFlags, h.chattr)
+	disk := ""
+	if wantKind(cfg, DstDiskFull) {
+		if d := filepath.Join(dir, "dst", "disk"); mountDisk(d) {
+			disk = d
+			defer unmountDisk(d)
+		}
+	}
+	h.kinds = available(cfg, linkFlags, h.chattr, disk != "")
 	rep := newReport(cfg, dir, link, h.kinds)
 	start := time.Now()
 	defer func() { rep.finish(start, h) }()
-	if h.ch, err = newChain(ctx, cfg, dir, linkFlags); err != nil {
+	if h.ch, err = newChain(ctx, cfg, dir, linkFlags, disk); err != nil {
 		return rep, err
 	}
 	defer h.ch.stopAll()
@@ -90,6 +99,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	return rep, nil
+}
+
+// wantKind reports whether cfg asks for fault kind k (all kinds when none
+// are named).
+func wantKind(cfg Config, k string) bool {
+	return len(cfg.Faults) == 0 || slices.Contains(cfg.Faults, k)
 }
 
 // haveLink decides whether the link simulator sits between the proxies,
