@@ -68,3 +68,47 @@ func TestBitmap(t *testing.T) {
 	}
 	b.close()
 }
+
+func TestActivityLog(t *testing.T) {
+	dir := t.TempDir()
+	const size = 5*alExtent + 1000
+	a, err := openActivityLog(dir, "v", size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.activate(100, 10); err != nil { // extent 0
+		t.Fatal(err)
+	}
+	g := a.begin()                                       // a flush starts
+	if err := a.activate(2*alExtent-5, 10); err != nil { // extents 1 and 2, during the flush
+		t.Fatal(err)
+	}
+	a.settle(g) // the flush covers extent 0 only
+	if got := a.bits.count.Load(); got != 2 {
+		t.Fatalf("after the flush %d active extents, want 2 (written during it)", got)
+	}
+	if err := a.activate(5*alExtent, 1000); err != nil { // the partial last extent
+		t.Fatal(err)
+	}
+	a.bits.close() // "crash": bits stay set on disk
+	a, err = openActivityLog(dir, "v", size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirty, err := openBitmap(filepath.Join(dir, "v.dirty"), size, DefaultDirtyGranularity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := a.recover(dirty)
+	if err != nil || n != 3 {
+		t.Fatalf("recover: %d extents, %v; want 3", n, err)
+	}
+	if got, want := dirty.dirtyBytes(), int64(2*alExtent+DefaultDirtyGranularity); got != want {
+		t.Fatalf("dirty %d bytes, want %d (extents 1, 2 and the one region of the partial last one)", got, want)
+	}
+	if a.bits.count.Load() != 0 {
+		t.Fatal("activity log not cleared after recovery")
+	}
+	a.close()
+	dirty.close()
+}

@@ -156,6 +156,15 @@ func (v *volume) openJournal(cfg Config) error {
 			return err
 		}
 	}
+	if v.al, err = openActivityLog(cfg.Buffer, v.name, v.size); err != nil {
+		return fmt.Errorf("volume %s: %w", v.name, err)
+	}
+	if n, err := v.al.recover(v.dirty); err != nil {
+		return fmt.Errorf("volume %s: %w", v.name, err)
+	} else if n > 0 {
+		v.log.Warn("unclean stop: recently written extents will be journaled again from the image (resync)",
+			"extents", n, "dirty_bytes", v.dirty.dirtyBytes())
+	}
 	seqs, err := listSealed(v.dir)
 	if err != nil {
 		return fmt.Errorf("volume %s: %w", v.name, err)

@@ -64,6 +64,7 @@ type volume struct {
 	img       *image
 	jw        journalWriter
 	dirty     *bitmap
+	al        *activityLog
 	pullAhead bool   // under mu
 	resyncBuf []byte // resync read buffer, under mu
 	resyncPos int64  // where the next resync step looks first, under mu
@@ -108,6 +109,9 @@ func (v *volume) WriteAt(p []byte, off int64, fua bool) error {
 	v.mu.Lock()
 	err := v.capture(off, int64(len(p)), int64(len(p)), func() (uint64, error) { return v.jw.Write(off, p) })
 	if err == nil {
+		err = v.al.activate(off, int64(len(p)))
+	}
+	if err == nil {
 		err = v.img.writeAt(p, off)
 	}
 	if err == nil {
@@ -144,6 +148,9 @@ func (v *volume) Trim(off, length int64) error { return v.zero(off, length, true
 func (v *volume) zero(off, length int64, trim, hole bool) error {
 	v.mu.Lock()
 	err := v.capture(off, length, 0, func() (uint64, error) { return v.jw.Zero(off, length, trim) })
+	if err == nil {
+		err = v.al.activate(off, length)
+	}
 	if err == nil {
 		err = v.img.zero(off, length, hole)
 	}
@@ -248,15 +255,22 @@ func (v *volume) onSeal(name string, size int64) {
 }
 
 // Flush makes every completed write durable: journal, image and bitmap.
+// Then the activity log forgets the extents not written since the flush
+// began.
 func (v *volume) Flush() error {
-	if err := v.syncJournal(); err != nil {
+	v.mu.Lock()
+	g := v.al.begin()
+	err := v.jw.Sync() // under the lock: see syncJournal
+	v.mu.Unlock()
+	if err != nil {
 		return fmt.Errorf("volume %s: sync journal: %w", v.name, err)
 	}
 	if err := v.img.sync(); err != nil {
 		return fmt.Errorf("volume %s: %w", v.name, err)
 	}
 	v.mu.Lock()
-	err := v.dirty.sync()
+	v.al.settle(g)
+	err = v.dirty.sync()
 	v.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("volume %s: %w", v.name, err)
@@ -330,6 +344,13 @@ func (v *volume) close() error {
 	if v.img != nil {
 		errs = append(errs, v.img.sync(), v.img.close())
 		v.img = nil
+	}
+	if v.al != nil {
+		if errors.Join(errs...) == nil {
+			errs = append(errs, v.al.clearAll()) // a clean stop: nothing to resync
+		}
+		errs = append(errs, v.al.close())
+		v.al = nil
 	}
 	if v.dirty != nil {
 		errs = append(errs, v.dirty.close())
