@@ -53,6 +53,7 @@ type proxyFile struct {
 	RTT        string   `yaml:"rtt"`        // WAN round trip, sizes the windows
 	Level      string   `yaml:"level"`      // auto | fastest | default | better | best
 	MaxMemory  string   `yaml:"max_memory"` // source edge: bytes of files held at once
+	MissWait   string   `yaml:"miss_wait"`  // destination edge: wait for files still arriving before asking back
 }
 
 func runProxy(ctx context.Context, args []string) error {
@@ -91,6 +92,7 @@ func proxyFlags(args []string) (proxyFile, error) {
 		"rtt":         fs.String("rtt", "", "WAN round-trip `DURATION` that sizes the QUIC windows (default 50ms)"),
 		"level":       fs.String("level", "", "literal compression: auto (default), fastest, default, better, best"),
 		"max-memory":  fs.String("max-memory", "", "source edge: `SIZE` of files held at once (default 1GiB)"),
+		"miss-wait":   fs.String("miss-wait", "", "destination edge: how long a file with unknown references waits for files still arriving before asking back, `DURATION` (default 10s)"),
 	}
 	if err := parseFlags(fs, args); err != nil {
 		return proxyFile{}, err
@@ -105,7 +107,8 @@ func proxyFlags(args []string) (proxyFile, error) {
 	dsts := map[string]*string{"node": &f.Node, "mode": &f.Mode, "lan-listen": &f.LANListen, "wan-peer": &f.WANPeer,
 		"wan-listen": &f.WANListen, "lan-forward": &f.LANForward, "key": &f.Key, "cache": &f.Cache,
 		"cache-size": &f.CacheSize, "metrics": &f.Metrics, "record": &f.Record, "schedule": &f.Schedule,
-		"link-rate": &f.LinkRate, "rtt": &f.RTT, "level": &f.Level, "max-memory": &f.MaxMemory}
+		"link-rate": &f.LinkRate, "rtt": &f.RTT, "level": &f.Level, "max-memory": &f.MaxMemory,
+		"miss-wait": &f.MissWait}
 	for name, v := range str {
 		if flagWasSet(fs, name) {
 			*dsts[name] = *v
@@ -259,12 +262,19 @@ func startDestEdge(ctx context.Context, g *errgroup.Group, f proxyFile, c proxyC
 	if f.Schedule != "" {
 		log.Warn("--schedule applies to the source edge (it caps what is sent); ignored here")
 	}
+	var missWait time.Duration
+	if f.MissWait != "" {
+		var err error
+		if missWait, err = time.ParseDuration(f.MissWait); err != nil {
+			return usagef("proxy: --miss-wait %q: %v", f.MissWait, err)
+		}
+	}
 	store, err := openCache(f.Cache, f.CacheSize, log)
 	if err != nil {
 		return err
 	}
 	d, err := proxy.NewDest(proxy.DestConfig{Node: f.Node, Forward: orDefault(f.LANForward, dstDefaultListen),
-		Store: store, Registerer: reg, Logger: log})
+		Store: store, MissWait: missWait, Registerer: reg, Logger: log})
 	if err != nil {
 		return usagef("proxy: %v", err)
 	}
