@@ -13,10 +13,15 @@ import "sync"
 // concatenated bytes (at most MaxBases chunks, MaxDict bytes): first the
 // chunks the literals probably replace, then, in the room left, the most
 // recent literal chunks of earlier payloads (history across payloads:
-// about 5% fewer bytes on an OS image at LevelBest). The dictionary is
-// ordered history first, so the replaced chunks sit nearest the literals.
-func (e *Encoder) pickBases(ops []op, fps []Fingerprint) ([]Fingerprint, []byte) {
+// about 5% fewer bytes on an OS image at LevelBest), when withHistory:
+// for mostly novel payloads only, as a large dictionary makes the few
+// literals of a clone's payload cost more. The dictionary is ordered
+// history first, so the replaced chunks sit nearest the literals.
+func (e *Encoder) pickBases(ops []op, fps []Fingerprint, withHistory bool) ([]Fingerprint, []byte) {
 	bases, dict := e.deltaBases(ops, fps)
+	if !withHistory {
+		return bases, dict
+	}
 	room := MaxDict - len(dict)
 	inDelta := make(map[Fingerprint]bool, len(bases))
 	for _, fp := range bases {

@@ -144,7 +144,7 @@ func (e *Encoder) Encode(dst, payload []byte) ([]byte, EncodeStats, error) {
 	)
 	if e.local != nil {
 		if st.LiteralBytes > 0 {
-			bases, dict = e.pickBases(ops, fps)
+			bases, dict = e.pickBases(ops, fps, st.LiteralBytes >= len(payload)/4)
 		}
 		e.learn(payload, pieces, fps)
 		e.hist.add(ops, fps, e.p.MaxSize)
