@@ -27,8 +27,11 @@ func unzstd(b []byte, want int64) ([]byte, error) {
 	if want < 0 {
 		return nil, fmt.Errorf("decompress metadata: negative length %d", want)
 	}
+	// The memory limit must leave room for the frame's window (the decoder
+	// refuses a window above it, and even a 41-byte frame declares at least
+	// 1 KiB); the read below stops at want bytes anyway.
 	d, err := zstd.NewReader(bytes.NewReader(b), zstd.WithDecoderConcurrency(1),
-		zstd.WithDecoderMaxWindow(maxMetaWindow), zstd.WithDecoderMaxMemory(uint64(want)+1))
+		zstd.WithDecoderMaxWindow(maxMetaWindow), zstd.WithDecoderMaxMemory(uint64(want)+maxMetaWindow))
 	if err != nil {
 		return nil, fmt.Errorf("decompress metadata: %w", err)
 	}
