@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -33,7 +34,9 @@ func unmountDisk(dir string) {
 
 // diskFull fills the destination buffer's file system up to diskReserve
 // bytes until wait returns, then frees it.
-func (h *harness) diskFull(wait func() error) error {
+func (h *harness) diskFull(ctx context.Context, wait func() error) error {
+	before := h.dstRefusals(ctx)
+	defer func() { h.stats.DstRefusals += max(h.dstRefusals(ctx)-before, 0) }()
 	ballast := filepath.Join(h.ch.disk, "ballast")
 	var st unix.Statfs_t
 	if err := unix.Statfs(h.ch.disk, &st); err != nil {
@@ -61,4 +64,18 @@ func (h *harness) diskFull(wait func() error) error {
 		return fmt.Errorf("disk full: free it: %w", rerr)
 	}
 	return err
+}
+
+// dstRefusals is the number of files dst refused for a full buffer since it
+// started (0 when its status cannot be read).
+func (h *harness) dstRefusals(ctx context.Context) int64 {
+	st, err := h.dstStatus(ctx)
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for _, v := range st.Volumes {
+		n += int64(v.RefusedFull)
+	}
+	return n
 }

@@ -204,7 +204,7 @@ func (h *harness) inject(ctx context.Context, f fault, batchDone <-chan struct{}
 	case DstMissing:
 		return h.volumesGone(ctx, wait)
 	case DstDiskFull:
-		return h.diskFull(wait)
+		return h.diskFull(ctx, wait)
 	case DstBufferFull:
 		return h.dstBufferFull(ctx, wait)
 	case SrcBufferFull:
@@ -262,11 +262,7 @@ func (h *harness) dstBufferFull(ctx context.Context, wait func() error) error {
 	if err == nil {
 		err = wait()
 	}
-	if st, serr := h.dstStatus(ctx); serr == nil {
-		for _, v := range st.Volumes {
-			h.stats.DstRefusals += int64(v.RefusedFull)
-		}
-	}
+	h.stats.DstRefusals += h.dstRefusals(ctx)
 	if rerr := h.blockDestage(false); rerr != nil {
 		return rerr
 	}

@@ -118,7 +118,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 		{"bytes checked", fmt.Sprint(r.BytesChecked)},
 		{"bytes lost", fmt.Sprint(r.BytesLost)},
 		{"source bytes mismatched", fmt.Sprint(r.SrcMismatch)},
-		{"dst buffer-full refusals seen", fmt.Sprint(r.DstRefusals)},
+		{"dst buffer-full refusals seen (buffer or disk full)", fmt.Sprint(r.DstRefusals)},
 		{"src pull-aheads seen", fmt.Sprint(r.PullAheads)},
 		{"slowest drain after a round", fmt.Sprintf("%.1fs", r.MaxDrainS)},
 		{"elapsed", (time.Duration(r.ElapsedS * float64(time.Second))).Round(time.Millisecond).String()},
