@@ -200,7 +200,7 @@ func TestPlanFault(t *testing.T) {
 		if (f.Kind == SrcBufferFull || f.Kind == DstBufferFull) && f.At != 0 {
 			t.Errorf("%s must start before the batch: %v", f.Kind, f)
 		}
-		if f.Kind == KillSrc && f.At < 0 {
+		if killsSrc(f.Kind) && f.At < 0 {
 			t.Errorf("kill-src must hit the batch: %v", f)
 		}
 		if f.Down < 0 || f.Down > 3*time.Second {

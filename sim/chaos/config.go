@@ -14,6 +14,7 @@ const (
 	KillSrcProxy  = "kill-proxy-src"  // SIGKILL of the source-edge proxy, restart
 	KillDstProxy  = "kill-proxy-dst"  // SIGKILL of the destination-edge proxy, restart
 	KillDst       = "kill-dst"        // SIGKILL of dst (mid-receive, mid-destage, mid-snapshot), restart
+	KillAll       = "kill-all"        // SIGKILL of every daemon at once (both sites lose power), restart all
 	WipeCache     = "wipe-cache"      // destination-edge proxy stopped, its chunk cache removed, restarted
 	LinkOutage    = "link-outage"     // the WAN passes nothing for a while
 	LinkLoss      = "link-loss"       // 5% packet loss for a while (needs the link simulator)
@@ -27,8 +28,12 @@ const (
 )
 
 // AllFaults lists every fault kind.
-var AllFaults = []string{KillSrc, KillSrcProxy, KillDstProxy, KillDst, WipeCache, LinkOutage, LinkLoss,
+var AllFaults = []string{KillSrc, KillSrcProxy, KillDstProxy, KillDst, KillAll, WipeCache, LinkOutage, LinkLoss,
 	LinkReorder, LinkDuplicate, DstReadOnly, DstMissing, DstBufferFull, DstDiskFull, SrcBufferFull}
+
+// killsSrc reports whether a fault kind kills src (the batch under it is
+// written again, NBD connections are made anew).
+func killsSrc(kind string) bool { return kind == KillSrc || kind == KillAll }
 
 // linkFaults need the link simulator.
 var linkFaults = []string{LinkLoss, LinkReorder, LinkDuplicate}

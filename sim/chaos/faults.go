@@ -41,7 +41,7 @@ func planFault(rng *rand.Rand, kinds []string, n int) fault {
 	switch f.Kind {
 	case SrcBufferFull, DstBufferFull:
 		f.At = 0 // the batch is written while the buffer is tiny
-	case KillSrc:
+	case KillSrc, KillAll:
 		if f.At < 0 {
 			f.At = rng.IntN(n)
 		}
@@ -180,6 +180,14 @@ func (h *harness) inject(ctx context.Context, f fault, batchDone <-chan struct{}
 		return restart(ctx, ch.proxyDst, f.Down)
 	case KillDst:
 		return restart(ctx, ch.dst, f.Down)
+	case KillAll:
+		for _, p := range ch.procs() {
+			p.kill()
+		}
+		if err := sleepCtx(ctx, f.Down); err != nil {
+			return err
+		}
+		return ch.start(ctx)
 	case WipeCache:
 		ch.proxyDst.kill()
 		if err := os.RemoveAll(ch.cache); err != nil {

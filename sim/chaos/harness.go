@@ -218,7 +218,7 @@ func (h *harness) batch(ctx context.Context, ops []op, f *fault, label string, v
 		}
 	}
 	err := h.writeOps(ctx, ops, trigger)
-	if err != nil && f != nil && f.Kind == KillSrc && started {
+	if err != nil && f != nil && killsSrc(f.Kind) && started {
 		// src died under the batch: once it is back, write the whole
 		// batch again (what an unflushed batch left is undefined).
 		close(batchDone)
@@ -241,7 +241,7 @@ func (h *harness) batch(ctx context.Context, ops []op, f *fault, label string, v
 			if ferr := <-faultDone; ferr != nil {
 				return fmt.Errorf("fault: %w", ferr)
 			}
-			if f.Kind == KillSrc || f.Kind == SrcBufferFull {
+			if killsSrc(f.Kind) || f.Kind == SrcBufferFull {
 				h.w.reset()
 			}
 		}
@@ -263,7 +263,7 @@ func (h *harness) batch(ctx context.Context, ops []op, f *fault, label string, v
 		if err := h.inject(ctx, *f, closedChan()); err != nil {
 			return fmt.Errorf("fault after the marker: %w", err)
 		}
-		if f.Kind == KillSrc {
+		if killsSrc(f.Kind) {
 			h.w.reset()
 		}
 	}
