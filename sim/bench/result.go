@@ -22,7 +22,7 @@ type Result struct {
 	PassthroughKBps float64 `json:"passthrough_kbps"` // logical bytes destaged per second, pass-through phase
 	EffectiveKBps   float64 `json:"effective_kbps"`   // logical bytes destaged per second, optimized phase
 	Speedup         float64 `json:"speedup"`          // effective / line
-	PeakSpeedup     float64 `json:"peak_speedup"`     // best 10-s effective rate / line
+	PeakSpeedup     float64 `json:"peak_speedup"`     // best 60-s effective rate / line
 	LogicalBytes    int64   `json:"logical_bytes"`    // logical bytes destaged in the optimized phase
 	WireBytes       int64   `json:"wire_bytes"`       // source edge's wire bytes in the optimized phase
 	ElapsedS        float64 `json:"elapsed_s"`        // duration of the optimized phase
@@ -45,6 +45,7 @@ type Result struct {
 	ReductionX  float64         `json:"data_reduction"` // logical / wire in the optimized phase
 	LineUsePct  float64         `json:"line_use_pct"`   // link bytes / (line - cross) in the optimized phase
 	CacheHitPct float64         `json:"cache_hit_pct"`  // chunks sent as references, optimized phase
+	ProxyFlags  []string        `json:"proxy_flags"`    // settings given to the proxies besides addresses and keys
 }
 
 // LinkInfo is the simulated line.
@@ -70,7 +71,8 @@ type PhaseResult struct {
 	TimeLatencyMaxS float64  `json:"time_latency_max_s"`
 	OldestUnackedS  float64  `json:"oldest_unacked_end_s"` // src: age of the oldest write not yet acked (its RPO) at the end
 	SrcDataEndBytes int64    `json:"src_data_end_bytes"`
-	PeakKBps        float64  `json:"peak_kbps"` // best 10-s destage rate
+	PeakKBps        float64  `json:"peak_kbps"`     // best 60-s destage rate
+	Peak10sKBps     float64  `json:"peak_10s_kbps"` // best 10-s destage rate (bursty: files land together)
 }
 
 // Projection: time to move 36 GB at each rate.
@@ -157,7 +159,8 @@ func (r *Result) PrintTable(w io.Writer) {
 	row("Time Latency, end of pass-through", "20 → 40 min (growing)", fmt.Sprintf("%s (growing; oldest unacked write at src: %s)",
 		latency(pt.TimeLatencyEndS), minsec(pt.OldestUnackedS)))
 	row("Src Data, end of pass-through", "—", mb(float64(pt.SrcDataEndBytes)))
-	row("Peak speed-up (best 10 s)", "20x = 5100 KB/s", fmt.Sprintf("%.1fx = %.0f KB/s", r.PeakSpeedup, r.PeakSpeedup*r.LineKBps))
+	row("Peak speed-up (best minute)", "20x = 5100 KB/s", fmt.Sprintf("%.1fx = %.0f KB/s (best 10 s: %.0fx, files land in bursts)",
+		r.PeakSpeedup, r.PeakSpeedup*r.LineKBps, opt.Peak10sKBps/r.LineKBps))
 	row("Effective rate, optimized", "14.2x = 3425 KB/s over 102 min", fmt.Sprintf("%.1fx = %.0f KB/s over %s", r.Speedup, r.EffectiveKBps, minsec(r.ElapsedS)))
 	row("Logical / wire bytes, optimized", "20 GB / —", fmt.Sprintf("%s / %s (%.1fx reduction)", mb(float64(r.LogicalBytes)), mb(float64(r.WireBytes)), r.ReductionX))
 	row("Line use, optimized", "saturated", fmt.Sprintf("%.0f%% of line minus cross (%.0f KB/s on the link)", r.LineUsePct, opt.LinkKBps))
