@@ -137,8 +137,11 @@ func (p *pushing) sendData(r io.ReaderAt, off, size int64) error {
 	free <- make([]byte, n)
 	for off < size {
 		var buf []byte
-		select {
+		select { // both buffers queued: wait for the writer, or give up
 		case buf = <-free:
+		case <-p.ctx.Done():
+			p.cancel()
+			return p.ctx.Err()
 		case <-p.c.done:
 			return p.c.err
 		}

@@ -469,3 +469,105 @@ func TestCommitDoesNotBlockOtherFiles(t *testing.T) {
 		t.Fatalf("first file: %v", err)
 	}
 }
+
+// gatedHandler accepts every file with a sink whose Write blocks until gate
+// is closed (the connection's reader loop stops reading); blocked gets a
+// value (if there is room) whenever a Write starts waiting. abort is called
+// with the name of every aborted file.
+func gatedHandler(gate <-chan struct{}, blocked chan<- struct{}, abort func(name string)) *fakeHandler {
+	return &fakeHandler{accept: func(_ context.Context, _ Hello, o Offer) (Sink, error) {
+		return &fakeSink{
+			write: func(p []byte) (int, error) {
+				select {
+				case blocked <- struct{}{}:
+				default:
+				}
+				<-gate
+				return len(p), nil
+			},
+			abort: func() { abort(o.Name) },
+		}, nil
+	}}
+}
+
+// smallBufListener shrinks the socket buffers of accepted connections, so
+// that a peer that stops reading blocks the sender soon and for good (no
+// window autotuning).
+type smallBufListener struct{ net.Listener }
+
+func (l smallBufListener) Accept() (net.Conn, error) {
+	nc, err := l.Listener.Accept()
+	if tc, ok := nc.(*net.TCPConn); ok {
+		tc.SetReadBuffer(16 << 10)
+	}
+	return nc, err
+}
+
+// startStalledServer serves a gated handler (see gatedHandler) on a
+// listener with small socket buffers and dials it with a small send buffer.
+func startStalledServer(t *testing.T, gate <-chan struct{}, blocked chan<- struct{}, abort func(name string)) *Client {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- (&Server{Node: "dst", Handler: gatedHandler(gate, blocked, abort)}).Serve(ctx, smallBufListener{ln})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	c := dial(t, ln.Addr().String())
+	if err := c.w.nc.(*net.TCPConn).SetWriteBuffer(16 << 10); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestCancelWhileConnectionStalls: a push whose data cannot leave (the
+// server stopped reading) returns at once when its ctx ends, rather than
+// when the connection times out.
+func TestCancelWhileConnectionStalls(t *testing.T) {
+	gate, blocked := make(chan struct{}), make(chan struct{}, 1)
+	c := startStalledServer(t, gate, blocked, func(string) {})
+	defer close(gate)                                                          // before the server's cleanup
+	o := Offer{Volume: "vol1", Name: "0000000000000001.aimj", Size: 200 << 20} // more than socket buffers hold
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- c.Push(ctx, o, zeroReader{}) }()
+	// The server stops reading; then both data buffers of the push wait in
+	// the writer queue (for a few polls in a row): the writer is blocked on
+	// the full socket.
+	<-blocked
+	steady := 0
+	waitFor(t, "the push's buffers to wait in the writer queue", func() bool {
+		if len(c.w.out) == 2 {
+			steady++
+		} else {
+			steady = 0
+		}
+		return steady >= 5
+	})
+	cancel()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("canceled push: %v, want context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("canceled push did not return while the connection stalls")
+	}
+}
+
+// zeroReader reads as zeros at once.
+type zeroReader struct{}
+
+func (zeroReader) ReadAt(p []byte, off int64) (int, error) {
+	clear(p)
+	return len(p), nil
+}
