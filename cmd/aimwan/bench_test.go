@@ -1,0 +1,57 @@
+package main
+
+import (
+	"testing"
+	"time"
+
+	"github.com/aimwan/aimwan/sim/bench"
+)
+
+// benchArgs is what benchConfig returned.
+type benchArgs struct {
+	cfg    bench.Config
+	report bool
+}
+
+func TestBenchConfig(t *testing.T) {
+	cases := []struct {
+		name  string
+		args  []string
+		code  int
+		check func(t *testing.T, c benchArgs)
+	}{
+		{"defaults", []string{"--out", "d"}, exitOK, func(t *testing.T, c benchArgs) {
+			if c.cfg.Scale != "small" || c.cfg.Rate != 250_000 || c.cfg.Cross != 70_000 || c.cfg.RTT != 40*time.Millisecond ||
+				c.cfg.Seed != 1 || c.cfg.Prime || c.cfg.NoLink || !c.report || c.cfg.Bin == "" {
+				t.Errorf("defaults: %+v report=%v", c.cfg, c.report)
+			}
+		}},
+		{"everything", []string{"--out", "d", "--scale", "tiny", "--images", "a,b", "--images", "c", "--seed", "7",
+			"--rate", "1mbit", "--rtt", "80ms", "--cross", "0", "--prime", "--template", "t", "--passthrough", "20s", "--no-report"},
+			exitOK, func(t *testing.T, c benchArgs) {
+				if c.cfg.Scale != "tiny" || len(c.cfg.Images) != 3 || c.cfg.Images[2] != "c" || c.cfg.Seed != 7 ||
+					c.cfg.Rate != 125_000 || c.cfg.RTT != 80*time.Millisecond || c.cfg.Cross != -1 || !c.cfg.Prime ||
+					c.cfg.Template != "t" || c.cfg.Passthrough != 20*time.Second || c.report {
+					t.Errorf("parsed: %+v report=%v", c.cfg, c.report)
+				}
+			}},
+		{"no out", nil, exitUsage, nil},
+		{"bad scale", []string{"--out", "d", "--scale", "huge"}, exitUsage, nil},
+		{"bad seed", []string{"--out", "d", "--seed", "-1"}, exitUsage, nil},
+		{"bad rate", []string{"--out", "d", "--rate", "fast"}, exitUsage, nil},
+		{"bad cross", []string{"--out", "d", "--cross", "lots"}, exitUsage, nil},
+		{"bad rtt", []string{"--out", "d", "--rtt", "-1s"}, exitUsage, nil},
+		{"argument", []string{"--out", "d", "extra"}, exitUsage, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, report, err := benchConfig(tc.args)
+			if exitCode(err) != tc.code {
+				t.Fatalf("exit %d (%v), want %d", exitCode(err), err, tc.code)
+			}
+			if tc.check != nil {
+				tc.check(t, benchArgs{cfg, report})
+			}
+		})
+	}
+}
