@@ -181,6 +181,7 @@ func (d *Dest) serveConn(ctx context.Context, c *quic.Conn) {
 			}
 			return
 		}
-		files.Go(func() error { d.serveFile(ctx, st); return nil })
+		arrived := d.arriving.begin() // here, in stream order (= the source's encode order)
+		files.Go(func() error { d.serveFile(ctx, st, arrived); return nil })
 	}
 }

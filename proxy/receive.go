@@ -18,13 +18,16 @@ import (
 
 // serveFile receives one file on its stream, rebuilds it, pushes it to dst
 // and writes dst's verdict back.
-func (d *Dest) serveFile(ctx context.Context, st *quic.Stream) {
+// arrived uncounts the file from the arrivals (counted when its stream was
+// accepted, so in stream order).
+func (d *Dest) serveFile(ctx context.Context, st *quic.Stream, arrived func()) {
+	defer arrived()
 	d.m.inFlight.Inc()
 	defer d.m.inFlight.Dec()
 	stop := context.AfterFunc(ctx, func() { st.CancelRead(streamCanceled); st.CancelWrite(streamCanceled) })
 	defer stop()
 	w := countingWriter{w: st, c: d.m.wire}
-	hdr, file, err := d.receive(st, w)
+	hdr, file, err := d.receiveArriving(st, w, arrived)
 	if err != nil {
 		if !errors.Is(err, push.ErrChecksum) && !errors.Is(err, push.ErrBadOffer) {
 			// The stream broke or spoke nonsense: nothing to answer on it.
@@ -67,6 +70,13 @@ func (d *Dest) finish(st *quic.Stream, w io.Writer, hdr FileHeader, err error) {
 // verified file. Errors wrapping push.ErrChecksum or push.ErrBadOffer are
 // sent back as a verdict; any other means the stream is broken.
 func (d *Dest) receive(st io.Reader, w io.Writer) (FileHeader, []byte, error) {
+	return d.receiveArriving(st, w, d.arriving.begin())
+}
+
+// receiveArriving is receive for a file already counted in the arrivals;
+// done uncounts it (idempotent).
+func (d *Dest) receiveArriving(st io.Reader, w io.Writer, done func()) (FileHeader, []byte, error) {
+	defer done()
 	var buf []byte
 	typ, body, err := readFrame(st, &buf)
 	if err != nil {
@@ -79,8 +89,6 @@ func (d *Dest) receive(st io.Reader, w io.Writer) (FileHeader, []byte, error) {
 	if err != nil {
 		return hdr, nil, err
 	}
-	done := d.arriving.begin()
-	defer done()
 	name := hdr.Volume + "/" + hdr.Name
 	if hdr.Size > d.cfg.MaxFileSize {
 		return hdr, nil, fmt.Errorf("file %s of %d bytes above the limit %d: %w", name, hdr.Size, d.cfg.MaxFileSize, push.ErrBadOffer)

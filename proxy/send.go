@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/aimwan/aimwan/dedupe"
@@ -34,6 +35,7 @@ type encoded struct {
 	data    []byte // compressed metadata then the dedupe stream (or the raw file)
 	payload []byte // the payload region (answers to misses are cut from it)
 	enc     *dedupe.Encoder
+	started func() // called once the FILE frame is written (frees the encoder slot)
 }
 
 // forward checks the file, encodes it once and sends it, retrying over new
@@ -46,10 +48,18 @@ func (s *Source) forward(ctx context.Context, o push.Offer, file []byte) error {
 	if sha256.Sum256(file) != o.SHA256 {
 		return fmt.Errorf("file %s: %w", name, push.ErrChecksum)
 	}
+	// The encoder slot is held until the file's FILE frame is on its stream,
+	// so the destination sees files in the order the peer index assumed.
+	s.waiting.Add(1)
+	s.encodeSem <- struct{}{}
+	s.waiting.Add(-1)
+	release := sync.OnceFunc(func() { <-s.encodeSem })
+	defer release()
 	enc, err := s.encode(o, file)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", name, err)
 	}
+	enc.started = release
 	deadline := time.Now().Add(s.cfg.RetryFor)
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
@@ -80,6 +90,7 @@ func (s *Source) forward(ctx context.Context, o push.Offer, file []byte) error {
 
 // encode splits the file into metadata and payload (journal.Layout) and
 // encodes them for the mode. A file that is not a journal is all payload.
+// The caller holds the encoder slot.
 func (s *Source) encode(o push.Offer, file []byte) (*encoded, error) {
 	hdr := FileHeader{Volume: o.Volume, Name: o.Name, Size: o.Size, SHA256: o.SHA256, Mode: s.cfg.Mode}
 	if s.cfg.Mode == ModePassthrough {
@@ -97,9 +108,6 @@ func (s *Source) encode(o push.Offer, file []byte) (*encoded, error) {
 	data := zstdEncoder.EncodeAll(meta, nil)
 	hdr.PayloadOff, hdr.PayloadLen, hdr.MetaLen = off, plen, int64(len(data))
 
-	s.waiting.Add(1)
-	s.encodeSem <- struct{}{}
-	s.waiting.Add(-1)
 	level := s.cfg.Level
 	if level == 0 {
 		level = chooseLevel(s.queueSeconds(), int(s.waiting.Load()))
@@ -107,7 +115,6 @@ func (s *Source) encode(o push.Offer, file []byte) (*encoded, error) {
 	s.m.level.Set(float64(level))
 	enc := s.encoders[level]
 	data, st, err := enc.Encode(data, payload)
-	<-s.encodeSem
 	if err != nil {
 		return nil, err
 	}
@@ -150,7 +157,11 @@ func (s *Source) sendOnce(ctx context.Context, deadline time.Time, enc *encoded)
 	stop := context.AfterFunc(ctx, func() { st.CancelRead(streamCanceled); st.CancelWrite(streamCanceled) })
 	defer stop()
 	w := s.throttle.Writer(ctx, countingWriter{w: st, c: s.m.wire})
-	if _, err := writeFrame(w, TypeFile, enc.hdr.encode()); err != nil {
+	_, err = writeFrame(w, TypeFile, enc.hdr.encode())
+	if enc.started != nil {
+		enc.started()
+	}
+	if err != nil {
 		return fmt.Errorf("send file header: %w", err)
 	}
 	n := int64(len(enc.data))

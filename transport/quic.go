@@ -40,8 +40,13 @@ type Config struct {
 }
 
 const (
-	minStreamWindow = 6 << 20  // quic-go's default maximum stream window
-	minConnWindow   = 15 << 20 // quic-go's default maximum connection window
+	// Floors of the windows. quic-go's defaults (6 and 15 MiB) would let a
+	// sender hand a slow line minutes of data at once: on a 2 Mbit/s link
+	// that is memory held for nothing and a wire-byte counter running far
+	// ahead of the line. These floors still allow 512 KiB in flight per
+	// stream (≈ 100 Mbit/s at 40 ms).
+	minStreamWindow = 512 << 10
+	minConnWindow   = 2 << 20
 	maxWindow       = 1 << 30
 )
 
@@ -91,7 +96,7 @@ func (c Config) BDP() uint64 {
 
 // Windows returns the flow-control windows: the maximum stream window is at
 // least 2×BDP (one file can fill the link), the connection window at least
-// 4×BDP (several files at once), both never below quic-go's defaults.
+// 4×BDP (several files at once), both never below 512 KiB / 2 MiB.
 // Windows start at 2×BDP (bounded by the maximum) and quic-go auto-tunes them
 // up to the maximum.
 func (c Config) Windows() (initStream, maxStream, initConn, maxConn uint64) {
