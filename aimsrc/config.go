@@ -11,6 +11,7 @@ import (
 
 	"github.com/aimwan/aimwan/internal/units"
 	"github.com/aimwan/aimwan/journal"
+	"github.com/aimwan/aimwan/transport/push"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -113,10 +114,8 @@ func (c Config) withDefaults() Config {
 		c.recordName = "src"
 	}
 	if c.Node == "" {
-		c.Node, _ = os.Hostname()
-		if c.Node == "" {
-			c.Node = "src"
-		}
+		h, _ := os.Hostname()
+		c.Node = hostNodeName(h)
 	}
 	c.NBD = orDefault(c.NBD, DefaultNBDAddr)
 	c.Push = orDefault(c.Push, DefaultPushAddr)
@@ -140,6 +139,25 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// hostNodeName turns a host name into a valid node name: its first label,
+// other characters replaced by '-', at most 64 characters ("src" if empty).
+func hostNodeName(h string) string {
+	h, _, _ = strings.Cut(h, ".")
+	b := []byte(h)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			b[i] = '-'
+		}
+	}
+	if len(b) > journal.MaxNameLen {
+		b = b[:journal.MaxNameLen]
+	}
+	if len(b) == 0 {
+		return "src"
+	}
+	return string(b)
+}
+
 func orDefault(s, def string) string {
 	if s == "" {
 		return def
@@ -154,6 +172,12 @@ func (c Config) validate() error {
 	}
 	if len(c.Volumes) == 0 {
 		return fmt.Errorf("%w: at least one --volume is required", ErrConfig)
+	}
+	if len(c.Volumes) > push.MaxVolumes {
+		return fmt.Errorf("%w: %d volumes, at most %d", ErrConfig, len(c.Volumes), push.MaxVolumes)
+	}
+	if err := journal.ValidName(c.Node); err != nil {
+		return fmt.Errorf("%w: node name %q: %w", ErrConfig, c.Node, err)
 	}
 	seen := map[string]bool{}
 	paths := map[string]string{}

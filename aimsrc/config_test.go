@@ -77,6 +77,7 @@ func TestConfigValidate(t *testing.T) {
 		{"negative limit", func(c *Config) { c.BufferLimit = -1 }, "buffer limit"},
 		{"bad address", func(c *Config) { c.Push = "nowhere" }, "--push"},
 		{"bad granularity", func(c *Config) { c.DirtyGranularity = 5000 }, "granularity"},
+		{"bad node name", func(c *Config) { c.Node = "host.example.com" }, "node name"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -174,4 +175,15 @@ func FuzzParseGroup(f *testing.F) {
 			t.Fatalf("ParseGroup(%q) accepted %+v", s, g)
 		}
 	})
+}
+
+func TestHostNodeName(t *testing.T) {
+	for in, want := range map[string]string{
+		"vm": "vm", "db1.example.com": "db1", "a b": "a-b", "": "src", ".x": "src",
+		strings.Repeat("h", 70): strings.Repeat("h", 64),
+	} {
+		if got := hostNodeName(in); got != want {
+			t.Errorf("hostNodeName(%q) = %q, want %q", in, got, want)
+		}
+	}
 }
