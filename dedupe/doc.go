@@ -30,6 +30,14 @@
 //     starts break the chain.
 //   - zero run: an op for at least ZeroRun zero bytes, found before
 //     chunking (the chunker alone would cut them into MinSize chunks).
+//   - head / tail (edges): a payload that starts (ends) inside a chunk the
+//     peer holds, because a journal file boundary cut it, sends that
+//     fragment as the last (first) bytes of pred(W) (succ of the previous
+//     chunk) with an 8-byte check. A wrong guess is a miss.
+//   - base: a chunk the peer holds whose bytes join the zstd dictionary
+//     of a payload's literal stream: the chunks the literals probably
+//     replace (delta literals) and, for mostly novel payloads, the most
+//     recent literal chunks (history). Needs EncoderConfig.Local.
 //   - store: the receiver's chunk cache (fingerprint -> bytes, plus
 //     successor links) on fastcache with a byte limit, persisted on clean
 //     shutdown and periodically. It may evict anything at any time, so it
@@ -55,7 +63,8 @@
 //
 // # Use
 //
-// Sender: e := NewEncoder(EncoderConfig{Peer: idx}); stream := e.Encode(nil,
+// Sender: e := NewEncoder(EncoderConfig{Peer: idx, Local: st});
+// idx.SetEpoch(peerEpoch) at each handshake; stream := e.Encode(nil,
 // payload); later answer := e.Answer(nil, payload, missList).
 // Receiver: d := NewDecoder(DecoderConfig{Store: st}); p := d.Decode(stream);
 // if !p.Complete() { send p.AppendMissList(nil); p.Resolve(answer) };
