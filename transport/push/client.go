@@ -62,6 +62,8 @@ type Client struct {
 	mu      sync.Mutex
 	nextID  uint64
 	pending map[uint64]chan Msg
+	cancels []uint64      // file ids given up, CANCEL not queued yet
+	kick    chan struct{} // cancels grew (capacity 1)
 
 	cancel context.CancelFunc
 	ctx    context.Context // the connection's context (ends with it)
@@ -100,7 +102,8 @@ func (d DialConfig) Dial(ctx context.Context, addr string, hello Hello) (*Client
 	c := &Client{
 		addr: addr, peer: peer, w: newWire(nc, d.KeepAlive, d.IdleTimeout),
 		log: d.Logger.With("push_peer", addr), sem: make(chan struct{}, d.MaxInFlight),
-		pending: map[uint64]chan Msg{}, cancel: ccancel, ctx: cctx, done: make(chan struct{}),
+		pending: map[uint64]chan Msg{}, kick: make(chan struct{}, 1),
+		cancel: ccancel, ctx: cctx, done: make(chan struct{}),
 	}
 	go c.run(cctx)
 	return c, nil
@@ -169,6 +172,7 @@ func (c *Client) run(ctx context.Context) {
 	g.Go(func() error { return c.w.closeOnDone(gctx) })
 	g.Go(func() error { return c.w.writeLoop(gctx) })
 	g.Go(func() error { return c.readLoop(gctx) })
+	g.Go(func() error { return c.cancelLoop(gctx) })
 	err := g.Wait()
 	if err == nil || ctx.Err() != nil {
 		err = net.ErrClosed
@@ -212,6 +216,41 @@ func (c *Client) readLoop(ctx context.Context) error {
 		case TypePong:
 		default:
 			return c.w.closeWith(ctx, fmt.Errorf("%w: unexpected %s frame from server", ErrProtocol, m.Type))
+		}
+	}
+}
+
+// giveUp has a CANCEL sent for file id. The push has queued all its frames
+// already, so the CANCEL follows them; it is queued by cancelLoop, so that a
+// canceled caller never waits for a busy writer queue, and never dropped: a
+// file left half-received on a live connection would hold back any resend
+// of it on that connection.
+func (c *Client) giveUp(id uint64) {
+	c.mu.Lock()
+	c.cancels = append(c.cancels, id)
+	c.mu.Unlock()
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// cancelLoop queues the CANCEL frames of given-up pushes, in order.
+func (c *Client) cancelLoop(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-c.kick:
+		}
+		c.mu.Lock()
+		ids := c.cancels
+		c.cancels = nil
+		c.mu.Unlock()
+		for _, id := range ids {
+			if err := c.w.send(ctx, nil, outFrame{m: Msg{Type: TypeCancel, ID: id}}); err != nil {
+				return nil // the connection ends; the server aborts every file
+			}
 		}
 	}
 }

@@ -114,16 +114,8 @@ func (p *pushing) wait() (Msg, error) {
 	}
 }
 
-// cancel tells the server this file is given up (best effort).
-func (p *pushing) cancel() {
-	select {
-	case p.c.w.out <- outFrame{m: Msg{Type: TypeCancel, ID: p.id}}:
-	case <-p.c.done:
-	default:
-		// Writer queue full: the server aborts the file when the connection
-		// ends or ignores its late replies; do not block a canceled caller.
-	}
-}
+// cancel tells the server this file is given up (see Client.giveUp).
+func (p *pushing) cancel() { p.c.giveUp(p.id) }
 
 // sendData sends bytes [off, size) of r in DATA frames, double-buffered so
 // reading the next chunk overlaps writing the previous one.

@@ -12,6 +12,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -470,24 +471,37 @@ func TestCommitDoesNotBlockOtherFiles(t *testing.T) {
 	}
 }
 
-// gatedHandler accepts every file with a sink whose Write blocks until gate
-// is closed (the connection's reader loop stops reading); blocked gets a
-// value (if there is room) whenever a Write starts waiting. abort is called
-// with the name of every aborted file.
-func gatedHandler(gate <-chan struct{}, blocked chan<- struct{}, abort func(name string)) *fakeHandler {
-	return &fakeHandler{accept: func(_ context.Context, _ Hello, o Offer) (Sink, error) {
-		return &fakeSink{
-			write: func(p []byte) (int, error) {
-				select {
-				case blocked <- struct{}{}:
-				default:
-				}
-				<-gate
-				return len(p), nil
-			},
-			abort: func() { abort(o.Name) },
-		}, nil
-	}}
+// gatedStore is a Handler whose sinks' Write blocks until open is closed,
+// so the connection's reader loop stops reading.
+type gatedStore struct {
+	open    chan struct{}
+	blocked chan struct{} // gets a value (if there is room) when a Write starts waiting
+	aborted chan string   // names of aborted files (if there is room)
+	accepts atomic.Int32
+}
+
+func newGatedStore() *gatedStore {
+	return &gatedStore{open: make(chan struct{}), blocked: make(chan struct{}, 1), aborted: make(chan string, 64)}
+}
+
+func (g *gatedStore) Accept(_ context.Context, _ Hello, o Offer) (Sink, error) {
+	g.accepts.Add(1)
+	return &fakeSink{
+		write: func(p []byte) (int, error) {
+			select {
+			case g.blocked <- struct{}{}:
+			default:
+			}
+			<-g.open
+			return len(p), nil
+		},
+		abort: func() {
+			select {
+			case g.aborted <- o.Name:
+			default:
+			}
+		},
+	}, nil
 }
 
 // smallBufListener shrinks the socket buffers of accepted connections, so
@@ -503,9 +517,9 @@ func (l smallBufListener) Accept() (net.Conn, error) {
 	return nc, err
 }
 
-// startStalledServer serves a gated handler (see gatedHandler) on a
-// listener with small socket buffers and dials it with a small send buffer.
-func startStalledServer(t *testing.T, gate <-chan struct{}, blocked chan<- struct{}, abort func(name string)) *Client {
+// startStalledServer serves h on a listener with small socket buffers and
+// dials it with a small send buffer.
+func startStalledServer(t *testing.T, h Handler) *Client {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -514,7 +528,7 @@ func startStalledServer(t *testing.T, gate <-chan struct{}, blocked chan<- struc
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- (&Server{Node: "dst", Handler: gatedHandler(gate, blocked, abort)}).Serve(ctx, smallBufListener{ln})
+		done <- (&Server{Node: "dst", Handler: h}).Serve(ctx, smallBufListener{ln})
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -533,9 +547,9 @@ func startStalledServer(t *testing.T, gate <-chan struct{}, blocked chan<- struc
 // server stopped reading) returns at once when its ctx ends, rather than
 // when the connection times out.
 func TestCancelWhileConnectionStalls(t *testing.T) {
-	gate, blocked := make(chan struct{}), make(chan struct{}, 1)
-	c := startStalledServer(t, gate, blocked, func(string) {})
-	defer close(gate)                                                          // before the server's cleanup
+	g := newGatedStore()
+	c := startStalledServer(t, g)
+	defer close(g.open)                                                        // before the server's cleanup
 	o := Offer{Volume: "vol1", Name: "0000000000000001.aimj", Size: 200 << 20} // more than socket buffers hold
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
@@ -543,7 +557,7 @@ func TestCancelWhileConnectionStalls(t *testing.T) {
 	// The server stops reading; then both data buffers of the push wait in
 	// the writer queue (for a few polls in a row): the writer is blocked on
 	// the full socket.
-	<-blocked
+	<-g.blocked
 	steady := 0
 	waitFor(t, "the push's buffers to wait in the writer queue", func() bool {
 		if len(c.w.out) == 2 {
@@ -570,4 +584,68 @@ type zeroReader struct{}
 func (zeroReader) ReadAt(p []byte, off int64) (int, error) {
 	clear(p)
 	return len(p), nil
+}
+
+// TestCancelWithFullQueueAbortsSink: a push canceled while the writer queue
+// is full (many files in flight on a busy connection) still ends its file on
+// the server: a file left half-received on a live connection would hold back
+// a resend of it there.
+func TestCancelWithFullQueueAbortsSink(t *testing.T) {
+	g := newGatedStore()
+	var once sync.Once
+	open := func() { once.Do(func() { close(g.open) }) }
+	c := startStalledServer(t, g)
+	defer open() // before the server's cleanup
+	// Data flows only once every file is accepted, so that all of them
+	// queue frames when the server stops reading.
+	const files = 10
+	start := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	victim := Offer{Volume: "vol1", Name: "0000000000000001.aimj", Size: 200 << 20}
+	errc := make(chan error, 1)
+	go func() { errc <- c.Push(ctx, victim, gatedReader{start, zeroReader{}}) }()
+	var others errgroup.Group
+	for i := range files - 1 {
+		b, o := testFile(uint64(i+2), 1<<20)
+		others.Go(func() error { return c.Push(context.Background(), o, gatedReader{start, bytes.NewReader(b)}) })
+	}
+	waitFor(t, "every file to be accepted", func() bool { return g.accepts.Load() == files })
+	close(start)
+	<-g.blocked
+	steady := 0
+	waitFor(t, "the writer queue to fill", func() bool {
+		if len(c.w.out) == cap(c.w.out) {
+			steady++
+		} else {
+			steady = 0
+		}
+		return steady >= 5
+	})
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("canceled push: %v, want context.Canceled", err)
+	}
+	open()
+	if err := others.Wait(); err != nil {
+		t.Fatalf("other pushes on the connection: %v", err)
+	}
+	select {
+	case name := <-g.aborted:
+		if name != victim.Name {
+			t.Fatalf("aborted %s, want %s", name, victim.Name)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("sink of the canceled push not aborted while the connection lives")
+	}
+}
+
+// gatedReader reads from r once start is closed.
+type gatedReader struct {
+	start <-chan struct{}
+	r     io.ReaderAt
+}
+
+func (g gatedReader) ReadAt(p []byte, off int64) (int, error) {
+	<-g.start
+	return g.r.ReadAt(p, off)
 }
