@@ -113,6 +113,22 @@ func (d *Decoder) Decode(stream []byte) (*Pending, error) {
 	return p, nil
 }
 
+// StreamSize returns the length of the encoded stream at the start of b
+// (the encoding is self-delimiting) without decoding it; b may continue
+// with other bytes. Malformed input is an error wrapping ErrCorrupt.
+func (d *Decoder) StreamSize(b []byte) (int, error) {
+	r := reader{b: b, what: "dedupe stream"}
+	r.header(magicStream)
+	r.u64()
+	size := r.uvarint("payload length", uint64(d.maxPayload))
+	r.u32()
+	d.parseOps(&r, int(size))
+	nb := r.uvarint("base count", MaxBases)
+	r.bytes(int(nb) * len(Fingerprint{}))
+	r.bytes(int(r.uvarint("literal stream length", uint64(len(b)))))
+	return r.pos, r.err
+}
+
 // dictionary rebuilds the literal stream's dictionary from the bases in
 // the store. false when one is missing: the literals then become misses.
 func (d *Decoder) dictionary(bases []Fingerprint) ([]byte, bool, error) {

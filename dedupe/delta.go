@@ -149,7 +149,7 @@ type history struct {
 }
 
 // add appends the literal chunks of ops.
-func (h *history) add(ops []op, fps []Fingerprint, _ int) {
+func (h *history) add(ops []op, fps []Fingerprint) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, o := range ops {

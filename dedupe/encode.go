@@ -147,7 +147,7 @@ func (e *Encoder) Encode(dst, payload []byte) ([]byte, EncodeStats, error) {
 			bases, dict = e.pickBases(ops, fps, st.LiteralBytes >= len(payload)/4)
 		}
 		e.learn(payload, pieces, fps)
-		e.hist.add(ops, fps, e.p.MaxSize)
+		e.hist.add(ops, fps)
 	}
 	st.DictBytes = len(dict)
 	level := e.Level()

@@ -87,7 +87,11 @@ func FuzzDecode(f *testing.F) {
 		f.Fatalf("history: %v", err)
 	}
 	f.Fuzz(func(t *testing.T, stream []byte) {
+		n, serr := d.StreamSize(stream)
 		p, err := d.Decode(stream)
+		if err == nil && (serr != nil || n != len(stream)) {
+			t.Fatalf("decoded a stream StreamSize measures as %d, %v", n, serr)
+		}
 		if err != nil {
 			return
 		}

@@ -188,3 +188,20 @@ func TestMissListHostile(t *testing.T) {
 		})
 	}
 }
+
+func TestStreamSize(t *testing.T) {
+	e, _ := NewEncoder(EncoderConfig{})
+	payload := newImageGen(16).template(1 << 20)
+	s, _, err := e.Encode(nil, payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := newDecoder(t)
+	n, err := d.StreamSize(append(append([]byte(nil), s...), "next message"...))
+	if err != nil || n != len(s) {
+		t.Fatalf("StreamSize = %d, %v; want %d", n, err, len(s))
+	}
+	if _, err := d.StreamSize(s[:len(s)-1]); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("truncated: %v", err)
+	}
+}
