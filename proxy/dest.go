@@ -31,9 +31,11 @@ type DestConfig struct {
 	Params dedupe.Params
 	// MaxFileSize is the largest file accepted. 0 means push.DefaultMaxFileSize.
 	MaxFileSize int64
-	// MissWait is how long a file whose references are not in the store
-	// waits for files still arriving (which may bring those chunks) before
-	// asking the source edge. 0 means 10s; negative means never wait.
+	// MissWait caps how long a file whose references are not in the store
+	// waits for files sent before it that are still arriving (which may
+	// bring those chunks) before asking the source edge. The wait ends by
+	// itself when those files are done; this is a safety cap. 0 means 10
+	// minutes; negative means never wait.
 	MissWait time.Duration
 	// Registerer receives the metrics; nil means a private registry.
 	Registerer prometheus.Registerer
@@ -49,7 +51,7 @@ func (c DestConfig) withDefaults() DestConfig {
 		c.MaxFileSize = push.DefaultMaxFileSize
 	}
 	if c.MissWait == 0 {
-		c.MissWait = 10 * time.Second
+		c.MissWait = 10 * time.Minute
 	}
 	c.MissWait = max(c.MissWait, 0)
 	if c.Logger == nil {

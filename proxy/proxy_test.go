@@ -315,3 +315,27 @@ func TestScheduleCapHonoured(t *testing.T) {
 	}
 	checkArrived(t, p.dst, files)
 }
+
+func TestArrivalsCountOnlyEarlierFiles(t *testing.T) {
+	var a arrivals
+	first, second, third := a.begin(), a.begin(), a.begin()
+	if n, _ := a.earlier(third.seq); n != 2 {
+		t.Errorf("before the third: %d arriving, want 2", n)
+	}
+	if n, _ := a.earlier(first.seq); n != 0 {
+		t.Errorf("before the first: %d arriving, want 0", n)
+	}
+	_, changed := a.earlier(third.seq)
+	second.done()
+	second.done() // idempotent
+	select {
+	case <-changed:
+	default:
+		t.Error("no change signalled when a file finished")
+	}
+	if n, _ := a.earlier(third.seq); n != 1 {
+		t.Errorf("after the second finished: %d arriving before the third, want 1", n)
+	}
+	first.done()
+	third.done()
+}

@@ -18,10 +18,10 @@ import (
 
 // serveFile receives one file on its stream, rebuilds it, pushes it to dst
 // and writes dst's verdict back.
-// arrived uncounts the file from the arrivals (counted when its stream was
+// arrived is the file's place in the arrivals (counted when its stream was
 // accepted, so in stream order).
-func (d *Dest) serveFile(ctx context.Context, st *quic.Stream, arrived func()) {
-	defer arrived()
+func (d *Dest) serveFile(ctx context.Context, st *quic.Stream, arrived arrival) {
+	defer arrived.done()
 	d.m.inFlight.Inc()
 	defer d.m.inFlight.Dec()
 	stop := context.AfterFunc(ctx, func() { st.CancelRead(streamCanceled); st.CancelWrite(streamCanceled) })
@@ -73,10 +73,9 @@ func (d *Dest) receive(st io.Reader, w io.Writer) (FileHeader, []byte, error) {
 	return d.receiveArriving(st, w, d.arriving.begin())
 }
 
-// receiveArriving is receive for a file already counted in the arrivals;
-// done uncounts it (idempotent).
-func (d *Dest) receiveArriving(st io.Reader, w io.Writer, done func()) (FileHeader, []byte, error) {
-	defer done()
+// receiveArriving is receive for a file already counted in the arrivals.
+func (d *Dest) receiveArriving(st io.Reader, w io.Writer, arrived arrival) (FileHeader, []byte, error) {
+	defer arrived.done()
 	var buf []byte
 	typ, body, err := readFrame(st, &buf)
 	if err != nil {
@@ -106,7 +105,7 @@ func (d *Dest) receiveArriving(st io.Reader, w io.Writer, done func()) (FileHead
 	}
 	file := data
 	if hdr.Mode == ModeOptimize {
-		if file, err = d.rebuild(st, w, &buf, hdr, data, done); err != nil {
+		if file, err = d.rebuild(st, w, &buf, hdr, data, arrived); err != nil {
 			return hdr, nil, fmt.Errorf("rebuild %s: %w", name, err)
 		}
 	}
@@ -122,19 +121,19 @@ func streamLimit(size int64) int64 { return size + size/8 + 1<<20 }
 
 // rebuild decodes metadata and payload, asking the source edge for the
 // chunks the store cannot resolve.
-// decoded is called once the first decode is done (see arrivals).
-func (d *Dest) rebuild(st io.Reader, w io.Writer, buf *[]byte, hdr FileHeader, data []byte, decoded func()) ([]byte, error) {
+// The file stops counting as arriving after its first decode (see arrivals).
+func (d *Dest) rebuild(st io.Reader, w io.Writer, buf *[]byte, hdr FileHeader, data []byte, arrived arrival) ([]byte, error) {
 	meta, err := unzstd(data[:hdr.MetaLen], hdr.Size-hdr.PayloadLen)
 	if err != nil {
 		return nil, errors.Join(push.ErrChecksum, err)
 	}
 	pend, err := d.dec.Decode(data[hdr.MetaLen:])
-	decoded()
+	arrived.done()
 	if err != nil {
 		return nil, errors.Join(push.ErrChecksum, err)
 	}
 	if !pend.Complete() {
-		pend = d.awaitArrivals(pend, data[hdr.MetaLen:])
+		pend = d.awaitArrivals(arrived.seq, pend, data[hdr.MetaLen:])
 	}
 	if !pend.Complete() {
 		misses := pend.Misses()
@@ -248,58 +247,79 @@ func (s *connSet) list() []*quic.Conn {
 	return slices.Clone(s.conns)
 }
 
-// arrivals counts the files whose data is arriving or being decoded. A file
-// sent after another may reference chunks of it; when both are in flight on
-// parallel streams, the later one can arrive first. Rather than asking the
-// source edge for those chunks at once (a round trip and the bytes again on
-// the WAN), a file with misses waits while earlier arrivals are still being
-// decoded and decodes again after each one, for up to Dest's MissWait. A file
-// stops counting once its first decode is done, so two files waiting on
-// each other cannot block each other.
+// arrivals tracks the files whose data is arriving or being decoded, in the
+// order their streams were accepted (the source edge opens them in encode
+// order). A file may reference chunks of files encoded before it; when they
+// are in flight on parallel streams, the later one can be complete first.
+// Rather than asking the source edge for those chunks at once (a round trip,
+// and the bytes again on the WAN), a file with misses waits while files
+// accepted before it are still arriving, and decodes again each time one of
+// them is done. On a slow line that can be minutes; it always ends, since
+// every earlier file finishes or fails (MissWait is only a safety cap). A file
+// stops counting once its first decode is done.
 type arrivals struct {
 	mu      sync.Mutex
-	n       int
+	next    uint64
+	pending map[uint64]struct{}
 	changed chan struct{}
 }
 
-// begin counts one arriving file; the returned func (idempotent) uncounts it.
-func (a *arrivals) begin() func() {
+// arrival is one counted file: its place in the order, and done, which
+// uncounts it (idempotent).
+type arrival struct {
+	seq  uint64
+	done func()
+}
+
+// begin counts one arriving file.
+func (a *arrivals) begin() arrival {
 	a.mu.Lock()
-	a.n++
-	a.mu.Unlock()
+	defer a.mu.Unlock()
+	if a.pending == nil {
+		a.pending = map[uint64]struct{}{}
+	}
+	seq := a.next
+	a.next++
+	a.pending[seq] = struct{}{}
 	var once sync.Once
-	return func() {
+	return arrival{seq: seq, done: func() {
 		once.Do(func() {
 			a.mu.Lock()
 			defer a.mu.Unlock()
-			a.n--
+			delete(a.pending, seq)
 			if a.changed != nil {
 				close(a.changed)
 				a.changed = nil
 			}
 		})
-	}
+	}}
 }
 
-// others returns how many files are arriving and a channel closed at the
-// next change.
-func (a *arrivals) others() (int, <-chan struct{}) {
+// earlier returns how many files accepted before seq are still arriving and
+// a channel closed at the next change.
+func (a *arrivals) earlier(seq uint64) (int, <-chan struct{}) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.changed == nil {
 		a.changed = make(chan struct{})
 	}
-	return a.n, a.changed
+	n := 0
+	for s := range a.pending {
+		if s < seq {
+			n++
+		}
+	}
+	return n, a.changed
 }
 
-// awaitArrivals decodes stream again each time another file finished
-// decoding, while files are arriving, until no miss is left or MissWait
-// passed.
-func (d *Dest) awaitArrivals(pend *dedupe.Pending, stream []byte) *dedupe.Pending {
+// awaitArrivals decodes stream again each time an earlier file finished
+// decoding, while earlier files are arriving, until no miss is left or
+// MissWait passed.
+func (d *Dest) awaitArrivals(seq uint64, pend *dedupe.Pending, stream []byte) *dedupe.Pending {
 	timer := time.NewTimer(d.cfg.MissWait)
 	defer timer.Stop()
 	for !pend.Complete() {
-		n, changed := d.arriving.others()
+		n, changed := d.arriving.earlier(seq)
 		if n == 0 {
 			return pend
 		}

@@ -92,7 +92,7 @@ func proxyFlags(args []string) (proxyFile, error) {
 		"rtt":         fs.String("rtt", "", "WAN round-trip `DURATION` that sizes the QUIC windows (default 50ms)"),
 		"level":       fs.String("level", "", "literal compression: auto (default), fastest, default, better, best"),
 		"max-memory":  fs.String("max-memory", "", "source edge: `SIZE` of files held at once (default 1GiB)"),
-		"miss-wait":   fs.String("miss-wait", "", "destination edge: how long a file with unknown references waits for files still arriving before asking back, `DURATION` (default 10s)"),
+		"miss-wait":   fs.String("miss-wait", "", "destination edge: at most this `DURATION` a file with unknown references waits for files sent before it that are still arriving, before asking back (default 10m; the wait ends when they are done)"),
 	}
 	if err := parseFlags(fs, args); err != nil {
 		return proxyFile{}, err
