@@ -51,6 +51,13 @@ func (n *Node) Accept(ctx context.Context, peer push.Hello, o push.Offer) (push.
 	}
 	defer v.mu.Unlock()
 	if v.q.Duplicate(seq) {
+		// A held file whose commit failed at the folder sync is renamed but
+		// perhaps not durably: the ack waits for a folder sync that succeeds.
+		if seq >= v.q.Next() {
+			if err := syncDir(v.dir); err != nil {
+				return nil, fmt.Errorf("%w: %s/%s: %w", push.ErrUnavailable, o.Volume, o.Name, err)
+			}
+		}
 		n.metrics.duplicates.WithLabelValues(v.name).Inc()
 		return nil, push.ErrDuplicate
 	}
@@ -235,7 +242,8 @@ func (s *sink) commit() error {
 	}
 	s.v.mu.Unlock()
 	// Not acked unless the rename is durable; the file is held either way, so
-	// a resend after this error is answered as a duplicate.
+	// a resend after this error is answered as a duplicate once a folder sync
+	// succeeds (see Accept).
 	if err := syncDir(s.v.dir); err != nil {
 		return fmt.Errorf("receive %s/%s: %w", o.Volume, o.Name, err)
 	}

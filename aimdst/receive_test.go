@@ -241,3 +241,38 @@ func TestBufferFull(t *testing.T) {
 		t.Fatalf("after destage made room: %v", err)
 	}
 }
+
+// TestDuplicateAfterFailedFolderSync: a file whose commit failed at the
+// folder sync (renamed, but the rename perhaps not durable) is acked as a
+// duplicate on the resend only once the folder sync has succeeded.
+func TestDuplicateAfterFailedFolderSync(t *testing.T) {
+	tn := newTestNode(t, nil)
+	g := writeJournal(t, t.TempDir(), "vol", 64<<10, randomOps(rand.New(rand.NewPCG(1, 2)), 64<<10, 10, nil))
+	var mu sync.Mutex
+	failDir, dirSyncs := true, 0
+	realFsync := fsync
+	fsync = func(f *os.File) error {
+		if fi, err := f.Stat(); err == nil && fi.IsDir() {
+			mu.Lock()
+			defer mu.Unlock()
+			if failDir {
+				failDir = false
+				return errors.New("injected folder fsync failure")
+			}
+			dirSyncs++
+		}
+		return realFsync(f)
+	}
+	t.Cleanup(func() { fsync = realFsync })
+	if err := deliver(t, tn.n, "vol", g.files[0], len(readAll(t, g.files[0]))); err == nil {
+		t.Fatal("commit with a failing folder sync acked")
+	}
+	if err := deliver(t, tn.n, "vol", g.files[0], len(readAll(t, g.files[0]))); err != nil {
+		t.Fatalf("resend: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if dirSyncs == 0 {
+		t.Fatal("resend acked as a duplicate without the folder sync that failed at commit")
+	}
+}
