@@ -2,15 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/csv"
-	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
-	"text/tabwriter"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,7 +15,6 @@ import (
 	"github.com/aimwan/aimwan/internal/units"
 	"github.com/aimwan/aimwan/reports"
 	"github.com/aimwan/aimwan/sim/link"
-	"github.com/aimwan/aimwan/sim/sizing"
 	"github.com/aimwan/aimwan/sim/workload"
 )
 
@@ -177,146 +172,4 @@ func simLinkLine(rate string, rtt, jitter time.Duration, loss, dup, reorder, que
 		return c, usagef("sim link: --outage: %v", err)
 	}
 	return c, nil
-}
-
-// sizingOutput is what `aimwan sim size --out DIR` writes as sizing.json.
-type sizingOutput struct {
-	Volumes   []string            `json:"volumes"`
-	Rate      float64             `json:"rate"`
-	Reduction float64             `json:"reduction"`
-	Buffer    float64             `json:"buffer"`
-	Result    *sizing.Result      `json:"result"`
-	Sweep     *sizing.SweepResult `json:"sweep,omitempty"`
-}
-
-func runSimSize(ctx context.Context, args []string) error {
-	fs := newFlagSet("sim size", "--config FILE [--out DIR]")
-	config := fs.String("config", "", "sizing study (YAML; see docs/sizing.md) (required)")
-	out := fs.String("out", "", "folder for sizing.json (summary, curves, sweep) and curves.csv")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if *config == "" {
-		return usagef("sim size: --config is required")
-	}
-	var f sizing.File
-	if err := loadYAML(*config, &f); err != nil {
-		return err
-	}
-	st, err := f.Study(filepath.Dir(*config))
-	if err != nil {
-		return usagef("sim size: %s: %v", *config, err)
-	}
-	res, err := sizing.Run(st.Model)
-	if err != nil {
-		return usagef("sim size: %v", err)
-	}
-	o := sizingOutput{Rate: st.Model.Rate, Reduction: max(1, st.Model.Reduction), Buffer: st.Model.Buffer, Result: res}
-	for _, v := range st.Model.Volumes {
-		o.Volumes = append(o.Volumes, v.Name)
-	}
-	if st.Sweep {
-		if o.Sweep, err = sizing.Sweep(st.Model, st.Rates, st.Schedules, st.RPO); err != nil {
-			return usagef("sim size: %v", err)
-		}
-	}
-	printSizing(os.Stdout, &o)
-	if *out == "" {
-		return nil
-	}
-	return writeSizing(*out, &o)
-}
-
-func secs(s float64) string {
-	if s < 0 {
-		return "not within the run"
-	}
-	return time.Duration(s * float64(time.Second)).Round(time.Second).String()
-}
-
-func printSizing(w io.Writer, o *sizingOutput) {
-	r := o.Result
-	buf := "unlimited"
-	if o.Buffer > 0 {
-		buf = units.FormatSize(int64(o.Buffer))
-	}
-	fmt.Fprintf(w, "line %s, data reduction %.2fx, buffer %s\n\n", units.FormatRate(o.Rate), o.Reduction, buf)
-	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "volume\twritten\tpeak Src Data\tat\tmax Time Latency\tfinal Src Data\tfinal Time Latency")
-	for _, v := range r.Volumes {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.Name, units.FormatSize(int64(v.Written)),
-			units.FormatSize(int64(v.PeakBacklog)), secs(v.PeakAt), secs(v.MaxLatency),
-			units.FormatSize(int64(v.FinalBacklog)), secs(v.FinalLatency))
-	}
-	tw.Flush()
-	fmt.Fprintf(w, "\npeak buffer needed: %s at %s; catch-up after the peak: %s\n",
-		units.FormatSize(int64(r.PeakBacklog)), secs(r.PeakAt), secs(r.CatchUp))
-	if r.Overflow > 0 {
-		fmt.Fprintf(w, "BUFFER OVERFLOWS at %s: %s did not fit\n", secs(r.FirstOverflow), units.FormatSize(int64(r.Overflow)))
-	} else {
-		fmt.Fprintln(w, "buffer: no overflow")
-	}
-	if o.Sweep == nil {
-		return
-	}
-	fmt.Fprintf(w, "\nsweep for an RPO of %s:\n", secs(o.Sweep.RPO))
-	tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "schedule\tline\tpeak Src Data\tmax Time Latency\tcatch-up\toverflow\tmeets RPO")
-	for _, row := range o.Sweep.Rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%v\n", row.Schedule, units.FormatRate(row.Rate),
-			units.FormatSize(int64(row.PeakBacklog)), secs(row.MaxLatency), secs(row.CatchUp),
-			units.FormatSize(int64(row.Overflow)), row.MeetsRPO)
-	}
-	tw.Flush()
-	for _, row := range o.Sweep.Rows { // first row of each schedule, in order
-		if n, ok := o.Sweep.Needed[row.Schedule]; ok {
-			if n > 0 {
-				fmt.Fprintf(w, "needed with schedule %q: %s\n", row.Schedule, units.FormatRate(n))
-			} else {
-				fmt.Fprintf(w, "needed with schedule %q: more than the rates tried\n", row.Schedule)
-			}
-			delete(o.Sweep.Needed, row.Schedule)
-		}
-	}
-}
-
-func writeSizing(dir string, o *sizingOutput) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("sim size: %w", err)
-	}
-	b, err := json.MarshalIndent(o, "", " ")
-	if err != nil {
-		return fmt.Errorf("sim size: encode result: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "sizing.json"), b, 0o644); err != nil {
-		return fmt.Errorf("sim size: %w", err)
-	}
-	f, err := os.Create(filepath.Join(dir, "curves.csv"))
-	if err != nil {
-		return fmt.Errorf("sim size: %w", err)
-	}
-	cw := csv.NewWriter(f)
-	head := []string{"t_s", "total_backlog", "capacity", "sent", "overflow"}
-	for _, v := range o.Volumes {
-		head = append(head, "backlog_"+v, "latency_s_"+v)
-	}
-	cw.Write(head) //nolint:errcheck // checked by cw.Error
-	g := func(x float64) string { return strconv.FormatFloat(x, 'f', -1, 64) }
-	for _, s := range o.Result.Samples {
-		row := []string{g(s.T), g(s.Total), g(s.Capacity), g(s.Sent), g(s.Overflow)}
-		for i := range s.Backlog {
-			row = append(row, g(s.Backlog[i]), g(s.Latency[i]))
-		}
-		cw.Write(row) //nolint:errcheck
-	}
-	cw.Flush()
-	if err := cw.Error(); err != nil {
-		f.Close()
-		return fmt.Errorf("sim size: write curves.csv: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("sim size: %w", err)
-	}
-	fmt.Printf("\nwrote %s and %s\n", filepath.Join(dir, "sizing.json"), filepath.Join(dir, "curves.csv"))
-	return nil
 }

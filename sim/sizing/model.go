@@ -22,6 +22,15 @@ type RateSchedule interface {
 type Burst struct {
 	At    time.Duration `json:"at"`
 	Bytes float64       `json:"bytes"`
+	// Over spreads the writes evenly over [At, At+Over) (0: all at At).
+	Over time.Duration `json:"over,omitempty"`
+}
+
+// ReductionStep sets the data reduction from a time on (e.g. a bench's
+// optimized phase after its pass-through phase).
+type ReductionStep struct {
+	From      time.Duration `json:"from"`      // from the start
+	Reduction float64       `json:"reduction"` // logical bytes per wire byte, ≥ 1
 }
 
 // Volume is one replicated volume's change profile.
@@ -62,9 +71,42 @@ type Model struct {
 	// Reduction is logical bytes per wire byte (dedupe and compression).
 	// Default 1 (no proxies).
 	Reduction float64
+	// Reductions override Reduction from their From on (sorted by From).
+	Reductions []ReductionStep
 	// Volumes replicated over the line.
 	Volumes []Volume
+
+	// FileSize > 0 makes the model file-granular, as the chain is (see
+	// files.go): writes fill journal files of FileSize payload bytes, a file
+	// leaves Src Data only once it has crossed the line whole, Window files
+	// per volume are in flight at once and share the line equally, and
+	// Time Latency is the destination's: now minus the source time of the
+	// newest write of the files replicated in order (0 before the first).
+	// 0 keeps the fluid model.
+	FileSize float64
+	// FileAge seals a non-empty file this old (file-granular model).
+	// Default DefaultFileAge.
+	FileAge time.Duration
+	// Window is how many files of one volume are in flight at once
+	// (file-granular model). Default DefaultWindow.
+	Window int
+	// Restarts are times at which the transfer restarts (the proxies are
+	// restarted): the files in flight start over from their first byte.
+	// File-granular model only.
+	Restarts []time.Duration
+	// StopWhenDrained ends the run at the end of the first step after every
+	// burst has been written in which nothing is left to send (as the bench
+	// stops once everything is destaged); Duration is then a limit.
+	StopWhenDrained bool
 }
+
+// Defaults of the file-granular model: the journal's age rotation
+// (journal.DefaultMaxAge) and the source's ship window
+// (aimsrc.DefaultShipWindow); a test checks they agree.
+const (
+	DefaultFileAge = 2 * time.Second
+	DefaultWindow  = 4
+)
 
 func (m Model) withDefaults() Model {
 	if m.Start.IsZero() {
@@ -81,6 +123,12 @@ func (m Model) withDefaults() Model {
 	}
 	if m.Reduction == 0 {
 		m.Reduction = 1
+	}
+	if m.FileSize > 0 && m.FileAge == 0 {
+		m.FileAge = DefaultFileAge
+	}
+	if m.FileSize > 0 && m.Window == 0 {
+		m.Window = DefaultWindow
 	}
 	vs := make([]Volume, len(m.Volumes))
 	copy(vs, m.Volumes)
@@ -112,6 +160,18 @@ func (m Model) validate() error {
 		return bad("buffer %v must not be negative", m.Buffer)
 	case len(m.Volumes) == 0:
 		return bad("no volumes")
+	case !(m.FileSize >= 0) || math.IsInf(m.FileSize, 1) || m.FileAge < 0 || m.Window < 0:
+		return bad("file size %v, file age %v and window %d must not be negative", m.FileSize, m.FileAge, m.Window)
+	}
+	for _, r := range m.Reductions {
+		if !(r.Reduction >= 1) || math.IsInf(r.Reduction, 1) || r.From < 0 {
+			return bad("data reduction %v from %v must be ≥ 1 and finite, from a time ≥ 0", r.Reduction, r.From)
+		}
+	}
+	for _, r := range m.Restarts {
+		if r < 0 {
+			return bad("restart at %v: must not be negative", r)
+		}
 	}
 	for _, c := range m.CrossHourly {
 		if !(c >= 0) || math.IsInf(c, 1) {
@@ -131,7 +191,7 @@ func (m Model) validate() error {
 			}
 		}
 		for _, b := range v.Bursts {
-			if b.At < 0 || !(b.Bytes >= 0) {
+			if b.At < 0 || b.Over < 0 || !(b.Bytes >= 0) || math.IsInf(b.Bytes, 1) {
 				return bad("volume %s: burst %v at %v must be ≥ 0 at a time ≥ 0", v.Name, b.Bytes, b.At)
 			}
 		}
@@ -149,4 +209,27 @@ func (v *Volume) writeRate(t time.Time) float64 {
 		}
 	}
 	return r
+}
+
+// reductionAt returns the data reduction at t seconds from the start.
+func (m *Model) reductionAt(t float64) float64 {
+	r := m.Reduction
+	best := time.Duration(-1)
+	for _, s := range m.Reductions {
+		if s.From.Seconds() <= t && s.From > best {
+			r, best = s.Reduction, s.From
+		}
+	}
+	return r
+}
+
+// lastWrite returns when the last burst has been written, in seconds.
+func (m *Model) lastWrite() float64 {
+	end := 0.0
+	for _, v := range m.Volumes {
+		for _, b := range v.Bursts {
+			end = math.Max(end, (b.At + b.Over).Seconds())
+		}
+	}
+	return end
 }

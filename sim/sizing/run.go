@@ -38,6 +38,7 @@ type Result struct {
 	Overflow      float64        `json:"overflow"`         // bytes that did not fit the buffer
 	FirstOverflow float64        `json:"first_overflow_s"` // when the buffer first overflowed (-1: never)
 	CatchUp       float64        `json:"catch_up_s"`       // from the peak until the backlog is empty (-1: not within the run)
+	End           float64        `json:"end_s"`            // when the run ended (Duration, or earlier with StopWhenDrained)
 	Samples       []Sample       `json:"samples"`
 }
 
@@ -120,6 +121,9 @@ func Run(m Model) (*Result, error) {
 	if err := m.validate(); err != nil {
 		return nil, err
 	}
+	if m.FileSize > 0 {
+		return runFiles(m), nil
+	}
 	steps := int(m.Duration / m.Step)
 	dt := m.Step.Seconds()
 	every := max(1, steps/(m.Samples-1))
@@ -139,14 +143,14 @@ func Run(m Model) (*Result, error) {
 			vs[i].push(chunk{t0: t, dur: dt, bytes: w, left: w})
 			res.Volumes[i].Written += w
 			for _, b := range v.Bursts {
-				if at := b.At.Seconds(); at >= t && at < t+dt {
-					vs[i].push(chunk{t0: at, bytes: b.Bytes, left: b.Bytes})
-					res.Volumes[i].Written += b.Bytes
+				if n, at, dur := burstIn(b, t, dt); n > 0 {
+					vs[i].push(chunk{t0: at, dur: dur, bytes: n, left: n})
+					res.Volumes[i].Written += n
 				}
 			}
 		}
 		capacity := m.capacity(now)
-		sent := drain(vs, capacity*dt*m.Reduction)
+		sent := drain(vs, capacity*dt*m.reductionAt(t))
 		total := 0.0
 		for i := range vs {
 			total += vs[i].backlog
@@ -163,16 +167,47 @@ func Run(m Model) (*Result, error) {
 			total = m.Buffer
 		}
 		end := t + dt
-		res.observe(vs, end, total)
-		if s%every == 0 || s == steps-1 {
-			res.Samples = append(res.Samples, sample(vs, end, total, capacity, sent/dt, res.Overflow, m.Buffer))
+		backlog, latency := make([]float64, len(vs)), make([]float64, len(vs))
+		for i := range vs {
+			backlog[i], latency[i] = vs[i].backlog, vs[i].latency(end)
+		}
+		res.observe(backlog, latency, end, total)
+		stop := m.StopWhenDrained && total <= epsilon && end >= m.lastWrite()
+		if s%every == 0 || s == steps-1 || stop {
+			res.Samples = append(res.Samples, Sample{T: end, Total: total, Capacity: capacity, Sent: sent / dt,
+				Overflow: res.Overflow, Cap: m.Buffer, Backlog: backlog, Latency: latency})
+		}
+		res.finish(backlog, latency, end)
+		if stop {
+			break
 		}
 	}
-	for i := range vs {
-		res.Volumes[i].FinalBacklog = vs[i].backlog
-		res.Volumes[i].FinalLatency = vs[i].latency(float64(steps) * dt)
-	}
 	return res, nil
+}
+
+// finish records the figures at the end of a step as the final ones.
+func (r *Result) finish(backlog, latency []float64, end float64) {
+	r.End = end
+	for i := range backlog {
+		r.Volumes[i].FinalBacklog, r.Volumes[i].FinalLatency = backlog[i], latency[i]
+	}
+}
+
+// burstIn returns the bytes of b written in the step [t, t+dt), when the
+// first of them is written and over how long.
+func burstIn(b Burst, t, dt float64) (n, at, dur float64) {
+	from, over := b.At.Seconds(), b.Over.Seconds()
+	if over <= 0 {
+		if from >= t && from < t+dt {
+			return b.Bytes, from, 0
+		}
+		return 0, 0, 0
+	}
+	lo, hi := math.Max(t, from), math.Min(t+dt, from+over)
+	if hi <= lo {
+		return 0, 0, 0
+	}
+	return b.Bytes * (hi - lo) / over, lo, hi - lo
 }
 
 // capacity returns the wire bytes/s left for replication at now.
@@ -216,31 +251,21 @@ func drain(vs []volState, n float64) float64 {
 }
 
 // observe updates the peaks after a step ending at end.
-func (r *Result) observe(vs []volState, end, total float64) {
+func (r *Result) observe(backlog, latency []float64, end, total float64) {
 	if total > r.PeakBacklog+epsilon {
 		r.PeakBacklog, r.PeakAt, r.CatchUp = total, end, -1
 	}
 	if total <= epsilon && r.CatchUp < 0 && r.PeakBacklog > epsilon {
 		r.CatchUp = end - r.PeakAt
 	}
-	for i := range vs {
+	for i := range backlog {
 		vr := &r.Volumes[i]
-		if vs[i].backlog > vr.PeakBacklog {
-			vr.PeakBacklog, vr.PeakAt = vs[i].backlog, end
+		if backlog[i] > vr.PeakBacklog {
+			vr.PeakBacklog, vr.PeakAt = backlog[i], end
 		}
-		if l := vs[i].latency(end); l > vr.MaxLatency {
+		if l := latency[i]; l > vr.MaxLatency {
 			vr.MaxLatency, vr.MaxLatencyAt = l, end
 			r.MaxLatency = math.Max(r.MaxLatency, l)
 		}
 	}
-}
-
-func sample(vs []volState, end, total, capacity, sent, overflow, buffer float64) Sample {
-	s := Sample{T: end, Total: total, Capacity: capacity, Sent: sent, Overflow: overflow, Cap: buffer,
-		Backlog: make([]float64, len(vs)), Latency: make([]float64, len(vs))}
-	for i := range vs {
-		s.Backlog[i] = vs[i].backlog
-		s.Latency[i] = vs[i].latency(end)
-	}
-	return s
 }

@@ -22,6 +22,30 @@ type SweepRow struct {
 	CatchUp     float64 `json:"catch_up_s"`
 	Overflow    float64 `json:"overflow"`
 	MeetsRPO    bool    `json:"meets_rpo"` // no overflow and MaxLatency ≤ RPO
+	// Curve is the run's total Src Data and worst Time Latency over time
+	// (SweepSamples points), for the sizing page.
+	Curve Curve `json:"curve"`
+}
+
+// Curve is a run's figures over time, summed or maxed over the volumes.
+type Curve struct {
+	T       []float64 `json:"t_s"`       // seconds from the start
+	Backlog []float64 `json:"backlog"`   // total Src Data, bytes
+	Latency []float64 `json:"latency_s"` // worst Time Latency of any volume, seconds
+}
+
+// SweepSamples is the number of curve points kept per sweep run.
+const SweepSamples = 200
+
+func curveOf(ss []Sample) Curve {
+	c := Curve{T: make([]float64, len(ss)), Backlog: make([]float64, len(ss)), Latency: make([]float64, len(ss))}
+	for i, s := range ss {
+		c.T[i], c.Backlog[i] = s.T, s.Total
+		for _, l := range s.Latency {
+			c.Latency[i] = math.Max(c.Latency[i], l)
+		}
+	}
+	return c
 }
 
 // SweepResult answers "what line do I need for an RPO of X".
@@ -50,13 +74,13 @@ func Sweep(m Model, rates []float64, schedules []NamedSchedule, rpo time.Duratio
 		out.Needed[s.Name] = 0
 		for _, r := range rs {
 			mm := m
-			mm.Rate, mm.Schedule, mm.Samples = r, s.Schedule, 2
+			mm.Rate, mm.Schedule, mm.Samples = r, s.Schedule, SweepSamples
 			res, err := Run(mm)
 			if err != nil {
 				return nil, fmt.Errorf("sweep %s at %.0f B/s: %w", s.Name, r, err)
 			}
 			row := SweepRow{Schedule: s.Name, Rate: r, PeakBacklog: res.PeakBacklog, MaxLatency: res.MaxLatency,
-				CatchUp: res.CatchUp, Overflow: res.Overflow}
+				CatchUp: res.CatchUp, Overflow: res.Overflow, Curve: curveOf(res.Samples)}
 			row.MeetsRPO = res.Overflow == 0 && res.MaxLatency <= rpo.Seconds()+1e-9
 			if row.MeetsRPO && out.Needed[s.Name] == 0 {
 				out.Needed[s.Name] = r

@@ -1,0 +1,327 @@
+package sizing
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/aimwan/aimwan/reports"
+)
+
+// ErrBadBench is wrapped by every error about a bench run folder that
+// cannot be turned into a model.
+var ErrBadBench = errors.New("bad bench run for the sizing model")
+
+// Metric names FromBench reads (docs/metrics.md).
+const (
+	metricCaptured   = "aimwan_src_bytes_captured_total"
+	metricLinkBytes  = "aimwan_link_bytes_total"
+	metricProxyLogic = reports.MetricProxyLogical
+	metricProxyWire  = reports.MetricProxyWire
+)
+
+// BenchFileSize is the replication file size of a bench run (the journal's
+// default, which the bench does not change).
+const BenchFileSize = 4 << 20
+
+// benchStep is the model step for a bench scenario.
+const benchStep = 100 * time.Millisecond
+
+// Measured is what a bench run recorded, as curves from the start of its
+// first phase.
+type Measured struct {
+	T            []float64 `json:"t_s"`             // seconds from the start of the first phase
+	SrcData      []float64 `json:"src_data"`        // total Src Data, bytes (src recording)
+	LT           []float64 `json:"latency_t_s"`     // times of the dst samples
+	Latency      []float64 `json:"latency_s"`       // worst Time Latency of any volume (dst recording)
+	PeakBacklog  float64   `json:"peak_backlog"`    // largest total Src Data
+	FinalLatency float64   `json:"final_latency_s"` // worst Time Latency at the end: result.json's, else the last dst sample
+	End          float64   `json:"end_s"`           // end of the last phase
+	Drained      bool      `json:"drained"`         // the run replicated everything before its limit
+}
+
+// Figure is one predicted-vs-measured comparison.
+type Figure struct {
+	Predicted float64 `json:"predicted"`
+	Measured  float64 `json:"measured"`
+	// Error is (predicted − measured) / measured: 0 when both are 0, +1
+	// (100%) when only the measured one is 0.
+	Error float64 `json:"error"`
+}
+
+func figure(pred, meas float64) Figure {
+	f := Figure{Predicted: pred, Measured: meas}
+	switch {
+	case meas != 0:
+		f.Error = (pred - meas) / math.Abs(meas)
+	case pred != 0:
+		f.Error = 1
+	}
+	return f
+}
+
+// Phase is a bench phase as the model sees it.
+type Phase struct {
+	Name      string  `json:"name"`
+	Start     float64 `json:"start_s"`   // from the start of the first phase
+	Reduction float64 `json:"reduction"` // measured logical / link bytes (1 when nothing was measured)
+}
+
+// Validation is the model run on a bench's scenario beside what the bench
+// measured.
+type Validation struct {
+	Dir          string   `json:"dir"`
+	Model        Model    `json:"-"`
+	Phases       []Phase  `json:"phases"`
+	Result       *Result  `json:"result"`
+	Measured     Measured `json:"measured"`
+	PeakBacklog  Figure   `json:"peak_backlog"`
+	FinalLatency Figure   `json:"final_latency_s"`
+}
+
+// benchLink is the part of result.json that describes the line.
+type benchLink struct {
+	LineKBps float64 `json:"line_kbps"`
+	Drained  *bool   `json:"drained"`
+	Phases   []struct {
+		LatencyEnd *float64 `json:"time_latency_end_s"`
+	} `json:"phase_details"`
+	Link struct {
+		Simulated bool    `json:"simulated"`
+		Rate      float64 `json:"rate_bytes_per_s"`
+		Cross     float64 `json:"cross_bytes_per_s"`
+	} `json:"link"`
+}
+
+// FromBench builds the model of a bench run folder (result.json,
+// phases.json, the src, dst, proxy-src and link recordings), runs it and
+// compares its peak Src Data and final Time Latency with the measured
+// ones. The scenario: the line rate and cross traffic of result.json; the
+// ingest profile from the source's captured-bytes counters (each second's
+// increment written evenly over that second, not before the phase it falls
+// in started); the data reduction per phase as logical bytes (proxy) per
+// byte on the link; a restart of the transfer at every phase boundary (the
+// bench restarts both proxies); the file-granular model with the journal's
+// 4 MiB files; and the bench's stop rule (the run ends once everything is
+// replicated).
+func FromBench(dir string) (*Validation, error) {
+	run, err := reports.LoadRun(dir)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadBench, err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, reports.ResultFile))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadBench, err)
+	}
+	var bl benchLink
+	if err := json.Unmarshal(b, &bl); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrBadBench, reports.ResultFile, err)
+	}
+	if len(run.Phases) == 0 {
+		return nil, fmt.Errorf("%w: %s has no phases", ErrBadBench, dir)
+	}
+	recs := map[string]*reports.Recording{}
+	for _, r := range run.Recordings {
+		recs[r.Daemon] = r
+	}
+	for _, d := range []string{"src", "dst"} {
+		if recs[d] == nil || len(recs[d].Samples) == 0 {
+			return nil, fmt.Errorf("%w: %s has no %s.jsonl recording", ErrBadBench, dir, d)
+		}
+	}
+	t0 := run.Phases[0].Start
+	val := &Validation{Dir: dir}
+	m := &val.Model
+	m.Start, m.Step, m.Samples, m.FileSize, m.StopWhenDrained = t0, benchStep, 2000, BenchFileSize, true
+	m.Rate = bl.Link.Rate
+	if m.Rate == 0 {
+		m.Rate = bl.LineKBps * 1e3
+	}
+	for h := range m.CrossHourly {
+		m.CrossHourly[h] = bl.Link.Cross
+	}
+	if m.Volumes, err = ingest(recs["src"], run.Phases, t0); err != nil {
+		return nil, err
+	}
+	val.Phases = phaseReductions(run.Phases, t0, recs["proxy-src"], recs["link"])
+	for i, p := range val.Phases {
+		at := time.Duration(p.Start * float64(time.Second))
+		m.Reductions = append(m.Reductions, ReductionStep{From: at, Reduction: p.Reduction})
+		if i > 0 {
+			m.Restarts = append(m.Restarts, at)
+		}
+	}
+	val.Measured = measure(recs["src"], recs["dst"], run.Phases, t0)
+	val.Measured.Drained = bl.Drained == nil || *bl.Drained
+	if n := len(bl.Phases); n > 0 && bl.Phases[n-1].LatencyEnd != nil {
+		val.Measured.FinalLatency = *bl.Phases[n-1].LatencyEnd // the bench's figure, at the end of the run
+	}
+	m.Duration = time.Duration(math.Ceil(val.Measured.End/benchStep.Seconds()+1)) * benchStep
+	if !val.Measured.Drained { // the run hit its limit: the model stops there too
+		m.StopWhenDrained = false
+	}
+	if val.Result, err = Run(*m); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadBench, err)
+	}
+	final := 0.0
+	for _, v := range val.Result.Volumes {
+		final = math.Max(final, v.FinalLatency)
+	}
+	val.PeakBacklog = figure(val.Result.PeakBacklog, val.Measured.PeakBacklog)
+	val.FinalLatency = figure(final, val.Measured.FinalLatency)
+	return val, nil
+}
+
+// phaseStart returns the start (seconds from t0) of the phase holding t.
+func phaseStart(ps []reports.Phase, t0, t time.Time) float64 {
+	start := 0.0
+	for _, p := range ps {
+		if !p.Start.After(t) {
+			start = p.Start.Sub(t0).Seconds()
+		}
+	}
+	return start
+}
+
+// ingest turns the captured-bytes counters into bursts, one per volume and
+// sample interval.
+func ingest(src *reports.Recording, ps []reports.Phase, t0 time.Time) ([]Volume, error) {
+	byVol := map[string]*Volume{}
+	var names []string
+	prev := map[string]float64{}
+	var prevT time.Time
+	for i, s := range src.Samples {
+		for key, val := range s.Values {
+			name, labels, err := reports.ParseKey(key)
+			if err != nil || name != metricCaptured {
+				continue
+			}
+			vol, _ := reports.LabelValue(labels, "volume")
+			v := byVol[vol]
+			if v == nil {
+				v = &Volume{Name: vol}
+				byVol[vol] = v
+				names = append(names, vol)
+			}
+			inc := val - prev[vol]
+			if val < prev[vol] { // counter reset (src restarted)
+				inc = val
+			}
+			prev[vol] = val
+			if i == 0 || inc <= 0 {
+				continue
+			}
+			from := math.Max(prevT.Sub(t0).Seconds(), phaseStart(ps, t0, s.Time))
+			to := math.Max(from, s.Time.Sub(t0).Seconds())
+			v.Bursts = append(v.Bursts, Burst{At: secDur(math.Max(0, from)), Over: secDur(to - math.Max(0, from)), Bytes: inc})
+		}
+		prevT = s.Time
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("%w: src.jsonl has no %s", ErrBadBench, metricCaptured)
+	}
+	slices.Sort(names)
+	out := make([]Volume, 0, len(names))
+	for _, n := range names {
+		out = append(out, *byVol[n])
+	}
+	return out, nil
+}
+
+func secDur(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+// increase sums the increments of the counters named name (all label sets)
+// between from and to, counting a drop as a reset (the proxies restart).
+func increase(rec *reports.Recording, name string, match func([]reports.Label) bool, from, to time.Time) float64 {
+	if rec == nil {
+		return 0
+	}
+	sum := 0.0
+	prev := map[string]float64{}
+	for _, s := range rec.Samples {
+		for key, val := range s.Values {
+			n, labels, err := reports.ParseKey(key)
+			if err != nil || n != name || (match != nil && !match(labels)) {
+				continue
+			}
+			p, seen := prev[key]
+			prev[key] = val
+			if !seen || s.Time.Before(from) || s.Time.After(to) {
+				continue
+			}
+			if val >= p {
+				sum += val - p
+			} else {
+				sum += val
+			}
+		}
+	}
+	return sum
+}
+
+// phaseReductions measures each phase's data reduction as the line sees
+// it: logical bytes the source edge carried per byte the link carried up
+// (proxy framing, QUIC and UDP/IP headers, resends included); without a
+// link recording, per byte the proxy put on the WAN. A phase without
+// logical bytes (pass-through: the proxy counts none) gets 1.
+func phaseReductions(ps []reports.Phase, t0 time.Time, proxy, link *reports.Recording) []Phase {
+	out := make([]Phase, len(ps))
+	up := func(ls []reports.Label) bool { d, _ := reports.LabelValue(ls, "direction"); return d == "up" }
+	for i, p := range ps {
+		end := p.End
+		if end.IsZero() && i+1 < len(ps) {
+			end = ps[i+1].Start
+		} else if end.IsZero() {
+			end = time.Now()
+		}
+		out[i] = Phase{Name: p.Name, Start: p.Start.Sub(t0).Seconds(), Reduction: 1}
+		logical := increase(proxy, metricProxyLogic, nil, p.Start, end)
+		wire := increase(link, metricLinkBytes, up, p.Start, end)
+		if wire == 0 {
+			wire = increase(proxy, metricProxyWire, nil, p.Start, end)
+		}
+		if logical > 0 && wire > 0 {
+			out[i].Reduction = math.Max(1, logical/wire)
+		}
+	}
+	return out
+}
+
+// measure reads the measured curves and figures.
+func measure(src, dst *reports.Recording, ps []reports.Phase, t0 time.Time) Measured {
+	var me Measured
+	for _, s := range src.Samples {
+		tot := 0.0
+		for key, val := range s.Values {
+			if n, _, err := reports.ParseKey(key); err == nil && n == reports.MetricSrcData {
+				tot += val
+			}
+		}
+		me.T = append(me.T, s.Time.Sub(t0).Seconds())
+		me.SrcData = append(me.SrcData, tot)
+		me.PeakBacklog = math.Max(me.PeakBacklog, tot)
+	}
+	for _, s := range dst.Samples {
+		worst := 0.0
+		for key, val := range s.Values {
+			if n, _, err := reports.ParseKey(key); err == nil && n == reports.MetricTimeLatency {
+				worst = math.Max(worst, val)
+			}
+		}
+		me.LT = append(me.LT, s.Time.Sub(t0).Seconds())
+		me.Latency = append(me.Latency, worst)
+	}
+	me.FinalLatency = me.Latency[len(me.Latency)-1]
+	last := ps[len(ps)-1]
+	end := last.End
+	if end.IsZero() {
+		end = dst.Samples[len(dst.Samples)-1].Time
+	}
+	me.End = end.Sub(t0).Seconds()
+	return me
+}

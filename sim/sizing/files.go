@@ -1,0 +1,195 @@
+package sizing
+
+import (
+	"math"
+	"slices"
+	"time"
+)
+
+// The file-granular model (Model.FileSize > 0) follows the chain's
+// mechanics instead of a fluid:
+//
+//   - writes fill the volume's open journal file; it is sealed at FileSize
+//     payload bytes, or once FileAge old;
+//   - the source ships the oldest Window sealed files of each volume at
+//     once; every file in flight gets an equal share of the line (streams
+//     of one connection, roughly fair), and a share a file does not need
+//     goes to the others;
+//   - a file leaves Src Data only when its last byte has crossed the line
+//     (the end-to-end ack: nothing partial counts);
+//   - a restart (Model.Restarts: the proxies restarted) loses the progress
+//     of the files in flight: they start over;
+//   - the destination destages files in order, so Time Latency is the
+//     destination's: now minus the source time of the newest write of the
+//     longest run of replicated files (0 before the first one).
+
+// jfile is a sealed journal file not yet acknowledged.
+type jfile struct {
+	size float64 // bytes
+	sent float64 // logical bytes sent so far
+	last float64 // source time (s) of its newest write
+	done bool
+}
+
+type fileVol struct {
+	open, openAt, openLast float64 // the open file: bytes, when its first and newest bytes were written
+	q                      []jfile // sealed, in order; done files leave from the head
+	backlog                float64 // open + sealed not yet acked
+	replicated             bool    // a file has been replicated
+	newest                 float64 // source time of the newest replicated write
+}
+
+// write appends n bytes written at ts (seconds) at step start t, sealing
+// full files.
+func (v *fileVol) write(n, ts, t, size float64) {
+	if n <= 0 {
+		return
+	}
+	v.backlog += n
+	for v.open+n >= size {
+		fill := size - v.open
+		v.q = append(v.q, jfile{size: size, last: ts})
+		v.open, n = 0, n-fill
+	}
+	if n > epsilon {
+		if v.open == 0 {
+			v.openAt = t
+		}
+		v.open += n
+		v.openLast = ts
+	}
+}
+
+// seal seals the open file when it is non-empty and at least age old.
+func (v *fileVol) seal(now, age float64) {
+	if v.open > epsilon && now-v.openAt >= age {
+		v.q = append(v.q, jfile{size: v.open, last: v.openLast})
+		v.open = 0
+	}
+}
+
+// inFlight returns the indexes of the files being shipped.
+func (v *fileVol) inFlight(window int) []int {
+	var out []int
+	for i := range v.q {
+		if len(out) == window {
+			break
+		}
+		if !v.q[i].done {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// ack removes the replicated files at the head of the queue.
+func (v *fileVol) ack() {
+	k := 0
+	for k < len(v.q) && v.q[k].done {
+		v.backlog -= v.q[k].size
+		v.replicated, v.newest = true, v.q[k].last
+		k++
+	}
+	if k > 0 {
+		v.q = slices.Delete(v.q, 0, k)
+	}
+	if v.backlog < epsilon {
+		v.backlog = 0
+	}
+}
+
+func (v *fileVol) latency(now float64) float64 {
+	if !v.replicated {
+		return 0
+	}
+	return math.Max(0, now-v.newest)
+}
+
+// shipFiles shares n logical bytes equally among the files in flight of
+// every volume and returns the bytes sent.
+func shipFiles(vs []fileVol, window int, n float64) float64 {
+	sent := 0.0
+	for round := 0; n > epsilon && round < 64; round++ {
+		type ref struct{ v, f int }
+		var fl []ref
+		for i := range vs {
+			for _, f := range vs[i].inFlight(window) {
+				fl = append(fl, ref{i, f})
+			}
+		}
+		if len(fl) == 0 {
+			break
+		}
+		share := n / float64(len(fl))
+		for _, r := range fl {
+			f := &vs[r.v].q[r.f]
+			k := math.Min(share, f.size-f.sent)
+			f.sent += k
+			sent, n = sent+k, n-k
+			if f.size-f.sent <= epsilon {
+				f.done = true
+			}
+		}
+	}
+	return sent
+}
+
+func runFiles(m Model) *Result {
+	steps := int(m.Duration / m.Step)
+	dt := m.Step.Seconds()
+	every := max(1, steps/(m.Samples-1))
+	vs := make([]fileVol, len(m.Volumes))
+	res := &Result{FirstOverflow: -1, CatchUp: -1, Volumes: make([]VolumeResult, len(m.Volumes))}
+	for i, v := range m.Volumes {
+		res.Volumes[i].Name = v.Name
+		vs[i].write(v.Initial, 0, 0, m.FileSize)
+		res.Volumes[i].Written = v.Initial
+	}
+	age, lastWrite := m.FileAge.Seconds(), m.lastWrite()
+	for s := range steps {
+		t, end := float64(s)*dt, float64(s+1)*dt
+		now := m.Start.Add(time.Duration(s) * m.Step)
+		for i := range m.Volumes {
+			v := &m.Volumes[i]
+			w := v.writeRate(now) * dt
+			vs[i].write(w, end, t, m.FileSize)
+			res.Volumes[i].Written += w
+			for _, b := range v.Bursts {
+				if n, at, dur := burstIn(b, t, dt); n > 0 {
+					vs[i].write(n, at+dur, t, m.FileSize)
+					res.Volumes[i].Written += n
+				}
+			}
+			vs[i].seal(end, age)
+		}
+		for _, r := range m.Restarts {
+			if at := r.Seconds(); at >= t && at < end {
+				for i := range vs {
+					for k := range vs[i].q {
+						vs[i].q[k].sent = 0
+					}
+				}
+			}
+		}
+		capacity := m.capacity(now)
+		sent := shipFiles(vs, m.Window, capacity*dt*m.reductionAt(t))
+		backlog, latency := make([]float64, len(vs)), make([]float64, len(vs))
+		total := 0.0
+		for i := range vs {
+			vs[i].ack()
+			backlog[i], latency[i] = vs[i].backlog, vs[i].latency(end)
+			total += backlog[i]
+		}
+		res.observe(backlog, latency, end, total)
+		stop := m.StopWhenDrained && total <= epsilon && end >= lastWrite
+		if s%every == 0 || s == steps-1 || stop {
+			res.Samples = append(res.Samples, Sample{T: end, Total: total, Capacity: capacity, Sent: sent / dt,
+				Cap: m.Buffer, Backlog: backlog, Latency: latency})
+		}
+		res.finish(backlog, latency, end)
+		if stop {
+			break
+		}
+	}
+	return res
+}
