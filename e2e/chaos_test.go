@@ -18,9 +18,10 @@ import (
 // loopback, 3 seeded rounds with mixed faults (SIGKILLs, wiped cache,
 // outages, full buffers...), every snapshot and the final volumes checked
 // byte for byte. Nothing may be lost. AIMWAN_CHAOS_ROUNDS,
-// AIMWAN_CHAOS_SEED, AIMWAN_CHAOS_FAULTS (comma-separated kinds) and
-// AIMWAN_CHAOS_DIR (a work folder that is kept) change the run for local
-// investigation.
+// AIMWAN_CHAOS_SEED, AIMWAN_CHAOS_FAULTS (comma-separated kinds),
+// AIMWAN_CHAOS_DIR (a work folder that is kept) and AIMWAN_CHAOS_BIN (another
+// aimwan binary for the daemons, e.g. a race-enabled build) change the run
+// for local investigation.
 func TestChaosShort(t *testing.T) {
 	if testing.Short() {
 		t.Skip("chaos run skipped in -short mode")
@@ -44,6 +45,10 @@ func TestChaosShort(t *testing.T) {
 	if d := os.Getenv("AIMWAN_CHAOS_DIR"); d != "" {
 		dir = d // kept after the test, logs included
 	}
+	bin := aimwanBin
+	if b := os.Getenv("AIMWAN_CHAOS_BIN"); b != "" {
+		bin = b // e.g. a race-enabled build: go build -race -o /tmp/aimwan-race ./cmd/aimwan
+	}
 	var kinds []string
 	if s := os.Getenv("AIMWAN_CHAOS_FAULTS"); s != "" {
 		kinds = strings.Split(s, ",")
@@ -52,7 +57,7 @@ func TestChaosShort(t *testing.T) {
 	defer cancel()
 	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	rep, err := chaos.Run(ctx, chaos.Config{
-		Bin: aimwanBin, Dir: filepath.Join(dir, "chaos"), Rounds: rounds, Seed: seed,
+		Bin: bin, Dir: filepath.Join(dir, "chaos"), Rounds: rounds, Seed: seed,
 		FaultsPerRound: 3, VolumeSize: 2 << 20, WritesPerBatch: 16, MaxWrite: 64 << 10,
 		DrainTimeout: 60 * time.Second, Logger: logger, Faults: kinds,
 	})
