@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -143,5 +144,42 @@ func TestShipConnectionCut(t *testing.T) {
 	r := dst.replay(t, "v1", size)
 	if img := readAll(t, vc.Path); !bytes.Equal(r.img, img) {
 		t.Fatalf("destination differs from the image: %s", firstDiff(r.img, img))
+	}
+}
+
+// TestShipCorruptFile: a sealed file corrupted on disk is reported, kept and
+// never shipped; the other files ship.
+func TestShipCorruptFile(t *testing.T) {
+	dir := t.TempDir()
+	vc := VolumeConfig{Name: "v1", Path: filepath.Join(dir, "v1.img"), Size: 4 << 20}
+	cfg := testConfig(t, dir, vc)
+	cfg.FileSize = 128 << 10
+	n, stop := runNode(t, cfg)
+	writeSome(t, n, "v1", 20, 3)
+	stop()
+	bad := filepath.Join(cfg.Buffer, "v1", journal.FileName(2))
+	b := readAll(t, bad)
+	b[len(b)/2] ^= 0xff
+	if err := os.WriteFile(bad, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dst := newFakeDst()
+	cfg.Push = serveFakeDst(t, dst)
+	n2, _ := runNode(t, cfg)
+	waitFor(t, "all but the corrupt file shipped", 20*time.Second, func() bool {
+		st := n2.Status().Volumes[0]
+		return st.FilesWaiting == 1 && len(st.BrokenFiles) == 1
+	})
+	st := n2.Status().Volumes[0]
+	if !strings.Contains(st.BrokenFiles[0], journal.FileName(2)) {
+		t.Errorf("broken files %q, want %s", st.BrokenFiles, journal.FileName(2))
+	}
+	if _, err := os.Stat(bad); err != nil {
+		t.Errorf("corrupt file removed: %v", err)
+	}
+	for _, name := range dst.names("v1") {
+		if name == journal.FileName(2) {
+			t.Error("corrupt file shipped")
+		}
 	}
 }

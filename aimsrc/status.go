@@ -1,7 +1,11 @@
 package aimsrc
 
 import (
+	"maps"
+	"slices"
 	"time"
+
+	"github.com/aimwan/aimwan/journal"
 )
 
 // VolumeStatus is the state of one volume, as `aimwan src status` shows it.
@@ -18,14 +22,17 @@ type VolumeStatus struct {
 	OldestUnsent        *time.Time `json:"oldest_unsent,omitempty"`
 	OldestUnsentSeconds float64    `json:"oldest_unsent_seconds"`
 	// DirtyBytes is the volume bytes marked in the dirty bitmap.
-	DirtyBytes    int64      `json:"dirty_bytes"`
-	Writes        uint64     `json:"writes"`        // writes, zeroes and trims captured since start
-	BytesWritten  uint64     `json:"bytes_written"` // data bytes captured since start
-	FilesShipped  uint64     `json:"files_shipped"` // files acked since start
-	BytesShipped  uint64     `json:"bytes_shipped"`
-	SizeBytes     int64      `json:"size_bytes"`
-	LastPushError string     `json:"last_push_error,omitempty"`
-	Init          InitStatus `json:"init"`
+	DirtyBytes    int64  `json:"dirty_bytes"`
+	Writes        uint64 `json:"writes"`        // writes, zeroes and trims captured since start
+	BytesWritten  uint64 `json:"bytes_written"` // data bytes captured since start
+	FilesShipped  uint64 `json:"files_shipped"` // files acked since start
+	BytesShipped  uint64 `json:"bytes_shipped"`
+	SizeBytes     int64  `json:"size_bytes"`
+	LastPushError string `json:"last_push_error,omitempty"`
+	// BrokenFiles are sealed files that fail validation: kept on disk, never
+	// shipped (the far end will wait for them); each with its error.
+	BrokenFiles []string   `json:"broken_files,omitempty"`
+	Init        InitStatus `json:"init"`
 }
 
 // Status is the state of the node.
@@ -76,6 +83,9 @@ func (v *volume) status() VolumeStatus {
 	}
 	v.ship.mu.Lock()
 	st.LastPushError = v.ship.lastErr
+	for _, seq := range slices.Sorted(maps.Keys(v.ship.broken)) {
+		st.BrokenFiles = append(st.BrokenFiles, journal.FileName(seq)+": "+v.ship.broken[seq])
+	}
 	v.ship.mu.Unlock()
 	return st
 }

@@ -337,8 +337,12 @@ func runSrcStatus(ctx context.Context, args []string, out io.Writer) error {
 		case v.Init.Finished != nil:
 			init = "done"
 		}
+		lastErr := v.LastPushError
+		if len(v.BrokenFiles) > 0 {
+			lastErr = fmt.Sprintf("%d BROKEN FILE(S), first: %s", len(v.BrokenFiles), v.BrokenFiles[0])
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", v.Name, v.State, units.FormatSize(v.SrcDataBytes),
-			v.FilesWaiting, oldest, units.FormatSize(v.DirtyBytes), init, v.LastPushError)
+			v.FilesWaiting, oldest, units.FormatSize(v.DirtyBytes), init, lastErr)
 	}
 	return tw.Flush()
 }
