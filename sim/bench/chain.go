@@ -109,7 +109,8 @@ func (c *chain) oneShot(ctx context.Context, args ...string) (string, error) {
 // edge starts).
 func (c *chain) prime(ctx context.Context, image string) (string, error) {
 	out, err := c.oneShot(ctx, "proxy", "prime", "--cache", c.cachePath(), "--image", image)
-	return strings.TrimSpace(out), err
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	return lines[len(lines)-1], err // the summary; log lines come first
 }
 
 func (c *chain) cachePath() string { return filepath.Join(c.work, "cache") }
