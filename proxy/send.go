@@ -154,6 +154,11 @@ func (s *Source) sendOnce(ctx context.Context, deadline time.Time, enc *encoded)
 	if err != nil {
 		return fmt.Errorf("open WAN stream: %w", err)
 	}
+	// Non-incremental: files go out one after the other in stream (= encode)
+	// order instead of round-robin, so on a slow line the oldest file lands
+	// first rather than all of them at the end, and the chunks a later file
+	// references arrive before it.
+	st.SetPriority(3, false)
 	stop := context.AfterFunc(ctx, func() { st.CancelRead(streamCanceled); st.CancelWrite(streamCanceled) })
 	defer stop()
 	w := s.throttle.Writer(ctx, countingWriter{w: st, c: s.m.wire})
