@@ -87,6 +87,14 @@ func secs(s float64) string {
 	return time.Duration(s * float64(time.Second)).Round(time.Second).String()
 }
 
+// catchUp says "no backlog" when there never was one.
+func catchUp(s, peak float64) string {
+	if peak <= 0 {
+		return "no backlog"
+	}
+	return secs(s)
+}
+
 func printSizing(w io.Writer, o *sizingOutput) {
 	r := o.Result
 	buf := "unlimited"
@@ -103,7 +111,7 @@ func printSizing(w io.Writer, o *sizingOutput) {
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\npeak buffer needed: %s at %s; catch-up after the peak: %s\n",
-		units.FormatSize(int64(r.PeakBacklog)), secs(r.PeakAt), secs(r.CatchUp))
+		units.FormatSize(int64(r.PeakBacklog)), secs(r.PeakAt), catchUp(r.CatchUp, r.PeakBacklog))
 	if r.Overflow > 0 {
 		fmt.Fprintf(w, "BUFFER OVERFLOWS at %s: %s did not fit\n", secs(r.FirstOverflow), units.FormatSize(int64(r.Overflow)))
 	} else {
@@ -117,7 +125,7 @@ func printSizing(w io.Writer, o *sizingOutput) {
 	fmt.Fprintln(tw, "schedule\tline\tpeak Src Data\tmax Time Latency\tcatch-up\toverflow\tmeets RPO")
 	for _, row := range o.Sweep.Rows {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%v\n", row.Schedule, units.FormatRate(row.Rate),
-			units.FormatSize(int64(row.PeakBacklog)), secs(row.MaxLatency), secs(row.CatchUp),
+			units.FormatSize(int64(row.PeakBacklog)), secs(row.MaxLatency), catchUp(row.CatchUp, row.PeakBacklog),
 			units.FormatSize(int64(row.Overflow)), row.MeetsRPO)
 	}
 	tw.Flush()

@@ -108,6 +108,15 @@ func secsText(s float64) string {
 	return time.Duration(s * float64(time.Second)).Round(time.Second).String()
 }
 
+// catchUpText says "no backlog" when there never was one (CatchUp is then
+// -1 too).
+func catchUpText(catchUp, peak float64) string {
+	if peak <= 0 {
+		return "no backlog"
+	}
+	return secsText(catchUp)
+}
+
 func sizeText(b float64) string { return units.FormatSize(int64(math.Round(b))) }
 
 func summaryTable(r *Result) reports.Table {
@@ -119,7 +128,7 @@ func summaryTable(r *Result) reports.Table {
 		{"Peak buffer needed (largest total Src Data)", sizeText(r.PeakBacklog) + " at " + secsText(r.PeakAt)},
 		{"Buffer overflows", over},
 		{"Worst Time Latency", secsText(r.MaxLatency)},
-		{"Catch-up time after the peak", secsText(r.CatchUp)},
+		{"Catch-up time after the peak", catchUpText(r.CatchUp, r.PeakBacklog)},
 	}}
 }
 
@@ -148,7 +157,7 @@ func answerTable(sw *SweepResult) reports.Table {
 			meets = "yes"
 		}
 		t.Rows = append(t.Rows, []string{row.Schedule, units.FormatRate(row.Rate), sizeText(row.PeakBacklog), over,
-			secsText(row.MaxLatency), secsText(row.CatchUp), meets})
+			secsText(row.MaxLatency), catchUpText(row.CatchUp, row.PeakBacklog), meets})
 	}
 	return t
 }

@@ -34,7 +34,8 @@ type Curve struct {
 	Latency []float64 `json:"latency_s"` // worst Time Latency of any volume, seconds
 }
 
-// SweepSamples is the number of curve points kept per sweep run.
+// SweepSamples is the number of curve points kept per sweep run (fewer
+// when the model asks for fewer Samples).
 const SweepSamples = 200
 
 func curveOf(ss []Sample) Curve {
@@ -74,7 +75,7 @@ func Sweep(m Model, rates []float64, schedules []NamedSchedule, rpo time.Duratio
 		out.Needed[s.Name] = 0
 		for _, r := range rs {
 			mm := m
-			mm.Rate, mm.Schedule, mm.Samples = r, s.Schedule, SweepSamples
+			mm.Rate, mm.Schedule, mm.Samples = r, s.Schedule, min(SweepSamples, m.withDefaults().Samples)
 			res, err := Run(mm)
 			if err != nil {
 				return nil, fmt.Errorf("sweep %s at %.0f B/s: %w", s.Name, r, err)
