@@ -79,13 +79,14 @@ func (gs *groups) state(name string) (*groupState, error) {
 	return st, nil
 }
 
-// members returns the member volumes of marker r: its "members" argument, or
+// members returns the member volumes of marker r: its "members" argument
+// (less the volumes this node does not hold: they can never arrive here), or
 // the configured group, or (unknown group) just the arriving volume. gs.mu
 // held.
 func (gs *groups) members(r journal.Record, self string) []string {
 	for _, a := range r.Args {
 		if a.Key == membersArg {
-			m := splitMembers(a.Value)
+			m := gs.held(r, splitMembers(a.Value))
 			if len(m) > 0 {
 				return m
 			}
@@ -100,6 +101,24 @@ func (gs *groups) members(r journal.Record, self string) []string {
 			"group", r.Group, "volume", self)
 	}
 	return []string{self}
+}
+
+// held returns the members that are volumes of this node, and logs the
+// others. gs.mu held.
+func (gs *groups) held(r journal.Record, members []string) []string {
+	var out, unknown []string
+	for _, m := range members {
+		if _, ok := gs.n.vols[m]; ok {
+			out = append(out, m)
+		} else {
+			unknown = append(unknown, m)
+		}
+	}
+	if len(unknown) > 0 {
+		gs.n.log.Warn("group marker names members this node does not hold; not waiting for them",
+			"group", r.Group, "group_seq", r.GroupSeq, "unknown", unknown)
+	}
+	return out
 }
 
 func splitMembers(s string) []string {

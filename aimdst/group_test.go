@@ -2,6 +2,7 @@ package aimdst
 
 import (
 	"bytes"
+	"context"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -101,5 +102,29 @@ func TestGroupDoneSurvivesRestart(t *testing.T) {
 	}
 	if st := n.Status().Volumes[0]; st.DestagedFile != 1 || st.LastMarker != "gsnap" {
 		t.Fatalf("status after passing a completed group point: %+v", st)
+	}
+}
+
+// TestGroupMembersArgUnknownVolume: a group marker whose members argument
+// names a volume this node does not hold is not waited for forever: that
+// member can never arrive here.
+func TestGroupMembersArgUnknownVolume(t *testing.T) {
+	root := t.TempDir()
+	gm := journal.Record{Kind: journal.KindCustom, Label: "gmark", Group: "g", GroupSeq: 1,
+		Args: []journal.KV{{Key: "members", Value: "a,ghost"}}}
+	ga := writeJournal(t, filepath.Join(root, "ja"), "a", 4096, []genOp{{kind: gm.Kind, marker: gm}})
+	cfg := Config{BufferDir: filepath.Join(root, "buf"), SnapshotDir: filepath.Join(root, "snap"),
+		Volumes: []VolumeConfig{{Name: "a", Path: filepath.Join(root, "a.img"), Create: true}}, Logger: discardLog()}
+	n, err := NewNode(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := deliver(t, n, "a", ga.files[0], 1<<30); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if ok, err := n.vols["a"].destageNext(ctx); err != nil || !ok {
+		t.Fatalf("destage of a group marker naming an unknown member: destaged %v, %v", ok, err)
 	}
 }
