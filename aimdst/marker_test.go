@@ -65,7 +65,6 @@ func TestCustomMarkerHook(t *testing.T) {
 	markers := map[int]journal.Record{
 		3:  {Kind: journal.KindCustom, Label: "app", Args: []journal.KV{{Key: "db", Value: "orders"}, {Key: "mode-x", Value: "quiesce"}}},
 		8:  {Kind: journal.KindCustom, Label: "fails"},
-		12: {Kind: journal.KindCustom, Label: "hangs"},
 		15: {Kind: journal.KindCustom, Label: "nohook"},
 	}
 	g := smallJournal(t, 8, markers)
@@ -73,9 +72,37 @@ func TestCustomMarkerHook(t *testing.T) {
 		c.Hooks = map[string]string{
 			"app":   `echo "$AIMWAN_VOLUME $AIMWAN_LABEL $AIMWAN_SEQ $AIMWAN_ARG_DB $AIMWAN_ARG_MODE_X" >> ` + out,
 			"fails": "echo broken >&2; exit 3",
-			"hangs": "sleep 60",
 		}
-		c.HookTimeout = 2 * time.Second // generous for a loaded machine; "hangs" is cut off
+		c.HookTimeout = time.Minute // never reached: these hooks end at once
+	})
+	for _, p := range g.files {
+		if err := deliver(t, tn.n, "vol", p, 1<<30); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := destageAll(tn.n, "vol"); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, tn.volPath); !bytes.Equal(got, g.final) {
+		t.Fatalf("image: %s", firstDiff(got, g.final))
+	}
+	line := strings.TrimSpace(string(readAll(t, out)))
+	fields := strings.Fields(line)
+	if len(fields) != 5 || fields[0] != "vol" || fields[1] != "app" || fields[3] != "orders" || fields[4] != "quiesce" {
+		t.Fatalf("hook environment: %q", line)
+	}
+	if v := testutilCounter(t, tn.n.metrics.hookFailures.WithLabelValues("vol")); v != 1 {
+		t.Fatalf("hook failures counted %v, want 1", v)
+	}
+}
+
+// TestHangingHookCutOff: a hook that outlives HookTimeout is killed, counted
+// as failed, and destage goes on.
+func TestHangingHookCutOff(t *testing.T) {
+	g := smallJournal(t, 8, map[int]journal.Record{12: {Kind: journal.KindCustom, Label: "hangs"}})
+	tn := newTestNode(t, func(c *Config) {
+		c.Hooks = map[string]string{"hangs": "sleep 60"}
+		c.HookTimeout = 100 * time.Millisecond
 	})
 	for _, p := range g.files {
 		if err := deliver(t, tn.n, "vol", p, 1<<30); err != nil {
@@ -92,13 +119,8 @@ func TestCustomMarkerHook(t *testing.T) {
 	if got := readAll(t, tn.volPath); !bytes.Equal(got, g.final) {
 		t.Fatalf("image: %s", firstDiff(got, g.final))
 	}
-	line := strings.TrimSpace(string(readAll(t, out)))
-	fields := strings.Fields(line)
-	if len(fields) != 5 || fields[0] != "vol" || fields[1] != "app" || fields[3] != "orders" || fields[4] != "quiesce" {
-		t.Fatalf("hook environment: %q", line)
-	}
-	if v := testutilCounter(t, tn.n.metrics.hookFailures.WithLabelValues("vol")); v != 2 {
-		t.Fatalf("hook failures counted %v, want 2", v)
+	if v := testutilCounter(t, tn.n.metrics.hookFailures.WithLabelValues("vol")); v != 1 {
+		t.Fatalf("hook failures counted %v, want 1", v)
 	}
 }
 
