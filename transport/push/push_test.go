@@ -346,7 +346,7 @@ func TestPushCancelAbortsSink(t *testing.T) {
 	o := Offer{Volume: "vol1", Name: "0000000000000001.aimj", Size: 100 << 20} // never completes
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
-	go func() { errc <- c.Push(ctx, o, slowReader{}) }()
+	go func() { errc <- c.Push(ctx, o, ctxReader{ctx}) }()
 	<-written
 	cancel()
 	if err := <-errc; !errors.Is(err, context.Canceled) {
@@ -364,12 +364,16 @@ func TestPushCancelAbortsSink(t *testing.T) {
 	}
 }
 
-// slowReader yields data slowly enough that a push is still running when
-// the test cancels it.
-type slowReader struct{}
+// ctxReader serves the first frame at once; later reads wait for ctx to end
+// and fail with its error, so a push is still running when the test cancels
+// it, however slow the machine.
+type ctxReader struct{ ctx context.Context }
 
-func (slowReader) ReadAt(p []byte, off int64) (int, error) {
-	time.Sleep(time.Millisecond)
+func (r ctxReader) ReadAt(p []byte, off int64) (int, error) {
+	if off > 0 {
+		<-r.ctx.Done()
+		return 0, r.ctx.Err()
+	}
 	return len(p), nil
 }
 
