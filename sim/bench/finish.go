@@ -83,6 +83,9 @@ func (r *run) diagnose() []string {
 	case res.LineUsePct >= 85:
 		notes = append(notes, fmt.Sprintf("the line was the bottleneck in the optimized phase: %.0f%% of the rate left by the cross traffic was used; proxy CPU %.0f%% (source edge) and %.0f%% (destination edge) of one core",
 			res.LineUsePct, ps.Percent, pd.Percent))
+	case opt.DurationS < 30:
+		notes = append(notes, fmt.Sprintf("the line carried %.0f%% of the rate left by the cross traffic; the optimized phase (%.0f s) is too short for the start (proxy restart, QUIC handshake and slow start, first round trips) and the last acknowledgements not to weigh",
+			res.LineUsePct, opt.DurationS))
 	default:
 		notes = append(notes, fmt.Sprintf("the line was NOT saturated in the optimized phase (%.0f%% of the rate left by the cross traffic, %.0f KB/s); proxy CPU %.0f%% / %.0f%% of one core, src %.0f%%, dst %.0f%% over the run: the bottleneck was elsewhere",
 			res.LineUsePct, opt.LinkKBps, ps.Percent, pd.Percent, res.CPU[nameSrc].Percent, res.CPU[nameDst].Percent))
