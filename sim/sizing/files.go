@@ -11,10 +11,13 @@ import (
 //
 //   - writes fill the volume's open journal file; it is sealed at FileSize
 //     payload bytes, or once FileAge old;
-//   - the source ships the oldest Window sealed files of each volume at
-//     once; every file in flight gets an equal share of the line (streams
-//     of one connection, roughly fair), and a share a file does not need
-//     goes to the others;
+//   - the source offers the oldest Window sealed files of each volume at
+//     once (files offered in the same step interleave across volumes, as
+//     the volumes' shippers run side by side); the source-edge proxy sends
+//     the files it holds one after the other, in the order they were
+//     offered (one encoder, non-incremental QUIC streams: proxy/send.go),
+//     so the line serves the oldest offer first and moves on to the next
+//     within the step when it is done;
 //   - a file leaves Src Data only when its last byte has crossed the line
 //     (the end-to-end ack: nothing partial counts);
 //   - a restart (Model.Restarts: the proxies restarted) loses the progress
@@ -27,8 +30,9 @@ import (
 type jfile struct {
 	size float64 // bytes
 	sent float64 // logical bytes sent so far
-	last float64 // source time (s) of its newest write
-	done bool
+	last  float64 // source time (s) of its newest write
+	offer int     // order in which the source offered it (0: not yet)
+	done  bool
 }
 
 type fileVol struct {
@@ -68,18 +72,31 @@ func (v *fileVol) seal(now, age float64) {
 	}
 }
 
-// inFlight returns the indexes of the files being shipped.
-func (v *fileVol) inFlight(window int) []int {
-	var out []int
+// inFlight returns how many files are offered and not yet done.
+func (v *fileVol) inFlight() int {
+	n := 0
 	for i := range v.q {
-		if len(out) == window {
-			break
-		}
-		if !v.q[i].done {
-			out = append(out, i)
+		if v.q[i].offer > 0 && !v.q[i].done {
+			n++
 		}
 	}
-	return out
+	return n
+}
+
+// offerNext offers the volume's oldest file not yet offered, if the window
+// allows; it returns whether it did.
+func (v *fileVol) offerNext(window int, seq *int) bool {
+	if v.inFlight() >= window {
+		return false
+	}
+	for i := range v.q {
+		if v.q[i].offer == 0 {
+			*seq++
+			v.q[i].offer = *seq
+			return true
+		}
+	}
+	return false
 }
 
 // ack removes the replicated files at the head of the queue.
@@ -105,30 +122,43 @@ func (v *fileVol) latency(now float64) float64 {
 	return math.Max(0, now-v.newest)
 }
 
-// shipFiles shares n logical bytes equally among the files in flight of
-// every volume and returns the bytes sent.
-func shipFiles(vs []fileVol, window int, n float64) float64 {
-	sent := 0.0
-	for round := 0; n > epsilon && round < 64; round++ {
-		type ref struct{ v, f int }
-		var fl []ref
+// offerFiles lets every volume fill its window, one file per volume in
+// turn.
+func offerFiles(vs []fileVol, window int, seq *int) {
+	for more := true; more; {
+		more = false
 		for i := range vs {
-			for _, f := range vs[i].inFlight(window) {
-				fl = append(fl, ref{i, f})
+			if vs[i].offerNext(window, seq) {
+				more = true
 			}
 		}
-		if len(fl) == 0 {
+	}
+}
+
+// shipFiles sends n logical bytes of the offered files, oldest offer
+// first, and returns the bytes sent.
+func shipFiles(vs []fileVol, n float64) float64 {
+	type ref struct{ v, f, offer int }
+	var fl []ref
+	for i := range vs {
+		for k, f := range vs[i].q {
+			if f.offer > 0 && !f.done {
+				fl = append(fl, ref{i, k, f.offer})
+			}
+		}
+	}
+	slices.SortFunc(fl, func(a, b ref) int { return a.offer - b.offer })
+	sent := 0.0
+	for _, r := range fl {
+		if n <= epsilon {
 			break
 		}
-		share := n / float64(len(fl))
-		for _, r := range fl {
-			f := &vs[r.v].q[r.f]
-			k := math.Min(share, f.size-f.sent)
-			f.sent += k
-			sent, n = sent+k, n-k
-			if f.size-f.sent <= epsilon {
-				f.done = true
-			}
+		f := &vs[r.v].q[r.f]
+		k := math.Min(n, f.size-f.sent)
+		f.sent += k
+		sent, n = sent+k, n-k
+		if f.size-f.sent <= epsilon {
+			f.done = true
 		}
 	}
 	return sent
@@ -146,6 +176,7 @@ func runFiles(m Model) *Result {
 		res.Volumes[i].Written = v.Initial
 	}
 	age, lastWrite := m.FileAge.Seconds(), m.lastWrite()
+	seq := 0 // offers so far
 	for s := range steps {
 		t, end := float64(s)*dt, float64(s+1)*dt
 		now := m.Start.Add(time.Duration(s) * m.Step)
@@ -172,7 +203,8 @@ func runFiles(m Model) *Result {
 			}
 		}
 		capacity := m.capacity(now)
-		sent := shipFiles(vs, m.Window, capacity*dt*m.reductionAt(t))
+		offerFiles(vs, m.Window, &seq)
+		sent := shipFiles(vs, capacity*dt*m.reductionAt(t))
 		backlog, latency := make([]float64, len(vs)), make([]float64, len(vs))
 		total := 0.0
 		for i := range vs {

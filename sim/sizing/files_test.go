@@ -21,27 +21,37 @@ func burstAt0(name string, n float64) Volume {
 func TestFilesHandComputed(t *testing.T) {
 	base := Model{Duration: time.Minute, Step: 100 * time.Millisecond, Samples: 601, Rate: mib,
 		FileSize: 4 * mib, StopWhenDrained: true}
-	t.Run("two files in flight share the line", func(t *testing.T) {
-		// 8 MiB = 2 files, both in flight at 0.5 MiB/s each: nothing leaves
-		// Src Data before both are done at 8 s; Time Latency then 8 s
-		// (newest write at 0).
+	t.Run("files cross the line one after the other", func(t *testing.T) {
+		// 8 MiB = 2 files, both offered, sent in order at 1 MiB/s: the first
+		// leaves Src Data at 4 s, the second at 8 s; Time Latency then 4 s
+		// and 8 s (newest write at 0).
 		m := base
 		m.Volumes = []Volume{burstAt0("a", 8*mib)}
 		r := mustRun(t, m)
 		near(t, "peak", r.PeakBacklog, 8*mib, 1)
+		near(t, "backlog at 3.9 s", backlogAt(r, 3.9), 8*mib, 1)
+		near(t, "backlog at 4 s", backlogAt(r, 4), 4*mib, 1)
 		near(t, "end", r.End, 8, 1e-9)
 		near(t, "final latency", r.Volumes[0].FinalLatency, 8, 1e-9)
 		near(t, "max latency", r.MaxLatency, 8, 1e-9)
-		near(t, "backlog at 7.9 s", backlogAt(r, 7.9), 8*mib, 1)
 	})
-	t.Run("window 1 ships files one after the other", func(t *testing.T) {
-		// First file done at 4 s (Src Data 4 MiB from then on), second at 8 s.
+	t.Run("the window lets a later volume in", func(t *testing.T) {
+		// a: 12 MiB at 0 (3 files), b: 4 MiB at 1 s. Window 4: a's three
+		// files are offered first, b's file is done at 16 s. Window 1: b's
+		// file is offered at 1 s, before a's second (offered at 4 s): done
+		// at 8 s, Time Latency 7 s then.
+		vols := []Volume{burstAt0("a", 12*mib), {Name: "b", Bursts: []Burst{{At: time.Second, Bytes: 4 * mib}}}}
 		m := base
-		m.Window, m.Volumes = 1, []Volume{burstAt0("a", 8*mib)}
+		m.Volumes = vols
 		r := mustRun(t, m)
-		near(t, "backlog at 4 s", backlogAt(r, 4), 4*mib, 1)
-		near(t, "backlog at 3.9 s", backlogAt(r, 3.9), 8*mib, 1)
-		near(t, "end", r.End, 8, 1e-9)
+		near(t, "window 4: b written by", r.Volumes[1].PeakAt, 1.1, 1e-9)
+		near(t, "window 4: end", r.End, 16, 1e-9)
+		near(t, "window 4: b's final latency", r.Volumes[1].FinalLatency, 15, 1e-9)
+		m.Window = 1
+		r = mustRun(t, m)
+		near(t, "window 1: b's latency at 8 s", latencyAt(r, 1, 8), 7, 1e-9)
+		near(t, "window 1: b's backlog at 8 s", r.Samples[79].Backlog[1], 0, 1)
+		near(t, "window 1: b's backlog at 7.9 s", r.Samples[78].Backlog[1], 4*mib, 1)
 	})
 	t.Run("a restart loses the files in flight", func(t *testing.T) {
 		// Window 1, restart at 3 s: the 3 MiB sent of the first file are
@@ -83,14 +93,16 @@ func TestFilesHandComputed(t *testing.T) {
 		}
 		near(t, "written", r.Volumes[0].Written, 2e6, 1)
 	})
-	t.Run("volumes share the line per file", func(t *testing.T) {
-		// a: 8 MiB (2 files), b: 4 MiB (1 file): three files at 1/3 MiB/s
-		// each, all done at 12 s.
+	t.Run("volumes take turns, file by file", func(t *testing.T) {
+		// a: 8 MiB (2 files), b: 4 MiB (1 file), all offered at once:
+		// a1, b1, a2 in turn, done at 4, 8 and 12 s.
 		m := base
 		m.Volumes = []Volume{burstAt0("a", 8*mib), burstAt0("b", 4*mib)}
 		r := mustRun(t, m)
+		near(t, "backlog at 4 s", backlogAt(r, 4), 8*mib, 1)
+		near(t, "b's backlog at 8 s", r.Samples[79].Backlog[1], 0, 1)
+		near(t, "a's backlog at 8 s", r.Samples[79].Backlog[0], 4*mib, 1)
 		near(t, "end", r.End, 12, 1e-9)
-		near(t, "backlog at 11.9 s", backlogAt(r, 11.9), 12*mib, 1)
 	})
 	t.Run("a burst spread over time", func(t *testing.T) {
 		// 4 MiB written over [1 s, 3 s): the file is full at 3 s and its
@@ -103,6 +115,16 @@ func TestFilesHandComputed(t *testing.T) {
 		near(t, "end", r.End, 7, 0.1+1e-9)
 		near(t, "final latency", r.Volumes[0].FinalLatency, 4, 0.1+1e-9)
 	})
+}
+
+// latencyAt returns volume v's Time Latency in the sample ending at t.
+func latencyAt(r *Result, v int, t float64) float64 {
+	for _, s := range r.Samples {
+		if s.T > t-1e-9 && s.T < t+1e-9 {
+			return s.Latency[v]
+		}
+	}
+	return -1
 }
 
 // backlogAt returns the total Src Data of the sample ending at t.
