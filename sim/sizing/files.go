@@ -28,8 +28,8 @@ import (
 
 // jfile is a sealed journal file not yet acknowledged.
 type jfile struct {
-	size float64 // bytes
-	sent float64 // logical bytes sent so far
+	size  float64 // bytes
+	sent  float64 // logical bytes sent so far
 	last  float64 // source time (s) of its newest write
 	offer int     // order in which the source offered it (0: not yet)
 	done  bool
