@@ -56,9 +56,17 @@ func (a *activityLog) begin() uint32 {
 // flush made their journal records and image data durable. The cleared bits
 // reach the disk lazily (a stale set bit only costs a redundant resync).
 func (a *activityLog) settle(g uint32) {
-	for e := int64(0); e < a.bits.nbits; e++ {
-		if a.gen[e] <= g && a.bits.bits[e>>3]&(1<<(e&7)) != 0 {
-			a.bits.clear(e*alExtent, alExtent)
+	if a.bits.count.Load() == 0 {
+		return
+	}
+	for i, c := range a.bits.bits {
+		if c == 0 {
+			continue // eight inactive extents
+		}
+		for e := int64(i) * 8; e < int64(i)*8+8 && e < a.bits.nbits; e++ {
+			if a.gen[e] <= g && c&(1<<(e&7)) != 0 {
+				a.bits.clear(e*alExtent, alExtent)
+			}
 		}
 	}
 }
