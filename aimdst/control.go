@@ -3,13 +3,13 @@ package aimdst
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"time"
+
+	"github.com/aimwan/aimwan/reports"
 )
 
 // StatusPath is the control endpoint's status resource (JSON Status).
@@ -27,24 +27,7 @@ func serveControl(ctx context.Context, ln net.Listener, n *Node, log *slog.Logge
 			log.Debug("control: write status", "err", err)
 		}
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	select {
-	case err := <-done:
-		return fmt.Errorf("control endpoint %s: %w", ln.Addr(), err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		srv.Close()
-	}
-	if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("control endpoint %s: %w", ln.Addr(), err)
-	}
-	return nil
+	return reports.ServeHTTP(ctx, ln, mux, "control endpoint", log)
 }
 
 // FetchStatus asks the control endpoint at addr (host:port) for the node's

@@ -59,17 +59,28 @@ func ServeMetricsListener(ctx context.Context, ln net.Listener, g prometheus.Gat
 		ErrorLog:      slogPrinter{log},
 		ErrorHandling: promhttp.ContinueOnError,
 	}))
+	log.Info("serving metrics", "addr", ln.Addr().String())
+	return ServeHTTP(ctx, ln, mux, "serve metrics on", log)
+}
+
+// ServeHTTP serves h on ln until ctx ends, then shuts the server down (in-flight
+// requests get shutdownGrace to finish) and returns nil; what prefixes errors
+// ("serve metrics on" -> "serve metrics on 127.0.0.1:9100: ..."). The daemons'
+// small HTTP endpoints (metrics, control) share it.
+func ServeHTTP(ctx context.Context, ln net.Listener, h http.Handler, what string, log *slog.Logger) error {
+	if log == nil {
+		log = slog.Default()
+	}
 	srv := &http.Server{
-		Handler:           mux,
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	log.Info("serving metrics", "addr", ln.Addr().String())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	select {
 	case err := <-done:
-		return fmt.Errorf("serve metrics on %s: %w", ln.Addr(), err)
+		return fmt.Errorf("%s %s: %w", what, ln.Addr(), err)
 	case <-ctx.Done():
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
@@ -78,7 +89,7 @@ func ServeMetricsListener(ctx context.Context, ln net.Listener, g prometheus.Gat
 		srv.Close()
 	}
 	if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve metrics on %s: %w", ln.Addr(), err)
+		return fmt.Errorf("%s %s: %w", what, ln.Addr(), err)
 	}
 	return nil
 }
