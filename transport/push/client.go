@@ -194,11 +194,8 @@ func (c *Client) run(ctx context.Context) {
 func (c *Client) readLoop(ctx context.Context) error {
 	var buf []byte
 	for {
-		m, err := c.w.read(&buf)
+		m, err := c.w.next(ctx, &buf)
 		if err != nil {
-			if errors.Is(err, ErrProtocol) {
-				return c.w.closeWith(ctx, err)
-			}
 			return err
 		}
 		switch m.Type {

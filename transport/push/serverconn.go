@@ -65,11 +65,8 @@ func (c *serverConn) run(ctx context.Context) error {
 func (c *serverConn) readLoop(ctx context.Context, g *errgroup.Group) error {
 	var buf []byte
 	for {
-		m, err := c.w.read(&buf)
+		m, err := c.w.next(ctx, &buf)
 		if err != nil {
-			if errors.Is(err, ErrProtocol) {
-				return c.w.closeWith(ctx, err)
-			}
 			return err
 		}
 		if err := c.dispatch(ctx, g, m); err != nil {

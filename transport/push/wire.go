@@ -127,6 +127,16 @@ func (w *wire) read(buf *[]byte) (Msg, error) {
 	return m, err
 }
 
+// next reads the next message like read; a frame that breaks the protocol
+// ends the connection with a final NACK naming why (see closeWith).
+func (w *wire) next(ctx context.Context, buf *[]byte) (Msg, error) {
+	m, err := w.read(buf)
+	if errors.Is(err, ErrProtocol) {
+		return m, w.closeWith(ctx, err)
+	}
+	return m, err
+}
+
 // closeWith sends a final NACK (id 0) naming why the connection ends, then
 // waits for the writer to end the connection (bounded by finalGrace), and
 // returns cause for the reader loop to return.
