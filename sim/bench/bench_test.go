@@ -25,6 +25,7 @@ func TestParseStatCPU(t *testing.T) {
 		{"no name", "7 a R 1", 0, true},
 		{"short", "7 (a) R 1 2 3", 0, true},
 		{"not a number", "7 (a) R 1 7 7 0 -1 0 0 0 0 0 x 2 0 0", 0, true},
+		{"overflow", "7 (a) R 1 7 7 0 -1 0 0 0 0 0 18446744073709551615 18446744073709551615 0 0", 0, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -267,4 +268,18 @@ func TestResultTable(t *testing.T) {
 			t.Errorf("table lacks %q:\n%s", want, b.String())
 		}
 	}
+}
+
+// FuzzParseStatCPU: any /proc/PID/stat content gives a CPU time or an
+// error, never a panic or a negative time.
+func FuzzParseStatCPU(f *testing.F) {
+	f.Add([]byte("1234 (aimwan) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 8 0 100 0 0"))
+	f.Add([]byte("7 (a) b) c) R 1 7 7 0 -1 0 0 0 0 0 1 2 0 0"))
+	f.Add([]byte(")"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d, err := parseStatCPU(b)
+		if err == nil && d < 0 {
+			t.Fatalf("negative CPU time %v from %q", d, b)
+		}
+	})
 }

@@ -22,6 +22,10 @@ var ErrExited = errors.New("daemon exited")
 // on every Linux architecture Go supports).
 const clockTicks = 100
 
+// maxTicks bounds utime and stime (about 300 years of CPU), so their sum
+// converts to a Duration without overflow.
+const maxTicks = 1 << 40
+
 // daemon is one running aimwan process started by the bench, with its
 // output appended to a log file.
 type daemon struct {
@@ -130,6 +134,9 @@ func parseStatCPU(b []byte) (time.Duration, error) {
 	st, err2 := strconv.ParseUint(f[12], 10, 64)
 	if err := errors.Join(err1, err2); err != nil {
 		return 0, fmt.Errorf("proc stat: utime/stime: %w", err)
+	}
+	if ut > maxTicks || st > maxTicks {
+		return 0, fmt.Errorf("proc stat: utime/stime %d/%d ticks out of range", ut, st)
 	}
 	return time.Duration(ut+st) * time.Second / clockTicks, nil
 }

@@ -7,8 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/aimwan/aimwan/reports"
 )
@@ -74,17 +75,16 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	bgCtx, stopBg := context.WithCancel(ctx)
-	var bg sync.WaitGroup
+	var bg errgroup.Group
 	r.s = newSampler(r.c)
-	bg.Add(2)
-	go func() { defer bg.Done(); r.s.serve(bgCtx, cfg.Progress, cfg.ProgressEvery) }()
-	go func() {
-		defer bg.Done()
+	bg.Go(func() error { r.s.serve(bgCtx, cfg.Progress, cfg.ProgressEvery); return nil })
+	bg.Go(func() error {
 		if err := r.c.recordLink(bgCtx); err != nil {
 			cfg.Logger.Warn("bench: link recording", "err", err)
 		}
-	}()
-	r.stopBg = func() { stopBg(); bg.Wait() }
+		return nil
+	})
+	r.stopBg = func() { stopBg(); _ = bg.Wait() }
 	runErr := r.phases(ctx)
 	r.stopBg()
 	if runErr != nil && !errors.Is(runErr, ErrNotDrained) {
