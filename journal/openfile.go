@@ -216,7 +216,9 @@ func (o *openFile) finish(dir string) error {
 		return fmt.Errorf("seal %s: %w", FileName(seq), err)
 	}
 	cerr := o.close()
-	if err := os.Remove(sidecarPath(dir, seq)); err != nil {
+	// The sidecar may be gone already: recovery of a file sealed but not
+	// renamed whose sidecar's folder entry was lost.
+	if err := os.Remove(sidecarPath(dir, seq)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("seal %s: remove sidecar: %w", FileName(seq), err)
 	}
 	return cerr

@@ -164,47 +164,54 @@ func TestRecoverDamage(t *testing.T) {
 }
 
 // TestRecoverSealedNotRenamed: a crash after the index and footer were
-// written and synced but before the rename keeps every record, even with
-// the sidecar's tail lost.
+// written and synced but before the rename keeps every record, with the
+// sidecar's tail lost, or the sidecar lost altogether (its folder entry never
+// made durable).
 func TestRecoverSealedNotRenamed(t *testing.T) {
-	st := buildCrashState(t)
-	dir := t.TempDir()
-	w := openTest(t, testConfig(dir, newClock()))
-	for _, r := range st.want {
-		o := op{kind: r.Kind, off: r.Offset, length: r.Length, marker: r}
-		if r.Kind.IsMarker() {
-			o.marker.Seq = 0
-		}
-		apply(t, w, o)
-	}
-	if err := w.Seal(); err != nil {
-		t.Fatal(err)
-	}
-	w.Close()
-	sealedBytes, err := os.ReadFile(filepath.Join(dir, FileName(1)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Undo the rename; the sidecar was already removed.
-	if err := os.Rename(filepath.Join(dir, FileName(1)), openPath(dir, 1)); err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(sidecarPath(dir, 1), st.side[:st.sideEnd[2]], 0o644)
-	w, recs, err := OpenWriter(testConfig(dir, newClock()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(recs) != len(st.want) || w.NextSeq() != uint64(len(st.want)+1) {
-		t.Fatalf("recovered %d records, next seq %d", len(recs), w.NextSeq())
-	}
-	if again, err := os.ReadFile(filepath.Join(dir, FileName(1))); err != nil || !bytes.Equal(again, sealedBytes) {
-		t.Fatalf("recovery changed the sealed file: %v", err)
-	}
-	apply(t, w, writeOp(0, 1))
-	w.Close()
-	got, _, files := readAll(t, dir, "vol1")
-	if len(got) != len(st.want)+1 || len(files) != 2 {
-		t.Fatalf("%d records in %d files", len(got), len(files))
+	for _, withSidecar := range []bool{true, false} {
+		t.Run(map[bool]string{true: "sidecar tail lost", false: "sidecar lost"}[withSidecar], func(t *testing.T) {
+			st := buildCrashState(t)
+			dir := t.TempDir()
+			w := openTest(t, testConfig(dir, newClock()))
+			for _, r := range st.want {
+				o := op{kind: r.Kind, off: r.Offset, length: r.Length, marker: r}
+				if r.Kind.IsMarker() {
+					o.marker.Seq = 0
+				}
+				apply(t, w, o)
+			}
+			if err := w.Seal(); err != nil {
+				t.Fatal(err)
+			}
+			w.Close()
+			sealedBytes, err := os.ReadFile(filepath.Join(dir, FileName(1)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Undo the rename; the sidecar was already removed.
+			if err := os.Rename(filepath.Join(dir, FileName(1)), openPath(dir, 1)); err != nil {
+				t.Fatal(err)
+			}
+			if withSidecar {
+				os.WriteFile(sidecarPath(dir, 1), st.side[:st.sideEnd[2]], 0o644)
+			}
+			w, recs, err := OpenWriter(testConfig(dir, newClock()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(recs) != len(st.want) || w.NextSeq() != uint64(len(st.want)+1) {
+				t.Fatalf("recovered %d records, next seq %d", len(recs), w.NextSeq())
+			}
+			if again, err := os.ReadFile(filepath.Join(dir, FileName(1))); err != nil || !bytes.Equal(again, sealedBytes) {
+				t.Fatalf("recovery changed the sealed file: %v", err)
+			}
+			apply(t, w, writeOp(0, 1))
+			w.Close()
+			got, _, files := readAll(t, dir, "vol1")
+			if len(got) != len(st.want)+1 || len(files) != 2 {
+				t.Fatalf("%d records in %d files", len(got), len(files))
+			}
+		})
 	}
 }
 
