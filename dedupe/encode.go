@@ -142,15 +142,22 @@ func (e *Encoder) Encode(dst, payload []byte) ([]byte, EncodeStats, error) {
 		bases []Fingerprint
 		dict  []byte
 	)
+	novel := st.LiteralBytes >= len(payload)/4 // mostly new data, not a few rewritten blocks
 	if e.local != nil {
 		if st.LiteralBytes > 0 {
-			bases, dict = e.pickBases(ops, fps, st.LiteralBytes >= len(payload)/4)
+			bases, dict = e.pickBases(ops, fps, novel)
 		}
 		e.learn(payload, pieces, fps)
 		e.hist.add(ops, fps)
 	}
 	st.DictBytes = len(dict)
 	level := e.Level()
+	if level == LevelFastest && len(dict) > 0 && !novel {
+		// zstd's fastest level barely matches into a dictionary (a 1%
+		// clone cost 2.5x more); such payloads have few literals, so the
+		// default level costs little time here.
+		level = LevelDefault
+	}
 	z, err := compressDict(lits, dict, level)
 	if err != nil {
 		return dst, st, err
