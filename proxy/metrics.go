@@ -67,6 +67,11 @@ func (m *metrics) setCap(r float64) {
 	m.cap.Set(r)
 }
 
+// countPiece is the most countingWriter passes on per Write of the writer
+// below it, so the counter follows the bytes as they flow on a slow link
+// instead of jumping once a whole file is written.
+const countPiece = 32 << 10
+
 // countingWriter counts the bytes it passes on.
 type countingWriter struct {
 	w io.Writer
@@ -74,7 +79,15 @@ type countingWriter struct {
 }
 
 func (c countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.c.Add(float64(n))
-	return n, err
+	total := 0
+	for len(p) > 0 {
+		n, err := c.w.Write(p[:min(len(p), countPiece)])
+		c.c.Add(float64(n))
+		total += n
+		if err != nil {
+			return total, err
+		}
+		p = p[n:]
+	}
+	return total, nil
 }

@@ -161,6 +161,12 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 		if err := cfg.Registerer.Register(transport.NewStatsCollector(cfg.Peer, s.pool.Conns)); err != nil {
 			return nil, fmt.Errorf("source proxy metrics: %w", err)
 		}
+		peerUp := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "aimwan_proxy_peer_up",
+			Help: "1 while at least one WAN connection to the peer proxy is up, else 0."},
+			func() float64 { return float64(min(len(s.pool.Conns()), 1)) })
+		if err := cfg.Registerer.Register(peerUp); err != nil {
+			return nil, fmt.Errorf("source proxy metrics: %w", err)
+		}
 	}
 	return s, nil
 }

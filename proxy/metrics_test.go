@@ -1,0 +1,60 @@
+package proxy
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// pieceWriter records the size of every Write it gets.
+type pieceWriter struct {
+	bytes.Buffer
+	sizes []int
+}
+
+func (w *pieceWriter) Write(p []byte) (int, error) {
+	w.sizes = append(w.sizes, len(p))
+	return w.Buffer.Write(p)
+}
+
+// TestCountingWriterPieces: a large write reaches the writer below in pieces
+// of at most countPiece bytes, all counted, so the wire counter follows the
+// bytes on a slow link instead of jumping once per file.
+func TestCountingWriterPieces(t *testing.T) {
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "x_total", Help: "x"})
+	var below pieceWriter
+	data := bytes.Repeat([]byte{7}, 3*countPiece+100)
+	n, err := countingWriter{w: &below, c: c}.Write(data)
+	if err != nil || n != len(data) {
+		t.Fatalf("Write = %d, %v; want %d", n, err, len(data))
+	}
+	if got := testutil.ToFloat64(c); got != float64(len(data)) {
+		t.Errorf("counted %v bytes, want %d", got, len(data))
+	}
+	if len(below.sizes) != 4 {
+		t.Errorf("passed on in %d writes %v, want 4", len(below.sizes), below.sizes)
+	}
+	for _, s := range below.sizes {
+		if s > countPiece {
+			t.Errorf("a piece of %d bytes, want at most %d", s, countPiece)
+		}
+	}
+	if !bytes.Equal(below.Bytes(), data) {
+		t.Error("bytes passed on differ from the bytes written")
+	}
+}
+
+// TestPeerUpMetric: the source edge reports its WAN session to the peer.
+func TestPeerUpMetric(t *testing.T) {
+	ctx := testCtx(t, 30*time.Second)
+	p := newPair(t, pairOpts{})
+	if err := pushAll(ctx, p.client, makeJournal(t, "vol", randomBlocks(4, 4))); err != nil {
+		t.Fatal(err)
+	}
+	if up := counter(t, p.srcReg, "aimwan_proxy_peer_up"); up != 1 {
+		t.Fatalf("aimwan_proxy_peer_up = %v after a file went through, want 1", up)
+	}
+}
