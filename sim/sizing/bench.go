@@ -40,6 +40,7 @@ type Measured struct {
 	LT           []float64 `json:"latency_t_s"`     // times of the dst samples
 	Latency      []float64 `json:"latency_s"`       // worst Time Latency of any volume (dst recording)
 	PeakBacklog  float64   `json:"peak_backlog"`    // largest total Src Data
+	FinalBacklog float64   `json:"final_backlog"`   // total Src Data in the last src sample
 	FinalLatency float64   `json:"final_latency_s"` // worst Time Latency at the end: result.json's, else the last dst sample
 	End          float64   `json:"end_s"`           // end of the last phase
 	Drained      bool      `json:"drained"`         // the run replicated everything before its limit
@@ -82,6 +83,9 @@ type Validation struct {
 	Measured     Measured `json:"measured"`
 	PeakBacklog  Figure   `json:"peak_backlog"`
 	FinalLatency Figure   `json:"final_latency_s"`
+	// FinalBacklog is the Src Data left at the end (0 for a drained run;
+	// for a run that hit its limit, what the line did not carry in time).
+	FinalBacklog Figure `json:"final_backlog"`
 }
 
 // benchLink is the part of result.json that describes the line.
@@ -161,19 +165,25 @@ func FromBench(dir string) (*Validation, error) {
 	if n := len(bl.Phases); n > 0 && bl.Phases[n-1].LatencyEnd != nil {
 		val.Measured.FinalLatency = *bl.Phases[n-1].LatencyEnd // the bench's figure, at the end of the run
 	}
-	m.Duration = time.Duration(math.Ceil(val.Measured.End/benchStep.Seconds()+1)) * benchStep
-	if !val.Measured.Drained { // the run hit its limit: the model stops there too
-		m.StopWhenDrained = false
+	// A drained run: the model runs until it has replicated everything (up
+	// to a generous limit); a run that hit its time limit: the model stops
+	// there too.
+	limit := 2*val.Measured.End + 600
+	if !val.Measured.Drained {
+		limit, m.StopWhenDrained = val.Measured.End, false
 	}
+	m.Duration = time.Duration(math.Ceil(limit/benchStep.Seconds())) * benchStep
 	if val.Result, err = Run(*m); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadBench, err)
 	}
-	final := 0.0
+	final, left := 0.0, 0.0
 	for _, v := range val.Result.Volumes {
 		final = math.Max(final, v.FinalLatency)
+		left += v.FinalBacklog
 	}
 	val.PeakBacklog = figure(val.Result.PeakBacklog, val.Measured.PeakBacklog)
 	val.FinalLatency = figure(final, val.Measured.FinalLatency)
+	val.FinalBacklog = figure(left, val.Measured.FinalBacklog)
 	return val, nil
 }
 
@@ -273,11 +283,13 @@ func phaseReductions(ps []reports.Phase, t0 time.Time, proxy, link *reports.Reco
 	out := make([]Phase, len(ps))
 	up := func(ls []reports.Label) bool { d, _ := reports.LabelValue(ls, "direction"); return d == "up" }
 	for i, p := range ps {
-		end := p.End
-		if end.IsZero() && i+1 < len(ps) {
+		// A phase's counters run until the next phase starts; the last
+		// phase's until the end of the recordings (the bench takes a last
+		// sample after the end, which the counters of the last files may
+		// only reach then).
+		end := time.Unix(1<<40, 0)
+		if i+1 < len(ps) {
 			end = ps[i+1].Start
-		} else if end.IsZero() {
-			end = time.Now()
 		}
 		out[i] = Phase{Name: p.Name, Start: p.Start.Sub(t0).Seconds(), Reduction: 1}
 		logical := increase(proxy, metricProxyLogic, nil, p.Start, end)
@@ -317,6 +329,7 @@ func measure(src, dst *reports.Recording, ps []reports.Phase, t0 time.Time) Meas
 		me.Latency = append(me.Latency, worst)
 	}
 	me.FinalLatency = me.Latency[len(me.Latency)-1]
+	me.FinalBacklog = me.SrcData[len(me.SrcData)-1]
 	last := ps[len(ps)-1]
 	end := last.End
 	if end.IsZero() {

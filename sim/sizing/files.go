@@ -26,6 +26,10 @@ import (
 //     destination's: now minus the source time of the newest write of the
 //     longest run of replicated files (0 before the first one).
 
+// halfByte: sizes closer than this are equal (bytes are whole; the model's
+// are sums of fractions).
+const halfByte = 0.5
+
 // jfile is a sealed journal file not yet acknowledged.
 type jfile struct {
 	size  float64 // bytes
@@ -50,9 +54,9 @@ func (v *fileVol) write(n, ts, t, size float64) {
 		return
 	}
 	v.backlog += n
-	for v.open+n >= size {
-		fill := size - v.open
-		v.q = append(v.q, jfile{size: size, last: ts})
+	for v.open+n >= size-halfByte { // less than a byte short (rounding of spread writes) is full
+		fill := math.Min(n, size-v.open)
+		v.q = append(v.q, jfile{size: v.open + fill, last: ts})
 		v.open, n = 0, n-fill
 	}
 	if n > epsilon {

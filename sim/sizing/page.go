@@ -297,6 +297,14 @@ func (v *Validation) Page() *reports.Page {
 	return p
 }
 
+// pctOrNone is the error, or "—" when both figures are 0.
+func pctOrNone(f Figure) string {
+	if f.Predicted == 0 && f.Measured == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%+.1f%%", 100*f.Error)
+}
+
 // Table is the comparison: peak Src Data, final Time Latency, end of run.
 func (v *Validation) Table() reports.Table {
 	pct := func(f Figure) string { return fmt.Sprintf("%+.1f%%", 100*f.Error) }
@@ -304,6 +312,7 @@ func (v *Validation) Table() reports.Table {
 		Rows: [][]string{
 			{"peak Src Data", sizeText(v.PeakBacklog.Predicted), sizeText(v.PeakBacklog.Measured), pct(v.PeakBacklog)},
 			{"final Time Latency", fmt.Sprintf("%.1fs", v.FinalLatency.Predicted), fmt.Sprintf("%.1fs", v.FinalLatency.Measured), pct(v.FinalLatency)},
+			{"final Src Data", sizeText(v.FinalBacklog.Predicted), sizeText(v.FinalBacklog.Measured), pctOrNone(v.FinalBacklog)},
 			{"end of the run", fmt.Sprintf("%.1fs", v.Result.End), fmt.Sprintf("%.1fs", v.Measured.End), pct(figure(v.Result.End, v.Measured.End))},
 		}}
 }
