@@ -80,11 +80,15 @@ func (e *Encoder) deltaBases(ops []op, fps []Fingerprint) ([]Fingerprint, []byte
 			size += ops[end].n
 			end++
 		}
+		// The run probably starts with the chunks after the known chunk
+		// before it and ends with the chunks before the known chunk after
+		// it (out-of-order writes join two places of the volume).
 		need := size + e.p.AvgSize
 		if k > 0 && (ops[k-1].kind == opRef || ops[k-1].kind == opRun) {
 			prev := ops[k-1]
 			e.walk(fps[prev.first+prev.count-1], need, false, add)
-		} else if end < len(ops) && (ops[end].kind == opRef || ops[end].kind == opRun) {
+		}
+		if end < len(ops) && (ops[end].kind == opRef || ops[end].kind == opRun) {
 			e.walk(fps[ops[end].first], need, true, add)
 		}
 		k = end
