@@ -1,6 +1,7 @@
 package reports
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -138,11 +139,15 @@ func (r *Recorder) Serve(ctx context.Context) error {
 	if err := os.MkdirAll(r.cfg.Dir, 0o755); err != nil {
 		return fmt.Errorf("recorder %s: %w", r.cfg.Daemon, err)
 	}
-	f, err := os.OpenFile(r.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(r.path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
 		return fmt.Errorf("recorder %s: %w", r.cfg.Daemon, err)
 	}
 	if err := lockRecording(f); err != nil {
+		f.Close()
+		return fmt.Errorf("recorder %s: %w", r.cfg.Daemon, err)
+	}
+	if err := dropTornLine(f); err != nil {
 		f.Close()
 		return fmt.Errorf("recorder %s: %w", r.cfg.Daemon, err)
 	}
@@ -161,6 +166,38 @@ func (r *Recorder) Serve(ctx context.Context) error {
 			r.sampleTo(f)
 		}
 	}
+}
+
+// dropTornLine cuts off a last line left without its newline by a crash:
+// the next sample appended to it would make a bad line in the middle of the
+// recording, which the loader refuses (it drops only a torn last line).
+func dropTornLine(f *os.File) error {
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("torn line check: %w", err)
+	}
+	size := st.Size()
+	buf := make([]byte, 64<<10)
+	keep := int64(0) // bytes up to and including the last newline
+	for end := size; end > 0; {
+		start := max(0, end-int64(len(buf)))
+		b := buf[:end-start]
+		if _, err := f.ReadAt(b, start); err != nil {
+			return fmt.Errorf("torn line check of %s: %w", f.Name(), err)
+		}
+		if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
+			keep = start + int64(i) + 1
+			break
+		}
+		end = start
+	}
+	if keep == size {
+		return nil
+	}
+	if err := f.Truncate(keep); err != nil {
+		return fmt.Errorf("cut torn line of %s: %w", f.Name(), err)
+	}
+	return nil
 }
 
 // sampleTo gathers, encodes and appends one line, logging any failure.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -187,5 +188,67 @@ func TestRecorderSameNameRefused(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRecorderAfterTornLine: a daemon killed while appending a sample leaves
+// a torn last line; after its restart the recording still loads (the torn
+// sample is lost, nothing else).
+func TestRecorderAfterTornLine(t *testing.T) {
+	dir := t.TempDir()
+	good := `{"time":"2026-11-22T06:00:00Z","values":{"a":1}}` + "\n"
+	torn := `{"time":"2026-11-22T06:00:01Z","val`
+	path := filepath.Join(dir, "dst.jsonl")
+	if err := os.WriteFile(path, []byte(good+torn), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prometheus.NewGauge(prometheus.GaugeOpts{Name: "a", Help: "h"}))
+	rec, err := NewRecorder(RecorderConfig{Dir: dir, Daemon: "dst", Gatherer: reg,
+		NewTicker: func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel() // one sample at start, one on the way out
+	if err := rec.Serve(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadRecording(path)
+	if err != nil {
+		t.Fatalf("recording after a torn line and a restart: %v", err)
+	}
+	if len(got.Samples) != 3 {
+		t.Fatalf("%d samples, want 3 (the one before the crash, two after)", len(got.Samples))
+	}
+}
+
+func TestDropTornLine(t *testing.T) {
+	long := strings.Repeat("x", 100<<10) // longer than one read block
+	for _, c := range []struct{ name, in, want string }{
+		{"empty", "", ""},
+		{"complete", "a\nb\n", "a\nb\n"},
+		{"torn", "a\nb", "a\n"},
+		{"only torn", "b", ""},
+		{"long torn", "a\n" + long, "a\n"},
+		{"long complete then torn", long + "\nb", long + "\n"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "r.jsonl")
+			if err := os.WriteFile(path, []byte(c.in), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if err := dropTornLine(f); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := os.ReadFile(path); string(got) != c.want {
+				t.Errorf("left %d bytes, want %d", len(got), len(c.want))
+			}
+		})
 	}
 }
