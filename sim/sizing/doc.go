@@ -23,4 +23,16 @@
 //   - catch-up time: from the peak backlog until the backlog is empty again.
 //   - sweep: the model run over several line rates and schedules, to find
 //     the smallest line that keeps Time Latency within an RPO.
+//   - fluid model: bytes flow continuously, oldest first, shared equally by
+//     the volumes; right for days and weeks (the default).
+//   - file-granular model: the chain's mechanics over minutes (Model.FileSize
+//     set): journal files sealed by size or age, a window of files offered
+//     per volume, sent one after the other by the proxy, acknowledged whole;
+//     restarts lose the files in flight (files.go).
+//   - validation: the model run on a measured bench run's scenario (line,
+//     cross traffic, ingest profile, reduction per phase, restarts) and its
+//     peak Src Data and final Time Latency compared with the measured ones
+//     (FromBench).
+//   - page: the sizing report (tables and curves) handed to reports.WritePage
+//     (Report.Page, Validation.Page).
 package sizing

@@ -76,11 +76,15 @@ func (v *fileVol) seal(now, age float64) {
 	}
 }
 
-// inFlight returns how many files are offered and not yet done.
+// inFlight returns how many files are offered and not yet done. Offered
+// files are a prefix of the queue (offers go oldest first).
 func (v *fileVol) inFlight() int {
 	n := 0
 	for i := range v.q {
-		if v.q[i].offer > 0 && !v.q[i].done {
+		if v.q[i].offer == 0 {
+			break
+		}
+		if !v.q[i].done {
 			n++
 		}
 	}
@@ -146,7 +150,10 @@ func shipFiles(vs []fileVol, n float64) float64 {
 	var fl []ref
 	for i := range vs {
 		for k, f := range vs[i].q {
-			if f.offer > 0 && !f.done {
+			if f.offer == 0 { // the offered files are a prefix
+				break
+			}
+			if !f.done {
 				fl = append(fl, ref{i, k, f.offer})
 			}
 		}
