@@ -31,6 +31,17 @@ type File struct {
 	Schedule    string     `yaml:"schedule"` // transport schedule syntax; empty = no cap
 	Volumes     []FileVol  `yaml:"volumes"`
 	Sweep       *FileSweep `yaml:"sweep"`
+	// Files, when given, selects the file-granular model (Model.FileSize).
+	Files *FileFiles `yaml:"files"`
+}
+
+// FileFiles sets the file-granular model: journal files of Size payload
+// bytes (required), sealed at Age (default 2s), Window in flight per volume
+// (default 4).
+type FileFiles struct {
+	Size   string `yaml:"size"`
+	Age    string `yaml:"age"`
+	Window int    `yaml:"window"`
 }
 
 // FileLine is the line and its cross traffic.
@@ -140,7 +151,32 @@ func (f *File) Study(dir string) (*Study, error) {
 			return nil, err
 		}
 	}
+	if f.Files != nil {
+		if err := f.Files.apply(m); err != nil {
+			return nil, err
+		}
+	}
 	return st, nil
+}
+
+func (ff *FileFiles) apply(m *Model) error {
+	var err error
+	if m.FileSize, err = size(ff.Size, "files.size"); err != nil {
+		return err
+	}
+	if m.FileSize <= 0 {
+		return fmt.Errorf("%w: files.size %q: want a size such as 4MiB", ErrBadModel, ff.Size)
+	}
+	if ff.Age != "" {
+		if m.FileAge, err = ParseDuration(ff.Age); err != nil {
+			return err
+		}
+	}
+	if ff.Window < 0 {
+		return fmt.Errorf("%w: files.window %d must not be negative", ErrBadModel, ff.Window)
+	}
+	m.Window = ff.Window
+	return nil
 }
 
 func size(s, what string) (float64, error) {

@@ -109,3 +109,47 @@ func FuzzParseDuration(f *testing.F) {
 		}
 	})
 }
+
+func TestStudyFileFiles(t *testing.T) {
+	dir := t.TempDir()
+	base := "line: {rate: 1MB/s}\nduration: 1h\nstep: 1s\nvolumes: [{name: a, bursts: [{at: 0s, size: 8MiB}]}]\n"
+	tests := []struct {
+		name, files string
+		ok          bool
+	}{
+		{"file model", "files: {size: 4MiB, age: 5s, window: 2}\n", true},
+		{"no size", "files: {window: 2}\n", false},
+		{"bad age", "files: {size: 4MiB, age: soon}\n", false},
+		{"negative window", "files: {size: 4MiB, window: -1}\n", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(dir, "s.yaml")
+			if err := os.WriteFile(path, []byte(base+tt.files), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			st, err := loadStudy(t, path)
+			if !tt.ok {
+				if !errors.Is(err, ErrBadModel) {
+					t.Errorf("err %v, want ErrBadModel", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := st.Model
+			if m.FileSize != 4<<20 || m.FileAge != 5*time.Second || m.Window != 2 {
+				t.Errorf("file model %v %v %d", m.FileSize, m.FileAge, m.Window)
+			}
+			r, err := Run(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// 8 MiB at 1 MB/s: two files, all of it at once in Src Data, gone within the hour.
+			if r.PeakBacklog != 8<<20 || r.Volumes[0].FinalBacklog != 0 {
+				t.Errorf("peak %v, final %v", r.PeakBacklog, r.Volumes[0].FinalBacklog)
+			}
+		})
+	}
+}
