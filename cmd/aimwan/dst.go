@@ -45,15 +45,21 @@ type dstFile struct {
 	BufferLimit string            `yaml:"buffer_limit"`
 	HookTimeout string            `yaml:"hook_timeout"`
 	Hooks       map[string]string `yaml:"hooks"`
-	Volumes     []struct {
-		Name   string `yaml:"name"`
-		Path   string `yaml:"path"`
-		Create bool   `yaml:"create"`
-	} `yaml:"volumes"`
-	Groups []struct {
-		Name    string   `yaml:"name"`
-		Volumes []string `yaml:"volumes"`
-	} `yaml:"groups"`
+	Volumes     []dstVolume       `yaml:"volumes"`
+	Groups      []dstGroup        `yaml:"groups"`
+}
+
+// dstVolume is one entry of volumes: in the YAML file.
+type dstVolume struct {
+	Name   string `yaml:"name"`
+	Path   string `yaml:"path"`
+	Create bool   `yaml:"create"`
+}
+
+// dstGroup is one entry of groups: in the YAML file.
+type dstGroup struct {
+	Name    string   `yaml:"name"`
+	Volumes []string `yaml:"volumes"`
 }
 
 func runDst(ctx context.Context, args []string) error {
@@ -129,11 +135,7 @@ func dstLists(f *dstFile, vols, hooks, groups multiFlag) error {
 			if opt != "" && opt != "create" {
 				return usagef("dst: --volume %q: unknown option %q (only create)", s, opt)
 			}
-			f.Volumes = append(f.Volumes, struct {
-				Name   string `yaml:"name"`
-				Path   string `yaml:"path"`
-				Create bool   `yaml:"create"`
-			}{name, path, opt == "create"})
+			f.Volumes = append(f.Volumes, dstVolume{Name: name, Path: path, Create: opt == "create"})
 		}
 	}
 	if len(hooks) > 0 {
@@ -153,10 +155,7 @@ func dstLists(f *dstFile, vols, hooks, groups multiFlag) error {
 			if !ok || name == "" || len(splitList(members)) == 0 {
 				return usagef("dst: --group %q: want NAME=VOL,VOL", s)
 			}
-			f.Groups = append(f.Groups, struct {
-				Name    string   `yaml:"name"`
-				Volumes []string `yaml:"volumes"`
-			}{name, splitList(members)})
+			f.Groups = append(f.Groups, dstGroup{Name: name, Volumes: splitList(members)})
 		}
 	}
 	return nil
