@@ -33,6 +33,36 @@ func writeFileAtomic(path string, data []byte) error {
 	return syncDir(dir)
 }
 
+// makeDir creates dir and any missing parents, like os.MkdirAll, and makes
+// every folder it creates durable in its parent (fsync of the parent), so
+// that what is later stored durably inside cannot vanish with a folder entry
+// lost in a power failure.
+func makeDir(dir string) error {
+	dir = filepath.Clean(dir)
+	var missing []string // deepest first
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil {
+			break
+		}
+		missing = append(missing, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		if err := syncDir(filepath.Dir(missing[i])); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // syncDir makes the entries of a folder (creates, renames, removes) durable.
 func syncDir(dir string) error {
 	d, err := os.Open(dir)

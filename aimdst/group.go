@@ -198,7 +198,7 @@ func (gs *groups) complete(ctx context.Context, st *groupState, r journal.Record
 		st.Done, st.Members = r.GroupSeq, members
 		b, _ := json.Marshal(st)
 		gs.mu.Unlock()
-		if e := os.MkdirAll(gs.dir, 0o755); e != nil {
+		if e := makeDir(gs.dir); e != nil {
 			err = e
 		} else {
 			err = writeFileAtomic(filepath.Join(gs.dir, r.Group+".json"), b)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"sort"
 	"sync/atomic"
 
@@ -34,7 +33,7 @@ func NewNode(cfg Config) (*Node, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	if err := os.MkdirAll(cfg.BufferDir, 0o755); err != nil {
+	if err := makeDir(cfg.BufferDir); err != nil {
 		return nil, fmt.Errorf("dst: buffer folder: %w", err)
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, vols: map[string]*volume{}, metrics: newMetrics()}

@@ -74,7 +74,7 @@ func openVolumeState(n *Node, vc VolumeConfig) (*volume, error) {
 		state:     stateIdle,
 	}
 	v.cursorPath = filepath.Join(v.dir, cursorName)
-	if err := os.MkdirAll(v.dir, 0o755); err != nil {
+	if err := makeDir(v.dir); err != nil {
 		return nil, fmt.Errorf("volume %s: buffer folder: %w", v.name, err)
 	}
 	c, err := loadCursor(v.cursorPath)
