@@ -114,7 +114,8 @@ func (r *run) newResult() *Result {
 	cfg := r.cfg
 	res := &Result{LineKBps: cfg.Rate / 1e3, Scale: r.sc.Name, Workload: "generated", Primed: cfg.Prime,
 		Link: LinkInfo{Simulated: !cfg.NoLink, RateBps: cfg.Rate, RTTMs: float64(cfg.RTT) / 1e6, CrossBps: cfg.Cross},
-		CPU:  map[string]CPU{}, StartedAt: r.start.UTC()}
+		CPU:  map[string]CPU{}, StartedAt: r.start.UTC(),
+		ProxyFlags: append(r.c.windowArgs(), "--miss-wait", MissWait.String(), "(destination edge)")}
 	if len(cfg.Images) > 0 {
 		res.Workload = "images"
 	} else {
