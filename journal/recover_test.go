@@ -272,3 +272,25 @@ func TestRecoveredDataErrors(t *testing.T) {
 		t.Fatalf("wrong CRC: %v", err)
 	}
 }
+
+// TestOpenWriterMakesNewFoldersDurable: OpenWriter creating the journal
+// folder and missing parents fsyncs the parent of each, so the folder (and
+// the records synced into it) cannot vanish with a lost folder entry.
+func TestOpenWriterMakesNewFoldersDurable(t *testing.T) {
+	root := t.TempDir()
+	var synced []string
+	realSync := syncFolder
+	syncFolder = func(d *os.File) error {
+		synced = append(synced, filepath.Clean(d.Name()))
+		return realSync(d)
+	}
+	t.Cleanup(func() { syncFolder = realSync })
+	dir := filepath.Join(root, "buffer", "vol1")
+	w := openTest(t, testConfig(dir, newClock()))
+	w.Close()
+	for _, parent := range []string{root, filepath.Join(root, "buffer")} {
+		if !slices.Contains(synced, parent) {
+			t.Errorf("%s not fsynced after a folder was created in it (synced: %v)", parent, synced)
+		}
+	}
+}
