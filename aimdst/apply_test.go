@@ -130,11 +130,7 @@ func TestMissingVolumeCreate(t *testing.T) {
 	g := smallJournal(t, 7, nil)
 	tn := newTestNode(t, func(c *Config) { c.Volumes[0].Create = true })
 	os.Remove(tn.volPath)
-	for _, p := range g.files {
-		if err := deliver(t, tn.n, "vol", p, 1<<30); err != nil {
-			t.Fatal(err)
-		}
-	}
+	deliverAll(t, tn.n, "vol", g.files)
 	if err := destageAll(tn.n, "vol"); err != nil {
 		t.Fatal(err)
 	}

@@ -37,11 +37,7 @@ func TestGroupMarker(t *testing.T) {
 	}
 	tn := &testNode{cfg: cfg, n: n}
 	tn.serve(t)
-	for _, p := range ga.files {
-		if err := deliver(t, n, "a", p, 1<<30); err != nil {
-			t.Fatal(err)
-		}
-	}
+	deliverAll(t, n, "a", ga.files)
 	waitFor(t, 5*time.Second, "a waiting at the group marker", func() bool {
 		return strings.HasPrefix(n.Status().Volumes[0].State, stateGroup)
 	})
@@ -52,11 +48,7 @@ func TestGroupMarker(t *testing.T) {
 	if _, err := os.Stat(SnapshotPath(cfg.SnapshotDir, "a", "gsnap")); err == nil {
 		t.Fatal("group snapshot taken before every member reached the marker")
 	}
-	for _, p := range gb.files {
-		if err := deliver(t, n, "b", p, 1<<30); err != nil {
-			t.Fatal(err)
-		}
-	}
+	deliverAll(t, n, "b", gb.files)
 	waitFor(t, 10*time.Second, "both destaged", func() bool {
 		st := n.Status()
 		return st.Volumes[0].DestagedFile == uint64(len(ga.files)) && st.Volumes[1].DestagedFile == uint64(len(gb.files))

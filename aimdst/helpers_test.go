@@ -157,6 +157,17 @@ func deliver(t testing.TB, n *Node, volume, path string, upto int) error {
 	return s.Commit(context.Background())
 }
 
+// deliverAll delivers every file in full, in the order given, failing the
+// test on an error.
+func deliverAll(t testing.TB, n *Node, volume string, files []string) {
+	t.Helper()
+	for _, p := range files {
+		if err := deliver(t, n, volume, p, 1<<30); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // destageAll runs destage of volume until nothing is left or an error.
 func destageAll(n *Node, volume string) error {
 	v := n.vols[volume]

@@ -75,11 +75,7 @@ func TestCustomMarkerHook(t *testing.T) {
 		}
 		c.HookTimeout = time.Minute // never reached: these hooks end at once
 	})
-	for _, p := range g.files {
-		if err := deliver(t, tn.n, "vol", p, 1<<30); err != nil {
-			t.Fatal(err)
-		}
-	}
+	deliverAll(t, tn.n, "vol", g.files)
 	if err := destageAll(tn.n, "vol"); err != nil {
 		t.Fatal(err)
 	}
@@ -104,11 +100,7 @@ func TestHangingHookCutOff(t *testing.T) {
 		c.Hooks = map[string]string{"hangs": "sleep 60"}
 		c.HookTimeout = 100 * time.Millisecond
 	})
-	for _, p := range g.files {
-		if err := deliver(t, tn.n, "vol", p, 1<<30); err != nil {
-			t.Fatal(err)
-		}
-	}
+	deliverAll(t, tn.n, "vol", g.files)
 	start := time.Now()
 	if err := destageAll(tn.n, "vol"); err != nil {
 		t.Fatal(err)

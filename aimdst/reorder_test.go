@@ -196,11 +196,7 @@ func TestDestageCrashAtEveryPoint(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, p := range g.files {
-			if err := deliver(t, n, g.volume, p, 1<<30); err != nil {
-				t.Fatal(err)
-			}
-		}
+		deliverAll(t, n, g.volume, g.files)
 		err = destageAll(n, g.volume)
 		if err == nil {
 			break // k is past the last operation: every crash point was tried
