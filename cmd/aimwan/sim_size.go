@@ -194,7 +194,11 @@ func runSizeFromBench(w io.Writer, dir, out string) error {
 	fmt.Fprintf(w, "bench run %s: line %s, cross traffic %s, files of %s\n", dir, units.FormatRate(m.Rate),
 		units.FormatRate(m.CrossHourly[0]), units.FormatSize(int64(m.FileSize)))
 	for _, ph := range v.Phases {
-		fmt.Fprintf(w, "  phase %s from %.1fs: data reduction %.2fx (logical / link bytes)\n", ph.Name, ph.Start, ph.Reduction)
+		fmt.Fprintf(w, "  phase %s from %.1fs: data reduction %.2fx (logical / link bytes), line use %.0f%%\n",
+			ph.Name, ph.Start, ph.Reduction, 100*ph.LineUse)
+	}
+	for _, n := range v.Notes {
+		fmt.Fprintf(w, "WARNING: %s\n", n)
 	}
 	fmt.Fprintln(w)
 	t := v.Table()

@@ -71,7 +71,14 @@ type Phase struct {
 	Name      string  `json:"name"`
 	Start     float64 `json:"start_s"`   // from the start of the first phase
 	Reduction float64 `json:"reduction"` // measured logical / link bytes (1 when nothing was measured)
+	// LineUse is the link's bytes in the phase over what the line left by
+	// the cross traffic could carry (0: no link recording). The model
+	// assumes the line is the bottleneck; well below 1, it was not.
+	LineUse float64 `json:"line_use"`
 }
+
+// MinLineUse is the line use below which a phase was not line-bound.
+const MinLineUse = 0.9
 
 // Validation is the model run on a bench's scenario beside what the bench
 // measured.
@@ -86,6 +93,9 @@ type Validation struct {
 	// FinalBacklog is the Src Data left at the end (0 for a drained run;
 	// for a run that hit its limit, what the line did not carry in time).
 	FinalBacklog Figure `json:"final_backlog"`
+	// Notes warn about what makes the comparison unfair (a phase in which
+	// the line was not the bottleneck).
+	Notes []string `json:"notes,omitempty"`
 }
 
 // benchLink is the part of result.json that describes the line.
@@ -152,7 +162,13 @@ func FromBench(dir string) (*Validation, error) {
 	if m.Volumes, err = ingest(recs["src"], run.Phases, t0); err != nil {
 		return nil, err
 	}
-	val.Phases = phaseReductions(run.Phases, t0, recs["proxy-src"], recs["link"])
+	val.Phases = phaseReductions(run.Phases, t0, recs["proxy-src"], recs["link"], m.Rate-bl.Link.Cross)
+	for _, p := range val.Phases {
+		if p.LineUse > 0 && p.LineUse < MinLineUse {
+			val.Notes = append(val.Notes, fmt.Sprintf("phase %s: the line carried only %.0f%% of the rate the cross traffic left; "+
+				"the chain (CPU, the machine's load), not the line, was the bottleneck, and the model assumes the line is", p.Name, 100*p.LineUse))
+		}
+	}
 	for i, p := range val.Phases {
 		at := time.Duration(p.Start * float64(time.Second))
 		m.Reductions = append(m.Reductions, ReductionStep{From: at, Reduction: p.Reduction})
@@ -274,12 +290,12 @@ func increase(rec *reports.Recording, name string, match func([]reports.Label) b
 	return sum
 }
 
-// phaseReductions measures each phase's data reduction as the line sees
-// it: logical bytes the source edge carried per byte the link carried up
+// phaseReductions measures each phase's line use and data reduction as the
+// line sees it: logical bytes the source edge carried per byte the link carried up
 // (proxy framing, QUIC and UDP/IP headers, resends included); without a
 // link recording, per byte the proxy put on the WAN. A phase without
 // logical bytes (pass-through: the proxy counts none) gets 1.
-func phaseReductions(ps []reports.Phase, t0 time.Time, proxy, link *reports.Recording) []Phase {
+func phaseReductions(ps []reports.Phase, t0 time.Time, proxy, link *reports.Recording, capacity float64) []Phase {
 	out := make([]Phase, len(ps))
 	up := func(ls []reports.Label) bool { d, _ := reports.LabelValue(ls, "direction"); return d == "up" }
 	for i, p := range ps {
@@ -299,6 +315,13 @@ func phaseReductions(ps []reports.Phase, t0 time.Time, proxy, link *reports.Reco
 		}
 		if logical > 0 && wire > 0 {
 			out[i].Reduction = math.Max(1, logical/wire)
+		}
+		stop := p.End
+		if stop.IsZero() && i+1 < len(ps) {
+			stop = ps[i+1].Start
+		}
+		if onLink := increase(link, metricLinkBytes, up, p.Start, end); onLink > 0 && capacity > 0 && stop.After(p.Start) {
+			out[i].LineUse = onLink / (capacity * stop.Sub(p.Start).Seconds())
 		}
 	}
 	return out

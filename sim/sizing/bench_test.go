@@ -1,10 +1,12 @@
 package sizing
 
 import (
+	"bytes"
 	"errors"
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -117,5 +119,45 @@ func TestFromBenchErrors(t *testing.T) {
 	}
 	if _, err := FromBench(filepath.Join(t.TempDir(), "missing")); !errors.Is(err, ErrBadBench) {
 		t.Errorf("missing folder: err %v, want ErrBadBench", err)
+	}
+}
+
+// The fixtures were line-bound (the premise of the 10% claim); a run whose
+// line carried well under what it could gets a warning.
+func TestFromBenchLineUse(t *testing.T) {
+	for _, dir := range []string{"testdata/bench-tiny", "testdata/bench-small"} {
+		v, err := FromBench(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range v.Phases {
+			if p.LineUse < MinLineUse || p.LineUse > 1.05 {
+				t.Errorf("%s phase %s: line use %.2f", dir, p.Name, p.LineUse)
+			}
+		}
+		if len(v.Notes) != 0 {
+			t.Errorf("%s: notes %q", dir, v.Notes)
+		}
+	}
+	// The same run, told the line was twice as fast: it used under half.
+	dir := t.TempDir()
+	for _, name := range []string{"phases.json", "src.jsonl", "dst.jsonl", "link.jsonl", "proxy-src.jsonl", "result.json"} {
+		b, err := os.ReadFile(filepath.Join("testdata/bench-tiny", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if name == "result.json" {
+			b = bytes.Replace(b, []byte(`"rate_bytes_per_s": 250000`), []byte(`"rate_bytes_per_s": 430000`), 1)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v, err := FromBench(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(v.Notes) != 2 || !strings.Contains(v.Notes[0], "not the line, was the bottleneck") {
+		t.Errorf("notes %q, want one per phase", v.Notes)
 	}
 }

@@ -277,6 +277,9 @@ func (v *Validation) Page() *reports.Page {
 			v.Dir, units.FormatRate(m.Rate), units.FormatRate(m.CrossHourly[0]), sizeText(m.FileSize), m.Window)}
 	p.Notes = append(p.Notes, "The model (file-granular, docs/sizing.md) is fed the run's line, cross traffic, ingest profile and "+
 		"per-phase data reduction; it does not see the measured Src Data or Time Latency.")
+	for _, n := range v.Notes {
+		p.Notes = append(p.Notes, "Warning: "+n+".")
+	}
 	p.Tables = append(p.Tables, v.Table(), v.phaseTable())
 	var marks []reports.Mark
 	for _, ph := range v.Phases {
@@ -318,9 +321,11 @@ func (v *Validation) Table() reports.Table {
 }
 
 func (v *Validation) phaseTable() reports.Table {
-	t := reports.Table{Title: "Phases as the model takes them", Columns: []string{"phase", "from", "data reduction (logical / link bytes)"}}
+	t := reports.Table{Title: "Phases as the model takes them",
+		Columns: []string{"phase", "from", "data reduction (logical / link bytes)", "line use (measured)"}}
 	for _, ph := range v.Phases {
-		t.Rows = append(t.Rows, []string{ph.Name, fmt.Sprintf("%.1fs", ph.Start), fmt.Sprintf("%.2fx", ph.Reduction)})
+		t.Rows = append(t.Rows, []string{ph.Name, fmt.Sprintf("%.1fs", ph.Start), fmt.Sprintf("%.2fx", ph.Reduction),
+			fmt.Sprintf("%.0f%%", 100*ph.LineUse)})
 	}
 	return t
 }
