@@ -37,6 +37,7 @@ type chain struct {
 	cfg       Config
 	dir       string
 	link      bool            // a link simulator sits between the proxies
+	direct    bool            // src pushes straight to dst (no proxies, no link)
 	linkFlags map[string]bool // flags `aimwan sim link` has
 
 	src, proxySrc, linkProc, proxyDst, dst *proc
@@ -55,7 +56,7 @@ type chain struct {
 // newChain lays out the work folder, makes the proxies' identities and
 // picks free ports; nothing runs yet.
 func newChain(ctx context.Context, cfg Config, dir string, linkFlags map[string]bool, disk string) (*chain, error) {
-	c := &chain{cfg: cfg, dir: dir, link: linkFlags != nil, linkFlags: linkFlags, srcImages: map[string]string{}, dstImages: map[string]string{},
+	c := &chain{cfg: cfg, dir: dir, link: linkFlags != nil && !cfg.Direct, linkFlags: linkFlags, direct: cfg.Direct, srcImages: map[string]string{}, dstImages: map[string]string{},
 		snapshots: filepath.Join(dir, "dst", "snapshots"), cache: filepath.Join(dir, "proxy-dst", "cache"),
 		srcKey: filepath.Join(dir, "proxy-src", "key"), dstKey: filepath.Join(dir, "proxy-dst", "key"), disk: disk}
 	for _, d := range []string{"logs", "src", "dst", "proxy-src", "proxy-dst"} {
@@ -133,6 +134,10 @@ func (c *chain) newProc(name string, args []string, ready ...string) *proc {
 
 func (c *chain) makeProcs() {
 	c.dst = c.newProc("dst", c.dstArgs(""), c.dstListen, c.dstControl)
+	if c.direct {
+		c.src = c.newProc("src", c.srcArgs(""), c.nbdAddr, c.srcControl)
+		return
+	}
 	c.proxyDst = c.newProc("proxy-dst", []string{"proxy", "--wan-listen", c.wanAddr, "--lan-forward", c.dstListen,
 		"--mode", c.cfg.Mode, "--key", c.dstKey, "--peer-fp", c.srcFP, "--cache", c.cache,
 		"--metrics", c.proxyDstMetr, "--rtt", linkRTT, "--link-rate", linkRate}, c.proxyDstMetr)
@@ -153,8 +158,12 @@ func (c *chain) makeProcs() {
 
 // srcArgs are src's arguments, with a buffer limit when limit is not "".
 func (c *chain) srcArgs(limit string) []string {
+	push := c.lanAddr
+	if c.direct {
+		push = c.dstListen
+	}
 	a := []string{"src", "--node", "chaos-src", "--buffer", filepath.Join(c.dir, "src", "buffer"),
-		"--nbd", c.nbdAddr, "--push", c.lanAddr, "--control", c.srcControl, "--metrics", "off",
+		"--nbd", c.nbdAddr, "--push", push, "--control", c.srcControl, "--metrics", "off",
 		"--file-size", srcFileSize, "--file-age", srcFileAge, "--group", groupName + "=" + strings.Join(volumeNames, ",")}
 	for _, v := range volumeNames {
 		a = append(a, "--volume", fmt.Sprintf("%s=%s,size=%d", v, c.srcImages[v], c.cfg.VolumeSize))
@@ -214,11 +223,22 @@ func (c *chain) linkArgs(impair string) []string {
 
 // procs lists the daemons in start order (destination first).
 func (c *chain) procs() []*proc {
-	ps := []*proc{c.dst, c.proxyDst}
-	if c.linkProc != nil {
-		ps = append(ps, c.linkProc)
+	var ps []*proc
+	for _, p := range []*proc{c.dst, c.proxyDst, c.linkProc, c.proxySrc, c.src} {
+		if p != nil {
+			ps = append(ps, p)
+		}
 	}
-	return append(ps, c.proxySrc, c.src)
+	return ps
+}
+
+// drainer is the daemon that, frozen, stops the source buffer from
+// draining: the source edge, or dst when src pushes straight to it.
+func (c *chain) drainer() *proc {
+	if c.direct {
+		return c.dst
+	}
+	return c.proxySrc
 }
 
 // start starts every daemon, destination first.

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -228,6 +229,15 @@ func TestAvailable(t *testing.T) {
 		{"no tmpfs", nil, full, true, false, len(AllFaults) - 1},
 		{"link without reorder", nil, map[string]bool{"listen": true, "to": true, "loss": true, "duplicate": true}, true, true, len(AllFaults) - 1},
 		{"chosen", []string{KillDst, LinkLoss}, nil, false, false, 1},
+	}
+	direct := available(Config{Direct: true}, full, true, true)
+	for _, k := range direct {
+		if slices.Contains(proxyFaults, k) || slices.Contains(linkFaults, k) {
+			t.Errorf("direct chain offers %s", k)
+		}
+	}
+	if len(direct) != len(AllFaults)-len(proxyFaults)-len(linkFaults) {
+		t.Errorf("direct chain kinds %v", direct)
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

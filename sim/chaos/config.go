@@ -35,6 +35,9 @@ var AllFaults = []string{KillSrc, KillSrcProxy, KillDstProxy, KillDst, KillAll, 
 // written again, NBD connections are made anew).
 func killsSrc(kind string) bool { return kind == KillSrc || kind == KillAll }
 
+// proxyFaults need the proxies.
+var proxyFaults = []string{KillSrcProxy, KillDstProxy, WipeCache}
+
 // linkFaults need the link simulator.
 var linkFaults = []string{LinkLoss, LinkReorder, LinkDuplicate}
 
@@ -89,6 +92,10 @@ type Config struct {
 	// Link is "auto" (default: use `aimwan sim link` when the binary has it),
 	// "on" (require it) or "off" (proxies talk directly).
 	Link string
+	// Direct makes src push straight to dst: no proxies, no link (the
+	// unoptimized baseline path). Proxy, cache and link-impairment faults
+	// are left out; link-outage freezes dst.
+	Direct bool
 	// LinkNoise keeps the link simulator mildly impaired all the time (1%
 	// loss, 2% reordering, 2% duplication) on top of the faults.
 	LinkNoise bool

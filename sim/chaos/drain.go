@@ -67,14 +67,14 @@ func (h *harness) drained(ctx context.Context) (bool, string) {
 func (h *harness) stuck(why string) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "could not drain within %v: stuck: %s", h.cfg.DrainTimeout, why)
-	names := []*proc{h.ch.src, h.ch.proxySrc, h.ch.proxyDst, h.ch.dst}
+	names := []*proc{h.ch.src, h.ch.proxySrc, h.ch.proxyDst, h.ch.dst, h.ch.linkProc}
 	if strings.HasPrefix(why, "dst") {
 		names = []*proc{h.ch.dst, h.ch.proxyDst}
 	}
-	if h.ch.linkProc != nil && !strings.HasPrefix(why, "dst") {
-		names = append(names, h.ch.linkProc)
-	}
 	for _, p := range names {
+		if p == nil {
+			continue
+		}
 		fmt.Fprintf(&b, "\n--- %s log tail (%s):\n%s", p.name, p.log, p.tail(25))
 	}
 	return fmt.Errorf("%s", b.String())

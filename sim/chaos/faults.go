@@ -65,6 +65,7 @@ func available(cfg Config, linkFlags map[string]bool, chattr, tmpfs bool) []stri
 	var out []string
 	for _, k := range kinds {
 		switch {
+		case cfg.Direct && (slices.Contains(proxyFaults, k) || slices.Contains(linkFaults, k)):
 		case slices.Contains(linkFaults, k) && linkFlag(k, linkFlags) == "":
 		case k == DstReadOnly && !chattr:
 		case k == DstDiskFull && !tmpfs:
@@ -154,7 +155,7 @@ func (h *harness) setup(ctx context.Context, f fault) error {
 	if err := h.ch.src.start(ctx); err != nil {
 		return err
 	}
-	h.ch.proxySrc.freeze() // nothing drains: the buffer fills
+	h.ch.drainer().freeze() // nothing drains: the buffer fills
 	return nil
 }
 
@@ -199,8 +200,11 @@ func (h *harness) inject(ctx context.Context, f fault, batchDone <-chan struct{}
 		return ch.proxyDst.start(ctx)
 	case LinkOutage:
 		p := ch.proxyDst // without the simulator: the far edge goes silent
-		if ch.linkProc != nil {
+		switch {
+		case ch.linkProc != nil:
 			p = ch.linkProc
+		case ch.direct:
+			p = ch.dst
 		}
 		p.freeze()
 		defer p.thaw()
@@ -299,7 +303,7 @@ func (h *harness) srcBufferFull(ctx context.Context, batchDone <-chan struct{}) 
 			}
 		}
 	}
-	h.ch.proxySrc.thaw()
+	h.ch.drainer().thaw()
 	err := h.waitSrcConsistent(ctx, 90*time.Second)
 	h.ch.src.stop()
 	h.ch.src.setArgs(h.ch.srcArgs(""))

@@ -110,7 +110,7 @@ func wantKind(cfg Config, k string) bool {
 // haveLink decides whether the link simulator sits between the proxies,
 // and returns the flags its --help lists.
 func haveLink(ctx context.Context, cfg Config) (map[string]bool, error) {
-	if cfg.Link == "off" {
+	if cfg.Link == "off" || cfg.Direct {
 		return nil, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)

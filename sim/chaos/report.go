@@ -17,6 +17,7 @@ type Report struct {
 	RoundsPlanned  int            `json:"rounds_planned"`
 	Rounds         int            `json:"rounds"`         // rounds that ran to their check
 	Link           bool           `json:"link"`           // the link simulator was in the chain
+	Direct         bool           `json:"direct"`         // src pushed straight to dst (no proxies)
 	Kinds          []string       `json:"fault_kinds"`    // kinds that could be injected
 	Faults         map[string]int `json:"faults_by_kind"` // injected, by kind
 	FaultsTotal    int            `json:"faults"`
@@ -54,7 +55,7 @@ type RoundReport struct {
 }
 
 func newReport(cfg Config, dir string, link bool, kinds []string) *Report {
-	return &Report{Seed: cfg.Seed, RoundsPlanned: cfg.Rounds, Link: link, Kinds: kinds, Faults: map[string]int{}, Dir: dir}
+	return &Report{Seed: cfg.Seed, RoundsPlanned: cfg.Rounds, Link: link, Direct: cfg.Direct, Kinds: kinds, Faults: map[string]int{}, Dir: dir}
 }
 
 func (r *Report) addRound(rr RoundReport) {
@@ -99,7 +100,14 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if !r.OK() {
 		verdict = "FAIL"
 	}
-	fmt.Fprintf(w, "aimwan chaos: seed %d, %d/%d rounds, link simulator: %v — %s\n", r.Seed, r.Rounds, r.RoundsPlanned, r.Link, verdict)
+	chain := "src → proxy → link simulator → proxy → dst"
+	switch {
+	case r.Direct:
+		chain = "src → dst (direct)"
+	case !r.Link:
+		chain = "src → proxy → proxy → dst"
+	}
+	fmt.Fprintf(w, "aimwan chaos: seed %d, %d/%d rounds, %s — %s\n", r.Seed, r.Rounds, r.RoundsPlanned, chain, verdict)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "FAULT KIND\tINJECTED\t")
 	for _, k := range slices.Sorted(maps.Keys(r.Faults)) {
