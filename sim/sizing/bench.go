@@ -124,29 +124,9 @@ type benchLink struct {
 // 4 MiB files; and the bench's stop rule (the run ends once everything is
 // replicated).
 func FromBench(dir string) (*Validation, error) {
-	run, err := reports.LoadRun(dir)
+	run, bl, recs, err := loadBench(dir)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadBench, err)
-	}
-	b, err := os.ReadFile(filepath.Join(dir, reports.ResultFile))
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadBench, err)
-	}
-	var bl benchLink
-	if err := json.Unmarshal(b, &bl); err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrBadBench, reports.ResultFile, err)
-	}
-	if len(run.Phases) == 0 {
-		return nil, fmt.Errorf("%w: %s has no phases", ErrBadBench, dir)
-	}
-	recs := map[string]*reports.Recording{}
-	for _, r := range run.Recordings {
-		recs[r.Daemon] = r
-	}
-	for _, d := range []string{"src", "dst"} {
-		if recs[d] == nil || len(recs[d].Samples) == 0 {
-			return nil, fmt.Errorf("%w: %s has no %s.jsonl recording", ErrBadBench, dir, d)
-		}
+		return nil, err
 	}
 	t0 := run.Phases[0].Start
 	val := &Validation{Dir: dir}
@@ -163,17 +143,15 @@ func FromBench(dir string) (*Validation, error) {
 		return nil, err
 	}
 	val.Phases = phaseReductions(run.Phases, t0, recs["proxy-src"], recs["link"], m.Rate-bl.Link.Cross)
-	for _, p := range val.Phases {
-		if p.LineUse > 0 && p.LineUse < MinLineUse {
-			val.Notes = append(val.Notes, fmt.Sprintf("phase %s: the line carried only %.0f%% of the rate the cross traffic left; "+
-				"the chain (CPU, the machine's load), not the line, was the bottleneck, and the model assumes the line is", p.Name, 100*p.LineUse))
-		}
-	}
 	for i, p := range val.Phases {
 		at := time.Duration(p.Start * float64(time.Second))
 		m.Reductions = append(m.Reductions, ReductionStep{From: at, Reduction: p.Reduction})
 		if i > 0 {
 			m.Restarts = append(m.Restarts, at)
+		}
+		if p.LineUse > 0 && p.LineUse < MinLineUse {
+			val.Notes = append(val.Notes, fmt.Sprintf("phase %s: the line carried only %.0f%% of the rate the cross traffic left; "+
+				"the chain (CPU, the machine's load), not the line, was the bottleneck, and the model assumes the line is", p.Name, 100*p.LineUse))
 		}
 	}
 	val.Measured = measure(recs["src"], recs["dst"], run.Phases, t0)
@@ -192,6 +170,42 @@ func FromBench(dir string) (*Validation, error) {
 	if val.Result, err = Run(*m); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadBench, err)
 	}
+	val.compare()
+	return val, nil
+}
+
+// loadBench reads a run folder: its recordings by daemon, result.json's
+// line and phases; src and dst recordings and phases are required.
+func loadBench(dir string) (*reports.Run, *benchLink, map[string]*reports.Recording, error) {
+	run, err := reports.LoadRun(dir)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: %w", ErrBadBench, err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, reports.ResultFile))
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: %w", ErrBadBench, err)
+	}
+	var bl benchLink
+	if err := json.Unmarshal(b, &bl); err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: %s: %w", ErrBadBench, reports.ResultFile, err)
+	}
+	if len(run.Phases) == 0 {
+		return nil, nil, nil, fmt.Errorf("%w: %s has no phases", ErrBadBench, dir)
+	}
+	recs := map[string]*reports.Recording{}
+	for _, r := range run.Recordings {
+		recs[r.Daemon] = r
+	}
+	for _, d := range []string{"src", "dst"} {
+		if recs[d] == nil || len(recs[d].Samples) == 0 {
+			return nil, nil, nil, fmt.Errorf("%w: %s has no %s.jsonl recording", ErrBadBench, dir, d)
+		}
+	}
+	return run, &bl, recs, nil
+}
+
+// compare fills the figures from the model's result and the measurement.
+func (val *Validation) compare() {
 	final, left := 0.0, 0.0
 	for _, v := range val.Result.Volumes {
 		final = math.Max(final, v.FinalLatency)
@@ -200,7 +214,6 @@ func FromBench(dir string) (*Validation, error) {
 	val.PeakBacklog = figure(val.Result.PeakBacklog, val.Measured.PeakBacklog)
 	val.FinalLatency = figure(final, val.Measured.FinalLatency)
 	val.FinalBacklog = figure(left, val.Measured.FinalBacklog)
-	return val, nil
 }
 
 // phaseStart returns the start (seconds from t0) of the phase holding t.
