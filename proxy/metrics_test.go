@@ -58,3 +58,39 @@ func TestPeerUpMetric(t *testing.T) {
 		t.Fatalf("aimwan_proxy_peer_up = %v after a file went through, want 1", up)
 	}
 }
+
+// TestLocalStoreCutsCloneTraffic: with its own chunk store the source edge
+// sends a clone's rewritten blocks as deltas against the chunks they replace,
+// so the clone costs far fewer wire bytes than without one (same data, side
+// by side).
+func TestLocalStoreCutsCloneTraffic(t *testing.T) {
+	base := randomBlocks(11, 512) // 2 MiB
+	clone := make([][]byte, len(base))
+	for i, b := range base {
+		clone[i] = b
+		if i%25 == 7 { // 4% of the blocks get a few new bytes
+			nb := bytes.Clone(b)
+			copy(nb[100:], []byte("rewritten by the clone"))
+			clone[i] = nb
+		}
+	}
+	cloneWire := func(local bool) float64 {
+		ctx := testCtx(t, 60*time.Second)
+		p := newPair(t, pairOpts{local: local})
+		if err := pushAll(ctx, p.client, makeJournal(t, "tmpl", base)); err != nil {
+			t.Fatal(err)
+		}
+		before := counter(t, p.srcReg, "aimwan_proxy_wire_bytes_total")
+		files := makeJournal(t, "clone", clone)
+		if err := pushAll(ctx, p.client, files); err != nil {
+			t.Fatal(err)
+		}
+		checkArrived(t, p.dst, files)
+		return counter(t, p.srcReg, "aimwan_proxy_wire_bytes_total") - before
+	}
+	without, with := cloneWire(false), cloneWire(true)
+	t.Logf("clone wire bytes: %.0f without a local store, %.0f with one (%.1fx less)", without, with, without/with)
+	if with*2 > without {
+		t.Errorf("a local store saved too little: %.0f wire bytes with it, %.0f without", with, without)
+	}
+}

@@ -53,6 +53,7 @@ type pairOpts struct {
 	destMaxFile int64 // the destination edge's MaxFileSize
 	retryFor    time.Duration
 	dst         *fakeDst
+	local       bool // give the source edge its own chunk store (delta literals)
 }
 
 // pair is fake dst ← destination edge ← QUIC ← source edge ← push client, all
@@ -123,9 +124,15 @@ func newPair(t testing.TB, o pairOpts) *pair {
 	if o.wrongPin {
 		pin = srcID.Fingerprint
 	}
+	var local *dedupe.Store
+	if o.local {
+		if local, err = dedupe.OpenStore(dedupe.StoreConfig{MaxBytes: 32 << 20, Logger: logger}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	p.src, err = NewSource(SourceConfig{Mode: o.mode, Peer: wan.Addr().String(), Identity: srcID,
 		Pins: transport.Pins{pin}, Transport: tcfg, Schedule: o.schedule, Now: o.now, RetryFor: o.retryFor,
-		Registerer: p.srcReg, Logger: logger})
+		Local: local, Registerer: p.srcReg, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -83,7 +83,7 @@ func proxyFlags(args []string) (proxyFile, error) {
 		"wan-listen":  fs.String("wan-listen", "", "destination edge: QUIC (UDP) listen `ADDR` (default "+proxyDefaultWANListen+")"),
 		"lan-forward": fs.String("lan-forward", "", "destination edge: dst's push `ADDR` (default "+dstDefaultListen+")"),
 		"key":         fs.String("key", "", "identity `DIR` made by aimwan keygen"),
-		"cache":       fs.String("cache", "", "chunk store `DIR` (destination edge; persisted, may be wiped)"),
+		"cache":       fs.String("cache", "", "chunk store `DIR` (persisted, may be wiped; the source edge keeps its store in memory without it)"),
 		"cache-size":  fs.String("cache-size", "", "chunk store memory `SIZE` (default 256MiB)"),
 		"metrics":     fs.String("metrics", "", "Prometheus `ADDR` or off (default "+proxyDefaultSourceMetrics+" / "+proxyDefaultDestMetrics+")"),
 		"record":      fs.String("record", "", "record metrics as JSONL into `DIR`"),
@@ -228,8 +228,11 @@ func startSourceEdge(ctx context.Context, g *errgroup.Group, f proxyFile, c prox
 	if f.WANPeer == "" {
 		return usagef("proxy: the source edge needs --wan-peer ADDR (the destination edge)")
 	}
-	if f.Cache != "" {
-		log.Info("--cache is the destination edge's store; the source edge keeps only an index of it, learnt at connect")
+	// The source edge's own store (in memory unless --cache names a folder)
+	// lets new chunks be compressed against the ones they replace.
+	local, err := openCache(f.Cache, f.CacheSize, log)
+	if err != nil {
+		return err
 	}
 	sched, schedFile, err := loadSchedule(f.Schedule)
 	if err != nil {
@@ -240,7 +243,7 @@ func startSourceEdge(ctx context.Context, g *errgroup.Group, f proxyFile, c prox
 		return err
 	}
 	src, err := proxy.NewSource(proxy.SourceConfig{Node: f.Node, Mode: c.mode, Peer: f.WANPeer, Identity: c.id,
-		Pins: c.pins, Transport: c.transport, Schedule: sched, Level: c.level, MaxMemory: maxMem,
+		Pins: c.pins, Transport: c.transport, Schedule: sched, Level: c.level, Local: local, MaxMemory: maxMem,
 		Registerer: reg, Logger: log})
 	if err != nil {
 		return usagef("proxy: %v", err)
