@@ -108,6 +108,9 @@ const (
 	DefaultWindow  = 4
 )
 
+// MinFileSize is the smallest FileSize of the file-granular model.
+const MinFileSize = 4096
+
 func (m Model) withDefaults() Model {
 	if m.Start.IsZero() {
 		m.Start = time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
@@ -160,8 +163,8 @@ func (m Model) validate() error {
 		return bad("buffer %v must not be negative", m.Buffer)
 	case len(m.Volumes) == 0:
 		return bad("no volumes")
-	case !(m.FileSize >= 0) || math.IsInf(m.FileSize, 1) || m.FileAge < 0 || m.Window < 0:
-		return bad("file size %v, file age %v and window %d must not be negative", m.FileSize, m.FileAge, m.Window)
+	case !(m.FileSize == 0 || m.FileSize >= MinFileSize) || math.IsInf(m.FileSize, 1) || m.FileAge < 0 || m.Window < 0:
+		return bad("file size %v (0 or at least %d), file age %v and window %d must not be negative", m.FileSize, MinFileSize, m.FileAge, m.Window)
 	}
 	for _, r := range m.Reductions {
 		if !(r.Reduction >= 1) || math.IsInf(r.Reduction, 1) || r.From < 0 {
