@@ -381,15 +381,17 @@ func TestKeepaliveDuringLongCommit(t *testing.T) {
 	h := &fakeHandler{accept: func(context.Context, Hello, Offer) (Sink, error) {
 		return &fakeSink{commit: func(ctx context.Context) error {
 			select { // longer than both idle timeouts: only pings keep the connection
-			case <-time.After(600 * time.Millisecond):
+			case <-time.After(1200 * time.Millisecond):
 				return nil
 			case <-ctx.Done():
 				return ctx.Err()
 			}
 		}}, nil
 	}}
-	addr := startServer(t, &Server{Handler: h, KeepAlive: 20 * time.Millisecond, IdleTimeout: 200 * time.Millisecond})
-	c, err := DialConfig{KeepAlive: 20 * time.Millisecond, IdleTimeout: 200 * time.Millisecond}.Dial(
+	// The idle timeout is 25 keepalives: a loaded machine may stall the
+	// writers for a while without the test failing.
+	addr := startServer(t, &Server{Handler: h, KeepAlive: 20 * time.Millisecond, IdleTimeout: 500 * time.Millisecond})
+	c, err := DialConfig{KeepAlive: 20 * time.Millisecond, IdleTimeout: 500 * time.Millisecond}.Dial(
 		context.Background(), addr, Hello{Node: "src"})
 	if err != nil {
 		t.Fatal(err)
