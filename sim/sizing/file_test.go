@@ -153,3 +153,36 @@ func TestStudyFileFiles(t *testing.T) {
 		})
 	}
 }
+
+// FuzzStudy: any YAML either is refused with ErrBadModel (or a YAML error)
+// or gives a model that runs without panicking.
+func FuzzStudy(f *testing.F) {
+	for _, s := range []string{
+		"line: {rate: 1MB/s}\nduration: 1h\nstep: 1s\nvolumes: [{name: a, bursts: [{at: 0s, size: 8MiB}]}]\n",
+		"line: {rate: 1MB/s}\nduration: 10m\nstep: 1s\nfiles: {size: 4MiB}\nvolumes: [{name: a, daily: 1GiB}]\n",
+		"line: {rate: 2mbit, cross: 70KB/s}\nduration: 1d\nstep: 10m\nbuffer: 1GiB\nvolumes: [{name: a, daily: 8GiB, weekend: 0}]\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var fl File
+		if err := yaml.Unmarshal(b, &fl); err != nil {
+			return
+		}
+		fl.BenchResult, fl.Sweep = "", nil // no files, no sweeps
+		st, err := fl.Study(t.TempDir())
+		if err != nil {
+			if !errors.Is(err, ErrBadModel) {
+				t.Fatalf("Study: %v, not ErrBadModel", err)
+			}
+			return
+		}
+		m := st.Model.withDefaults()
+		if m.Step <= 0 || m.Duration/m.Step > 20_000 {
+			return // valid, but too long to run in a fuzz iteration
+		}
+		if _, err := Run(st.Model); err != nil && !errors.Is(err, ErrBadModel) {
+			t.Fatalf("Run: %v, not ErrBadModel", err)
+		}
+	})
+}

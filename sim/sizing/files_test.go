@@ -141,6 +141,7 @@ func TestFilesBadModel(t *testing.T) {
 	for name, m := range map[string]Model{
 		"negative file size": {Rate: 1, FileSize: -1, Volumes: []Volume{{Name: "a"}}},
 		"tiny file size":     {Rate: 1, FileSize: 0.3, Volumes: []Volume{{Name: "a"}}},
+		"too many files":     {Rate: 1, FileSize: 4096, Volumes: []Volume{{Name: "a", Bursts: []Burst{{Bytes: 1e15}}}}},
 		"negative window":    {Rate: 1, FileSize: 1, Window: -1, Volumes: []Volume{{Name: "a"}}},
 		"reduction below 1":  {Rate: 1, Reductions: []ReductionStep{{Reduction: 0.5}}, Volumes: []Volume{{Name: "a"}}},
 		"negative restart":   {Rate: 1, Restarts: []time.Duration{-time.Second}, Volumes: []Volume{{Name: "a"}}},

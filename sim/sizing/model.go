@@ -166,6 +166,11 @@ func (m Model) validate() error {
 	case !(m.FileSize == 0 || m.FileSize >= MinFileSize) || math.IsInf(m.FileSize, 1) || m.FileAge < 0 || m.Window < 0:
 		return bad("file size %v (0 or at least %d), file age %v and window %d must not be negative", m.FileSize, MinFileSize, m.FileAge, m.Window)
 	}
+	if m.FileSize > 0 {
+		if n := m.maxFiles(); n > maxFiles {
+			return bad("the file-granular model would make up to %.3g files (more than %d): use larger files or the fluid model", n, maxFiles)
+		}
+	}
 	for _, r := range m.Reductions {
 		if !(r.Reduction >= 1) || math.IsInf(r.Reduction, 1) || r.From < 0 {
 			return bad("data reduction %v from %v must be ≥ 1 and finite, from a time ≥ 0", r.Reduction, r.From)
@@ -235,4 +240,23 @@ func (m *Model) lastWrite() float64 {
 		}
 	}
 	return end
+}
+
+// maxFiles bounds the files the file-granular model may create: every byte
+// written in full files, plus one file per age period per volume.
+const maxFiles = 10_000_000
+
+func (m *Model) maxFiles() float64 {
+	n := 0.0
+	for _, v := range m.Volumes {
+		w := v.Initial
+		for _, h := range v.Hourly {
+			w += h * m.Duration.Hours() / 24 * math.Max(1, v.Weekend)
+		}
+		for _, b := range v.Bursts {
+			w += b.Bytes
+		}
+		n += w/m.FileSize + m.Duration.Seconds()/math.Max(m.FileAge.Seconds(), m.Step.Seconds()) + 1
+	}
+	return n
 }
