@@ -325,6 +325,13 @@ func TestReport(t *testing.T) {
 	if r.OK() {
 		t.Error("a report with lost bytes is OK")
 	}
+	clean := newReport(Config{Seed: 1, Rounds: 1}, "/tmp/y", false, nil)
+	clean.addRound(RoundReport{Round: 1, Snapshots: 1, BytesChecked: 10, Anomalies: []string{"dst volume a: buffer bytes -4096"}})
+	var cb strings.Builder
+	clean.WriteTable(&cb)
+	if clean.OK() || !strings.Contains(cb.String(), "anomalies") || !strings.Contains(cb.String(), "ANOMALY: round 1") {
+		t.Errorf("anomaly not reported:\n%s", cb.String())
+	}
 	var b strings.Builder
 	if err := r.WriteTable(&b); err != nil {
 		t.Fatal(err)

@@ -14,53 +14,60 @@ import (
 
 // drain waits until src holds nothing (Src Data 0, no file waiting, no
 // dirty region) and dst has destaged everything it received. On timeout the
-// error names the stuck daemon and carries its log tail.
-func (h *harness) drain(ctx context.Context) error {
+// error names the stuck daemon and carries its log tail. Anomalies are
+// wrong figures seen once drained (a negative buffer count).
+func (h *harness) drain(ctx context.Context) (anomalies []string, err error) {
 	deadline := time.Now().Add(h.cfg.DrainTimeout)
 	var why string
 	for {
 		if crashed := h.ch.crashed(); len(crashed) > 0 {
 			p := crashed[0]
-			return fmt.Errorf("%s exited on its own during the round; log tail:\n%s", p.name, p.tail(40))
+			return nil, fmt.Errorf("%s exited on its own during the round; log tail:\n%s", p.name, p.tail(40))
 		}
 		var done bool
-		done, why = h.drained(ctx)
+		done, why, anomalies = h.drained(ctx)
 		if done {
-			return nil
+			return anomalies, nil
 		}
 		if time.Now().After(deadline) {
-			return h.stuck(why)
+			return nil, h.stuck(why)
 		}
 		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
-			return err
+			return nil, err
 		}
 	}
 }
 
 // drained reports whether the chain is empty, or what still waits, naming
-// the daemon ("src: ..." or "dst: ...").
-func (h *harness) drained(ctx context.Context) (bool, string) {
+// the daemon ("src: ..." or "dst: ..."). A dst volume with nothing waiting
+// but a negative buffer count is drained, with an anomaly.
+func (h *harness) drained(ctx context.Context) (bool, string, []string) {
 	st, err := h.srcStatus(ctx)
 	if err != nil {
-		return false, "src: status: " + err.Error()
+		return false, "src: status: " + err.Error(), nil
 	}
 	for _, v := range st.Volumes {
 		if v.SrcDataBytes != 0 || v.FilesWaiting != 0 || v.DirtyBytes != 0 || v.State != aimsrc.StateNormal {
 			return false, fmt.Sprintf("src: volume %s: state %s, src data %d bytes, %d files waiting, %d dirty bytes, last push error %q",
-				v.Name, v.State, v.SrcDataBytes, v.FilesWaiting, v.DirtyBytes, v.LastPushError)
+				v.Name, v.State, v.SrcDataBytes, v.FilesWaiting, v.DirtyBytes, v.LastPushError), nil
 		}
 	}
 	ds, err := h.dstStatus(ctx)
 	if err != nil {
-		return false, "dst: status: " + err.Error()
+		return false, "dst: status: " + err.Error(), nil
 	}
+	var anomalies []string
 	for _, v := range ds.Volumes {
-		if v.FilesWaiting != 0 || v.Receiving != 0 || v.BufferBytes != 0 || v.Offline {
+		if v.FilesWaiting != 0 || v.Receiving != 0 || v.BufferBytes > 0 || v.Offline {
 			return false, fmt.Sprintf("dst: volume %s: state %q, %d files waiting (next %d, gaps %v), %d receiving, %d buffer bytes",
-				v.Volume, v.State, v.FilesWaiting, v.NextFile, v.Gaps, v.Receiving, v.BufferBytes)
+				v.Volume, v.State, v.FilesWaiting, v.NextFile, v.Gaps, v.Receiving, v.BufferBytes), nil
+		}
+		if v.BufferBytes < 0 {
+			anomalies = append(anomalies, fmt.Sprintf("dst volume %s: buffer bytes %d with nothing waiting (accounting below zero)",
+				v.Volume, v.BufferBytes))
 		}
 	}
-	return true, ""
+	return true, "", anomalies
 }
 
 // stuck builds the error of a round that could not drain.

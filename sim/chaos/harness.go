@@ -175,9 +175,11 @@ func (h *harness) round(ctx context.Context, r int) (rr RoundReport, err error) 
 		snaps = append(snaps, s)
 	}
 	drainStart := time.Now()
-	if err := h.drain(ctx); err != nil {
+	anomalies, err := h.drain(ctx)
+	if err != nil {
 		return rr, fmt.Errorf("round %d: %w", r, err)
 	}
+	rr.Anomalies = anomalies
 	rr.DrainS = time.Since(drainStart).Seconds()
 	if err := h.check(snaps, &rr); err != nil {
 		return rr, fmt.Errorf("round %d: %w", r, err)
