@@ -117,13 +117,25 @@ type benchLink struct {
 // compares its peak Src Data and final Time Latency with the measured
 // ones. The scenario: the line rate and cross traffic of result.json; the
 // ingest profile from the source's captured-bytes counters (each second's
-// increment written evenly over that second, not before the phase it falls
-// in started); the data reduction per phase as logical bytes (proxy) per
+// increment written at once at the start of that second, or of the phase
+// it falls in if that started later: see ingest); the data reduction per phase as logical bytes (proxy) per
 // byte on the link; a restart of the transfer at every phase boundary (the
 // bench restarts both proxies); the file-granular model with the journal's
 // 4 MiB files; and the bench's stop rule (the run ends once everything is
 // replicated).
-func FromBench(dir string) (*Validation, error) {
+func FromBench(dir string) (*Validation, error) { return FromBenchWith(dir, BenchOptions{}) }
+
+// BenchOptions vary how FromBench reads a run.
+type BenchOptions struct {
+	// SpreadIngest spreads each sampling interval's written bytes evenly
+	// over the interval instead of placing them at its start (a
+	// sensitivity check: when within a second the writes happened is not
+	// recorded).
+	SpreadIngest bool
+}
+
+// FromBenchWith is FromBench with options.
+func FromBenchWith(dir string, o BenchOptions) (*Validation, error) {
 	run, bl, recs, err := loadBench(dir)
 	if err != nil {
 		return nil, err
@@ -139,7 +151,7 @@ func FromBench(dir string) (*Validation, error) {
 	for h := range m.CrossHourly {
 		m.CrossHourly[h] = bl.Link.Cross
 	}
-	if m.Volumes, err = ingest(recs["src"], run.Phases, t0); err != nil {
+	if m.Volumes, err = ingest(recs["src"], run.Phases, t0, o.SpreadIngest); err != nil {
 		return nil, err
 	}
 	val.Phases = phaseReductions(run.Phases, t0, recs["proxy-src"], recs["link"], m.Rate-bl.Link.Cross)
@@ -228,8 +240,15 @@ func phaseStart(ps []reports.Phase, t0, t time.Time) float64 {
 }
 
 // ingest turns the captured-bytes counters into bursts, one per volume and
-// sample interval.
-func ingest(src *reports.Recording, ps []reports.Phase, t0 time.Time) ([]Volume, error) {
+// sample interval. When within the interval the bytes were written is not
+// recorded; they are placed as soon as the recording allows: at the
+// interval's start, or at the start of the phase it falls in if that came
+// later. Writers such as the bench (a hypervisor creating a VM) write as
+// fast as the source takes them from the moment they start; spreading the
+// bytes over the interval instead would date them up to a second late and
+// let the model drain while they are still being written (docs/sizing.md
+// has both).
+func ingest(src *reports.Recording, ps []reports.Phase, t0 time.Time, spread bool) ([]Volume, error) {
 	byVol := map[string]*Volume{}
 	var names []string
 	prev := map[string]float64{}
@@ -257,7 +276,11 @@ func ingest(src *reports.Recording, ps []reports.Phase, t0 time.Time) ([]Volume,
 			}
 			from := math.Max(prevT.Sub(t0).Seconds(), phaseStart(ps, t0, s.Time))
 			to := math.Max(from, s.Time.Sub(t0).Seconds())
-			v.Bursts = append(v.Bursts, Burst{At: secDur(math.Max(0, from)), Over: secDur(to - math.Max(0, from)), Bytes: inc})
+			if spread {
+				v.Bursts = append(v.Bursts, Burst{At: secDur(math.Max(0, from)), Over: secDur(to - math.Max(0, from)), Bytes: inc})
+			} else {
+				v.Bursts = append(v.Bursts, Burst{At: secDur(math.Max(0, from)), Bytes: inc})
+			}
 		}
 		prevT = s.Time
 	}

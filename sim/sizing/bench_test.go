@@ -161,3 +161,22 @@ func TestFromBenchLineUse(t *testing.T) {
 		t.Errorf("notes %q, want one per phase", v.Notes)
 	}
 }
+
+// Spreading each second's writes over it (the other reading of a 1 Hz
+// recording) dates the tiny run's clones up to a second late: its final
+// Time Latency comes out shorter.
+func TestFromBenchSpreadIngest(t *testing.T) {
+	asap, err := FromBench("testdata/bench-tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spread, err := FromBenchWith("testdata/bench-tiny", BenchOptions{SpreadIngest: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := asap.FinalLatency.Predicted - spread.FinalLatency.Predicted
+	if d <= 0 || d > 1.1 {
+		t.Errorf("final Time Latency %v (at once) vs %v (spread): want the spread one shorter by up to a second",
+			asap.FinalLatency.Predicted, spread.FinalLatency.Predicted)
+	}
+}
