@@ -36,6 +36,10 @@ func (r *Report) Page() *reports.Page {
 		units.FormatRate(m.Rate), crossText(m.CrossHourly), m.Reduction, bufferText(m.Buffer), m.Duration, m.Step)}
 	p.Notes = append(p.Notes, "Virtual-time model (sim/sizing, docs/sizing.md): what the line carries is shared by the volumes with a backlog; "+
 		"Time Latency is now minus the source time of the oldest byte not yet replicated.")
+	if r.Result == nil {
+		p.Notes = append(p.Notes, "No model run to show.")
+		return p
+	}
 	p.Tables = append(p.Tables, summaryTable(r.Result), volumeTable(r.Result))
 	if r.Sweep != nil {
 		p.Tables = append(p.Tables, answerTable(r.Sweep), neededTable(r.Sweep))

@@ -147,6 +147,14 @@ func TestStudyPageNoSweepNoBuffer(t *testing.T) {
 	renderPage(t, p, reports.FormatHTML)
 }
 
+func TestStudyPageNoResult(t *testing.T) {
+	p := (&Report{}).Page()
+	if len(p.Tables) != 0 || len(p.Charts) != 0 || len(p.Notes) != 2 {
+		t.Errorf("page without a result: %+v", p)
+	}
+	renderPage(t, p, reports.FormatHTML)
+}
+
 func TestValidationPage(t *testing.T) {
 	v, err := FromBench("testdata/bench-tiny")
 	if err != nil {
