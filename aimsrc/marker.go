@@ -83,7 +83,8 @@ func (req MarkerRequest) record() (journal.Record, error) {
 // Marker places a marker in one volume's journal, or atomically in every
 // member of a group: all members' locks are taken in name order, so every
 // write that completed on any member before the marker precedes it, and no
-// write slips between the members' markers. The marker is durable when
+// write slips between the members' markers. Group markers of one node are
+// placed one at a time, in group-id order. The marker is durable when
 // Marker returns.
 func (n *Node) Marker(req MarkerRequest) (MarkerResult, error) {
 	rec, err := req.record()
@@ -97,9 +98,6 @@ func (n *Node) Marker(req MarkerRequest) (MarkerResult, error) {
 			return MarkerResult{}, fmt.Errorf("%w: %q", ErrUnknownGroup, req.Group)
 		}
 		members = groupMembers(g)
-		if rec.GroupSeq, err = n.gseq.next(req.Group); err != nil {
-			return MarkerResult{}, err
-		}
 		rec.Group = req.Group
 	}
 	vols := make([]*volume, 0, len(members))
@@ -110,8 +108,22 @@ func (n *Node) Marker(req MarkerRequest) (MarkerResult, error) {
 		}
 		vols = append(vols, v)
 	}
-	res := MarkerResult{Group: rec.Group, GroupSeq: rec.GroupSeq, Seqs: map[string]uint64{}}
-	if err := appendMarker(vols, rec, res.Seqs); err != nil {
+	res := MarkerResult{Group: rec.Group, Seqs: map[string]uint64{}}
+	if rec.Group != "" {
+		// The id is taken and placed under one lock, so ids reach the
+		// members' journals in increasing order: the destination skips a
+		// group marker whose id is not above the last group point done.
+		n.groupMu.Lock()
+		rec.GroupSeq, err = n.gseq.next(req.Group)
+		if err == nil {
+			err = appendMarker(vols, rec, res.Seqs)
+		}
+		n.groupMu.Unlock()
+		res.GroupSeq = rec.GroupSeq
+	} else {
+		err = appendMarker(vols, rec, res.Seqs)
+	}
+	if err != nil {
 		return MarkerResult{}, err
 	}
 	for _, v := range vols {

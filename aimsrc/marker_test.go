@@ -170,3 +170,55 @@ func FuzzMarkerRequest(f *testing.F) {
 		}
 	})
 }
+
+// TestConcurrentGroupMarkersInOrder: group markers requested at the same
+// time reach every member's journal in group-sequence order. The
+// destination completes a group point only once and skips any marker whose
+// group sequence is not above the last one done, so a marker journaled
+// after a higher one would be dropped there (its snapshot never made) while
+// the request reported success.
+func TestConcurrentGroupMarkersInOrder(t *testing.T) {
+	const size = 1 << 20
+	dir := t.TempDir()
+	cfg := testConfig(t, dir,
+		VolumeConfig{Name: "a", Path: filepath.Join(dir, "a.img"), Size: size},
+		VolumeConfig{Name: "b", Path: filepath.Join(dir, "b.img"), Size: size})
+	cfg.Groups = []GroupConfig{{Name: "g", Volumes: []string{"a", "b"}}}
+	n, stop := runNode(t, cfg)
+	const workers, each = 16, 32
+	errc := make(chan error, workers)
+	for range workers {
+		go func() {
+			for range each {
+				if _, err := n.Marker(MarkerRequest{Group: "g", Kind: MarkerSnapshot, Label: "s"}); err != nil {
+					errc <- err
+					return
+				}
+			}
+			errc <- nil
+		}()
+	}
+	for range workers {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop()
+	for _, vol := range []string{"a", "b"} {
+		rp := newReplayer(size)
+		rp.replayDir(t, filepath.Join(cfg.Buffer, vol))
+		var last uint64
+		for _, r := range rp.records {
+			if r.Group != "g" {
+				continue
+			}
+			if r.GroupSeq <= last {
+				t.Fatalf("volume %s: group marker %d journaled after %d (write seq %d)", vol, r.GroupSeq, last, r.Seq)
+			}
+			last = r.GroupSeq
+		}
+		if last != workers*each {
+			t.Errorf("volume %s: last group marker %d, want %d", vol, last, workers*each)
+		}
+	}
+}

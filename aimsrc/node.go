@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/aimwan/aimwan/journal"
@@ -29,6 +30,8 @@ type Node struct {
 	space  *space
 	pusher *pusher
 	gseq   *groupSeqs
+
+	groupMu sync.Mutex // held from taking a group marker id to placing the marker
 
 	nbdLn, ctlLn, metLn net.Listener
 	gatherer            prometheus.Gatherer
