@@ -50,8 +50,8 @@
 //     payload, answers with literals (Encoder.Answer); the decoder finishes
 //     (Pending.Resolve) and checks the payload (Pending.Payload).
 //   - epoch: a random id of a store's content generation, new when the
-//     store starts cold or is wiped. It travels in miss lists and held
-//     lists (and should in the proxies' handshake); a sender seeing a new
+//     store starts cold, is wiped or is primed. It travels in miss lists,
+//     held lists and the proxies' handshake; a sender seeing a new
 //     epoch drops its peer index (PeerIndex.SetEpoch).
 //   - held list: a store's compact list of what it holds (16 bytes a
 //     chunk: short fingerprint and short successor), sent to the peer so

@@ -49,7 +49,11 @@ func (x *PeerIndex) link(a, b Fingerprint) {
 // boundaries a continuous payload would get, and links the chunks in image
 // order so clones of it travel as run references. Data the DR site already
 // holds is then never sent; the peer learns it from Store.AppendHeld.
+// Priming starts a new store epoch: a peer whose index describes the store
+// as it was would otherwise never ask for the held list again, and never
+// reference the primed chunks.
 func Prime(ctx context.Context, s *Store, r io.Reader, p Params) (PrimeStats, error) {
+	s.newGeneration()
 	return prime(ctx, s, r, p)
 }
 

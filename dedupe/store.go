@@ -178,12 +178,20 @@ func (s *Store) Serve(ctx context.Context) error {
 }
 
 // Epoch identifies the store's content generation: a new random value
-// whenever the store starts cold or is wiped. A peer that sees the epoch
+// whenever the store starts cold, is wiped or is primed. A peer that sees the epoch
 // change drops its index of what this store holds.
 func (s *Store) Epoch() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.epoch
+}
+
+// newGeneration starts a new epoch, keeping the content: peers drop their
+// index of this store and learn it again from the held list.
+func (s *Store) newGeneration() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.epoch = newEpoch()
 }
 
 // Wipe drops every chunk and link and starts a new epoch.

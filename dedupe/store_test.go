@@ -190,3 +190,55 @@ func TestPrimeMatchesEncode(t *testing.T) {
 		t.Fatalf("primed image re-encoded as %+v", es)
 	}
 }
+
+// TestPrimeStartsNewEpoch: priming a store a peer already knows changes its
+// epoch, so the peer's next handshake fetches the held list and the primed
+// chunks travel as references. With the old epoch the peer index would keep
+// describing the store as it was before priming.
+func TestPrimeStartsNewEpoch(t *testing.T) {
+	dir := t.TempDir()
+	st, err := OpenStore(StoreConfig{Dir: dir, MaxBytes: 32 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Put(Sum([]byte("warm")), []byte("warm"))
+	if err := st.Save(); err != nil {
+		t.Fatal(err)
+	}
+	e, _ := NewEncoder(EncoderConfig{})
+	if err := e.Peer().LoadHeld(st.AppendHeld(nil)); err != nil { // the peer knows the warm store
+		t.Fatal(err)
+	}
+	known := e.Peer().Epoch()
+
+	st2, err := OpenStore(StoreConfig{Dir: dir, MaxBytes: 32 << 20}) // aimwan proxy prime
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := newImageGen(7).template(1 << 20)
+	if _, err := Prime(context.Background(), st2, bytes.NewReader(img), Params{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st2.Save(); err != nil {
+		t.Fatal(err)
+	}
+	st3, err := OpenStore(StoreConfig{Dir: dir, MaxBytes: 32 << 20}) // the proxy restarts
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st3.Epoch() == known {
+		t.Fatalf("epoch %x unchanged by priming: the peer would never learn the primed chunks", known)
+	}
+	// The handshake rule: a peer at another epoch loads the held list.
+	if !e.Peer().SetEpoch(st3.Epoch()) {
+		t.Fatal("peer index did not reset on the new epoch")
+	}
+	if err := e.Peer().LoadHeld(st3.AppendHeld(nil)); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := NewDecoder(DecoderConfig{Store: st3})
+	pr := &pair{enc: e, dec: d, store: st3}
+	if s, wire := pr.send(t, img); s.Literals != 0 || wire > 1000 {
+		t.Fatalf("primed image cost %d wire bytes: %+v", wire, s)
+	}
+}
