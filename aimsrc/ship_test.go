@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -103,10 +104,13 @@ func TestShipConnectionCut(t *testing.T) {
 	cfg.FileAge = 50 * time.Millisecond
 	dst := newFakeDst()
 	block := make(chan struct{})
+	var back atomic.Bool // the server came back: file 3 may be acked
 	dst.fail = func(o push.Offer, attempt int) error {
-		if o.Name == journal.FileName(3) && attempt == 1 {
-			<-block // held until the server is stopped under it
-			return push.ErrUnavailable
+		if o.Name == journal.FileName(3) && !back.Load() {
+			if attempt == 1 {
+				<-block // held until the server is stopped under it
+			}
+			return push.ErrUnavailable // never acked before the restart, however the retries race the stop
 		}
 		return nil
 	}
@@ -132,6 +136,7 @@ func TestShipConnectionCut(t *testing.T) {
 	if n.Status().Volumes[0].FilesWaiting == 0 {
 		t.Fatal("all files gone while the destination was down")
 	}
+	back.Store(true)
 	ln2, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatalf("listen again on %s: %v", addr, err)
