@@ -82,15 +82,7 @@ func TestBufferLimit(t *testing.T) {
 	const size = 4 << 20
 	dir := t.TempDir()
 	vc := VolumeConfig{Name: "v1", Path: filepath.Join(dir, "v1.img"), Size: size}
-	var refuse atomic.Bool
-	refuse.Store(true)
-	dst := newFakeDst()
-	dst.fail = func(push.Offer, int) error {
-		if refuse.Load() {
-			return push.ErrBufferFull
-		}
-		return nil
-	}
+	dst, refuse := newRefusingDst()
 	cfg := testConfig(t, dir, vc)
 	cfg.Push = serveFakeDst(t, dst)
 	cfg.BufferLimit = 512 << 10
@@ -146,15 +138,7 @@ func TestInitializeResume(t *testing.T) {
 	dir := t.TempDir()
 	vc := VolumeConfig{Name: "v1", Path: filepath.Join(dir, "v1.img")}
 	randomImage(t, vc.Path, size, 5)
-	var refuse atomic.Bool
-	refuse.Store(true)
-	dst := newFakeDst()
-	dst.fail = func(push.Offer, int) error {
-		if refuse.Load() {
-			return push.ErrBufferFull
-		}
-		return nil
-	}
+	dst, refuse := newRefusingDst()
 	cfg := testConfig(t, dir, vc)
 	cfg.Push = serveFakeDst(t, dst)
 	cfg.BufferLimit = 3 << 20
@@ -195,4 +179,19 @@ func TestInitializeResume(t *testing.T) {
 	if img := readAll(t, vc.Path); !bytes.Equal(r.img, img) {
 		t.Fatalf("destination differs from the image: %s", firstDiff(r.img, img))
 	}
+}
+
+// newRefusingDst is a fake destination that answers every offer with
+// ErrBufferFull while refuse is set (it starts set).
+func newRefusingDst() (dst *fakeDst, refuse *atomic.Bool) {
+	refuse = new(atomic.Bool)
+	refuse.Store(true)
+	dst = newFakeDst()
+	dst.fail = func(push.Offer, int) error {
+		if refuse.Load() {
+			return push.ErrBufferFull
+		}
+		return nil
+	}
+	return dst, refuse
 }
