@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/bits"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
@@ -85,6 +86,9 @@ func (b *bitmap) init(fileSize int64) error {
 		}
 		if err := b.f.Sync(); err != nil {
 			return fmt.Errorf("fsync dirty bitmap %s: %w", b.path, err)
+		}
+		if err := syncDir(filepath.Dir(b.path)); err != nil { // a new file's entry
+			return fmt.Errorf("dirty bitmap %s: %w", b.path, err)
 		}
 	}
 	mem, err := unix.Mmap(int(b.f.Fd()), 0, int(fileSize), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)

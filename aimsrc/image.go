@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"golang.org/x/sys/unix"
 )
@@ -29,6 +30,9 @@ func openImage(path string, size int64) (*image, error) {
 		if err == nil {
 			if err = f.Truncate(size); err == nil {
 				err = f.Sync()
+			}
+			if err == nil {
+				err = syncDir(filepath.Dir(path)) // the new image's entry
 			}
 			if err != nil {
 				f.Close()

@@ -49,7 +49,7 @@ func New(cfg Config) (*Node, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(cfg.Buffer, 0o755); err != nil {
+	if err := mkdirAllDurable(cfg.Buffer); err != nil {
 		return nil, fmt.Errorf("create source buffer: %w", err)
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, vols: map[string]*volume{}, groups: map[string]GroupConfig{},
