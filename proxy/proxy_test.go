@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"log/slog"
 	"math"
 	"strconv"
 	"strings"
@@ -338,4 +340,54 @@ func TestArrivalsCountOnlyEarlierFiles(t *testing.T) {
 	}
 	first.done()
 	third.done()
+}
+
+// TestCanceledCommitLeavesEncodeQueue: a file waiting for the encoder slot
+// (held by an earlier file that waits for the WAN) returns once its push is
+// canceled (src gone), instead of holding its memory and goroutine until
+// every file before it is done.
+func TestCanceledCommitLeavesEncodeQueue(t *testing.T) {
+	id, err := transport.GenerateIdentity(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No peer runs and Serve is not called: the first file waits for a
+	// WAN connection (for RetryFor) while holding the encoder slot.
+	s, err := NewSource(SourceConfig{Peer: "127.0.0.1:1", Identity: id, Pins: transport.Pins{id.Fingerprint},
+		RetryFor: time.Hour, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := makeJournal(t, "vol-a", randomBlocks(21, 8))
+	commit := func(ctx context.Context, f jfile) error {
+		k, err := s.Accept(ctx, push.Hello{Node: "src"}, f.offer)
+		if err != nil {
+			return err
+		}
+		if _, err := k.Write(f.data); err != nil {
+			return err
+		}
+		return k.Commit(ctx)
+	}
+	firstCtx, cancelFirst := context.WithCancel(t.Context())
+	first := make(chan error, 1)
+	go func() { first <- commit(firstCtx, files[0]) }()
+	defer func() { cancelFirst(); <-first }()
+	waitFor(t, "the first file holding the encoder slot", func() bool { return len(s.encodeSem) == 1 })
+
+	gone, cancel := context.WithCancel(t.Context())
+	cancel() // src went away while the second file waited
+	second := make(chan error, 1)
+	go func() { second <- commit(gone, files[len(files)-1]) }()
+	select {
+	case err := <-second:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("canceled commit: %v, want context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a canceled commit still waits for the encoder slot")
+	}
+	if got := s.mem.Load(); got != files[0].offer.Size {
+		t.Errorf("%d bytes held after the canceled commit, want only the first file's %d", got, files[0].offer.Size)
+	}
 }

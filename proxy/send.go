@@ -51,8 +51,13 @@ func (s *Source) forward(ctx context.Context, o push.Offer, file []byte) error {
 	// The encoder slot is held until the file's FILE frame is on its stream,
 	// so the destination sees files in the order the peer index assumed.
 	s.waiting.Add(1)
-	s.encodeSem <- struct{}{}
-	s.waiting.Add(-1)
+	select {
+	case s.encodeSem <- struct{}{}:
+		s.waiting.Add(-1)
+	case <-ctx.Done(): // src gave up while earlier files held the slot
+		s.waiting.Add(-1)
+		return fmt.Errorf("file %s: waiting for the encoder: %w", name, context.Cause(ctx))
+	}
 	release := sync.OnceFunc(func() { <-s.encodeSem })
 	defer release()
 	enc, err := s.encode(o, file)
