@@ -179,49 +179,12 @@ func (c Config) validate() error {
 	if err := journal.ValidName(c.Node); err != nil {
 		return fmt.Errorf("%w: node name %q: %w", ErrConfig, c.Node, err)
 	}
-	seen := map[string]bool{}
-	paths := map[string]string{}
-	for _, v := range c.Volumes {
-		if err := journal.ValidName(v.Name); err != nil {
-			return fmt.Errorf("%w: volume name %q: %w", ErrConfig, v.Name, err)
-		}
-		if seen[v.Name] {
-			return fmt.Errorf("%w: volume %q configured twice", ErrConfig, v.Name)
-		}
-		seen[v.Name] = true
-		if v.Path == "" {
-			return fmt.Errorf("%w: volume %q: no image path", ErrConfig, v.Name)
-		}
-		if other, dup := paths[v.Path]; dup {
-			return fmt.Errorf("%w: volumes %q and %q share the image %s", ErrConfig, other, v.Name, v.Path)
-		}
-		paths[v.Path] = v.Name
-		if v.Size < 0 {
-			return fmt.Errorf("%w: volume %q: negative size %d", ErrConfig, v.Name, v.Size)
-		}
+	seen, err := c.validateVolumes()
+	if err != nil {
+		return err
 	}
-	groups := map[string]bool{}
-	for _, g := range c.Groups {
-		if err := journal.ValidName(g.Name); err != nil {
-			return fmt.Errorf("%w: group name %q: %w", ErrConfig, g.Name, err)
-		}
-		if groups[g.Name] || seen[g.Name] {
-			return fmt.Errorf("%w: group name %q already used by a group or volume", ErrConfig, g.Name)
-		}
-		groups[g.Name] = true
-		if len(g.Volumes) == 0 {
-			return fmt.Errorf("%w: group %q has no volumes", ErrConfig, g.Name)
-		}
-		members := map[string]bool{}
-		for _, m := range g.Volumes {
-			if !seen[m] {
-				return fmt.Errorf("%w: group %q: unknown volume %q", ErrConfig, g.Name, m)
-			}
-			if members[m] {
-				return fmt.Errorf("%w: group %q lists volume %q twice", ErrConfig, g.Name, m)
-			}
-			members[m] = true
-		}
+	if err := c.validateGroups(seen); err != nil {
+		return err
 	}
 	switch {
 	case c.BufferLimit < 0:
@@ -244,6 +207,60 @@ func (c Config) validate() error {
 	}
 	if c.Metrics != "off" && !strings.Contains(c.Metrics, ":") {
 		return fmt.Errorf("%w: --metrics %q: want host:port or off", ErrConfig, c.Metrics)
+	}
+	return nil
+}
+
+// validateVolumes checks the volume list and returns the set of names.
+func (c Config) validateVolumes() (map[string]bool, error) {
+	seen := map[string]bool{}
+	paths := map[string]string{}
+	for _, v := range c.Volumes {
+		if err := journal.ValidName(v.Name); err != nil {
+			return nil, fmt.Errorf("%w: volume name %q: %w", ErrConfig, v.Name, err)
+		}
+		if seen[v.Name] {
+			return nil, fmt.Errorf("%w: volume %q configured twice", ErrConfig, v.Name)
+		}
+		seen[v.Name] = true
+		if v.Path == "" {
+			return nil, fmt.Errorf("%w: volume %q: no image path", ErrConfig, v.Name)
+		}
+		if other, dup := paths[v.Path]; dup {
+			return nil, fmt.Errorf("%w: volumes %q and %q share the image %s", ErrConfig, other, v.Name, v.Path)
+		}
+		paths[v.Path] = v.Name
+		if v.Size < 0 {
+			return nil, fmt.Errorf("%w: volume %q: negative size %d", ErrConfig, v.Name, v.Size)
+		}
+	}
+	return seen, nil
+}
+
+// validateGroups checks the groups against the volume names.
+func (c Config) validateGroups(seen map[string]bool) error {
+	groups := map[string]bool{}
+	for _, g := range c.Groups {
+		if err := journal.ValidName(g.Name); err != nil {
+			return fmt.Errorf("%w: group name %q: %w", ErrConfig, g.Name, err)
+		}
+		if groups[g.Name] || seen[g.Name] {
+			return fmt.Errorf("%w: group name %q already used by a group or volume", ErrConfig, g.Name)
+		}
+		groups[g.Name] = true
+		if len(g.Volumes) == 0 {
+			return fmt.Errorf("%w: group %q has no volumes", ErrConfig, g.Name)
+		}
+		members := map[string]bool{}
+		for _, m := range g.Volumes {
+			if !seen[m] {
+				return fmt.Errorf("%w: group %q: unknown volume %q", ErrConfig, g.Name, m)
+			}
+			if members[m] {
+				return fmt.Errorf("%w: group %q lists volume %q twice", ErrConfig, g.Name, m)
+			}
+			members[m] = true
+		}
 	}
 	return nil
 }
