@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -226,10 +227,14 @@ func (c Config) validateVolumes() (map[string]bool, error) {
 		if v.Path == "" {
 			return nil, fmt.Errorf("%w: volume %q: no image path", ErrConfig, v.Name)
 		}
-		if other, dup := paths[v.Path]; dup {
+		key := filepath.Clean(v.Path) // one image however spelled: two journals for it would corrupt the far end
+		if abs, err := filepath.Abs(key); err == nil {
+			key = abs
+		}
+		if other, dup := paths[key]; dup {
 			return nil, fmt.Errorf("%w: volumes %q and %q share the image %s", ErrConfig, other, v.Name, v.Path)
 		}
-		paths[v.Path] = v.Name
+		paths[key] = v.Name
 		if v.Size < 0 {
 			return nil, fmt.Errorf("%w: volume %q: negative size %d", ErrConfig, v.Name, v.Size)
 		}

@@ -70,6 +70,8 @@ func TestConfigValidate(t *testing.T) {
 		{"separator name", func(c *Config) { c.Volumes[0].Name = "a/b" }, "volume name"},
 		{"duplicate volume", func(c *Config) { c.Volumes[1].Name = "a" }, "twice"},
 		{"shared image", func(c *Config) { c.Volumes[1].Path = "a.img" }, "share the image"},
+		{"shared image spelled ./", func(c *Config) { c.Volumes[1].Path = "./a.img" }, "share the image"},
+		{"shared image spelled x/..", func(c *Config) { c.Volumes[1].Path = "x/../a.img" }, "share the image"},
 		{"group unknown member", func(c *Config) { c.Groups = []GroupConfig{{Name: "g", Volumes: []string{"x"}}} }, "unknown volume"},
 		{"group named like volume", func(c *Config) { c.Groups = []GroupConfig{{Name: "a", Volumes: []string{"a"}}} }, "already used"},
 		{"group member twice", func(c *Config) { c.Groups = []GroupConfig{{Name: "g", Volumes: []string{"a", "a"}}} }, "twice"},
