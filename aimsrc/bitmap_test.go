@@ -1,6 +1,7 @@
 package aimsrc
 
 import (
+	"bytes"
 	"errors"
 	"path/filepath"
 	"testing"
@@ -111,4 +112,41 @@ func TestActivityLog(t *testing.T) {
 	}
 	a.close()
 	dirty.close()
+}
+
+// TestResyncCoarseGranularity: a dirty region larger than one resync run
+// (a valid granularity above 1 MiB) is journaled whole, not a panic.
+func TestResyncCoarseGranularity(t *testing.T) {
+	const size = 8 << 20
+	dir := t.TempDir()
+	vc := VolumeConfig{Name: "v1", Path: filepath.Join(dir, "v1.img")}
+	want := randomImage(t, vc.Path, size, 9)
+	cfg := testConfig(t, dir, vc)
+	cfg.DirtyGranularity = 2 * resyncRun
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	v := n.vols["v1"]
+	v.mu.Lock()
+	v.dirty.set(3<<20, 1) // marks the whole region [2 MiB, 4 MiB)
+	v.setState()
+	v.mu.Unlock()
+	for range 4 {
+		if _, err := v.resyncStep(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v.State() != StateNormal {
+		t.Fatalf("state %s after resync, want %s", v.State(), StateNormal)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rp := newReplayer(size)
+	rp.replayDir(t, filepath.Join(cfg.Buffer, "v1"))
+	if !bytes.Equal(rp.img[2<<20:4<<20], want[2<<20:4<<20]) {
+		t.Fatal("resynced region differs from the image")
+	}
 }

@@ -60,8 +60,8 @@ func (v *volume) resyncStep() (bool, error) {
 			return false, nil
 		}
 	}
-	if v.resyncBuf == nil {
-		v.resyncBuf = make([]byte, resyncRun)
+	if int64(len(v.resyncBuf)) < n { // one region may exceed a run (granularity above resyncRun)
+		v.resyncBuf = make([]byte, max(n, resyncRun))
 	}
 	buf := v.resyncBuf[:n]
 	if err := v.img.readAt(buf, off); err != nil {
