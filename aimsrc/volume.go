@@ -109,10 +109,7 @@ func (v *volume) WriteAt(p []byte, off int64, fua bool) error {
 	v.mu.Lock()
 	err := v.capture(off, int64(len(p)), int64(len(p)), func() (uint64, error) { return v.jw.Write(off, p) })
 	if err == nil {
-		err = v.al.activate(off, int64(len(p)))
-	}
-	if err == nil {
-		err = v.img.writeAt(p, off)
+		err = v.apply(off, int64(len(p)), func() error { return v.img.writeAt(p, off) })
 	}
 	if err == nil {
 		err = v.sealFull()
@@ -149,10 +146,7 @@ func (v *volume) zero(off, length int64, trim, hole bool) error {
 	v.mu.Lock()
 	err := v.capture(off, length, 0, func() (uint64, error) { return v.jw.Zero(off, length, trim) })
 	if err == nil {
-		err = v.al.activate(off, length)
-	}
-	if err == nil {
-		err = v.img.zero(off, length, hole)
+		err = v.apply(off, length, func() error { return v.img.zero(off, length, hole) })
 	}
 	v.mu.Unlock()
 	if err != nil {
@@ -180,6 +174,25 @@ func (v *volume) capture(off, length, payload int64, appendFn func() (uint64, er
 		return fmt.Errorf("journal: %w", err)
 	}
 	return nil
+}
+
+// apply changes the image after capture journaled (or, in pull-ahead,
+// marked) the change of [off, off+length): the activity log first, then
+// write. When either fails, the journal may hold a change the image lacks,
+// so the region is marked dirty: resync journals again what the image holds
+// and the far end agrees with the image. Called under mu.
+func (v *volume) apply(off, length int64, write func() error) error {
+	err := v.al.activate(off, length)
+	if err == nil {
+		err = write()
+	}
+	if err != nil {
+		v.dirty.set(off, length)
+		v.setState()
+		v.log.Error("image not changed after the change was journaled: the region will be resynced from the image",
+			"offset", off, "length", length, "err", err)
+	}
+	return err
 }
 
 // appendRec runs one journal append of a record with payload data bytes
