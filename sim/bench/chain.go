@@ -180,22 +180,10 @@ func (c *chain) windowArgs() []string {
 	return []string{"--link-rate", rateArg(c.cfg.Rate), "--rtt", max(c.cfg.RTT, time.Millisecond).String()}
 }
 
-// MissWait is the destination edge's --miss-wait: how long a file whose
-// references are not in the store yet waits for the files still arriving
-// (which bring those chunks) before asking the source edge back. The
-// proxy's 10 s default suits fast links; on a 2 Mbit/s line a dozen files
-// share the line and each takes minutes to cross, so with the default most
-// references to chunks of files still in flight were asked back and resent
-// (measured: 60% of the wire bytes). The wait ends as soon as no other file
-// is arriving, so a long bound costs nothing when there is nothing to wait
-// for.
-const MissWait = 5 * time.Minute
-
 func (c *chain) proxyDstArgs(mode string) []string {
 	return append([]string{"proxy", "--node", nameProxyDst, "--mode", mode, "--wan-listen", c.a.wan,
 		"--lan-forward", c.a.dstListen, "--key", filepath.Join(c.work, "key-dst"), "--peer-fp", c.fpSrc,
-		"--cache", c.cachePath(), "--metrics", c.a.dstProxyMetrics, "--record", c.cfg.Out,
-		"--miss-wait", MissWait.String()}, c.windowArgs()...)
+		"--cache", c.cachePath(), "--metrics", c.a.dstProxyMetrics, "--record", c.cfg.Out}, c.windowArgs()...)
 }
 
 func (c *chain) proxySrcArgs(mode string) []string {

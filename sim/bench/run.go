@@ -115,7 +115,7 @@ func (r *run) newResult() *Result {
 	res := &Result{LineKBps: cfg.Rate / 1e3, Scale: r.sc.Name, Workload: "generated", Primed: cfg.Prime,
 		Link: LinkInfo{Simulated: !cfg.NoLink, RateBps: cfg.Rate, RTTMs: float64(cfg.RTT) / 1e6, CrossBps: cfg.Cross},
 		CPU:  map[string]CPU{}, StartedAt: r.start.UTC(),
-		ProxyFlags: append(r.c.windowArgs(), "--miss-wait", MissWait.String(), "(destination edge)")}
+		ProxyFlags: r.c.windowArgs()}
 	if len(cfg.Images) > 0 {
 		res.Workload = "images"
 	} else {
