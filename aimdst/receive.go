@@ -65,6 +65,9 @@ func (n *Node) Accept(ctx context.Context, peer push.Hello, o push.Offer) (push.
 	if fi, err := os.Stat(part); err == nil {
 		have = fi.Size()
 	}
+	// Count what the .part really holds: a write that failed (ENOSPC) may
+	// have grown it by bytes its Write never reported.
+	v.setPart(seq, have)
 	if err := v.checkRoom(seq, o.Size-have); err != nil {
 		return nil, fmt.Errorf("receive %s/%s: %w", o.Volume, o.Name, err)
 	}
@@ -77,7 +80,7 @@ func (n *Node) Accept(ctx context.Context, peer push.Hello, o push.Offer) (push.
 			f.Close()
 			return nil, fmt.Errorf("receive %s/%s: %w", o.Volume, o.Name, err)
 		}
-		v.addPart(-have)
+		v.setPart(seq, 0)
 		have = 0
 	}
 	v.receiving[seq] = make(chan struct{})
@@ -150,8 +153,18 @@ func (v *volume) endReceive(seq uint64) {
 	}
 }
 
-// addPart adjusts the bytes of partial files. v.mu held.
-func (v *volume) addPart(d int64) {
+// setPart records that the .part file of seq holds size bytes (0: it is
+// gone), adjusting the buffer counts by the difference. v.mu held.
+func (v *volume) setPart(seq uint64, size int64) {
+	if v.parts == nil {
+		v.parts = map[uint64]int64{}
+	}
+	d := size - v.parts[seq]
+	if size == 0 {
+		delete(v.parts, seq)
+	} else {
+		v.parts[seq] = size
+	}
 	v.partBytes += d
 	v.n.bufBytes.Add(d)
 }
@@ -177,7 +190,7 @@ func (s *sink) Write(p []byte) (int, error) {
 	n, err := s.f.WriteAt(p, s.off)
 	s.off += int64(n)
 	s.v.mu.Lock()
-	s.v.addPart(int64(n))
+	s.v.setPart(s.seq, s.off)
 	s.v.mu.Unlock()
 	if err != nil {
 		return n, fmt.Errorf("receive %s/%s: %w", s.o.Volume, s.o.Name, bufferErr(err))
@@ -208,7 +221,7 @@ func (s *sink) commit() error {
 		s.f.Close()
 		os.Remove(s.part)
 		s.v.mu.Lock()
-		s.v.addPart(-s.off)
+		s.v.setPart(s.seq, 0)
 		s.v.mu.Unlock()
 		return fmt.Errorf("receive %s/%s: %w", o.Volume, o.Name, bufferErr(err))
 	}
@@ -236,9 +249,9 @@ func (s *sink) commit() error {
 		return fail(err)
 	}
 	s.v.mu.Lock()
-	s.v.partBytes -= o.Size
-	if !s.v.q.Add(s.seq, o.Size) { // cannot happen while receiving[seq] is set
-		s.v.n.bufBytes.Add(-o.Size)
+	s.v.setPart(s.seq, 0)
+	if s.v.q.Add(s.seq, o.Size) { // always, while receiving[seq] is set
+		s.v.n.bufBytes.Add(o.Size) // held now as a received file
 	}
 	s.v.mu.Unlock()
 	// Not acked unless the rename is durable; the file is held either way, so

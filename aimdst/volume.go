@@ -38,7 +38,8 @@ type volume struct {
 	q           *fileQueue
 	cursor      Cursor                   // as persisted
 	receiving   map[uint64]chan struct{} // files being received now; closed when done
-	partBytes   int64                    // bytes of .part files
+	partBytes   int64                    // bytes of .part files (the sum of parts)
+	parts       map[uint64]int64         // bytes counted per .part file, by file seq
 	state       string
 	logical     int64 // bytes of writes destaged since start
 	refusedFull uint64
@@ -111,8 +112,7 @@ func (v *volume) scanEntry(e os.DirEntry) error {
 			if seq <= v.cursor.File {
 				return os.Remove(path) // a resend of a destaged file, never committed
 			}
-			v.partBytes += info.Size()
-			v.n.bufBytes.Add(info.Size())
+			v.setPart(seq, info.Size())
 		}
 		return nil
 	}
