@@ -281,10 +281,7 @@ func TestResumeFromDisk(t *testing.T) {
 		st := n2.Status().Volumes[0]
 		return st.FilesWaiting == 0 && st.SrcDataBytes == 0
 	})
-	r := dst.replay(t, "v1", size)
-	if img := readAll(t, vc.Path); !bytes.Equal(r.img, img) {
-		t.Fatalf("destination differs from the image: %s", firstDiff(r.img, img))
-	}
+	dst.checkReplica(t, "v1", vc.Path, size)
 }
 
 // TestKillDuringNbdcopy: nbdcopy writes an image through the export of a

@@ -67,10 +67,7 @@ func TestInitialize(t *testing.T) {
 		s := n.Status().Volumes[0]
 		return s.FilesWaiting == 0 && s.SrcDataBytes == 0
 	})
-	r := dst.replay(t, "v1", size)
-	if img := readAll(t, vc.Path); !bytes.Equal(r.img, img) {
-		t.Fatalf("destination differs from the image: %s", firstDiff(r.img, img))
-	}
+	dst.checkReplica(t, "v1", vc.Path, size)
 }
 
 // TestBufferLimit: with a tiny buffer limit and the destination refusing
@@ -121,10 +118,7 @@ func TestBufferLimit(t *testing.T) {
 		s := n2.Status().Volumes[0]
 		return s.State == StateNormal && s.FilesWaiting == 0 && s.SrcDataBytes == 0
 	})
-	r := dst.replay(t, "v1", size)
-	if img := readAll(t, vc.Path); !bytes.Equal(r.img, img) {
-		t.Fatalf("destination differs from the image: %s", firstDiff(r.img, img))
-	}
+	dst.checkReplica(t, "v1", vc.Path, size)
 	if _, err := n2.Marker(MarkerRequest{Volume: "v1", Kind: MarkerSnapshot, Label: "after"}); err != nil {
 		t.Fatalf("marker after resync: %v", err)
 	}
@@ -175,10 +169,7 @@ func TestInitializeResume(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(cfg.Buffer, "v1.init")); err == nil {
 		t.Error("checkpoint left after the initialize finished")
 	}
-	r := dst.replay(t, "v1", size)
-	if img := readAll(t, vc.Path); !bytes.Equal(r.img, img) {
-		t.Fatalf("destination differs from the image: %s", firstDiff(r.img, img))
-	}
+	dst.checkReplica(t, "v1", vc.Path, size)
 }
 
 // newRefusingDst is a fake destination that answers every offer with

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -217,6 +216,16 @@ func (d *fakeDst) replay(t testing.TB, volume string, size int64) *replayer {
 	return r
 }
 
+// checkReplica fails the test unless replaying the files d holds for volume
+// gives the image at path.
+func (d *fakeDst) checkReplica(t testing.TB, volume, path string, size int64) {
+	t.Helper()
+	r := d.replay(t, volume, size)
+	if img := readAll(t, path); !bytes.Equal(r.img, img) {
+		t.Fatalf("destination differs from the image %s: %s", path, firstDiff(r.img, img))
+	}
+}
+
 // serveFakeDst runs a push server for d on loopback until the test ends and
 // returns its address.
 func serveFakeDst(t testing.TB, d *fakeDst) string {
@@ -282,5 +291,3 @@ func firstDiff(a, b []byte) string {
 	}
 	return "equal"
 }
-
-var _ = io.Discard

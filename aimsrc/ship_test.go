@@ -83,10 +83,7 @@ func TestShipRetries(t *testing.T) {
 		}
 	}
 	dst.mu.Unlock()
-	r := dst.replay(t, "v1", size)
-	if img := readAll(t, vc.Path); !bytes.Equal(r.img, img) {
-		t.Fatalf("destination differs from the image: %s", firstDiff(r.img, img))
-	}
+	dst.checkReplica(t, "v1", vc.Path, size)
 	if seqs, _ := listSealed(jdir); len(seqs) != 0 {
 		t.Errorf("%d files left after their acks", len(seqs))
 	}
@@ -146,10 +143,7 @@ func TestShipConnectionCut(t *testing.T) {
 		st := n.Status().Volumes[0]
 		return st.FilesWaiting == 0 && st.SrcDataBytes == 0
 	})
-	r := dst.replay(t, "v1", size)
-	if img := readAll(t, vc.Path); !bytes.Equal(r.img, img) {
-		t.Fatalf("destination differs from the image: %s", firstDiff(r.img, img))
-	}
+	dst.checkReplica(t, "v1", vc.Path, size)
 }
 
 // TestShipCorruptFile: a sealed file corrupted on disk is reported, kept and
