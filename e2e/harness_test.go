@@ -19,6 +19,9 @@ import (
 	"time"
 )
 
+// raceReport starts every report of a race-enabled binary.
+const raceReport = "WARNING: DATA RACE"
+
 // aimwanBin is the binary TestMain builds.
 var aimwanBin string
 
@@ -29,7 +32,11 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	aimwanBin = filepath.Join(dir, "aimwan")
-	build := exec.Command("go", "build", "-o", aimwanBin, "github.com/aimwan/aimwan/cmd/aimwan")
+	args := []string{"build", "-o", aimwanBin}
+	if raceBuild {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, "github.com/aimwan/aimwan/cmd/aimwan")...)
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: building aimwan: %v\n%s", err, out)
 		os.RemoveAll(dir)
@@ -62,6 +69,9 @@ func StartProc(t *testing.T, name string, args ...string) *Proc {
 	p.start()
 	t.Cleanup(func() {
 		p.Stop()
+		if strings.Contains(p.Output(), raceReport) {
+			t.Errorf("%s: the race detector reported a data race (see %s)", p.Name, p.Log)
+		}
 		if t.Failed() {
 			t.Logf("--- log of %s (%s), last lines:\n%s", p.Name, p.Log, tail(p.Output(), 40))
 		}
