@@ -39,10 +39,37 @@ func computeFigures(recs []*Recording, g grid) *figures {
 		wire:     increments(recs, g, metricIs(MetricProxyWire)),
 		link:     increments(recs, g, linkData(recs)),
 		destaged: increments(recs, g, metricIs(MetricDstDestaged)),
-		logical:  increments(recs, g, metricIs(MetricProxyLogical)),
+		logical:  increments(sourceEdge(recs), g, metricIs(MetricProxyLogical)),
 		hits:     increments(recs, g, metricIs(MetricProxyCacheHits)),
 		misses:   increments(recs, g, metricIs(MetricProxyCacheMisses)),
 	}
+}
+
+// sourceEdge returns the recordings to take proxy logical bytes from. Both
+// edges count the files they carry, so summing them would count every file
+// twice: the source edge is the recording whose proxy put the most bytes on
+// the WAN (the destination edge sends only acks and miss lists). Without
+// proxy wire bytes, every recording.
+func sourceEdge(recs []*Recording) []*Recording {
+	var best *Recording
+	bestWire := 0.0
+	for _, r := range recs {
+		wire := 0.0
+		for _, s := range r.Samples {
+			for k, v := range s.Values {
+				if name, _, err := ParseKey(k); err == nil && name == MetricProxyWire && v > wire {
+					wire = v
+				}
+			}
+		}
+		if wire > bestWire {
+			best, bestWire = r, wire
+		}
+	}
+	if best == nil {
+		return recs
+	}
+	return []*Recording{best}
 }
 
 // linkData selects the link's data direction (direction="up") when the
