@@ -113,6 +113,7 @@ func runSimLink(ctx context.Context, args []string) error {
 	backup := fs.String("backup-rate", "0", "backup line rate used during outages (0: none, traffic dropped)")
 	seed := fs.Uint64("seed", 1, "seed of the random impairments")
 	metrics := fs.String("metrics", "", "address to serve Prometheus metrics on (e.g. 127.0.0.1:9400)")
+	record := fs.String("record", "", "`DIR` to append the metrics to once a second (DIR/link.jsonl, for aimwan report)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -131,6 +132,13 @@ func runSimLink(ctx context.Context, args []string) error {
 	g.Go(func() error { return r.Serve(ctx) })
 	if *metrics != "" {
 		g.Go(func() error { return reports.ServeMetrics(ctx, *metrics, reg, log) })
+	}
+	if *record != "" {
+		rec, err := reports.NewRecorder(reports.RecorderConfig{Dir: *record, Daemon: "link", Gatherer: reg, Logger: log})
+		if err != nil {
+			return usagef("sim link: --record: %v", err)
+		}
+		g.Go(func() error { return rec.Serve(ctx) })
 	}
 	return g.Wait()
 }
