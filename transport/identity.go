@@ -86,15 +86,15 @@ type Identity struct {
 
 // GenerateIdentity creates a new ECDSA P-256 key and a self-signed
 // certificate in dir (created if needed), both files mode 0600. It refuses to
-// overwrite an existing identity.
+// overwrite an existing identity. The certificate is written last, durably:
+// it is what makes the identity exist, so a key left without one by an
+// interrupted run (never used: it has no fingerprint) is replaced.
 func GenerateIdentity(dir string) (*Identity, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create identity dir: %w", err)
 	}
-	for _, name := range []string{CertFile, KeyFile} {
-		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
-			return nil, fmt.Errorf("identity in %s: %s exists: %w", dir, name, fs.ErrExist)
-		}
+	if _, err := os.Stat(filepath.Join(dir, CertFile)); err == nil {
+		return nil, fmt.Errorf("identity in %s: %s exists: %w", dir, CertFile, fs.ErrExist)
 	}
 	certPEM, keyPEM, err := newSelfSigned()
 	if err != nil {
@@ -105,6 +105,9 @@ func GenerateIdentity(dir string) (*Identity, error) {
 	}
 	if err := writeFile0600(filepath.Join(dir, CertFile), certPEM); err != nil {
 		return nil, err
+	}
+	if err := syncDir(dir); err != nil {
+		return nil, fmt.Errorf("identity in %s: %w", dir, err)
 	}
 	return parseIdentity(dir, certPEM, keyPEM)
 }
@@ -180,21 +183,41 @@ func newSelfSigned() (certPEM, keyPEM []byte, err error) {
 	return certPEM, keyPEM, nil
 }
 
+// writeFile0600 replaces path with b, mode 0600: a temporary file, fsync,
+// rename.
 func writeFile0600(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("sync %s: %w", path, err)
+	return nil
+}
+
+// syncDir fsyncs a folder, so the entries renamed into it survive a power
+// loss.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
 	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", path, err)
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", dir, err)
 	}
 	return nil
 }

@@ -80,3 +80,28 @@ func FuzzFingerprint(f *testing.F) {
 		}
 	})
 }
+
+// TestInterruptedKeygenRecovers: a key left without its certificate (a
+// keygen killed between the two files) is not an identity: the next
+// GenerateIdentity makes one instead of refusing forever while LoadIdentity
+// reports the identity missing.
+func TestInterruptedKeygenRecovers(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, KeyFile), []byte("half-written key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	id, err := GenerateIdentity(dir)
+	if err != nil {
+		t.Fatalf("GenerateIdentity over an orphan key: %v", err)
+	}
+	again, err := LoadIdentity(dir)
+	if err != nil {
+		t.Fatalf("LoadIdentity: %v", err)
+	}
+	if again.Fingerprint != id.Fingerprint {
+		t.Fatalf("loaded fingerprint %s, generated %s", again.Fingerprint, id.Fingerprint)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 2 {
+		t.Errorf("identity folder holds %d entries, want cert and key only", len(ents))
+	}
+}
