@@ -42,12 +42,14 @@ func register(c command) {
 }
 
 // usageError marks an error in how the command was called (exit code 2).
-type usageError struct{ msg string }
+type usageError struct{ err error }
 
-func (e *usageError) Error() string { return e.msg }
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
 
-// usagef returns a usageError with a formatted message.
-func usagef(format string, a ...any) error { return &usageError{msg: fmt.Sprintf(format, a...)} }
+// usagef returns a usageError with a formatted message; like fmt.Errorf, a
+// %w verb keeps the cause reachable with errors.Is/As.
+func usagef(format string, a ...any) error { return &usageError{err: fmt.Errorf(format, a...)} }
 
 // silentFailure is returned by commands that already printed their verdict
 // (such as verify finding a difference) and only need a non-zero exit.

@@ -24,6 +24,7 @@ func TestExitCode(t *testing.T) {
 		{"canceled", fmt.Errorf("serve: %w", context.Canceled), exitCanceled},
 		{"failure", errors.New("disk on fire"), exitFailure},
 		{"silent", silentFailure, exitFailure},
+		{"usage wrapping", usagef("--rate: %w", errSentinelForTest), exitUsage},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -31,6 +32,15 @@ func TestExitCode(t *testing.T) {
 				t.Fatalf("exitCode(%v) = %d, want %d", tt.err, got, tt.want)
 			}
 		})
+	}
+}
+
+var errSentinelForTest = errors.New("sentinel")
+
+func TestUsagefWraps(t *testing.T) {
+	err := usagef("src: --volume: %w", errSentinelForTest)
+	if !errors.Is(err, errSentinelForTest) || err.Error() != "src: --volume: sentinel" {
+		t.Fatalf("usagef = %q; errors.Is(sentinel) = %v", err, errors.Is(err, errSentinelForTest))
 	}
 }
 
