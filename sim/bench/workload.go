@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"github.com/aimwan/aimwan/nbd"
 	"io"
 	"os"
 	"path/filepath"
@@ -110,13 +111,13 @@ func create(ctx context.Context, addr string, imgs []*image, written func(i int,
 }
 
 func createOne(ctx context.Context, addr string, im *image, progress func(int64)) error {
-	w, err := dialNBD(ctx, addr, im.volume)
+	c, err := nbd.Dial(ctx, addr, im.volume)
 	if err != nil {
 		return fmt.Errorf("create %s on %s: %w", im.label, im.volume, err)
 	}
-	defer w.close()
+	defer c.Close()
 	h := sha256.New()
-	if err := w.writeImage(ctx, im.r, im.size, h, progress); err != nil {
+	if err := writeImage(ctx, c, im.r, im.size, h, progress); err != nil {
 		return fmt.Errorf("create %s on %s: %w", im.label, im.volume, err)
 	}
 	copy(im.sha[:], h.Sum(nil))

@@ -121,15 +121,15 @@ func TestWriterAgainstModel(t *testing.T) {
 	if !bytes.Equal(got, m.vols["a"][4096:4096+8192]) {
 		t.Error("read back differs from the model")
 	}
-	if err := c.WriteAt(make([]byte, 4096), cfg.VolumeSize); !errors.Is(err, ErrNBD) {
-		t.Errorf("write past the end: %v, want ErrNBD", err)
+	if err := c.WriteAt(make([]byte, 4096), cfg.VolumeSize); !errors.Is(err, nbd.ErrRemote) {
+		t.Errorf("write past the end: %v, want nbd.ErrRemote", err)
 	}
 }
 
 func TestDialNBDErrors(t *testing.T) {
 	addr := serveNBD(t, nbd.ExportMap{"a": &memExport{b: make([]byte, 4096)}})
 	ctx := context.Background()
-	if _, err := dialNBD(ctx, addr, "nope"); err == nil {
+	if _, err := nbd.Dial(ctx, addr, "nope"); err == nil {
 		t.Error("unknown export accepted")
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -144,7 +144,7 @@ func TestDialNBDErrors(t *testing.T) {
 		}
 	}()
 	defer ln.Close()
-	if _, err := dialNBD(ctx, ln.Addr().String(), "a"); err == nil || !strings.Contains(err.Error(), "not a newstyle") {
+	if _, err := nbd.Dial(ctx, ln.Addr().String(), "a"); err == nil || !strings.Contains(err.Error(), "not a newstyle") {
 		t.Errorf("garbage greeting: %v", err)
 	}
 }

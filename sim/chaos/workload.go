@@ -3,6 +3,7 @@ package chaos
 import (
 	"context"
 	"fmt"
+	"github.com/aimwan/aimwan/nbd"
 	"math/rand/v2"
 	"sync"
 )
@@ -120,18 +121,18 @@ func genBatch(rng *rand.Rand, cfg Config, pool *contentPool, minBytes int) []op 
 type writer struct {
 	addr  string
 	mu    sync.Mutex
-	conns map[string]*nbdClient
+	conns map[string]*nbd.Client
 }
 
-func newWriter(addr string) *writer { return &writer{addr: addr, conns: map[string]*nbdClient{}} }
+func newWriter(addr string) *writer { return &writer{addr: addr, conns: map[string]*nbd.Client{}} }
 
-func (w *writer) conn(ctx context.Context, vol string) (*nbdClient, error) {
+func (w *writer) conn(ctx context.Context, vol string) (*nbd.Client, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if c := w.conns[vol]; c != nil {
 		return c, nil
 	}
-	c, err := dialNBD(ctx, w.addr, vol)
+	c, err := nbd.Dial(ctx, w.addr, vol)
 	if err != nil {
 		return nil, err
 	}
@@ -144,7 +145,7 @@ func (w *writer) reset() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for v, c := range w.conns {
-		c.c.Close()
+		c.Abort()
 		delete(w.conns, v)
 	}
 }
@@ -169,7 +170,7 @@ func (w *writer) do(ctx context.Context, o op) error {
 	case opWrite:
 		err = c.WriteAt(o.data, o.off)
 	case opZero:
-		err = c.Zero(o.off, uint32(o.n))
+		err = c.WriteZeroes(o.off, uint32(o.n))
 	default:
 		err = c.Trim(o.off, uint32(o.n))
 	}
