@@ -126,29 +126,6 @@ func TestWriterAgainstModel(t *testing.T) {
 	}
 }
 
-func TestDialNBDErrors(t *testing.T) {
-	addr := serveNBD(t, nbd.ExportMap{"a": &memExport{b: make([]byte, 4096)}})
-	ctx := context.Background()
-	if _, err := nbd.Dial(ctx, addr, "nope"); err == nil {
-		t.Error("unknown export accepted")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { // a server that greets with garbage
-		c, err := ln.Accept()
-		if err == nil {
-			c.Write(bytes.Repeat([]byte{'x'}, 18))
-			c.Close()
-		}
-	}()
-	defer ln.Close()
-	if _, err := nbd.Dial(ctx, ln.Addr().String(), "a"); err == nil || !strings.Contains(err.Error(), "not a newstyle") {
-		t.Errorf("garbage greeting: %v", err)
-	}
-}
-
 // TestGenBatchDeterministicAndBounded: the same seed gives the same batch;
 // every request is 4 KiB aligned, inside the volume, within MaxWrite; a
 // minimum of written bytes is honoured.
