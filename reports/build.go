@@ -57,7 +57,10 @@ func sourceEdge(recs []*Recording) []*Recording {
 		wire := 0.0
 		for _, s := range r.Samples {
 			for k, v := range s.Values {
-				if name, _, err := ParseKey(k); err == nil && name == MetricProxyWire && v > wire {
+				if !strings.HasPrefix(k, MetricProxyWire) || v <= wire {
+					continue // most keys: other metrics, parsed for nothing
+				}
+				if name, _, err := ParseKey(k); err == nil && name == MetricProxyWire {
 					wire = v
 				}
 			}
