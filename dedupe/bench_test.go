@@ -32,6 +32,9 @@ func BenchmarkIngest(b *testing.B) {
 		levels := []Level{LevelDefault}
 		if avg == 8<<10 {
 			levels = []Level{LevelFastest, LevelDefault, LevelBetter, LevelBest}
+			if MaxAvailable() {
+				levels = append(levels, LevelMax)
+			}
 		}
 		for _, lvl := range levels {
 			b.Run(fmt.Sprintf("novel/avg=%dk/level=%v", avg>>10, lvl), func(b *testing.B) {

@@ -87,11 +87,7 @@ func (d *Decoder) Decode(stream []byte) (*Pending, error) {
 	}
 	check := r.u32()
 	ops, litTotal := d.parseOps(&r, int(size))
-	nb := r.uvarint("base count", MaxBases)
-	bases := make([]Fingerprint, 0, nb)
-	for i := uint64(0); i < nb && r.err == nil; i++ {
-		bases = append(bases, r.fingerprint())
-	}
+	bases := parseBases(&r)
 	zlen := r.uvarint("literal stream length", uint64(len(stream)))
 	z := r.bytes(int(zlen))
 	if err := r.end(); err != nil {
@@ -123,23 +119,69 @@ func (d *Decoder) StreamSize(b []byte) (int, error) {
 	size := r.uvarint("payload length", uint64(d.maxPayload))
 	r.u32()
 	d.parseOps(&r, int(size))
-	nb := r.uvarint("base count", MaxBases)
-	r.bytes(int(nb) * len(Fingerprint{}))
+	parseBases(&r)
 	r.bytes(int(r.uvarint("literal stream length", uint64(len(b)))))
 	return r.pos, r.err
 }
 
-// dictionary rebuilds the literal stream's dictionary from the bases in
-// the store. false when one is missing: the literals then become misses.
-func (d *Decoder) dictionary(bases []Fingerprint) ([]byte, bool, error) {
-	var dict []byte
-	for _, fp := range bases {
-		var ok bool
-		if dict, ok = d.store.Get(dict, fp); !ok {
-			return nil, false, nil
+// baseRun is an entry of the base list: count chunks that followed each
+// other when first seen, from fp (check set when count ≥ 2).
+type baseRun struct {
+	count int
+	fp    Fingerprint
+	check [runCheckLen]byte
+}
+
+// parseBases reads the base list: an entry count, then per entry a chunk
+// count, the first fingerprint and, for a count ≥ 2, the run check. The
+// entries hold at most MaxBases chunks in all.
+func parseBases(r *reader) []baseRun {
+	ne := r.uvarint("base entry count", MaxBases)
+	bases := make([]baseRun, 0, ne)
+	left := uint64(MaxBases)
+	for i := uint64(0); i < ne && r.err == nil; i++ {
+		b := baseRun{count: int(r.uvarint("base run length", left))}
+		if r.err == nil && b.count == 0 {
+			r.fail("base entry of 0 chunks")
 		}
-		if len(dict) > MaxDict {
-			return nil, false, errf(ErrCorrupt, "dedupe stream: bases hold over %d bytes", MaxDict)
+		left -= uint64(b.count)
+		b.fp = r.fingerprint()
+		if b.count >= 2 {
+			copy(b.check[:], r.bytes(runCheckLen))
+		}
+		bases = append(bases, b)
+	}
+	return bases
+}
+
+// dictionary rebuilds the literal stream's dictionary from the bases in
+// the store, following successor links through runs. false when a chunk
+// is missing or a run does not match its check: the literals then become
+// misses.
+func (d *Decoder) dictionary(bases []baseRun) ([]byte, bool, error) {
+	var dict []byte
+	for _, b := range bases {
+		fps := make([]Fingerprint, 0, b.count)
+		cur := b.fp
+		for k := 0; k < b.count; k++ {
+			if k > 0 {
+				next, ok := d.store.Successor(cur)
+				if !ok {
+					return nil, false, nil
+				}
+				cur = next
+			}
+			var ok bool
+			if dict, ok = d.store.Get(dict, cur); !ok {
+				return nil, false, nil
+			}
+			if len(dict) > MaxDict {
+				return nil, false, errf(ErrCorrupt, "dedupe stream: bases hold over %d bytes", MaxDict)
+			}
+			fps = append(fps, cur)
+		}
+		if b.count >= 2 && runCheck(fps) != b.check {
+			return nil, false, nil
 		}
 	}
 	return dict, true, nil

@@ -143,15 +143,19 @@ func (e *Encoder) Encode(dst, payload []byte) ([]byte, EncodeStats, error) {
 		dict  []byte
 	)
 	novel := st.LiteralBytes >= len(payload)/4 // mostly new data, not a few rewritten blocks
+	level := e.Level()
 	if e.local != nil {
 		if st.LiteralBytes > 0 {
-			bases, dict = e.pickBases(ops, fps, novel)
+			room := 0
+			if novel {
+				room = historyRoom(level)
+			}
+			bases, dict = e.pickBases(ops, fps, room)
 		}
 		e.learn(payload, pieces, fps)
 		e.hist.add(ops, fps)
 	}
 	st.DictBytes = len(dict)
-	level := e.Level()
 	if level == LevelFastest && len(dict) > 0 && !novel {
 		// zstd's fastest level barely matches into a dictionary (a 1%
 		// clone cost 2.5x more); such payloads have few literals, so the
@@ -172,10 +176,7 @@ func (e *Encoder) Encode(dst, payload []byte) ([]byte, EncodeStats, error) {
 	for _, o := range ops {
 		dst = appendOp(dst, o, payload, fps)
 	}
-	dst = binary.AppendUvarint(dst, uint64(len(bases)))
-	for _, b := range bases {
-		dst = append(dst, b[:]...)
-	}
+	dst = e.appendBases(dst, bases)
 	dst = binary.AppendUvarint(dst, uint64(len(z)))
 	dst = append(dst, z...)
 	st.Wire = len(dst) - start
@@ -305,6 +306,43 @@ func succOf(x *PeerIndex, s uint64) uint64 {
 	return v.succ
 }
 
+// appendBases writes the base list. Bases that followed each other when
+// first seen (as the peer index believes: the rule of run references) go
+// as one entry: the chunk count, the first fingerprint and a run check, so
+// a dictionary of recent literals costs a few entries, not 32 bytes a
+// chunk. A wrong belief fails the receiver's check: its literals become
+// misses, recovered at the cost of bytes.
+func (e *Encoder) appendBases(dst []byte, bases []Fingerprint) []byte {
+	var ends []int // end (exclusive) of each entry
+	x := e.peer
+	x.mu.Lock()
+	for i := 0; i < len(bases); {
+		j := i + 1
+		for j < len(bases) {
+			s := succOf(x, bases[j-1].short())
+			if s == 0 || s != bases[j].short() {
+				break
+			}
+			j++
+		}
+		ends = append(ends, j)
+		i = j
+	}
+	x.mu.Unlock()
+	dst = binary.AppendUvarint(dst, uint64(len(ends)))
+	start := 0
+	for _, end := range ends {
+		dst = binary.AppendUvarint(dst, uint64(end-start))
+		dst = append(dst, bases[start][:]...)
+		if end-start >= 2 {
+			c := runCheck(bases[start:end])
+			dst = append(dst, c[:]...)
+		}
+		start = end
+	}
+	return dst
+}
+
 // runCheck is the check value of a run: the first 16 bytes of SHA-256 over
 // the fingerprints of its chunks in order.
 func runCheck(fps []Fingerprint) [runCheckLen]byte {
@@ -356,6 +394,9 @@ func appendOp(dst []byte, o op, payload []byte, fps []Fingerprint) []byte {
 func compress(lits []byte, l Level) ([]byte, error) {
 	if len(lits) == 0 {
 		return nil, nil
+	}
+	if l == LevelMax {
+		return compressMax(lits, nil)
 	}
 	z, err := zstdEncoder(l)
 	if err != nil {

@@ -71,6 +71,9 @@ func TestDecodeHostile(t *testing.T) {
 		{"literal stream length past end", append(streamHeader(Params{}, 10, 0), 1, opLiteral, 10, 0, 100, 1), ErrCorrupt},
 		{"too many bases", append(streamHeader(Params{}, 10, 0), 1, opLiteral, 10, 0xff, 0x7f), ErrCorrupt},
 		{"bases truncated", append(streamHeader(Params{}, 10, 0), 1, opLiteral, 10, 2, 1, 2, 3), ErrCorrupt},
+		{"base entry of no chunks", append(append(streamHeader(Params{}, 10, 0), 1, opLiteral, 10, 1, 0), fp[:]...), ErrCorrupt},
+		{"base runs above the limit", append(append(append(append(binary.AppendUvarint(append(streamHeader(Params{}, 10, 0), 1, opLiteral, 10, 2), MaxBases), fp[:]...), make([]byte, runCheckLen)...), 1), fp[:]...), ErrCorrupt},
+		{"base run check truncated", append(append(streamHeader(Params{}, 10, 0), 1, opLiteral, 10, 1, 2), fp[:]...), ErrCorrupt},
 		{"trailing bytes", append(streamHeader(Params{}, 10, 0), 1, opZero, 10, 0, 0, 0), ErrCorrupt},
 		{"decompression bomb", lit(1000, bomb), ErrCorrupt},
 		{"literal stream short", lit(1000, func() []byte {

@@ -1,6 +1,7 @@
 package dedupe
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -20,7 +21,12 @@ const (
 	LevelDefault Level = 2 // zstd.SpeedDefault (about zstd -3)
 	LevelBetter  Level = 3 // zstd.SpeedBetterCompression (about zstd -7)
 	LevelBest    Level = 4 // zstd.SpeedBestCompression (about zstd -11)
+	LevelMax     Level = 5 // libzstd level 19 through cgo (zstd_cgo.go); about 7x slower than LevelBest
 )
+
+// MaxAvailable tells whether LevelMax can be used: the binary was built
+// with cgo (libzstd). Without it, LevelMax is refused with an error.
+func MaxAvailable() bool { return haveMax }
 
 // DefaultLevel is the level of the zero Level (see docs/dedupe.md).
 const DefaultLevel = LevelDefault
@@ -33,8 +39,11 @@ func (l Level) normalize() Level {
 }
 
 func (l Level) validate() error {
-	if l < LevelFastest || l > LevelBest {
-		return fmt.Errorf("dedupe: unknown level %d (want %d..%d)", l, LevelFastest, LevelBest)
+	if l < LevelFastest || l > LevelMax {
+		return fmt.Errorf("dedupe: unknown level %d (want %d..%d)", l, LevelFastest, LevelMax)
+	}
+	if l == LevelMax && !haveMax {
+		return errors.New("dedupe: level max needs a cgo build (libzstd); this binary has none")
 	}
 	return nil
 }
@@ -50,18 +59,21 @@ func (l Level) String() string {
 		return "better"
 	case LevelBest:
 		return "best"
+	case LevelMax:
+		return "max"
 	}
 	return fmt.Sprintf("Level(%d)", int(l))
 }
 
-// ParseLevel parses "fastest", "default", "better" or "best".
+// ParseLevel parses "fastest", "default", "better", "best" or "max"
+// ("max" only in a cgo build).
 func ParseLevel(s string) (Level, error) {
-	for l := LevelFastest; l <= LevelBest; l++ {
+	for l := LevelFastest; l <= LevelMax; l++ {
 		if l.String() == s {
-			return l, nil
+			return l, l.validate()
 		}
 	}
-	return 0, fmt.Errorf("dedupe: unknown level %q (want fastest, default, better or best)", s)
+	return 0, fmt.Errorf("dedupe: unknown level %q (want fastest, default, better, best or max)", s)
 }
 
 func (l Level) zstd() zstd.EncoderLevel {
@@ -80,7 +92,7 @@ func (l Level) zstd() zstd.EncoderLevel {
 // deterministic for a given level.
 var (
 	zencMu sync.Mutex
-	zencs  [LevelBest + 1]*zstd.Encoder
+	zencs  [LevelMax + 1]*zstd.Encoder
 
 	zdecOnce sync.Once
 	zdec     *zstd.Decoder
@@ -142,8 +154,8 @@ func unzstd(src []byte, want int, what string) ([]byte, error) {
 // Coders with a raw dictionary (the bases of delta literals) are not
 // shared: each call takes one from a pool and sets its dictionary.
 var (
-	zencDictPools [LevelBest + 1]sync.Pool // *zstd.Encoder
-	zdecDictPool  sync.Pool                // *zstd.Decoder
+	zencDictPools [LevelMax + 1]sync.Pool // *zstd.Encoder
+	zdecDictPool  sync.Pool               // *zstd.Decoder
 )
 
 // dictID is the zstd dictionary id of the bases (any fixed value works:
@@ -152,6 +164,9 @@ const dictID = 0x41494d44
 
 // compressDict compresses lits with dict as initial history.
 func compressDict(lits, dict []byte, l Level) ([]byte, error) {
+	if l == LevelMax {
+		return compressMax(lits, dict)
+	}
 	if len(dict) == 0 {
 		return compress(lits, l)
 	}
@@ -189,7 +204,9 @@ func unzstdDict(src, dict []byte, want int, what string) ([]byte, error) {
 		}
 	}
 	defer zdecDictPool.Put(d)
-	if err := d.ResetWithOptions(nil, zstd.WithDecoderDictRaw(dictID, dict)); err != nil {
+	// libzstd's frames (LevelMax) carry no dictionary id: register the
+	// bases under 0 too.
+	if err := d.ResetWithOptions(nil, zstd.WithDecoderDictRaw(dictID, dict), zstd.WithDecoderDictRaw(0, dict)); err != nil {
 		return nil, fmt.Errorf("zstd dictionary of %d bytes: %w", len(dict), err)
 	}
 	out, err := d.DecodeAll(src, make([]byte, 0, want))

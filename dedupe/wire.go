@@ -39,8 +39,8 @@ const (
 	zstdWindow = 8 << 20
 	// MaxBases is the largest number of bases (delta dictionary chunks) of
 	// one stream, and MaxDict the largest dictionary they may form.
-	MaxBases = 512
-	MaxDict  = 2 << 20
+	MaxBases = 1024
+	MaxDict  = 4 << 20
 	// runCheckLen is the length of a run reference's check value.
 	runCheckLen = 16
 	// edgeCheckLen is the length of a head/tail op's check value.

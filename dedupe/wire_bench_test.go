@@ -228,6 +228,9 @@ func BenchmarkWire(b *testing.B) {
 		local bool
 	}
 	set := []setting{{8 << 10, LevelDefault, true}, {8 << 10, LevelBest, true}, {8 << 10, LevelDefault, false}}
+	if MaxAvailable() {
+		set = append(set, setting{8 << 10, LevelMax, true})
+	}
 	if os.Getenv("AIMWAN_DEDUPE_BENCH_ALL") == "1" {
 		set = append(set, setting{4 << 10, LevelDefault, true}, setting{16 << 10, LevelDefault, true},
 			setting{8 << 10, LevelFastest, true}, setting{8 << 10, LevelBetter, true},
