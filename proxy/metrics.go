@@ -19,9 +19,10 @@ type metrics struct {
 	missWaits prometheus.Counter // misses resolved by waiting for files still arriving (destination edge)
 	files     *prometheus.CounterVec
 	inFlight  prometheus.Gauge
-	queued    prometheus.Gauge // encoded bytes not yet on the WAN (source edge)
-	level     prometheus.Gauge // literal compression level of the last file (source edge)
-	cap       prometheus.Gauge // schedule cap in bytes/s; -1 = unlimited, 0 = paused
+	queued    prometheus.Gauge       // encoded bytes not yet on the WAN (source edge)
+	level     prometheus.Gauge       // literal compression level of the last file (source edge)
+	byLevel   *prometheus.CounterVec // files encoded, by level (source edge)
+	cap       prometheus.Gauge       // schedule cap in bytes/s; -1 = unlimited, 0 = paused
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -43,14 +44,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Files handled, by result (ok or the push code of the failure)."}, []string{"result"}),
 		inFlight: g("aimwan_proxy_files_in_flight", "Files accepted and not yet acknowledged."),
 		queued:   g("aimwan_proxy_wan_queue_bytes", "Encoded bytes waiting to go on the WAN."),
-		level:    g("aimwan_proxy_compression_level", "Literal compression level in use (1 fastest .. 4 best)."),
-		cap:      g("aimwan_proxy_schedule_cap_bytes_per_second", "WAN rate cap of the schedule in force; -1 = unlimited, 0 = paused."),
+		level:    g("aimwan_proxy_compression_level", "Literal compression level in use (1 fastest .. 4 best, 5 max)."),
+		byLevel: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aimwan_proxy_encoded_files_total",
+			Help: "Files encoded by the source edge, by literal compression level (fastest, default, better, best, max)."}, []string{"level"}),
+		cap: g("aimwan_proxy_schedule_cap_bytes_per_second", "WAN rate cap of the schedule in force; -1 = unlimited, 0 = paused."),
 	}
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
 	for _, col := range []prometheus.Collector{m.logical, m.wire, m.hits, m.misses, m.refMisses, m.resent, m.missWaits,
-		m.files, m.inFlight, m.queued, m.level, m.cap} {
+		m.files, m.inFlight, m.queued, m.level, m.byLevel, m.cap} {
 		if err := reg.Register(col); err != nil {
 			return nil, err
 		}

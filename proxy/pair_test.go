@@ -313,3 +313,25 @@ func testCtx(t testing.TB, d time.Duration) context.Context {
 
 var _ = errors.Is
 var _ = testutil.ToFloat64
+
+// labelled returns the value of the counter name whose label key is value.
+func labelled(t testing.TB, reg *prometheus.Registry, name, key, value string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == key && lp.GetValue() == value {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}

@@ -270,17 +270,29 @@ func TestChooseLevel(t *testing.T) {
 	for _, tc := range []struct {
 		queue   float64
 		waiting int
+		maxSecs float64
 		want    dedupe.Level
 	}{
-		{0, 0, dedupe.LevelDefault},
-		{0.3, 0, dedupe.LevelBetter},
-		{0.3, 2, dedupe.LevelFastest},
-		{1, 5, dedupe.LevelBest},
-		{math.Inf(1), 0, dedupe.LevelBest},
+		{0, 0, 1, dedupe.LevelDefault},
+		{0.3, 0, 1, dedupe.LevelBetter},
+		{0.3, 2, 1, dedupe.LevelFastest},
+		{1, 5, 1, dedupe.LevelBest},
+		{1.9, 0, 0.1, dedupe.LevelBest},                 // max needs 2 s of queue at least
+		{2, 0, 0.1, dedupe.LevelMax},                    // ... which covers a fast max encode
+		{5, 0, 4, dedupe.LevelBest},                     // a 4 s max encode needs 8 s of queue
+		{8, 3, 4, dedupe.LevelMax},                      // waiting files do not matter when the link is the bottleneck
+		{math.Inf(1), 0, math.Inf(1), dedupe.LevelBest}, // no cgo: never max
+		{math.Inf(1), 0, 4, dedupe.LevelMax},            // paused link with bytes queued
 	} {
-		if got := chooseLevel(tc.queue, tc.waiting); got != tc.want {
-			t.Errorf("chooseLevel(%v, %d) = %v, want %v", tc.queue, tc.waiting, got, tc.want)
+		if got := chooseLevel(tc.queue, tc.waiting, tc.maxSecs); got != tc.want {
+			t.Errorf("chooseLevel(%v, %d, %v) = %v, want %v", tc.queue, tc.waiting, tc.maxSecs, got, tc.want)
 		}
+	}
+	if r := updateMaxRate(1e6, 2e6); r != 1.25e6 {
+		t.Errorf("updateMaxRate(1e6, 2e6) = %v", r)
+	}
+	if r := updateMaxRate(1e6, math.Inf(1)); r != 1e6 {
+		t.Errorf("updateMaxRate ignores an infinite sample: %v", r)
 	}
 }
 
@@ -389,5 +401,33 @@ func TestCanceledCommitLeavesEncodeQueue(t *testing.T) {
 	}
 	if got := s.mem.Load(); got != files[0].offer.Size {
 		t.Errorf("%d bytes held after the canceled commit, want only the first file's %d", got, files[0].offer.Size)
+	}
+}
+
+// TestAdaptiveLevelMax: behind a thin link the WAN queue grows past the
+// time LevelMax takes, and the source edge switches to it (libzstd -19);
+// the files still arrive byte for byte.
+func TestAdaptiveLevelMax(t *testing.T) {
+	if !dedupe.MaxAvailable() {
+		t.Skip("no cgo: level max unavailable")
+	}
+	ctx := testCtx(t, 90*time.Second)
+	sched, err := transport.ParseSchedule("* 00:00-24:00 2mbit") // 250 kB/s
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newPair(t, pairOpts{schedule: sched})
+	files := makeJournal(t, "vol", randomBlocks(41, 1024)) // 16 files of 256 KiB
+	if err := pushAll(ctx, p.client, files); err != nil {
+		t.Fatal(err)
+	}
+	checkArrived(t, p.dst, files)
+	levels := map[string]float64{}
+	for _, l := range []string{"fastest", "default", "better", "best", "max"} {
+		levels[l] = labelled(t, p.srcReg, "aimwan_proxy_encoded_files_total", "level", l)
+	}
+	t.Logf("files by level: %v", levels)
+	if levels["max"] == 0 {
+		t.Errorf("no file encoded at level max behind a 2 Mbit/s link: %v", levels)
 	}
 }

@@ -115,13 +115,25 @@ func (s *Source) encode(o push.Offer, file []byte) (*encoded, error) {
 
 	level := s.cfg.Level
 	if level == 0 {
-		level = chooseLevel(s.queueSeconds(), int(s.waiting.Load()))
+		maxSecs := math.Inf(1)
+		if dedupe.MaxAvailable() {
+			maxSecs = float64(plen) / s.maxRate
+		}
+		level = chooseLevel(s.queueSeconds(), int(s.waiting.Load()), maxSecs)
 	}
 	s.m.level.Set(float64(level))
-	enc := s.encoders[level]
+	s.m.byLevel.WithLabelValues(level.String()).Inc()
+	enc := s.enc
+	if err := enc.SetLevel(level); err != nil {
+		return nil, err
+	}
+	t0 := time.Now()
 	data, st, err := enc.Encode(data, payload)
 	if err != nil {
 		return nil, err
+	}
+	if level == dedupe.LevelMax && st.LiteralBytes >= maxRateSample {
+		s.maxRate = updateMaxRate(s.maxRate, float64(st.LiteralBytes)/time.Since(t0).Seconds())
 	}
 	hdr.StreamLen = int64(len(data)) - hdr.MetaLen
 	s.m.hits.Add(float64(st.Refs + st.RunChunks))

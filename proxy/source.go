@@ -109,7 +109,7 @@ type Source struct {
 	log      *slog.Logger
 	paramsID string
 	peer     *dedupe.PeerIndex                // what the destination's store holds
-	encoders map[dedupe.Level]*dedupe.Encoder // one per level, sharing peer
+	enc      *dedupe.Encoder   // level set per file (encode holds the slot)
 	pool     *transport.Pool
 	throttle *transport.Throttle
 	m        *metrics
@@ -119,6 +119,7 @@ type Source struct {
 	queued    atomic.Int64  // encoded bytes not yet on the WAN
 	encodeSem chan struct{} // one encode at a time (see NewSource)
 	waiting   atomic.Int32  // files waiting for an encode slot
+	maxRate   float64       // measured LevelMax literal bytes per second (under encodeSem)
 
 	handshakeMu sync.Mutex // one control-stream handshake at a time
 }
@@ -141,18 +142,18 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 		}
 	}
 	peer := dedupe.NewPeerIndex(cfg.PeerChunks)
-	encoders := map[dedupe.Level]*dedupe.Encoder{}
-	for _, l := range []dedupe.Level{dedupe.LevelFastest, dedupe.LevelDefault, dedupe.LevelBetter, dedupe.LevelBest} {
-		if encoders[l], err = dedupe.NewEncoder(dedupe.EncoderConfig{Params: p, Peer: peer, Level: l, Local: cfg.Local}); err != nil {
-			return nil, fmt.Errorf("source proxy: %w", err)
-		}
+	// One encoder for every level, so the history dictionary (recent
+	// literals) spans files encoded at any level.
+	enc, err := dedupe.NewEncoder(dedupe.EncoderConfig{Params: p, Peer: peer, Level: cfg.Level, Local: cfg.Local})
+	if err != nil {
+		return nil, fmt.Errorf("source proxy: %w", err)
 	}
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
 		return nil, fmt.Errorf("source proxy metrics: %w", err)
 	}
-	s := &Source{cfg: cfg, log: cfg.Logger.With("role", "source-edge"), paramsID: p.ID(), peer: peer, encoders: encoders,
-		encodeSem: make(chan struct{}, 1), m: m, reg: cfg.Registerer}
+	s := &Source{cfg: cfg, log: cfg.Logger.With("role", "source-edge"), paramsID: p.ID(), peer: peer, enc: enc,
+		encodeSem: make(chan struct{}, 1), maxRate: initialMaxRate, m: m, reg: cfg.Registerer}
 	// Files are encoded one at a time, in arrival order. Encoding in
 	// parallel was tried: two files with the same new chunks, encoded at
 	// once, may then reach the destination in the other order than the one

@@ -51,7 +51,7 @@ type proxyFile struct {
 	Conns      int      `yaml:"conns"`      // QUIC connections to the peer
 	LinkRate   string   `yaml:"link_rate"`  // WAN bottleneck, sizes the windows
 	RTT        string   `yaml:"rtt"`        // WAN round trip, sizes the windows
-	Level      string   `yaml:"level"`      // auto | fastest | default | better | best
+	Level      string   `yaml:"level"`      // auto | fastest | default | better | best | max
 	MaxMemory  string   `yaml:"max_memory"` // source edge: bytes of files held at once
 	MissWait   string   `yaml:"miss_wait"`  // destination edge: wait for files still arriving before asking back
 }
@@ -90,7 +90,7 @@ func proxyFlags(args []string) (proxyFile, error) {
 		"schedule":    fs.String("schedule", "", "WAN rate schedule: a `FILE`, or inline rules separated by ';' (docs/deployment.md)"),
 		"link-rate":   fs.String("link-rate", "", "WAN bottleneck `RATE` that sizes the QUIC windows (default 100mbit)"),
 		"rtt":         fs.String("rtt", "", "WAN round-trip `DURATION` that sizes the QUIC windows (default 50ms)"),
-		"level":       fs.String("level", "", "literal compression: auto (default), fastest, default, better, best"),
+		"level":       fs.String("level", "", "literal compression: auto (default), fastest, default, better, best, max (libzstd -19; cgo builds)"),
 		"max-memory":  fs.String("max-memory", "", "source edge: `SIZE` of files held at once (default 1GiB)"),
 		"miss-wait":   fs.String("miss-wait", "", "destination edge: at most this `DURATION` a file with unknown references waits for files sent before it that are still arriving, before asking back (default 10m; the wait ends when they are done)"),
 	}
