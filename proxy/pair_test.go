@@ -21,6 +21,7 @@ import (
 	"github.com/aimwan/aimwan/transport/push"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -284,25 +285,30 @@ func checkArrived(t testing.TB, d *fakeDst, files []jfile) {
 
 func counter(t testing.TB, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
+	sum := 0.0
+	for _, m := range family(t, reg, name).GetMetric() {
+		if m.GetCounter() != nil {
+			sum += m.GetCounter().GetValue()
+		} else if m.GetGauge() != nil {
+			sum += m.GetGauge().GetValue()
+		}
+	}
+	return sum
+}
+
+// family returns the gathered metric family name (nil when absent).
+func family(t testing.TB, reg *prometheus.Registry, name string) *dto.MetricFamily {
+	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
+		if mf.GetName() == name {
+			return mf
 		}
-		sum := 0.0
-		for _, m := range mf.GetMetric() {
-			if m.GetCounter() != nil {
-				sum += m.GetCounter().GetValue()
-			} else if m.GetGauge() != nil {
-				sum += m.GetGauge().GetValue()
-			}
-		}
-		return sum
 	}
-	return 0
+	return nil
 }
 
 func testCtx(t testing.TB, d time.Duration) context.Context {
@@ -317,19 +323,10 @@ var _ = testutil.ToFloat64
 // labelled returns the value of the counter name whose label key is value.
 func labelled(t testing.TB, reg *prometheus.Registry, name, key, value string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if lp.GetName() == key && lp.GetValue() == value {
-					return m.GetCounter().GetValue()
-				}
+	for _, m := range family(t, reg, name).GetMetric() {
+		for _, lp := range m.GetLabel() {
+			if lp.GetName() == key && lp.GetValue() == value {
+				return m.GetCounter().GetValue()
 			}
 		}
 	}

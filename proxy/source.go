@@ -108,7 +108,7 @@ type Source struct {
 	cfg      SourceConfig
 	log      *slog.Logger
 	paramsID string
-	peer     *dedupe.PeerIndex                // what the destination's store holds
+	peer     *dedupe.PeerIndex // what the destination's store holds
 	enc      *dedupe.Encoder   // level set per file (encode holds the slot)
 	pool     *transport.Pool
 	throttle *transport.Throttle
