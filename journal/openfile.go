@@ -120,6 +120,9 @@ func appendFrame(b, rec []byte) []byte {
 	return le.AppendUint32(b, Checksum(b[start:]))
 }
 
+// hasData reports whether o holds a write, zero or trim record.
+func (o *openFile) hasData() bool { return o.counts.records > o.counts.markers }
+
 func (o *openFile) sync() error {
 	if err := o.f.Sync(); err != nil {
 		return fmt.Errorf("fsync %s: %w", o.openName(), err)

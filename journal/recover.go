@@ -36,7 +36,7 @@ func scanFolder(dir string) (folder, error) {
 			if seq, err := ParseFileName(base); err == nil {
 				fo.sidecars[seq] = true
 			}
-		} else if strings.HasSuffix(name, ExtOpen+".tmp") {
+		} else if strings.HasSuffix(name, ExtOpen+".tmp") || strings.HasSuffix(name, ExtCompact) {
 			if err := os.Remove(filepath.Join(dir, name)); err != nil {
 				return fo, err
 			}
@@ -88,13 +88,14 @@ func (w *Writer) recover() ([]Record, error) {
 		return nil, err
 	}
 	nextFile, nextSeq := uint64(1), uint64(1)
+	known := false // nextSeq follows a file that exists (sealed or recovered)
 	if n := len(fo.sealed); n > 0 {
 		last := fo.sealed[n-1]
 		ft, err := readFooter(filepath.Join(dir, FileName(last)), w.cfg.Volume)
 		if err != nil {
 			return nil, fmt.Errorf("last sealed file: %w", err)
 		}
-		nextFile, nextSeq = last+1, ft.LastSeq+1
+		nextFile, nextSeq, known = last+1, ft.LastSeq+1, true
 	}
 	for seq := range fo.sidecars {
 		if !slices.Contains(fo.opens, seq) {
@@ -106,6 +107,14 @@ func (w *Writer) recover() ([]Record, error) {
 	var recs []Record
 	var reuse *openFile
 	for i, seq := range fo.opens {
+		if slices.Contains(fo.sealed, seq) {
+			// A coalesced seal stopped after its rename: the sealed
+			// file wins.
+			if err := w.dropSealedOpen(seq); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		if seq < nextFile {
 			return nil, fmt.Errorf("open file %s is older than sealed file %s: move one aside", filepath.Base(openPath(dir, seq)), FileName(nextFile-1))
 		}
@@ -114,7 +123,13 @@ func (w *Writer) recover() ([]Record, error) {
 			return nil, err
 		}
 		if o.records == 0 {
-			nextFile, nextSeq = seq, max(nextSeq, o.hdr.BaseSeq)
+			if !known || seq != nextFile {
+				// Else the base seq must follow the file before it
+				// (it may not: a seal stopped after creating this file
+				// and recovery sealed the previous one otherwise).
+				nextSeq = max(nextSeq, o.hdr.BaseSeq)
+			}
+			nextFile = seq
 			if i == len(fo.opens)-1 {
 				reuse = o
 				break
@@ -134,7 +149,7 @@ func (w *Writer) recover() ([]Record, error) {
 			return nil, err
 		}
 		recs = append(recs, rs...)
-		nextFile, nextSeq = seq+1, o.lastSeq+1
+		nextFile, nextSeq, known = seq+1, rs[len(rs)-1].Seq+1, true
 	}
 	return recs, w.startOpen(reuse, nextFile, nextSeq)
 }
@@ -148,13 +163,20 @@ func (w *Writer) sealRecovered(o *openFile) ([]Record, error) {
 		return nil, err
 	}
 	var sf sealedFile
-	if o.complete > 0 {
+	switch {
+	case o.complete > 0:
 		sf = o.sealedFile(o.complete)
-	} else {
-		sf, err = o.writeTail()
-	}
-	if err == nil {
 		err = o.finish(w.cfg.Dir)
+	case w.cfg.Coalesce:
+		var c compacted
+		if c, err = o.writeCompacted(); err == nil {
+			sf, rs = c.sf, c.recs
+			err = o.finishCompacted()
+		}
+	default:
+		if sf, err = o.writeTail(); err == nil {
+			err = o.finish(w.cfg.Dir)
+		}
 	}
 	if err != nil {
 		o.close()
@@ -165,6 +187,25 @@ func (w *Writer) sealRecovered(o *openFile) ([]Record, error) {
 	w.pending = append(w.pending, sf)
 	w.recovered = append(w.recovered, sf)
 	return rs, nil
+}
+
+// dropSealedOpen removes the open file of seq when the sealed file of the
+// same seq exists: a coalesced seal renames the compacted file before it
+// removes the open one. The sealed file must be valid (it is parsed in
+// full), else nothing is removed.
+func (w *Writer) dropSealedOpen(seq uint64) error {
+	path := filepath.Join(w.cfg.Dir, FileName(seq))
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if _, err := ParseExpect(path, b, w.cfg.Volume); err != nil {
+		return fmt.Errorf("open file %s beside sealed file %s, which is not valid: %w",
+			filepath.Base(openPath(w.cfg.Dir, seq)), FileName(seq), err)
+	}
+	w.cfg.Logger.Warn("journal: removed an open file already sealed (coalesced) before a crash",
+		"volume", w.cfg.Volume, "file", FileName(seq))
+	return removeOpen(w.cfg.Dir, seq)
 }
 
 // startOpen makes w.cur the open file for (fileSeq, baseSeq): reuse when it

@@ -44,6 +44,18 @@ type WriterConfig struct {
 	OnSeal func(name string, size int64)
 	// Logger receives recovery notes. Default slog.Default().
 	Logger *slog.Logger
+	// Coalesce seals every file coalesced (see Coalesce and
+	// docs/journal-format.md): writes that later records in the file
+	// overwrote are dropped, the surviving extents are written in offset
+	// order between the markers, and the records are renumbered from the
+	// file's base seq. Sequence numbers returned by Write and Zero are then
+	// provisional until the file is sealed; Marker seals the open file first
+	// when it holds a write, zero or trim, so a marker's sequence is final.
+	// Recovery coalesces a crashed open file the same way. Default off.
+	Coalesce bool
+	// OnCoalesce is called for every coalesced file, just before OnSeal
+	// and under the same rules, with its figures. Optional.
+	OnCoalesce func(name string, s CoalesceStats)
 }
 
 func (c *WriterConfig) populate() {
@@ -106,6 +118,7 @@ type sealedFile struct {
 	size           int64
 	first, lastSeq uint64
 	path           string
+	coalesce       *CoalesceStats // set for a coalesced file
 }
 
 // OpenWriter opens the journal folder of a volume. A file left open by a
@@ -151,7 +164,22 @@ func (w *Writer) Marker(m Record) (uint64, error) {
 		return 0, fmt.Errorf("%w: marker of kind %s", ErrInvalidRecord, m.Kind)
 	}
 	m.Args = append([]KV(nil), m.Args...)
-	return w.appendRecord(m, nil)
+	if err := m.Validate(w.cfg.VolumeSize); err != nil {
+		return 0, err
+	}
+	w.mu.Lock()
+	var err error
+	if w.cfg.Coalesce && w.err == nil && w.cur.hasData() {
+		// A marker ends a coalescing window: sealing first puts it at
+		// the start of the next file, where compaction never moves it.
+		err = w.sealLocked()
+	}
+	var seq uint64
+	if err == nil {
+		seq, err = w.appendLocked(m, nil)
+	}
+	w.unlock()
+	return seq, err
 }
 
 func (w *Writer) appendRecord(r Record, data []byte) (uint64, error) {
@@ -255,12 +283,17 @@ func (w *Writer) sealIfLocked(cond func(*openFile) bool) error {
 
 // sealLocked seals the current open file and opens the next one.
 func (w *Writer) sealLocked() error {
-	sf, next, err := w.cur.seal(w.cfg.Dir, w.cfg.Now())
+	seal := w.cur.seal
+	if w.cfg.Coalesce {
+		seal = w.cur.sealCoalesced
+	}
+	sf, next, err := seal(w.cfg.Dir, w.cfg.Now())
 	if err != nil {
 		return w.fail(err)
 	}
 	w.cur.sealed = true
 	w.cur = next
+	w.nextSeq = next.hdr.BaseSeq // a coalesced file may hold fewer records than were appended
 	w.pending = append(w.pending, sf)
 	return nil
 }
@@ -311,8 +344,11 @@ func (w *Writer) notify() {
 		if len(p) == 0 {
 			return
 		}
-		if w.cfg.OnSeal != nil {
-			for _, s := range p {
+		for _, s := range p {
+			if s.coalesce != nil && w.cfg.OnCoalesce != nil {
+				w.cfg.OnCoalesce(s.name, *s.coalesce)
+			}
+			if w.cfg.OnSeal != nil {
 				w.cfg.OnSeal(s.name, s.size)
 			}
 		}
