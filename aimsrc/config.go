@@ -28,6 +28,13 @@ const (
 	DefaultDirtyGranularity = 64 << 10
 	// DefaultShipWindow is how many files of one volume may be in flight.
 	DefaultShipWindow = 4
+	// CoalesceMaxFile caps the payload a journal file collects with
+	// coalescing on (see coalesceCeiling): far below the 256 MiB the push
+	// servers (dst, proxies) accept by default.
+	CoalesceMaxFile = 64 << 20
+	// coalesceFileFactor is how many replication file sizes of raw payload
+	// a coalescing journal file may collect.
+	coalesceFileFactor = 16
 )
 
 // ErrConfig is wrapped by every configuration error.
@@ -85,6 +92,13 @@ type Config struct {
 	// FileAge seals a non-empty journal file this old (0: the journal's
 	// default).
 	FileAge time.Duration
+	// Coalesce is the write-coalescing window (0: off). A volume's open
+	// journal file collects writes for up to this long (it becomes the file
+	// age; a FileAge different from it is an error) or until its raw
+	// payload reaches coalesceCeiling(FileSize), and is then sealed
+	// coalesced: writes that later writes in the file overwrote are
+	// dropped. Markers end a window. RPO grows by up to the window.
+	Coalesce time.Duration
 	// ShipWindow is how many files of one volume may be in flight at once
 	// (default DefaultShipWindow).
 	ShipWindow int
@@ -131,6 +145,9 @@ func (c Config) withDefaults() Config {
 	if c.DirtyGranularity == 0 {
 		c.DirtyGranularity = DefaultDirtyGranularity
 	}
+	if c.Coalesce > 0 && c.FileAge == 0 {
+		c.FileAge = c.Coalesce
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -138,6 +155,14 @@ func (c Config) withDefaults() Config {
 		c.Now = time.Now
 	}
 	return c
+}
+
+// coalesceCeiling is the raw payload at which a coalescing volume seals its
+// open file: coalesceFileFactor replication file sizes, at most
+// CoalesceMaxFile, at least the file size. The sealed file is never larger
+// than the raw payload.
+func coalesceCeiling(fileSize int64) int64 {
+	return max(fileSize, min(coalesceFileFactor*fileSize, CoalesceMaxFile))
 }
 
 // hostNodeName turns a host name into a valid node name: its first label,
@@ -194,6 +219,10 @@ func (c Config) validate() error {
 		return fmt.Errorf("%w: negative file size %d", ErrConfig, c.FileSize)
 	case c.FileAge < 0:
 		return fmt.Errorf("%w: negative file age %s", ErrConfig, c.FileAge)
+	case c.Coalesce < 0:
+		return fmt.Errorf("%w: --coalesce %s: want a window > 0, or 0 for off", ErrConfig, c.Coalesce)
+	case c.Coalesce > 0 && c.FileAge != c.Coalesce:
+		return fmt.Errorf("%w: --file-age %s and --coalesce %s: with coalescing the window is the file age; give one of them", ErrConfig, c.FileAge, c.Coalesce)
 	case c.ShipWindow < 1:
 		return fmt.Errorf("%w: ship window %d, want at least 1", ErrConfig, c.ShipWindow)
 	case c.RetryMax <= 0:

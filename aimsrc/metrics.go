@@ -12,6 +12,7 @@ type collector struct {
 
 	srcData, oldest, files, dirty, state, initPct      *prometheus.Desc
 	writes, written, shippedFiles, shippedBytes, limit *prometheus.Desc
+	coalesced, coalIn, coalOut                         *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*collector)(nil)
@@ -34,13 +35,16 @@ func newCollector(n *Node) *collector {
 		shippedFiles: d("files_shipped_total", "Journal files acked by the far end and deleted.", vol...),
 		shippedBytes: d("bytes_shipped_total", "Bytes of journal files acked by the far end.", vol...),
 		limit:        d("buffer_limit_bytes", "Configured source buffer limit (0: none)."),
+		coalesced:    d("coalesced_bytes_total", "Payload bytes dropped by write coalescing (overwritten later in the window).", vol...),
+		coalIn:       d("coalesce_records_in_total", "Records of coalesced journal files before coalescing.", vol...),
+		coalOut:      d("coalesce_records_out_total", "Records of coalesced journal files after coalescing.", vol...),
 	}
 }
 
 // Describe sends every descriptor.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.srcData, c.oldest, c.files, c.dirty, c.state, c.initPct,
-		c.writes, c.written, c.shippedFiles, c.shippedBytes, c.limit} {
+		c.writes, c.written, c.shippedFiles, c.shippedBytes, c.limit, c.coalesced, c.coalIn, c.coalOut} {
 		ch <- d
 	}
 }
@@ -60,6 +64,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.written, ctr, float64(st.BytesWritten), name)
 		ch <- prometheus.MustNewConstMetric(c.shippedFiles, ctr, float64(st.FilesShipped), name)
 		ch <- prometheus.MustNewConstMetric(c.shippedBytes, ctr, float64(st.BytesShipped), name)
+		ch <- prometheus.MustNewConstMetric(c.coalesced, ctr, float64(st.CoalescedBytes), name)
+		ch <- prometheus.MustNewConstMetric(c.coalIn, ctr, float64(st.CoalesceRecordsIn), name)
+		ch <- prometheus.MustNewConstMetric(c.coalOut, ctr, float64(st.CoalesceRecordsOut), name)
 		for _, s := range States {
 			v := 0.0
 			if s == st.State {

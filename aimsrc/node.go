@@ -122,6 +122,9 @@ func (n *Node) openVolume(vc VolumeConfig) (*volume, error) {
 	if v.maxFile == 0 {
 		v.maxFile = journal.DefaultMaxFileSize
 	}
+	if n.cfg.Coalesce > 0 {
+		v.maxFile = coalesceCeiling(v.maxFile)
+	}
 	if err := v.openJournal(n.cfg); err != nil {
 		v.close()
 		return nil, err
@@ -149,7 +152,8 @@ func (v *volume) openJournal(cfg Config) error {
 		v.log.Warn("dirty regions left from an earlier run: resync will journal them", "dirty_bytes", v.dirty.dirtyBytes())
 	}
 	w, recovered, err := journal.OpenWriter(journal.WriterConfig{Dir: v.dir, Volume: v.name, VolumeSize: v.size,
-		MaxFileSize: noJournalRotation, MaxAge: cfg.FileAge, Now: cfg.Now, OnSeal: v.onSeal, Logger: cfg.Logger})
+		MaxFileSize: noJournalRotation, MaxAge: cfg.FileAge, Now: cfg.Now, OnSeal: v.onSeal, Logger: cfg.Logger,
+		Coalesce: cfg.Coalesce > 0, OnCoalesce: v.onCoalesce})
 	if err != nil {
 		return fmt.Errorf("volume %s: %w", v.name, err)
 	}

@@ -22,13 +22,19 @@ type VolumeStatus struct {
 	OldestUnsent        *time.Time `json:"oldest_unsent,omitempty"`
 	OldestUnsentSeconds float64    `json:"oldest_unsent_seconds"`
 	// DirtyBytes is the volume bytes marked in the dirty bitmap.
-	DirtyBytes    int64  `json:"dirty_bytes"`
-	Writes        uint64 `json:"writes"`        // writes, zeroes and trims captured since start
-	BytesWritten  uint64 `json:"bytes_written"` // data bytes captured since start
-	FilesShipped  uint64 `json:"files_shipped"` // files acked since start
-	BytesShipped  uint64 `json:"bytes_shipped"`
-	SizeBytes     int64  `json:"size_bytes"`
-	LastPushError string `json:"last_push_error,omitempty"`
+	DirtyBytes   int64  `json:"dirty_bytes"`
+	Writes       uint64 `json:"writes"`        // writes, zeroes and trims captured since start
+	BytesWritten uint64 `json:"bytes_written"` // data bytes captured since start
+	FilesShipped uint64 `json:"files_shipped"` // files acked since start
+	BytesShipped uint64 `json:"bytes_shipped"`
+	// CoalescedBytes is the payload bytes coalescing dropped (later writes
+	// in the window overwrote them) since start; CoalesceRecordsIn/Out the
+	// records of coalesced files before and after.
+	CoalescedBytes     uint64 `json:"coalesced_bytes,omitempty"`
+	CoalesceRecordsIn  uint64 `json:"coalesce_records_in,omitempty"`
+	CoalesceRecordsOut uint64 `json:"coalesce_records_out,omitempty"`
+	SizeBytes          int64  `json:"size_bytes"`
+	LastPushError      string `json:"last_push_error,omitempty"`
 	// BrokenFiles are sealed files that fail validation: kept on disk, never
 	// shipped (the far end will wait for them); each with its error.
 	BrokenFiles []string   `json:"broken_files,omitempty"`
@@ -74,6 +80,7 @@ func (v *volume) status() VolumeStatus {
 		Name: v.name, State: v.State(), SrcDataBytes: v.srcData(), FilesWaiting: v.sealedFiles.Load(),
 		DirtyBytes: v.dirty.dirtyBytes(), Writes: v.writes.Load(), BytesWritten: v.written.Load(),
 		FilesShipped: v.shippedN.Load(), BytesShipped: v.shippedB.Load(), SizeBytes: v.size,
+		CoalescedBytes: v.coalesced.Load(), CoalesceRecordsIn: v.coalIn.Load(), CoalesceRecordsOut: v.coalOut.Load(),
 		Init: v.initJob.status(),
 	}
 	if t := v.oldestUnsent(); !t.IsZero() {

@@ -82,7 +82,10 @@ type volume struct {
 	written     atomic.Uint64
 	shippedN    atomic.Uint64
 	shippedB    atomic.Uint64
-	state       atomic.Value // string
+	coalesced   atomic.Uint64 // payload bytes dropped by coalescing
+	coalIn      atomic.Uint64 // records of coalesced files before coalescing
+	coalOut     atomic.Uint64 // and after
+	state       atomic.Value  // string
 
 	ship      *shipState
 	initJob   initJob
@@ -247,6 +250,13 @@ func (v *volume) resetOpen() {
 	v.openPayload, v.openRecords = 0, 0
 	v.openBytes.Store(0)
 	v.openSince.Store(0)
+}
+
+// onCoalesce is the journal's callback for a file sealed coalesced.
+func (v *volume) onCoalesce(_ string, s journal.CoalesceStats) {
+	v.coalesced.Add(uint64(s.BytesIn - s.BytesOut))
+	v.coalIn.Add(uint64(s.RecordsIn))
+	v.coalOut.Add(uint64(s.RecordsOut))
 }
 
 // onSeal is the journal's seal callback.
