@@ -33,6 +33,7 @@ type srcFile struct {
 	BufferLimit string `yaml:"buffer_limit"`
 	FileSize    string `yaml:"file_size"`
 	FileAge     string `yaml:"file_age"`
+	Coalesce    string `yaml:"coalesce"`
 	Record      string `yaml:"record"`
 	Volumes     []struct {
 		Name string `yaml:"name"`
@@ -88,6 +89,9 @@ func srcConfig(args []string) (aimsrc.Config, error) {
 	limit := fs.String("buffer-limit", "", "source buffer limit `SIZE`; past it volumes go pull-ahead (default: none)")
 	fileSize := fs.String("file-size", "", "replication file `SIZE`: payload bytes per journal file (default 4MiB)")
 	fileAge := fs.String("file-age", "", "seal a journal file this old, `DURATION` (default 2s)")
+	coalesce := fs.String("coalesce", "", "coalesce writes to the same blocks within `WINDOW` (a duration, e.g. 10s) before\n"+
+		"shipping: a block rewritten N times in the window travels once; RPO grows by up to the window\n"+
+		"(the window is the file age; markers end it). 0 = off (default)")
 	record := fs.String("record", "", "record metrics as JSONL into `DIR` (<DIR>/<node>.jsonl)")
 	if err := parseFlags(fs, args); err != nil {
 		return aimsrc.Config{}, err
@@ -113,6 +117,7 @@ func srcConfig(args []string) (aimsrc.Config, error) {
 	set("buffer-limit", &f.BufferLimit, *limit)
 	set("file-size", &f.FileSize, *fileSize)
 	set("file-age", &f.FileAge, *fileAge)
+	set("coalesce", &f.Coalesce, *coalesce)
 	set("record", &f.Record, *record)
 	cfg := aimsrc.Config{Node: f.Node, Buffer: f.Buffer, NBD: f.NBD, Push: f.Push, Control: f.Control, Metrics: f.Metrics, Record: f.Record}
 	var err error
@@ -125,6 +130,11 @@ func srcConfig(args []string) (aimsrc.Config, error) {
 	if f.FileAge != "" {
 		if cfg.FileAge, err = time.ParseDuration(f.FileAge); err != nil {
 			return cfg, usagef("file-age %q: %v", f.FileAge, err)
+		}
+	}
+	if f.Coalesce != "" {
+		if cfg.Coalesce, err = time.ParseDuration(f.Coalesce); err != nil || cfg.Coalesce < 0 {
+			return cfg, usagef("--coalesce %q: want a duration such as 10s, or 0 for off", f.Coalesce)
 		}
 	}
 	if err := srcVolumes(&cfg, f, vols, groups); err != nil {

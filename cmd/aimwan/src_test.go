@@ -119,3 +119,33 @@ func TestSrcClients(t *testing.T) {
 		t.Errorf("marker on an unknown volume: %v", err)
 	}
 }
+
+// TestSrcCoalesceFlag: --coalesce (YAML coalesce) sets the window, the flag
+// wins over the file, and bad values are usage errors naming the flag.
+func TestSrcCoalesceFlag(t *testing.T) {
+	dir := t.TempDir()
+	yml := filepath.Join(dir, "src.yaml")
+	os.WriteFile(yml, []byte("buffer: /var/buf\ncoalesce: 30s\nvolumes:\n  - {name: vm1, path: /img/vm1.img}\n"), 0o644)
+	cfg, err := srcConfig([]string{"--config", yml})
+	if err != nil || cfg.Coalesce != 30*time.Second {
+		t.Fatalf("YAML coalesce: %v, %v", cfg.Coalesce, err)
+	}
+	cfg, err = srcConfig([]string{"--config", yml, "--coalesce", "0"})
+	if err != nil || cfg.Coalesce != 0 {
+		t.Fatalf("--coalesce 0 over YAML: %v, %v", cfg.Coalesce, err)
+	}
+	if cfg, err = srcConfig([]string{"--buffer", dir}); err != nil || cfg.Coalesce != 0 {
+		t.Fatalf("default: %v, %v", cfg.Coalesce, err)
+	}
+	for _, bad := range []string{"soon", "-5s", "10"} {
+		_, err := srcConfig([]string{"--buffer", dir, "--coalesce", bad})
+		if exitCode(err) != exitUsage || !strings.Contains(err.Error(), "--coalesce") {
+			t.Errorf("--coalesce %q: %v, want a usage error naming --coalesce", bad, err)
+		}
+	}
+	err = runSrc(context.Background(), []string{"--buffer", filepath.Join(dir, "b"), "--volume", "v=" + filepath.Join(dir, "v.img") + ",size=1M",
+		"--coalesce", "10s", "--file-age", "1s", "--metrics", "off", "--nbd", "127.0.0.1:0", "--control", "127.0.0.1:0"})
+	if exitCode(err) != exitUsage || !strings.Contains(err.Error(), "--coalesce") {
+		t.Errorf("--coalesce with another --file-age: %v, want a usage error", err)
+	}
+}
