@@ -35,6 +35,9 @@
 //     with its own CRC32C, to an index sidecar next to it. Sync makes the open
 //     file and the sidecar durable, so records survive a crash without the
 //     cost of sealing; OpenWriter recovers them.
+//   - Coalescing (WriterConfig.Coalesce, Coalesce): sealing a file compacted,
+//     with the writes that later records of the file overwrote dropped and
+//     the records renumbered from the base seq; markers are barriers.
 //
 // The byte layout is described in docs/journal-format.md.
 package journal
