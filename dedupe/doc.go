@@ -37,7 +37,10 @@
 //   - base: a chunk the peer holds whose bytes join the zstd dictionary
 //     of a payload's literal stream: the chunks the literals probably
 //     replace (delta literals) and, for mostly novel payloads, the most
-//     recent literal chunks (history). Needs EncoderConfig.Local.
+//     recent literal chunks (history). Needs EncoderConfig.Local. Bases
+//     that followed each other when first seen travel as one run entry.
+//   - level: the literal compression effort, fastest..best (klauspost
+//     zstd) and max (libzstd -19 through cgo, zstd_cgo.go).
 //   - store: the receiver's chunk cache (fingerprint -> bytes, plus
 //     successor links) on fastcache with a byte limit, persisted on clean
 //     shutdown and periodically. It may evict anything at any time, so it
@@ -58,8 +61,9 @@
 //     priming exchanges fingerprints, never data.
 //   - priming: chunking a local image into the store (Prime) so that data
 //     the DR site already holds is never sent.
-//   - coalescing: merging a window of writes to the same blocks before
-//     encoding (Coalesce), an RPO trade-off.
+//   - coalescing is not here: the source node merges a window of writes to
+//     the same blocks when it seals a journal file (journal.Coalesce,
+//     `aimwan src --coalesce`), before any encoding.
 //
 // # Use
 //
