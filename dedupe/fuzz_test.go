@@ -44,6 +44,14 @@ func fuzzSeeds(t testing.TB) [][]byte {
 	edited := append([]byte(nil), hist[:40000]...)
 	copy(edited[20000:], "a few new bytes inside a known chunk")
 	add(edited) // a literal compressed against its base
+	novel := newImageGen(100).template(64 << 10)
+	add(novel) // new data: the history of earlier literals as base runs
+	if MaxAvailable() {
+		if err := e.SetLevel(LevelMax); err != nil {
+			t.Fatal(err)
+		}
+		add(newImageGen(101).template(64 << 10)) // a libzstd frame over history bases
+	}
 	return seeds
 }
 
