@@ -385,7 +385,7 @@ func TestCanceledCommitLeavesEncodeQueue(t *testing.T) {
 	first := make(chan error, 1)
 	go func() { first <- commit(firstCtx, files[0]) }()
 	defer func() { cancelFirst(); <-first }()
-	waitFor(t, "the first file holding the encoder slot", func() bool { return len(s.encodeSem) == 1 })
+	waitFor(t, "the first file holding the encoder slot", func() bool { s.encq.mu.Lock(); defer s.encq.mu.Unlock(); return s.encq.busy })
 
 	gone, cancel := context.WithCancel(t.Context())
 	cancel() // src went away while the second file waited

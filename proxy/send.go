@@ -50,15 +50,10 @@ func (s *Source) forward(ctx context.Context, o push.Offer, file []byte) error {
 	}
 	// The encoder slot is held until the file's FILE frame is on its stream,
 	// so the destination sees files in the order the peer index assumed.
-	s.waiting.Add(1)
-	select {
-	case s.encodeSem <- struct{}{}:
-		s.waiting.Add(-1)
-	case <-ctx.Done(): // src gave up while earlier files held the slot
-		s.waiting.Add(-1)
-		return fmt.Errorf("file %s: waiting for the encoder: %w", name, context.Cause(ctx))
+	if err := s.encq.acquire(ctx, o.Volume, o.Name); err != nil { // src gave up while earlier files held the slot
+		return fmt.Errorf("file %s: waiting for the encoder: %w", name, err)
 	}
-	release := sync.OnceFunc(func() { <-s.encodeSem })
+	release := sync.OnceFunc(s.encq.release)
 	defer release()
 	enc, err := s.encode(o, file)
 	if err != nil {
@@ -119,7 +114,7 @@ func (s *Source) encode(o push.Offer, file []byte) (*encoded, error) {
 		if dedupe.MaxAvailable() {
 			maxSecs = float64(plen) / s.maxRate
 		}
-		level = chooseLevel(s.queueSeconds(), int(s.waiting.Load()), maxSecs)
+		level = chooseLevel(s.queueSeconds(), s.encq.waiting(), maxSecs)
 	}
 	s.m.level.Set(float64(level))
 	s.m.byLevel.WithLabelValues(level.String()).Inc()

@@ -115,11 +115,10 @@ type Source struct {
 	m        *metrics
 	reg      prometheus.Registerer
 
-	mem       atomic.Int64  // bytes of files held
-	queued    atomic.Int64  // encoded bytes not yet on the WAN
-	encodeSem chan struct{} // one encode at a time (see NewSource)
-	waiting   atomic.Int32  // files waiting for an encode slot
-	maxRate   float64       // measured LevelMax literal bytes per second (under encodeSem)
+	mem     atomic.Int64 // bytes of files held
+	queued  atomic.Int64 // encoded bytes not yet on the WAN
+	encq    encodeQueue  // one encode at a time (see NewSource)
+	maxRate float64      // measured LevelMax literal bytes per second (under the encode slot)
 
 	handshakeMu sync.Mutex // one control-stream handshake at a time
 }
@@ -153,8 +152,9 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 		return nil, fmt.Errorf("source proxy metrics: %w", err)
 	}
 	s := &Source{cfg: cfg, log: cfg.Logger.With("role", "source-edge"), paramsID: p.ID(), peer: peer, enc: enc,
-		encodeSem: make(chan struct{}, 1), maxRate: initialMaxRate, m: m, reg: cfg.Registerer}
-	// Files are encoded one at a time, in arrival order. Encoding in
+		maxRate: initialMaxRate, m: m, reg: cfg.Registerer}
+	// Files are encoded one at a time, in arrival order (but a volume's
+	// lower-numbered files first: encodeQueue). Encoding in
 	// parallel was tried: two files with the same new chunks, encoded at
 	// once, may then reach the destination in the other order than the one
 	// the peer index assumed, and the later file's references miss (the
