@@ -22,6 +22,14 @@ type CoalesceStats struct {
 	BytesIn, BytesOut     int64
 }
 
+// errCoalesceTooMany: the coalesced form of a file would hold more than
+// MaxRecords records (zeros or trims splitting writes can add records).
+// Such a file is sealed as it is.
+var errCoalesceTooMany = errors.New("coalesced file above the record limit")
+
+// coalesceRecordLimit is MaxRecords; tests lower it.
+var coalesceRecordLimit = MaxRecords
+
 // ExtCompact is the suffix of a coalesced file being written; recovery
 // removes leftovers.
 const ExtCompact = ".aimj.tmp"
@@ -47,6 +55,9 @@ func (o *openFile) sealCoalesced(dir string, now time.Time) (sealedFile, *openFi
 		return sealedFile{}, nil, err
 	}
 	c, err := o.writeCompacted()
+	if errors.Is(err, errCoalesceTooMany) {
+		return o.seal(dir, now) // the file as it is: nothing dropped, nothing lost
+	}
 	if err != nil {
 		return sealedFile{}, nil, err
 	}
@@ -72,8 +83,8 @@ func (o *openFile) writeCompacted() (compacted, error) {
 		return compacted{}, fmt.Errorf("coalesce %s: %w", o.openName(), err)
 	}
 	out := Coalesce(in, MaxCoalescedExtent)
-	if len(out) > MaxRecords {
-		return compacted{}, fmt.Errorf("coalesce %s: %d records, more than %d", o.openName(), len(out), MaxRecords)
+	if len(out) > coalesceRecordLimit {
+		return compacted{}, fmt.Errorf("coalesce %s: %d records, more than %d: %w", o.openName(), len(out), coalesceRecordLimit, errCoalesceTooMany)
 	}
 	tmp := compactPath(o.dir, o.hdr.FileSeq)
 	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)

@@ -3,6 +3,7 @@ package journal
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -264,5 +265,64 @@ func TestRecoverCoalescedSealedCorrupt(t *testing.T) {
 	}
 	if _, err := os.Stat(openPath(dir, 2)); err != nil {
 		t.Fatalf("open file removed: %v", err)
+	}
+}
+
+// A file whose coalesced form would exceed the record limit (each zero
+// splits a write in two) is sealed as it is, at sealing and at recovery:
+// nothing is dropped, the writer keeps working.
+func TestCoalesceAboveRecordLimit(t *testing.T) {
+	const n = 50 // 2n records in, 3n out
+	defer func(l int) { coalesceRecordLimit = l }(coalesceRecordLimit)
+	coalesceRecordLimit = 2*n + 10
+	for _, crash := range []bool{false, true} {
+		t.Run(fmt.Sprintf("crash=%v", crash), func(t *testing.T) {
+			dir := shmTempDir(t)
+			cfg := coalesceConfig(dir)
+			w := openTest(t, cfg)
+			vol := make([]byte, coalesceVol)
+			for i := int64(0); i < n; i++ {
+				d := []byte{byte(i), byte(i >> 8), 0xff}
+				if _, err := w.Write(4*i, d); err != nil {
+					t.Fatal(err)
+				}
+				copy(vol[4*i:], d)
+			}
+			for i := int64(0); i < n; i++ {
+				if _, err := w.Zero(4*i+1, 1, false); err != nil {
+					t.Fatal(err)
+				}
+				vol[4*i+1] = 0
+			}
+			if crash {
+				w.cur.close() // the crash: no seal, no Close
+				var recs []Record
+				var err error
+				if w, recs, err = OpenWriter(cfg); err != nil {
+					t.Fatal(err)
+				}
+				if len(recs) != 2*n {
+					t.Fatalf("recovered %d records, want %d", len(recs), 2*n)
+				}
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			recs, datas, _ := readAll(t, dir, "vol1")
+			if len(recs) != 2*n {
+				t.Fatalf("%d records sealed, want the %d appended", len(recs), 2*n)
+			}
+			got := make([]byte, coalesceVol)
+			for i, r := range recs {
+				if r.Kind == KindWrite {
+					copy(got[r.Offset:], datas[i])
+				} else {
+					clear(got[r.Offset : r.Offset+r.Length])
+				}
+			}
+			if !bytes.Equal(got, vol) {
+				t.Fatal("replay differs from the writes")
+			}
+		})
 	}
 }

@@ -172,7 +172,12 @@ func (w *Writer) sealRecovered(o *openFile) ([]Record, error) {
 		if c, err = o.writeCompacted(); err == nil {
 			sf, rs = c.sf, c.recs
 			err = o.finishCompacted()
+			break
 		}
+		if !errors.Is(err, errCoalesceTooMany) {
+			break
+		}
+		fallthrough // sealed as it is
 	default:
 		if sf, err = o.writeTail(); err == nil {
 			err = o.finish(w.cfg.Dir)
