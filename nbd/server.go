@@ -64,6 +64,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ln.Close()
 		return err
 	}
+	if addr := ln.Addr(); !isLoopback(addr) {
+		cfg.Logger.Warn("NBD server on a non-loopback address: NBD has no authentication or encryption, "+
+			"so anyone who reaches it can use its exports", "addr", addr.String())
+	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		<-ctx.Done()
@@ -86,6 +90,23 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 	})
 	return g.Wait()
+}
+
+// isLoopback tells whether a listener's address reaches this host only
+// (a loopback IP or a Unix socket).
+func isLoopback(a net.Addr) bool {
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		return a.IP.IsLoopback()
+	case *net.UnixAddr:
+		return true
+	}
+	host, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return host == "localhost" || (ip != nil && ip.IsLoopback())
 }
 
 // serveNetConn runs one TCP connection and logs how it ended.
