@@ -33,6 +33,7 @@ func runSimChaos(ctx context.Context, args []string) error {
 	link := fs.String("link", "auto", "link simulator between the proxies: auto, on or off")
 	mode := fs.String("mode", "optimize", "proxy mode: optimize or passthrough")
 	direct := fs.Bool("direct", false, "src pushes straight to dst: no proxies, no link (the baseline path)")
+	coalesce := fs.Duration("coalesce", 0, "run src with --coalesce `WINDOW` (write coalescing at journal sealing); 0 = off")
 	noise := fs.Bool("link-noise", false, "keep the link mildly impaired all the time (1% loss, 2% reordering, 2% duplication)")
 	drain := fs.Duration("drain-timeout", 2*time.Minute, "fail a round that cannot drain within this `DURATION`")
 	asJSON := fs.Bool("json", false, "print the report as JSON instead of a table")
@@ -52,7 +53,7 @@ func runSimChaos(ctx context.Context, args []string) error {
 		return usagef("sim chaos: --volume-size: %v", err)
 	}
 	cfg := chaos.Config{Bin: *bin, Dir: *out, Rounds: *rounds, Seed: s, FaultsPerRound: *faults, Duration: *duration,
-		VolumeSize: vs, Faults: splitList(*kinds), Link: *link, Mode: *mode, DrainTimeout: *drain, LinkNoise: *noise, Direct: *direct}
+		VolumeSize: vs, Faults: splitList(*kinds), Link: *link, Mode: *mode, DrainTimeout: *drain, LinkNoise: *noise, Direct: *direct, Coalesce: *coalesce}
 	if cfg.Bin == "" {
 		if cfg.Bin, err = os.Executable(); err != nil {
 			return fmt.Errorf("sim chaos: locate this binary (give --bin): %w", err)

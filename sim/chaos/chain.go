@@ -164,7 +164,12 @@ func (c *chain) srcArgs(limit string) []string {
 	}
 	a := []string{"src", "--node", "chaos-src", "--buffer", filepath.Join(c.dir, "src", "buffer"),
 		"--nbd", c.nbdAddr, "--push", push, "--control", c.srcControl, "--metrics", "off",
-		"--file-size", srcFileSize, "--file-age", srcFileAge, "--group", groupName + "=" + strings.Join(volumeNames, ",")}
+		"--file-size", srcFileSize, "--group", groupName + "=" + strings.Join(volumeNames, ",")}
+	if c.cfg.Coalesce > 0 {
+		a = append(a, "--coalesce", c.cfg.Coalesce.String())
+	} else {
+		a = append(a, "--file-age", srcFileAge)
+	}
 	for _, v := range volumeNames {
 		a = append(a, "--volume", fmt.Sprintf("%s=%s,size=%d", v, c.srcImages[v], c.cfg.VolumeSize))
 	}

@@ -255,6 +255,8 @@ func TestConfigValidate(t *testing.T) {
 		{"bad mode", Config{Bin: "a", Mode: "fast"}, false},
 		{"bad link", Config{Bin: "a", Link: "maybe"}, false},
 		{"short drain", Config{Bin: "a", DrainTimeout: time.Millisecond}, false},
+		{"negative coalesce", Config{Bin: "a", Coalesce: -time.Second}, false},
+		{"coalesce window", Config{Bin: "a", Coalesce: time.Second}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -96,6 +96,10 @@ type Config struct {
 	// unoptimized baseline path). Proxy, cache and link-impairment faults
 	// are left out; link-outage freezes dst.
 	Direct bool
+	// Coalesce, when > 0, runs src with `--coalesce` of this window (write
+	// coalescing at journal sealing) instead of its short file age, so
+	// kills land in coalesced seals and their recovery too.
+	Coalesce time.Duration
 	// LinkNoise keeps the link simulator mildly impaired all the time (1%
 	// loss, 2% reordering, 2% duplication) on top of the faults.
 	LinkNoise bool
@@ -152,6 +156,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("%w: max write %d: want 4 KiB..min(4 MiB, volume size)", ErrConfig, c.MaxWrite)
 	case c.DrainTimeout < time.Second:
 		return fmt.Errorf("%w: drain timeout %v: want at least 1s", ErrConfig, c.DrainTimeout)
+	case c.Coalesce < 0 || c.Coalesce > time.Minute:
+		return fmt.Errorf("%w: coalesce window %v: want 0 (off) .. 1m", ErrConfig, c.Coalesce)
 	case c.Mode != "optimize" && c.Mode != "passthrough":
 		return fmt.Errorf("%w: mode %q: want optimize or passthrough", ErrConfig, c.Mode)
 	case c.Link != "auto" && c.Link != "on" && c.Link != "off":

@@ -15,11 +15,12 @@ import (
 type Report struct {
 	Seed           uint64         `json:"seed"`
 	RoundsPlanned  int            `json:"rounds_planned"`
-	Rounds         int            `json:"rounds"`         // rounds that ran to their check
-	Link           bool           `json:"link"`           // the link simulator was in the chain
-	Direct         bool           `json:"direct"`         // src pushed straight to dst (no proxies)
-	Kinds          []string       `json:"fault_kinds"`    // kinds that could be injected
-	Faults         map[string]int `json:"faults_by_kind"` // injected, by kind
+	Rounds         int            `json:"rounds"`             // rounds that ran to their check
+	Link           bool           `json:"link"`               // the link simulator was in the chain
+	Direct         bool           `json:"direct"`             // src pushed straight to dst (no proxies)
+	Coalesce       string         `json:"coalesce,omitempty"` // src's --coalesce window, when set
+	Kinds          []string       `json:"fault_kinds"`        // kinds that could be injected
+	Faults         map[string]int `json:"faults_by_kind"`     // injected, by kind
 	FaultsTotal    int            `json:"faults"`
 	Rewrites       int            `json:"batches_rewritten"` // batches written again after src died under them
 	Requests       int            `json:"requests"`          // NBD requests acknowledged
@@ -57,7 +58,7 @@ type RoundReport struct {
 }
 
 func newReport(cfg Config, dir string, link bool, kinds []string) *Report {
-	return &Report{Seed: cfg.Seed, RoundsPlanned: cfg.Rounds, Link: link, Direct: cfg.Direct, Kinds: kinds, Faults: map[string]int{}, Dir: dir}
+	return &Report{Seed: cfg.Seed, RoundsPlanned: cfg.Rounds, Link: link, Direct: cfg.Direct, Coalesce: durOrEmpty(cfg.Coalesce), Kinds: kinds, Faults: map[string]int{}, Dir: dir}
 }
 
 func (r *Report) addRound(rr RoundReport) {
@@ -159,4 +160,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 		fmt.Fprintln(w, "ERROR:", strings.TrimSpace(r.Error))
 	}
 	return nil
+}
+
+// durOrEmpty is d as text, "" when 0.
+func durOrEmpty(d time.Duration) string {
+	if d == 0 {
+		return ""
+	}
+	return d.String()
 }
