@@ -2,6 +2,7 @@ package dedupe
 
 import (
 	"bytes"
+	"errors"
 	"testing"
 )
 
@@ -108,5 +109,63 @@ func TestBaseRunMismatchIsMiss(t *testing.T) {
 	}
 	if got, err := p.Payload(); err != nil || !bytes.Equal(got, payloads[2]) {
 		t.Fatalf("payload after recovery: %v", err)
+	}
+}
+
+// A base run whose walk along the receiver's successor links does not
+// match its check is a miss even when the chunks it walks would overflow
+// the dictionary limit: the check comes before the bytes.
+func TestBaseRunCheckedBeforeSize(t *testing.T) {
+	st, err := OpenStore(StoreConfig{MaxBytes: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := NewDecoder(DecoderConfig{Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunks := novelPayloads(45, 600, 8<<10) // 600 x 8 KiB = 4.7 MiB > MaxDict, linked in a chain
+	var prev Fingerprint
+	for i, c := range chunks {
+		fp := Sum(c)
+		st.Put(fp, c)
+		if i > 0 {
+			st.Link(prev, fp)
+		}
+		prev = fp
+	}
+	first := Sum(chunks[0])
+	_, ok, err := d.dictionary([]baseRun{{count: 600, fp: first}}) // zero check: not this chain's
+	if err != nil || ok {
+		t.Fatalf("run with a wrong check: ok=%v err=%v, want a miss", ok, err)
+	}
+	fps := make([]Fingerprint, 600)
+	for i, c := range chunks {
+		fps[i] = Sum(c)
+	}
+	_, ok, err = d.dictionary([]baseRun{{count: 600, fp: first, check: runCheck(fps)}})
+	if !errors.Is(err, ErrCorrupt) || ok {
+		t.Fatalf("checked run over %d bytes: ok=%v err=%v, want ErrCorrupt", 600*8<<10, ok, err)
+	}
+}
+
+// At level max, a dictionary starting with the zstd dictionary magic (a
+// history chunk that begins like a .zdict file) still round-trips: libzstd
+// would parse it as a formatted dictionary, so such a payload is
+// compressed at best.
+func TestLevelMaxDictMagic(t *testing.T) {
+	if !MaxAvailable() {
+		t.Skip("no cgo: level max unavailable")
+	}
+	pr := newLocalPair(t)
+	if err := pr.enc.SetLevel(LevelMax); err != nil {
+		t.Fatal(err)
+	}
+	ps := novelPayloads(46, 2, 256<<10)
+	copy(ps[0], []byte{0x37, 0xA4, 0x30, 0xEC, 1, 0, 0, 0}) // magic, dictionary id 1
+	pr.send(t, ps[0])
+	st, _ := pr.send(t, ps[1]) // decodes and compares
+	if st.DictBytes == 0 {
+		t.Fatal("the second payload used no history dictionary")
 	}
 }

@@ -157,7 +157,9 @@ func parseBases(r *reader) []baseRun {
 // dictionary rebuilds the literal stream's dictionary from the bases in
 // the store, following successor links through runs. false when a chunk
 // is missing or a run does not match its check: the literals then become
-// misses.
+// misses. A run is checked (fingerprints along the successor links) before
+// its bytes are fetched, so only bases the sender really named count
+// against MaxDict: a run over other chunks is a miss, not corruption.
 func (d *Decoder) dictionary(bases []baseRun) ([]byte, bool, error) {
 	var dict []byte
 	for _, b := range bases {
@@ -171,17 +173,19 @@ func (d *Decoder) dictionary(bases []baseRun) ([]byte, bool, error) {
 				}
 				cur = next
 			}
+			fps = append(fps, cur)
+		}
+		if b.count >= 2 && runCheck(fps) != b.check {
+			return nil, false, nil
+		}
+		for _, fp := range fps {
 			var ok bool
-			if dict, ok = d.store.Get(dict, cur); !ok {
+			if dict, ok = d.store.Get(dict, fp); !ok {
 				return nil, false, nil
 			}
 			if len(dict) > MaxDict {
 				return nil, false, errf(ErrCorrupt, "dedupe stream: bases hold over %d bytes", MaxDict)
 			}
-			fps = append(fps, cur)
-		}
-		if b.count >= 2 && runCheck(fps) != b.check {
-			return nil, false, nil
 		}
 	}
 	return dict, true, nil

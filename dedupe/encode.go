@@ -176,7 +176,7 @@ func (e *Encoder) Encode(dst, payload []byte) ([]byte, EncodeStats, error) {
 	for _, o := range ops {
 		dst = appendOp(dst, o, payload, fps)
 	}
-	dst = e.appendBases(dst, bases)
+	dst = e.appendBases(dst, bases, fps)
 	dst = binary.AppendUvarint(dst, uint64(len(z)))
 	dst = append(dst, z...)
 	st.Wire = len(dst) - start
@@ -311,16 +311,26 @@ func succOf(x *PeerIndex, s uint64) uint64 {
 // as one entry: the chunk count, the first fingerprint and a run check, so
 // a dictionary of recent literals costs a few entries, not 32 bytes a
 // chunk. A wrong belief fails the receiver's check: its literals become
-// misses, recovered at the cost of bytes.
-func (e *Encoder) appendBases(dst []byte, bases []Fingerprint) []byte {
+// misses, recovered at the cost of bytes. The links of chunks of this
+// payload (fps) are not used: decide may have just set them, and the
+// receiver rebuilds the dictionary before it stores this payload's links.
+func (e *Encoder) appendBases(dst []byte, bases, fps []Fingerprint) []byte {
 	var ends []int // end (exclusive) of each entry
+	var here map[uint64]bool
+	if len(bases) > 1 {
+		here = make(map[uint64]bool, len(fps))
+		for _, fp := range fps {
+			here[fp.short()] = true
+		}
+	}
 	x := e.peer
 	x.mu.Lock()
 	for i := 0; i < len(bases); {
 		j := i + 1
 		for j < len(bases) {
-			s := succOf(x, bases[j-1].short())
-			if s == 0 || s != bases[j].short() {
+			prev := bases[j-1].short()
+			s := succOf(x, prev)
+			if s == 0 || s != bases[j].short() || here[prev] {
 				break
 			}
 			j++

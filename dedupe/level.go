@@ -158,6 +158,13 @@ var (
 	zdecDictPool  sync.Pool               // *zstd.Decoder
 )
 
+// isZstdDict tells whether b starts with the magic of a formatted zstd
+// dictionary (0xEC30A437, little-endian), which libzstd's automatic mode
+// would parse instead of taking the bytes as raw content.
+func isZstdDict(b []byte) bool {
+	return len(b) >= 4 && b[0] == 0x37 && b[1] == 0xA4 && b[2] == 0x30 && b[3] == 0xEC
+}
+
 // dictID is the zstd dictionary id of the bases (any fixed value works:
 // the dictionary is never stored, both sides rebuild it).
 const dictID = 0x41494d44

@@ -76,7 +76,8 @@ func (e *Encoder) Answer(dst, payload, missList []byte) ([]byte, error) {
 		end = rg.Offset + rg.Length
 	}
 	e.relearn(fps)
-	z, err := compress(lits, e.Level())
+	// The peer waits for the answer: never at max (libzstd -19, ~2 MB/s).
+	z, err := compress(lits, min(e.Level(), LevelBest))
 	if err != nil {
 		return dst, err
 	}

@@ -3,8 +3,8 @@
 package dedupe
 
 import (
+	"bytes"
 	"fmt"
-	"runtime"
 
 	ddzstd "github.com/DataDog/zstd"
 )
@@ -26,29 +26,39 @@ const maxCLevel = 19
 // content, may be empty) as initial history. The frame carries no
 // dictionary id (raw content has none): the decoder registers the bases
 // under id 0 too.
+//
+// With a dictionary it uses the library's streaming Writer, whose C context
+// (and the level-19 tables built from the dictionary, ~90 MB for 4 MiB) is
+// freed by Close. The bulk API was tried first: its C dictionaries are only
+// freed by a Go finalizer, which the Go GC, blind to C memory, may run long
+// after (resident memory grew ~90 MB a file), and which could even run
+// during its own Compress call (a use-after-free crash seen here).
 func compressMax(lits, dict []byte) ([]byte, error) {
 	if len(lits) == 0 {
 		return nil, nil
 	}
-	dst := make([]byte, 0, ddzstd.CompressBound(len(lits)))
 	if len(dict) == 0 {
-		out, err := ddzstd.CompressLevel(dst, lits, maxCLevel)
+		out, err := ddzstd.CompressLevel(make([]byte, 0, ddzstd.CompressBound(len(lits))), lits, maxCLevel)
 		if err != nil {
 			return nil, fmt.Errorf("libzstd level %d: %w", maxCLevel, err)
 		}
 		return out, nil
 	}
-	bp, err := ddzstd.NewBulkProcessor(dict, maxCLevel)
-	if err != nil {
-		return nil, fmt.Errorf("libzstd dictionary of %d bytes: %w", len(dict), err)
+	if isZstdDict(dict) {
+		// libzstd would parse a dictionary starting with the zstd
+		// dictionary magic as a formatted dictionary, the decoder takes
+		// raw content: compress at the strongest klauspost level instead.
+		return compressDict(lits, dict, LevelBest)
 	}
-	out, err := bp.Compress(dst, lits)
-	// The processor frees its C dictionaries in a finalizer, which may run
-	// as soon as bp is unreachable: during Compress's C call (a
-	// use-after-free seen here) unless bp is kept alive past it.
-	runtime.KeepAlive(bp)
+	var out bytes.Buffer
+	out.Grow(len(lits)/2 + 64)
+	w := ddzstd.NewWriterLevelDict(&out, maxCLevel, dict)
+	_, err := w.Write(lits)
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
 	if err != nil {
 		return nil, fmt.Errorf("libzstd level %d with a %d-byte dictionary: %w", maxCLevel, len(dict), err)
 	}
-	return out, nil
+	return out.Bytes(), nil
 }
