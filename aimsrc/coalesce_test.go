@@ -35,6 +35,7 @@ func TestCoalesceThroughNBD(t *testing.T) {
 			c := mustDialNBD(t, n.NBDAddr().String(), "v1")
 			rng := rand.New(rand.NewPCG(3, 4))
 			buf := make([]byte, bs)
+			var firstDone time.Time // when the first write was acked
 			rewrite := func(nblocks, times int) {
 				for r := 0; r < times; r++ {
 					for b := nblocks - 1; b >= 0; b-- {
@@ -43,6 +44,9 @@ func TestCoalesceThroughNBD(t *testing.T) {
 						}
 						if err := c.write(buf, int64(b)*64<<10); err != nil {
 							t.Fatal(err)
+						}
+						if firstDone.IsZero() {
+							firstDone = time.Now()
 						}
 					}
 				}
@@ -62,6 +66,17 @@ func TestCoalesceThroughNBD(t *testing.T) {
 				t.Fatal(err)
 			}
 			st := n.Status().Volumes[0]
+			// Once the shipper has read the sealed file (its push fails:
+			// nothing listens), the oldest unsent write is still the
+			// window's first, not the newest time a coalesced record
+			// carries.
+			deadline := time.Now().Add(10 * time.Second)
+			for window != 0 && n.Status().Volumes[0].LastPushError == "" && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if o := n.Status().Volumes[0].OldestUnsent; o == nil || o.After(firstDone) {
+				t.Fatalf("oldest unsent %v, want at or before the first write (acked %v)", o, firstDone)
+			}
 			rewrite(blocks/2, rounds/2)
 			c.close()
 			stop()

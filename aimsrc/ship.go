@@ -122,6 +122,14 @@ func (s *shipState) setWaiting(seq uint64, first time.Time) {
 	s.waiting[seq] = first
 }
 
+func (s *shipState) setWaitingIfAbsent(seq uint64, first time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.waiting[seq]; !ok {
+		s.waiting[seq] = first
+	}
+}
+
 func (s *shipState) setErr(err error, now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -215,11 +223,18 @@ func (s *shipper) ship(ctx context.Context, seq uint64) {
 		s.fail(seq, err)
 		return
 	}
+	// The file's oldest write, when the seal did not record it (a file
+	// from before a restart): the oldest record time. That is exact for a
+	// plain file; a coalesced record carries the newest time of the writes
+	// it merged, so for such a file it may be later than the window's first
+	// write, which the seal (openSince) knew.
 	first := v.now()
-	if len(f.Records) > 0 {
-		first = f.Records[0].Time
+	for i, r := range f.Records {
+		if i == 0 || r.Time.Before(first) {
+			first = r.Time
+		}
 	}
-	v.ship.setWaiting(seq, first)
+	v.ship.setWaitingIfAbsent(seq, first)
 	o := push.Offer{Volume: v.name, Name: name, Size: int64(len(b)), SHA256: sha256.Sum256(b)}
 	if !s.pushRetry(ctx, o, b) {
 		return

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -50,16 +51,18 @@ type compacted struct {
 // then the compacted file is renamed to N.aimj, the folder fsynced, and the
 // open file and its sidecar removed (the folder fsynced again, so a
 // removed open file cannot come back after its sealed file was shipped).
-func (o *openFile) sealCoalesced(dir string, now time.Time) (sealedFile, *openFile, error) {
+//
+// When the compacted file cannot be written (more records than the limit,
+// or an I/O error such as a full disk: it needs room for a copy), the file
+// is sealed as it is, in place: nothing dropped, nothing lost.
+func (o *openFile) sealCoalesced(dir string, now time.Time, log *slog.Logger) (sealedFile, *openFile, error) {
 	if err := o.sync(); err != nil {
 		return sealedFile{}, nil, err
 	}
 	c, err := o.writeCompacted()
-	if errors.Is(err, errCoalesceTooMany) {
-		return o.seal(dir, now) // the file as it is: nothing dropped, nothing lost
-	}
 	if err != nil {
-		return sealedFile{}, nil, err
+		log.Warn("journal: cannot coalesce a file; sealing it as it is", "file", o.openName(), "err", err)
+		return o.seal(dir, now)
 	}
 	next, err := createOpen(dir, Header{
 		Volume: o.hdr.Volume, VolumeSize: o.hdr.VolumeSize, FileSeq: o.hdr.FileSeq + 1,

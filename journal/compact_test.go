@@ -326,3 +326,30 @@ func TestCoalesceAboveRecordLimit(t *testing.T) {
 		})
 	}
 }
+
+// When the compacted file cannot be written (here its temporary name is
+// taken by a folder; in life, a full disk), the file is sealed as it is and
+// the writer goes on: nothing is dropped, nothing lost.
+func TestCoalesceWriteFailureSealsInPlace(t *testing.T) {
+	dir := shmTempDir(t)
+	w := openTest(t, coalesceConfig(dir))
+	m := newModel()
+	rewrite(t, w, m, 5, 3) // 20 writes over 4 blocks
+	if err := os.Mkdir(compactPath(dir, 1), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Seal(); err != nil {
+		t.Fatalf("seal with the compacted file unwritable: %v", err)
+	}
+	rewrite(t, w, m, 2, 4) // the writer still works, and coalesces again
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	vol, recs, _ := replaySealed(t, dir)
+	if !bytes.Equal(vol, m.vol) {
+		t.Fatal("replay differs from the writes")
+	}
+	if len(recs) != 20+4 {
+		t.Fatalf("%d records sealed, want 20 (file 1 as it is) + 4 (file 2 coalesced)", len(recs))
+	}
+}

@@ -174,9 +174,7 @@ func (w *Writer) sealRecovered(o *openFile) ([]Record, error) {
 			err = o.finishCompacted()
 			break
 		}
-		if !errors.Is(err, errCoalesceTooMany) {
-			break
-		}
+		w.cfg.Logger.Warn("journal: cannot coalesce a recovered file; sealing it as it is", "file", o.openName(), "err", err)
 		fallthrough // sealed as it is
 	default:
 		if sf, err = o.writeTail(); err == nil {

@@ -285,7 +285,9 @@ func (w *Writer) sealIfLocked(cond func(*openFile) bool) error {
 func (w *Writer) sealLocked() error {
 	seal := w.cur.seal
 	if w.cfg.Coalesce {
-		seal = w.cur.sealCoalesced
+		seal = func(dir string, now time.Time) (sealedFile, *openFile, error) {
+			return w.cur.sealCoalesced(dir, now, w.cfg.Logger)
+		}
 	}
 	sf, next, err := seal(w.cfg.Dir, w.cfg.Now())
 	if err != nil {
