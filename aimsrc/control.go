@@ -10,7 +10,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/aimwan/aimwan/reports"
+	"github.com/aimwan/aimwan/internal/netaddr"
 )
 
 // Control API paths (HTTP + JSON, loopback).
@@ -100,7 +100,7 @@ func reply(w http.ResponseWriter, ok int, v any, err error) {
 
 // serveControl serves the control API on ln until ctx ends.
 func (n *Node) serveControl(ctx context.Context, ln net.Listener) error {
-	if !reports.IsLoopback(ln.Addr().String()) {
+	if !netaddr.IsLoopback(ln.Addr().String()) {
 		n.log.Warn("control API is not on a loopback address: anyone who reaches it can place markers", "addr", ln.Addr().String())
 	}
 	srv := &http.Server{Handler: n.controlHandler(), ReadHeaderTimeout: 10 * time.Second}

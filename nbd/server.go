@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/aimwan/aimwan/internal/netaddr"
 )
 
 // Server serves Exports over NBD (fixed newstyle). Zero values of the limit
@@ -64,7 +66,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ln.Close()
 		return err
 	}
-	if addr := ln.Addr(); !isLoopback(addr) {
+	if addr := ln.Addr(); !netaddr.ListenerIsLoopback(addr) {
 		cfg.Logger.Warn("NBD server on a non-loopback address: NBD has no authentication or encryption, "+
 			"so anyone who reaches it can use its exports", "addr", addr.String())
 	}
@@ -90,23 +92,6 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 	})
 	return g.Wait()
-}
-
-// isLoopback tells whether a listener's address reaches this host only
-// (a loopback IP or a Unix socket).
-func isLoopback(a net.Addr) bool {
-	switch a := a.(type) {
-	case *net.TCPAddr:
-		return a.IP.IsLoopback()
-	case *net.UnixAddr:
-		return true
-	}
-	host, _, err := net.SplitHostPort(a.String())
-	if err != nil {
-		return false
-	}
-	ip := net.ParseIP(host)
-	return host == "localhost" || (ip != nil && ip.IsLoopback())
 }
 
 // serveNetConn runs one TCP connection and logs how it ended.

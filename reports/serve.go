@@ -11,6 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/aimwan/aimwan/internal/netaddr"
 )
 
 // shutdownGrace bounds how long ServeMetrics waits for in-flight scrapes.
@@ -33,7 +35,7 @@ func ServeMetrics(ctx context.Context, addr string, g prometheus.Gatherer, log *
 		<-ctx.Done()
 		return nil
 	}
-	if !IsLoopback(addr) {
+	if !netaddr.IsLoopback(addr) {
 		log.Warn("metrics served on a non-loopback address; anyone who can reach it can read them", "addr", addr)
 	}
 	var lc net.ListenConfig
@@ -92,21 +94,6 @@ func ServeHTTP(ctx context.Context, ln net.Listener, h http.Handler, what string
 		return fmt.Errorf("%s %s: %w", what, ln.Addr(), err)
 	}
 	return nil
-}
-
-// IsLoopback reports whether addr (host:port) names only the loopback
-// interface: "localhost", 127.0.0.0/8 or ::1. An empty host (":9100") listens
-// on every interface and is not loopback.
-func IsLoopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		host = addr
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // slogPrinter adapts a slog.Logger to promhttp's Logger interface.

@@ -94,25 +94,3 @@ func TestServeMetricsAddr(t *testing.T) {
 		}
 	})
 }
-
-func TestIsLoopback(t *testing.T) {
-	tests := map[string]bool{
-		"127.0.0.1:9100": true,
-		"127.8.0.1:9100": true,
-		"[::1]:9100":     true,
-		"localhost:9100": true,
-		":9100":          false,
-		"0.0.0.0:9100":   false,
-		"10.0.0.1:9100":  false,
-		"[::]:9100":      false,
-		"example.com:80": false,
-		"garbage":        false,
-	}
-	for addr, want := range tests {
-		t.Run(addr, func(t *testing.T) {
-			if got := IsLoopback(addr); got != want {
-				t.Fatalf("IsLoopback(%q) = %v, want %v", addr, got, want)
-			}
-		})
-	}
-}

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/aimwan/aimwan/aimdst"
+	"github.com/aimwan/aimwan/internal/netaddr"
 	"github.com/aimwan/aimwan/internal/units"
 	"github.com/aimwan/aimwan/reports"
 )
@@ -221,7 +222,7 @@ func serveDst(ctx context.Context, f dstFile) error {
 	}
 	var controlLn net.Listener
 	if c := orDefault(f.Control, dstDefaultControl); c != "off" {
-		if !reports.IsLoopback(c) {
+		if !netaddr.IsLoopback(c) {
 			log.Warn("control endpoint on a non-loopback address", "addr", c)
 		}
 		if controlLn, err = net.Listen("tcp", c); err != nil {

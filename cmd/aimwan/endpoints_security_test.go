@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/aimwan/aimwan/aimsrc"
-	"github.com/aimwan/aimwan/reports"
+	"github.com/aimwan/aimwan/internal/netaddr"
 )
 
 // TestDefaultEndpointsLoopback: every control, metrics, NBD and LAN push
@@ -27,11 +27,11 @@ func TestDefaultEndpointsLoopback(t *testing.T) {
 		"proxy src metrics":  proxyDefaultSourceMetrics,
 		"proxy dest metrics": proxyDefaultDestMetrics,
 	} {
-		if !reports.IsLoopback(addr) {
+		if !netaddr.IsLoopback(addr) {
 			t.Errorf("%s default %q is not loopback", name, addr)
 		}
 	}
-	if reports.IsLoopback(proxyDefaultWANListen) {
+	if netaddr.IsLoopback(proxyDefaultWANListen) {
 		t.Logf("note: the WAN listen default %q is loopback", proxyDefaultWANListen)
 	}
 }

@@ -18,11 +18,11 @@ const module = "github.com/aimwan/aimwan/"
 // the map (cmd, sim, e2e, internal) may import anything.
 var allowed = map[string][]string{
 	"journal":   {"internal/units"},
-	"nbd":       {"internal/units"},
+	"nbd":       {"internal/units", "internal/netaddr"},
 	"dedupe":    {"internal/units"},
-	"reports":   {"internal/units"},
+	"reports":   {"internal/units", "internal/netaddr"},
 	"transport": {"internal/units", "journal", "reports"},
-	"aimsrc":    {"internal/units", "journal", "nbd", "transport/push", "reports"},
+	"aimsrc":    {"internal/units", "internal/netaddr", "journal", "nbd", "transport/push", "reports"},
 	"aimdst":    {"internal/units", "journal", "nbd", "transport/push", "reports"},
 	"proxy":     {"internal/units", "journal", "dedupe", "transport", "reports"},
 }
