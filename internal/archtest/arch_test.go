@@ -17,14 +17,14 @@ const module = "github.com/aimwan/aimwan/"
 // subpackages) it may import besides its own subpackages. Folders absent from
 // the map (cmd, sim, e2e, internal) may import anything.
 var allowed = map[string][]string{
-	"journal":   {"internal/units"},
-	"nbd":       {"internal/units", "internal/netaddr"},
-	"dedupe":    {"internal/units"},
-	"reports":   {"internal/units", "internal/netaddr"},
-	"transport": {"internal/units", "journal", "reports"},
-	"aimsrc":    {"internal/units", "internal/netaddr", "journal", "nbd", "transport/push", "reports"},
-	"aimdst":    {"internal/units", "journal", "nbd", "transport/push", "reports"},
-	"proxy":     {"internal/units", "journal", "dedupe", "transport", "reports"},
+	"journal":   {"internal/units", "internal/durable"},
+	"nbd":       {"internal/units", "internal/durable", "internal/netaddr"},
+	"dedupe":    {"internal/units", "internal/durable"},
+	"reports":   {"internal/units", "internal/durable", "internal/netaddr"},
+	"transport": {"internal/units", "internal/durable", "journal", "reports"},
+	"aimsrc":    {"internal/units", "internal/durable", "internal/netaddr", "journal", "nbd", "transport/push", "reports"},
+	"aimdst":    {"internal/units", "internal/durable", "journal", "nbd", "transport/push", "reports"},
+	"proxy":     {"internal/units", "internal/durable", "journal", "dedupe", "transport", "reports"},
 }
 
 type pkg struct {
