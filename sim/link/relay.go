@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -62,14 +63,9 @@ func (r *Relay) Addr(ctx context.Context) net.Addr {
 
 // Serve listens on UDP and TCP and relays until ctx ends.
 func (r *Relay) Serve(ctx context.Context) error {
-	pc, err := net.ListenPacket("udp", r.cfg.Listen)
+	pc, ln, err := listenBoth(r.cfg.Listen)
 	if err != nil {
-		return fmt.Errorf("link: listen udp %s: %w", r.cfg.Listen, err)
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String()) // same port as UDP
-	if err != nil {
-		pc.Close()
-		return fmt.Errorf("link: listen tcp %s: %w", pc.LocalAddr(), err)
+		return err
 	}
 	r.mu.Lock()
 	r.addr = pc.LocalAddr()
@@ -95,6 +91,27 @@ func (r *Relay) Serve(ctx context.Context) error {
 		return nil
 	}
 	return err
+}
+
+// listenBoth listens on UDP and TCP on the same port. With port 0 the kernel
+// picks a free UDP port, which TCP may hold already: that case is retried on
+// a new port a few times instead of failing.
+func listenBoth(addr string) (net.PacketConn, net.Listener, error) {
+	_, port, _ := net.SplitHostPort(addr)
+	for attempt := 0; ; attempt++ {
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("link: listen udp %s: %w", addr, err)
+		}
+		ln, err := net.Listen("tcp", pc.LocalAddr().String()) // same port as UDP
+		if err == nil {
+			return pc, ln, nil
+		}
+		pc.Close()
+		if port != "0" || !errors.Is(err, syscall.EADDRINUSE) || attempt == 9 {
+			return nil, nil, fmt.Errorf("link: listen tcp %s: %w", pc.LocalAddr(), err)
+		}
+	}
 }
 
 // udpRelay maps each client address to its own socket toward To.
