@@ -1,0 +1,103 @@
+// Package testkit holds the helpers that aimwan's tests share: polling for a
+// condition with a deadline, golden files, and (as they move here) the
+// harnesses that start parts of the chain. Only tests and test-support
+// packages import it.
+package testkit
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata golden files from the current output")
+
+// WaitFor polls cond every 5 ms until it holds, and fails the test when it
+// still does not hold after timeout. what names the condition in the failure.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// CheckGolden compares got with the file testdata/name of the package under
+// test, or rewrites that file when the test runs with -update. A difference
+// fails the test naming the first differing line (text) or byte (binary).
+func CheckGolden(t testing.TB, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -run '%s' -update in the package to create it)", err, t.Name())
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the golden file: %s\n(run with -update if the change is intended)", name, FirstDiff(want, got))
+	}
+}
+
+// FirstDiff describes where want and got first differ: the line for text,
+// the byte offset for binary data.
+func FirstDiff(want, got []byte) string {
+	if isText(want) && isText(got) {
+		wl, gl := strings.Split(string(want), "\n"), strings.Split(string(got), "\n")
+		for i := range max(len(wl), len(gl)) {
+			w, g := lineAt(wl, i), lineAt(gl, i)
+			if i >= len(wl) || i >= len(gl) || w != g {
+				return "line " + itoa(i+1) + ":\n- " + clip(w) + "\n+ " + clip(g)
+			}
+		}
+		return "equal"
+	}
+	n := min(len(want), len(got))
+	for i := range n {
+		if want[i] != got[i] {
+			return "byte " + itoa(i) + ": want 0x" + hex2(want[i]) + ", got 0x" + hex2(got[i])
+		}
+	}
+	if len(want) != len(got) {
+		return "sizes " + itoa(len(want)) + " and " + itoa(len(got)) + " (equal up to byte " + itoa(n) + ")"
+	}
+	return "equal"
+}
+
+func isText(b []byte) bool { return bytes.IndexByte(b, 0) < 0 }
+
+func lineAt(ls []string, i int) string {
+	if i < len(ls) {
+		return ls[i]
+	}
+	return "(end of file)"
+}
+
+func clip(s string) string {
+	if len(s) > 200 {
+		return s[:200] + "…"
+	}
+	return s
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+func hex2(b byte) string {
+	const digits = "0123456789abcdef"
+	return string([]byte{digits[b>>4], digits[b&15]})
+}
