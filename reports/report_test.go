@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aimwan/aimwan/internal/metrics"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
@@ -355,10 +357,10 @@ func TestCounterReset(t *testing.T) {
 	t0 := time.Date(2026, 11, 22, 6, 0, 0, 0, time.UTC)
 	rec := &Recording{Daemon: "proxy"}
 	for i, v := range []float64{0, 100, 200, 50, 150} { // restarted between 2 and 3
-		rec.Samples = append(rec.Samples, Sample{Time: t0.Add(time.Duration(i) * time.Second), Values: map[string]float64{MetricProxyWire: v}})
+		rec.Samples = append(rec.Samples, metrics.Sample{Time: t0.Add(time.Duration(i) * time.Second), Values: map[string]float64{metrics.ProxyWire: v}})
 	}
 	g, _ := newGrid([]*Recording{rec}, nil)
-	inc := increments([]*Recording{rec}, g, metricIs(MetricProxyWire))
+	inc := increments([]*Recording{rec}, g, metricIs(metrics.ProxyWire))
 	want := []float64{math.NaN(), 100, 100, 50, 100}
 	for i := range want {
 		if !(inc[i] == want[i] || math.IsNaN(inc[i]) && math.IsNaN(want[i])) {

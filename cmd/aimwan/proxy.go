@@ -14,9 +14,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/aimwan/aimwan/dedupe"
+	"github.com/aimwan/aimwan/internal/metrics"
 	"github.com/aimwan/aimwan/internal/units"
 	"github.com/aimwan/aimwan/proxy"
-	"github.com/aimwan/aimwan/reports"
 	"github.com/aimwan/aimwan/transport"
 )
 
@@ -208,10 +208,10 @@ func serveProxy(ctx context.Context, f proxyFile) error {
 		return err
 	}
 	if m := orDefault(f.Metrics, metricsAddr); m != "off" {
-		g.Go(func() error { return reports.ServeMetrics(ctx, m, reg, log) })
+		g.Go(func() error { return metrics.ServeMetrics(ctx, m, reg, log) })
 	}
 	if f.Record != "" {
-		rec, err := reports.NewRecorder(reports.RecorderConfig{Dir: f.Record, Daemon: orDefault(f.Node, "proxy"), Gatherer: reg, Logger: log})
+		rec, err := metrics.NewRecorder(metrics.RecorderConfig{Dir: f.Record, Daemon: orDefault(f.Node, "proxy"), Gatherer: reg, Logger: log})
 		if err != nil {
 			return usagef("proxy: --record: %v", err)
 		}

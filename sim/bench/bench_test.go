@@ -82,7 +82,7 @@ func TestPeakRate(t *testing.T) {
 }
 
 func TestMetricsHelpers(t *testing.T) {
-	m := metrics{
+	m := scrapeValues{
 		`aimwan_dst_logical_bytes_total{volume="vm1"}`: 10,
 		`aimwan_dst_logical_bytes_total{volume="vm2"}`: 32,
 		`aimwan_dst_logical_bytes_total_other`:         1000,

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aimwan/aimwan/reports"
+	"github.com/aimwan/aimwan/internal/metrics"
 )
 
 // Daemon names: they name the recordings (<Out>/<name>.jsonl) and logs.
@@ -267,7 +267,7 @@ func (c *chain) recordLink(ctx context.Context) error {
 	if c.cfg.NoLink {
 		return nil
 	}
-	rec, err := reports.NewRecorder(reports.RecorderConfig{Dir: c.cfg.Out, Daemon: nameLink,
+	rec, err := metrics.NewRecorder(metrics.RecorderConfig{Dir: c.cfg.Out, Daemon: nameLink,
 		Gatherer: newScraper(c.a.linkMetrics), Logger: c.cfg.Logger})
 	if err != nil {
 		return fmt.Errorf("bench: link recorder: %w", err)

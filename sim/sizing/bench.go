@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/aimwan/aimwan/internal/metrics"
 	"github.com/aimwan/aimwan/reports"
 )
 
@@ -21,8 +22,8 @@ var ErrBadBench = errors.New("bad bench run for the sizing model")
 const (
 	metricCaptured   = "aimwan_src_bytes_captured_total"
 	metricLinkBytes  = "aimwan_link_bytes_total"
-	metricProxyLogic = reports.MetricProxyLogical
-	metricProxyWire  = reports.MetricProxyWire
+	metricProxyLogic = metrics.ProxyLogical
+	metricProxyWire  = metrics.ProxyWire
 )
 
 // BenchFileSize is the replication file size of a bench run (the journal's
@@ -255,11 +256,11 @@ func ingest(src *reports.Recording, ps []reports.Phase, t0 time.Time, spread boo
 	var prevT time.Time
 	for i, s := range src.Samples {
 		for key, val := range s.Values {
-			name, labels, err := reports.ParseKey(key)
+			name, labels, err := metrics.ParseKey(key)
 			if err != nil || name != metricCaptured {
 				continue
 			}
-			vol, _ := reports.LabelValue(labels, "volume")
+			vol, _ := metrics.LabelValue(labels, "volume")
 			v := byVol[vol]
 			if v == nil {
 				v = &Volume{Name: vol}
@@ -299,7 +300,7 @@ func secDur(s float64) time.Duration { return time.Duration(s * float64(time.Sec
 
 // increase sums the increments of the counters named name (all label sets)
 // between from and to, counting a drop as a reset (the proxies restart).
-func increase(rec *reports.Recording, name string, match func([]reports.Label) bool, from, to time.Time) float64 {
+func increase(rec *reports.Recording, name string, match func([]metrics.Label) bool, from, to time.Time) float64 {
 	if rec == nil {
 		return 0
 	}
@@ -307,7 +308,7 @@ func increase(rec *reports.Recording, name string, match func([]reports.Label) b
 	prev := map[string]float64{}
 	for _, s := range rec.Samples {
 		for key, val := range s.Values {
-			n, labels, err := reports.ParseKey(key)
+			n, labels, err := metrics.ParseKey(key)
 			if err != nil || n != name || (match != nil && !match(labels)) {
 				continue
 			}
@@ -333,7 +334,7 @@ func increase(rec *reports.Recording, name string, match func([]reports.Label) b
 // logical bytes (pass-through: the proxy counts none) gets 1.
 func phaseReductions(ps []reports.Phase, t0 time.Time, proxy, link *reports.Recording, capacity float64) []Phase {
 	out := make([]Phase, len(ps))
-	up := func(ls []reports.Label) bool { d, _ := reports.LabelValue(ls, "direction"); return d == "up" }
+	up := func(ls []metrics.Label) bool { d, _ := metrics.LabelValue(ls, "direction"); return d == "up" }
 	for i, p := range ps {
 		// A phase's counters run until the next phase starts; the last
 		// phase's until the end of the recordings (the bench takes a last
@@ -369,7 +370,7 @@ func measure(src, dst *reports.Recording, ps []reports.Phase, t0 time.Time) Meas
 	for _, s := range src.Samples {
 		tot := 0.0
 		for key, val := range s.Values {
-			if n, _, err := reports.ParseKey(key); err == nil && n == reports.MetricSrcData {
+			if n, _, err := metrics.ParseKey(key); err == nil && n == metrics.SrcData {
 				tot += val
 			}
 		}
@@ -380,7 +381,7 @@ func measure(src, dst *reports.Recording, ps []reports.Phase, t0 time.Time) Meas
 	for _, s := range dst.Samples {
 		worst := 0.0
 		for key, val := range s.Values {
-			if n, _, err := reports.ParseKey(key); err == nil && n == reports.MetricTimeLatency {
+			if n, _, err := metrics.ParseKey(key); err == nil && n == metrics.TimeLatency {
 				worst = math.Max(worst, val)
 			}
 		}
