@@ -24,12 +24,12 @@ func newMetrics() *dstMetrics {
 	}
 	return &dstMetrics{
 		logicalBytes:  cv(metrics.DstLogical, "Bytes of writes destaged to the destination volume."),
-		filesReceived: cv("aimwan_dst_files_received_total", "Journal files stored durably in the destination buffer."),
-		filesDestaged: cv("aimwan_dst_files_destaged_total", "Journal files fully destaged."),
-		duplicates:    cv("aimwan_dst_duplicate_files_total", "Offered files already held or destaged (acked, not applied again)."),
-		refusedFull:   cv("aimwan_dst_buffer_full_refusals_total", "Offered files refused because the destination buffer was full."),
-		snapshots:     cv("aimwan_dst_snapshots_total", "Snapshots taken at snapshot markers."),
-		hookFailures:  cv("aimwan_dst_hook_failures_total", "Custom-marker hooks that failed or timed out."),
+		filesReceived: cv(metrics.DstFilesReceived, "Journal files stored durably in the destination buffer."),
+		filesDestaged: cv(metrics.DstFilesDestaged, "Journal files fully destaged."),
+		duplicates:    cv(metrics.DstDuplicateFiles, "Offered files already held or destaged (acked, not applied again)."),
+		refusedFull:   cv(metrics.DstBufferFullRefusals, "Offered files refused because the destination buffer was full."),
+		snapshots:     cv(metrics.DstSnapshots, "Snapshots taken at snapshot markers."),
+		hookFailures:  cv(metrics.DstHookFailures, "Custom-marker hooks that failed or timed out."),
 	}
 }
 
@@ -50,13 +50,13 @@ var (
 		"Time Latency: now minus the source timestamp of the newest destaged write.", []string{"volume"}, nil)
 	descBuffer = prometheus.NewDesc(metrics.DstBuffer,
 		"Bytes held in the destination buffer (received, not yet destaged, partial files included).", []string{"volume"}, nil)
-	descSeq = prometheus.NewDesc("aimwan_dst_destaged_seq",
+	descSeq = prometheus.NewDesc(metrics.DstDestagedSeq,
 		"Sequence number of the last record destaged durably.", []string{"volume"}, nil)
-	descWaiting = prometheus.NewDesc("aimwan_dst_files_waiting",
+	descWaiting = prometheus.NewDesc(metrics.DstFilesWaiting,
 		"Journal files held in the destination buffer waiting for destage.", []string{"volume"}, nil)
 	descOffline = prometheus.NewDesc(metrics.DstVolumeOffline,
 		"1 while the destination volume is offline (missing, read-only, full).", []string{"volume"}, nil)
-	descLimit = prometheus.NewDesc("aimwan_dst_buffer_limit_bytes",
+	descLimit = prometheus.NewDesc(metrics.DstBufferLimit,
 		"Configured size limit of the destination buffer.", nil, nil)
 )
 

@@ -80,7 +80,7 @@ type Dest struct {
 	store    *dedupe.Store
 	dec      *dedupe.Decoder
 	dst      *dstLink
-	m        *metrics
+	m        *proxyMetrics
 	conns    connSet
 	arriving arrivals
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aimwan/aimwan/dedupe"
+	"github.com/aimwan/aimwan/internal/metrics"
 	"github.com/aimwan/aimwan/transport"
 	"github.com/aimwan/aimwan/transport/push"
 	"github.com/prometheus/client_golang/prometheus"
@@ -112,7 +113,7 @@ type Source struct {
 	enc      *dedupe.Encoder   // level set per file (encode holds the slot)
 	pool     *transport.Pool
 	throttle *transport.Throttle
-	m        *metrics
+	m        *proxyMetrics
 	reg      prometheus.Registerer
 
 	mem     atomic.Int64 // bytes of files held
@@ -167,7 +168,7 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 		if err := cfg.Registerer.Register(transport.NewStatsCollector(cfg.Peer, s.pool.Conns)); err != nil {
 			return nil, fmt.Errorf("source proxy metrics: %w", err)
 		}
-		peerUp := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "aimwan_proxy_peer_up",
+		peerUp := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: metrics.ProxyPeerUp,
 			Help: "1 while at least one WAN connection to the peer proxy is up, else 0."},
 			func() float64 { return float64(min(len(s.pool.Conns()), 1)) })
 		if err := cfg.Registerer.Register(peerUp); err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/aimwan/aimwan/internal/metrics"
 	"github.com/aimwan/aimwan/reports"
 )
 
@@ -260,7 +261,7 @@ func (r *run) cacheCounters(ctx context.Context) (hits, misses float64) {
 	if err != nil {
 		return 0, 0
 	}
-	return m.sum(mProxyHits), m.sum(mProxyMisses)
+	return m.sum(metrics.ProxyCacheHits), m.sum(metrics.ProxyCacheMisses)
 }
 
 // waitUntil waits for t, failing when a daemon dies.

@@ -18,14 +18,6 @@ import (
 // cannot be turned into a model.
 var ErrBadBench = errors.New("bad bench run for the sizing model")
 
-// Metric names FromBench reads (docs/metrics.md).
-const (
-	metricCaptured   = "aimwan_src_bytes_captured_total"
-	metricLinkBytes  = "aimwan_link_bytes_total"
-	metricProxyLogic = metrics.ProxyLogical
-	metricProxyWire  = metrics.ProxyWire
-)
-
 // BenchFileSize is the replication file size of a bench run (the journal's
 // default, which the bench does not change).
 const BenchFileSize = 4 << 20
@@ -257,7 +249,7 @@ func ingest(src *reports.Recording, ps []reports.Phase, t0 time.Time, spread boo
 	for i, s := range src.Samples {
 		for key, val := range s.Values {
 			name, labels, err := metrics.ParseKey(key)
-			if err != nil || name != metricCaptured {
+			if err != nil || name != metrics.SrcBytesCaptured {
 				continue
 			}
 			vol, _ := metrics.LabelValue(labels, "volume")
@@ -286,7 +278,7 @@ func ingest(src *reports.Recording, ps []reports.Phase, t0 time.Time, spread boo
 		prevT = s.Time
 	}
 	if len(names) == 0 {
-		return nil, fmt.Errorf("%w: src.jsonl has no %s", ErrBadBench, metricCaptured)
+		return nil, fmt.Errorf("%w: src.jsonl has no %s", ErrBadBench, metrics.SrcBytesCaptured)
 	}
 	slices.Sort(names)
 	out := make([]Volume, 0, len(names))
@@ -334,7 +326,10 @@ func increase(rec *reports.Recording, name string, match func([]metrics.Label) b
 // logical bytes (pass-through: the proxy counts none) gets 1.
 func phaseReductions(ps []reports.Phase, t0 time.Time, proxy, link *reports.Recording, capacity float64) []Phase {
 	out := make([]Phase, len(ps))
-	up := func(ls []metrics.Label) bool { d, _ := metrics.LabelValue(ls, "direction"); return d == "up" }
+	up := func(ls []metrics.Label) bool {
+		d, _ := metrics.LabelValue(ls, "direction")
+		return d == metrics.DirectionUp
+	}
 	for i, p := range ps {
 		// A phase's counters run until the next phase starts; the last
 		// phase's until the end of the recordings (the bench takes a last
@@ -345,10 +340,10 @@ func phaseReductions(ps []reports.Phase, t0 time.Time, proxy, link *reports.Reco
 			end = ps[i+1].Start
 		}
 		out[i] = Phase{Name: p.Name, Start: p.Start.Sub(t0).Seconds(), Reduction: 1}
-		logical := increase(proxy, metricProxyLogic, nil, p.Start, end)
-		wire := increase(link, metricLinkBytes, up, p.Start, end)
+		logical := increase(proxy, metrics.ProxyLogical, nil, p.Start, end)
+		wire := increase(link, metrics.LinkBytes, up, p.Start, end)
 		if wire == 0 {
-			wire = increase(proxy, metricProxyWire, nil, p.Start, end)
+			wire = increase(proxy, metrics.ProxyWire, nil, p.Start, end)
 		}
 		if logical > 0 && wire > 0 {
 			out[i].Reduction = math.Max(1, logical/wire)
@@ -357,7 +352,7 @@ func phaseReductions(ps []reports.Phase, t0 time.Time, proxy, link *reports.Reco
 		if stop.IsZero() && i+1 < len(ps) {
 			stop = ps[i+1].Start
 		}
-		if onLink := increase(link, metricLinkBytes, up, p.Start, end); onLink > 0 && capacity > 0 && stop.After(p.Start) {
+		if onLink := increase(link, metrics.LinkBytes, up, p.Start, end); onLink > 0 && capacity > 0 && stop.After(p.Start) {
 			out[i].LineUse = onLink / (capacity * stop.Sub(p.Start).Seconds())
 		}
 	}
