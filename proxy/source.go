@@ -45,8 +45,8 @@ type SourceConfig struct {
 	Level dedupe.Level
 	// Local is this edge's own chunk store: with it, new chunks are
 	// compressed against the chunks they probably replace (dedupe's delta
-	// literals), which cuts clone traffic several times. nil means none. The
-	// Source runs its Serve (periodic saves) while it serves.
+	// literals), which cuts clone traffic several times. nil means none. Its
+	// owner (a Node) opens it and runs its saves.
 	Local *dedupe.Store
 	// MaxMemory bounds the bytes of files held at once; more offers are
 	// refused with ErrBufferFull. 0 means 1 GiB.
@@ -188,9 +188,6 @@ func (s *Source) Serve(ctx context.Context, ln net.Listener) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.pool.Serve(ctx) })
 	g.Go(func() error { return s.throttle.Serve(ctx) })
-	if s.cfg.Local != nil {
-		g.Go(func() error { return s.cfg.Local.Serve(ctx) })
-	}
 	srv := &push.Server{Node: s.cfg.Node, Handler: s, Logger: s.log, MaxFileSize: s.cfg.MaxFileSize}
 	g.Go(func() error { return srv.Serve(ctx, ln) })
 	return g.Wait()
