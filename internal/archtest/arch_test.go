@@ -26,6 +26,9 @@ var allowed = map[string][]string{
 	"aimsrc":    {"internal/units", "internal/durable", "internal/netaddr", "internal/metrics", "journal", "nbd", "transport/push"},
 	"aimdst":    {"internal/units", "internal/durable", "internal/metrics", "journal", "nbd", "transport/push"},
 	"proxy":     {"internal/units", "internal/durable", "internal/metrics", "journal", "dedupe", "transport"},
+	// The push conformance suite is test support: it may use the shared
+	// test helpers, which no production package of these layers may.
+	"transport/push/pushtest": {"internal/units", "internal/durable", "journal", "transport/push", "internal/testkit"},
 	// Every daemon imports internal/metrics, so it imports none of them.
 	"internal/metrics": {"internal/netaddr"},
 }
