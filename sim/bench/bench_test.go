@@ -13,39 +13,6 @@ import (
 	"github.com/aimwan/aimwan/nbd"
 )
 
-func TestParseStatCPU(t *testing.T) {
-	tests := []struct {
-		name string
-		in   string
-		want time.Duration
-		err  bool
-	}{
-		{"plain", "1234 (aimwan) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 8 0 100 0 0", 3 * time.Second, false},
-		{"name with spaces and parens", "7 (a) b) c) R 1 7 7 0 -1 0 0 0 0 0 1 2 0 0", 30 * time.Millisecond, false},
-		{"no name", "7 a R 1", 0, true},
-		{"short", "7 (a) R 1 2 3", 0, true},
-		{"not a number", "7 (a) R 1 7 7 0 -1 0 0 0 0 0 x 2 0 0", 0, true},
-		{"overflow", "7 (a) R 1 7 7 0 -1 0 0 0 0 0 18446744073709551615 18446744073709551615 0 0", 0, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseStatCPU([]byte(tt.in))
-			if (err != nil) != tt.err {
-				t.Fatalf("err = %v, want error %v", err, tt.err)
-			}
-			if got != tt.want {
-				t.Errorf("got %v, want %v", got, tt.want)
-			}
-		})
-	}
-}
-
-func TestSelfCPU(t *testing.T) {
-	if _, err := selfCPU(); err != nil {
-		t.Skipf("no /proc on this system: %v", err)
-	}
-}
-
 func TestPeakRate(t *testing.T) {
 	t0 := time.Date(2026, 11, 22, 6, 0, 0, 0, time.UTC)
 	var pts []point
@@ -198,20 +165,6 @@ func TestCreateThroughNBD(t *testing.T) {
 	}
 }
 
-func TestFreePorts(t *testing.T) {
-	p, err := freePorts(5)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := map[string]bool{}
-	for _, a := range p {
-		if seen[a] {
-			t.Errorf("port %s given twice", a)
-		}
-		seen[a] = true
-	}
-}
-
 func TestResultTable(t *testing.T) {
 	r := &Result{LineKBps: 250, PassthroughKBps: 170, EffectiveKBps: 3600, Speedup: 14.4, PeakSpeedup: 19,
 		LogicalBytes: 700e6, WireBytes: 40e6, ElapsedS: 200, Verified: true, Drained: true, ReductionX: 17.5,
@@ -225,18 +178,4 @@ func TestResultTable(t *testing.T) {
 			t.Errorf("table lacks %q:\n%s", want, b.String())
 		}
 	}
-}
-
-// FuzzParseStatCPU: any /proc/PID/stat content gives a CPU time or an
-// error, never a panic or a negative time.
-func FuzzParseStatCPU(f *testing.F) {
-	f.Add([]byte("1234 (aimwan) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 8 0 100 0 0"))
-	f.Add([]byte("7 (a) b) c) R 1 7 7 0 -1 0 0 0 0 0 1 2 0 0"))
-	f.Add([]byte(")"))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		d, err := parseStatCPU(b)
-		if err == nil && d < 0 {
-			t.Fatalf("negative CPU time %v from %q", d, b)
-		}
-	})
 }

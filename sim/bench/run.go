@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/aimwan/aimwan/internal/metrics"
+	"github.com/aimwan/aimwan/internal/testkit/procs"
 	"github.com/aimwan/aimwan/reports"
 )
 
@@ -267,8 +268,8 @@ func (r *run) cacheCounters(ctx context.Context) (hits, misses float64) {
 // waitUntil waits for t, failing when a daemon dies.
 func (r *run) waitUntil(ctx context.Context, t time.Time) error {
 	for time.Now().Before(t) {
-		if d := r.c.exitedDaemon(); d != nil {
-			return fmt.Errorf("bench: %s exited (log %s): %w", d.name, d.log, ErrExited)
+		if d := r.c.crashedDaemon(); d != nil {
+			return fmt.Errorf("bench: %s exited (log %s): %w", d.Name, d.Log, procs.ErrExited)
 		}
 		select {
 		case <-ctx.Done():
@@ -287,8 +288,8 @@ func (r *run) waitDrained(ctx context.Context, deadline time.Time) error {
 		total += float64(im.size)
 	}
 	for {
-		if d := r.c.exitedDaemon(); d != nil {
-			return fmt.Errorf("bench: %s exited (log %s): %w", d.name, d.log, ErrExited)
+		if d := r.c.crashedDaemon(); d != nil {
+			return fmt.Errorf("bench: %s exited (log %s): %w", d.Name, d.Log, procs.ErrExited)
 		}
 		p := r.s.take(ctx)
 		if p.ok && p.dstLogical >= total && p.srcData == 0 && p.srcWaiting == 0 && p.dstWaiting == 0 {

@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"math/rand/v2"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -275,48 +273,5 @@ func TestReport(t *testing.T) {
 	}
 	if back["bytes_lost"].(float64) != 3 || back["faults"].(float64) != 3 {
 		t.Errorf("JSON: %s", js)
-	}
-}
-
-// TestProcLifecycle: a daemon (here sleep) is started, frozen, thawed,
-// killed (not a crash) and restarted; one that exits on its own is a crash.
-func TestProcLifecycle(t *testing.T) {
-	sleep, err := exec.LookPath("sleep")
-	if err != nil {
-		t.Skip("no sleep binary")
-	}
-	dir := t.TempDir()
-	ctx := context.Background()
-	p := &proc{name: "sleeper", bin: sleep, log: filepath.Join(dir, "s.log"), args: []string{"60"}}
-	if err := p.start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if p.exited() || p.crashed() {
-		t.Fatal("just started, already gone")
-	}
-	p.freeze()
-	p.thaw()
-	p.kill()
-	if !p.exited() || p.crashed() {
-		t.Fatalf("after kill: exited %v crashed %v", p.exited(), p.crashed())
-	}
-	p.setArgs([]string{"0"})
-	if err := p.start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for !p.exited() && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if !p.crashed() {
-		t.Error("a daemon that exited by itself is not reported as crashed")
-	}
-	log, _ := os.ReadFile(p.log)
-	if strings.Count(string(log), "=== ") != 2 {
-		t.Errorf("log does not record two runs:\n%s", log)
-	}
-	q := &proc{name: "quitter", bin: sleep, log: filepath.Join(dir, "q.log"), args: []string{"0"}, ready: []string{"127.0.0.1:1"}}
-	if err := q.start(ctx); err == nil || !strings.Contains(err.Error(), "exited before listening") {
-		t.Errorf("start of a daemon that never listens: %v", err)
 	}
 }
