@@ -98,3 +98,36 @@ func within(rel string, roots []string) bool {
 	}
 	return false
 }
+
+// testOnly are packages (or module prefixes) that exist for tests and must
+// not be linked into the shipped binary: the testing package, the shared
+// test helpers (internal/testkit/procs is the exception: `aimwan bench` and
+// `aimwan sim chaos` run the chain with it) and modules only tests use.
+var testOnly = []string{
+	"testing",
+	module + "internal/testkit",
+	module + "internal/testkit/nbdtest",
+	"github.com/Shopify/toxiproxy",
+	"github.com/prometheus/client_golang/prometheus/testutil",
+}
+
+// TestBinaryLinksNoTestCode: `go list -deps` of cmd/aimwan names none of
+// testOnly, so test code and test-only modules stay out of the binary
+// (go.mod keeps the modules required because tests import them).
+func TestBinaryLinksNoTestCode(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", module+"cmd/aimwan").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	deps := strings.Fields(string(out))
+	if len(deps) < 50 {
+		t.Fatalf("go list -deps listed %d packages; want the binary's whole closure", len(deps))
+	}
+	for _, d := range deps {
+		for _, bad := range testOnly {
+			if d == bad || (strings.HasPrefix(d, bad+"/") && bad != module+"internal/testkit") {
+				t.Errorf("the aimwan binary links %s (test-only)", d)
+			}
+		}
+	}
+}
