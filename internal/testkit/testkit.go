@@ -5,11 +5,15 @@
 //   - CheckGolden, FirstDiff: golden files under testdata (-update rewrites
 //     them) and where two outputs or images first differ;
 //   - ReadFile: a file's content or a failed test;
-//   - Cutter: a TCP relay that breaks the connection after a byte count.
+//   - Cutter: a TCP relay that breaks the connection after a byte count;
+//   - StartProc, Proc.Restart, WaitPort, FreeAddr: daemons of the aimwan
+//     binary owned by a test (stopped at its end, log tail on failure, data
+//     races reported), on top of procs.
 //
-// Subpackages: nbdtest (an in-memory NBD export and a loopback server for
-// it). Only tests and test-support packages import testkit: it imports
-// testing.
+// Subpackages: procs (the process harness itself, which the bench and the
+// chaos harness use too, so it does not import testing) and nbdtest (an
+// in-memory NBD export and a loopback server for it). Only tests and
+// test-support packages import testkit: it imports testing.
 package testkit
 
 import (
