@@ -117,6 +117,11 @@ const (
 	// LinkQueue (gauge, bytes, {direction}, sim link): bytes at the bottleneck.
 	LinkQueue = "aimwan_link_queue_bytes"
 
+	// BuildInfo (gauge, always 1, {version, revision, goversion}, every
+	// daemon, served with RuntimeGatherer): which build of aimwan runs
+	// (package internal/version).
+	BuildInfo = "aimwan_build_info"
+
 	// RecorderSamples / RecorderErrors (counters, samples, any daemon with a
 	// Recorder given a Registerer).
 	RecorderSamples = "aimwan_recorder_samples_total"
@@ -166,6 +171,7 @@ var KnownMetrics = []MetricSpec{
 	{ProxyPeerUp, Gauge, nil, "boolean", "proxy", "1 while the WAN session to the peer proxy is up."},
 	{LinkBytes, Counter, []string{"direction"}, "bytes", "link", "Payload bytes carried by the simulated link, by direction (up: toward --to)."},
 	{LinkDrops, Counter, []string{"reason"}, "packets", "link", "Packets dropped by the simulated link, by reason (queue, loss, outage, cross)."},
+	{BuildInfo, Gauge, []string{"version", "revision", "goversion"}, "boolean", "any", "Build of aimwan running: version, VCS revision and Go version as labels; always 1."},
 	{RecorderSamples, Counter, nil, "samples", "any", "Samples appended to the JSONL recording."},
 	{RecorderErrors, Counter, nil, "samples", "any", "Samples that could not be gathered completely or written."},
 }
