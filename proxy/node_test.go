@@ -148,8 +148,22 @@ func TestNodePair(t *testing.T) {
 	c.Close()
 	checkArrived(t, dst, files)
 
-	if body := scrape(t, dest.MetricsAddr().String()); !strings.Contains(body, metrics.ProxyLogical+" ") {
-		t.Errorf("destination edge's /metrics lacks %s:\n%.500s", metrics.ProxyLogical, body)
+	// Every metric of an edge carries its role, so the two edges' logical
+	// bytes are never added up (and the runtime collectors are served too).
+	body := scrape(t, dest.MetricsAddr().String())
+	for _, want := range []string{metrics.ProxyLogical + `{role="destination"} `, metrics.ProxyWire + `{role="destination"} `,
+		`aimwan_proxy_peer_rtt_seconds{conn="0",peer="source-edge",role="destination"}`, "process_cpu_seconds_total ", metrics.BuildInfo + "{"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("destination edge's /metrics lacks %s:\n%.500s", want, body)
+		}
+	}
+	for _, line := range strings.Split(body, "\n") {
+		if strings.HasPrefix(line, "aimwan_proxy_") && !strings.Contains(line, `role="destination"`) {
+			t.Errorf("destination edge's metric without its role: %s", line)
+		}
+	}
+	if got := labelled(t, src.reg, metrics.ProxyLogical, metrics.LabelRole, metrics.RoleSource); got == 0 {
+		t.Errorf("source edge's %s{role=source} = 0 after a push", metrics.ProxyLogical)
 	}
 	if c := counter(t, src.reg, metrics.ProxyScheduleCap); c != 100e6/8 {
 		t.Errorf("schedule cap %v, want %v", c, 100e6/8)

@@ -121,6 +121,17 @@ func TestGrafanaDashboard(t *testing.T) {
 			exprs += tg.Expr + "\n"
 		}
 	}
+	// Proxy figures are the source edge's: both edges count the same logical
+	// bytes, so an expression over both reads twice the data reduction.
+	for _, p := range d.Panels {
+		for _, tg := range p.Targets {
+			for _, m := range []string{metrics.ProxyLogical, metrics.ProxyWire, metrics.ProxyCacheHits, metrics.ProxyCacheMisses} {
+				if n := strings.Count(tg.Expr, m); n > 0 && strings.Count(tg.Expr, m+`{role="source"}`) != n {
+					t.Errorf("panel %q: %s without role=\"source\" in %s", p.Title, m, tg.Expr)
+				}
+			}
+		}
+	}
 	// The charts of the report are all on the dashboard.
 	for _, m := range []string{metrics.ProxyWire, metrics.DstLogical, metrics.SrcData, metrics.TimeLatency,
 		metrics.ProxyLogical, metrics.ProxyCacheHits, metrics.ProxyScheduleCap} {
@@ -178,7 +189,8 @@ func TestAlertRules(t *testing.T) {
 			checkExprMetrics(t, where, r.Expr, documented)
 		}
 	}
-	for _, want := range []string{"AimwanRPOAboveThreshold", "AimwanSourceBufferFilling", "AimwanDestinationVolumeOffline", "AimwanPeerDown"} {
+	for _, want := range []string{"AimwanRPOAboveThreshold", "AimwanSourceBufferFilling", "AimwanDestinationVolumeOffline", "AimwanPeerDown",
+		"AimwanReplicationStalled", "AimwanSourceBufferFull", "AimwanDestinationBufferFull", "AimwanVolumePullAhead", "AimwanDaemonDown"} {
 		if !alerts[want] {
 			t.Errorf("alert %s missing", want)
 		}
@@ -296,4 +308,44 @@ func verifyUnit(t *testing.T, path string, b []byte) {
 	if err != nil || len(bytes.TrimSpace(out)) > 0 {
 		t.Errorf("systemd-analyze verify %s: %v\n%s", filepath.Base(path), err, out)
 	}
+}
+
+// TestAlertRulesPromtool: promtool (Debian's prometheus package) accepts the
+// rules and the scrape configuration, and the rules' unit tests pass
+// (aimwan-alerts_test.yml: RPO over the threshold, a stalled link, full
+// buffers, pull-ahead, a daemon down, and a quiet caught-up volume that raises
+// nothing). In CI (CI set) a missing promtool fails the test.
+func TestAlertRulesPromtool(t *testing.T) {
+	bin := needTool(t, "promtool", "prometheus")
+	dir := filepath.Join(deployDir, "prometheus")
+	for _, args := range [][]string{
+		{"check", "rules", "aimwan-alerts.yml"},
+		{"check", "config", "scrape.yml"},
+		{"test", "rules", "aimwan-alerts_test.yml"},
+	} {
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+		cmd := exec.CommandContext(ctx, bin, args...)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		cancel()
+		if err != nil {
+			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+}
+
+// needTool returns the path of an external tool the test needs. Outside CI
+// a missing tool skips the test; in CI (the CI environment variable set, as
+// .ci/run does) it fails it, naming the Debian package to install.
+func needTool(t *testing.T, name, debianPackage string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err == nil {
+		return p
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s not installed, and CI is set: install Debian's %s package (.ci/run does)", name, debianPackage)
+	}
+	t.Skipf("%s not installed: apt-get install %s to run this test (CI fails without it)", name, debianPackage)
+	return ""
 }
