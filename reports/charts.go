@@ -22,17 +22,16 @@ func notRecorded(names ...string) string {
 // files, so per second it is a comb of spikes.
 func transferChart(f *figures, _ []*Recording, w int) (Chart, string) {
 	c := Chart{ID: "transfer-rate", Title: "Transfer rate: wire vs effective", YLabel: "KB/s (1000 B/s), log scale", LogY: true}
-	kb := f.g.step * 1000
 	xs := f.g.xs()
 	if hasData(f.wire) {
-		c.Series = append(c.Series, Series{Name: "wire (source edge to WAN)", X: xs, Y: scale(f.wire, kb)})
+		c.Series = append(c.Series, Series{Name: "wire (source edge to WAN)", X: xs, Y: f.g.rates(f.wire, 1000)})
 	}
 	if hasData(f.link) {
-		c.Series = append(c.Series, Series{Name: "link (simulated WAN, up)", X: xs, Y: scale(f.link, kb), Dashed: hasData(f.wire)})
+		c.Series = append(c.Series, Series{Name: "link (simulated WAN, up)", X: xs, Y: f.g.rates(f.link, 1000), Dashed: hasData(f.wire)})
 	}
 	if eff, name := f.effective(); hasData(eff) {
 		c.Series = append(c.Series, Series{Name: name + ", mean over " + windowName(f.g, w), X: xs,
-			Y: scale(windowMean(eff, w), kb)})
+			Y: windowMean(f.g.rates(eff, 1000), w)})
 	}
 	c.Note = "Logarithmic scale: each gridline is ten times the one below. A rate of 0 is a gap."
 	return c, notRecorded(metrics.ProxyWire, metrics.LinkBytes, metrics.DstLogical)
@@ -168,7 +167,7 @@ func capChart(f *figures, recs []*Recording, _ int) (Chart, string) {
 		return c, "unlimited throughout the run"
 	}
 	if hasData(f.wire) {
-		c.Series = append(c.Series, Series{Name: "wire (source edge to WAN)", X: f.g.xs(), Y: scale(f.wire, f.g.step*1000), Dashed: true})
+		c.Series = append(c.Series, Series{Name: "wire (source edge to WAN)", X: f.g.xs(), Y: f.g.rates(f.wire, 1000), Dashed: true})
 	}
 	if unlimited > 0 {
 		c.Note = "The cap line is absent where the schedule allows an unlimited rate (" +

@@ -96,6 +96,19 @@ func TestBenchFigures(t *testing.T) {
 	if !ids["transfer-rate"].LogY {
 		t.Error("transfer rate is not on a log axis")
 	}
+	// The last grid interval reaches beyond the last sample: no partial rate
+	// there (it used to dip to almost nothing at the end of every chart).
+	for _, sr := range ids["transfer-rate"].Series {
+		last := math.NaN()
+		for _, y := range sr.Y {
+			if !math.IsNaN(y) {
+				last = y
+			}
+		}
+		if want := map[string]float64{"wire (source edge to WAN)": 238, "link (simulated WAN, up)": 240, eff: 3360}[sr.Name]; math.Abs(last-want) > 0.01*want {
+			t.Errorf("transfer rate %s ends at %v, want %v", sr.Name, last, want)
+		}
+	}
 	// Gauges hold their latest sample: the one taken at 60.003 s shows at 61 s.
 	near("src data vm1 at 61 s (MB)", at("src-data", "vm1", 61), 60)
 	near("latency vm2 at 61 s", at("time-latency", "vm2", 61), 54.5)

@@ -18,6 +18,9 @@ type grid struct {
 	step float64 // seconds
 	n    int
 	span float64 // seconds from the first to the last sample or phase boundary
+	// lastSample is the last sample's time in seconds since t0; the last
+	// grid interval may reach beyond it (rates there are partial).
+	lastSample float64
 }
 
 // newGrid spans every sample of every recording and every phase boundary.
@@ -40,6 +43,7 @@ func newGrid(recs []*Recording, phases []Phase) (g grid, ok bool) {
 	if first.IsZero() {
 		return grid{}, false
 	}
+	lastSample := last.Sub(first).Seconds()
 	for _, p := range phases {
 		see(p.Start)
 		if !p.End.IsZero() {
@@ -49,7 +53,21 @@ func newGrid(recs []*Recording, phases []Phase) (g grid, ok bool) {
 	span := last.Sub(first).Seconds()
 	step := math.Max(1, math.Ceil(span/maxPoints))
 	// The last point is at or after the last sample, so no sample falls off the end.
-	return grid{t0: first, step: step, n: int(math.Ceil(span/step-1e-9)) + 1, span: span}, true
+	return grid{t0: first, step: step, n: int(math.Ceil(span/step-1e-9)) + 1, span: span, lastSample: lastSample}, true
+}
+
+// rates turns per-interval increases into rates per second divided by div,
+// leaving out intervals the samples cover only in part (the last one, when it
+// reaches beyond the last sample): their increase is that of a fraction of
+// the interval, and the rate would dip to nothing at the end of every chart.
+func (g grid) rates(inc []float64, div float64) []float64 {
+	out := scale(inc, g.step*div)
+	for i := range out {
+		if float64(i)*g.step > g.lastSample+1e-9 {
+			out[i] = math.NaN()
+		}
+	}
+	return out
 }
 
 // xs returns the grid's X values (seconds since t0).

@@ -206,7 +206,9 @@ func setLogRange(p *plot.Plot, c *Chart, ymin, ymax float64, any bool) {
 		ymin, ymax = 1, 10
 	}
 	const limit = 307 // decades a float64 holds, with room for the headroom
+	const span = 5    // decades shown at most: lower values are cut off at the bottom
 	lo := math.Min(math.Max(math.Floor(math.Log10(ymin)), -limit), limit-1)
+	lo = math.Max(lo, math.Ceil(math.Log10(ymax))-span)
 	hi := math.Max(math.Log10(ymax), lo+1)
 	top := math.Min(hi+0.08*float64(len(c.Series)+1)*(hi-lo), limit+1)
 	p.Y.Min = math.Pow(10, lo)
