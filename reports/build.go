@@ -33,6 +33,8 @@ type figures struct {
 	g                     grid
 	wire, link, destaged  []float64 // bytes per grid interval
 	logical, hits, misses []float64 // bytes, chunks, chunks per grid interval
+	// The same over whole intervals only, for rates (rateIncrements).
+	wireR, linkR, destagedR, logicalR []float64
 }
 
 func computeFigures(recs []*Recording, g grid) *figures {
@@ -45,6 +47,11 @@ func computeFigures(recs []*Recording, g grid) *figures {
 		logical:  increments(edge, g, is(metrics.ProxyLogical)),
 		hits:     increments(edge, g, is(metrics.ProxyCacheHits)),
 		misses:   increments(edge, g, is(metrics.ProxyCacheMisses)),
+
+		wireR:     rateIncrements(edge, g, is(metrics.ProxyWire)),
+		linkR:     rateIncrements(recs, g, linkData(recs)),
+		destagedR: rateIncrements(recs, g, metricIs(metrics.DstLogical)),
+		logicalR:  rateIncrements(edge, g, is(metrics.ProxyLogical)),
 	}
 }
 
@@ -140,6 +147,14 @@ func (f *figures) effective() ([]float64, string) {
 		return f.destaged, "effective (destaged)"
 	}
 	return f.logical, "logical (proxy)"
+}
+
+// effectiveRate is effective over whole intervals only, for rates.
+func (f *figures) effectiveRate() []float64 {
+	if hasData(f.destaged) {
+		return f.destagedR
+	}
+	return f.logicalR
 }
 
 // BuildPage computes the report of a run: the seed comparison (bench runs),

@@ -24,14 +24,14 @@ func transferChart(f *figures, _ []*Recording, w int) (Chart, string) {
 	c := Chart{ID: "transfer-rate", Title: "Transfer rate: wire vs effective", YLabel: "KB/s (1000 B/s), log scale", LogY: true}
 	xs := f.g.xs()
 	if hasData(f.wire) {
-		c.Series = append(c.Series, Series{Name: "wire (source edge to WAN)", X: xs, Y: f.g.rates(f.wire, 1000)})
+		c.Series = append(c.Series, Series{Name: "wire (source edge to WAN)", X: xs, Y: f.g.rates(f.wireR, 1000)})
 	}
 	if hasData(f.link) {
-		c.Series = append(c.Series, Series{Name: "link (simulated WAN, up)", X: xs, Y: f.g.rates(f.link, 1000), Dashed: hasData(f.wire)})
+		c.Series = append(c.Series, Series{Name: "link (simulated WAN, up)", X: xs, Y: f.g.rates(f.linkR, 1000), Dashed: hasData(f.wire)})
 	}
 	if eff, name := f.effective(); hasData(eff) {
 		c.Series = append(c.Series, Series{Name: name + ", mean over " + windowName(f.g, w), X: xs,
-			Y: windowMean(f.g.rates(eff, 1000), w)})
+			Y: windowMean(f.g.rates(f.effectiveRate(), 1000), w)})
 	}
 	c.Note = "Logarithmic scale: each gridline is ten times the one below. A rate of 0 is a gap."
 	return c, notRecorded(metrics.ProxyWire, metrics.LinkBytes, metrics.DstLogical)
@@ -167,7 +167,7 @@ func capChart(f *figures, recs []*Recording, _ int) (Chart, string) {
 		return c, "unlimited throughout the run"
 	}
 	if hasData(f.wire) {
-		c.Series = append(c.Series, Series{Name: "wire (source edge to WAN)", X: f.g.xs(), Y: f.g.rates(f.wire, 1000), Dashed: true})
+		c.Series = append(c.Series, Series{Name: "wire (source edge to WAN)", X: f.g.xs(), Y: f.g.rates(f.wireR, 1000), Dashed: true})
 	}
 	if unlimited > 0 {
 		c.Note = "The cap line is absent where the schedule allows an unlimited rate (" +

@@ -18,9 +18,6 @@ type grid struct {
 	step float64 // seconds
 	n    int
 	span float64 // seconds from the first to the last sample or phase boundary
-	// lastSample is the last sample's time in seconds since t0; the last
-	// grid interval may reach beyond it (rates there are partial).
-	lastSample float64
 }
 
 // newGrid spans every sample of every recording and every phase boundary.
@@ -43,7 +40,6 @@ func newGrid(recs []*Recording, phases []Phase) (g grid, ok bool) {
 	if first.IsZero() {
 		return grid{}, false
 	}
-	lastSample := last.Sub(first).Seconds()
 	for _, p := range phases {
 		see(p.Start)
 		if !p.End.IsZero() {
@@ -53,22 +49,11 @@ func newGrid(recs []*Recording, phases []Phase) (g grid, ok bool) {
 	span := last.Sub(first).Seconds()
 	step := math.Max(1, math.Ceil(span/maxPoints))
 	// The last point is at or after the last sample, so no sample falls off the end.
-	return grid{t0: first, step: step, n: int(math.Ceil(span/step-1e-9)) + 1, span: span, lastSample: lastSample}, true
+	return grid{t0: first, step: step, n: int(math.Ceil(span/step-1e-9)) + 1, span: span}, true
 }
 
-// rates turns per-interval increases into rates per second divided by div,
-// leaving out intervals the samples cover only in part (the last one, when it
-// reaches beyond the last sample): their increase is that of a fraction of
-// the interval, and the rate would dip to nothing at the end of every chart.
-func (g grid) rates(inc []float64, div float64) []float64 {
-	out := scale(inc, g.step*div)
-	for i := range out {
-		if float64(i)*g.step > g.lastSample+1e-9 {
-			out[i] = math.NaN()
-		}
-	}
-	return out
-}
+// rates turns per-interval increases into rates per second divided by div.
+func (g grid) rates(inc []float64, div float64) []float64 { return scale(inc, g.step*div) }
 
 // xs returns the grid's X values (seconds since t0).
 func (g grid) xs() []float64 {
@@ -207,11 +192,31 @@ func hold(t trace, x float64) float64 {
 // increments sums, per grid interval (x_{i-1}, x_i], the increase of every
 // counter matching m. inc[0] and intervals no counter covers are NaN.
 func increments(recs []*Recording, g grid, m keyMatch) []float64 {
+	return incrementsOf(recs, g, m, false)
+}
+
+// rateIncrements is increments for drawing rates: an interval a counter's
+// samples cover only in part (its first and last, when the recording starts
+// or stops inside them) is left out for that counter, since its increase is
+// that of a fraction of the interval and the rate would dip to nothing where
+// a daemon starts or stops. Totals use increments, which count every byte.
+func rateIncrements(recs []*Recording, g grid, m keyMatch) []float64 {
+	return incrementsOf(recs, g, m, true)
+}
+
+func incrementsOf(recs []*Recording, g grid, m keyMatch, whole bool) []float64 {
 	inc := nanSlice(g.n)
 	xs := g.xs()
 	for _, t := range traces(recs, g, m) {
+		if len(t.x) == 0 {
+			continue
+		}
+		first, last := t.x[0], t.x[len(t.x)-1]
 		c := cumulative(t)
 		for i := 1; i < g.n; i++ {
+			if whole && (xs[i-1] < first-1e-9 || xs[i] > last+1e-9) {
+				continue
+			}
 			d := interpEnd(c, xs[i], g.step) - interpEnd(c, xs[i-1], g.step)
 			if math.IsNaN(d) {
 				continue
