@@ -43,8 +43,8 @@ var defaultTargets = map[string][]string{
 // their metrics with their role, promtool finds nothing to lint in any
 // /metrics, and the idle, caught-up chain raises no alert.
 func TestPrometheusScrapesDefaults(t *testing.T) {
-	prom := needTool(t, "prometheus", "prometheus")
-	promtool := needTool(t, "promtool", "prometheus")
+	prom := testkit.NeedTool(t, "prometheus", "prometheus")
+	promtool := testkit.NeedTool(t, "promtool", "prometheus")
 	if os.Getenv(netnsEnv) == "" {
 		runInNetns(t)
 		return
@@ -150,15 +150,15 @@ func TestPrometheusScrapesDefaults(t *testing.T) {
 // is skipped (outside CI) or fails (in CI).
 func runInNetns(t *testing.T) {
 	t.Helper()
-	unshare := needTool(t, "unshare", "util-linux")
-	needTool(t, "ip", "iproute2")
+	unshare := testkit.NeedTool(t, "unshare", "util-linux")
+	testkit.NeedTool(t, "ip", "iproute2")
 	args := []string{"--net"}
 	if os.Geteuid() != 0 {
 		args = append(args, "--map-root-user")
 	}
 	probe := exec.Command(unshare, append(args, "true")...)
 	if out, err := probe.CombinedOutput(); err != nil {
-		skipOrFail(t, fmt.Sprintf("cannot make a network namespace (%v: %s)", err, bytes.TrimSpace(out)))
+		testkit.SkipOrFail(t, fmt.Sprintf("cannot make a network namespace (%v: %s)", err, bytes.TrimSpace(out)))
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
@@ -175,25 +175,6 @@ func runInNetns(t *testing.T) {
 			t.Log(strings.TrimSpace(line))
 		}
 	}
-}
-
-// needTool returns the path of an external program the test needs; without
-// it the test is skipped, or fails in CI (CI set, as .ci/run does).
-func needTool(t *testing.T, name, debianPackage string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		skipOrFail(t, fmt.Sprintf("%s not installed (Debian package %s)", name, debianPackage))
-	}
-	return p
-}
-
-func skipOrFail(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s, and CI is set: .ci/run installs what the tests need", why)
-	}
-	t.Skip(why)
 }
 
 // promAPI GETs a Prometheus HTTP API path and decodes its data.

@@ -17,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/aimwan/aimwan/internal/metrics"
+	"github.com/aimwan/aimwan/internal/testkit"
 )
 
 // deployDir holds the operations files (dashboard, alerts, systemd units).
@@ -426,7 +427,7 @@ func verifyUnit(t *testing.T, path string, b []byte) {
 // buffers, pull-ahead, a daemon down, and a quiet caught-up volume that raises
 // nothing). In CI (CI set) a missing promtool fails the test.
 func TestAlertRulesPromtool(t *testing.T) {
-	bin := needTool(t, "promtool", "prometheus")
+	bin := testkit.NeedTool(t, "promtool", "prometheus")
 	dir := filepath.Join(deployDir, "prometheus")
 	for _, args := range [][]string{
 		{"check", "rules", "aimwan-alerts.yml"},
@@ -442,20 +443,4 @@ func TestAlertRulesPromtool(t *testing.T) {
 			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
-}
-
-// needTool returns the path of an external tool the test needs. Outside CI
-// a missing tool skips the test; in CI (the CI environment variable set, as
-// .ci/run does) it fails it, naming the Debian package to install.
-func needTool(t *testing.T, name, debianPackage string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err == nil {
-		return p
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s not installed, and CI is set: install Debian's %s package (.ci/run does)", name, debianPackage)
-	}
-	t.Skipf("%s not installed: apt-get install %s to run this test (CI fails without it)", name, debianPackage)
-	return ""
 }
