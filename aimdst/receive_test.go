@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aimwan/aimwan/internal/durable"
 	"github.com/aimwan/aimwan/journal"
 	"github.com/aimwan/aimwan/transport/push"
 )
@@ -250,9 +251,8 @@ func TestDuplicateAfterFailedFolderSync(t *testing.T) {
 	g := writeJournal(t, t.TempDir(), "vol", 64<<10, randomOps(rand.New(rand.NewPCG(1, 2)), 64<<10, 10, nil))
 	var mu sync.Mutex
 	failDir, dirSyncs := true, 0
-	realFsync := fsync
-	fsync = func(f *os.File) error {
-		if fi, err := f.Stat(); err == nil && fi.IsDir() {
+	t.Cleanup(durable.SetSyncHook(func(f *os.File, folder bool) error {
+		if folder {
 			mu.Lock()
 			defer mu.Unlock()
 			if failDir {
@@ -261,9 +261,8 @@ func TestDuplicateAfterFailedFolderSync(t *testing.T) {
 			}
 			dirSyncs++
 		}
-		return realFsync(f)
-	}
-	t.Cleanup(func() { fsync = realFsync })
+		return f.Sync()
+	}))
 	if err := deliver(t, tn.n, "vol", g.files[0], len(readAll(t, g.files[0]))); err == nil {
 		t.Fatal("commit with a failing folder sync acked")
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/aimwan/aimwan/internal/durable"
 	"github.com/aimwan/aimwan/journal"
 )
 
@@ -181,7 +182,7 @@ func (g *groupSeqs) next(group string) (uint64, error) {
 		return 0, fmt.Errorf("group %s: read id file: %w", group, err)
 	}
 	cur++
-	if err := writeFileSync(path, []byte(strconv.FormatUint(cur, 10)+"\n")); err != nil {
+	if err := durable.WriteFile(path, []byte(strconv.FormatUint(cur, 10)+"\n"), 0o644); err != nil {
 		return 0, fmt.Errorf("group %s: store id: %w", group, err)
 	}
 	return cur, nil

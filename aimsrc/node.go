@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aimwan/aimwan/internal/durable"
 	"github.com/aimwan/aimwan/journal"
 	"github.com/aimwan/aimwan/nbd"
 	"github.com/aimwan/aimwan/reports"
@@ -49,7 +50,7 @@ func New(cfg Config) (*Node, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	if err := mkdirAllDurable(cfg.Buffer); err != nil {
+	if err := durable.MkdirAll(cfg.Buffer, 0o755); err != nil {
 		return nil, fmt.Errorf("create source buffer: %w", err)
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, vols: map[string]*volume{}, groups: map[string]GroupConfig{},

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/aimwan/aimwan/internal/durable"
 )
 
 // MaxCoalescedExtent is the largest write record a coalesced file joins
@@ -176,7 +178,7 @@ func (o *openFile) finishCompacted() error {
 	if err := os.Rename(compactPath(o.dir, seq), filepath.Join(o.dir, name)); err != nil {
 		return fmt.Errorf("seal %s: %w", name, err)
 	}
-	if err := syncDir(o.dir); err != nil {
+	if err := durable.SyncDir(o.dir); err != nil {
 		return fmt.Errorf("seal %s: %w", name, err)
 	}
 	cerr := o.close()
@@ -194,5 +196,5 @@ func removeOpen(dir string, seq uint64) error {
 			return err
 		}
 	}
-	return syncDir(dir)
+	return durable.SyncDir(dir)
 }

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/aimwan/aimwan/internal/durable"
 )
 
 // openFile is the file being written: NNN.aimj.open holds the header and the
@@ -215,7 +217,7 @@ func (o *openFile) finish(dir string) error {
 	if err := os.Rename(openPath(dir, seq), filepath.Join(dir, FileName(seq))); err != nil {
 		return fmt.Errorf("seal: %w", err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := durable.SyncDir(dir); err != nil {
 		return fmt.Errorf("seal %s: %w", FileName(seq), err)
 	}
 	cerr := o.close()
@@ -225,23 +227,4 @@ func (o *openFile) finish(dir string) error {
 		return fmt.Errorf("seal %s: remove sidecar: %w", FileName(seq), err)
 	}
 	return cerr
-}
-
-// syncFolder fsyncs an open folder; tests replace it to see which folders
-// are synced.
-var syncFolder = func(d *os.File) error { return d.Sync() }
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = syncFolder(d)
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("fsync folder %s: %w", dir, err)
-	}
-	return nil
 }

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/aimwan/aimwan/internal/durable"
 )
 
 // folder is what recovery found in a volume's journal folder.
@@ -47,40 +49,11 @@ func scanFolder(dir string) (folder, error) {
 	return fo, nil
 }
 
-// makeDir creates dir and any missing parents, fsyncing the parent of each
-// folder it creates, so none can vanish with a folder entry lost in a power
-// failure.
-func makeDir(dir string) error {
-	dir = filepath.Clean(dir)
-	var missing []string // deepest first
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) {
-			break
-		}
-		missing = append(missing, d)
-		if filepath.Dir(d) == d {
-			break
-		}
-	}
-	if len(missing) == 0 {
-		return nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	for i := len(missing) - 1; i >= 0; i-- {
-		if err := syncDir(filepath.Dir(missing[i])); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // recover brings the folder to a consistent state: leftover open files are
 // sealed (or reused when empty), and w.cur is the open file to append to.
 func (w *Writer) recover() ([]Record, error) {
 	dir := w.cfg.Dir
-	if err := makeDir(dir); err != nil {
+	if err := durable.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
 	fo, err := scanFolder(dir)
@@ -230,7 +203,7 @@ func (w *Writer) startOpen(reuse *openFile, fileSeq, baseSeq uint64) error {
 	if err != nil {
 		return err
 	}
-	if err := syncDir(w.cfg.Dir); err != nil {
+	if err := durable.SyncDir(w.cfg.Dir); err != nil {
 		o.close()
 		return err
 	}
