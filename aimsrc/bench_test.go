@@ -50,7 +50,7 @@ func benchCapture(b *testing.B) {
 	runIngest(b, n.NBDAddr().String())
 	stop() // seals the open file
 	var files, total int64
-	seqs, _ := listSealed(filepath.Join(cfg.Buffer, "v1"))
+	seqs, _ := journal.ListSealed(filepath.Join(cfg.Buffer, "v1"))
 	for _, s := range seqs {
 		if st, err := os.Stat(filepath.Join(cfg.Buffer, "v1", journal.FileName(s))); err == nil {
 			total += st.Size()

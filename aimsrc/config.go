@@ -157,6 +157,19 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// journalFileSize is the payload at which a volume's journal seals its open
+// file: the replication file size, or with coalescing its ceiling.
+func (c Config) journalFileSize() int64 {
+	size := c.FileSize
+	if size == 0 {
+		size = journal.DefaultMaxFileSize
+	}
+	if c.Coalesce > 0 {
+		size = coalesceCeiling(size)
+	}
+	return size
+}
+
 // coalesceCeiling is the raw payload at which a coalescing volume seals its
 // open file: coalesceFileFactor replication file sizes, at most
 // CoalesceMaxFile, at least the file size. The sealed file is never larger

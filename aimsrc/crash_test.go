@@ -267,7 +267,7 @@ func TestResumeFromDisk(t *testing.T) {
 	}
 	cl.close()
 	stop()
-	seqs, _ := listSealed(filepath.Join(cfg.Buffer, "v1"))
+	seqs, _ := journal.ListSealed(filepath.Join(cfg.Buffer, "v1"))
 	if len(seqs) < 5 {
 		t.Fatalf("want files waiting on disk, got %d", len(seqs))
 	}
@@ -303,7 +303,7 @@ func TestKillDuringNbdcopy(t *testing.T) {
 	}
 	jdir := filepath.Join(cc.Buffer, "v1")
 	waitFor(t, "some journal files", 30*time.Second, func() bool {
-		seqs, _ := listSealed(jdir)
+		seqs, _ := journal.ListSealed(jdir)
 		return len(seqs) >= 3
 	})
 	c.cmd.Process.Kill()

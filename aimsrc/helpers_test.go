@@ -115,7 +115,7 @@ func (r *replayer) apply(name string, b []byte) error {
 // replayDir applies every sealed file of a journal folder in file order.
 func (r *replayer) replayDir(t testing.TB, dir string) {
 	t.Helper()
-	seqs, err := listSealed(dir)
+	seqs, err := journal.ListSealed(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -211,9 +211,9 @@ func (v *volume) initBlock(off int64, b []byte) (int64, error) {
 		v.dirty.set(off, int64(len(b)))
 		return 0, nil
 	}
-	_, err := v.appendRec(int64(len(b)), func() (uint64, error) { return v.jw.Write(off, b) })
+	_, err := v.jw.Write(off, b)
 	if err == nil {
-		err = v.sealFull()
+		err = v.sealIfFull()
 	}
 	if err != nil {
 		return 0, fmt.Errorf("volume %s: initialize: journal %d+%d: %w", v.name, off, len(b), err)

@@ -119,13 +119,6 @@ func (n *Node) openVolume(vc VolumeConfig) (*volume, error) {
 		shipKick: make(chan struct{}, 1), spaceKick: make(chan struct{}, 1), initReq: make(chan int64, 1),
 		initPath: filepath.Join(n.cfg.Buffer, vc.Name+".init")}
 	v.state.Store(StateNormal)
-	v.maxFile = n.cfg.FileSize
-	if v.maxFile == 0 {
-		v.maxFile = journal.DefaultMaxFileSize
-	}
-	if n.cfg.Coalesce > 0 {
-		v.maxFile = coalesceCeiling(v.maxFile)
-	}
 	if err := v.openJournal(n.cfg); err != nil {
 		v.close()
 		return nil, err
@@ -136,10 +129,6 @@ func (n *Node) openVolume(vc VolumeConfig) (*volume, error) {
 	}
 	return v, nil
 }
-
-// noJournalRotation disables the journal's own size rotation: the node seals
-// by size itself, after the image write (see volume.sealFull).
-const noJournalRotation = 1 << 50
 
 // openJournal opens the bitmap and the journal, redoes recovered records
 // into the image and counts the files waiting.
@@ -152,9 +141,11 @@ func (v *volume) openJournal(cfg Config) error {
 	if v.dirty.count.Load() > 0 {
 		v.log.Warn("dirty regions left from an earlier run: resync will journal them", "dirty_bytes", v.dirty.dirtyBytes())
 	}
+	// The journal rotates by size, record count and age; the size seal waits
+	// for the image write (DeferSeal, see volume.sealIfFull).
 	w, recovered, err := journal.OpenWriter(journal.WriterConfig{Dir: v.dir, Volume: v.name, VolumeSize: v.size,
-		MaxFileSize: noJournalRotation, MaxAge: cfg.FileAge, Now: cfg.Now, OnSeal: v.onSeal, Logger: cfg.Logger,
-		Coalesce: cfg.Coalesce > 0, OnCoalesce: v.onCoalesce})
+		MaxFileSize: cfg.journalFileSize(), MaxAge: cfg.FileAge, Now: cfg.Now, OnSeal: v.onSeal, Logger: cfg.Logger,
+		Coalesce: cfg.Coalesce > 0, OnCoalesce: v.onCoalesce, DeferSeal: true})
 	if err != nil {
 		return fmt.Errorf("volume %s: %w", v.name, err)
 	}
@@ -173,7 +164,7 @@ func (v *volume) openJournal(cfg Config) error {
 		v.log.Warn("unclean stop: recently written extents will be journaled again from the image (resync)",
 			"extents", n, "dirty_bytes", v.dirty.dirtyBytes())
 	}
-	seqs, err := listSealed(v.dir)
+	seqs, err := journal.ListSealed(v.dir)
 	if err != nil {
 		return fmt.Errorf("volume %s: %w", v.name, err)
 	}
@@ -186,9 +177,6 @@ func (v *volume) openJournal(cfg Config) error {
 	}
 	v.sealedBytes.Store(total)
 	v.sealedFiles.Store(int64(len(seqs)))
-	v.openBytes.Store(0)
-	v.openSince.Store(0)
-	v.openPayload = 0
 	v.setState()
 	return nil
 }

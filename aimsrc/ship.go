@@ -9,8 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -140,26 +138,6 @@ func (s *shipState) setErr(err error, now time.Time) {
 	s.lastErr, s.errTime = err.Error(), now
 }
 
-// listSealed returns the sequences of the sealed journal files in dir,
-// ascending.
-func listSealed(dir string) ([]uint64, error) {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("list journal folder: %w", err)
-	}
-	var seqs []uint64
-	for _, e := range ents {
-		if !e.Type().IsRegular() || !strings.HasSuffix(e.Name(), journal.Ext) {
-			continue
-		}
-		if seq, err := journal.ParseFileName(e.Name()); err == nil {
-			seqs = append(seqs, seq)
-		}
-	}
-	slices.Sort(seqs)
-	return seqs, nil
-}
-
 // shipper ships one volume's sealed files.
 type shipper struct {
 	v        *volume
@@ -179,7 +157,7 @@ func (s *shipper) Serve(ctx context.Context) error {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for ctx.Err() == nil {
-		seqs, err := listSealed(s.v.dir)
+		seqs, err := journal.ListSealed(s.v.dir)
 		if err != nil {
 			s.v.log.Error("shipping: cannot list journal files", "volume", s.v.name, "err", err)
 		}
@@ -227,7 +205,7 @@ func (s *shipper) ship(ctx context.Context, seq uint64) {
 	// from before a restart): the oldest record time. That is exact for a
 	// plain file; a coalesced record carries the newest time of the writes
 	// it merged, so for such a file it may be later than the window's first
-	// write, which the seal (openSince) knew.
+	// write, which the seal (SealedFile.FirstTime) knew.
 	first := v.now()
 	for i, r := range f.Records {
 		if i == 0 || r.Time.Before(first) {

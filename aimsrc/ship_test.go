@@ -84,7 +84,7 @@ func TestShipRetries(t *testing.T) {
 	}
 	dst.mu.Unlock()
 	dst.checkReplica(t, "v1", vc.Path, size)
-	if seqs, _ := listSealed(jdir); len(seqs) != 0 {
+	if seqs, _ := journal.ListSealed(jdir); len(seqs) != 0 {
 		t.Errorf("%d files left after their acks", len(seqs))
 	}
 }

@@ -69,8 +69,8 @@ func (n *Node) Status() Status {
 // oldestUnsent is the source time of the oldest write waiting, or zero.
 func (v *volume) oldestUnsent() time.Time {
 	t := v.ship.oldest()
-	if s := v.openSince.Load(); s != 0 && (t.IsZero() || time.Unix(0, s).Before(t)) {
-		t = time.Unix(0, s)
+	if s := v.jw.OpenStats().FirstTime; !s.IsZero() && (t.IsZero() || s.Before(t)) {
+		t = s
 	}
 	return t
 }

@@ -68,7 +68,7 @@ func (o *openFile) sealCoalesced(dir string, now time.Time, log *slog.Logger) (s
 	}
 	next, err := createOpen(dir, Header{
 		Volume: o.hdr.Volume, VolumeSize: o.hdr.VolumeSize, FileSeq: o.hdr.FileSeq + 1,
-		Created: now.Round(0).UTC(), BaseSeq: c.sf.lastSeq + 1,
+		Created: now.Round(0).UTC(), BaseSeq: c.sf.LastSeq + 1,
 	})
 	if err != nil {
 		return sealedFile{}, nil, fmt.Errorf("open next journal file: %w", err)
@@ -163,10 +163,8 @@ func (o *openFile) copyCompacted(f *os.File, out []Coalesced) (compacted, error)
 	if _, err := f.Write(encodeFooter(ft)); err != nil {
 		return compacted{}, err
 	}
-	name := FileName(o.hdr.FileSeq)
 	size := HeaderSize + payload + int64(len(index)) + FooterSize
-	sf := sealedFile{name: name, size: size, first: o.hdr.BaseSeq, lastSeq: last, path: filepath.Join(o.dir, name)}
-	return compacted{sf: sf, recs: recs}, nil
+	return compacted{sf: o.sealedAs(size, len(recs), payload, last), recs: recs}, nil
 }
 
 // finishCompacted renames the compacted file to its final name, fsyncs the

@@ -25,6 +25,7 @@ type openFile struct {
 	counts     counts
 	records    int
 	firstTime  time.Time // when the first record was appended
+	lastTime   time.Time // when the last record was appended
 	lastSeq    uint64
 	sum        hash.Hash // SHA-256 of header and payload so far
 	sealed     bool      // set under the Writer's lock once sealed
@@ -107,6 +108,7 @@ func (o *openFile) append(r *Record, data []byte, now time.Time) error {
 	if o.records == 0 {
 		o.firstTime = now
 	}
+	o.lastTime = now
 	o.records++
 	o.counts.add(r.Kind)
 	o.lastSeq = r.Seq
@@ -204,10 +206,18 @@ func (o *openFile) writeTail() (sealedFile, error) {
 	return o.sealedFile(HeaderSize + o.payloadLen + int64(len(tail))), nil
 }
 
-// sealedFile describes o once sealed with the given size.
+// sealedFile describes o once sealed as it is, with the given size.
 func (o *openFile) sealedFile(size int64) sealedFile {
+	return o.sealedAs(size, o.records, o.payloadLen, o.lastSeq)
+}
+
+// sealedAs describes o once sealed with the given size, records, payload
+// bytes and last seq (a coalesced file has fewer than o).
+func (o *openFile) sealedAs(size int64, records int, payload int64, lastSeq uint64) sealedFile {
 	name := FileName(o.hdr.FileSeq)
-	return sealedFile{name: name, size: size, first: o.hdr.BaseSeq, lastSeq: o.lastSeq, path: filepath.Join(o.dir, name)}
+	return sealedFile{SealedFile: SealedFile{Name: name, Seq: o.hdr.FileSeq, Size: size, Records: records,
+		PayloadBytes: payload, FirstSeq: o.hdr.BaseSeq, LastSeq: lastSeq, FirstTime: o.firstTime, LastTime: o.lastTime},
+		path: filepath.Join(o.dir, name)}
 }
 
 // finish renames the sealed open file to its final name, fsyncs the folder,

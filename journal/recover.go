@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/aimwan/aimwan/internal/durable"
 )
@@ -158,8 +159,8 @@ func (w *Writer) sealRecovered(o *openFile) ([]Record, error) {
 		o.close()
 		return nil, fmt.Errorf("seal recovered file: %w", err)
 	}
-	w.cfg.Logger.Warn("journal: sealed a file left open by a crash", "volume", w.cfg.Volume, "file", sf.name,
-		"records", len(rs), "first_seq", sf.first, "last_seq", sf.lastSeq)
+	w.cfg.Logger.Warn("journal: sealed a file left open by a crash", "volume", w.cfg.Volume, "file", sf.Name,
+		"records", len(rs), "first_seq", sf.FirstSeq, "last_seq", sf.LastSeq)
 	w.pending = append(w.pending, sf)
 	w.recovered = append(w.recovered, sf)
 	return rs, nil
@@ -262,7 +263,16 @@ func (o *openFile) adopt(recs []Record, payloadLen int64, index []byte) {
 	for _, r := range recs {
 		o.counts.add(r.Kind)
 		o.lastSeq = r.Seq
+		o.noteTime(r.Time)
 	}
+}
+
+// noteTime takes the timestamp of a recovered record as its append time.
+func (o *openFile) noteTime(t time.Time) {
+	if o.firstTime.IsZero() {
+		o.firstTime = t
+	}
+	o.lastTime = t
 }
 
 // scanSidecar reads the sidecar and adopts the longest valid prefix of its
@@ -297,6 +307,7 @@ func (o *openFile) scanSidecar(b []byte) error {
 		o.records++
 		o.counts.add(r.Kind)
 		o.lastSeq = r.Seq
+		o.noteTime(r.Time)
 		o.sideLen += n + frameOverhead
 		p = p[n+frameOverhead:]
 	}
@@ -392,10 +403,10 @@ func (w *Writer) RecoveredData(r Record) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %s record has no data", ErrInvalidRecord, r.Kind)
 	}
 	for _, sf := range w.recovered {
-		if r.Seq < sf.first || r.Seq > sf.lastSeq {
+		if r.Seq < sf.FirstSeq || r.Seq > sf.LastSeq {
 			continue
 		}
-		if r.DataOff < 0 || r.Length < 0 || r.Length > sf.size {
+		if r.DataOff < 0 || r.Length < 0 || r.Length > sf.Size {
 			return nil, fmt.Errorf("%w: seq %d: data range [%d,+%d)", ErrInvalidRecord, r.Seq, r.DataOff, r.Length)
 		}
 		f, err := os.Open(sf.path)
@@ -405,7 +416,7 @@ func (w *Writer) RecoveredData(r Record) ([]byte, error) {
 		defer f.Close()
 		data := make([]byte, r.Length)
 		if _, err := f.ReadAt(data, HeaderSize+r.DataOff); err != nil {
-			return nil, fmt.Errorf("read seq %d from %s: %w", r.Seq, sf.name, err)
+			return nil, fmt.Errorf("read seq %d from %s: %w", r.Seq, sf.Name, err)
 		}
 		if Checksum(data) != r.CRC {
 			return nil, formatErr(sf.path, ErrCorrupt, "seq %d: data CRC32C mismatch", r.Seq)

@@ -109,7 +109,7 @@ func checkRecovery(t *testing.T, dir string, open, side []byte, want []Record) {
 	os.WriteFile(sidecarPath(dir, 1), side, 0o644)
 	cfg := testConfig(dir, newClock())
 	var sealed []string
-	cfg.OnSeal = func(name string, _ int64) { sealed = append(sealed, name) }
+	cfg.OnSeal = func(f SealedFile) { sealed = append(sealed, f.Name) }
 	w, recs, err := OpenWriter(cfg)
 	if err != nil {
 		t.Fatalf("open %d/%d bytes: %v", len(open), len(side), err)

@@ -36,12 +36,12 @@ type WriterConfig struct {
 	MaxAge time.Duration
 	// Now is the clock for record timestamps and age. Default time.Now.
 	Now func() time.Time
-	// OnSeal is called after a file is sealed and durable, with its name
-	// (FileName(seq), inside Dir) and size, in file order, never with the
-	// Writer's lock held. Files sealed by OpenWriter's recovery are reported
-	// before it returns. It must not call the Writer (hand the name to
-	// another goroutine instead). Optional.
-	OnSeal func(name string, size int64)
+	// OnSeal is called after a file is sealed and durable, with what the
+	// file is (its name inside Dir, file sequence, size, records and times),
+	// in file order, never with the Writer's lock held. Files sealed by
+	// OpenWriter's recovery are reported before it returns. It must not call
+	// the Writer (hand the file to another goroutine instead). Optional.
+	OnSeal func(SealedFile)
 	// Logger receives recovery notes. Default slog.Default().
 	Logger *slog.Logger
 	// Coalesce seals every file coalesced (see Coalesce and
@@ -56,6 +56,40 @@ type WriterConfig struct {
 	// OnCoalesce is called for every coalesced file, just before OnSeal
 	// and under the same rules, with its figures. Optional.
 	OnCoalesce func(name string, s CoalesceStats)
+	// DeferSeal is for an owner that uses the journal as its write-ahead
+	// log: a file that an append fills (MaxFileSize or MaxRecords) stays
+	// open until the owner calls SealIfFull, or appends again, instead of
+	// being sealed inside that append. The owner appends a record, applies
+	// it (writes its image), then calls SealIfFull, so a sealed file only
+	// ever holds records already applied: a sealed file may be shipped and
+	// deleted at once, and after a crash only the open file's records are
+	// redone. Seals by age and by SealIfOlder happen before an append or
+	// from the owner's ticker, and are not deferred. Default off.
+	DeferSeal bool
+}
+
+// SealedFile describes a file the Writer sealed, as OnSeal reports it.
+type SealedFile struct {
+	Name         string // FileName(Seq), inside the Writer's Dir
+	Seq          uint64 // the file sequence
+	Size         int64  // bytes of the file
+	Records      int    // records in the file (after coalescing)
+	PayloadBytes int64  // bytes of its payload region (after coalescing)
+	FirstSeq     uint64 // sequence of its first record (the header's base seq)
+	LastSeq      uint64 // sequence of its last record
+	// FirstTime and LastTime are when the file's first and last records
+	// were appended (for a coalesced file: before coalescing, so FirstTime
+	// is the window's first write). For a file sealed by recovery they are
+	// the timestamps of its first and last records.
+	FirstTime, LastTime time.Time
+}
+
+// OpenStats describes the open file: what it holds and since when.
+type OpenStats struct {
+	Seq          uint64    // its file sequence
+	Records      int       // records appended to it
+	PayloadBytes int64     // bytes of its payload region
+	FirstTime    time.Time // when its first record was appended; zero when empty
 }
 
 func (c *WriterConfig) populate() {
@@ -114,11 +148,9 @@ type Writer struct {
 }
 
 type sealedFile struct {
-	name           string
-	size           int64
-	first, lastSeq uint64
-	path           string
-	coalesce       *CoalesceStats // set for a coalesced file
+	SealedFile
+	path     string
+	coalesce *CoalesceStats // set for a coalesced file
 }
 
 // OpenWriter opens the journal folder of a volume. A file left open by a
@@ -198,7 +230,7 @@ func (w *Writer) appendLocked(r Record, data []byte) (uint64, error) {
 	}
 	now := w.cfg.Now()
 	cur := w.cur
-	if cur.records > 0 && (cur.payloadLen+int64(len(data)) > w.cfg.MaxFileSize || now.Sub(cur.firstTime) >= w.cfg.MaxAge) {
+	if cur.records > 0 && (w.full(cur) || cur.payloadLen+int64(len(data)) > w.cfg.MaxFileSize || now.Sub(cur.firstTime) >= w.cfg.MaxAge) {
 		if err := w.sealLocked(); err != nil {
 			return 0, err
 		}
@@ -213,12 +245,17 @@ func (w *Writer) appendLocked(r Record, data []byte) (uint64, error) {
 		return 0, w.fail(err)
 	}
 	w.nextSeq++
-	if cur.payloadLen >= w.cfg.MaxFileSize || cur.records >= w.cfg.MaxRecords {
+	if !w.cfg.DeferSeal && w.full(cur) {
 		if err := w.sealLocked(); err != nil {
 			return 0, err
 		}
 	}
 	return r.Seq, nil
+}
+
+// full reports whether f reached the size or record limit.
+func (w *Writer) full(f *openFile) bool {
+	return f.payloadLen >= w.cfg.MaxFileSize || f.records >= w.cfg.MaxRecords
 }
 
 // fail makes err sticky and returns it.
@@ -269,6 +306,28 @@ func (w *Writer) SealIfOlder(now time.Time) error {
 	err := w.sealIfLocked(func(f *openFile) bool { return now.Sub(f.firstTime) >= w.cfg.MaxAge })
 	w.unlock()
 	return err
+}
+
+// SealIfFull seals the open file when it has reached MaxFileSize or
+// MaxRecords. With DeferSeal the owner calls it once it has applied the
+// records it appended (see DeferSeal); without, appends seal a full file
+// themselves and it does nothing.
+func (w *Writer) SealIfFull() error {
+	w.mu.Lock()
+	err := w.sealIfLocked(w.full)
+	w.unlock()
+	return err
+}
+
+// OpenStats returns what the open file holds.
+func (w *Writer) OpenStats() OpenStats {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	o := w.cur
+	if o == nil {
+		return OpenStats{}
+	}
+	return OpenStats{Seq: o.hdr.FileSeq, Records: o.records, PayloadBytes: o.payloadLen, FirstTime: o.firstTime}
 }
 
 func (w *Writer) sealIfLocked(cond func(*openFile) bool) error {
@@ -348,10 +407,10 @@ func (w *Writer) notify() {
 		}
 		for _, s := range p {
 			if s.coalesce != nil && w.cfg.OnCoalesce != nil {
-				w.cfg.OnCoalesce(s.name, *s.coalesce)
+				w.cfg.OnCoalesce(s.Name, *s.coalesce)
 			}
 			if w.cfg.OnSeal != nil {
-				w.cfg.OnSeal(s.name, s.size)
+				w.cfg.OnSeal(s.SealedFile)
 			}
 		}
 	}
