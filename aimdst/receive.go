@@ -38,10 +38,10 @@ func (n *Node) Accept(ctx context.Context, peer push.Hello, o push.Offer) (push.
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", push.ErrUnknownVolume, o.Volume)
 	}
-	seq, err := journal.ParseFileName(o.Name)
-	if err != nil {
+	if err := o.Validate(); err != nil { // the push server did; Accept may have other callers
 		return nil, fmt.Errorf("%w: %w", push.ErrBadOffer, err)
 	}
+	seq := o.Seq
 	if o.Size < journal.HeaderSize+journal.FooterSize || o.Size > n.cfg.MaxFileSize {
 		return nil, fmt.Errorf("%w: %s/%s: size %d outside [%d, %d]", push.ErrBadOffer, o.Volume, o.Name,
 			o.Size, journal.HeaderSize+journal.FooterSize, n.cfg.MaxFileSize)

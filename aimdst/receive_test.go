@@ -150,12 +150,13 @@ func TestAcceptRefuses(t *testing.T) {
 		data []byte // sent before Commit; nil: Accept must refuse
 		want error
 	}{
-		{"bad volume name", push.Offer{Volume: "a/b", Name: good.Name, Size: good.Size}, nil, push.ErrBadOffer},
-		{"unknown volume", push.Offer{Volume: "nope", Name: good.Name, Size: good.Size}, nil, push.ErrUnknownVolume},
-		{"bad file name", push.Offer{Volume: "vol", Name: "x.aimj", Size: good.Size}, nil, push.ErrBadOffer},
-		{"file too large", push.Offer{Volume: "vol", Name: good.Name, Size: 2 << 20}, nil, push.ErrBadOffer},
-		{"file too small", push.Offer{Volume: "vol", Name: good.Name, Size: 10}, nil, push.ErrBadOffer},
-		{"checksum", push.Offer{Volume: "vol", Name: good.Name, Size: good.Size}, goodBytes, push.ErrChecksum},
+		{"bad volume name", push.Offer{Volume: "a/b", Name: good.Name, Seq: good.Seq, Size: good.Size}, nil, push.ErrBadOffer},
+		{"unknown volume", push.Offer{Volume: "nope", Name: good.Name, Seq: good.Seq, Size: good.Size}, nil, push.ErrUnknownVolume},
+		{"bad file name", push.Offer{Volume: "vol", Name: "x.aimj", Seq: good.Seq, Size: good.Size}, nil, push.ErrBadOffer},
+		{"name and sequence disagree", push.Offer{Volume: "vol", Name: good.Name, Seq: good.Seq + 1, Size: good.Size}, nil, push.ErrBadOffer},
+		{"file too large", push.Offer{Volume: "vol", Name: good.Name, Seq: good.Seq, Size: 2 << 20}, nil, push.ErrBadOffer},
+		{"file too small", push.Offer{Volume: "vol", Name: good.Name, Seq: good.Seq, Size: 10}, nil, push.ErrBadOffer},
+		{"checksum", push.Offer{Volume: "vol", Name: good.Name, Seq: good.Seq, Size: good.Size}, goodBytes, push.ErrChecksum},
 		{"other volume's file", foreign, readAll(t, other.files[0]), push.ErrBadOffer},
 	}
 	for _, tc := range cases {

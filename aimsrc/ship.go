@@ -3,7 +3,6 @@ package aimsrc
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -213,7 +212,7 @@ func (s *shipper) ship(ctx context.Context, seq uint64) {
 		}
 	}
 	v.ship.setWaitingIfAbsent(seq, first)
-	o := push.Offer{Volume: v.name, Name: name, Size: int64(len(b)), SHA256: sha256.Sum256(b)}
+	o := push.FileOffer(v.name, seq, b)
 	if !s.pushRetry(ctx, o, b) {
 		return
 	}

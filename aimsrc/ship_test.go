@@ -58,8 +58,7 @@ func TestShipRetries(t *testing.T) {
 			violations = append(violations, fmt.Sprintf("%s offered but not on disk: %v", o.Name, err))
 			mu.Unlock()
 		}
-		seq, _ := journal.ParseFileName(o.Name)
-		if errs := refusals[seq]; attempt <= len(errs) {
+		if errs := refusals[o.Seq]; attempt <= len(errs) {
 			return errs[attempt-1]
 		}
 		return nil

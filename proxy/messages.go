@@ -49,6 +49,7 @@ func (f FileHeader) encode() []byte {
 	var e encoder
 	e.str(f.Volume)
 	e.str(f.Name)
+	e.u64(f.Seq)
 	e.u64(uint64(f.Size))
 	e.b = append(e.b, f.SHA256[:]...)
 	e.u8(uint8(f.Mode))
@@ -65,6 +66,7 @@ func DecodeFileHeader(body []byte) (FileHeader, error) {
 	var f FileHeader
 	f.Volume = d.str()
 	f.Name = d.str()
+	f.Seq = d.u64()
 	f.Size = d.size("file size", maxSize)
 	copy(f.SHA256[:], d.take(sha256.Size))
 	f.Mode = Mode(d.u8())

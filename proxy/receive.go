@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aimwan/aimwan/dedupe"
+	"github.com/aimwan/aimwan/journal"
 	"github.com/aimwan/aimwan/transport/push"
 	"github.com/quic-go/quic-go"
 )
@@ -45,7 +46,7 @@ func (d *Dest) serveFile(ctx context.Context, st *quic.Stream, arrived arrival) 
 		st.CancelRead(streamCanceled)
 		return
 	}
-	o := push.Offer{Volume: hdr.Volume, Name: hdr.Name, Size: hdr.Size, SHA256: hdr.SHA256}
+	o := push.Offer{Volume: hdr.Volume, Name: hdr.Name, Seq: hdr.Seq, Size: hdr.Size, SHA256: hdr.SHA256}
 	err = d.dst.push(ctx, o, file)
 	if err == nil {
 		d.m.logical.Add(float64(len(file)))
@@ -156,10 +157,14 @@ func (d *Dest) rebuild(st io.Reader, w io.Writer, buf *[]byte, hdr FileHeader, d
 	if int64(len(payload)) != hdr.PayloadLen {
 		return nil, fmt.Errorf("payload of %d bytes, announced %d: %w", len(payload), hdr.PayloadLen, push.ErrChecksum)
 	}
-	file := make([]byte, 0, hdr.Size)
-	file = append(file, meta[:hdr.PayloadOff]...)
-	file = append(file, payload...)
-	return append(file, meta[hdr.PayloadOff:]...), nil
+	if len(meta) == 0 { // not a journal file: it travelled as all payload
+		return payload, nil
+	}
+	file, err := journal.Join(meta, payload)
+	if err != nil {
+		return nil, errors.Join(push.ErrChecksum, err)
+	}
+	return file, nil
 }
 
 // dstLink is the push connection to dst, redialled when it breaks.

@@ -50,7 +50,7 @@ func (s *Source) forward(ctx context.Context, o push.Offer, file []byte) error {
 	}
 	// The encoder slot is held until the file's FILE frame is on its stream,
 	// so the destination sees files in the order the peer index assumed.
-	if err := s.encq.acquire(ctx, o.Volume, o.Name); err != nil { // src gave up while earlier files held the slot
+	if err := s.encq.acquire(ctx, o.Volume, o.Seq); err != nil { // src gave up while earlier files held the slot
 		return fmt.Errorf("file %s: waiting for the encoder: %w", name, err)
 	}
 	release := sync.OnceFunc(s.encq.release)
@@ -88,25 +88,25 @@ func (s *Source) forward(ctx context.Context, o push.Offer, file []byte) error {
 	}
 }
 
-// encode splits the file into metadata and payload (journal.Layout) and
+// encode splits the file into metadata and payload (journal.Split) and
 // encodes them for the mode. A file that is not a journal is all payload.
 // The caller holds the encoder slot.
 func (s *Source) encode(o push.Offer, file []byte) (*encoded, error) {
-	hdr := FileHeader{Volume: o.Volume, Name: o.Name, Size: o.Size, SHA256: o.SHA256, Mode: s.cfg.Mode}
+	hdr := FileHeader{Volume: o.Volume, Name: o.Name, Seq: o.Seq, Size: o.Size, SHA256: o.SHA256, Mode: s.cfg.Mode}
 	if s.cfg.Mode == ModePassthrough {
 		hdr.PayloadLen, hdr.StreamLen = o.Size, o.Size
 		return &encoded{hdr: hdr, data: file, payload: file}, nil
 	}
-	off, plen, err := journal.Layout(file)
+	meta, payload, err := journal.Split(file)
 	if err != nil {
 		s.log.Debug("not a journal file; sending it all as payload", "file", o.Name, "err", err)
-		off, plen = 0, int64(len(file))
+		meta, payload = nil, file
+	} else {
+		hdr.PayloadOff = journal.HeaderSize
 	}
-	payload := file[off : off+plen]
-	meta := make([]byte, 0, int64(len(file))-plen)
-	meta = append(append(meta, file[:off]...), file[off+plen:]...)
+	plen := int64(len(payload))
 	data := zstdEncoder.EncodeAll(meta, nil)
-	hdr.PayloadOff, hdr.PayloadLen, hdr.MetaLen = off, plen, int64(len(data))
+	hdr.PayloadLen, hdr.MetaLen = plen, int64(len(data))
 
 	level := s.cfg.Level
 	if level == 0 {

@@ -28,7 +28,8 @@ const (
 	// Magic opens HELLO and HELLO_OK.
 	Magic = "AIMW"
 	// Version is the WAN protocol version (also in transport.ALPN).
-	Version = 1
+	// Version 2 added the file sequence to FILE.
+	Version = 2
 	// MaxPiece is the largest piece of a blob in one frame.
 	MaxPiece = 1 << 20
 	// MaxBody is the largest frame body accepted.
@@ -90,6 +91,7 @@ type Hello struct {
 type FileHeader struct {
 	Volume     string
 	Name       string
+	Seq        uint64 // the journal file sequence (push.Offer.Seq)
 	Size       int64
 	SHA256     [32]byte
 	Mode       Mode

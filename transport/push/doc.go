@@ -9,8 +9,9 @@
 //   - hello: the first exchange on a connection (HELLO from the client,
 //     HELLO_OK from the server): protocol magic and version, node name and the
 //     volumes the node serves. An unknown version is refused with ErrVersion.
-//   - offer: the client proposes one file (volume, file name, size, SHA-256)
-//     under a connection-unique file id. Several offers may be in flight on one
+//   - offer: the client proposes one file (volume, file name, file sequence,
+//     size, SHA-256) under a connection-unique file id. The name must be
+//     journal.FileName of the sequence; receivers use the sequence. Several offers may be in flight on one
 //     connection; the id ties DATA, END, ACK and NACK frames to their file.
 //   - sink: where the server writes an accepted file (Handler.Accept returns
 //     it). Its Offset is the resume offset: bytes already held from an earlier
