@@ -29,7 +29,7 @@ type Node struct {
 	order  []string // volume names, sorted
 	groups map[string]GroupConfig
 	space  *space
-	pusher *pusher
+	pusher *push.Redialer
 	gseq   *groupSeqs
 
 	groupMu sync.Mutex // held from taking a group marker id to placing the marker
@@ -71,7 +71,7 @@ func New(cfg Config) (*Node, error) {
 		hello.Volumes = append(hello.Volumes, v.name)
 	}
 	slices.Sort(n.order)
-	n.pusher = &pusher{addr: cfg.Push, hello: hello, log: n.log}
+	n.pusher = &push.Redialer{Addr: cfg.Push, Hello: hello, Dial: push.DialConfig{Logger: n.log}}
 	if err := n.listen(); err != nil {
 		n.Close()
 		return nil, err
@@ -298,7 +298,7 @@ func (n *Node) Close() error {
 		}
 	}
 	if n.pusher != nil {
-		n.pusher.close()
+		n.pusher.Close()
 	}
 	for _, name := range n.order {
 		errs = append(errs, n.vols[name].close())

@@ -3,7 +3,6 @@ package aimsrc
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -15,76 +14,6 @@ import (
 	"github.com/aimwan/aimwan/transport/push"
 	"golang.org/x/sync/errgroup"
 )
-
-// pusher holds the node's one push connection, dialed on demand and dropped
-// after a connection failure so that the next push redials.
-type pusher struct {
-	addr  string
-	hello push.Hello
-	log   *slog.Logger
-
-	mu sync.Mutex
-	c  *push.Client
-}
-
-// client returns the live connection, dialing one if needed.
-func (p *pusher) client(ctx context.Context) (*push.Client, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.c != nil {
-		select {
-		case <-p.c.Done(): // the connection ended: redial
-			p.c.Close()
-			p.c = nil
-		default:
-			return p.c, nil
-		}
-	}
-	c, err := push.DialConfig{Logger: p.log}.Dial(ctx, p.addr, p.hello)
-	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", p.addr, err)
-	}
-	p.log.Info("push connection up", "addr", p.addr)
-	p.c = c
-	return c, nil
-}
-
-// drop closes c if it is still the live connection.
-func (p *pusher) drop(c *push.Client) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.c == c && c != nil {
-		c.Close()
-		p.c = nil
-	}
-}
-
-// push sends one file. Errors the far end sent back keep the connection;
-// any other error drops it.
-func (p *pusher) push(ctx context.Context, o push.Offer, b []byte) error {
-	c, err := p.client(ctx)
-	if err != nil {
-		return err
-	}
-	err = c.Push(ctx, o, bytes.NewReader(b))
-	if err == nil || errors.Is(err, push.ErrDuplicate) {
-		return nil
-	}
-	var re *push.RemoteError
-	if !errors.As(err, &re) {
-		p.drop(c)
-	}
-	return err
-}
-
-func (p *pusher) close() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.c != nil {
-		p.c.Close()
-		p.c = nil
-	}
-}
 
 // shipState is a volume's shipping progress, for status.
 type shipState struct {
@@ -140,7 +69,7 @@ func (s *shipState) setErr(err error, now time.Time) {
 // shipper ships one volume's sealed files.
 type shipper struct {
 	v        *volume
-	p        *pusher
+	p        *push.Redialer
 	window   int
 	retryMax time.Duration
 	done     chan struct{} // a push finished: a window slot is free
@@ -235,7 +164,7 @@ func (s *shipper) pushRetry(ctx context.Context, o push.Offer, b []byte) bool {
 	v := s.v
 	backoff := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		err := s.p.push(ctx, o, b)
+		err := s.p.Push(ctx, o, bytes.NewReader(b))
 		if err == nil {
 			v.ship.setErr(nil, v.now())
 			return true
@@ -243,7 +172,7 @@ func (s *shipper) pushRetry(ctx context.Context, o push.Offer, b []byte) bool {
 		if ctx.Err() != nil {
 			return false
 		}
-		err = fmt.Errorf("push %s of volume %s to %s: %w", o.Name, v.name, s.p.addr, err)
+		err = fmt.Errorf("push %s of volume %s to %s: %w", o.Name, v.name, s.p.Addr, err)
 		v.ship.setErr(err, v.now())
 		level := slog.LevelDebug
 		if attempt == 1 || attempt%10 == 0 {

@@ -79,7 +79,7 @@ type Dest struct {
 	paramsID string
 	store    *dedupe.Store
 	dec      *dedupe.Decoder
-	dst      *dstLink
+	dst      *push.Redialer // the push connection to dst
 	m        *metrics
 	conns    connSet
 	arriving arrivals
@@ -111,7 +111,7 @@ func NewDest(cfg DestConfig) (*Dest, error) {
 	}
 	log := cfg.Logger.With("role", "destination-edge")
 	d := &Dest{cfg: cfg, log: log, paramsID: p.ID(), store: store, dec: dec, m: m,
-		dst: &dstLink{addr: cfg.Forward, cfg: cfg.Dial, hello: push.Hello{Node: cfg.Node}}}
+		dst: &push.Redialer{Addr: cfg.Forward, Dial: cfg.Dial, Hello: push.Hello{Node: cfg.Node}}}
 	if cfg.Registerer != nil {
 		if err := cfg.Registerer.Register(transport.NewStatsCollector("source-edge", d.conns.list)); err != nil {
 			return nil, fmt.Errorf("destination proxy metrics: %w", err)
@@ -131,7 +131,7 @@ func (d *Dest) Serve(ctx context.Context, ln *transport.Listener) error {
 	g.Go(func() error { return d.store.Serve(ctx) })
 	g.Go(func() error {
 		<-ctx.Done()
-		d.dst.close()
+		d.dst.Close()
 		return nil
 	})
 	g.Go(func() error {

@@ -26,6 +26,9 @@
 //     satisfies errors.Is with the matching sentinel (ErrBufferFull, ...).
 //   - keepalive: PING/PONG frames sent on an idle connection; a connection on
 //     which nothing arrives for the idle timeout is closed.
+//   - redialer: the client of a sender (src, the destination-edge proxy): one
+//     connection to the next hop, dialed on demand, dropped and dialed again
+//     under one liveness rule (Redialer).
 //
 // The frame layouts and message flow are documented in docs/push-protocol.md.
 package push
