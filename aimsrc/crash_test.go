@@ -51,7 +51,7 @@ func runChild(js string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
-	n, err := New(Config{Node: "child", Buffer: cc.Buffer, Volumes: cc.Volumes, Push: cc.Push,
+	n, err := NewNode(Config{Node: "child", Buffer: cc.Buffer, Volumes: cc.Volumes, Push: cc.Push,
 		FileSize: cc.FileSize, FileAge: cc.FileAge, BufferLimit: cc.BufferLimit,
 		NBD: "127.0.0.1:0", Control: "127.0.0.1:0", Metrics: "off",
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})

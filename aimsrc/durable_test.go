@@ -33,7 +33,7 @@ func TestNewFilesDurable(t *testing.T) {
 	}
 	cfg := testConfig(t, dir, VolumeConfig{Name: "v1", Path: filepath.Join(imgDir, "v1.img"), Size: 1 << 20})
 	cfg.Buffer = filepath.Join(dir, "site", "buffer")
-	n, err := New(cfg)
+	n, err := NewNode(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

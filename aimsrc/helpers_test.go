@@ -37,7 +37,7 @@ func testConfig(t testing.TB, dir string, vols ...VolumeConfig) Config {
 // runNode starts a node and stops it at cleanup (or when stop is called).
 func runNode(t testing.TB, cfg Config) (n *Node, stop func()) {
 	t.Helper()
-	n, err := New(cfg)
+	n, err := NewNode(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -13,11 +13,12 @@ import (
 	"github.com/aimwan/aimwan/journal"
 )
 
-// Sentinels of control requests.
+// Sentinels of control requests. (push.ErrUnknownVolume is the push
+// protocol's refusal by a receiver; these name a control request's target.)
 var (
-	ErrBadRequest    = errors.New("bad request")
-	ErrUnknownVolume = errors.New("unknown volume")
-	ErrUnknownGroup  = errors.New("unknown group")
+	ErrBadRequest   = errors.New("bad request")
+	ErrNoSuchVolume = errors.New("unknown volume")
+	ErrNoSuchGroup  = errors.New("unknown group")
 )
 
 // Marker kinds in requests.
@@ -96,7 +97,7 @@ func (n *Node) Marker(req MarkerRequest) (MarkerResult, error) {
 	if req.Group != "" {
 		g, ok := n.groups[req.Group]
 		if !ok {
-			return MarkerResult{}, fmt.Errorf("%w: %q", ErrUnknownGroup, req.Group)
+			return MarkerResult{}, fmt.Errorf("%w: %q", ErrNoSuchGroup, req.Group)
 		}
 		members = groupMembers(g)
 		rec.Group = req.Group
@@ -105,7 +106,7 @@ func (n *Node) Marker(req MarkerRequest) (MarkerResult, error) {
 	for _, m := range members {
 		v, ok := n.vols[m]
 		if !ok {
-			return MarkerResult{}, fmt.Errorf("%w: %q", ErrUnknownVolume, m)
+			return MarkerResult{}, fmt.Errorf("%w: %q", ErrNoSuchVolume, m)
 		}
 		vols = append(vols, v)
 	}

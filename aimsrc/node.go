@@ -41,11 +41,11 @@ type Node struct {
 
 var _ nbd.Exports = (*Node)(nil)
 
-// New opens the node's volumes (creating missing images at their configured
+// NewNode opens the node's volumes (creating missing images at their configured
 // size, recovering journals left open by a crash and redoing their records
 // into the images) and binds its listeners. Serve runs it; Close releases
 // everything when Serve is never called.
-func New(cfg Config) (*Node, error) {
+func NewNode(cfg Config) (*Node, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err

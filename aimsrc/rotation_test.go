@@ -45,7 +45,7 @@ func TestSizeSealFollowsTheImageWrite(t *testing.T) {
 	cfg := testConfig(t, dir, vc)
 	cfg.FileSize = 64 << 10
 	cfg.FileAge = time.Hour
-	n, err := New(cfg)
+	n, err := NewNode(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

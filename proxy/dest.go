@@ -157,9 +157,9 @@ func (d *Dest) Serve(ctx context.Context, ln *transport.Listener) error {
 // stream.
 func (d *Dest) serveConn(ctx context.Context, c *quic.Conn) {
 	if err := d.acceptHandshake(ctx, c); err != nil {
-		code := transport.CodeProtocol
-		if errors.Is(err, ErrMismatch) {
-			code = transport.CodeRefused
+		code := transport.CloseProtocol
+		if errors.Is(err, ErrIncompatible) {
+			code = transport.CloseRefused
 			d.log.Error("refused WAN peer", "remote", c.RemoteAddr().String(), "err", err)
 		} else {
 			d.log.Warn("WAN handshake failed", "remote", c.RemoteAddr().String(), "err", err)
@@ -171,7 +171,7 @@ func (d *Dest) serveConn(ctx context.Context, c *quic.Conn) {
 	defer d.conns.remove(c)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stop := context.AfterFunc(ctx, func() { _ = c.CloseWithError(transport.CodeShutdown, "shutting down") })
+	stop := context.AfterFunc(ctx, func() { _ = c.CloseWithError(transport.CloseShutdown, "shutting down") })
 	defer stop()
 	var files errgroup.Group
 	defer func() { cancel(); _ = files.Wait() }() // in-flight files end with the connection

@@ -77,8 +77,9 @@ func ParseMode(s string) (Mode, error) {
 	return 0, fmt.Errorf("mode %q: want optimize or passthrough", s)
 }
 
-// Hello is the body of HELLO and HELLO_OK.
-type Hello struct {
+// WANHello is the body of the WAN protocol's HELLO and HELLO_OK (distinct
+// from push.Hello, the LAN push protocol's hello).
+type WANHello struct {
 	Version uint16
 	Mode    Mode
 	Node    string

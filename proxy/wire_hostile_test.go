@@ -110,8 +110,8 @@ func TestDecodeMessagesTruncated(t *testing.T) {
 		b      []byte
 		decode func([]byte) error
 	}{
-		"hello": {Hello{Version: 1, Mode: ModeOptimize, Node: "node-1", Params: "p", Epoch: 7, Held: 3}.encode(true),
-			func(b []byte) error { _, err := DecodeHello(b); return err }},
+		"hello": {WANHello{Version: 1, Mode: ModeOptimize, Node: "node-1", Params: "p", Epoch: 7, Held: 3}.encode(true),
+			func(b []byte) error { _, err := DecodeWANHello(b); return err }},
 		"file": {FileHeader{Volume: "v", Name: "0000000000000001.aimj", Size: 100, Mode: ModePassthrough, PayloadLen: 100, StreamLen: 100}.encode(),
 			func(b []byte) error { _, err := DecodeFileHeader(b); return err }},
 		"result": {Result{Code: 3, Msg: "buffer full"}.encode(),

@@ -61,7 +61,7 @@ func runSrc(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	n, err := aimsrc.New(cfg)
+	n, err := aimsrc.NewNode(cfg)
 	if err != nil {
 		if errors.Is(err, aimsrc.ErrConfig) {
 			return usagef("%v", err)
