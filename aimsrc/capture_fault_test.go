@@ -45,7 +45,7 @@ func TestImageWriteFailureResyncs(t *testing.T) {
 	if err := v.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "resync done and files shipped", 20*time.Second, func() bool {
+	waitFor(t, "resync done and files pushed", 20*time.Second, func() bool {
 		st := n.Status().Volumes[0]
 		return st.State == StateNormal && st.DirtyBytes == 0 && st.FilesWaiting == 0 && st.SrcDataBytes == 0
 	})

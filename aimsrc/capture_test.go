@@ -53,7 +53,7 @@ func TestRealClients(t *testing.T) {
 			if img := readAll(t, filepath.Join(dir, "a.img")); !bytes.Equal(img, src) {
 				t.Fatalf("volume image differs from the source: %s", firstDiff(img, src))
 			}
-			waitFor(t, "all journal files shipped", 20*time.Second, func() bool {
+			waitFor(t, "all journal files pushed", 20*time.Second, func() bool {
 				st := n.Status().Volumes[0]
 				return st.SrcDataBytes == 0 && st.FilesWaiting == 0 && st.Writes > 0
 			})

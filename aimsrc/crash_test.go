@@ -248,7 +248,7 @@ func checkJournaledWrites(t *testing.T, recs []journal.Record, acked []sentWrite
 }
 
 // TestResumeFromDisk: journal files left by an earlier run (push target down)
-// are shipped by the next run, in order, and the destination equals the image.
+// are pushed by the next run, in order, and the destination equals the image.
 func TestResumeFromDisk(t *testing.T) {
 	const size = 4 << 20
 	dir := t.TempDir()
@@ -277,7 +277,7 @@ func TestResumeFromDisk(t *testing.T) {
 	if got := n2.Status().Volumes[0].FilesWaiting; got != int64(len(seqs)) {
 		t.Errorf("status after restart: %d files waiting, want %d", got, len(seqs))
 	}
-	waitFor(t, "files shipped", 20*time.Second, func() bool {
+	waitFor(t, "files pushed", 20*time.Second, func() bool {
 		st := n2.Status().Volumes[0]
 		return st.FilesWaiting == 0 && st.SrcDataBytes == 0
 	})

@@ -63,7 +63,7 @@ func TestInitialize(t *testing.T) {
 	if st.Error != "" || st.Percent != 100 || st.Journaled != 5<<20 {
 		t.Fatalf("init status %+v, want done at 100%% with 5 MiB journaled (3 zero MiBs skipped)", st)
 	}
-	waitFor(t, "files shipped", 20*time.Second, func() bool {
+	waitFor(t, "files pushed", 20*time.Second, func() bool {
 		s := n.Status().Volumes[0]
 		return s.FilesWaiting == 0 && s.SrcDataBytes == 0
 	})
@@ -114,7 +114,7 @@ func TestBufferLimit(t *testing.T) {
 
 	refuse.Store(false)
 	n2, _ := runNode(t, cfg)
-	waitFor(t, "resync to normal and files shipped", 30*time.Second, func() bool {
+	waitFor(t, "resync to normal and files pushed", 30*time.Second, func() bool {
 		s := n2.Status().Volumes[0]
 		return s.State == StateNormal && s.FilesWaiting == 0 && s.SrcDataBytes == 0
 	})
@@ -159,7 +159,7 @@ func TestInitializeResume(t *testing.T) {
 	if st := n2.Status().Volumes[0].Init; !st.Running || st.DoneBytes == 0 {
 		t.Fatalf("after restart init status %+v, want resumed from its checkpoint", st)
 	}
-	waitFor(t, "initialize done and shipped", 30*time.Second, func() bool {
+	waitFor(t, "initialize done and pushed", 30*time.Second, func() bool {
 		st := n2.Status().Volumes[0]
 		return !st.Init.Running && st.FilesWaiting == 0 && st.SrcDataBytes == 0
 	})

@@ -10,9 +10,9 @@ import (
 type collector struct {
 	n *Node
 
-	srcData, oldest, files, dirty, state, initPct      *prometheus.Desc
-	writes, written, shippedFiles, shippedBytes, limit *prometheus.Desc
-	coalesced, coalIn, coalOut                         *prometheus.Desc
+	srcData, oldest, files, dirty, state, initPct    *prometheus.Desc
+	writes, written, pushedFiles, pushedBytes, limit *prometheus.Desc
+	coalesced, coalIn, coalOut                       *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*collector)(nil)
@@ -23,28 +23,28 @@ func newCollector(n *Node) *collector {
 		return prometheus.NewDesc("aimwan_src_"+name, help, labels, nil)
 	}
 	return &collector{
-		n:            n,
-		srcData:      d("data_bytes", "Src Data: bytes of journal files waiting in the source buffer.", vol...),
-		oldest:       d("oldest_unsent_seconds", "Age of the oldest journaled write not yet acked by the far end.", vol...),
-		files:        d("files_waiting", "Sealed journal files not yet acked.", vol...),
-		dirty:        d("dirty_bytes", "Volume bytes marked in the dirty bitmap (pull-ahead/resync).", vol...),
-		state:        d("state", "1 for the volume's current state (normal, resync, pull-ahead).", "volume", "state"),
-		initPct:      d("init_percent", "Progress of the running or last initialize, percent.", vol...),
-		writes:       d("writes_captured_total", "Writes, zeroes and trims captured.", vol...),
-		written:      d("bytes_captured_total", "Data bytes of captured writes.", vol...),
-		shippedFiles: d("files_shipped_total", "Journal files acked by the far end and deleted.", vol...),
-		shippedBytes: d("bytes_shipped_total", "Bytes of journal files acked by the far end.", vol...),
-		limit:        d("buffer_limit_bytes", "Configured source buffer limit (0: none)."),
-		coalesced:    d("coalesced_bytes_total", "Payload bytes dropped by write coalescing (overwritten later in the window).", vol...),
-		coalIn:       d("coalesce_records_in_total", "Records of coalesced journal files before coalescing.", vol...),
-		coalOut:      d("coalesce_records_out_total", "Records of coalesced journal files after coalescing.", vol...),
+		n:           n,
+		srcData:     d("data_bytes", "Src Data: bytes of journal files waiting in the source buffer.", vol...),
+		oldest:      d("oldest_unsent_seconds", "Age of the oldest journaled write not yet acked by the far end.", vol...),
+		files:       d("files_waiting", "Sealed journal files not yet acked.", vol...),
+		dirty:       d("dirty_bytes", "Volume bytes marked in the dirty bitmap (pull-ahead/resync).", vol...),
+		state:       d("state", "1 for the volume's current state (normal, resync, pull-ahead).", "volume", "state"),
+		initPct:     d("init_percent", "Progress of the running or last initialize, percent.", vol...),
+		writes:      d("writes_captured_total", "Writes, zeroes and trims captured.", vol...),
+		written:     d("bytes_captured_total", "Data bytes of captured writes.", vol...),
+		pushedFiles: d("files_shipped_total", "Journal files acked by the far end and deleted.", vol...),
+		pushedBytes: d("bytes_shipped_total", "Bytes of journal files acked by the far end.", vol...),
+		limit:       d("buffer_limit_bytes", "Configured source buffer limit (0: none)."),
+		coalesced:   d("coalesced_bytes_total", "Payload bytes dropped by write coalescing (overwritten later in the window).", vol...),
+		coalIn:      d("coalesce_records_in_total", "Records of coalesced journal files before coalescing.", vol...),
+		coalOut:     d("coalesce_records_out_total", "Records of coalesced journal files after coalescing.", vol...),
 	}
 }
 
 // Describe sends every descriptor.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.srcData, c.oldest, c.files, c.dirty, c.state, c.initPct,
-		c.writes, c.written, c.shippedFiles, c.shippedBytes, c.limit, c.coalesced, c.coalIn, c.coalOut} {
+		c.writes, c.written, c.pushedFiles, c.pushedBytes, c.limit, c.coalesced, c.coalIn, c.coalOut} {
 		ch <- d
 	}
 }
@@ -62,8 +62,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.initPct, g, st.Init.Percent, name)
 		ch <- prometheus.MustNewConstMetric(c.writes, ctr, float64(st.Writes), name)
 		ch <- prometheus.MustNewConstMetric(c.written, ctr, float64(st.BytesWritten), name)
-		ch <- prometheus.MustNewConstMetric(c.shippedFiles, ctr, float64(st.FilesShipped), name)
-		ch <- prometheus.MustNewConstMetric(c.shippedBytes, ctr, float64(st.BytesShipped), name)
+		ch <- prometheus.MustNewConstMetric(c.pushedFiles, ctr, float64(st.FilesPushed), name)
+		ch <- prometheus.MustNewConstMetric(c.pushedBytes, ctr, float64(st.BytesPushed), name)
 		ch <- prometheus.MustNewConstMetric(c.coalesced, ctr, float64(st.CoalescedBytes), name)
 		ch <- prometheus.MustNewConstMetric(c.coalIn, ctr, float64(st.CoalesceRecordsIn), name)
 		ch <- prometheus.MustNewConstMetric(c.coalOut, ctr, float64(st.CoalesceRecordsOut), name)

@@ -23,14 +23,14 @@ import (
 
 // Node is a running source node: its volumes and listeners.
 type Node struct {
-	cfg    Config
-	log    *slog.Logger
-	vols   map[string]*volume
-	order  []string // volume names, sorted
-	groups map[string]GroupConfig
-	space  *space
-	pusher *push.Redialer
-	gseq   *groupSeqs
+	cfg     Config
+	log     *slog.Logger
+	vols    map[string]*volume
+	order   []string // volume names, sorted
+	groups  map[string]GroupConfig
+	space   *space
+	nextHop *push.Redialer // the next hop (--push)
+	gseq    *groupSeqs
 
 	groupMu sync.Mutex // held from taking a group marker id to placing the marker
 
@@ -71,7 +71,7 @@ func NewNode(cfg Config) (*Node, error) {
 		hello.Volumes = append(hello.Volumes, v.name)
 	}
 	slices.Sort(n.order)
-	n.pusher = &push.Redialer{Addr: cfg.Push, Hello: hello, Dial: push.DialConfig{Logger: n.log}}
+	n.nextHop = &push.Redialer{Addr: cfg.Push, Hello: hello, Dial: push.DialConfig{Logger: n.log}}
 	if err := n.listen(); err != nil {
 		n.Close()
 		return nil, err
@@ -115,8 +115,8 @@ func (n *Node) openVolume(vc VolumeConfig) (*volume, error) {
 		return nil, fmt.Errorf("volume %s: %w", vc.Name, err)
 	}
 	v := &volume{name: vc.Name, dir: filepath.Join(n.cfg.Buffer, vc.Name), size: img.size, img: img,
-		log: n.log.With("volume", vc.Name), space: n.space, now: n.cfg.Now, ship: newShipState(),
-		shipKick: make(chan struct{}, 1), spaceKick: make(chan struct{}, 1), initReq: make(chan int64, 1),
+		log: n.log.With("volume", vc.Name), space: n.space, now: n.cfg.Now, pushing: newPushState(),
+		pushKick: make(chan struct{}, 1), spaceKick: make(chan struct{}, 1), initReq: make(chan int64, 1),
 		initPath: filepath.Join(n.cfg.Buffer, vc.Name+".init")}
 	v.state.Store(StateNormal)
 	if err := v.openJournal(n.cfg); err != nil {
@@ -172,7 +172,7 @@ func (v *volume) openJournal(cfg Config) error {
 	for _, seq := range seqs {
 		if st, err := os.Stat(filepath.Join(v.dir, journal.FileName(seq))); err == nil {
 			total += st.Size()
-			v.ship.setWaiting(seq, st.ModTime()) // refined when shipping reads the file
+			v.pushing.setWaiting(seq, st.ModTime()) // refined when pushing reads the file
 		}
 	}
 	v.sealedBytes.Store(total)
@@ -233,7 +233,7 @@ func (n *Node) MetricsAddr() net.Addr {
 }
 
 // Serve runs the node until ctx ends: the NBD server, the control API,
-// metrics, and per volume shipping, age sealing, resync and initialize.
+// metrics, and per volume pushing, age sealing, resync and initialize.
 // It closes the node when it returns.
 func (n *Node) Serve(ctx context.Context) error {
 	defer n.Close()
@@ -251,7 +251,7 @@ func (n *Node) Serve(ctx context.Context) error {
 	}
 	for _, name := range n.order {
 		v := n.vols[name]
-		sh := &shipper{v: v, p: n.pusher, window: n.cfg.ShipWindow, retryMax: n.cfg.RetryMax, done: make(chan struct{}, 1)}
+		sh := &pusher{v: v, p: n.nextHop, window: n.cfg.PushWindow, retryMax: n.cfg.RetryMax, done: make(chan struct{}, 1)}
 		g.Go(func() error { return sh.Serve(gctx) })
 		g.Go(func() error { return v.serveSealer(gctx, n.fileAge()) })
 		g.Go(func() error { return v.serveResync(gctx) })
@@ -297,8 +297,8 @@ func (n *Node) Close() error {
 			ln.Close()
 		}
 	}
-	if n.pusher != nil {
-		n.pusher.Close()
+	if n.nextHop != nil {
+		n.nextHop.Close()
 	}
 	for _, name := range n.order {
 		errs = append(errs, n.vols[name].close())

@@ -34,7 +34,7 @@ func (s *sealOrder) Zero(off, length int64, trim bool) (uint64, error) {
 
 // TestSizeSealFollowsTheImageWrite: the journal rotates by size itself, but
 // a file is sealed only after the image holds its last record (a sealed file
-// may be shipped and deleted at once; recovery redoes only the open file).
+// may be pushed and deleted at once; recovery redoes only the open file).
 // Writes that exactly fill files, and zeros after a full file, all leave
 // their record in the open file until capture has applied it; the sealed
 // files replay to the image.

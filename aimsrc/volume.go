@@ -81,16 +81,16 @@ type volume struct {
 	sealedFiles atomic.Int64
 	writes      atomic.Uint64
 	written     atomic.Uint64
-	shippedN    atomic.Uint64
-	shippedB    atomic.Uint64
+	pushedN     atomic.Uint64
+	pushedB     atomic.Uint64
 	coalesced   atomic.Uint64 // payload bytes dropped by coalescing
 	coalIn      atomic.Uint64 // records of coalesced files before coalescing
 	coalOut     atomic.Uint64 // and after
 	state       atomic.Value  // string
 
-	ship      *shipState
+	pushing   *pushState
 	initJob   initJob
-	shipKick  chan struct{} // a file was sealed
+	pushKick  chan struct{} // a file was sealed
 	spaceKick chan struct{} // buffer space was freed
 	initReq   chan int64    // initialize requested, from this offset
 	initPath  string        // checkpoint of a running initialize
@@ -202,7 +202,7 @@ func (v *volume) apply(off, length int64, write func() error) error {
 // sealIfFull seals the open file once it holds the replication file size
 // (or the record limit). The journal defers that seal to this call
 // (WriterConfig.DeferSeal), and capture makes it after the image write, so a
-// sealed file (which shipping may push and delete at once) only holds
+// sealed file (which pushing may push and delete at once) only holds
 // records already applied to the image: after a crash, only the open file's
 // records need redoing. Called under mu.
 func (v *volume) sealIfFull() error {
@@ -221,11 +221,11 @@ func (v *volume) onCoalesce(_ string, s journal.CoalesceStats) {
 
 // onSeal is the journal's seal callback.
 func (v *volume) onSeal(f journal.SealedFile) {
-	v.ship.setWaiting(f.Seq, f.FirstTime)
+	v.pushing.setWaiting(f.Seq, f.FirstTime)
 	v.sealedBytes.Add(f.Size)
 	v.sealedFiles.Add(1)
 	select {
-	case v.shipKick <- struct{}{}:
+	case v.pushKick <- struct{}{}:
 	default:
 	}
 }

@@ -52,7 +52,7 @@ type compacted struct {
 // is created with the base seq following the compacted file's last record,
 // then the compacted file is renamed to N.aimj, the folder fsynced, and the
 // open file and its sidecar removed (the folder fsynced again, so a
-// removed open file cannot come back after its sealed file was shipped).
+// removed open file cannot come back after its sealed file was pushed).
 //
 // When the compacted file cannot be written (more records than the limit,
 // or an I/O error such as a full disk: it needs room for a copy), the file

@@ -172,7 +172,7 @@ func (o *openFile) footer(sum []byte) footer {
 // renames this one to its final name, fsyncs the folder and removes the
 // sidecar. The next open file exists before the rename, so the folder
 // always holds the sequence numbers to continue from, even when every
-// sealed file has been shipped and deleted.
+// sealed file has been pushed and deleted.
 func (o *openFile) seal(dir string, now time.Time) (sealedFile, *openFile, error) {
 	sf, err := o.writeTail()
 	if err != nil {

@@ -61,7 +61,7 @@ type WriterConfig struct {
 	// open until the owner calls SealIfFull, or appends again, instead of
 	// being sealed inside that append. The owner appends a record, applies
 	// it (writes its image), then calls SealIfFull, so a sealed file only
-	// ever holds records already applied: a sealed file may be shipped and
+	// ever holds records already applied: a sealed file may be pushed and
 	// deleted at once, and after a crash only the open file's records are
 	// redone. Seals by age and by SealIfOlder happen before an append or
 	// from the owner's ticker, and are not deferred. Default off.

@@ -192,7 +192,7 @@ func TestWriterConfigErrors(t *testing.T) {
 }
 
 // TestWriterContinues: sequences continue across restarts, also when every
-// sealed file has been shipped and deleted.
+// sealed file has been pushed and deleted.
 func TestWriterContinues(t *testing.T) {
 	dir := t.TempDir()
 	clk := newClock()

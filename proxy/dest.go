@@ -20,8 +20,9 @@ import (
 type DestConfig struct {
 	// Node is this proxy's name in hellos. "" means "proxy-destination".
 	Node string
-	// Forward is dst's push address (host:port). Required.
-	Forward string
+	// Push is dst's push address (host:port), where rebuilt files are
+	// pushed (the --lan-forward flag). Required.
+	Push string
 	// Dial tunes the push connection to dst.
 	Dial push.DialConfig
 	// Store is the chunk cache; nil means a memory-only store of dedupe's
@@ -64,8 +65,8 @@ func (c DestConfig) withDefaults() DestConfig {
 }
 
 func (c DestConfig) validate() error {
-	if c.Forward == "" {
-		return errors.New("destination proxy: no dst address to forward to")
+	if c.Push == "" {
+		return errors.New("destination proxy: no dst address to push to")
 	}
 	return nil
 }
@@ -111,7 +112,7 @@ func NewDest(cfg DestConfig) (*Dest, error) {
 	}
 	log := cfg.Logger.With("role", "destination-edge")
 	d := &Dest{cfg: cfg, log: log, paramsID: p.ID(), store: store, dec: dec, m: m,
-		dst: &push.Redialer{Addr: cfg.Forward, Dial: cfg.Dial, Hello: push.Hello{Node: cfg.Node}}}
+		dst: &push.Redialer{Addr: cfg.Push, Dial: cfg.Dial, Hello: push.Hello{Node: cfg.Node}}}
 	if cfg.Registerer != nil {
 		if err := cfg.Registerer.Register(transport.NewStatsCollector("source-edge", d.conns.list)); err != nil {
 			return nil, fmt.Errorf("destination proxy metrics: %w", err)

@@ -5,6 +5,11 @@
 //
 // Glossary:
 //
+//   - Push: deliver a journal file to the next hop and wait for its durable
+//     ack, the one verb for it in aimwan: src pushes to the source edge, the
+//     source edge pushes each file over the WAN to the destination edge
+//     (Source.push, one QUIC stream per attempt), which pushes it on to dst
+//     (push.Redialer). "Send" is the lower level: writing frames.
 //   - Source edge (Source): a push.Handler. It holds each offered file in
 //     memory, splits it (journal.Split) into metadata and payload, encodes
 //     them and sends them on one QUIC stream; it answers the far end's misses

@@ -111,7 +111,7 @@ func newPair(t testing.TB, o pairOpts) *pair {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.dest, err = NewDest(DestConfig{Forward: dstLn.Addr().String(), Store: store, Params: o.destParams, MaxFileSize: o.destMaxFile,
+	p.dest, err = NewDest(DestConfig{Push: dstLn.Addr().String(), Store: store, Params: o.destParams, MaxFileSize: o.destMaxFile,
 		Registerer: p.destReg, Logger: logger})
 	if err != nil {
 		t.Fatal(err)

@@ -38,9 +38,10 @@ type encoded struct {
 	started func() // called once the FILE frame is written (frees the encoder slot)
 }
 
-// forward checks the file, encodes it once and sends it, retrying over new
-// connections after transport failures for up to RetryFor.
-func (s *Source) forward(ctx context.Context, o push.Offer, file []byte) error {
+// push checks the file, encodes it once and pushes it to the destination
+// edge over the WAN, retrying over new connections after transport failures
+// for up to RetryFor.
+func (s *Source) push(ctx context.Context, o push.Offer, file []byte) error {
 	name := o.Volume + "/" + o.Name
 	if int64(len(file)) != o.Size {
 		return fmt.Errorf("file %s: got %d of %d bytes: %w", name, len(file), o.Size, push.ErrBadOffer)
@@ -63,7 +64,7 @@ func (s *Source) forward(ctx context.Context, o push.Offer, file []byte) error {
 	deadline := time.Now().Add(s.cfg.RetryFor)
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		err := s.sendOnce(ctx, deadline, enc)
+		err := s.pushOnce(ctx, deadline, enc)
 		var v *verdict
 		switch {
 		case err == nil:
@@ -74,9 +75,9 @@ func (s *Source) forward(ctx context.Context, o push.Offer, file []byte) error {
 		case ctx.Err() != nil:
 			return fmt.Errorf("file %s: %w", name, context.Cause(ctx))
 		case time.Now().After(deadline):
-			return fmt.Errorf("file %s: WAN send failed %d times, last: %v: %w", name, attempt, err, push.ErrUnavailable)
+			return fmt.Errorf("file %s: WAN push failed %d times, last: %v: %w", name, attempt, err, push.ErrUnavailable)
 		}
-		s.log.Warn("WAN send failed; retrying", "file", name, "attempt", attempt, "err", err)
+		s.log.Warn("WAN push failed; retrying", "file", name, "attempt", attempt, "err", err)
 		t := time.NewTimer(backoff)
 		select {
 		case <-t.C:
@@ -153,9 +154,9 @@ func (s *Source) queueSeconds() float64 {
 	return q / r
 }
 
-// sendOnce sends one file on a new stream and waits for the verdict.
+// pushOnce sends one file on a new stream and waits for the verdict.
 // A connection is awaited until deadline at most.
-func (s *Source) sendOnce(ctx context.Context, deadline time.Time, enc *encoded) error {
+func (s *Source) pushOnce(ctx context.Context, deadline time.Time, enc *encoded) error {
 	getCtx, cancel := context.WithDeadline(ctx, deadline)
 	conn, err := s.pool.Get(getCtx)
 	cancel()

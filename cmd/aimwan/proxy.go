@@ -276,7 +276,7 @@ func startDestEdge(ctx context.Context, g *errgroup.Group, f proxyFile, c proxyC
 	if err != nil {
 		return err
 	}
-	d, err := proxy.NewDest(proxy.DestConfig{Node: f.Node, Forward: orDefault(f.LANForward, dstDefaultListen),
+	d, err := proxy.NewDest(proxy.DestConfig{Node: f.Node, Push: orDefault(f.LANForward, dstDefaultListen),
 		Store: store, MissWait: missWait, Registerer: reg, Logger: log})
 	if err != nil {
 		return usagef("proxy: %v", err)

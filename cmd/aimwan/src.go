@@ -19,7 +19,7 @@ import (
 )
 
 func init() {
-	register(command{Name: "src", Summary: "source node: NBD export, journal capture, shipping (init|marker|status)", Run: runSrc})
+	register(command{Name: "src", Summary: "source node: NBD export, journal capture, pushing (init|marker|status)", Run: runSrc})
 }
 
 // srcFile is the YAML form of the source node's configuration.
@@ -90,7 +90,7 @@ func srcConfig(args []string) (aimsrc.Config, error) {
 	fileSize := fs.String("file-size", "", "replication file `SIZE`: payload bytes per journal file (default 4MiB)")
 	fileAge := fs.String("file-age", "", "seal a journal file this old, `DURATION` (default 2s)")
 	coalesce := fs.String("coalesce", "", "coalesce writes to the same blocks within `WINDOW` (a duration, e.g. 10s) before\n"+
-		"shipping: a block rewritten N times in the window travels once; RPO grows by up to the window\n"+
+		"pushing: a block rewritten N times in the window travels once; RPO grows by up to the window\n"+
 		"(the window is the file age; markers end it). 0 = off (default)")
 	record := fs.String("record", "", "record metrics as JSONL into `DIR` (<DIR>/<node>.jsonl)")
 	if err := parseFlags(fs, args); err != nil {

@@ -1,6 +1,8 @@
-// Package push implements the LAN push protocol: how a node hands sealed
+// Package push implements the LAN push protocol: how a node pushes sealed
 // journal files to the next hop (src → dst, src → source-edge proxy,
 // destination-edge proxy → dst) over TCP, with an end-to-end durable ack.
+// "Push" is aimwan's one verb for delivering a file to the next hop and
+// waiting for its durable ack.
 //
 // Glossary:
 //

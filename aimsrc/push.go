@@ -15,21 +15,21 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// shipState is a volume's shipping progress, for status.
-type shipState struct {
+// pushState is a volume's pushing progress, for status.
+type pushState struct {
 	mu      sync.Mutex
 	waiting map[uint64]time.Time // sealed file seq -> time of its first record (estimated until read)
 	lastErr string
 	errTime time.Time
-	broken  map[uint64]string // files that fail validation: never shipped, never deleted
+	broken  map[uint64]string // files that fail validation: never pushed, never deleted
 }
 
-func newShipState() *shipState {
-	return &shipState{waiting: map[uint64]time.Time{}, broken: map[uint64]string{}}
+func newPushState() *pushState {
+	return &pushState{waiting: map[uint64]time.Time{}, broken: map[uint64]string{}}
 }
 
 // oldest returns the first-record time of the oldest sealed file waiting.
-func (s *shipState) oldest() time.Time {
+func (s *pushState) oldest() time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var t time.Time
@@ -42,13 +42,13 @@ func (s *shipState) oldest() time.Time {
 }
 
 // setWaiting records the first-record time of a sealed file.
-func (s *shipState) setWaiting(seq uint64, first time.Time) {
+func (s *pushState) setWaiting(seq uint64, first time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.waiting[seq] = first
 }
 
-func (s *shipState) setWaitingIfAbsent(seq uint64, first time.Time) {
+func (s *pushState) setWaitingIfAbsent(seq uint64, first time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.waiting[seq]; !ok {
@@ -56,7 +56,7 @@ func (s *shipState) setWaitingIfAbsent(seq uint64, first time.Time) {
 	}
 }
 
-func (s *shipState) setErr(err error, now time.Time) {
+func (s *pushState) setErr(err error, now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err == nil {
@@ -66,8 +66,8 @@ func (s *shipState) setErr(err error, now time.Time) {
 	s.lastErr, s.errTime = err.Error(), now
 }
 
-// shipper ships one volume's sealed files.
-type shipper struct {
+// pusher pushes one volume's sealed files.
+type pusher struct {
 	v        *volume
 	p        *push.Redialer
 	window   int
@@ -78,7 +78,7 @@ type shipper struct {
 // Serve pushes sealed files in file-sequence order, up to window at once,
 // until ctx ends. Each file is retried with backoff until acked, then
 // deleted. A restart resumes from the files on disk.
-func (s *shipper) Serve(ctx context.Context) error {
+func (s *pusher) Serve(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(s.window)
 	var last uint64
@@ -87,20 +87,20 @@ func (s *shipper) Serve(ctx context.Context) error {
 	for ctx.Err() == nil {
 		seqs, err := journal.ListSealed(s.v.dir)
 		if err != nil {
-			s.v.log.Error("shipping: cannot list journal files", "volume", s.v.name, "err", err)
+			s.v.log.Error("push: cannot list journal files", "volume", s.v.name, "err", err)
 		}
 		for _, seq := range seqs {
 			if seq <= last {
 				continue
 			}
-			if !g.TryGo(func() error { s.ship(gctx, seq); return nil }) {
+			if !g.TryGo(func() error { s.pushFile(gctx, seq); return nil }) {
 				break
 			}
 			last = seq
 		}
 		select {
 		case <-ctx.Done():
-		case <-s.v.shipKick:
+		case <-s.v.pushKick:
 		case <-s.done:
 		case <-tick.C:
 		}
@@ -108,8 +108,8 @@ func (s *shipper) Serve(ctx context.Context) error {
 	return g.Wait()
 }
 
-// ship pushes one file until it is acked (then deletes it) or ctx ends.
-func (s *shipper) ship(ctx context.Context, seq uint64) {
+// pushFile pushes one file until it is acked (then deletes it) or ctx ends.
+func (s *pusher) pushFile(ctx context.Context, seq uint64) {
 	defer func() {
 		select {
 		case s.done <- struct{}{}:
@@ -140,45 +140,45 @@ func (s *shipper) ship(ctx context.Context, seq uint64) {
 			first = r.Time
 		}
 	}
-	v.ship.setWaitingIfAbsent(seq, first)
+	v.pushing.setWaitingIfAbsent(seq, first)
 	o := push.FileOffer(v.name, seq, b)
 	if !s.pushRetry(ctx, o, b) {
 		return
 	}
 	if err := os.Remove(path); err != nil {
-		s.v.log.Error("shipping: cannot delete acked file", "volume", v.name, "file", name, "err", err)
+		s.v.log.Error("push: cannot delete acked file", "volume", v.name, "file", name, "err", err)
 	}
-	v.ship.mu.Lock()
-	delete(v.ship.waiting, seq)
-	v.ship.mu.Unlock()
+	v.pushing.mu.Lock()
+	delete(v.pushing.waiting, seq)
+	v.pushing.mu.Unlock()
 	v.sealedBytes.Add(-int64(len(b)))
 	v.sealedFiles.Add(-1)
-	v.shippedN.Add(1)
-	v.shippedB.Add(uint64(len(b)))
+	v.pushedN.Add(1)
+	v.pushedB.Add(uint64(len(b)))
 	v.space.kick()
 }
 
 // pushRetry pushes until acked (true) or ctx ends (false), backing off
 // exponentially between attempts up to retryMax.
-func (s *shipper) pushRetry(ctx context.Context, o push.Offer, b []byte) bool {
+func (s *pusher) pushRetry(ctx context.Context, o push.Offer, b []byte) bool {
 	v := s.v
 	backoff := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		err := s.p.Push(ctx, o, bytes.NewReader(b))
 		if err == nil {
-			v.ship.setErr(nil, v.now())
+			v.pushing.setErr(nil, v.now())
 			return true
 		}
 		if ctx.Err() != nil {
 			return false
 		}
 		err = fmt.Errorf("push %s of volume %s to %s: %w", o.Name, v.name, s.p.Addr, err)
-		v.ship.setErr(err, v.now())
+		v.pushing.setErr(err, v.now())
 		level := slog.LevelDebug
 		if attempt == 1 || attempt%10 == 0 {
 			level = slog.LevelWarn
 		}
-		v.log.Log(ctx, level, "shipping: push failed, retrying", "err", err, "attempt", attempt, "backoff", backoff)
+		v.log.Log(ctx, level, "push failed, retrying", "err", err, "attempt", attempt, "backoff", backoff)
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
@@ -190,12 +190,12 @@ func (s *shipper) pushRetry(ctx context.Context, o push.Offer, b []byte) bool {
 	}
 }
 
-// fail records a file that cannot be shipped (unreadable or invalid). It
+// fail records a file that cannot be pushed (unreadable or invalid). It
 // stays on disk; the volume's status shows the error.
-func (s *shipper) fail(seq uint64, err error) {
-	s.v.log.Error("shipping: journal file cannot be shipped; it is kept", "volume", s.v.name, "err", err)
-	s.v.ship.mu.Lock()
-	s.v.ship.broken[seq] = err.Error()
-	s.v.ship.mu.Unlock()
-	s.v.ship.setErr(err, s.v.now())
+func (s *pusher) fail(seq uint64, err error) {
+	s.v.log.Error("push: journal file cannot be pushed; it is kept", "volume", s.v.name, "err", err)
+	s.v.pushing.mu.Lock()
+	s.v.pushing.broken[seq] = err.Error()
+	s.v.pushing.mu.Unlock()
+	s.v.pushing.setErr(err, s.v.now())
 }

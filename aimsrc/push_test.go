@@ -33,10 +33,10 @@ func writeSome(t *testing.T, n *Node, volume string, count int, salt byte) {
 	}
 }
 
-// TestShipRetries: the destination refuses files (buffer full, unavailable,
+// TestPushRetries: the destination refuses files (buffer full, unavailable,
 // internal error); each is retried until acked and only then deleted; the
 // destination's replay equals the image.
-func TestShipRetries(t *testing.T) {
+func TestPushRetries(t *testing.T) {
 	const size = 4 << 20
 	dir := t.TempDir()
 	vc := VolumeConfig{Name: "v1", Path: filepath.Join(dir, "v1.img"), Size: size}
@@ -66,7 +66,7 @@ func TestShipRetries(t *testing.T) {
 	cfg.Push = serveFakeDst(t, dst)
 	n, _ := runNode(t, cfg)
 	writeSome(t, n, "v1", 60, 1)
-	waitFor(t, "files shipped", 20*time.Second, func() bool {
+	waitFor(t, "files pushed", 20*time.Second, func() bool {
 		st := n.Status().Volumes[0]
 		return st.FilesWaiting == 0 && st.SrcDataBytes == 0
 	})
@@ -88,10 +88,10 @@ func TestShipRetries(t *testing.T) {
 	}
 }
 
-// TestShipConnectionCut: the push server goes away mid-stream (connections
-// cut, then refused) and comes back on the same address; shipping resumes
+// TestPushConnectionCut: the push server goes away mid-stream (connections
+// cut, then refused) and comes back on the same address; pushing resumes
 // and nothing is lost or deleted early.
-func TestShipConnectionCut(t *testing.T) {
+func TestPushConnectionCut(t *testing.T) {
 	const size = 4 << 20
 	dir := t.TempDir()
 	vc := VolumeConfig{Name: "v1", Path: filepath.Join(dir, "v1.img"), Size: size}
@@ -138,16 +138,16 @@ func TestShipConnectionCut(t *testing.T) {
 		t.Fatalf("listen again on %s: %v", addr, err)
 	}
 	startFakeDst(t, dst, ln2)
-	waitFor(t, "files shipped after reconnect", 20*time.Second, func() bool {
+	waitFor(t, "files pushed after reconnect", 20*time.Second, func() bool {
 		st := n.Status().Volumes[0]
 		return st.FilesWaiting == 0 && st.SrcDataBytes == 0
 	})
 	dst.checkReplica(t, "v1", vc.Path, size)
 }
 
-// TestShipCorruptFile: a sealed file corrupted on disk is reported, kept and
-// never shipped; the other files ship.
-func TestShipCorruptFile(t *testing.T) {
+// TestPushCorruptFile: a sealed file corrupted on disk is reported, kept and
+// never pushed; the other files push.
+func TestPushCorruptFile(t *testing.T) {
 	dir := t.TempDir()
 	vc := VolumeConfig{Name: "v1", Path: filepath.Join(dir, "v1.img"), Size: 4 << 20}
 	cfg := testConfig(t, dir, vc)
@@ -164,7 +164,7 @@ func TestShipCorruptFile(t *testing.T) {
 	dst := newFakeDst()
 	cfg.Push = serveFakeDst(t, dst)
 	n2, _ := runNode(t, cfg)
-	waitFor(t, "all but the corrupt file shipped", 20*time.Second, func() bool {
+	waitFor(t, "all but the corrupt file pushed", 20*time.Second, func() bool {
 		st := n2.Status().Volumes[0]
 		return st.FilesWaiting == 1 && len(st.BrokenFiles) == 1
 	})
@@ -177,7 +177,7 @@ func TestShipCorruptFile(t *testing.T) {
 	}
 	for _, name := range dst.names("v1") {
 		if name == journal.FileName(2) {
-			t.Error("corrupt file shipped")
+			t.Error("corrupt file pushed")
 		}
 	}
 }
