@@ -139,8 +139,42 @@ func TestGoldenJournalFile(t *testing.T) {
 	}
 
 	// Index: one entry per record (fixed part, then the marker fields).
+	if off := checkIndex(t, b, hdrEnd+payload, recs, data); off != ftStart {
+		t.Fatalf("index ends at %d, footer starts at %d", off, ftStart)
+	}
+
+	// Footer.
+	sum := sha256.Sum256(b[:ftStart])
+	checkRows(t, "footer", b, ftStart, docRows(t, "### Footer"), []expect{
+		{"magic", nil, hexIn(t, docCell(t, "### Footer", "magic", 2))},
+		{"version", u(1), nil},
+		{"footer size", u(FooterSize), nil},
+		{"reserved", u(0), nil},
+		{"payload offset", u(HeaderSize), nil},
+		{"payload length P", u(uint64(payload)), nil},
+		{"index offset", u(uint64(hdrEnd + payload)), nil},
+		{"index length I", u(uint64(indexLen)), nil},
+		{"record count", u(uint64(len(recs))), nil},
+		{"write records", u(2), nil},
+		{"zero records", u(1), nil},
+		{"trim records", u(0), nil},
+		{"marker records", u(3), nil},
+		{"first seq", u(goldenBaseSeq), nil},
+		{"last seq", u(uint64(goldenBaseSeq + len(recs) - 1)), nil},
+		{"SHA-256 of bytes", nil, sum[:]},
+		{"footer CRC32C", u(crc(b[ftStart : ftStart+124])), nil},
+	})
+	if _, err := Parse("golden.aimj", b); err != nil {
+		t.Fatalf("the golden file does not parse: %v", err)
+	}
+}
+
+// checkIndex reads the index entries of recs from off per the docs' index
+// and marker-field tables and returns where the index ends.
+func checkIndex(t *testing.T, b []byte, off int64, recs []Record, data [][]byte) int64 {
+	t.Helper()
+	crc := func(p []byte) uint64 { return uint64(crc32.Checksum(p, crc32.MakeTable(crc32.Castagnoli))) }
 	_, idxRows := testkit.DocTable(t, formatDoc, "### Index")
-	off := hdrEnd + payload
 	var dataOff int64
 	for i, r := range recs {
 		r.Seq, r.Time = uint64(goldenBaseSeq+i), goldenTime
@@ -172,34 +206,7 @@ func TestGoldenJournalFile(t *testing.T) {
 		}
 		off += RecordFixed + int64(len(v))
 	}
-	if off != ftStart {
-		t.Fatalf("index ends at %d, footer starts at %d", off, ftStart)
-	}
-
-	// Footer.
-	sum := sha256.Sum256(b[:ftStart])
-	checkRows(t, "footer", b, ftStart, docRows(t, "### Footer"), []expect{
-		{"magic", nil, hexIn(t, docCell(t, "### Footer", "magic", 2))},
-		{"version", u(1), nil},
-		{"footer size", u(FooterSize), nil},
-		{"reserved", u(0), nil},
-		{"payload offset", u(HeaderSize), nil},
-		{"payload length P", u(uint64(payload)), nil},
-		{"index offset", u(uint64(hdrEnd + payload)), nil},
-		{"index length I", u(uint64(indexLen)), nil},
-		{"record count", u(uint64(len(recs))), nil},
-		{"write records", u(2), nil},
-		{"zero records", u(1), nil},
-		{"trim records", u(0), nil},
-		{"marker records", u(3), nil},
-		{"first seq", u(goldenBaseSeq), nil},
-		{"last seq", u(uint64(goldenBaseSeq + len(recs) - 1)), nil},
-		{"SHA-256 of bytes", nil, sum[:]},
-		{"footer CRC32C", u(crc(b[ftStart : ftStart+124])), nil},
-	})
-	if _, err := Parse("golden.aimj", b); err != nil {
-		t.Fatalf("the golden file does not parse: %v", err)
-	}
+	return off
 }
 
 // expect is the value one documented field must hold: an integer (stored

@@ -8,6 +8,7 @@ import (
 	"os"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/aimwan/aimwan/dedupe"
@@ -63,11 +64,6 @@ func TestGoldenWANFrames(t *testing.T) {
 	}
 
 	// Field by field, as the docs lay the frames out.
-	frames := wanDocFrames(t)
-	_, hdrRows := testkit.DocTable(t, wireDoc, "## Framing")
-	if len(hdrRows) != 3 || hdrRows[0][1] != "1" || hdrRows[1][1] != "4" {
-		t.Fatalf("%s: frame header table %q: want a 1-byte type and a 4-byte length", wireDoc, hdrRows)
-	}
 	sum := sha256.Sum256(file)
 	meta, payload, err := journal.Split(file)
 	if err != nil {
@@ -77,49 +73,15 @@ func TestGoldenWANFrames(t *testing.T) {
 		return map[string]any{"magic": []byte(Magic), "version": uint64(Version), "mode": uint64(ModeOptimize),
 			"node": h.Node, "params": h.Params, "epoch": h.Epoch, "held": uint64(0)}
 	}
-	var blob []byte
-	p := b
-	for i, name := range []string{"HELLO", "HELLO_OK", "FILE", "DATA", "RESULT"} {
-		typ, n := int(p[0]), int(binary.BigEndian.Uint32(p[1:]))
-		body := p[5 : 5+n]
-		p = p[5+n:]
-		f := frames[typ]
-		if f.name != name {
-			t.Fatalf("frame %d: type %d, the docs name it %q, want %s", i, typ, f.name, name)
-		}
-		got := testkit.DecodeWire(t, testkit.ParseWireFields(t, f.body), body)
-		var want map[string]any
-		switch name {
-		case "HELLO":
-			want = helloWant(hello)
-		case "HELLO_OK":
-			want = helloWant(ok)
-		case "FILE":
-			want = map[string]any{"volume": "golden", "name": journal.FileName(2), "file seq": uint64(2),
-				"size": uint64(len(file)), "SHA-256": sum[:], "mode": uint64(ModeOptimize),
-				"payload offset": uint64(journal.HeaderSize), "payload length": uint64(len(payload)),
-				"metadata length": uint64(enc.hdr.MetaLen), "stream length": uint64(enc.hdr.StreamLen)}
-		case "DATA":
-			for k, v := range got {
-				if k != "flag" && len(k) > 5 && k[len(k)-5:] == " flag" {
-					if v != uint64(1) {
-						t.Fatalf("DATA: one piece expected, flag %v", v)
-					}
-				} else {
-					blob = v.([]byte)
-				}
-			}
-			continue
-		case "RESULT":
-			want = map[string]any{"code": uint64(push.CodeOK), "message": ""}
-		}
-		if !reflect.DeepEqual(got, want) {
-			t.Errorf("%s read per the docs: %v\nwant %v", name, got, want)
-		}
-	}
-	if len(p) != 0 {
-		t.Fatalf("%d bytes after the last frame", len(p))
-	}
+	blob := checkWANFrames(t, b, []string{"HELLO", "HELLO_OK", "FILE", "DATA", "RESULT"}, map[string]map[string]any{
+		"HELLO":    helloWant(hello),
+		"HELLO_OK": helloWant(ok),
+		"FILE": {"volume": "golden", "name": journal.FileName(2), "file seq": uint64(2),
+			"size": uint64(len(file)), "SHA-256": sum[:], "mode": uint64(ModeOptimize),
+			"payload offset": uint64(journal.HeaderSize), "payload length": uint64(len(payload)),
+			"metadata length": uint64(enc.hdr.MetaLen), "stream length": uint64(enc.hdr.StreamLen)},
+		"RESULT": {"code": uint64(push.CodeOK), "message": ""},
+	})
 	if int64(len(blob)) != enc.hdr.MetaLen+enc.hdr.StreamLen {
 		t.Fatalf("DATA blob of %d bytes, FILE announces %d+%d", len(blob), enc.hdr.MetaLen, enc.hdr.StreamLen)
 	}
@@ -135,6 +97,49 @@ func TestGoldenWANFrames(t *testing.T) {
 	if err != nil || !bytes.Equal(rebuilt, file) {
 		t.Fatalf("rebuilt from the golden frames: %v (equal %v)", err, bytes.Equal(rebuilt, file))
 	}
+}
+
+// checkWANFrames decodes the frames of b, named in order by names, with the
+// docs' framing and frame tables, compares each with want (by name), and
+// returns the DATA blob (which must be one piece).
+func checkWANFrames(t *testing.T, b []byte, names []string, want map[string]map[string]any) []byte {
+	t.Helper()
+	frames := wanDocFrames(t)
+	_, hdrRows := testkit.DocTable(t, wireDoc, "## Framing")
+	if len(hdrRows) != 3 || hdrRows[0][1] != "1" || hdrRows[1][1] != "4" {
+		t.Fatalf("%s: frame header table %q: want a 1-byte type and a 4-byte length", wireDoc, hdrRows)
+	}
+	var blob []byte
+	p := b
+	for i, name := range names {
+		typ, n := int(p[0]), int(binary.BigEndian.Uint32(p[1:]))
+		body := p[5 : 5+n]
+		p = p[5+n:]
+		f := frames[typ]
+		if f.name != name {
+			t.Fatalf("frame %d: type %d, the docs name it %q, want %s", i, typ, f.name, name)
+		}
+		got := testkit.DecodeWire(t, testkit.ParseWireFields(t, f.body), body)
+		if name != "DATA" {
+			if !reflect.DeepEqual(got, want[name]) {
+				t.Errorf("%s read per the docs: %v\nwant %v", name, got, want[name])
+			}
+			continue
+		}
+		for k, v := range got {
+			if strings.HasSuffix(k, " flag") {
+				if v != uint64(1) {
+					t.Fatalf("DATA: one piece expected, flag %v", v)
+				}
+			} else {
+				blob = v.([]byte)
+			}
+		}
+	}
+	if len(p) != 0 {
+		t.Fatalf("%d bytes after the last frame", len(p))
+	}
+	return blob
 }
 
 // wanDocFrames reads the frame type table of docs/wire-protocol.md.
