@@ -292,8 +292,9 @@ func (v *volume) markerLocked(m journal.Record) (uint64, error) {
 }
 
 // srcData is the bytes waiting in the source buffer for this volume: the
-// sealed files, and the open file estimated (payload plus recordOverhead a
-// record).
+// sealed files onSeal counted, and what the journal holds that onSeal has
+// not counted yet (the open file, and a file whose onSeal is running),
+// estimated as payload plus recordOverhead a record.
 func (v *volume) srcData() int64 {
 	o := v.jw.OpenStats()
 	return v.sealedBytes.Load() + o.PayloadBytes + recordOverhead*int64(o.Records)

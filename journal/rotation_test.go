@@ -170,3 +170,30 @@ func TestOnSealCoalescedAndRecovered(t *testing.T) {
 		t.Errorf("recovered file: %+v (records at %v, %v)", r, recs[0].Time, recs[1].Time)
 	}
 }
+
+// TestOpenStatsCountsUntilReported: a sealed file counts in OpenStats until
+// its OnSeal call has returned, so an owner that adds up sealed files in
+// OnSeal and adds OpenStats never sees its records vanish in between.
+func TestOpenStatsCountsUntilReported(t *testing.T) {
+	entered, release := make(chan SealedFile), make(chan struct{})
+	cfg := testConfig(t.TempDir(), newClock())
+	cfg.MaxAge = time.Hour
+	cfg.OnSeal = func(f SealedFile) { entered <- f; <-release }
+	w := openTest(t, cfg)
+	apply(t, w, writeOp(0, 1000))
+	apply(t, w, zeroOp(0, 10, false))
+	sealed := make(chan error, 1)
+	go func() { sealed <- w.Seal() }()
+	f := <-entered // OnSeal is running
+	if st := w.OpenStats(); st.Records != 2 || st.PayloadBytes != 1000 || st.FirstTime.IsZero() || st.Seq != 2 {
+		t.Errorf("during OnSeal of %s: OpenStats %+v, want the sealed file's 2 records still counted", f.Name, st)
+	}
+	close(release)
+	if err := <-sealed; err != nil {
+		t.Fatal(err)
+	}
+	if st := w.OpenStats(); st.Records != 0 || st.PayloadBytes != 0 || !st.FirstTime.IsZero() {
+		t.Errorf("after OnSeal returned: OpenStats %+v, want nothing", st)
+	}
+	w.Close()
+}

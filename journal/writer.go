@@ -84,12 +84,16 @@ type SealedFile struct {
 	FirstTime, LastTime time.Time
 }
 
-// OpenStats describes the open file: what it holds and since when.
+// OpenStats describes what the Writer holds that OnSeal has not reported
+// yet: the open file, and any file already sealed whose OnSeal call has not
+// returned. An owner that counts sealed files in OnSeal and adds OpenStats
+// thus never misses a record in between (it may count one twice for the
+// length of an OnSeal call).
 type OpenStats struct {
-	Seq          uint64    // its file sequence
-	Records      int       // records appended to it
-	PayloadBytes int64     // bytes of its payload region
-	FirstTime    time.Time // when its first record was appended; zero when empty
+	Seq          uint64    // the open file's file sequence
+	Records      int       // records appended and not yet reported
+	PayloadBytes int64     // their payload bytes
+	FirstTime    time.Time // when the first of them was appended; zero when none
 }
 
 func (c *WriterConfig) populate() {
@@ -141,7 +145,7 @@ type Writer struct {
 	err      error // sticky failure, or ErrClosed
 	cur      *openFile
 	nextSeq  uint64
-	pending  []sealedFile // sealed, OnSeal not yet called
+	pending  []sealedFile // sealed, OnSeal not yet returned (in file order)
 	notifyMu sync.Mutex   // orders OnSeal calls
 
 	recovered []sealedFile // files sealed by recovery (for RecoveredData)
@@ -319,15 +323,31 @@ func (w *Writer) SealIfFull() error {
 	return err
 }
 
-// OpenStats returns what the open file holds.
+// OpenStats returns what the open file holds, with the sealed files whose
+// OnSeal has not returned yet (see OpenStats).
 func (w *Writer) OpenStats() OpenStats {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	o := w.cur
-	if o == nil {
-		return OpenStats{}
+	var st OpenStats
+	for _, p := range w.pending {
+		st.add(p.Records, p.PayloadBytes, p.FirstTime)
 	}
-	return OpenStats{Seq: o.hdr.FileSeq, Records: o.records, PayloadBytes: o.payloadLen, FirstTime: o.firstTime}
+	if o := w.cur; o != nil {
+		st.Seq = o.hdr.FileSeq
+		st.add(o.records, o.payloadLen, o.firstTime)
+	}
+	return st
+}
+
+func (st *OpenStats) add(records int, payload int64, first time.Time) {
+	if records == 0 {
+		return
+	}
+	st.Records += records
+	st.PayloadBytes += payload
+	if st.FirstTime.IsZero() || first.Before(st.FirstTime) {
+		st.FirstTime = first
+	}
 }
 
 func (w *Writer) sealIfLocked(cond func(*openFile) bool) error {
@@ -393,25 +413,29 @@ func (w *Writer) unlock() {
 	}
 }
 
-// notify calls OnSeal for sealed files, in order, without holding mu.
+// notify calls OnSeal for sealed files, in order, without holding mu. A
+// file leaves pending only once its OnSeal has returned, so OpenStats
+// counts it until then (notifyMu makes this goroutine the only one that
+// removes from pending).
 func (w *Writer) notify() {
 	w.notifyMu.Lock()
 	defer w.notifyMu.Unlock()
 	for {
 		w.mu.Lock()
-		p := w.pending
-		w.pending = nil
-		w.mu.Unlock()
-		if len(p) == 0 {
+		if len(w.pending) == 0 {
+			w.mu.Unlock()
 			return
 		}
-		for _, s := range p {
-			if s.coalesce != nil && w.cfg.OnCoalesce != nil {
-				w.cfg.OnCoalesce(s.Name, *s.coalesce)
-			}
-			if w.cfg.OnSeal != nil {
-				w.cfg.OnSeal(s.SealedFile)
-			}
+		s := w.pending[0]
+		w.mu.Unlock()
+		if s.coalesce != nil && w.cfg.OnCoalesce != nil {
+			w.cfg.OnCoalesce(s.Name, *s.coalesce)
 		}
+		if w.cfg.OnSeal != nil {
+			w.cfg.OnSeal(s.SealedFile)
+		}
+		w.mu.Lock()
+		w.pending = w.pending[1:]
+		w.mu.Unlock()
 	}
 }
