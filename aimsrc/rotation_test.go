@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aimwan/aimwan/internal/testkit"
 	"github.com/aimwan/aimwan/journal"
 )
 
@@ -73,8 +74,8 @@ func TestSizeSealFollowsTheImageWrite(t *testing.T) {
 	}
 	r := newReplayer(size)
 	r.replayDir(t, filepath.Join(cfg.Buffer, "v1"))
-	if img := readAll(t, vc.Path); !bytes.Equal(r.img, img) {
-		t.Fatalf("sealed files replay to another image: %s", firstDiff(r.img, img))
+	if img := testkit.ReadFile(t, vc.Path); !bytes.Equal(r.img, img) {
+		t.Fatalf("sealed files replay to another image: %s", testkit.FirstDiff(img, r.img))
 	}
 	seqs, err := journal.ListSealed(filepath.Join(cfg.Buffer, "v1"))
 	if err != nil || len(seqs) != 5 {

@@ -5,6 +5,10 @@
 //
 // Glossary:
 //
+//   - Node: one running proxy (`aimwan proxy`), either edge, assembled from a
+//     Config: it opens the chunk cache (moving an unreadable one aside),
+//     runs its saves, watches the schedule file, serves the metrics and
+//     records them. cmd/aimwan only turns flags and YAML into a Config.
 //   - Push: deliver a journal file to the next hop and wait for its durable
 //     ack, the one verb for it in aimwan: src pushes to the source edge, the
 //     source edge pushes each file over the WAN to the destination edge
