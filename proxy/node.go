@@ -244,7 +244,7 @@ func (n *Node) newDest() error {
 		n.log.Warn("--schedule applies to the source edge (it caps what is sent); ignored here")
 	}
 	var err error
-	n.dst, err = NewDest(DestConfig{Node: c.Node, Forward: c.LANForward, Store: n.store, MissWait: c.MissWait,
+	n.dst, err = NewDest(DestConfig{Node: c.Node, Push: c.LANForward, Store: n.store, MissWait: c.MissWait,
 		Registerer: n.registerer(), Logger: n.log})
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)

@@ -228,7 +228,7 @@ func (k *sink) Write(p []byte) (int, error) {
 
 func (k *sink) Commit(ctx context.Context) error {
 	defer k.release()
-	err := k.s.forward(ctx, k.o, k.buf)
+	err := k.s.push(ctx, k.o, k.buf)
 	k.s.m.files.WithLabelValues(resultLabel(err)).Inc()
 	return err
 }
