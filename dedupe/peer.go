@@ -198,4 +198,3 @@ func (s *Store) AppendHeld(dst []byte) []byte {
 	dst = binary.AppendUvarint(dst, uint64(held))
 	return append(dst, body...)
 }
-

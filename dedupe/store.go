@@ -180,8 +180,8 @@ type Store struct {
 	mu       sync.Mutex
 	epoch    uint64
 	open     *container
-	spare    []byte    // buffer of the last sealed container, reused
-	ids      []uint32  // sealed containers, oldest first
+	spare    []byte   // buffer of the last sealed container, reused
+	ids      []uint32 // sealed containers, oldest first
 	info     map[uint32]cinfo
 	next     uint32 // id of the next container
 	bytes    int64  // sealed containers (capacity units)

@@ -80,7 +80,7 @@ func tableBuckets(capacity int64) uint64 {
 // table is the fingerprint table. Not safe for concurrent use: the store's
 // lock guards it.
 type table struct {
-	f       *os.File            // nil for a memory-only table
+	f       *os.File             // nil for a memory-only table
 	mem     []*[tableBucket]byte // memory-only: buckets, nil until written
 	buckets uint64
 	buf     [tableBucket]byte
