@@ -60,6 +60,10 @@ var magicMeta = [4]byte{'A', 'I', 'M', 'S'}
 // process). The caller decides: fail, or move it aside and go on cold.
 var ErrStoreLoad = errors.New("dedupe: cannot load chunk store")
 
+// ErrStoreBusy reports a store folder locked by another process (another
+// proxy, or aimwan proxy prime): never move such a folder aside.
+var ErrStoreBusy = errors.New("dedupe: chunk store in use")
+
 // StoreConfig configures a Store. The zero value is a 256 MiB memory-only
 // store.
 type StoreConfig struct {
@@ -335,7 +339,7 @@ func (s *Store) lock() error {
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
-		return fmt.Errorf("%w: %s is in use by another process (%w)", ErrStoreLoad, s.cfg.Dir, err)
+		return fmt.Errorf("%w: %s is locked by another process (%w)", ErrStoreBusy, s.cfg.Dir, err)
 	}
 	s.lockf = f
 	return nil

@@ -190,8 +190,8 @@ func TestStoreDamage(t *testing.T) {
 	chunks := chunkSeq(3, 100, 5000)
 	fps := putChain(st, chunks)
 	// A second process must not share the folder.
-	if _, err := OpenStore(cfg); !errors.Is(err, ErrStoreLoad) {
-		t.Fatalf("second open of a store in use: %v, want ErrStoreLoad", err)
+	if _, err := OpenStore(cfg); !errors.Is(err, ErrStoreBusy) {
+		t.Fatalf("second open of a store in use: %v, want ErrStoreBusy", err)
 	}
 	if err := st.Close(); err != nil {
 		t.Fatal(err)

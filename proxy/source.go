@@ -38,7 +38,9 @@ type SourceConfig struct {
 	Now func() time.Time
 	// Params are the chunking parameters; they must equal the peer's.
 	Params dedupe.Params
-	// PeerChunks sizes the index of the peer's cache (chunks); 0 = dedupe's default.
+	// PeerChunks sizes a memory-only index of the peer's cache (chunks).
+	// 0 means: the index kept beside Local (Store.PeerIndex, on disk for a
+	// store in a folder, sized like it), or dedupe's default without Local.
 	PeerChunks int
 	// Level fixes the literal compression level; 0 means adaptive (chooseLevel).
 	Level dedupe.Level
@@ -141,6 +143,12 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 		}
 	}
 	peer := dedupe.NewPeerIndex(cfg.PeerChunks)
+	if cfg.Local != nil && cfg.PeerChunks == 0 {
+		// Beside the local store, on disk for a store in a folder.
+		if peer, err = cfg.Local.PeerIndex(); err != nil {
+			return nil, fmt.Errorf("source proxy: %w", err)
+		}
+	}
 	// One encoder for every level, so the history dictionary (recent
 	// literals) spans files encoded at any level.
 	enc, err := dedupe.NewEncoder(dedupe.EncoderConfig{Params: p, Peer: peer, Level: cfg.Level, Local: cfg.Local})
@@ -149,6 +157,13 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 	}
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
+		return nil, fmt.Errorf("source proxy metrics: %w", err)
+	}
+	stores := []storeSource{{"peer_index", peer.Stats}}
+	if cfg.Local != nil {
+		stores = append(stores, storeSource{"chunks", cfg.Local.Stats})
+	}
+	if err := registerStores(cfg.Registerer, stores...); err != nil {
 		return nil, fmt.Errorf("source proxy metrics: %w", err)
 	}
 	s := &Source{cfg: cfg, log: cfg.Logger.With("role", "source-edge"), paramsID: p.ID(), peer: peer, enc: enc,

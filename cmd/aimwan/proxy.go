@@ -44,7 +44,7 @@ type proxyFile struct {
 	Key        string   `yaml:"key"`         // identity dir (aimwan keygen)
 	PeerFP     []string `yaml:"peer_fp"`     // pinned peer fingerprints
 	Cache      string   `yaml:"cache"`       // chunk store dir (destination edge)
-	CacheSize  string   `yaml:"cache_size"`  // chunk store memory
+	CacheSize  string   `yaml:"cache_size"`  // chunk store capacity (disk)
 	Metrics    string   `yaml:"metrics"`
 	Record     string   `yaml:"record"`
 	Schedule   string   `yaml:"schedule"`   // schedule file, or inline rules separated by ';'
@@ -83,8 +83,8 @@ func proxyFlags(args []string) (proxyFile, error) {
 		"wan-listen":  fs.String("wan-listen", "", "destination edge: QUIC (UDP) listen `ADDR` (default "+proxyDefaultWANListen+")"),
 		"lan-forward": fs.String("lan-forward", "", "destination edge: dst's push `ADDR` (default "+dstDefaultListen+")"),
 		"key":         fs.String("key", "", "identity `DIR` made by aimwan keygen"),
-		"cache":       fs.String("cache", "", "chunk store `DIR` (persisted, may be wiped; the source edge keeps its store in memory without it)"),
-		"cache-size":  fs.String("cache-size", "", "chunk store memory `SIZE` (default 256MiB)"),
+		"cache":       fs.String("cache", "", "chunk store `DIR` (persisted, may be wiped; without it a temporary folder, removed at exit)"),
+		"cache-size":  fs.String("cache-size", "", "chunk store capacity `SIZE` on disk, e.g. 200GiB (default: half the free space of its file system, at most 32GiB)"),
 		"metrics":     fs.String("metrics", "", "Prometheus `ADDR` or off (default "+proxyDefaultSourceMetrics+" / "+proxyDefaultDestMetrics+")"),
 		"record":      fs.String("record", "", "record metrics as JSONL into `DIR`"),
 		"schedule":    fs.String("schedule", "", "WAN rate schedule: a `FILE`, or inline rules separated by ';' (docs/deployment.md)"),
@@ -198,11 +198,17 @@ func serveProxy(ctx context.Context, f proxyFile) error {
 	reg := prometheus.NewRegistry()
 	g, ctx := errgroup.WithContext(ctx)
 	metricsAddr := proxyDefaultDestMetrics
+	var closers []func() // the chunk store, after every goroutine ended
+	defer func() {
+		for _, fn := range closers {
+			fn()
+		}
+	}()
 	if source {
 		metricsAddr = proxyDefaultSourceMetrics
-		err = startSourceEdge(ctx, g, f, c, log, reg)
+		err = startSourceEdge(ctx, g, f, c, log, reg, &closers)
 	} else {
-		err = startDestEdge(ctx, g, f, c, log, reg)
+		err = startDestEdge(ctx, g, f, c, log, reg, &closers)
 	}
 	if err != nil {
 		return err
@@ -224,16 +230,17 @@ func serveProxy(ctx context.Context, f proxyFile) error {
 	return err
 }
 
-func startSourceEdge(ctx context.Context, g *errgroup.Group, f proxyFile, c proxyCommon, log *slog.Logger, reg prometheus.Registerer) error {
+func startSourceEdge(ctx context.Context, g *errgroup.Group, f proxyFile, c proxyCommon, log *slog.Logger, reg prometheus.Registerer, closers *[]func()) error {
 	if f.WANPeer == "" {
 		return usagef("proxy: the source edge needs --wan-peer ADDR (the destination edge)")
 	}
 	// The source edge's own store (in memory unless --cache names a folder)
 	// lets new chunks be compressed against the ones they replace.
-	local, err := openCache(f.Cache, f.CacheSize, log)
+	local, closeCache, err := openCache(f.Cache, f.CacheSize, log)
 	if err != nil {
 		return err
 	}
+	*closers = append(*closers, closeCache)
 	sched, schedFile, err := loadSchedule(f.Schedule)
 	if err != nil {
 		return err
@@ -261,7 +268,7 @@ func startSourceEdge(ctx context.Context, g *errgroup.Group, f proxyFile, c prox
 	return nil
 }
 
-func startDestEdge(ctx context.Context, g *errgroup.Group, f proxyFile, c proxyCommon, log *slog.Logger, reg prometheus.Registerer) error {
+func startDestEdge(ctx context.Context, g *errgroup.Group, f proxyFile, c proxyCommon, log *slog.Logger, reg prometheus.Registerer, closers *[]func()) error {
 	if f.Schedule != "" {
 		log.Warn("--schedule applies to the source edge (it caps what is sent); ignored here")
 	}
@@ -272,10 +279,11 @@ func startDestEdge(ctx context.Context, g *errgroup.Group, f proxyFile, c proxyC
 			return usagef("proxy: --miss-wait %q: %v", f.MissWait, err)
 		}
 	}
-	store, err := openCache(f.Cache, f.CacheSize, log)
+	store, closeCache, err := openCache(f.Cache, f.CacheSize, log)
 	if err != nil {
 		return err
 	}
+	*closers = append(*closers, closeCache)
 	d, err := proxy.NewDest(proxy.DestConfig{Node: f.Node, Forward: orDefault(f.LANForward, dstDefaultListen),
 		Store: store, MissWait: missWait, Registerer: reg, Logger: log})
 	if err != nil {
@@ -291,27 +299,52 @@ func startDestEdge(ctx context.Context, g *errgroup.Group, f proxyFile, c proxyC
 	return nil
 }
 
-// openCache opens the chunk store; one that cannot be loaded is moved aside
-// (DIR.bad) and the store starts cold: it is a cache.
-func openCache(dir, size string, log *slog.Logger) (*dedupe.Store, error) {
+// openCache opens the chunk store in dir, of capacity size (disk bytes;
+// "" = the default: half the free space of its file system, at most 32
+// GiB). Without dir the store lives in a private temporary folder,
+// removed when the proxy stops. A store that cannot be loaded is moved
+// aside (DIR.bad) and the store starts cold: it is a cache. The returned
+// function closes it (and removes a temporary folder).
+func openCache(dir, size string, log *slog.Logger) (*dedupe.Store, func(), error) {
 	maxBytes, err := optSize("cache-size", size)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	temp := dir == ""
+	if temp {
+		if dir, err = os.MkdirTemp("", "aimwan-cache-"); err != nil {
+			return nil, nil, fmt.Errorf("proxy: cache: %w", err)
+		}
+		log.Info("no --cache folder: the chunk store lives in a temporary folder until the proxy stops", "dir", dir)
 	}
 	cfg := dedupe.StoreConfig{Dir: dir, MaxBytes: maxBytes, Logger: log}
 	store, err := dedupe.OpenStore(cfg)
-	if errors.Is(err, dedupe.ErrStoreLoad) && dir != "" {
+	if errors.Is(err, dedupe.ErrStoreLoad) {
 		log.Warn("chunk store unreadable; moved aside, starting cold", "dir", dir, "moved_to", dir+".bad", "err", err)
 		_ = os.RemoveAll(dir + ".bad")
 		if rerr := os.Rename(dir, dir+".bad"); rerr != nil {
-			return nil, fmt.Errorf("proxy: move unreadable cache aside: %w", rerr)
+			return nil, nil, fmt.Errorf("proxy: move unreadable cache aside: %w", rerr)
 		}
 		store, err = dedupe.OpenStore(cfg)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("proxy: cache: %w", err)
+		if temp {
+			_ = os.RemoveAll(dir)
+		}
+		return nil, nil, fmt.Errorf("proxy: cache: %w", err)
 	}
-	return store, nil
+	st := store.Stats()
+	log.Info("chunk store", "dir", dir, "capacity", units.FormatSize(int64(st.Capacity)),
+		"holds", units.FormatSize(int64(st.Bytes)), "chunks", st.Chunks)
+	closeFn := func() {
+		if err := store.Close(); err != nil {
+			log.Warn("closing the chunk store", "dir", dir, "err", err)
+		}
+		if temp {
+			_ = os.RemoveAll(dir)
+		}
+	}
+	return store, closeFn, nil
 }
 
 // loadSchedule reads --schedule: an existing file (returned as path, watched
@@ -375,10 +408,11 @@ func modTime(path string) time.Time {
 // runProxyPrime loads a local image's chunks into a chunk store, so data the
 // DR site already holds is never sent.
 func runProxyPrime(ctx context.Context, args []string) error {
-	fs := newFlagSet("proxy prime", "--cache DIR --image PATH [--cache-size SIZE]")
+	fs := newFlagSet("proxy prime", "--cache DIR --image PATH [--cache-size SIZE] [--progress]")
 	cache := fs.String("cache", "", "chunk store `DIR` of the destination edge (stop the proxy first)")
 	image := fs.String("image", "", "image `PATH` to load (repeat the command for several)")
-	size := fs.String("cache-size", "", "chunk store memory `SIZE` (default 256MiB; use the proxy's value)")
+	size := fs.String("cache-size", "", "chunk store capacity `SIZE` (use the proxy's value; default: half the free space, at most 32GiB)")
+	bar := fs.Bool("progress", false, "draw the progress bar on stderr even when it is not a terminal (else a line every 5s)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -389,21 +423,24 @@ func runProxyPrime(ctx context.Context, args []string) error {
 		return usagef("proxy prime: --cache DIR and --image PATH are required")
 	}
 	log := slog.Default().With("daemon", "proxy-prime")
-	store, err := openCache(*cache, *size, log)
-	if err != nil {
-		return err
-	}
 	img, err := os.Open(*image)
 	if err != nil {
 		return fmt.Errorf("proxy prime: %w", err)
 	}
 	defer img.Close()
+	store, closeCache, err := openCache(*cache, *size, log)
+	if err != nil {
+		return err
+	}
+	defer closeCache()
 	start := time.Now()
-	st, err := dedupe.Prime(ctx, store, img, dedupe.Params{})
+	pr := newProgress(os.Stderr, "priming "+*image, sizeOf(img), *bar)
+	st, err := dedupe.PrimeWith(ctx, store, img, dedupe.PrimeOptions{Progress: func(s dedupe.PrimeStats) { pr.update(s.Bytes) }})
+	pr.finish(st.Bytes)
 	if err != nil {
 		return fmt.Errorf("proxy prime %s: %w", *image, err)
 	}
-	if err := store.Save(); err != nil {
+	if err := store.Close(); err != nil {
 		return fmt.Errorf("proxy prime: save cache: %w", err)
 	}
 	fmt.Printf("primed %s from %s: %s read, %d chunks, %s of zeros skipped, %s\n", *cache, *image,
