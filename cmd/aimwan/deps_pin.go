@@ -4,7 +4,6 @@ package main
 // the module while the packages that use them are being written.
 import (
 	_ "github.com/Shopify/toxiproxy/v2"
-	_ "github.com/VictoriaMetrics/fastcache"
 	_ "github.com/klauspost/compress/zstd"
 	_ "github.com/prometheus/client_golang/prometheus"
 	_ "github.com/prometheus/client_golang/prometheus/promhttp"

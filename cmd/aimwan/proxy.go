@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -91,7 +92,7 @@ func proxyFlags(args []string) (proxyFile, error) {
 		"link-rate":   fs.String("link-rate", "", "WAN bottleneck `RATE` that sizes the QUIC windows (default 100mbit)"),
 		"rtt":         fs.String("rtt", "", "WAN round-trip `DURATION` that sizes the QUIC windows (default 50ms)"),
 		"level":       fs.String("level", "", "literal compression: auto (default), fastest, default, better, best, max (libzstd -19; cgo builds)"),
-		"max-memory":  fs.String("max-memory", "", "source edge: `SIZE` of files held at once (default 1GiB)"),
+		"max-memory":  fs.String("max-memory", "", "source edge: `SIZE` of files held at once (default 256MiB)"),
 		"miss-wait":   fs.String("miss-wait", "", "destination edge: at most this `DURATION` a file with unknown references waits for files sent before it that are still arriving, before asking back (default 10m; the wait ends when they are done)"),
 	}
 	if err := parseFlags(fs, args); err != nil {
@@ -195,6 +196,9 @@ func serveProxy(ctx context.Context, f proxyFile) error {
 		return err
 	}
 	log := slog.Default().With("daemon", "proxy")
+	if err := proxyMemoryLimit(f, source); err != nil {
+		return err
+	}
 	reg := prometheus.NewRegistry()
 	g, ctx := errgroup.WithContext(ctx)
 	metricsAddr := proxyDefaultDestMetrics
@@ -296,6 +300,29 @@ func startDestEdge(ctx context.Context, g *errgroup.Group, f proxyFile, c proxyC
 	log.Info("destination edge up", "wan", ln.Addr().String(), "forward", orDefault(f.LANForward, dstDefaultListen),
 		"fingerprint", c.id.Fingerprint.String())
 	g.Go(func() error { return d.Serve(ctx, ln) })
+	return nil
+}
+
+// proxyMemoryLimit sets the Go runtime's soft memory limit (unless
+// GOMEMLIMIT does): the files the source edge holds plus 192 MiB, 384 MiB
+// at the destination edge, so the garbage collector keeps the resident
+// memory near what is live instead of letting it double.
+func proxyMemoryLimit(f proxyFile, source bool) error {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return nil
+	}
+	limit := int64(384 << 20)
+	if source {
+		held, err := optSize("max-memory", f.MaxMemory)
+		if err != nil {
+			return err
+		}
+		if held <= 0 {
+			held = proxy.DefaultMaxMemory
+		}
+		limit = held + 192<<20
+	}
+	debug.SetMemoryLimit(limit)
 	return nil
 }
 
