@@ -1,9 +1,12 @@
 package dedupe
 
 import (
+	"encoding/binary"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -17,6 +20,17 @@ import (
 // 256 MiB one. It reports lookups per second and the open time.
 func BenchmarkStoreLookup(b *testing.B) {
 	dir, capacity := os.Getenv("AIMWAN_STORE_DIR"), int64(512<<20)
+	if fab := os.Getenv("AIMWAN_STORE_FABRICATE"); fab != "" && dir != "" {
+		n, err := strconv.ParseInt(fab, 10, 64)
+		if err != nil {
+			b.Fatal("AIMWAN_STORE_FABRICATE: the bytes of containers to make")
+		}
+		t0 := time.Now()
+		if err := fabricateContainers(dir, n); err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("fabricated %d bytes of containers in %v", n, time.Since(t0))
+	}
 	if dir != "" {
 		n, err := strconv.ParseInt(os.Getenv("AIMWAN_STORE_BYTES"), 10, 64)
 		if err != nil {
@@ -37,6 +51,14 @@ func BenchmarkStoreLookup(b *testing.B) {
 	start := time.Now()
 	st, err := OpenStore(StoreConfig{Dir: dir, MaxBytes: capacity})
 	if err != nil {
+		b.Fatal(err)
+	}
+	first := time.Since(start) // a rebuild for a fabricated store
+	if err := st.Close(); err != nil {
+		b.Fatal(err)
+	}
+	start = time.Now()
+	if st, err = OpenStore(StoreConfig{Dir: dir, MaxBytes: capacity}); err != nil {
 		b.Fatal(err)
 	}
 	defer st.Close()
@@ -71,7 +93,65 @@ func BenchmarkStoreLookup(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N)/time.Since(t0).Seconds(), "lookups/s")
 			b.ReportMetric(opened.Seconds(), "open-s")
+			b.ReportMetric(first.Seconds(), "first-open-s")
+			b.ReportMetric(float64(peakRSS())/(1<<20), "peak-RSS-MiB")
 			b.ReportMetric(float64(st.Stats().Bytes)/(1<<30), "store-GiB")
 		})
 	}
+}
+
+// fabricateContainers writes containers of 16 MiB holding 2048 chunks of 8
+// KiB each, with random fingerprints, their data regions left as holes of
+// a sparse file: a store of n bytes whose index and tables are real (as
+// many entries as a full store of real data) without the disk for its data.
+// Lookups (Has) work on it, Get fails (the bytes are zeros). The first open
+// builds the fingerprint table from the containers' tables (a rebuild).
+func fabricateContainers(dir string, n int64) error {
+	cdir := filepath.Join(dir, storeContainerDir)
+	if err := os.MkdirAll(cdir, 0o755); err != nil {
+		return err
+	}
+	rng := rand.New(rand.NewPCG(uint64(n), 3))
+	files := &dirFiles{dir: cdir, open: map[uint32]*os.File{}}
+	for id := uint32(1); int64(id)*maxContainerBytes <= n; id++ {
+		c := &container{id: id}
+		for i := 0; i < maxContainerBytes/DefaultAvgSize; i++ {
+			var fp Fingerprint
+			for k := 0; k < len(fp); k += 8 {
+				binary.LittleEndian.PutUint64(fp[k:], rng.Uint64())
+			}
+			e := chunkEntry{fp: fp, off: uint32(i * DefaultAvgSize), n: DefaultAvgSize}
+			if i > 0 {
+				e.flags = flagFollows
+			}
+			c.chunks = append(c.chunks, e)
+		}
+		f, err := os.Create(files.path(id))
+		if err != nil {
+			return err
+		}
+		_, err = f.WriteAt(c.appendTable(nil, maxContainerBytes), maxContainerBytes)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// peakRSS is this process's peak resident memory (VmHWM), 0 if unknown.
+func peakRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }
