@@ -5,8 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"syscall"
+	"time"
 
 	"github.com/aimwan/aimwan/dedupe"
 	"github.com/aimwan/aimwan/internal/units"
@@ -23,8 +27,9 @@ import (
 func openCache(dir string, size int64, log *slog.Logger) (*dedupe.Store, func(), error) {
 	temp := dir == ""
 	if temp {
+		removeStaleTempCaches(log)
 		var err error
-		if dir, err = os.MkdirTemp("", "aimwan-cache-"); err != nil {
+		if dir, err = os.MkdirTemp("", tempCachePrefix); err != nil {
 			return nil, nil, fmt.Errorf("proxy: cache: %w", err)
 		}
 		log.Info("no --cache folder: the chunk store lives in a temporary folder until the proxy stops", "dir", dir)
@@ -57,6 +62,31 @@ func openCache(dir string, size int64, log *slog.Logger) (*dedupe.Store, func(),
 		}
 	}
 	return store, closeFn, nil
+}
+
+// tempCachePrefix names the temporary stores of proxies run without --cache.
+const tempCachePrefix = "aimwan-cache-"
+
+// removeStaleTempCaches removes the temporary stores that a proxy killed
+// with SIGKILL left behind: older than a minute and not locked by a
+// running proxy.
+func removeStaleTempCaches(log *slog.Logger) {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), tempCachePrefix+"*"))
+	for _, d := range dirs {
+		if st, err := os.Stat(d); err != nil || !st.IsDir() || time.Since(st.ModTime()) < time.Minute {
+			continue
+		}
+		f, err := os.OpenFile(filepath.Join(d, "lock"), os.O_RDWR, 0)
+		if err == nil {
+			err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+			f.Close()
+		}
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			continue // in use (or not ours to judge)
+		}
+		log.Info("removing the temporary chunk store of a proxy that did not stop cleanly", "dir", d)
+		_ = os.RemoveAll(d)
+	}
 }
 
 // Prime loads the chunks of image into the chunk store in dir (of size

@@ -279,3 +279,39 @@ func TestNodeTemporaryCache(t *testing.T) {
 		t.Fatalf("temporary store left behind: %v", ents)
 	}
 }
+
+// TestStaleTemporaryCacheRemoved: a temporary store left by a killed proxy
+// is removed by the next proxy without --cache; one in use is not.
+func TestStaleTemporaryCacheRemoved(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	log := slog.New(slog.DiscardHandler)
+	stale := filepath.Join(tmp, tempCachePrefix+"stale")
+	inUse := filepath.Join(tmp, tempCachePrefix+"inuse")
+	for _, d := range []string{stale, inUse} {
+		st, err := dedupe.OpenStore(dedupe.StoreConfig{Dir: d, MaxBytes: 32 << 20, Logger: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d == stale {
+			st.Close()
+		} else {
+			t.Cleanup(func() { st.Close() })
+		}
+		old := time.Now().Add(-time.Hour)
+		if err := os.Chtimes(d, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, closeStore, err := openCache("", 32<<20, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeStore()
+	if _, err := os.Stat(stale); err == nil {
+		t.Error("the stale temporary store was not removed")
+	}
+	if _, err := os.Stat(inUse); err != nil {
+		t.Errorf("the temporary store in use was removed: %v", err)
+	}
+}
