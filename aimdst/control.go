@@ -15,8 +15,8 @@ import (
 // StatusPath is the control endpoint's status resource (JSON Status).
 const StatusPath = "/status"
 
-// serveControl serves the control endpoint (GET /status) on ln until ctx
-// ends.
+// serveControl serves the control endpoint (GET /status, the snapshot
+// resources of snapshotRoutes) on ln until ctx ends.
 func serveControl(ctx context.Context, ln net.Listener, n *Node, log *slog.Logger) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+StatusPath, func(w http.ResponseWriter, r *http.Request) {
@@ -27,6 +27,7 @@ func serveControl(ctx context.Context, ln net.Listener, n *Node, log *slog.Logge
 			log.Debug("control: write status", "err", err)
 		}
 	})
+	n.snapshotRoutes(mux)
 	return metrics.ServeHTTP(ctx, ln, mux, "control endpoint", log)
 }
 

@@ -24,6 +24,7 @@ type Node struct {
 	vols     map[string]*volume
 	groups   *groups
 	metrics  *dstMetrics
+	snaps    *snapshots   // snapshot store, retention
 	bufBytes atomic.Int64 // bytes held in the destination buffer, all volumes
 }
 
@@ -39,6 +40,9 @@ func NewNode(cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, vols: map[string]*volume{}, metrics: newMetrics()}
 	n.groups = newGroups(n)
+	if err := n.openSnapshots(); err != nil {
+		return nil, err
+	}
 	for _, vc := range cfg.Volumes {
 		v, err := openVolumeState(n, vc)
 		if err != nil {
@@ -48,7 +52,7 @@ func NewNode(cfg Config) (*Node, error) {
 		n.metrics.initVolume(vc.Name)
 	}
 	if cfg.Registerer != nil {
-		for _, c := range append(n.metrics.collectors(), statusCollector{n}) {
+		for _, c := range append(n.metrics.collectors(), statusCollector{n}, n.snaps.pruned, snapshotCollector{n.snaps, n.VolumeNames()}) {
 			if err := cfg.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("dst: register metrics: %w", err)
 			}
@@ -80,6 +84,7 @@ func (n *Node) Serve(ctx context.Context, pushLn, controlLn net.Listener) error 
 	for _, v := range n.vols {
 		g.Go(func() error { return v.serve(ctx) })
 	}
+	g.Go(func() error { return n.snaps.serve(ctx) })
 	n.log.Info("destination node serving", "push", pushLn.Addr().String(), "volumes", n.VolumeNames())
 	err := g.Wait()
 	if errors.Is(err, context.Canceled) {
