@@ -36,7 +36,8 @@ type Node struct {
 
 	nbdLn, ctlLn, metLn net.Listener
 	gatherer            prometheus.Gatherer
-	rec                 *metrics.Recorder // nil: not recording
+	schedMetric         *prometheus.CounterVec // scheduled marker slots
+	rec                 *metrics.Recorder      // nil: not recording
 }
 
 var _ nbd.Exports = (*Node)(nil)
@@ -54,7 +55,7 @@ func NewNode(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("create source buffer: %w", err)
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, vols: map[string]*volume{}, groups: map[string]GroupConfig{},
-		space: &space{limit: cfg.BufferLimit}, gseq: &groupSeqs{dir: cfg.Buffer}}
+		space: &space{limit: cfg.BufferLimit}, gseq: &groupSeqs{dir: cfg.Buffer}, schedMetric: newScheduleMetric()}
 	for _, g := range cfg.Groups {
 		n.groups[g.Name] = g
 	}
@@ -248,6 +249,9 @@ func (n *Node) Serve(ctx context.Context) error {
 	}
 	if n.rec != nil {
 		g.Go(func() error { return n.rec.Serve(gctx) })
+	}
+	for _, sc := range n.cfg.Schedules {
+		g.Go(func() error { return n.serveSchedule(gctx, sc) })
 	}
 	for _, name := range n.order {
 		v := n.vols[name]
