@@ -23,7 +23,7 @@ import (
 )
 
 func init() {
-	register(command{Name: "dst", Summary: "destination node: receive, ordered destage, snapshots, hooks (status|export)", Run: runDst})
+	register(command{Name: "dst", Summary: "destination node: receive, ordered destage, snapshots, hooks (status|export|snapshots)", Run: runDst})
 }
 
 // Default addresses of the destination node. The push address is the source
@@ -48,6 +48,7 @@ type dstFile struct {
 	Hooks       map[string]string `yaml:"hooks"`
 	Volumes     []dstVolume       `yaml:"volumes"`
 	Groups      []dstGroup        `yaml:"groups"`
+	Retention   []dstRetention    `yaml:"retention"`
 }
 
 // dstVolume is one entry of volumes: in the YAML file.
@@ -70,6 +71,8 @@ func runDst(ctx context.Context, args []string) error {
 			return runDstStatus(ctx, args[1:], os.Stdout)
 		case "export":
 			return runDstExport(ctx, args[1:])
+		case "snapshots":
+			return runDstSnapshots(ctx, args[1:], os.Stdout)
 		}
 	}
 	f, err := dstFlags(args)
@@ -83,12 +86,17 @@ func runDst(ctx context.Context, args []string) error {
 // YAML lists).
 func dstFlags(args []string) (dstFile, error) {
 	fs := newFlagSet("dst", "--buffer DIR --volume NAME=PATH[,create] ... [--snapshots DIR] [--hook LABEL=CMD] [--group NAME=VOL,VOL] [flags]\n"+
-		"       aimwan dst status|export ...")
+		"       aimwan dst status|export|snapshots ...")
 	cfgPath := fs.String("config", "", "YAML config `file` (flags override it)")
 	var vols, hooks, groups multiFlag
 	fs.Var(&vols, "volume", "destination volume `NAME=PATH[,create]` (repeatable; create: make a missing file)")
 	fs.Var(&hooks, "hook", "custom-marker hook `LABEL=CMD`, run with /bin/sh -c (repeatable)")
 	fs.Var(&groups, "group", "consistency group `NAME=VOL,VOL` (repeatable)")
+	var retention multiFlag
+	fs.Var(&retention, "retention", "snapshot retention `[TARGET=]KEEP`: TARGET a volume (VOL,VOL), group:NAME, or none for the default;\n"+
+		"KEEP e.g. \"last 4, 24 hourly, 7 daily, 4 weekly, min-age 1h\" (repeatable; see docs/destination-node.md)")
+	retMatch := fs.String("retention-match", "", "label `PATTERN` the --retention policies govern (default auto-*)")
+	retTZ := fs.String("retention-timezone", "", "calendar `ZONE` of the --retention buckets: UTC (default), Local, or e.g. Europe/Berlin")
 	str := map[string]*string{
 		"node":         fs.String("node", "", "node name in push hellos (default dst)"),
 		"listen":       fs.String("listen", "", "push listen `ADDR` (default "+dstDefaultListen+")"),
@@ -104,7 +112,7 @@ func dstFlags(args []string) (dstFile, error) {
 		return dstFile{}, err
 	}
 	if fs.NArg() > 0 {
-		return dstFile{}, usagef("dst: unexpected argument %q (subcommands: status, export)", fs.Arg(0))
+		return dstFile{}, usagef("dst: unexpected argument %q (subcommands: status, export, snapshots)", fs.Arg(0))
 	}
 	var f dstFile
 	if err := loadYAML(*cfgPath, &f); err != nil {
@@ -119,6 +127,12 @@ func dstFlags(args []string) (dstFile, error) {
 	}
 	if err := dstLists(&f, vols, hooks, groups); err != nil {
 		return f, err
+	}
+	switch {
+	case len(retention) > 0:
+		f.Retention = retentionFlags(retention, *retMatch, *retTZ)
+	case *retMatch != "" || *retTZ != "":
+		return f, usagef("dst: --retention-match and --retention-timezone go with --retention (in YAML: match and timezone of each policy)")
 	}
 	return f, nil
 }
@@ -182,6 +196,9 @@ func dstConfig(f dstFile, log *slog.Logger, reg prometheus.Registerer) (aimdst.C
 		}
 	}
 	var err error
+	if cfg.Retention, err = retentionPolicies(f.Retention); err != nil {
+		return cfg, err
+	}
 	if cfg.BufferLimit, err = optSize("buffer-limit", f.BufferLimit); err != nil {
 		return cfg, err
 	}
