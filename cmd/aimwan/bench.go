@@ -42,7 +42,7 @@ func benchConfig(args []string) (bench.Config, bool, error) {
 	out := fs.String("out", "", "run `DIR`: recordings, result.json, phases.json, report.html, work/ (required)")
 	scale := fs.String("scale", bench.DefaultScale, "`SCALE`: tiny (CI, seconds), small (make demo, < 10 min), full (larger)")
 	var images multiFlag
-	fs.Var(&images, "images", "your own VM `IMG` files as the clones (repeatable or comma-separated; at least 2, the last is created in the optimized phase)")
+	fs.Var(&images, "images", "your own VM `IMG` files as the clones: --images A B C (or repeated, or comma-separated; at least 2, the last is created in the optimized phase)")
 	template := fs.String("template", "", "with --images and --prime: the template `IMG` the DR site already holds")
 	seed := fs.String("seed", "1", "workload seed (unsigned integer)")
 	rate := fs.String("rate", "2mbit", "line `RATE` of the simulated WAN")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"reflect"
 	"testing"
 	"time"
 
@@ -35,6 +36,16 @@ func TestBenchConfig(t *testing.T) {
 					t.Errorf("parsed: %+v report=%v", c.cfg, c.report)
 				}
 			}},
+		{"images space separated", []string{"--images", "a.img", "b.img", "c.img", "--out", "d"}, exitOK, func(t *testing.T, c benchArgs) {
+			if !reflect.DeepEqual(c.cfg.Images, []string{"a.img", "b.img", "c.img"}) || c.cfg.Out != "d" {
+				t.Errorf("parsed: %+v", c.cfg)
+			}
+		}},
+		{"images spaced and commas", []string{"--out", "d", "--images", "a,b", "c", "--images=e"}, exitOK, func(t *testing.T, c benchArgs) {
+			if !reflect.DeepEqual(c.cfg.Images, []string{"a", "b", "c", "e"}) {
+				t.Errorf("parsed: %+v", c.cfg)
+			}
+		}},
 		{"no out", nil, exitUsage, nil},
 		{"bad scale", []string{"--out", "d", "--scale", "huge"}, exitUsage, nil},
 		{"bad seed", []string{"--out", "d", "--seed", "-1"}, exitUsage, nil},
