@@ -5,12 +5,16 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"math"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/aimwan/aimwan/internal/testkit"
 	"github.com/aimwan/aimwan/nbd"
+	"github.com/aimwan/aimwan/sim/estimate"
 )
 
 func TestParseStatCPU(t *testing.T) {
@@ -127,7 +131,14 @@ func TestConfigValidate(t *testing.T) {
 		{"cross fills the line", func(c *Config) { c.Cross = 300_000 }, true},
 		{"prime images without template", func(c *Config) { c.Images = []string{"a", "b"}; c.Prime = true }, true},
 		{"prime generated", func(c *Config) { c.Prime = true }, false},
-		{"negative passthrough", func(c *Config) { c.Passthrough = -time.Second }, true},
+		{"no passthrough", func(c *Config) { c.Passthrough = -1 }, false},
+		{"unlimited line", func(c *Config) { c.Rate = math.Inf(1) }, false},
+		{"unlimited line with cross traffic", func(c *Config) { c.Rate = math.Inf(1); c.Cross = 70e3 }, false},
+		{"zero rate", func(c *Config) { c.Rate = -1 }, true},
+		{"NaN rate", func(c *Config) { c.Rate = math.NaN() }, true},
+		{"infinite cross", func(c *Config) { c.Rate = math.Inf(1); c.Cross = math.Inf(1) }, true},
+		{"negative limit", func(c *Config) { c.Limit = -time.Second }, true},
+		{"seed scale", func(c *Config) { c.Scale = "seed" }, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -149,6 +160,21 @@ func TestConfigValidate(t *testing.T) {
 	if n := (Config{Cross: -1}).withDefaults().Cross; n != 0 {
 		t.Errorf("negative cross = %v, want 0 (none)", n)
 	}
+	if d := (Config{Rate: math.Inf(1)}).withDefaults(); d.Cross != 0 || !d.unlimited() {
+		t.Errorf("unlimited line: %+v, want no cross traffic", d)
+	}
+	seed := Config{Scale: "seed"}.withDefaults()
+	sc := seed.scale()
+	if seed.Rate != 2_500_000 || seed.Cross != 700_000 || !sc.Thin || !sc.OneByOne || sc.TemplateSize != 12<<30 || sc.lineScale() != 10 {
+		t.Errorf("seed scale: %+v %+v, want a 20 Mbit/s line with 700 KB/s cross traffic, thin, one by one, 12 GiB", seed, sc)
+	}
+	small := Config{Passthrough: -1, Thin: true, Limit: time.Hour}.withDefaults().scale()
+	if !small.noPassthrough() || !small.OneByOne || !small.Thin || small.OptimizeLimit != time.Hour || small.lineScale() != 1 {
+		t.Errorf("overrides: %+v", small)
+	}
+	if d := (Config{}).withDefaults().scale(); d.Thin || d.OneByOne || d.noPassthrough() {
+		t.Errorf("make demo's scale changed: %+v", d)
+	}
 }
 
 // memExport is an in-memory nbd.Export that counts flushes.
@@ -157,6 +183,7 @@ type memExport struct {
 	b       []byte
 	flushes int
 	writes  int
+	zeroes  int
 }
 
 var _ nbd.Export = (*memExport)(nil)
@@ -177,7 +204,11 @@ func (m *memExport) WriteAt(p []byte, off int64, fua bool) error {
 	return nil
 }
 func (m *memExport) WriteZeroes(off, length int64, noHole, fua bool) error {
-	return errors.New("the bench writes thick: no WRITE_ZEROES expected")
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	clear(m.b[off : off+length])
+	m.zeroes++
+	return nil
 }
 func (m *memExport) Trim(off, length int64) error { return errors.New("no TRIM expected") }
 func (m *memExport) Flush() error {
@@ -188,57 +219,98 @@ func (m *memExport) Flush() error {
 }
 
 // TestCreateThroughNBD writes images (zeros included) through the project's
-// NBD server and checks the bytes, the hash and the thick writes.
+// NBD server, thick and thin, side by side and one after another, and
+// checks the bytes, the hash and the requests.
 func TestCreateThroughNBD(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	const size = 5<<20 + 4096 // not a multiple of the write size
+	const size = 5<<20 + 4096 + 100 // not a multiple of the write size, nor of a block
 	src := make([]byte, size)
-	for i := range src[:size/2] { // second half stays zero
+	for i := range src[:size/2] { // second half zero but for a few bytes
 		src[i] = byte(i * 7)
 	}
-	exps := map[string]*memExport{"vm1": {b: make([]byte, size)}, "vm2": {b: make([]byte, size)}}
+	clear(src[12288:20480]) // two zero blocks inside data
+	src[3<<20+5] = 1        // a lone data block among zeros
+	src[size-1] = 9         // the short last block holds data
+	var dataBlocks int64
+	for off := 0; off < size; off += zeroBlock {
+		if b := src[off:min(off+zeroBlock, size)]; !isZero(b) {
+			dataBlocks += int64(len(b))
+		}
+	}
+	for _, mode := range []createMode{{}, {oneByOne: true}, {thin: true}, {thin: true, oneByOne: true}} {
+		t.Run(strings.TrimSpace(mode.how(2)), func(t *testing.T) {
+			exps := map[string]*memExport{"vm1": {b: make([]byte, size)}, "vm2": {b: bytes.Repeat([]byte{0xff}, size)}}
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := &nbd.Server{Exports: nbd.ExportMap{"vm1": exps["vm1"], "vm2": exps["vm2"]}}
+			done := make(chan error, 1)
+			go func() { done <- srv.Serve(ctx, ln) }()
+			defer func() { ln.Close(); <-done }()
+			imgs := []*image{
+				{volume: "vm1", label: "a", r: bytes.NewReader(src), size: size},
+				{volume: "vm2", label: "b", r: bytes.NewReader(src), size: size},
+			}
+			var mu sync.Mutex
+			last := map[int]int64{}
+			if err := create(ctx, ln.Addr().String(), imgs, mode, func(i int, n int64) { mu.Lock(); last[i] = n; mu.Unlock() }); err != nil {
+				t.Fatal(err)
+			}
+			want := sha256.Sum256(src)
+			for i, im := range imgs {
+				e := exps[im.volume]
+				if !bytes.Equal(e.b, src) {
+					t.Errorf("%s: bytes differ: %s", im.volume, testkit.FirstDiff(src, e.b))
+				}
+				if im.sha != want || last[i] != size {
+					t.Errorf("%s: hash of what was written differs, or progress ended at %d", im.volume, last[i])
+				}
+				switch {
+				case e.flushes != 1:
+					t.Errorf("%s: %d flushes, want 1", im.volume, e.flushes)
+				case !mode.thin && (e.writes != (size+writeChunk-1)/writeChunk || e.zeroes != 0 || im.sent != written{data: size}):
+					t.Errorf("%s thick: %d writes, %d zeroes, sent %+v; want every block as data", im.volume, e.writes, e.zeroes, im.sent)
+				case mode.thin && (im.sent.data != dataBlocks || im.sent.data+im.sent.zeros != size || e.zeroes < 3):
+					t.Errorf("%s thin: sent %+v in %d zero requests; want %d data bytes and the rest zeroes", im.volume, im.sent, e.zeroes, dataBlocks)
+				}
+			}
+			big := []*image{{volume: "vm1", label: "big", r: bytes.NewReader(make([]byte, size+1)), size: size + 1}}
+			if err := create(ctx, ln.Addr().String(), big, mode, func(int, int64) {}); err == nil {
+				t.Error("an image larger than the export was accepted")
+			}
+			if err := create(ctx, ln.Addr().String(), []*image{{volume: "nope", r: bytes.NewReader(src), size: 1}}, mode, func(int, int64) {}); err == nil {
+				t.Error("an unknown export was accepted")
+			}
+		})
+	}
+}
+
+func TestThinZeroRequests(t *testing.T) {
+	// A long zero run crosses write buffers: it goes as few requests of at
+	// most maxZeroRequest bytes, not one per buffer.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const size = 2*maxZeroRequest + 3*writeChunk
+	src := make([]byte, size)
+	src[0], src[size-1] = 1, 1
+	e := &memExport{b: make([]byte, size)}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &nbd.Server{Exports: nbd.ExportMap{"vm1": exps["vm1"], "vm2": exps["vm2"]}}
+	srv := &nbd.Server{Exports: nbd.ExportMap{"v": e}}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
-	imgs := []*image{
-		{volume: "vm1", label: "a", r: bytes.NewReader(src), size: size},
-		{volume: "vm2", label: "b", r: bytes.NewReader(src), size: size},
-	}
-	var mu sync.Mutex
-	last := map[int]int64{}
-	if err := create(ctx, ln.Addr().String(), imgs, func(i int, n int64) { mu.Lock(); last[i] = n; mu.Unlock() }); err != nil {
+	defer func() { ln.Close(); <-done }()
+	im := &image{volume: "v", r: bytes.NewReader(src), size: size}
+	if err := create(ctx, ln.Addr().String(), []*image{im}, createMode{thin: true}, func(int, int64) {}); err != nil {
 		t.Fatal(err)
 	}
-	want := sha256.Sum256(src)
-	for i, im := range imgs {
-		e := exps[im.volume]
-		if !bytes.Equal(e.b, src) {
-			t.Errorf("%s: bytes differ", im.volume)
-		}
-		if im.sha != want {
-			t.Errorf("%s: hash of what was written differs", im.volume)
-		}
-		if wantW := (size + writeChunk - 1) / writeChunk; e.writes != wantW || e.flushes != 1 {
-			t.Errorf("%s: %d writes, %d flushes; want %d writes (thick, zeros included) and 1 flush", im.volume, e.writes, e.flushes, wantW)
-		}
-		if last[i] != size {
-			t.Errorf("%s: progress ended at %d", im.volume, last[i])
-		}
+	if !bytes.Equal(e.b, src) || e.writes != 2 || e.zeroes != 3 || im.sent.data != 2*zeroBlock {
+		t.Errorf("%d writes, %d zero requests, sent %+v; want 2 writes of a block and 3 zero requests", e.writes, e.zeroes, im.sent)
 	}
-	big := []*image{{volume: "vm1", label: "big", r: bytes.NewReader(make([]byte, size+1)), size: size + 1}}
-	if err := create(ctx, ln.Addr().String(), big, func(int, int64) {}); err == nil {
-		t.Error("an image larger than the export was accepted")
-	}
-	if err := create(ctx, ln.Addr().String(), []*image{{volume: "nope", r: bytes.NewReader(src), size: 1}}, func(int, int64) {}); err == nil {
-		t.Error("an unknown export was accepted")
-	}
-	cancel()
-	<-done
 }
 
 func TestFreePorts(t *testing.T) {
@@ -263,9 +335,54 @@ func TestResultTable(t *testing.T) {
 		CPU:    map[string]CPU{}, Notes: []string{"n1"}}
 	var b bytes.Buffer
 	r.PrintTable(&b)
-	for _, want := range []string{"14.4x = 3600 KB/s", "19.0x = 4750 KB/s", "1m39s (growing", "note: n1", "Verified"} {
+	for _, want := range []string{"14.4x = 3600 KB/s", "19.0x = 4750 KB/s", "1m39s (growing", "note: n1", "Verified", "(0.68x line)",
+		"Offline estimate", "not computed", "Proxy peak RSS", "— / —"} {
 		if !bytes.Contains(b.Bytes(), []byte(want)) {
 			t.Errorf("table lacks %q:\n%s", want, b.String())
+		}
+	}
+	// An unlimited line without a pass-through phase, with the estimate
+	// and the proxies' peak RSS: no speed-ups over a line, an ingest rate.
+	u := &Result{EffectiveKBps: 45_000, LogicalBytes: 3.5e9, WireBytes: 1.1e9, ElapsedS: 80, ReductionX: 3.2,
+		Link:   LinkInfo{Simulated: true, Unlimited: true, RTTMs: 40},
+		Phases: []PhaseResult{{Name: "optimize", DurationS: 80, PeakKBps: 60_000}}, CPU: map[string]CPU{},
+		PeakRSS:  map[string]int64{"proxy-src/optimize": 800 << 20, "proxy-dst/optimize": 300 << 20},
+		Estimate: &estimate.Result{Bytes: 9.6e9}, EstimateBytes: 786e6, WireVsEstimate: 1.1e9 / 786e6}
+	b.Reset()
+	u.PrintTable(&b)
+	for _, want := range []string{"unlimited, RTT 40 ms", "none: every clone created", "45.0 MB/s over 1m20s (best minute 60.0 MB/s)",
+		"786.0 MB for the clones'", "wire / estimate = 1.40", "800 MiB / 300 MiB"} {
+		if !bytes.Contains(b.Bytes(), []byte(want)) {
+			t.Errorf("table lacks %q:\n%s", want, b.String())
+		}
+	}
+	for _, unwanted := range []string{"Inf", "NaN", "Peak speed-up", "Line use"} {
+		if bytes.Contains(b.Bytes(), []byte(unwanted)) {
+			t.Errorf("table has %q:\n%s", unwanted, b.String())
+		}
+	}
+}
+
+func TestSeedUnits(t *testing.T) {
+	res := &Result{LineKBps: 2500, PassthroughKBps: 1800, EffectiveKBps: 20_000, LineScale: 10,
+		Link: LinkInfo{Simulated: true}, Projection: Projection{PassthroughH: 5.5, EffectiveH: 0.5},
+		Phases: []PhaseResult{{Name: phasePass, DurationS: 240, TimeLatencyEndS: 200}, {Name: phaseOpt, DurationS: 900, PeakKBps: 30_000}}}
+	r := &run{res: res}
+	got := r.seedUnits()
+	want := SeedUnits{LineKBps: 250, PassthroughKBps: 180, EffectiveKBps: 2000, PeakKBps: 3000, PassthroughMin: 40, OptimizedMin: 150,
+		TimeLatencyEndPassMin: 2000.0 / 60, Projection: Projection{PassthroughH: 55, EffectiveH: 5}}
+	if got == nil || *got != want {
+		t.Fatalf("seed units %+v, want %+v", got, want)
+	}
+	var b bytes.Buffer
+	res.SeedUnits = got
+	res.PrintTable(&b)
+	if !bytes.Contains(b.Bytes(), []byte("In seed units (rates ÷ 10, times × 10)")) || !bytes.Contains(b.Bytes(), []byte("effective 2000 KB/s over 150 min")) {
+		t.Errorf("table lacks the seed units:\n%s", b.String())
+	}
+	for _, r := range []*Result{{LineScale: 1, Link: LinkInfo{Simulated: true}}, {LineScale: 10, Link: LinkInfo{Simulated: true, Unlimited: true}}} {
+		if u := (&run{res: r}).seedUnits(); u != nil {
+			t.Errorf("seed units for %+v: %+v, want none", r, u)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -177,7 +178,11 @@ func (c *chain) wanPeer() string {
 // windowArgs tell the proxies the line they sit on (it sizes the QUIC
 // flow-control windows), as an operator would.
 func (c *chain) windowArgs() []string {
-	return []string{"--link-rate", rateArg(c.cfg.Rate), "--rtt", max(c.cfg.RTT, time.Millisecond).String()}
+	rtt := []string{"--rtt", max(c.cfg.RTT, time.Millisecond).String()}
+	if c.cfg.unlimited() { // no line to size them for: the proxies' default
+		return rtt
+	}
+	return append([]string{"--link-rate", rateArg(c.cfg.Rate)}, rtt...)
 }
 
 func (c *chain) proxyDstArgs(mode string) []string {
@@ -202,7 +207,12 @@ func (c *chain) linkArgs() []string {
 }
 
 // rateArg writes a rate in bytes per second as the daemons' flags take it.
-func rateArg(bps float64) string { return fmt.Sprintf("%gKB/s", bps/1000) }
+func rateArg(bps float64) string {
+	if math.IsInf(bps, 1) {
+		return "unlimited"
+	}
+	return fmt.Sprintf("%gKB/s", bps/1000)
+}
 
 // switchMode restarts both proxies in mode (SIGTERM: nothing is lost, src
 // keeps every unacknowledged file) and returns the CPU time each used.
