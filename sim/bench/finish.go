@@ -143,5 +143,5 @@ func (r *run) seedUnits() *SeedUnits {
 	return &SeedUnits{LineKBps: res.LineKBps / k, PassthroughKBps: res.PassthroughKBps / k, EffectiveKBps: res.EffectiveKBps / k,
 		PeakKBps: opt.PeakKBps / k, PassthroughMin: pass.DurationS * k / 60, OptimizedMin: opt.DurationS * k / 60,
 		TimeLatencyEndPassMin: pass.TimeLatencyEndS * k / 60,
-		Projection: Projection{PassthroughH: res.Projection.PassthroughH * k, EffectiveH: res.Projection.EffectiveH * k}}
+		Projection:            Projection{PassthroughH: res.Projection.PassthroughH * k, EffectiveH: res.Projection.EffectiveH * k}}
 }

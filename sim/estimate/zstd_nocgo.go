@@ -20,4 +20,6 @@ func newCompressor() (*compressor, error) {
 	return &compressor{e: e}, nil
 }
 
-func (c *compressor) compress(dst, src []byte) ([]byte, error) { return c.e.EncodeAll(src, dst[:0]), nil }
+func (c *compressor) compress(dst, src []byte) ([]byte, error) {
+	return c.e.EncodeAll(src, dst[:0]), nil
+}
