@@ -313,7 +313,7 @@ func (r *run) limit() time.Duration {
 	if !r.cfg.unlimited() {
 		rate = r.cfg.Rate - r.cfg.Cross
 	}
-	return max(r.sc.OptimizeLimit, time.Duration(total/rate*float64(time.Second)))
+	return max(r.sc.OptimizeLimit, time.Duration(total/rate*float64(time.Second)).Round(time.Second))
 }
 
 // phaseResult sums a phase up from its first and last samples; wire is the
