@@ -400,3 +400,28 @@ func FuzzParseStatCPU(f *testing.F) {
 		}
 	})
 }
+
+func TestOptimizeLimit(t *testing.T) {
+	imgs := &workloadSet{images: []*image{{size: 900e6}, {size: 900e6}}}
+	tests := []struct {
+		name string
+		cfg  Config
+		want time.Duration
+	}{
+		{"generated: the scale's", Config{}, 6 * time.Minute},
+		{"images on 2 Mbit/s: the line's time for every byte", Config{Images: []string{"a", "b"}}, 10000 * time.Second},
+		{"images, unlimited: at 10 MB/s, at least the scale's", Config{Images: []string{"a", "b"}, Rate: math.Inf(1)}, 6 * time.Minute},
+		{"images, --limit", Config{Images: []string{"a", "b"}, Limit: time.Hour}, time.Hour},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := tt.cfg
+			cfg.Out, cfg.Bin = "x", "y"
+			cfg = cfg.withDefaults()
+			r := &run{cfg: cfg, sc: cfg.scale(), ws: imgs}
+			if got := r.limit(); got != tt.want {
+				t.Errorf("limit %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
