@@ -425,3 +425,27 @@ func TestOptimizeLimit(t *testing.T) {
 		})
 	}
 }
+
+func TestLinkAndWindowArgs(t *testing.T) {
+	tests := []struct {
+		name        string
+		cfg         Config
+		link, proxy string
+	}{
+		{"make demo", Config{}, "--rate 250KB/s --rtt 40ms --metrics m --cross 70KB/s", "--link-rate 250KB/s --rtt 40ms"},
+		{"seed: 10x line, 10x cross packets", Config{Scale: "seed"}, "--rate 2500KB/s --rtt 40ms --metrics m --cross 700KB/s --cross-packet 2000",
+			"--link-rate 2500KB/s --rtt 40ms"},
+		{"unlimited: no cross traffic, default windows", Config{Rate: math.Inf(1)}, "--rate unlimited --rtt 40ms --metrics m", "--rtt 40ms"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &chain{cfg: tt.cfg.withDefaults(), a: addrs{link: "l", wan: "w", linkMetrics: "m"}}
+			if got := strings.Join(c.linkArgs(), " "); got != "sim link --listen l --to w "+tt.link {
+				t.Errorf("link: %s", got)
+			}
+			if got := strings.Join(c.windowArgs(), " "); got != tt.proxy {
+				t.Errorf("proxies: %s", got)
+			}
+		})
+	}
+}

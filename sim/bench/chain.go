@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -202,6 +203,9 @@ func (c *chain) linkArgs() []string {
 		"--rtt", c.cfg.RTT.String(), "--metrics", c.a.linkMetrics}
 	if c.cfg.Cross > 0 {
 		args = append(args, "--cross", rateArg(c.cfg.Cross))
+		if n := c.cfg.scale().CrossPacket; n > 0 {
+			args = append(args, "--cross-packet", strconv.Itoa(n))
+		}
 	}
 	return args
 }

@@ -36,6 +36,12 @@ type Scale struct {
 	// OneByOne creates the clones of a phase one after another instead of
 	// side by side.
 	OneByOne bool
+	// CrossPacket is the size of a cross-traffic packet on the simulated
+	// line (0: the link simulator's 200 bytes, a VoIP packet). A scaled
+	// line scales it too, so the cross traffic keeps the seed's 350
+	// packets a second: at 3500 a second the simulator's packet clock
+	// fell behind on a loaded machine (185 KB/s instead of 700 KB/s).
+	CrossPacket int
 }
 
 // Scales are the presets, by name.
@@ -48,7 +54,7 @@ var Scales = map[string]Scale{
 	// thick images, their journals and the destination's copies would need
 	// about 120 GB of disk (docs/bench.md).
 	"seed": {Name: "seed", TemplateSize: 12 << 30, Passthrough: 4 * time.Minute, OptimizeLimit: 4 * time.Hour,
-		LineScale: 10, Thin: true, OneByOne: true},
+		LineScale: 10, Thin: true, OneByOne: true, CrossPacket: 2000},
 }
 
 // seedRate and seedCross are the seed's line and cross traffic in bytes per

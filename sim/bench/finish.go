@@ -112,6 +112,12 @@ func (r *run) diagnose() []string {
 		notes = append(notes, fmt.Sprintf("ceiling at this data reduction: %.1fx (reduction %.1fx × the %.0f%% of the line left by cross traffic); measured %.1fx",
 			ceiling, res.ReductionX, 100*(r.cfg.Rate-r.cfg.Cross)/r.cfg.Rate, res.Speedup))
 	}
+	for _, p := range res.Phases {
+		if want := res.Link.CrossBps / 1e3; want > 0 && p.CrossKBps < 0.9*want {
+			notes = append(notes, fmt.Sprintf("the link simulator queued only %.0f KB/s of the %.0f KB/s of cross traffic in the %s phase (its packet clock fell behind on a loaded machine): the line had more room than the figures assume",
+				p.CrossKBps, want, p.Name))
+		}
+	}
 	if pass, ok := res.hasPhase(phasePass); ok && pass.LinkBytes > 0 {
 		notes = append(notes, fmt.Sprintf("the pass-through phase carried %s of journal bytes (link) that wire_bytes, the optimized phase's, does not count; the offline estimate covers every clone",
 			strings.TrimSpace(mb(float64(pass.LinkBytes)))))

@@ -97,6 +97,9 @@ type LinkInfo struct {
 	RateBps   float64 `json:"rate_bytes_per_s"`
 	RTTMs     float64 `json:"rtt_ms"`
 	CrossBps  float64 `json:"cross_bytes_per_s"`
+	// CrossPacket is the cross-traffic packet size when the scale sets one
+	// (0: the link simulator's 200 bytes).
+	CrossPacket int `json:"cross_packet_bytes,omitempty"`
 }
 
 // PhaseResult is what one phase achieved.
@@ -110,6 +113,7 @@ type PhaseResult struct {
 	LinkBytes       int64    `json:"link_bytes"`     // link forward bytes (IP/UDP headers included)
 	LinkKBps        float64  `json:"link_kbps"`      // link forward rate
 	LinkDrops       int64    `json:"link_drops"`     // packets the link dropped (queue, loss)
+	CrossKBps       float64  `json:"cross_kbps"`     // cross traffic the link queued, per second
 	TimeLatencyEndS float64  `json:"time_latency_end_s"`
 	TimeLatencyMaxS float64  `json:"time_latency_max_s"`
 	OldestUnackedS  float64  `json:"oldest_unacked_end_s"` // src: age of the oldest write not yet acked (its RPO) at the end

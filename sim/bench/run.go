@@ -116,6 +116,9 @@ func (r *run) newResult() *Result {
 		Link: LinkInfo{Simulated: !cfg.NoLink, RateBps: cfg.Rate, RTTMs: float64(cfg.RTT) / 1e6, CrossBps: cfg.Cross},
 		CPU:  map[string]CPU{}, PeakRSS: map[string]int64{}, StartedAt: r.start.UTC(),
 		ProxyFlags: r.c.windowArgs(), LineScale: r.sc.lineScale(), Creation: r.creation()}
+	if cfg.Cross > 0 {
+		res.Link.CrossPacket = r.sc.CrossPacket
+	}
 	if cfg.unlimited() { // JSON has no infinity
 		res.LineKBps, res.Link.RateBps, res.Link.Unlimited = 0, 0, true
 	}
@@ -327,6 +330,7 @@ func (r *run) phaseResult(name string, from, to time.Time, a, b point, wire floa
 	if s := d.Seconds(); s > 0 {
 		pr.KBps = float64(pr.DestagedBytes) / s / 1e3
 		pr.LinkKBps = float64(pr.LinkBytes) / s / 1e3
+		pr.CrossKBps = (b.linkCross - a.linkCross) / s / 1e3
 	}
 	pts := r.s.series()
 	for _, p := range pts {

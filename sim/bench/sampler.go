@@ -23,6 +23,7 @@ const (
 	mProxyMisses   = "aimwan_proxy_cache_misses_total"
 	mLinkBytes     = "aimwan_link_bytes_total"
 	mLinkDrops     = "aimwan_link_drops_total"
+	mLinkCross     = "aimwan_link_cross_bytes_total"
 	samplingPeriod = time.Second
 )
 
@@ -39,6 +40,7 @@ type point struct {
 	proxyWire   float64 // source edge's wire bytes (restarts from 0 with the proxy)
 	proxyLogic  float64 // source edge's logical bytes
 	linkForward float64 // bytes the link delivered toward the destination
+	linkCross   float64 // cross-traffic bytes the link queued toward the destination
 	linkDrops   float64
 }
 
@@ -74,6 +76,7 @@ func (s *sampler) take(ctx context.Context) point {
 	if s.link != nil {
 		if lm, err := s.link.sample(ctx); err == nil {
 			p.linkForward = forward(lm.byLabel(mLinkBytes, "direction"))
+			p.linkCross = forward(lm.byLabel(mLinkCross, "direction"))
 			p.linkDrops = lm.sum(mLinkDrops)
 		}
 	}
