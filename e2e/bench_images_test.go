@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/aimwan/aimwan/internal/testkit"
+	"github.com/aimwan/aimwan/internal/testkit/procs"
 )
 
 // TestBenchImagesUnlimited runs `aimwan bench` as issue 13 measures a store:
@@ -32,9 +35,9 @@ func TestBenchImagesUnlimited(t *testing.T) {
 	cmd.WaitDelay = 10 * time.Second
 	b, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("aimwan %v: %v\n%s", args, err, tail(string(b), 40))
+		t.Fatalf("aimwan %v: %v\n%s", args, err, procs.Tail(string(b), 40))
 	}
-	t.Logf("aimwan bench:\n%s", tail(string(b), 22))
+	t.Logf("aimwan bench:\n%s", procs.Tail(string(b), 22))
 	var res struct {
 		Verified       bool             `json:"verified"`
 		Drained        bool             `json:"drained"`
@@ -58,7 +61,7 @@ func TestBenchImagesUnlimited(t *testing.T) {
 			Equal bool   `json:"equal"`
 		} `json:"volumes"`
 	}
-	if err := json.Unmarshal(readFile(t, filepath.Join(out, "result.json")), &res); err != nil {
+	if err := json.Unmarshal(testkit.ReadFile(t, filepath.Join(out, "result.json")), &res); err != nil {
 		t.Fatalf("result.json: %v", err)
 	}
 	if !res.Verified || !res.Drained || res.Workload != "images" || len(res.Volumes) != 3 || res.Volumes[2].Image != clones[2] {

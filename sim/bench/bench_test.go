@@ -6,49 +6,16 @@ import (
 	"crypto/sha256"
 	"errors"
 	"math"
-	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/aimwan/aimwan/internal/testkit"
+	"github.com/aimwan/aimwan/internal/testkit/nbdtest"
 	"github.com/aimwan/aimwan/nbd"
 	"github.com/aimwan/aimwan/sim/estimate"
 )
-
-func TestParseStatCPU(t *testing.T) {
-	tests := []struct {
-		name string
-		in   string
-		want time.Duration
-		err  bool
-	}{
-		{"plain", "1234 (aimwan) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 8 0 100 0 0", 3 * time.Second, false},
-		{"name with spaces and parens", "7 (a) b) c) R 1 7 7 0 -1 0 0 0 0 0 1 2 0 0", 30 * time.Millisecond, false},
-		{"no name", "7 a R 1", 0, true},
-		{"short", "7 (a) R 1 2 3", 0, true},
-		{"not a number", "7 (a) R 1 7 7 0 -1 0 0 0 0 0 x 2 0 0", 0, true},
-		{"overflow", "7 (a) R 1 7 7 0 -1 0 0 0 0 0 18446744073709551615 18446744073709551615 0 0", 0, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseStatCPU([]byte(tt.in))
-			if (err != nil) != tt.err {
-				t.Fatalf("err = %v, want error %v", err, tt.err)
-			}
-			if got != tt.want {
-				t.Errorf("got %v, want %v", got, tt.want)
-			}
-		})
-	}
-}
-
-func TestSelfCPU(t *testing.T) {
-	if _, err := selfCPU(); err != nil {
-		t.Skipf("no /proc on this system: %v", err)
-	}
-}
 
 func TestPeakRate(t *testing.T) {
 	t0 := time.Date(2026, 11, 22, 6, 0, 0, 0, time.UTC)
@@ -86,7 +53,7 @@ func TestPeakRate(t *testing.T) {
 }
 
 func TestMetricsHelpers(t *testing.T) {
-	m := metrics{
+	m := scrapeValues{
 		`aimwan_dst_logical_bytes_total{volume="vm1"}`: 10,
 		`aimwan_dst_logical_bytes_total{volume="vm2"}`: 32,
 		`aimwan_dst_logical_bytes_total_other`:         1000,
@@ -177,47 +144,6 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-// memExport is an in-memory nbd.Export that counts flushes.
-type memExport struct {
-	mu      sync.Mutex
-	b       []byte
-	flushes int
-	writes  int
-	zeroes  int
-}
-
-var _ nbd.Export = (*memExport)(nil)
-
-func (m *memExport) Size() int64    { return int64(len(m.b)) }
-func (m *memExport) ReadOnly() bool { return false }
-func (m *memExport) ReadAt(p []byte, off int64) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	copy(p, m.b[off:])
-	return nil
-}
-func (m *memExport) WriteAt(p []byte, off int64, fua bool) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	copy(m.b[off:], p)
-	m.writes++
-	return nil
-}
-func (m *memExport) WriteZeroes(off, length int64, noHole, fua bool) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	clear(m.b[off : off+length])
-	m.zeroes++
-	return nil
-}
-func (m *memExport) Trim(off, length int64) error { return errors.New("no TRIM expected") }
-func (m *memExport) Flush() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.flushes++
-	return nil
-}
-
 // TestCreateThroughNBD writes images (zeros included) through the project's
 // NBD server, thick and thin, side by side and one after another, and
 // checks the bytes, the hash and the requests.
@@ -240,47 +166,44 @@ func TestCreateThroughNBD(t *testing.T) {
 	}
 	for _, mode := range []createMode{{}, {oneByOne: true}, {thin: true}, {thin: true, oneByOne: true}} {
 		t.Run(strings.TrimSpace(mode.how(2)), func(t *testing.T) {
-			exps := map[string]*memExport{"vm1": {b: make([]byte, size)}, "vm2": {b: bytes.Repeat([]byte{0xff}, size)}}
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			srv := &nbd.Server{Exports: nbd.ExportMap{"vm1": exps["vm1"], "vm2": exps["vm2"]}}
-			done := make(chan error, 1)
-			go func() { done <- srv.Serve(ctx, ln) }()
-			defer func() { ln.Close(); <-done }()
+			exps := map[string]*nbdtest.MemExport{"vm1": nbdtest.NewMemExport(size), "vm2": nbdtest.NewMemExport(size)}
+			exps["vm2"].WriteAt(bytes.Repeat([]byte{0xff}, size), 0, false) // not empty: thin zeroes must land too
+			addr := nbdtest.Serve(t, nbd.ExportMap{"vm1": exps["vm1"], "vm2": exps["vm2"]})
+			before := map[string]nbdtest.Counts{"vm1": exps["vm1"].Counts(), "vm2": exps["vm2"].Counts()}
 			imgs := []*image{
 				{volume: "vm1", label: "a", r: bytes.NewReader(src), size: size},
 				{volume: "vm2", label: "b", r: bytes.NewReader(src), size: size},
 			}
 			var mu sync.Mutex
 			last := map[int]int64{}
-			if err := create(ctx, ln.Addr().String(), imgs, mode, func(i int, n int64) { mu.Lock(); last[i] = n; mu.Unlock() }); err != nil {
+			if err := create(ctx, addr, imgs, mode, func(i int, n int64) { mu.Lock(); last[i] = n; mu.Unlock() }); err != nil {
 				t.Fatal(err)
 			}
 			want := sha256.Sum256(src)
 			for i, im := range imgs {
 				e := exps[im.volume]
-				if !bytes.Equal(e.b, src) {
-					t.Errorf("%s: bytes differ: %s", im.volume, testkit.FirstDiff(src, e.b))
+				if got := e.Bytes(); !bytes.Equal(got, src) {
+					t.Errorf("%s: bytes differ: %s", im.volume, testkit.FirstDiff(src, got))
 				}
 				if im.sha != want || last[i] != size {
 					t.Errorf("%s: hash of what was written differs, or progress ended at %d", im.volume, last[i])
 				}
+				c, b := e.Counts(), before[im.volume]
+				c.Writes, c.Zeroes, c.Flushes = c.Writes-b.Writes, c.Zeroes-b.Zeroes, c.Flushes-b.Flushes
 				switch {
-				case e.flushes != 1:
-					t.Errorf("%s: %d flushes, want 1", im.volume, e.flushes)
-				case !mode.thin && (e.writes != (size+writeChunk-1)/writeChunk || e.zeroes != 0 || im.sent != written{data: size}):
-					t.Errorf("%s thick: %d writes, %d zeroes, sent %+v; want every block as data", im.volume, e.writes, e.zeroes, im.sent)
-				case mode.thin && (im.sent.data != dataBlocks || im.sent.data+im.sent.zeros != size || e.zeroes < 3):
-					t.Errorf("%s thin: sent %+v in %d zero requests; want %d data bytes and the rest zeroes", im.volume, im.sent, e.zeroes, dataBlocks)
+				case c.Flushes != 1 || c.Trims != 0:
+					t.Errorf("%s: %+v, want 1 flush and no trims", im.volume, c)
+				case !mode.thin && (c.Writes != (size+writeChunk-1)/writeChunk || c.Zeroes != 0 || im.sent != written{data: size}):
+					t.Errorf("%s thick: %+v, sent %+v; want every block as data", im.volume, c, im.sent)
+				case mode.thin && (im.sent.data != dataBlocks || im.sent.data+im.sent.zeros != size || c.Zeroes < 3):
+					t.Errorf("%s thin: sent %+v in %+v; want %d data bytes and the rest zeroes", im.volume, im.sent, c, dataBlocks)
 				}
 			}
 			big := []*image{{volume: "vm1", label: "big", r: bytes.NewReader(make([]byte, size+1)), size: size + 1}}
-			if err := create(ctx, ln.Addr().String(), big, mode, func(int, int64) {}); err == nil {
+			if err := create(ctx, addr, big, mode, func(int, int64) {}); err == nil {
 				t.Error("an image larger than the export was accepted")
 			}
-			if err := create(ctx, ln.Addr().String(), []*image{{volume: "nope", r: bytes.NewReader(src), size: 1}}, mode, func(int, int64) {}); err == nil {
+			if err := create(ctx, addr, []*image{{volume: "nope", r: bytes.NewReader(src), size: 1}}, mode, func(int, int64) {}); err == nil {
 				t.Error("an unknown export was accepted")
 			}
 		})
@@ -295,35 +218,14 @@ func TestThinZeroRequests(t *testing.T) {
 	const size = 2*maxZeroRequest + 3*writeChunk
 	src := make([]byte, size)
 	src[0], src[size-1] = 1, 1
-	e := &memExport{b: make([]byte, size)}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &nbd.Server{Exports: nbd.ExportMap{"v": e}}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	defer func() { ln.Close(); <-done }()
+	e := nbdtest.NewMemExport(size)
+	addr := nbdtest.Serve(t, nbd.ExportMap{"v": e})
 	im := &image{volume: "v", r: bytes.NewReader(src), size: size}
-	if err := create(ctx, ln.Addr().String(), []*image{im}, createMode{thin: true}, func(int, int64) {}); err != nil {
+	if err := create(ctx, addr, []*image{im}, createMode{thin: true}, func(int, int64) {}); err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(e.b, src) || e.writes != 2 || e.zeroes != 3 || im.sent.data != 2*zeroBlock {
-		t.Errorf("%d writes, %d zero requests, sent %+v; want 2 writes of a block and 3 zero requests", e.writes, e.zeroes, im.sent)
-	}
-}
-
-func TestFreePorts(t *testing.T) {
-	p, err := freePorts(5)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := map[string]bool{}
-	for _, a := range p {
-		if seen[a] {
-			t.Errorf("port %s given twice", a)
-		}
-		seen[a] = true
+	if c := e.Counts(); !bytes.Equal(e.Bytes(), src) || c.Writes != 2 || c.Zeroes != 3 || im.sent.data != 2*zeroBlock {
+		t.Errorf("%+v, sent %+v; want 2 writes of a block and 3 zero requests", c, im.sent)
 	}
 }
 
@@ -385,20 +287,6 @@ func TestSeedUnits(t *testing.T) {
 			t.Errorf("seed units for %+v: %+v, want none", r, u)
 		}
 	}
-}
-
-// FuzzParseStatCPU: any /proc/PID/stat content gives a CPU time or an
-// error, never a panic or a negative time.
-func FuzzParseStatCPU(f *testing.F) {
-	f.Add([]byte("1234 (aimwan) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 8 0 100 0 0"))
-	f.Add([]byte("7 (a) b) c) R 1 7 7 0 -1 0 0 0 0 0 1 2 0 0"))
-	f.Add([]byte(")"))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		d, err := parseStatCPU(b)
-		if err == nil && d < 0 {
-			t.Fatalf("negative CPU time %v from %q", d, b)
-		}
-	})
 }
 
 func TestOptimizeLimit(t *testing.T) {

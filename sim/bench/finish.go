@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
+	"github.com/aimwan/aimwan/internal/testkit/procs"
 	"github.com/aimwan/aimwan/reports"
 )
 
@@ -60,7 +60,7 @@ func (r *run) finish(ctx context.Context, drainErr error) (*Result, error) {
 			res.Notes = append(res.Notes, fmt.Sprintf("offline estimate failed: %v", err))
 		}
 	}
-	if cpu, err := selfCPU(); err == nil {
+	if cpu, err := procs.SelfCPU(); err == nil {
 		res.CPU["bench"] = cpuOver(cpu, time.Since(r.start))
 	}
 	res.TotalS = time.Since(r.start).Seconds()
@@ -126,15 +126,6 @@ func (r *run) diagnose() []string {
 		notes = append(notes, "the optimized phase hit its time limit before everything was destaged")
 	}
 	return notes
-}
-
-// selfCPU is this process's CPU time.
-func selfCPU() (time.Duration, error) {
-	b, err := os.ReadFile("/proc/self/stat")
-	if err != nil {
-		return 0, err
-	}
-	return parseStatCPU(b)
 }
 
 // seedUnits converts a scaled-line run's figures to the seed's line (nil at
