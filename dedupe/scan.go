@@ -33,8 +33,22 @@ type ScanStats struct {
 // image of any size is streamed through one buffer. fn's error ends the
 // scan and is returned.
 func Scan(ctx context.Context, r io.Reader, p Params, fn func(ScanPiece) error) (ScanStats, error) {
+	return ScanWith(ctx, r, ScanOptions{Params: p}, fn)
+}
+
+// ScanOptions are the settings of ScanWith.
+type ScanOptions struct {
+	// Params are the chunking parameters (zero = defaults).
+	Params Params
+	// Progress, when set, is called after every read (8 MiB) with the
+	// figures so far.
+	Progress func(ScanStats)
+}
+
+// ScanWith is Scan with progress reports.
+func ScanWith(ctx context.Context, r io.Reader, o ScanOptions, fn func(ScanPiece) error) (ScanStats, error) {
 	var st ScanStats
-	p, err := p.Normalize()
+	p, err := o.Params.Normalize()
 	if err != nil {
 		return st, err
 	}
@@ -83,6 +97,9 @@ func Scan(ctx context.Context, r io.Reader, p Params, fn func(ScanPiece) error) 
 			}
 		}
 		n = copy(buf, buf[done:n])
+		if o.Progress != nil {
+			o.Progress(st)
+		}
 	}
 	if zero > 0 {
 		return st, fn(ScanPiece{Zero: zero})
