@@ -75,6 +75,9 @@
 //     priming exchanges fingerprints, never data.
 //   - priming: chunking a local image into the store (Prime) so that data
 //     the DR site already holds is never sent.
+//   - scan: cutting a stream of any size (an image) into the pieces one
+//     continuous payload would get, through one buffer (Scan); priming and
+//     the offline estimate (`aimwan sim estimate`) use it.
 //   - coalescing is not here: the source node merges a window of writes to
 //     the same blocks when it seals a journal file (journal.Coalesce,
 //     `aimwan src --coalesce`), before any encoding.

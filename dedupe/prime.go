@@ -2,13 +2,8 @@ package dedupe
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
 )
-
-// primeBuf is the read size of Prime; much larger than MaxChunkLimit.
-const primeBuf = 8 << 20
 
 // PrimeStats describes one priming pass.
 type PrimeStats struct {
@@ -85,86 +80,24 @@ func PrimePeer(ctx context.Context, x *PeerIndex, r io.Reader, p Params) (PrimeS
 }
 
 func prime(ctx context.Context, t primeTarget, r io.Reader, o PrimeOptions) (PrimeStats, error) {
-	var st PrimeStats
-	p, err := o.Params.Normalize()
-	if err != nil {
-		return st, err
-	}
-	s := newSplitter(p)
-	buf := make([]byte, primeBuf)
-	n := 0 // bytes held in buf
 	var prev Fingerprint
-	hasPrev, eof := false, false
-	var pieces []piece
-	for !eof || n > 0 {
-		if err := ctx.Err(); err != nil {
-			return st, err
-		}
-		if !eof {
-			m, err := io.ReadFull(r, buf[n:])
-			n += m
-			st.Bytes += int64(m)
-			switch {
-			case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-				eof = true
-			case err != nil:
-				return st, fmt.Errorf("prime: read image: %w", err)
-			}
-		}
-		if pieces, err = s.split(pieces[:0], buf[:n]); err != nil {
-			return st, err
-		}
-		keep := finalPieces(pieces, buf[:n], eof, p.ZeroRun)
-		done := 0
-		for _, pc := range pieces[:keep] {
-			done = pc.off + pc.n
-			if pc.zero {
-				st.ZeroBytes += int64(pc.n)
-				hasPrev = false
-				continue
-			}
-			data := buf[pc.off : pc.off+pc.n]
-			fp := Sum(data)
-			t.put(fp, data)
-			if hasPrev {
-				t.link(prev, fp)
-			}
-			prev, hasPrev = fp, true
-			st.Chunks++
-		}
-		n = copy(buf, buf[done:n])
-		if o.Progress != nil {
-			o.Progress(st)
-		}
+	hasPrev := false
+	so := ScanOptions{Params: o.Params}
+	if o.Progress != nil {
+		so.Progress = func(st ScanStats) { o.Progress(PrimeStats(st)) }
 	}
-	return st, nil
-}
-
-// finalPieces returns how many leading pieces of a buffer are final, i.e.
-// would be cut identically with more data after the buffer. Past the
-// trailing zero bytes nothing is final (a longer zero run may swallow
-// them); a trailing zero run that already qualifies is kept minus ZeroRun
-// bytes, so the next buffer starts with a qualifying run again.
-func finalPieces(pieces []piece, b []byte, eof bool, zeroRun int) int {
-	if eof {
-		return len(pieces)
-	}
-	t := len(b)
-	for t > 0 && b[t-1] == 0 {
-		t--
-	}
-	keep := 0
-	for i, pc := range pieces {
-		end := pc.off + pc.n
-		switch {
-		case pc.zero && end == len(b) && pc.n > zeroRun:
-			pieces[i].n -= zeroRun
-			return i + 1
-		case end < t || (end == t && t < len(b)):
-			keep = i + 1
-		default:
-			return keep
+	st, err := ScanWith(ctx, r, so, func(pc ScanPiece) error {
+		if pc.Data == nil { // a zero run breaks the successor chain
+			hasPrev = false
+			return nil
 		}
-	}
-	return keep
+		fp := Sum(pc.Data)
+		t.put(fp, pc.Data)
+		if hasPrev {
+			t.link(prev, fp)
+		}
+		prev, hasPrev = fp, true
+		return nil
+	})
+	return PrimeStats(st), err
 }

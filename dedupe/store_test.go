@@ -348,8 +348,8 @@ func TestPrimeMatchesEncode(t *testing.T) {
 	// one piece, whatever the read boundaries hit (zeros included).
 	g := newImageGen(11)
 	img := g.template(20 << 20)
-	clear(img[primeBuf-10000 : primeBuf+10000]) // a zero run across a read boundary
-	clear(img[2*primeBuf-100 : 2*primeBuf])     // zeros right before one
+	clear(img[scanBuf-10000 : scanBuf+10000]) // a zero run across a read boundary
+	clear(img[2*scanBuf-100 : 2*scanBuf])     // zeros right before one
 	p, _ := Params{}.Normalize()
 	want, _ := newSplitter(p).split(nil, img)
 	x := NewPeerIndex(0)

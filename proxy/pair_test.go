@@ -53,7 +53,8 @@ type pairOpts struct {
 	destMaxFile int64 // the destination edge's MaxFileSize
 	retryFor    time.Duration
 	dst         *fakeDst
-	local       bool // give the source edge its own chunk store (delta literals)
+	local       bool  // give the source edge its own chunk store (delta literals)
+	maxStreams  int64 // the destination edge's stream limit per connection (0: the default)
 }
 
 // pair is fake dst ← destination edge ← QUIC ← source edge ← push client, all
@@ -102,7 +103,7 @@ func newPair(t testing.TB, o pairOpts) *pair {
 	g.Go(func() error { return dstSrv.Serve(ctx, dstLn) })
 
 	tcfg := transport.Config{LinkRate: 100e6, RTT: time.Millisecond, IdleTimeout: 10 * time.Second,
-		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}
+		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, MaxStreams: o.maxStreams}
 	wan, err := transport.Listen("127.0.0.1:0", destID, transport.Pins{srcID.Fingerprint}, tcfg, logger)
 	if err != nil {
 		t.Fatal(err)

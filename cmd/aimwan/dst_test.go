@@ -45,6 +45,12 @@ groups:
 				t.Fatalf("%+v", c)
 			}
 		}, false},
+		{"volumes space separated", []string{"--volume", "x=/x.img,create", "y=/y.img", "--buffer", "/b"}, func(t *testing.T, c aimdst.Config, f dstFile) {
+			want := []aimdst.VolumeConfig{{Name: "x", Path: "/x.img", Create: true}, {Name: "y", Path: "/y.img"}}
+			if c.BufferDir != "/b" || !reflect.DeepEqual(c.Volumes, want) {
+				t.Fatalf("%+v", c)
+			}
+		}, false},
 		{"no buffer", []string{"--volume", "a=/a"}, nil, true},
 		{"no volume", []string{"--buffer", "/b"}, nil, true},
 		{"bad volume option", []string{"--buffer", "/b", "--volume", "a=/a,fast"}, nil, true},

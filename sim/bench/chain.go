@@ -3,8 +3,10 @@ package bench
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -138,7 +140,11 @@ func (c *chain) wanPeer() string {
 // windowArgs tell the proxies the line they sit on (it sizes the QUIC
 // flow-control windows), as an operator would.
 func (c *chain) windowArgs() []string {
-	return []string{"--link-rate", rateArg(c.cfg.Rate), "--rtt", max(c.cfg.RTT, time.Millisecond).String()}
+	rtt := []string{"--rtt", max(c.cfg.RTT, time.Millisecond).String()}
+	if c.cfg.unlimited() { // no line to size them for: the proxies' default
+		return rtt
+	}
+	return append([]string{"--link-rate", rateArg(c.cfg.Rate)}, rtt...)
 }
 
 func (c *chain) proxyDstArgs(mode string) []string {
@@ -158,12 +164,20 @@ func (c *chain) linkArgs() []string {
 		"--rtt", c.cfg.RTT.String(), "--metrics", c.a.linkMetrics}
 	if c.cfg.Cross > 0 {
 		args = append(args, "--cross", rateArg(c.cfg.Cross))
+		if n := c.cfg.scale().CrossPacket; n > 0 {
+			args = append(args, "--cross-packet", strconv.Itoa(n))
+		}
 	}
 	return args
 }
 
 // rateArg writes a rate in bytes per second as the daemons' flags take it.
-func rateArg(bps float64) string { return fmt.Sprintf("%gKB/s", bps/1000) }
+func rateArg(bps float64) string {
+	if math.IsInf(bps, 1) {
+		return "unlimited"
+	}
+	return fmt.Sprintf("%gKB/s", bps/1000)
+}
 
 // switchMode restarts both proxies in mode (SIGTERM: nothing is lost, src
 // keeps every unacknowledged file) and returns the CPU time each used.
