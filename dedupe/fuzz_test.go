@@ -185,10 +185,10 @@ func FuzzContainer(f *testing.F) {
 	c.chunks = []chunkEntry{{fp: Sum(c.data[:10]), n: 10}, {fp: Sum(c.data[10:]), off: 10, n: 6, flags: flagFollows}}
 	c.links = []linkEntry{{a: c.chunks[0].fp, b: c.chunks[1].fp, kind: kindSucc}}
 	f.Add(c.encode())
-	f.Add(appendMeta(nil, 42, 0))
+	f.Add(storeMeta{epoch: 42}.append(nil))
 	f.Add(tableHeader{buckets: 64, synced: 7}.encode())
 	f.Fuzz(func(t *testing.T, b []byte) {
-		_, _, _ = parseMeta(b)
+		_, _ = parseMeta(b)
 		_, _ = parseTableHeader(b)
 		files := &memFiles{m: map[uint32][]byte{1: b}}
 		got, err := readContainer(files, 1, int64(len(b)))
