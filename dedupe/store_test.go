@@ -380,4 +380,3 @@ func TestPrimeMatchesEncode(t *testing.T) {
 		t.Fatalf("primed image re-encoded as %+v", es)
 	}
 }
-
