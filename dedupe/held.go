@@ -232,6 +232,7 @@ func (x *PeerIndex) LoadHeld(b []byte) error {
 func (x *PeerIndex) BeginHeld(epoch uint64) bool {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	x.heldPrev, x.heldSucc = 0, 0
 	if cur := x.st.Epoch(); cur == epoch || cur == 0 {
 		return false
 	}
@@ -255,11 +256,21 @@ func (x *PeerIndex) AddHeld(entries []byte) error {
 			return fmt.Errorf("%w: held list entry %d has a zero fingerprint", ErrCorrupt, i/HeldEntryLen)
 		}
 		x.addLocked(s, DefaultAvgSize)
-		if succ != 0 {
-			x.linkLocked(s, succ)
-		}
+		// A chunk's link is recorded once its successor is stored: when
+		// that is the next entry (a stream, the common case) the link is
+		// implicit and costs neither an entry nor a lookup.
+		x.flushHeldLocked()
+		x.heldPrev, x.heldSucc = s, succ
 	}
 	return nil
+}
+
+// flushHeldLocked records the successor link of the previous held entry.
+func (x *PeerIndex) flushHeldLocked() {
+	if x.heldPrev != 0 && x.heldSucc != 0 {
+		x.linkLocked(x.heldPrev, x.heldSucc)
+	}
+	x.heldPrev, x.heldSucc = 0, 0
 }
 
 // EndHeld records that the index has learnt the peer's store at epoch up
@@ -268,6 +279,7 @@ func (x *PeerIndex) AddHeld(entries []byte) error {
 func (x *PeerIndex) EndHeld(epoch, mark uint64) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	x.flushHeldLocked()
 	cur := x.st.Epoch()
 	if cur != 0 && cur != epoch {
 		return

@@ -176,3 +176,32 @@ func TestAddHeldRejectsMalformed(t *testing.T) {
 		}
 	}
 }
+
+// TestHeldListLinksAreImplicit: a stream learnt from a held list costs no
+// explicit link entries (each chunk's successor is the next entry), and
+// its chain is whole: the run a clone is sent as resolves.
+func TestHeldListLinksAreImplicit(t *testing.T) {
+	st := openTestStore(t, StoreConfig{MaxBytes: 16 << 20})
+	fps := putChain(st, chunkSeq(5, 400, 8<<10))
+	x := NewPeerIndex(0)
+	loadCursor(t, x, st.HeldFor(0, 0), 33)
+	links := 0
+	x.st.mu.Lock()
+	for _, id := range x.st.ids {
+		links += len(x.st.tabLocked(id).links)
+	}
+	if x.st.open != nil {
+		links += len(x.st.open.links)
+	}
+	x.st.mu.Unlock()
+	if links != 0 {
+		t.Errorf("%d explicit link entries for a stream of 400 chunks", links)
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for i := 0; i+1 < len(fps); i++ {
+		if got := x.succLocked(fps[i].short()); got != fps[i+1].short() {
+			t.Fatalf("successor of chunk %d: %x, want %x", i, got, fps[i+1].short())
+		}
+	}
+}

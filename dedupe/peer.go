@@ -22,6 +22,8 @@ const DefaultPeerChunks = 1 << 20
 type PeerIndex struct {
 	mu sync.Mutex // held by the encoder across a payload's decisions
 	st *Store     // dataless; its epoch is the peer's store epoch described
+
+	heldPrev, heldSucc uint64 // the last held-list entry, its link not yet recorded
 }
 
 // NewPeerIndex returns an empty memory-only index that remembers about
