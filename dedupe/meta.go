@@ -23,7 +23,7 @@ import (
 // Layout (version 3): magic "AIMS", version, flags, 2 zero bytes, epoch u64,
 // capacity u64, mark u64, range count u8, 3 zero bytes, per range first and
 // last container u32, CRC32C of everything before it. Version 2 (20 bytes:
-// no capacity, mark or ranges) is still read.
+// no capacity, mark or ranges) is read, and written when those are zero.
 const (
 	storeMetaVersion   = 3
 	storeMetaV2        = 2
@@ -55,6 +55,14 @@ type storeMeta struct {
 
 func (m storeMeta) append(dst []byte) []byte {
 	start := len(dst)
+	if m.capacity == 0 && m.mark == 0 && len(m.primes) == 0 {
+		// Nothing version 2 lacks: write version 2, which an older aimwan
+		// still reads (it moves a store with an unknown meta aside).
+		dst = append(dst, magicMeta[:]...)
+		dst = append(dst, storeMetaV2, m.flags, 0, 0)
+		dst = binary.BigEndian.AppendUint64(dst, m.epoch)
+		return binary.BigEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
+	}
 	dst = append(dst, magicMeta[:]...)
 	dst = append(dst, storeMetaVersion, m.flags, 0, 0)
 	dst = binary.BigEndian.AppendUint64(dst, m.epoch)
