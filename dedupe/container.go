@@ -350,13 +350,8 @@ func (d *dirFiles) close() error {
 	return nil
 }
 
-// tableReader reads from container files.
-type tableReader interface {
-	readAt(id uint32, p []byte, off int64) error
-}
-
 // readContainer reads the table of container id (size bytes on disk).
-func readContainer(files tableReader, id uint32, size int64) (*container, error) {
+func readContainer(files containerFiles, id uint32, size int64) (*container, error) {
 	if size < trailerLen {
 		return nil, fmt.Errorf("%w: container %d has %d bytes", errContainer, id, size)
 	}

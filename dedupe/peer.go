@@ -218,8 +218,5 @@ func (s *Store) resizeTableLocked() error {
 		}
 	}
 	s.missKey = 0
-	if s.absent != nil {
-		s.startFilterLocked() // sized for the new capacity
-	}
 	return s.reindex(0)
 }

@@ -195,8 +195,6 @@ type Store struct {
 	cnt      storeCounters
 	scratch  []uint64
 	missKey  uint64 // table key of the last chunk looked up in vain
-	absent   *absentFilter // stores in a folder: keys surely not in the table
-	filling  chan struct{} // closed when the last filter fill ended
 
 	peerOnce sync.Once
 	peer     *PeerIndex
@@ -347,7 +345,6 @@ func (s *Store) openDir() error {
 	s.epoch = epoch
 	s.mu.Lock()
 	s.evictLocked()
-	s.startFilterLocked()
 	s.mu.Unlock()
 	log.Info("chunk store open", "dir", dir, "capacity", s.cfg.MaxBytes, "bytes", s.bytes, "containers", len(s.ids),
 		"chunks", s.chunks, "reindexed", s.cnt.rebuildReads, "took", time.Since(start).Round(time.Millisecond))
@@ -478,9 +475,6 @@ func (s *Store) wipe(epoch uint64) {
 	}
 	s.cache.clear()
 	s.missKey = 0
-	if s.absent != nil {
-		s.startFilterLocked() // empty: ready at once
-	}
 	if err := s.tbl.reset(); err != nil {
 		s.cfg.Logger.Warn("chunk store: cannot reset the index", "err", err)
 	}
@@ -508,9 +502,6 @@ func (s *Store) dropContainerLocked(id uint32) {
 	s.bytes -= ci.size
 	s.chunks -= int64(ci.chunks)
 	s.cache.drop(id)
-	if s.absent != nil && len(s.ids) > 0 {
-		s.absent.forget(s.ids[0])
-	}
 	if err := s.files.remove(id); err != nil {
 		s.cfg.Logger.Warn("chunk store: cannot remove a container", "container", id, "err", err)
 	}
@@ -553,9 +544,6 @@ func (s *Store) Stats() StoreStats {
 		st.Bytes += uint64(s.openSize())
 		st.Containers++
 		st.IndexRAMBytes += uint64(cap(s.open.data))
-	}
-	if s.absent != nil {
-		st.IndexRAMBytes += s.absent.ramBytes()
 	}
 	return st
 }

@@ -56,9 +56,6 @@ func (s *Store) findLocked(kind uint8, fp Fingerprint, minC uint32) (*container,
 	if (s.open != nil && minC >= s.open.id) || (kind == kindChunk && key == s.missKey) {
 		return nil, 0, false
 	}
-	if s.absent != nil && !s.absent.mayHave(key) {
-		return nil, 0, false
-	}
 	s.scratch = s.tbl.lookup(s.scratch[:0], key)
 	slices.SortFunc(s.scratch, func(a, b uint64) int { return int(b>>32) - int(a>>32) }) // newest first
 	for _, v := range s.scratch {
@@ -144,9 +141,6 @@ func (s *Store) add(fp Fingerprint, data []byte, n int) bool {
 	c.chunks = append(c.chunks, e)
 	c.dirty = true
 	s.missKey = 0
-	if s.absent != nil {
-		s.absent.add(c.id, tableKey(kindChunk, fp.short()))
-	}
 	s.cache.set(tableKey(kindChunk, fp.short()), loc{c: c.id, kind: kindChunk, i: uint32(len(c.chunks) - 1)})
 	return true
 }
@@ -279,9 +273,6 @@ func (s *Store) appendLinkLocked(a, b Fingerprint, kind uint8) {
 	c := s.open
 	c.links = append(c.links, linkEntry{a: a, b: b, kind: kind})
 	c.dirty = true
-	if s.absent != nil {
-		s.absent.add(c.id, tableKey(kind, a.short()))
-	}
 	s.cache.set(tableKey(kind, a.short()), loc{c: c.id, kind: kind, i: uint32(len(c.links) - 1)})
 }
 
@@ -410,11 +401,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
-	filling := s.filling
 	s.mu.Unlock()
-	if filling != nil {
-		<-filling // it stops at the next container
-	}
 	if s.peer != nil {
 		if perr := s.peer.st.Close(); err == nil {
 			err = perr
