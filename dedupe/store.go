@@ -195,6 +195,7 @@ type Store struct {
 	cnt      storeCounters
 	scratch  []uint64
 	missKey  uint64 // table key of the last chunk looked up in vain
+	stored   int64  // chunk bytes of the sealed containers, in order (evicted ones too): where the open one starts
 
 	peerOnce sync.Once
 	peer     *PeerIndex
@@ -203,9 +204,11 @@ type Store struct {
 
 // cinfo is what the store keeps in memory per sealed container.
 type cinfo struct {
-	size   int64 // capacity units: file bytes, or logical bytes without data
-	file   int64 // bytes on disk
-	chunks int32
+	size    int64 // capacity units: file bytes, or logical bytes without data
+	file    int64 // bytes on disk
+	chunks  int32
+	logical int64 // the chunks' bytes
+	pos     int64 // chunk bytes stored before it (since the store opened), for ages
 }
 
 type storeCounters struct {
@@ -213,6 +216,7 @@ type storeCounters struct {
 	containerReads, chunkReads, rebuildReads uint64
 	evictedBytes, evictedContainers          uint64
 	writeErrors                              uint64
+	refreshed                                uint64
 }
 
 // StoreStats are the figures of a Store (see docs/metrics.md).
@@ -233,6 +237,7 @@ type StoreStats struct {
 	EvictedBytes      uint64
 	EvictedContainers uint64
 	WriteErrors       uint64 // containers that could not be written (their chunks were dropped)
+	Refreshed         uint64 // chunks stored again because they were used near the eviction end
 }
 
 // OpenStore opens the store in cfg.Dir (creating it), or a memory-only
@@ -397,7 +402,8 @@ func (s *Store) loadContainers() error {
 			_ = s.files.remove(id)
 			continue
 		}
-		ci := cinfo{size: sizes[k], file: sizes[k], chunks: int32(t.chunks)}
+		ci := cinfo{size: sizes[k], file: sizes[k], chunks: int32(t.chunks), logical: t.logical, pos: s.stored}
+		s.stored += t.logical
 		if s.cfg.dataless {
 			ci.size = t.logical
 		}
@@ -537,7 +543,7 @@ func (s *Store) Stats() StoreStats {
 		Hits: s.cnt.hits.Load(), Misses: s.cnt.misses.Load(), Corrupt: s.cnt.corrupt.Load(),
 		TableReads: s.tbl.reads, ContainerReads: s.cnt.containerReads, ChunkReads: s.cnt.chunkReads,
 		RebuildReads: s.cnt.rebuildReads, EvictedBytes: s.cnt.evictedBytes,
-		EvictedContainers: s.cnt.evictedContainers, WriteErrors: s.cnt.writeErrors,
+		EvictedContainers: s.cnt.evictedContainers, WriteErrors: s.cnt.writeErrors, Refreshed: s.cnt.refreshed,
 	}
 	if s.open != nil {
 		st.Chunks += len(s.open.chunks)
