@@ -49,6 +49,9 @@
 //     of each chunk, and the explicit links recorded meanwhile). The open
 //     container is in memory until full; the oldest containers are evicted
 //     first.
+//   - refresh: a chunk used near the eviction end is stored again in the
+//     open container (store and peer index alike), so what streams keep
+//     referencing stays.
 //   - fingerprint table: the store's full index, a bucketed hash table in a
 //     file (short fingerprint -> container and entry), read one 1 KiB
 //     bucket per lookup, so its size costs disk and page cache, not memory.
