@@ -115,7 +115,10 @@ func (s *Store) get(dst []byte, fp Fingerprint, refresh bool) ([]byte, bool) {
 		s.cnt.hits.Add(1)
 		s.mu.Lock()
 		if refresh && !s.closed && s.live(c.id) && s.nearEvictionLocked(c, i) {
-			s.refreshLocked(fp, out[len(dst):], len(out)-len(dst))
+			// Unless another reader refreshed it meanwhile.
+			if nc, _, ok := s.findLocked(kindChunk, fp, 0); ok && nc == c {
+				s.refreshLocked(fp, out[len(dst):], len(out)-len(dst))
+			}
 		}
 		s.mu.Unlock()
 		return out, true
