@@ -43,10 +43,9 @@ func (x *PeerIndex) link(a, b Fingerprint) {
 // Prime chunks a local image (read to EOF) into the store with the same
 // boundaries a continuous payload would get, and links the chunks in image
 // order so clones of it travel as run references. Data the DR site already
-// holds is then never sent; the peer learns it from Store.AppendHeld.
-// Priming starts a new store epoch: a peer whose index describes the store
-// as it was would otherwise never ask for the held list again, and never
-// reference the primed chunks.
+// holds is then never sent: priming raises the store's mark, and a peer
+// whose index describes an earlier mark learns the containers the pass
+// wrote at its next handshake (Store.HeldFor).
 func Prime(ctx context.Context, s *Store, r io.Reader, p Params) (PrimeStats, error) {
 	return PrimeWith(ctx, s, r, PrimeOptions{Params: p})
 }
@@ -63,11 +62,11 @@ type PrimeOptions struct {
 // PrimeTarget is a Store (Prime) or a PeerIndex (PrimePeer).
 type PrimeTarget interface{ primeTarget }
 
-// PrimeWith primes a Store (as Prime does: a new epoch) or a PeerIndex
+// PrimeWith primes a Store (as Prime does: a priming pass) or a PeerIndex
 // (as PrimePeer) with progress reports.
 func PrimeWith(ctx context.Context, t PrimeTarget, r io.Reader, o PrimeOptions) (PrimeStats, error) {
 	if s, ok := t.(*Store); ok {
-		s.newGeneration()
+		defer s.endPrime(s.beginPrime())
 	}
 	return prime(ctx, t, r, o)
 }

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -55,6 +56,7 @@ type pairOpts struct {
 	dst         *fakeDst
 	local       bool  // give the source edge its own chunk store (delta literals)
 	maxStreams  int64 // the destination edge's stream limit per connection (0: the default)
+	destCache   int64 // the destination edge's store capacity (0 = 32 MiB)
 }
 
 // pair is fake dst ← destination edge ← QUIC ← source edge ← push client, all
@@ -108,7 +110,7 @@ func newPair(t testing.TB, o pairOpts) *pair {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := dedupe.OpenStore(dedupe.StoreConfig{MaxBytes: 32 << 20, Logger: logger})
+	store, err := dedupe.OpenStore(dedupe.StoreConfig{MaxBytes: cmp.Or(o.destCache, 32<<20), Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
