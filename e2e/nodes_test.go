@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/aimwan/aimwan/aimdst"
+	"github.com/aimwan/aimwan/internal/ctlapi"
 	"github.com/aimwan/aimwan/internal/testkit"
 )
 
@@ -18,15 +19,18 @@ type DstNode struct {
 	Buffer, Snaps   string // destination buffer and snapshot folders
 }
 
-// StartDst starts a destination node with free ports and temp folders.
-// volumes are "NAME=PATH[,create]" values; extra flags are appended.
+// StartDst starts a destination node with free ports and temp folders, with
+// the identity Keys.Dst, trusting Keys.Src and Keys.ProxyDst (it can be
+// pushed to directly or through a proxy pair). volumes are
+// "NAME=PATH[,create]" values; extra flags are appended.
 func StartDst(t *testing.T, volumes []string, extra ...string) *DstNode {
 	t.Helper()
 	dir := t.TempDir()
 	d := &DstNode{Listen: testkit.FreeAddr(t), Control: testkit.FreeAddr(t), Metrics: testkit.FreeAddr(t),
 		Buffer: filepath.Join(dir, "buffer"), Snaps: filepath.Join(dir, "snapshots")}
 	args := []string{"dst", "--listen", d.Listen, "--control", d.Control, "--metrics", d.Metrics,
-		"--buffer", d.Buffer, "--snapshots", d.Snaps}
+		"--buffer", d.Buffer, "--snapshots", d.Snaps,
+		"--key", Keys.Dst.Dir, "--peer-fp", Keys.Src.FP, "--peer-fp", Keys.ProxyDst.FP}
 	for _, v := range volumes {
 		args = append(args, "--volume", v)
 	}
@@ -48,7 +52,7 @@ func (d *DstNode) Status(t *testing.T) aimdst.Status {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	st, err := aimdst.FetchStatus(ctx, d.Control)
+	st, err := aimdst.FetchStatus(ctx, d.Control, ctlapi.TokenPath(d.Buffer))
 	if err != nil {
 		t.Fatalf("dst status: %v", err)
 	}
@@ -89,13 +93,16 @@ type SrcNode struct {
 	Buffer       string
 }
 
-// StartSrc starts a source node pushing to push, with free ports; volumes
-// are "NAME=PATH[,size=N]" values; extra flags are appended.
+// StartSrc starts a source node pushing to push, with free ports, with the
+// identity Keys.Src, trusting Keys.Dst and Keys.ProxySrc; volumes are
+// "NAME=PATH[,size=N]" values; extra flags are appended (a later --key
+// wins).
 func StartSrc(t *testing.T, push string, volumes []string, extra ...string) *SrcNode {
 	t.Helper()
 	s := &SrcNode{NBD: testkit.FreeAddr(t), Control: testkit.FreeAddr(t), Buffer: filepath.Join(t.TempDir(), "src-buffer")}
 	args := []string{"src", "--nbd", s.NBD, "--push", push, "--control", s.Control, "--metrics", "off",
-		"--buffer", s.Buffer, "--file-age", "200ms"}
+		"--buffer", s.Buffer, "--file-age", "200ms",
+		"--key", Keys.Src.Dir, "--peer-fp", Keys.Dst.FP, "--peer-fp", Keys.ProxySrc.FP}
 	for _, v := range volumes {
 		args = append(args, "--volume", v)
 	}
@@ -119,5 +126,5 @@ func (s *SrcNode) WriteImage(t *testing.T, volume, image string) {
 // "--volume", "v", "--snapshot", "s1".
 func (s *SrcNode) Marker(t *testing.T, args ...string) {
 	t.Helper()
-	MustAimwan(t, append([]string{"src", "marker", "--control", s.Control}, args...)...)
+	MustAimwan(t, append([]string{"src", "marker", "--control", s.Control, "--buffer", s.Buffer}, args...)...)
 }

@@ -117,6 +117,12 @@ const (
 	// LinkQueue (gauge, bytes, {direction}, sim link): bytes at the bottleneck.
 	LinkQueue = "aimwan_link_queue_bytes"
 
+	// PushRefusedPeers (counter, peers, {fingerprint}, src, dst, proxy):
+	// peers refused during the TLS handshake of a push leg, by certificate
+	// fingerprint; "none" for peers without one (not TLS, no certificate,
+	// handshake timed out), "other" past the 32 fingerprints named.
+	PushRefusedPeers = "aimwan_push_refused_peers_total"
+
 	// RecorderSamples / RecorderErrors (counters, samples, any daemon with a
 	// Recorder given a Registerer).
 	RecorderSamples = "aimwan_recorder_samples_total"
