@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/aimwan/aimwan/aimdst"
+	"github.com/aimwan/aimwan/aimsrc"
 	"github.com/aimwan/aimwan/internal/ctlapi"
 	"github.com/aimwan/aimwan/internal/testkit"
 )
@@ -25,6 +26,13 @@ type DstNode struct {
 // "NAME=PATH[,create]" values; extra flags are appended.
 func StartDst(t *testing.T, volumes []string, extra ...string) *DstNode {
 	t.Helper()
+	return StartDstWith(t, nil, volumes, extra...)
+}
+
+// StartDstWith is StartDst with the process started by start (given the
+// arguments after the binary); nil starts the aimwan binary.
+func StartDstWith(t *testing.T, start func(args []string) *Proc, volumes []string, extra ...string) *DstNode {
+	t.Helper()
 	dir := t.TempDir()
 	d := &DstNode{Listen: testkit.FreeAddr(t), Control: testkit.FreeAddr(t), Metrics: testkit.FreeAddr(t),
 		Buffer: filepath.Join(dir, "buffer"), Snaps: filepath.Join(dir, "snapshots")}
@@ -34,7 +42,10 @@ func StartDst(t *testing.T, volumes []string, extra ...string) *DstNode {
 	for _, v := range volumes {
 		args = append(args, "--volume", v)
 	}
-	d.Proc = StartProc(t, "dst", append(args, extra...)...)
+	if start == nil {
+		start = func(args []string) *Proc { return StartProc(t, "dst", args...) }
+	}
+	d.Proc = start(append(args, extra...))
 	WaitPort(t, d.Listen, d.Proc)
 	WaitPort(t, d.Control, d.Proc)
 	WaitPort(t, d.Metrics, d.Proc)
@@ -110,6 +121,18 @@ func StartSrc(t *testing.T, push string, volumes []string, extra ...string) *Src
 	WaitPort(t, s.NBD, s.Proc)
 	WaitPort(t, s.Control, s.Proc)
 	return s
+}
+
+// Status fetches the node's status through its control API.
+func (s *SrcNode) Status(t *testing.T) aimsrc.Status {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := (&aimsrc.Client{Addr: s.Control, TokenFile: ctlapi.TokenPath(s.Buffer)}).Status(ctx)
+	if err != nil {
+		t.Fatalf("src status: %v", err)
+	}
+	return st
 }
 
 // URI is the NBD URI of a volume's export.

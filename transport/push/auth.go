@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 
@@ -51,6 +52,13 @@ func serverTLS(ctx context.Context, nc net.Conn, cfg *tls.Config, a Auth, log *s
 	tc := tls.Server(nc, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		err = explainTLS(err)
+		if errors.Is(err, io.EOF) { // closed before sending a byte: a port probe, not a peer
+			return nil, identity.Fingerprint{}, fmt.Errorf("closed before the TLS handshake: %w", err)
+		}
+		var ne net.Error
+		if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
+			err = fmt.Errorf("no TLS handshake within the handshake timeout (a silent connection): %w", err)
+		}
 		if !identity.IsRefusal(err) { // the pin check has logged and counted the others
 			if suppressed, ok := a.Refusals.Count(""); ok {
 				log.Warn("refused push peer: TLS handshake failed", "remote", nc.RemoteAddr().String(),
