@@ -16,7 +16,7 @@ const (
 	DefaultMaxFileSize = 256 << 20        // largest file a server accepts
 	// DefaultProgressTimeout is how long a file being received may go
 	// without DATA before it is aborted (Server.ProgressTimeout).
-	DefaultProgressTimeout = 60 * time.Second
+	DefaultProgressTimeout = 2 * time.Minute
 	writeBatch             = 256 << 10       // writer coalesces queued frames up to this
 	finalGrace             = 2 * time.Second // how long a final NACK may take to leave
 )
