@@ -123,6 +123,9 @@ func NewDest(cfg DestConfig) (*Dest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("destination proxy metrics: %w", err)
 	}
+	if err := registerStores(cfg.Registerer, storeSource{"chunks", store.Stats}); err != nil {
+		return nil, fmt.Errorf("destination proxy metrics: %w", err)
+	}
 	log := cfg.Logger.With("role", "destination-edge")
 	d := &Dest{cfg: cfg, log: log, paramsID: p.ID(), store: store, dec: dec, m: m,
 		dst: &push.Redialer{Addr: cfg.Push, Dial: cfg.Dial, Hello: push.Hello{Node: cfg.Node}}}

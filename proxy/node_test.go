@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/aimwan/aimwan/dedupe"
@@ -153,8 +154,39 @@ func TestNodePair(t *testing.T) {
 	c.Close()
 	checkArrived(t, dst, files)
 
-	if body := scrape(t, dest.MetricsAddr().String()); !strings.Contains(body, metrics.ProxyLogical+" ") {
-		t.Errorf("destination edge's /metrics lacks %s:\n%.500s", metrics.ProxyLogical, body)
+	// Every metric of an edge carries its role, so the two edges' logical
+	// bytes are never added up (and the runtime collectors are served too).
+	body := scrape(t, dest.MetricsAddr().String())
+	for _, want := range []string{metrics.ProxyLogical + `{role="destination"} `, metrics.ProxyWire + `{role="destination"} `,
+		`aimwan_proxy_peer_rtt_seconds{conn="0",peer="source-edge",role="destination"}`, "process_cpu_seconds_total ", metrics.BuildInfo + "{"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("destination edge's /metrics lacks %s:\n%.500s", want, body)
+		}
+	}
+	for _, line := range strings.Split(body, "\n") {
+		if strings.HasPrefix(line, "aimwan_proxy_") && !strings.Contains(line, `role="destination"`) {
+			t.Errorf("destination edge's metric without its role: %s", line)
+		}
+	}
+	// Types follow the conventions (counters end in _total and only they do;
+	// the QUIC byte and loss counts are counters): promlint over both edges.
+	for _, n := range []*Node{src, dest} {
+		problems, err := testutil.GatherAndLint(n.reg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range problems {
+			t.Errorf("%s edge: lint %s: %s", n.Role(), p.Metric, p.Text)
+		}
+	}
+	for _, want := range []string{"# TYPE aimwan_proxy_peer_quic_sent_bytes_total counter", "# TYPE aimwan_proxy_peer_lost_packets_total counter",
+		"# TYPE aimwan_proxy_peer_rtt_seconds gauge"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("destination edge's /metrics lacks %q", want)
+		}
+	}
+	if got := labelled(t, src.reg, metrics.ProxyLogical, metrics.LabelRole, metrics.RoleSource); got == 0 {
+		t.Errorf("source edge's %s{role=source} = 0 after a push", metrics.ProxyLogical)
 	}
 	if c := counter(t, src.reg, metrics.ProxyScheduleCap); c != 100e6/8 {
 		t.Errorf("schedule cap %v, want %v", c, 100e6/8)
@@ -187,7 +219,7 @@ func TestNodeCacheMovedAside(t *testing.T) {
 		t.Fatal(err)
 	}
 	store.Put(dedupe.Sum([]byte("chunk")), []byte("chunk"))
-	if err := store.Save(); err != nil {
+	if err := store.Close(); err != nil { // a store is locked while open
 		t.Fatal(err)
 	}
 	damaged := 0
@@ -207,12 +239,12 @@ func TestNodeCacheMovedAside(t *testing.T) {
 	if err != nil {
 		t.Fatalf("node on a damaged cache: %v", err)
 	}
+	if n.store.Has(dedupe.Sum([]byte("chunk"))) {
+		t.Error("the node did not start cold")
+	}
 	n.Close()
 	if countFiles(t, cache+".bad") != damaged {
 		t.Errorf("the damaged store was not moved to %s.bad", cache)
-	}
-	if n.store.Has(dedupe.Sum([]byte("chunk"))) {
-		t.Error("the node did not start cold")
 	}
 }
 
@@ -257,4 +289,66 @@ func countFiles(t *testing.T, dir string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestNodeTemporaryCache: without a cache folder the node keeps its store
+// in a temporary folder, removed when the node stops.
+func TestNodeTemporaryCache(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	id := newID(t)
+	n, err := NewNode(Config{Identity: id, Pins: transport.Pins{id.Fingerprint}, LANPins: lanPins(lanDst), WANListen: "127.0.0.1:0",
+		CacheSize: 32 << 20, Metrics: "off", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ents, _ := os.ReadDir(tmp)
+	if len(ents) != 1 {
+		t.Fatalf("%d entries in TMPDIR, want the store's folder", len(ents))
+	}
+	n.store.Put(dedupe.Sum([]byte("chunk")), []byte("chunk"))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := n.Serve(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
+		t.Fatalf("temporary store left behind: %v", ents)
+	}
+}
+
+// TestStaleTemporaryCacheRemoved: a temporary store left by a killed proxy
+// is removed by the next proxy without --cache; one in use is not.
+func TestStaleTemporaryCacheRemoved(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	log := slog.New(slog.DiscardHandler)
+	stale := filepath.Join(tmp, tempCachePrefix+"stale")
+	inUse := filepath.Join(tmp, tempCachePrefix+"inuse")
+	for _, d := range []string{stale, inUse} {
+		st, err := dedupe.OpenStore(dedupe.StoreConfig{Dir: d, MaxBytes: 32 << 20, Logger: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d == stale {
+			st.Close()
+		} else {
+			t.Cleanup(func() { st.Close() })
+		}
+		old := time.Now().Add(-time.Hour)
+		if err := os.Chtimes(d, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, closeStore, err := openCache("", 32<<20, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeStore()
+	if _, err := os.Stat(stale); err == nil {
+		t.Error("the stale temporary store was not removed")
+	}
+	if _, err := os.Stat(inUse); err != nil {
+		t.Errorf("the temporary store in use was removed: %v", err)
+	}
 }

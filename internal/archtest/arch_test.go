@@ -34,7 +34,7 @@ var allowed = map[string][]string{
 	// test helpers, which no production package of these layers may.
 	"transport/push/pushtest": {"internal/units", "internal/durable", "journal", "transport/push", "internal/testkit"},
 	// Every daemon imports internal/metrics, so it imports none of them.
-	"internal/metrics": {"internal/netaddr", "internal/accept"},
+	"internal/metrics": {"internal/netaddr", "internal/version", "internal/accept"},
 	// The shared accept loop and the control API guard are leaves.
 	"internal/accept": {},
 	"internal/ctlapi": {"internal/durable"},
