@@ -365,7 +365,7 @@ func TestCanceledCommitLeavesEncodeQueue(t *testing.T) {
 	}
 	// No peer runs and Serve is not called: the first file waits for a
 	// WAN connection (for RetryFor) while holding the encoder slot.
-	s, err := NewSource(SourceConfig{Peer: "127.0.0.1:1", Identity: id, Pins: transport.Pins{id.Fingerprint},
+	s, err := NewSource(SourceConfig{Peer: "127.0.0.1:1", Identity: id, Pins: transport.Pins{id.Fingerprint}, LANPins: lanPins(lanSrc),
 		RetryFor: time.Hour, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
