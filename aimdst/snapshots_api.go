@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/aimwan/aimwan/internal/ctlapi"
 	"github.com/aimwan/aimwan/journal"
 )
 
@@ -220,27 +221,34 @@ func replyJSON(w http.ResponseWriter, v any, err error) {
 }
 
 // FetchSnapshots asks the control endpoint at addr for the snapshot list
-// (of volume, when set).
-func FetchSnapshots(ctx context.Context, addr, volume string) (SnapshotList, error) {
+// (of volume, when set), with the token in tokenFile (the node's
+// <buffer>/control.token).
+func FetchSnapshots(ctx context.Context, addr, tokenFile, volume string) (SnapshotList, error) {
 	path := SnapshotsPath
 	if volume != "" {
 		path += "?" + url.Values{"volume": {volume}}.Encode()
 	}
 	var l SnapshotList
-	err := controlCall(ctx, http.MethodGet, addr, path, nil, &l)
+	err := controlCall(ctx, http.MethodGet, addr, tokenFile, path, nil, &l)
 	return l, err
 }
 
-// RequestDelete asks the control endpoint at addr to delete a snapshot.
-func RequestDelete(ctx context.Context, addr string, req DeleteRequest) (DeleteResult, error) {
+// RequestDelete asks the control endpoint at addr to delete a snapshot,
+// with the token in tokenFile.
+func RequestDelete(ctx context.Context, addr, tokenFile string, req DeleteRequest) (DeleteResult, error) {
 	var res DeleteResult
-	err := controlCall(ctx, http.MethodPost, addr, SnapshotDeletePath, req, &res)
+	err := controlCall(ctx, http.MethodPost, addr, tokenFile, SnapshotDeletePath, req, &res)
 	return res, err
 }
 
-// controlCall does one control request: body (nil: none) as JSON, the
-// answer decoded into out; a refusal is a *ControlError.
-func controlCall(ctx context.Context, method, addr, path string, body, out any) error {
+// controlCall does one control request with the token in tokenFile: body
+// (nil: none) as JSON, the answer decoded into out; a refusal is a
+// *ControlError.
+func controlCall(ctx context.Context, method, addr, tokenFile, path string, body, out any) error {
+	token, err := ctlapi.ReadToken(tokenFile)
+	if err != nil {
+		return fmt.Errorf("dst %s: %w", addr, err)
+	}
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -256,6 +264,7 @@ func controlCall(ctx context.Context, method, addr, path string, body, out any) 
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	ctlapi.Authorize(req, token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return fmt.Errorf("dst %s: %w", addr, err)

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/aimwan/aimwan/internal/ctlapi"
 	"github.com/aimwan/aimwan/internal/testkit"
 	"github.com/aimwan/aimwan/journal"
 )
@@ -389,34 +390,48 @@ func TestSnapshotControlAPI(t *testing.T) {
 	takeAt(t, tn, "vol", "s1", now, "", 0)
 	mux := http.NewServeMux()
 	tn.n.snapshotRoutes(mux)
-	srv := httptest.NewServer(mux)
+	tokFile := filepath.Join(t.TempDir(), ctlapi.TokenFile)
+	token, err := ctlapi.WriteToken(tokFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(ctlapi.Guard(mux, token, nil))
 	defer srv.Close()
 	addr := strings.TrimPrefix(srv.URL, "http://")
 	ctx := context.Background()
-	l, err := FetchSnapshots(ctx, addr, "vol")
+	if _, err := FetchSnapshots(ctx, addr, filepath.Join(t.TempDir(), "none"), "vol"); err == nil {
+		t.Fatal("list without a token file worked")
+	}
+	l, err := FetchSnapshots(ctx, addr, tokFile, "vol")
 	if err != nil || len(l.Snapshots) != 1 || l.Snapshots[0].Label != "s1" || !l.Snapshots[0].PointTime.Equal(now) {
 		t.Fatalf("list: %+v, %v", l, err)
 	}
-	if l, err := FetchSnapshots(ctx, addr, "other"); err != nil || len(l.Snapshots) != 0 {
+	if l, err := FetchSnapshots(ctx, addr, tokFile, "other"); err != nil || len(l.Snapshots) != 0 {
 		t.Fatalf("list of another volume: %+v, %v", l, err)
 	}
 	h, err := OpenSnapshot(tn.cfg.SnapshotDir, "vol", "s1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = RequestDelete(ctx, addr, DeleteRequest{Volume: "vol", Label: "s1"})
+	_, err = RequestDelete(ctx, addr, tokFile, DeleteRequest{Volume: "vol", Label: "s1"})
 	var ce *ControlError
 	if !errors.Is(err, ErrSnapshotInUse) || !errors.As(err, &ce) || ce.Code != "in_use" {
 		t.Fatalf("delete in use over the API: %v", err)
 	}
 	h.Close()
-	if res, err := RequestDelete(ctx, addr, DeleteRequest{Volume: "vol", Label: "s1"}); err != nil || len(res.Deleted) != 1 {
+	if res, err := RequestDelete(ctx, addr, tokFile, DeleteRequest{Volume: "vol", Label: "s1"}); err != nil || len(res.Deleted) != 1 {
 		t.Fatalf("delete: %v, %v", res, err)
 	}
-	if _, err := RequestDelete(ctx, addr, DeleteRequest{Volume: "vol", Label: "s1"}); !errors.Is(err, ErrNoSuchSnapshot) {
+	if _, err := RequestDelete(ctx, addr, tokFile, DeleteRequest{Volume: "vol", Label: "s1"}); !errors.Is(err, ErrNoSuchSnapshot) {
 		t.Fatalf("delete again: %v", err)
 	}
-	resp, err := http.Post(srv.URL+SnapshotDeletePath, "application/json", strings.NewReader(`{"volume":"vol","label":"s1","force":true}`))
+	req, err := http.NewRequest(http.MethodPost, srv.URL+SnapshotDeletePath, strings.NewReader(`{"volume":"vol","label":"s1","force":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	ctlapi.Authorize(req, token)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

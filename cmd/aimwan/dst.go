@@ -46,6 +46,9 @@ type dstFile struct {
 	BufferLimit string            `yaml:"buffer_limit"`
 	HookTimeout string            `yaml:"hook_timeout"`
 	Hooks       map[string]string `yaml:"hooks"`
+	Key         string            `yaml:"key"`       // identity dir (aimwan keygen)
+	PeerFP      []string          `yaml:"peer_fp"`   // the senders' fingerprints (src or the destination-edge proxy)
+	MaxConns    int               `yaml:"max_conns"` // push connections at once
 	Volumes     []dstVolume       `yaml:"volumes"`
 	Groups      []dstGroup        `yaml:"groups"`
 	Retention   []dstRetention    `yaml:"retention"`
@@ -97,7 +100,10 @@ func dstFlags(args []string) (dstFile, error) {
 		"KEEP e.g. \"last 4, 24 hourly, 7 daily, 4 weekly, min-age 1h\" (repeatable; see docs/destination-node.md)")
 	retMatch := fs.String("retention-match", "", "label `PATTERN` the --retention policies govern (default auto-*)")
 	retTZ := fs.String("retention-timezone", "", "calendar `ZONE` of the --retention buckets: UTC (default), Local, or e.g. Europe/Berlin")
+	fps := fpFlag(fs, "peer-fp", "fingerprint `FP` of a sender to trust: src, or the destination-edge proxy (repeatable or comma-separated; required)")
+	maxConns := fs.Int("max-conns", 0, "push connections served at once (default 256, at most 64 from one host)")
 	str := map[string]*string{
+		"key":          fs.String("key", "", "this node's identity `DIR`, made by aimwan keygen (required: the push listener is mutual TLS)"),
 		"node":         fs.String("node", "", "node name in push hellos (default dst)"),
 		"listen":       fs.String("listen", "", "push listen `ADDR` (default "+dstDefaultListen+")"),
 		"buffer":       fs.String("buffer", "", "destination buffer `DIR`"),
@@ -118,7 +124,7 @@ func dstFlags(args []string) (dstFile, error) {
 	if err := loadYAML(*cfgPath, &f); err != nil {
 		return f, err
 	}
-	dsts := map[string]*string{"node": &f.Node, "listen": &f.Listen, "buffer": &f.Buffer, "snapshots": &f.Snapshots,
+	dsts := map[string]*string{"key": &f.Key, "node": &f.Node, "listen": &f.Listen, "buffer": &f.Buffer, "snapshots": &f.Snapshots,
 		"control": &f.Control, "metrics": &f.Metrics, "record": &f.Record, "buffer-limit": &f.BufferLimit, "hook-timeout": &f.HookTimeout}
 	for name, v := range str {
 		if flagWasSet(fs, name) {
@@ -133,6 +139,12 @@ func dstFlags(args []string) (dstFile, error) {
 		f.Retention = retentionFlags(retention, *retMatch, *retTZ)
 	case *retMatch != "" || *retTZ != "":
 		return f, usagef("dst: --retention-match and --retention-timezone go with --retention (in YAML: match and timezone of each policy)")
+	}
+	if len(*fps) > 0 {
+		f.PeerFP = *fps
+	}
+	if flagWasSet(fs, "max-conns") {
+		f.MaxConns = *maxConns
 	}
 	return f, nil
 }
@@ -179,7 +191,7 @@ func dstLists(f *dstFile, vols, hooks, groups multiFlag) error {
 // dstConfig turns the file form into aimdst.Config.
 func dstConfig(f dstFile, log *slog.Logger, reg prometheus.Registerer) (aimdst.Config, error) {
 	cfg := aimdst.Config{Node: f.Node, BufferDir: f.Buffer, SnapshotDir: f.Snapshots, Hooks: f.Hooks,
-		Logger: log, Registerer: reg}
+		MaxConns: f.MaxConns, Logger: log, Registerer: reg}
 	if f.Buffer == "" {
 		return cfg, usagef("dst: --buffer DIR is required")
 	}
@@ -206,6 +218,15 @@ func dstConfig(f dstFile, log *slog.Logger, reg prometheus.Registerer) (aimdst.C
 		if cfg.HookTimeout, err = time.ParseDuration(f.HookTimeout); err != nil || cfg.HookTimeout <= 0 {
 			return cfg, usagef("dst: hook-timeout %q: want a positive duration", f.HookTimeout)
 		}
+	}
+	if f.MaxConns < 0 {
+		return cfg, usagef("dst: --max-conns %d: want a positive number", f.MaxConns)
+	}
+	if cfg.Identity, err = loadKey("dst", f.Key); err != nil {
+		return cfg, err
+	}
+	if cfg.Pins, err = loadPins("dst", "peer-fp", "each sender (src, or the destination-edge proxy)", f.PeerFP); err != nil {
+		return cfg, err
 	}
 	return cfg, nil
 }
@@ -267,8 +288,8 @@ func serveDst(ctx context.Context, f dstFile) error {
 }
 
 func runDstStatus(ctx context.Context, args []string, out io.Writer) error {
-	fs := newFlagSet("dst status", "[--control ADDR] [--json]")
-	control := fs.String("control", dstDefaultControl, "status endpoint `ADDR` of the destination node")
+	fs := newFlagSet("dst status", "[--control ADDR] (--buffer DIR | --config FILE | --token FILE) [--json]")
+	ct := addControlFlags(fs, dstDefaultControl, "destination node")
 	asJSON := fs.Bool("json", false, "print the status as JSON")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -276,9 +297,13 @@ func runDstStatus(ctx context.Context, args []string, out io.Writer) error {
 	if fs.NArg() > 0 {
 		return usagef("dst status: unexpected argument %q", fs.Arg(0))
 	}
+	addr, token, err := resolveDst(ct, "dst status")
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	st, err := aimdst.FetchStatus(ctx, *control)
+	st, err := aimdst.FetchStatus(ctx, addr, token)
 	if err != nil {
 		return err
 	}
@@ -289,6 +314,16 @@ func runDstStatus(ctx context.Context, args []string, out io.Writer) error {
 	}
 	printDstStatus(out, st)
 	return nil
+}
+
+// resolveDst returns the destination node's control address and token file
+// (from --control and --buffer, --token or its YAML --config).
+func resolveDst(ct *controlTarget, cmd string) (string, string, error) {
+	return ct.resolve(cmd, func(path string) (string, string, error) {
+		var f dstFile
+		err := loadYAML(path, &f)
+		return f.Control, f.Buffer, err
+	})
 }
 
 func printDstStatus(out io.Writer, st aimdst.Status) {

@@ -87,8 +87,8 @@ func runDstSnapshots(ctx context.Context, args []string, out io.Writer) error {
 }
 
 func runSnapshotsList(ctx context.Context, args []string, out io.Writer) error {
-	fs := newFlagSet("dst snapshots list", "[--control ADDR] [--volume NAME] [--json]")
-	control := fs.String("control", dstDefaultControl, "control endpoint `ADDR` of the destination node")
+	fs := newFlagSet("dst snapshots list", "[--control ADDR] (--buffer DIR | --config FILE | --token FILE) [--volume NAME] [--json]")
+	ct := addControlFlags(fs, dstDefaultControl, "destination node")
 	volume := fs.String("volume", "", "list only the snapshots of volume `NAME`")
 	asJSON := fs.Bool("json", false, "print the list as JSON")
 	if err := parseFlags(fs, args); err != nil {
@@ -97,9 +97,13 @@ func runSnapshotsList(ctx context.Context, args []string, out io.Writer) error {
 	if fs.NArg() > 0 {
 		return usagef("dst snapshots list: unexpected argument %q", fs.Arg(0))
 	}
+	addr, token, err := resolveDst(ct, "dst snapshots list")
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	l, err := aimdst.FetchSnapshots(ctx, *control, *volume)
+	l, err := aimdst.FetchSnapshots(ctx, addr, token, *volume)
 	if err != nil {
 		return fmt.Errorf("dst snapshots list: %w", err)
 	}
@@ -146,8 +150,8 @@ func printSnapshots(out io.Writer, l aimdst.SnapshotList) {
 }
 
 func runSnapshotsDelete(ctx context.Context, args []string, out io.Writer) error {
-	fs := newFlagSet("dst snapshots delete", "[--control ADDR] (--volume NAME | --group NAME) --label LABEL")
-	control := fs.String("control", dstDefaultControl, "control endpoint `ADDR` of the destination node")
+	fs := newFlagSet("dst snapshots delete", "[--control ADDR] (--buffer DIR | --config FILE | --token FILE) (--volume NAME | --group NAME) --label LABEL")
+	ct := addControlFlags(fs, dstDefaultControl, "destination node")
 	volume := fs.String("volume", "", "the snapshot's volume `NAME`")
 	group := fs.String("group", "", "a group `NAME`: delete the group point's snapshot on every member")
 	label := fs.String("label", "", "the snapshot's `LABEL`")
@@ -162,9 +166,13 @@ func runSnapshotsDelete(ctx context.Context, args []string, out io.Writer) error
 	case *label == "":
 		return usagef("dst snapshots delete: --label LABEL is required")
 	}
+	addr, token, err := resolveDst(ct, "dst snapshots delete")
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	res, err := aimdst.RequestDelete(ctx, *control, aimdst.DeleteRequest{Volume: *volume, Group: *group, Label: *label})
+	res, err := aimdst.RequestDelete(ctx, addr, token, aimdst.DeleteRequest{Volume: *volume, Group: *group, Label: *label})
 	if err != nil {
 		return fmt.Errorf("dst snapshots delete: %w", err)
 	}

@@ -16,8 +16,11 @@ import (
 // (which replace the YAML list), and the refusals.
 func TestDstRetentionConfig(t *testing.T) {
 	dir := t.TempDir()
+	key, fp := testKey(t)
 	yml := filepath.Join(dir, "dst.yaml")
 	os.WriteFile(yml, []byte(`buffer: /srv/buf
+key: `+key+`
+peer_fp: [`+fp+`]
 volumes:
   - {name: a, path: /srv/a.img}
   - {name: b, path: /srv/b.img}
@@ -72,7 +75,7 @@ retention:
 		{"--retention", "24 hourly", "--retention-timezone", "Mars/Olympus"},
 		{"--retention-match", "x*"},
 	} {
-		f, err := dstFlags(append([]string{"--buffer", "/b", "--volume", "a=/a"}, bad...))
+		f, err := dstFlags(append([]string{"--buffer", dir, "--volume", "a=" + filepath.Join(dir, "a.img") + ",create", "--key", key, "--peer-fp", fp}, bad...))
 		if err == nil {
 			var c aimdst.Config
 			if c, err = dstConfig(f, nil, nil); err == nil {
@@ -89,8 +92,11 @@ retention:
 // TestSrcScheduleConfig: schedules from YAML and from flags.
 func TestSrcScheduleConfig(t *testing.T) {
 	dir := t.TempDir()
+	key, fp := testKey(t)
 	yml := filepath.Join(dir, "src.yaml")
 	os.WriteFile(yml, []byte(`buffer: /var/buf
+key: `+key+`
+peer_fp: [`+fp+`]
 volumes:
   - {name: vm1, path: /img/vm1.img}
 groups:
