@@ -124,21 +124,22 @@ func (s *snapshotStore) lock(volume string) func() {
 }
 
 // take snapshots the volume at volPath at marker r under r's label: the
-// image (reflink or sparse copy, atomic), then its metadata.
+// copy (reflink or sparse copy) under a temp name, its metadata, then the
+// image renamed into place, so a listed image always has its metadata (a
+// crash before the rename leaves metadata without an image, which cleanup
+// removes at the next start).
 func (s *snapshotStore) take(volume, volPath string, r journal.Record) (string, error) {
 	defer s.lock(volume)()
 	dst := SnapshotPath(s.dir, volume, r.Label)
-	method, err := snapshotFile(volPath, dst)
-	if err != nil {
-		return "", err
-	}
-	m := snapMeta{Volume: volume, Label: r.Label, Seq: r.Seq, PointTime: r.Time.UTC(), Taken: s.now().UTC(),
-		Method: method, Group: r.Group, GroupSeq: r.GroupSeq}
-	b, _ := json.MarshalIndent(m, "", "  ")
-	if err := durable.WriteFile(metaPath(s.dir, volume, r.Label), append(b, '\n'), 0o600); err != nil {
-		return "", fmt.Errorf("snapshot %s/%s: metadata: %w", volume, r.Label, err)
-	}
-	return method, nil
+	return snapshotFileThen(volPath, dst, func(method string) error {
+		m := snapMeta{Volume: volume, Label: r.Label, Seq: r.Seq, PointTime: r.Time.UTC(), Taken: s.now().UTC(),
+			Method: method, Group: r.Group, GroupSeq: r.GroupSeq}
+		b, _ := json.MarshalIndent(m, "", "  ")
+		if err := durable.WriteFile(metaPath(s.dir, volume, r.Label), append(b, '\n'), 0o600); err != nil {
+			return fmt.Errorf("snapshot %s/%s: metadata: %w", volume, r.Label, err)
+		}
+		return nil
+	})
 }
 
 func metaPath(dir, volume, label string) string {

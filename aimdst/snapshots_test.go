@@ -382,6 +382,51 @@ func TestDeleteRacesSnapshot(t *testing.T) {
 	heldSnapshots(t, tn.cfg.SnapshotDir, "vol") // image and metadata agree
 }
 
+// TestListDuringSnapshots: a snapshot being taken is listed only once it
+// is complete with its metadata (point time, method), never as a bare
+// image, while destage takes snapshots and the list runs at the same time.
+func TestListDuringSnapshots(t *testing.T) {
+	tn := newTestNode(t, nil)
+	if err := os.WriteFile(tn.volPath, bytes.Repeat([]byte{1}, 256<<10), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(done)
+		for i := range 50 {
+			r := journal.Record{Kind: journal.KindSnapshot, Label: fmt.Sprintf("s%02d", i), Seq: uint64(i + 1), Time: at.Add(time.Duration(i) * time.Minute)}
+			if _, err := tn.n.snaps.store.take("vol", tn.volPath, r); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for seen := false; !seen; {
+		select {
+		case <-done:
+			seen = true
+		default:
+		}
+		l, err := tn.n.Snapshots("vol")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, si := range l.Snapshots {
+			if si.PointTime.IsZero() || si.Method == "" || si.Seq == 0 {
+				t.Fatalf("listed without its metadata: %+v", si)
+			}
+		}
+	}
+	wg.Wait()
+	if got := heldSnapshots(t, tn.cfg.SnapshotDir, "vol"); len(got) != 50 {
+		t.Fatalf("%d snapshots held, want 50", len(got))
+	}
+}
+
 // TestSnapshotControlAPI: list and delete over the control endpoint; a
 // refusal keeps its sentinel across the wire.
 func TestSnapshotControlAPI(t *testing.T) {
