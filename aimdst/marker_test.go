@@ -116,4 +116,3 @@ func TestHangingHookCutOff(t *testing.T) {
 		t.Fatalf("hook failures counted %v, want 1", v)
 	}
 }
-
