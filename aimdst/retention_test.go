@@ -208,6 +208,47 @@ func TestRetentionClasses(t *testing.T) {
 	}
 }
 
+// TestRetentionDaylightSaving: in Europe/Berlin the wall-clock hour 02:00
+// repeats on 25 October 2026 (00:00-02:00 UTC); "hourly" buckets by the
+// wall clock, so the two 02:xx hours are one bucket, and a day of 25 hours
+// is one daily bucket.
+func TestRetentionDaylightSaving(t *testing.T) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pts []retPoint
+	// Hourly from 23:30 UTC on the 24th; on Berlin's wall clock: 01:30
+	// CEST, 02:30 CEST, 02:30 CET, 03:30 CET, 04:30 CET.
+	for i := range 5 {
+		pts = append(pts, retPoint{Time: time.Date(2026, 10, 24, 23, 30, 0, 0, time.UTC).Add(time.Duration(i) * time.Hour), ID: fmt.Sprint(i)})
+	}
+	got := planRetention(pts, mustPolicy(t, "10 hourly", berlin), pts[4].Time)
+	want := [][]string{{KeptHourly}, nil, {KeptHourly}, {KeptHourly}, {KeptHourly}}
+	for i := range want {
+		if !slices.Equal(got[i], want[i]) {
+			t.Errorf("point %d (%s Berlin): kept by %v, want %v", i, pts[i].Time.In(berlin).Format("15:04 MST"), got[i], want[i])
+		}
+	}
+	utc := planRetention(pts, mustPolicy(t, "10 hourly", nil), pts[4].Time)
+	for i := range utc {
+		if !slices.Equal(utc[i], []string{KeptHourly}) {
+			t.Errorf("point %d in UTC: kept by %v, want hourly", i, utc[i])
+		}
+	}
+	// 25 October has 25 hours in Berlin: one daily bucket from 22:00 UTC
+	// on the 24th to 23:00 UTC on the 25th.
+	day := []retPoint{
+		{Time: time.Date(2026, 10, 24, 22, 30, 0, 0, time.UTC), ID: "a"}, // 00:30 CEST on the 25th
+		{Time: time.Date(2026, 10, 25, 22, 30, 0, 0, time.UTC), ID: "b"}, // 23:30 CET on the 25th
+		{Time: time.Date(2026, 10, 25, 23, 30, 0, 0, time.UTC), ID: "c"}, // 00:30 on the 26th
+	}
+	got = planRetention(day, mustPolicy(t, "5 daily", berlin), day[2].Time)
+	if want := [][]string{nil, {KeptDaily}, {KeptDaily}}; !slices.Equal(got[0], want[0]) || !slices.Equal(got[1], want[1]) || !slices.Equal(got[2], want[2]) {
+		t.Errorf("daily across the 25-hour day: %v, want %v", got, want)
+	}
+}
+
 func TestParseKeep(t *testing.T) {
 	cases := []struct {
 		in     string

@@ -166,3 +166,25 @@ func TestSnapshotLifecycle(t *testing.T) {
 		t.Errorf("snapshot metrics: held %v, bytes %v", held, m[`aimwan_dst_snapshot_bytes{volume="v"}`])
 	}
 }
+
+// TestSnapshotReflinkNode: a destination volume and its snapshot folder on
+// a file system with reflinks (testkit.ReflinkDir: a loop-mounted XFS when
+// the temp folder has none; skipped where neither is possible): the
+// snapshot is a reflink, listed as such, and holds the image.
+func TestSnapshotReflinkNode(t *testing.T) {
+	NeedBins(t, "qemu-img")
+	fs := testkit.ReflinkDir(t, 512<<20)
+	dir := t.TempDir()
+	gen := filepath.Join(dir, "gen.img")
+	GenImage(t, gen, imgSize, 4)
+	dst := StartDst(t, []string{"v=" + filepath.Join(fs, "dst-v.img") + ",create"}, "--snapshots", filepath.Join(fs, "snapshots"))
+	dst.Snaps = filepath.Join(fs, "snapshots")
+	src := StartSrc(t, dst.Listen, []string{"v=" + filepath.Join(dir, "src-v.img") + ",size=4MiB"})
+	src.WriteImage(t, "v", gen)
+	src.Marker(t, "--volume", "v", "--snapshot", "s1")
+	SameFile(t, dst.WaitSnapshot(t, "v", "s1", time.Minute), gen)
+	s, ok := find(dst.Snapshots(t), "v", "s1")
+	if !ok || s.Method != "reflink" {
+		t.Fatalf("snapshot listed as %+v (found %v), want method reflink", s, ok)
+	}
+}
