@@ -86,6 +86,9 @@ func ParseSchedule(s string) (ScheduleConfig, error) {
 	}
 	var sc ScheduleConfig
 	if g, isGroup := strings.CutPrefix(target, "group:"); isGroup {
+		if g == "" {
+			return ScheduleConfig{}, fmt.Errorf("%w: --schedule %q: group:NAME wants a group name", ErrConfig, s)
+		}
 		sc.Group = g
 	} else {
 		sc.Volume = target

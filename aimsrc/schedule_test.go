@@ -204,6 +204,7 @@ func TestParseSchedule(t *testing.T) {
 		{in: "db", err: "want VOLUME=EVERY"},
 		{in: "db=often", err: `interval "often"`},
 		{in: "db=15m,keep=3", err: "unknown option"},
+		{in: "group:=1h", err: "wants a group name"},
 	}
 	for _, c := range cases {
 		got, err := ParseSchedule(c.in)
@@ -240,4 +241,29 @@ func TestParseSchedule(t *testing.T) {
 	if _, err := NewNode(cfg); err == nil || !strings.Contains(err.Error(), "collide") {
 		t.Errorf("two schedules with one prefix: %v", err)
 	}
+}
+
+// FuzzParseSchedule: a parsed --schedule names exactly one target, a
+// non-empty prefix when one is given, and its label at any time is the
+// prefix and a timestamp.
+func FuzzParseSchedule(f *testing.F) {
+	for _, s := range []string{"db=15m", "group:app=1h,prefix=hourly", "db", "=1m", "db=", "db=1m,prefix=", "group:=1m",
+		"db=15m,keep=3", "db=-1m", "db=1m,prefix=a,prefix=b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		sc, err := ParseSchedule(s)
+		if err != nil {
+			return
+		}
+		if (sc.Volume == "") == (sc.Group == "") {
+			t.Fatalf("ParseSchedule(%q) = %+v: want one target", s, sc)
+		}
+		if strings.Contains(s, ",prefix=") && sc.Prefix == "" {
+			t.Fatalf("ParseSchedule(%q) lost the prefix", s)
+		}
+		if l := sc.Label(time.Date(2026, 12, 2, 15, 4, 5, 0, time.UTC)); !strings.HasPrefix(l, sc.prefix()+"-20261202-1504") {
+			t.Fatalf("label %q of %+v", l, sc)
+		}
+	})
 }
