@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/aimwan/aimwan/internal/ctlapi"
+	"github.com/aimwan/aimwan/internal/durable"
 	"github.com/aimwan/aimwan/journal"
 )
 
@@ -48,8 +49,18 @@ func (n *Node) openSnapshots() error {
 	if len(removed) > 0 {
 		n.log.Info("removed what interrupted snapshots or deletes left", "files", removed)
 	}
+	if err := durable.MkdirAll(n.cfg.SnapshotDir, 0o755); err != nil {
+		n.log.Warn("snapshot folder cannot be made yet; snapshots will stall until it can", "dir", n.cfg.SnapshotDir, "err", err)
+	}
 	for _, v := range n.cfg.Volumes {
 		n.snaps.pruned.WithLabelValues(v.Name)
+		switch method, why := expectedMethod(v.Path, n.cfg.SnapshotDir); method {
+		case methodReflink:
+			n.log.Info("snapshots will be reflinks", "volume", v.Name, "why", why)
+		case methodSparse:
+			n.log.Info("snapshots will be full sparse copies: each takes the volume's data in space, and destage waits for the copy",
+				"volume", v.Name, "why", why, "see", "docs/destination-node.md#what-a-snapshot-costs")
+		}
 	}
 	for _, p := range n.cfg.Retention {
 		n.log.Info("snapshot retention", "policy", p.String())

@@ -187,4 +187,7 @@ func TestSnapshotReflinkNode(t *testing.T) {
 	if !ok || s.Method != "reflink" {
 		t.Fatalf("snapshot listed as %+v (found %v), want method reflink", s, ok)
 	}
+	if !strings.Contains(dst.Output(), "snapshots will be reflinks") {
+		t.Error("dst did not say at start that its snapshots will be reflinks")
+	}
 }
