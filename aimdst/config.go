@@ -33,6 +33,11 @@ type Config struct {
 	HookTimeout time.Duration       // a hook running longer is killed; default 1m
 	RetryMin    time.Duration       // first back-off after a failed destage (volume offline...); default 100ms
 	RetryMax    time.Duration       // longest back-off; default 5s
+	PartExpiry  time.Duration       // a partial file nobody resumed for this long is removed; default 10m
+	// NoRebindSnapshot skips the copy of a destination volume taken before
+	// an initialize's new stream is applied to it (see Rebind in
+	// docs/destination-node.md). Default: the copy is taken.
+	NoRebindSnapshot bool
 
 	Logger     *slog.Logger          // nil: slog.Default()
 	Registerer prometheus.Registerer // metrics go here; nil: not registered
@@ -46,6 +51,7 @@ const (
 	DefaultBufferLimit = 4 << 30
 	DefaultMaxFileSize = 256 << 20
 	DefaultHookTimeout = time.Minute
+	DefaultPartExpiry  = 10 * time.Minute
 )
 
 // ErrConfig is wrapped by NewNode's errors about the configuration itself.
@@ -74,6 +80,9 @@ func (c Config) withDefaults() Config {
 	if c.RetryMax == 0 {
 		c.RetryMax = 5 * time.Second
 	}
+	if c.PartExpiry == 0 {
+		c.PartExpiry = DefaultPartExpiry
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -94,7 +103,7 @@ func (c Config) validate() error {
 	if len(c.Volumes) == 0 {
 		return errors.New("dst config: no volumes")
 	}
-	if c.BufferLimit < 0 || c.MaxFileSize < 0 || c.HookTimeout < 0 || c.RetryMin < 0 || c.RetryMax < c.RetryMin {
+	if c.BufferLimit < 0 || c.MaxFileSize < 0 || c.HookTimeout < 0 || c.RetryMin < 0 || c.RetryMax < c.RetryMin || c.PartExpiry < 0 {
 		return errors.New("dst config: negative limit, or retry max below retry min")
 	}
 	seen := map[string]bool{}

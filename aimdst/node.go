@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"net"
 	"sort"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -24,7 +26,9 @@ type Node struct {
 	vols     map[string]*volume
 	groups   *groups
 	metrics  *dstMetrics
-	bufBytes atomic.Int64 // bytes held in the destination buffer, all volumes
+	bufBytes atomic.Int64 // bytes held in the destination buffer, all volumes (quarantine included)
+	reserved atomic.Int64 // bytes booked for files being received, not yet written
+	roomMu   sync.Mutex   // makes checking and booking room one step
 }
 
 // NewNode checks cfg, loads every volume's cursor and scans the destination
@@ -34,7 +38,7 @@ func NewNode(cfg Config) (*Node, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	if err := durable.MkdirAll(cfg.BufferDir, 0o755); err != nil {
+	if err := durable.MkdirAll(cfg.BufferDir, 0o700); err != nil {
 		return nil, fmt.Errorf("dst: buffer folder: %w", err)
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, vols: map[string]*volume{}, metrics: newMetrics()}
@@ -67,6 +71,22 @@ func (n *Node) VolumeNames() []string {
 	return names
 }
 
+// serveExpiry removes partial files nobody resumed, until ctx ends.
+func (n *Node) serveExpiry(ctx context.Context) {
+	t := time.NewTicker(min(n.cfg.PartExpiry/4, time.Minute))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			for _, v := range n.vols {
+				v.expireParts(now)
+			}
+		}
+	}
+}
+
 // Serve receives files on pushLn and serves status on controlLn (nil: no
 // control endpoint) until ctx ends, destaging every volume meanwhile. It
 // closes the listeners and returns once every goroutine has ended.
@@ -80,6 +100,7 @@ func (n *Node) Serve(ctx context.Context, pushLn, controlLn net.Listener) error 
 	for _, v := range n.vols {
 		g.Go(func() error { return v.serve(ctx) })
 	}
+	g.Go(func() error { n.serveExpiry(ctx); return nil })
 	n.log.Info("destination node serving", "push", pushLn.Addr().String(), "volumes", n.VolumeNames())
 	err := g.Wait()
 	if errors.Is(err, context.Canceled) {

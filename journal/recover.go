@@ -416,6 +416,24 @@ func readHeader(f io.ReaderAt, path string, size int64) (Header, error) {
 	return decodeHeader(path, hb)
 }
 
+// Summary is what a sealed file's header and footer say about it.
+type Summary struct {
+	Header            Header
+	FirstSeq, LastSeq uint64 // sequence range of its records
+	Size              int64  // bytes of the file
+}
+
+// ReadSummary reads the header and footer of the sealed journal file at path
+// (not its contents: use ReadFile to validate a file), checking that it
+// belongs to volume.
+func ReadSummary(path, volume string) (Summary, error) {
+	h, ft, err := readFooter(path, volume)
+	if err != nil {
+		return Summary{}, err
+	}
+	return Summary{Header: h, FirstSeq: ft.FirstSeq, LastSeq: ft.LastSeq, Size: ft.IndexOff + ft.IndexLen + FooterSize}, nil
+}
+
 // ReadHeader reads and checks the header of the journal file at path (not
 // its contents: use ReadFile to validate a file).
 func ReadHeader(path string) (Header, error) {
