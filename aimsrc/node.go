@@ -50,7 +50,7 @@ func NewNode(cfg Config) (*Node, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	if err := durable.MkdirAll(cfg.Buffer, 0o755); err != nil {
+	if err := durable.MkdirAll(cfg.Buffer, 0o700); err != nil {
 		return nil, fmt.Errorf("create source buffer: %w", err)
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, vols: map[string]*volume{}, groups: map[string]GroupConfig{},
@@ -170,10 +170,17 @@ func (v *volume) openJournal(cfg Config) error {
 	}
 	var total int64
 	for _, seq := range seqs {
-		if st, err := os.Stat(filepath.Join(v.dir, journal.FileName(seq))); err == nil {
+		path := filepath.Join(v.dir, journal.FileName(seq))
+		if st, err := os.Stat(path); err == nil {
 			total += st.Size()
 			v.pushing.setWaiting(seq, st.ModTime()) // refined when pushing reads the file
 		}
+		if h, err := journal.ReadHeader(path); err == nil && h.Start != journal.StartNone {
+			v.pushing.markStart(seq)
+		}
+	}
+	if seq, kind := w.OpenStart(); kind != journal.StartNone {
+		v.pushing.setStreamStart(seq) // an initialize began a stream; its first file is still open
 	}
 	v.sealedBytes.Store(total)
 	v.sealedFiles.Store(int64(len(seqs)))

@@ -231,7 +231,8 @@ func (o *openFile) sealedFile(size int64) sealedFile {
 func (o *openFile) sealedAs(size int64, records int, payload int64, lastSeq uint64) sealedFile {
 	name := FileName(o.hdr.FileSeq)
 	return sealedFile{SealedFile: SealedFile{Name: name, Seq: o.hdr.FileSeq, Size: size, Records: records,
-		PayloadBytes: payload, FirstSeq: o.hdr.BaseSeq, LastSeq: lastSeq, FirstTime: o.firstTime, LastTime: o.lastTime},
+		PayloadBytes: payload, FirstSeq: o.hdr.BaseSeq, LastSeq: lastSeq, FirstTime: o.firstTime, LastTime: o.lastTime,
+		Stream: o.hdr.Stream, Start: o.hdr.Start},
 		path: filepath.Join(o.dir, name), payloadOff: o.hdr.Size()}
 }
 

@@ -85,6 +85,8 @@ type SealedFile struct {
 	PayloadBytes int64  // bytes of its payload region (after coalescing)
 	FirstSeq     uint64 // sequence of its first record (the header's base seq)
 	LastSeq      uint64 // sequence of its last record
+	Stream       StreamID
+	Start        StartKind // the file starts its stream (an initialize)
 	// FirstTime and LastTime are when the file's first and last records
 	// were appended (for a coalesced file: before coalescing, so FirstTime
 	// is the window's first write). For a file sealed by recovery they are
@@ -437,6 +439,15 @@ func (w *Writer) StartStream(id StreamID, kind StartKind) error {
 	}
 	w.cur, w.stream = o, id
 	return nil
+}
+
+// OpenStart returns the open file's sequence and its stream start kind:
+// StartNone unless the open file is the first of a stream begun by
+// StartStream (until it is sealed).
+func (w *Writer) OpenStart() (uint64, StartKind) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.cur.hdr.FileSeq, w.cur.hdr.Start
 }
 
 // NextSeq returns the sequence number the next record will take.
