@@ -59,11 +59,14 @@ func (v *volume) rebind(s *sink, f *journal.File) error {
 		nc.Previous = &Binding{Stream: old.Stream, File: old.File, Record: old.Record, Newest: old.Time, Until: now.UTC(),
 			NewFile: seq, Snapshot: snap}
 	}
+	// The held files of the old stream go first: after a crash between
+	// the two steps they are in quarantine (reported), not taken for files
+	// the new cursor has passed.
+	v.supersede(seq, f.Header.Stream)
 	if err := storeCursor(v.cursorPath, nc); err != nil {
 		return fmt.Errorf("%w: volume %s: %w", push.ErrUnavailable, v.name, err)
 	}
 	v.cursor = nc
-	v.supersede(seq, f.Header.Stream)
 	v.q = newFileQueue(seq)
 	if err := os.Rename(s.part, v.path(seq)); err != nil {
 		return fmt.Errorf("%w: volume %s: %w", push.ErrUnavailable, v.name, err)

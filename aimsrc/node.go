@@ -175,9 +175,7 @@ func (v *volume) openJournal(cfg Config) error {
 			total += st.Size()
 			v.pushing.setWaiting(seq, st.ModTime()) // refined when pushing reads the file
 		}
-		if h, err := journal.ReadHeader(path); err == nil && h.Start != journal.StartNone {
-			v.pushing.markStart(seq)
-		}
+		v.pushing.isStart(seq, path) // learns the files that start a stream
 	}
 	if seq, kind := w.OpenStart(); kind != journal.StartNone {
 		v.pushing.setStreamStart(seq) // an initialize began a stream; its first file is still open

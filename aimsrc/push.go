@@ -83,11 +83,28 @@ func (s *pushState) pendingBelow(seqs []uint64, seq uint64) bool {
 	return false
 }
 
-// isStart reports whether sealed file seq starts a stream.
-func (s *pushState) isStart(seq uint64) bool {
+// isStart reports whether sealed file seq (at path) starts a stream: known
+// from its seal or an earlier look, else read from its header (a file
+// listed before its seal was reported must not slip past the barrier).
+func (s *pushState) isStart(seq uint64, path string) bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.starts[seq]
+	start, known := s.starts[seq]
+	s.mu.Unlock()
+	if known {
+		return start
+	}
+	h, err := journal.ReadHeader(path)
+	if err != nil {
+		return false // pushFile reports the file as broken
+	}
+	start = h.Start != journal.StartNone
+	s.mu.Lock()
+	s.starts[seq] = start
+	if start {
+		s.streamFrom = max(s.streamFrom, seq)
+	}
+	s.mu.Unlock()
+	return start
 }
 
 // oldest returns the first-record time of the oldest sealed file waiting.
@@ -175,7 +192,7 @@ func (s *pusher) Serve(ctx context.Context) error {
 			if seq <= last {
 				continue
 			}
-			if s.v.pushing.isStart(seq) && s.v.pushing.pendingBelow(seqs, seq) {
+			if s.v.pushing.isStart(seq, filepath.Join(s.v.dir, journal.FileName(seq))) && s.v.pushing.pendingBelow(seqs, seq) {
 				// The first file of a new stream waits until every file
 				// before it is acked or superseded: the far end rebinds
 				// there, and refuses the old stream from then on.
