@@ -36,7 +36,12 @@ type Config struct {
 	RetryMax    time.Duration       // longest back-off; default 5s
 	// Retention are the snapshot retention policies (none: snapshots are
 	// kept until deleted). See RetentionPolicy.
-	Retention []RetentionPolicy
+	Retention  []RetentionPolicy
+	PartExpiry time.Duration // a partial file nobody resumed for this long is removed; default 10m
+	// NoRebindSnapshot skips the copy of a destination volume taken before
+	// an initialize's new stream is applied to it (see Rebind in
+	// docs/destination-node.md). Default: the copy is taken.
+	NoRebindSnapshot bool
 
 	// Identity is this node's key pair, presented to every sender (aimwan
 	// keygen; --key DIR), and Pins are the senders it accepts (--peer-fp):
@@ -61,6 +66,7 @@ const (
 	DefaultBufferLimit = 4 << 30
 	DefaultMaxFileSize = 256 << 20
 	DefaultHookTimeout = time.Minute
+	DefaultPartExpiry  = 10 * time.Minute
 )
 
 // ErrConfig is wrapped by NewNode's errors about the configuration itself.
@@ -89,6 +95,9 @@ func (c Config) withDefaults() Config {
 	if c.RetryMax == 0 {
 		c.RetryMax = 5 * time.Second
 	}
+	if c.PartExpiry == 0 {
+		c.PartExpiry = DefaultPartExpiry
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -109,7 +118,7 @@ func (c Config) validate() error {
 	if len(c.Volumes) == 0 {
 		return errors.New("dst config: no volumes")
 	}
-	if c.BufferLimit < 0 || c.MaxFileSize < 0 || c.HookTimeout < 0 || c.RetryMin < 0 || c.RetryMax < c.RetryMin || c.MaxConns < 0 {
+	if c.BufferLimit < 0 || c.MaxFileSize < 0 || c.HookTimeout < 0 || c.RetryMin < 0 || c.RetryMax < c.RetryMin || c.PartExpiry < 0 || c.MaxConns < 0 {
 		return errors.New("dst config: negative limit, or retry max below retry min")
 	}
 	seen := map[string]bool{}

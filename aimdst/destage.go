@@ -2,9 +2,10 @@ package aimdst
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/aimwan/aimwan/journal"
 )
@@ -22,15 +23,25 @@ func (v *volume) destageNext(ctx context.Context) (bool, error) {
 	if !ok {
 		return false, nil
 	}
-	path := filepath.Join(v.dir, journal.FileName(seq))
-	f, err := journal.ReadFile(path)
+	path := v.path(seq)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return false, fmt.Errorf("destage %s: %w", path, err)
 	}
-	if f.Header.Volume != v.name {
-		return false, fmt.Errorf("destage %s: file of volume %q in the folder of %q", path, f.Header.Volume, v.name)
+	f, err := journal.ParseExpect(path, b, v.name)
+	if err != nil {
+		return false, fmt.Errorf("destage %s: %w", path, err)
 	}
-	v.checkContinuity(f, cur)
+	if reason, err := destageCheck(v, seq, f, cur); err != nil {
+		v.mu.Lock()
+		qerr := v.quarantine(seq, reason, err)
+		v.mu.Unlock()
+		return qerr == nil, qerr
+	}
+	if cur.Stream == "" && !f.Header.Stream.IsZero() {
+		cur.Stream = f.Header.Stream.String() // the volume binds to its first stream
+		v.n.log.Info("volume bound to a journal stream", "volume", v.name, "stream", cur.Stream, "file", seq)
+	}
 	v.setState(stateDestaging)
 	vf, err := v.n.cfg.openVolume(v.cfg.Path, f.Header.VolumeSize, v.cfg.Create)
 	if err != nil {
@@ -58,13 +69,16 @@ func (v *volume) destageNext(ctx context.Context) (bool, error) {
 	if err := vf.Sync(); err != nil {
 		return false, offline(err)
 	}
-	cur.File = seq
+	cur.File, cur.InFile = seq, 0
+	cur.addDigest(FileDigest{File: seq, Last: f.LastSeq(), SHA256: hex.EncodeToString(sha256Of(b))})
 	if err := v.commitCursor(cur); err != nil {
 		return false, err
 	}
 	v.mu.Lock()
 	size := v.q.held[seq]
 	err = v.q.Done(seq)
+	delete(v.info, seq)
+	delete(v.refusals, seq)
 	v.mu.Unlock()
 	if err != nil {
 		return false, err
@@ -76,6 +90,12 @@ func (v *volume) destageNext(ctx context.Context) (bool, error) {
 	v.n.metrics.filesDestaged.WithLabelValues(v.name).Inc()
 	v.n.log.Debug("file destaged", "volume", v.name, "file", seq, "records", len(f.Records), "seq", cur.Record)
 	return true, nil
+}
+
+// sha256Of returns the SHA-256 of b.
+func sha256Of(b []byte) []byte {
+	sum := sha256.Sum256(b)
+	return sum[:]
 }
 
 // apply performs one write, zero or trim on the volume.
@@ -115,12 +135,18 @@ func (v *volume) passMarker(ctx context.Context, vf volumeFile, cur *Cursor, fil
 	}
 	cur.Record = r.Seq
 	cur.File = fileSeq - 1
+	cur.InFile = fileSeq
 	cur.Marker = r.Label
 	return v.commitCursor(*cur)
 }
 
-// commitCursor persists c and makes it the volume's cursor.
+// commitCursor persists c and makes it the volume's cursor. Only destage
+// calls it; a rebind (which waits until destage has nothing to apply)
+// replaces the cursor itself, under the same curMu.
 func (v *volume) commitCursor(c Cursor) error {
+	v.curMu.Lock()
+	defer v.curMu.Unlock()
+	c.Format = cursorFormat
 	if err := storeCursor(v.cursorPath, c); err != nil {
 		return fmt.Errorf("volume %s: %w", v.name, err)
 	}
@@ -128,29 +154,4 @@ func (v *volume) commitCursor(c Cursor) error {
 	v.cursor = c
 	v.mu.Unlock()
 	return nil
-}
-
-// checkContinuity warns (once) when a file's records do not follow the
-// cursor's: a source whose journal was reset, or a lost file.
-func (v *volume) checkContinuity(f *journal.File, cur Cursor) {
-	if len(f.Records) == 0 || cur.Record == 0 {
-		return
-	}
-	// A file resumed after a mid-file marker starts at or below the cursor
-	// but ends above it; one that ends below it was numbered by a source
-	// whose journal was reset, and its records will be skipped.
-	gap := f.Records[0].Seq > cur.Record+1
-	stale := f.LastSeq() < cur.Record
-	if !gap && !stale {
-		return
-	}
-	v.mu.Lock()
-	warned := v.warnedSeq
-	v.warnedSeq = true
-	v.mu.Unlock()
-	if !warned {
-		v.n.log.Warn("journal records do not follow the destage cursor (lost file, or source journal reset?)",
-			"volume", v.name, "file", f.Header.FileSeq, "first_seq", f.Records[0].Seq, "last_seq", f.LastSeq(),
-			"cursor_seq", cur.Record)
-	}
 }

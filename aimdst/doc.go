@@ -17,7 +17,22 @@
 //     once; destage takes only the next file in sequence, so a missing file
 //     (a gap) holds back the ones after it.
 //   - duplicate: an offered file that is held already or was destaged
-//     (sequence at or below the cursor's file); acked, never applied twice.
+//     (sequence at or below the cursor's file) with the same SHA-256 (the
+//     cursor keeps the digests of the newest destaged files); acked, never
+//     applied twice. The same number with other contents is refused.
+//   - stream, binding: each source volume's journal is a stream with a
+//     random id in every file's header; a destination volume is bound to
+//     the stream it replicates (kept in its cursor) and refuses files of any
+//     other with push.ErrConflict, never acked, with what to do.
+//   - rebind: the first file of a new stream, marked in its header as
+//     started by an initialize, switches the binding once destage has
+//     nothing left of the old stream; the volume is copied first and the old
+//     binding kept in status.
+//   - quarantine: <buffer>/<volume>/quarantine/, where destage moves a held
+//     file it will not apply (records that do not follow the cursor, a
+//     stream the volume no longer replicates); kept and reported.
+//   - booking: the bytes of a file being received, reserved against the
+//     buffer limit at its offer so parallel offers cannot overrun it.
 //   - cursor: <buffer>/<volume>/cursor.json, the last file and record
 //     destaged durably, replaced atomically. See Cursor for why a crash at any
 //     point neither skips nor changes a write.
@@ -32,7 +47,8 @@
 //     counted, never stop destage.
 //   - consistency group: volumes whose group markers (same Group and GroupSeq)
 //     take effect together: every member waits at the marker until all have
-//     reached it, then all members' snapshots are taken at that point.
+//     reached it, then all members' snapshots are taken at that point. The
+//     marker names its members; one this node does not hold is reported.
 //   - offline: the destination volume cannot be written (missing, read-only,
 //     full); receiving goes on, destage retries with back-off.
 //   - Time Latency: now minus the source timestamp of the newest destaged

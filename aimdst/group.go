@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/aimwan/aimwan/internal/durable"
 	"github.com/aimwan/aimwan/journal"
@@ -21,9 +22,24 @@ import (
 // buffer folder (a name no volume can take: it starts with a dot).
 const groupsDirName = ".groups"
 
-// membersArg is the custom-marker style argument in which a source may name
-// a group's members on the marker itself ("a,b"); it overrides the config.
+// membersArg is the custom-marker argument in which a source of format
+// version 1 could name a group's members on the marker itself ("a,b").
 const membersArg = "members"
+
+// maxGroupErrors bounds the group errors kept for status.
+const maxGroupErrors = 16
+
+// GroupError is a group marker that could not be taken on every member, as
+// status shows it.
+type GroupError struct {
+	Group    string    `json:"group"`
+	GroupSeq uint64    `json:"group_seq"`
+	Label    string    `json:"label"`
+	Volume   string    `json:"volume"` // the member that reported it
+	Reason   string    `json:"reason"` // member-missing, no-members, reused-id
+	Error    string    `json:"error"`
+	Time     time.Time `json:"time"`
+}
 
 // groups is the consistency-group barrier. A group marker (Group, GroupSeq)
 // takes effect only when every member volume's destage has reached it: each
@@ -39,12 +55,17 @@ type groups struct {
 
 	mu     sync.Mutex
 	states map[string]*groupState
-	warned map[string]bool // unconfigured groups already logged
+	errs   []GroupError // newest last, at most maxGroupErrors
 }
 
 type groupState struct {
-	Done    uint64   `json:"done"`    // highest group marker id completed
+	Done    uint64   `json:"done"`    // id of the last group point completed
 	Members []string `json:"members"` // members of the last completed marker (status)
+	// At is, per member, the record sequence of the last completed point's
+	// marker in that member's journal: a member that reaches that very
+	// marker again (its cursor was not persisted past it before a crash)
+	// passes it; any other marker is a new point, whatever its id.
+	At map[string]uint64 `json:"at,omitempty"`
 
 	arrived map[uint64]map[string]*arrival // group marker id -> member -> arrival
 }
@@ -57,7 +78,7 @@ type arrival struct {
 }
 
 func newGroups(n *Node) *groups {
-	return &groups{n: n, dir: filepath.Join(n.cfg.BufferDir, groupsDirName), states: map[string]*groupState{}, warned: map[string]bool{}}
+	return &groups{n: n, dir: filepath.Join(n.cfg.BufferDir, groupsDirName), states: map[string]*groupState{}}
 }
 
 // state returns the state of group g, loading it on first use. g.mu held.
@@ -80,46 +101,65 @@ func (gs *groups) state(name string) (*groupState, error) {
 	return st, nil
 }
 
-// members returns the member volumes of marker r: its "members" argument
-// (less the volumes this node does not hold: they can never arrive here), or
-// the configured group, or (unknown group) just the arriving volume. gs.mu
-// held.
+// members returns the member volumes of group marker r that this node
+// holds: the list the marker carries (format version 2), else a version 1
+// source's "members" argument, else this node's --group configuration. A
+// member this node does not hold, and a marker whose members cannot be
+// known, are reported (log, metric, status): never silence. gs.mu held.
 func (gs *groups) members(r journal.Record, self string) []string {
-	for _, a := range r.Args {
-		if a.Key == membersArg {
-			m := gs.held(r, splitMembers(a.Value))
-			if len(m) > 0 {
-				return m
+	named := r.Members
+	if len(named) == 0 {
+		for _, a := range r.Args {
+			if a.Key == membersArg {
+				named = splitMembers(a.Value)
 			}
 		}
 	}
-	if m := gs.n.cfg.Groups[r.Group]; len(m) > 0 {
-		return slices.Sorted(slices.Values(m))
+	if len(named) == 0 {
+		named = slices.Sorted(slices.Values(gs.n.cfg.Groups[r.Group]))
 	}
-	if !gs.warned[r.Group] {
-		gs.warned[r.Group] = true
-		gs.n.log.Warn("group marker of a group not configured here (--group NAME=VOL,VOL): each volume takes it alone",
-			"group", r.Group, "volume", self)
+	if len(named) == 0 {
+		gs.report(r, self, "no-members", fmt.Errorf("group marker %s #%d (%s) names no members (a source of format version 1) "+
+			"and group %s is not configured here (--group %s=VOL,VOL): volume %s takes it alone", r.Group, r.GroupSeq, r.Label, r.Group, r.Group, self))
+		return []string{self}
 	}
-	return []string{self}
-}
-
-// held returns the members that are volumes of this node, and logs the
-// others. gs.mu held.
-func (gs *groups) held(r journal.Record, members []string) []string {
-	var out, unknown []string
-	for _, m := range members {
+	var out, missing []string
+	for _, m := range named {
 		if _, ok := gs.n.vols[m]; ok {
 			out = append(out, m)
 		} else {
-			unknown = append(unknown, m)
+			missing = append(missing, m)
 		}
 	}
-	if len(unknown) > 0 {
-		gs.n.log.Warn("group marker names members this node does not hold; not waiting for them",
-			"group", r.Group, "group_seq", r.GroupSeq, "unknown", unknown)
+	if len(missing) > 0 {
+		gs.report(r, self, "member-missing", fmt.Errorf("group marker %s #%d (%s) names member(s) %s that this node does not hold "+
+			"(add them with --volume, or fix the group at the source): the group point is taken on %s only, without them",
+			r.Group, r.GroupSeq, r.Label, strings.Join(missing, ","), strings.Join(out, ",")))
+	}
+	if !slices.Contains(out, self) {
+		out = append(out, self)
+		slices.Sort(out)
 	}
 	return out
+}
+
+// report logs, counts and keeps a group error for status. gs.mu held.
+func (gs *groups) report(r journal.Record, volume, reason string, err error) {
+	gs.n.metrics.groupErrors.WithLabelValues(r.Group, reason).Inc()
+	gs.n.log.Error("group marker not taken on every member", "group", r.Group, "group_seq", r.GroupSeq, "label", r.Label,
+		"volume", volume, "reason", reason, "err", err)
+	gs.errs = append(gs.errs, GroupError{Group: r.Group, GroupSeq: r.GroupSeq, Label: r.Label, Volume: volume, Reason: reason,
+		Error: err.Error(), Time: gs.n.cfg.Now()})
+	if len(gs.errs) > maxGroupErrors {
+		gs.errs = gs.errs[len(gs.errs)-maxGroupErrors:]
+	}
+}
+
+// errorList returns the group errors kept, oldest first.
+func (gs *groups) errorList() []GroupError {
+	gs.mu.Lock()
+	defer gs.mu.Unlock()
+	return append([]GroupError(nil), gs.errs...)
 }
 
 func splitMembers(s string) []string {
@@ -142,15 +182,11 @@ func (gs *groups) arrive(ctx context.Context, v *volume, r journal.Record) error
 		gs.mu.Unlock()
 		return err
 	}
-	if r.GroupSeq <= st.Done {
+	if gs.replay(st, v.name, r) {
 		gs.mu.Unlock()
 		return nil // completed before a crash: snapshots exist
 	}
 	members := gs.members(r, v.name)
-	if !slices.Contains(members, v.name) {
-		gs.n.log.Warn("group marker on a volume that is not a member; treated as a member", "volume", v.name, "group", r.Group, "members", members)
-		members = append(members, v.name)
-	}
 	at := st.arrived[r.GroupSeq]
 	if at == nil {
 		at = map[string]*arrival{}
@@ -184,6 +220,28 @@ func (gs *groups) arrive(ctx context.Context, v *volume, r journal.Record) error
 	}
 }
 
+// replay reports whether member reaches again the marker of the group
+// point completed last (its cursor was not persisted past it before a
+// crash). A marker with an id at or below the last completed one that is
+// not that marker is reported and taken as a new point: a source whose
+// group counter went back (a new or restored source buffer) must not lose
+// its snapshots. gs.mu held.
+func (gs *groups) replay(st *groupState, member string, r journal.Record) bool {
+	if r.GroupSeq > st.Done {
+		return false
+	}
+	if st.At == nil {
+		return true // a state file of an older build: the id alone decides
+	}
+	if at, ok := st.At[member]; ok && r.GroupSeq == st.Done && at == r.Seq {
+		return true
+	}
+	gs.report(r, member, "reused-id", fmt.Errorf("group marker %s #%d (%s) has an id at or below the last group point done (#%d) "+
+		"and is not that point reached again (the source's group counter went back?): taken as a new group point",
+		r.Group, r.GroupSeq, r.Label, st.Done))
+	return false
+}
+
 // complete takes the group point's action for every member (all paused at
 // the marker), persists it, and releases the members.
 func (gs *groups) complete(ctx context.Context, st *groupState, r journal.Record, members []string, at map[string]*arrival) error {
@@ -196,10 +254,13 @@ func (gs *groups) complete(ctx context.Context, st *groupState, r journal.Record
 	}
 	if err == nil {
 		gs.mu.Lock()
-		st.Done, st.Members = r.GroupSeq, members
+		st.Done, st.Members, st.At = r.GroupSeq, members, map[string]uint64{}
+		for _, m := range members {
+			st.At[m] = at[m].rec.Seq
+		}
 		b, _ := json.Marshal(st)
 		gs.mu.Unlock()
-		if e := durable.MkdirAll(gs.dir, 0o755); e != nil {
+		if e := durable.MkdirAll(gs.dir, 0o700); e != nil {
 			err = e
 		} else {
 			err = durable.WriteFile(filepath.Join(gs.dir, r.Group+".json"), b, 0o600)

@@ -16,6 +16,10 @@ type dstMetrics struct {
 	refusedFull   *prometheus.CounterVec
 	snapshots     *prometheus.CounterVec
 	hookFailures  *prometheus.CounterVec
+	refused       *prometheus.CounterVec // {volume, reason}
+	rebinds       *prometheus.CounterVec
+	partsExpired  *prometheus.CounterVec
+	groupErrors   *prometheus.CounterVec // {group, reason}
 }
 
 func newMetrics() *dstMetrics {
@@ -30,19 +34,32 @@ func newMetrics() *dstMetrics {
 		refusedFull:   cv(metrics.DstBufferFullRefusals, "Offered files refused because the destination buffer was full."),
 		snapshots:     cv(metrics.DstSnapshots, "Snapshots taken at snapshot markers."),
 		hookFailures:  cv(metrics.DstHookFailures, "Custom-marker hooks that failed or timed out."),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: metrics.DstRefusedFiles,
+			Help: "Journal files refused or quarantined: another stream, other contents under a known number, records that do not follow."},
+			[]string{"volume", "reason"}),
+		rebinds:      cv(metrics.DstRebinds, "Times an initialize's new journal stream replaced the stream the volume replicated."),
+		partsExpired: cv(metrics.DstPartsExpired, "Partial files removed because nobody resumed them."),
+		groupErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: metrics.DstGroupErrors,
+			Help: "Group markers that could not be taken on every member (member-missing, no-members, reused-id)."},
+			[]string{"group", "reason"}),
 	}
 }
 
 // initVolume makes every counter of a volume exist (at 0) from the start, so
 // rates work from the first scrape.
 func (m *dstMetrics) initVolume(name string) {
-	for _, c := range []*prometheus.CounterVec{m.logicalBytes, m.filesReceived, m.filesDestaged, m.duplicates, m.refusedFull, m.snapshots, m.hookFailures} {
+	for _, c := range []*prometheus.CounterVec{m.logicalBytes, m.filesReceived, m.filesDestaged, m.duplicates, m.refusedFull, m.snapshots,
+		m.hookFailures, m.rebinds, m.partsExpired} {
 		c.WithLabelValues(name)
+	}
+	for _, r := range []string{reasonStream, reasonMismatch, reasonOld, reasonSequence, reasonSuperseded} {
+		m.refused.WithLabelValues(name, r)
 	}
 }
 
 func (m *dstMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.logicalBytes, m.filesReceived, m.filesDestaged, m.duplicates, m.refusedFull, m.snapshots, m.hookFailures}
+	return []prometheus.Collector{m.logicalBytes, m.filesReceived, m.filesDestaged, m.duplicates, m.refusedFull, m.snapshots, m.hookFailures,
+		m.refused, m.rebinds, m.partsExpired, m.groupErrors}
 }
 
 var (
@@ -58,6 +75,8 @@ var (
 		"1 while the destination volume is offline (missing, read-only, full).", []string{"volume"}, nil)
 	descLimit = prometheus.NewDesc(metrics.DstBufferLimit,
 		"Configured size limit of the destination buffer.", nil, nil)
+	descQuarantined = prometheus.NewDesc(metrics.DstQuarantined,
+		"Journal files kept in the volume's quarantine folder (not applied) for the operator.", []string{"volume"}, nil)
 )
 
 // statusCollector exports the gauges of Status.
@@ -66,7 +85,7 @@ type statusCollector struct{ n *Node }
 var _ prometheus.Collector = statusCollector{}
 
 func (c statusCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLatency, descBuffer, descSeq, descWaiting, descOffline, descLimit} {
+	for _, d := range []*prometheus.Desc{descLatency, descBuffer, descSeq, descWaiting, descOffline, descLimit, descQuarantined} {
 		ch <- d
 	}
 }
@@ -84,5 +103,6 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 			off = 1
 		}
 		ch <- prometheus.MustNewConstMetric(descOffline, prometheus.GaugeValue, off, v.Volume)
+		ch <- prometheus.MustNewConstMetric(descQuarantined, prometheus.GaugeValue, float64(len(v.Quarantined)), v.Volume)
 	}
 }

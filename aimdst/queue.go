@@ -52,6 +52,23 @@ func (q *fileQueue) Add(seq uint64, size int64) bool {
 	return true
 }
 
+// Holds reports whether file seq is held (received, not yet destaged).
+func (q *fileQueue) Holds(seq uint64) bool {
+	_, ok := q.held[seq]
+	return ok
+}
+
+// Remove takes held file seq out of the queue without destaging it (it was
+// quarantined) and returns its size; next does not move.
+func (q *fileQueue) Remove(seq uint64) (int64, bool) {
+	size, ok := q.held[seq]
+	if ok {
+		delete(q.held, seq)
+		q.size -= size
+	}
+	return size, ok
+}
+
 // Ready returns the file destage should apply now: next, when it is held.
 func (q *fileQueue) Ready() (uint64, bool) {
 	_, ok := q.held[q.next]

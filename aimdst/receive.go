@@ -24,12 +24,14 @@ const partExt = ".part"
 var _ push.Handler = (*Node)(nil)
 
 // Accept is called by the push server per offered file. It checks the offer,
-// answers duplicates (held, or destaged per the cursor) with
-// push.ErrDuplicate, refuses with push.ErrBufferFull when the destination
-// buffer is at its limit (except the very file destage waits for, so a full
-// buffer can never deadlock on a gap), and otherwise returns a sink that
+// answers duplicates (held, or destaged per the cursor, with the same
+// SHA-256) with push.ErrDuplicate and refuses a known number with other
+// contents (push.ErrConflict), refuses with push.ErrBufferFull when the
+// destination buffer would pass its limit counting every file being
+// received at its full size (except the very file destage waits for, so a
+// full buffer can never deadlock on a gap), and otherwise returns a sink that
 // appends to <buffer>/<volume>/<name>.part, resuming where an earlier attempt
-// stopped.
+// stopped. The sink checks the file's header as soon as it has arrived.
 func (n *Node) Accept(ctx context.Context, peer push.Hello, o push.Offer) (push.Sink, error) {
 	if err := journal.ValidName(o.Volume); err != nil {
 		return nil, fmt.Errorf("%w: volume: %w", push.ErrBadOffer, err)
@@ -42,19 +44,26 @@ func (n *Node) Accept(ctx context.Context, peer push.Hello, o push.Offer) (push.
 		return nil, fmt.Errorf("%w: %w", push.ErrBadOffer, err)
 	}
 	seq := o.Seq
-	if o.Size < journal.HeaderSize+journal.FooterSize || o.Size > n.cfg.MaxFileSize {
+	if o.Size < journal.MinFileSize || o.Size > n.cfg.MaxFileSize {
 		return nil, fmt.Errorf("%w: %s/%s: size %d outside [%d, %d]", push.ErrBadOffer, o.Volume, o.Name,
-			o.Size, journal.HeaderSize+journal.FooterSize, n.cfg.MaxFileSize)
+			o.Size, journal.MinFileSize, n.cfg.MaxFileSize)
 	}
 	part := filepath.Join(v.dir, o.Name+partExt)
 	if err := v.lockIdle(ctx, seq); err != nil {
 		return nil, fmt.Errorf("%w: %s/%s: %w", push.ErrUnavailable, o.Volume, o.Name, err)
 	}
 	defer v.mu.Unlock()
-	if v.q.Duplicate(seq) {
+	if v.rebinding {
+		return nil, fmt.Errorf("%w: volume %s is switching to a new journal stream", push.ErrUnavailable, v.name)
+	}
+	dup, below, err := v.judgeOffer(o)
+	if err != nil {
+		return nil, fmt.Errorf("receive %s/%s: %w", o.Volume, o.Name, err)
+	}
+	if dup {
 		// A held file whose commit failed at the folder sync is renamed but
 		// perhaps not durably: the ack waits for a folder sync that succeeds.
-		if seq >= v.q.Next() {
+		if v.q.Holds(seq) {
 			if err := durable.SyncDir(v.dir); err != nil {
 				return nil, fmt.Errorf("%w: %s/%s: %w", push.ErrUnavailable, o.Volume, o.Name, err)
 			}
@@ -69,43 +78,60 @@ func (n *Node) Accept(ctx context.Context, peer push.Hello, o push.Offer) (push.
 	// Count what the .part really holds: a write that failed (ENOSPC) may
 	// have grown it by bytes its Write never reported.
 	v.setPart(seq, have)
-	if err := v.checkRoom(seq, o.Size-have); err != nil {
+	need := o.Size - min(have, o.Size)
+	if err := v.reserve(seq, need); err != nil {
 		return nil, fmt.Errorf("receive %s/%s: %w", o.Volume, o.Name, err)
 	}
-	f, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
+	s := &sink{v: v, o: o, seq: seq, part: part, off: have, below: below, reserved: need}
+	if s.f, err = os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o600); err != nil {
+		s.release()
 		return nil, fmt.Errorf("receive %s/%s: %w", o.Volume, o.Name, bufferErr(err))
 	}
 	if have > o.Size { // not a prefix of this file
-		if err := f.Truncate(0); err != nil {
-			f.Close()
+		if err := s.f.Truncate(0); err != nil {
+			s.f.Close()
+			s.release()
 			return nil, fmt.Errorf("receive %s/%s: %w", o.Volume, o.Name, err)
 		}
 		v.setPart(seq, 0)
-		have = 0
+		s.off = 0
+	}
+	if s.off >= journal.HeaderSize {
+		if err := s.judge(); err != nil { // a resumed file: its header is here
+			s.drop()
+			return nil, err
+		}
 	}
 	v.receiving[seq] = make(chan struct{})
-	return &sink{v: v, o: o, seq: seq, f: f, part: part, off: have}, nil
+	return s, nil
 }
 
-// checkRoom refuses a file of need more bytes with push.ErrBufferFull when
-// the destination buffer would pass its limit (except the file destage needs
-// next, so a full buffer never deadlocks on a gap) or the disk lacks the
-// space. v.mu held.
-func (v *volume) checkRoom(seq uint64, need int64) error {
+// reserve books need more bytes of the destination buffer for file seq
+// before it is received, refusing with push.ErrBufferFull when the held
+// bytes plus every reservation would pass the limit (except the file
+// destage needs next, so a full buffer never deadlocks on a gap) or the disk
+// lacks the space. Parallel offers therefore cannot overrun the limit
+// together. v.mu held.
+func (v *volume) reserve(seq uint64, need int64) error {
 	n := v.n
+	n.roomMu.Lock()
+	defer n.roomMu.Unlock()
 	var err error
-	if held := n.bufBytes.Load(); seq != v.q.Next() && held+need > n.cfg.BufferLimit {
-		err = fmt.Errorf("%w: destination buffer holds %d of %d bytes", push.ErrBufferFull, held, n.cfg.BufferLimit)
-	} else if free, ok := freeSpace(v.dir); ok && free < need {
-		err = fmt.Errorf("%w: %d bytes free on the buffer's disk, file needs %d", push.ErrBufferFull, free, need)
+	held, booked := n.bufBytes.Load(), n.reserved.Load()
+	if seq != v.q.Next() && held+booked+need > n.cfg.BufferLimit {
+		err = fmt.Errorf("%w: destination buffer holds %d of %d bytes, %d more are being received", push.ErrBufferFull,
+			held, n.cfg.BufferLimit, booked)
+	} else if free, ok := freeSpace(v.dir); ok && free < booked+need {
+		err = fmt.Errorf("%w: %d bytes free on the buffer's disk, files being received need %d", push.ErrBufferFull, free, booked+need)
 	}
 	if err != nil {
 		v.refusedFull++
 		v.lastFull = n.cfg.Now()
 		n.metrics.refusedFull.WithLabelValues(v.name).Inc()
+		return err
 	}
-	return err
+	n.reserved.Add(need)
+	return nil
 }
 
 // freeSpace returns the bytes available to us on dir's file system.
@@ -172,12 +198,18 @@ func (v *volume) setPart(seq uint64, size int64) {
 
 // sink receives one file into the destination buffer.
 type sink struct {
-	v    *volume
-	o    push.Offer
-	seq  uint64
-	f    *os.File
-	part string
-	off  int64
+	v        *volume
+	o        push.Offer
+	seq      uint64
+	f        *os.File
+	part     string
+	off      int64
+	reserved int64 // bytes of the buffer still booked for this file
+	below    bool  // the number lies at or below the destage cursor (judgeOffer)
+	judged   bool  // the header was checked (judgeHeader)
+	rebind   bool  // the file starts a new stream (an initialize)
+	stream   journal.StreamID
+	refused  bool // judged unfit: the partial file is removed, not kept for a resume
 }
 
 var _ push.Sink = (*sink)(nil)
@@ -191,22 +223,84 @@ func (s *sink) Write(p []byte) (int, error) {
 	n, err := s.f.WriteAt(p, s.off)
 	s.off += int64(n)
 	s.v.mu.Lock()
+	defer s.v.mu.Unlock()
 	s.v.setPart(s.seq, s.off)
-	s.v.mu.Unlock()
+	s.unbook(int64(n))
 	if err != nil {
 		return n, fmt.Errorf("receive %s/%s: %w", s.o.Volume, s.o.Name, bufferErr(err))
+	}
+	if !s.judged && s.off >= journal.HeaderSize {
+		if err := s.judge(); err != nil {
+			return n, err
+		}
 	}
 	return n, nil
 }
 
-// Commit verifies the SHA-256 and the journal structure, makes the file
-// durable under its final name (fsync file, rename, fsync folder) and hands
-// it to the reorder buffer. A file that fails verification is deleted, so the
-// next attempt starts from zero.
+// judge checks the file's header, once it has arrived, against what the
+// volume replicates (judgeHeader); a file that does not belong is refused
+// before the rest of it is sent. s.v.mu held.
+func (s *sink) judge() error {
+	b := make([]byte, journal.HeaderSize)
+	if _, err := s.f.ReadAt(b, 0); err != nil {
+		return fmt.Errorf("receive %s/%s: read header: %w", s.o.Volume, s.o.Name, err)
+	}
+	h, err := journal.ParseHeader(s.o.Name, b)
+	if err == nil && (h.Volume != s.o.Volume || h.FileSeq != s.seq) {
+		err = fmt.Errorf("header of volume %q file %d", h.Volume, h.FileSeq)
+	}
+	if err != nil {
+		s.refused = true
+		return fmt.Errorf("%w: %s/%s: %w", push.ErrBadOffer, s.o.Volume, s.o.Name, err)
+	}
+	rebind, err := s.v.judgeHeader(s.seq, h, s.below)
+	if err != nil {
+		s.refused = true
+		return fmt.Errorf("receive %s/%s: %w", s.o.Volume, s.o.Name, err)
+	}
+	s.judged, s.rebind, s.stream = true, rebind, h.Stream
+	if rebind {
+		s.v.starting[h.Stream] = s.seq
+	}
+	return nil
+}
+
+// unbook releases n booked bytes (they are counted as the part's now, or
+// never will be). s.v.mu held.
+func (s *sink) unbook(n int64) {
+	n = min(n, s.reserved)
+	s.reserved -= n
+	s.v.n.reserved.Add(-n)
+}
+
+// release ends the sink's claims: its booking and its start-file mark.
+// s.v.mu held.
+func (s *sink) release() {
+	s.unbook(s.reserved)
+	if s.rebind && s.v.starting[s.stream] == s.seq {
+		delete(s.v.starting, s.stream)
+	}
+}
+
+// drop removes the partial file of a refused file. s.v.mu held.
+func (s *sink) drop() {
+	s.f.Close()
+	os.Remove(s.part)
+	s.v.setPart(s.seq, 0)
+	s.release()
+}
+
+// Commit verifies the SHA-256 and the journal structure, checks that the
+// file belongs to the volume's stream and follows the file before it (when
+// that one is known), makes it durable under its final name (fsync file,
+// rename, fsync folder) and hands it to the reorder buffer. A first file of
+// a new stream rebinds the volume. A file that fails is deleted, so the next
+// attempt starts from zero.
 func (s *sink) Commit(ctx context.Context) error {
 	err := s.commit()
 	s.v.mu.Lock()
 	defer s.v.mu.Unlock()
+	s.release()
 	s.v.endReceive(s.seq)
 	s.v.notify()
 	if err != nil {
@@ -236,7 +330,8 @@ func (s *sink) commit() error {
 	if sum := sha256.Sum256(b); !bytes.Equal(sum[:], o.SHA256[:]) {
 		return fail(push.ErrChecksum)
 	}
-	if _, err := journal.ParseExpect(o.Name, b, o.Volume); err != nil {
+	f, err := journal.ParseExpect(o.Name, b, o.Volume)
+	if err != nil {
 		return fail(fmt.Errorf("%w: %w", push.ErrBadOffer, err))
 	}
 	if err := durable.Sync(s.f); err != nil {
@@ -245,14 +340,19 @@ func (s *sink) commit() error {
 	if err := s.f.Close(); err != nil {
 		return fail(err)
 	}
-	final := filepath.Join(s.v.dir, o.Name)
-	if err := os.Rename(s.part, final); err != nil {
-		return fail(err)
+	if s.rebind {
+		if err := s.v.rebind(s, f); err != nil {
+			if !errors.Is(err, push.ErrUnavailable) {
+				return fail(err)
+			}
+			return fmt.Errorf("receive %s/%s: %w", o.Volume, o.Name, err) // the part is kept: the retry resumes at its end
+		}
+		return nil
 	}
 	s.v.mu.Lock()
-	s.v.setPart(s.seq, 0)
-	if s.v.q.Add(s.seq, o.Size) { // always, while receiving[seq] is set
-		s.v.n.bufBytes.Add(o.Size) // held now as a received file
+	if err := s.admit(f); err != nil {
+		s.v.mu.Unlock()
+		return fail(err)
 	}
 	s.v.mu.Unlock()
 	// Not acked unless the rename is durable; the file is held either way, so
@@ -264,12 +364,47 @@ func (s *sink) commit() error {
 	return nil
 }
 
+// admit checks a received file once more against the volume (the binding
+// may have changed while it arrived) and against the file before it, then
+// renames it to its final name and holds it for destage. s.v.mu held.
+func (s *sink) admit(f *journal.File) error {
+	v := s.v
+	if _, err := v.judgeHeader(s.seq, f.Header, s.seq <= v.cursor.File); err != nil {
+		return err
+	}
+	if err := v.checkFollows(s.seq, f); err != nil {
+		return err
+	}
+	if err := os.Rename(s.part, v.path(s.seq)); err != nil {
+		return err
+	}
+	v.hold(s.seq, f, s.o.SHA256)
+	return nil
+}
+
+// hold adds received file seq to the reorder buffer. v.mu held.
+func (v *volume) hold(seq uint64, f *journal.File, sum [32]byte) {
+	v.setPart(seq, 0)
+	if v.q.Add(seq, f.Size) { // always, while receiving[seq] is set
+		v.n.bufBytes.Add(f.Size) // held now as a received file
+		info := infoOf(f)
+		info.sha, info.shaKnown = sum, true
+		v.info[seq] = info
+		delete(v.refusals, seq)
+	}
+}
+
 // Abort keeps the partial file for a resume, made durable so that its size
-// is the resume offset.
+// is the resume offset; a file refused for what its header says is removed.
 func (s *sink) Abort() {
 	_ = durable.Sync(s.f)
 	s.f.Close()
 	s.v.mu.Lock()
+	defer s.v.mu.Unlock()
+	if s.refused {
+		os.Remove(s.part)
+		s.v.setPart(s.seq, 0)
+	}
+	s.release()
 	s.v.endReceive(s.seq)
-	s.v.mu.Unlock()
 }

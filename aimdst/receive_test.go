@@ -167,10 +167,11 @@ func TestAcceptRefuses(t *testing.T) {
 				if err != nil {
 					t.Fatalf("Accept: %v", err)
 				}
-				if _, err := s.Write(tc.data); err != nil {
-					t.Fatalf("Write: %v", err)
+				if _, err = s.Write(tc.data); err == nil {
+					err = s.Commit(context.Background())
+				} else {
+					s.Abort() // as the push server does after a failed Write
 				}
-				err = s.Commit(context.Background())
 			}
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("got %v, want %v", err, tc.want)

@@ -38,7 +38,7 @@ func snapshotFileThen(src, dst string, before func(method string) error) (method
 	}
 	defer in.Close()
 	dir := filepath.Dir(dst)
-	if err := durable.MkdirAll(dir, 0o755); err != nil {
+	if err := durable.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("snapshot %s: %w", dst, err)
 	}
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(dst)+".tmp*")

@@ -2,6 +2,7 @@ package aimdst
 
 import (
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -15,6 +16,9 @@ type Status struct {
 	BufferLimit int64          `json:"buffer_limit"`
 	BufferFull  bool           `json:"buffer_full"` // new files are being refused (the source keeps them)
 	Volumes     []VolumeStatus `json:"volumes"`
+	// GroupErrors are group markers that could not be taken on every
+	// member (a member not held here, no member list), newest last.
+	GroupErrors []GroupError `json:"group_errors,omitempty"`
 }
 
 // VolumeStatus is the state of one destination volume.
@@ -28,13 +32,25 @@ type VolumeStatus struct {
 	LastMarker   string    `json:"last_marker,omitempty"`
 	NewestWrite  time.Time `json:"newest_write,omitzero"` // source timestamp of the newest destaged write
 	TimeLatency  float64   `json:"time_latency_s"`        // now - NewestWrite, seconds (0 before the first write)
-	BufferBytes  int64     `json:"buffer_bytes"`          // held for this volume, partial files included
+	BufferBytes  int64     `json:"buffer_bytes"`          // held for this volume, partial and quarantined files included
 	FilesWaiting int       `json:"files_waiting"`         // sealed files held, not yet destaged
 	NextFile     uint64    `json:"next_file"`             // the file destage needs next
 	Gaps         []Gap     `json:"gaps,omitempty"`        // missing files that hold back later ones
 	Receiving    int       `json:"receiving"`             // files being received now
 	LogicalBytes int64     `json:"logical_bytes"`         // write bytes destaged since start
 	RefusedFull  uint64    `json:"refused_buffer_full"`   // offers refused for a full buffer since start
+	// Stream is the journal stream the volume replicates ("" until bound).
+	Stream string `json:"stream,omitempty"`
+	// Previous is the binding an initialize's new stream replaced.
+	Previous *Binding `json:"previous_binding,omitempty"`
+	// Refused are files refused lately (another stream, other contents
+	// under a known number, records that do not follow), newest per file.
+	Refused []Refusal `json:"refused,omitempty"`
+	// Quarantined are files moved aside, not applied, kept for the
+	// operator.
+	Quarantined []QuarantinedFile `json:"quarantined,omitempty"`
+	// LastError is the newest refusal or quarantine, for a one-line view.
+	LastError string `json:"last_error,omitempty"`
 }
 
 // fullWindow is how long after refusing a file the buffer counts as full in
@@ -54,6 +70,7 @@ func (n *Node) Status() Status {
 		st.Volumes = append(st.Volumes, vs)
 	}
 	sort.Slice(st.Volumes, func(i, j int) bool { return st.Volumes[i].Volume < st.Volumes[j].Volume })
+	st.GroupErrors = n.groups.errorList()
 	return st
 }
 
@@ -68,6 +85,22 @@ func (v *volume) status(now time.Time) (VolumeStatus, time.Time) {
 		BufferBytes:  v.q.Bytes() + v.partBytes,
 		FilesWaiting: v.q.Len(), NextFile: v.q.Next(), Gaps: v.q.Gaps(8),
 		Receiving: len(v.receiving), LogicalBytes: v.logical, RefusedFull: v.refusedFull,
+		Stream: v.cursor.Stream, Previous: v.cursor.Previous, Refused: v.refusalList(),
+		Quarantined: append([]QuarantinedFile(nil), v.quarantined...),
+	}
+	for _, q := range vs.Quarantined {
+		vs.BufferBytes += q.Size
+	}
+	var last time.Time
+	for _, r := range vs.Refused {
+		if r.Last.After(last) {
+			last, vs.LastError = r.Last, r.Error
+		}
+	}
+	for _, q := range vs.Quarantined {
+		if q.Time.After(last) && q.Error != "" {
+			last, vs.LastError = q.Time, "file "+strconv.FormatUint(q.File, 10)+" quarantined ("+q.Reason+"): "+q.Error
+		}
 	}
 	if !vs.NewestWrite.IsZero() {
 		vs.TimeLatency = max(now.Sub(vs.NewestWrite).Seconds(), 0)

@@ -42,7 +42,7 @@ func openOSVolume(path string, size int64, create bool) (volumeFile, error) {
 	if create {
 		flag |= os.O_CREATE
 	}
-	f, err := os.OpenFile(path, flag, 0o644)
+	f, err := os.OpenFile(path, flag, 0o600) // a volume dst creates is its owner's only
 	if err != nil {
 		return nil, fmt.Errorf("open volume: %w", err)
 	}

@@ -35,8 +35,11 @@ type volume struct {
 	n          *Node
 	kick       chan struct{} // a file arrived (capacity 1)
 
+	curMu sync.Mutex // orders cursor writes (destage, rebind)
+
 	mu          sync.Mutex
 	q           *fileQueue
+	info        map[uint64]heldInfo      // what each held file is, by file seq
 	cursor      Cursor                   // as persisted
 	receiving   map[uint64]chan struct{} // files being received now; closed when done
 	partBytes   int64                    // bytes of .part files (the sum of parts)
@@ -45,7 +48,10 @@ type volume struct {
 	logical     int64 // bytes of writes destaged since start
 	refusedFull uint64
 	lastFull    time.Time
-	warnedSeq   bool
+	refusals    map[uint64]*Refusal         // files refused lately (status)
+	quarantined []QuarantinedFile           // files moved aside (status)
+	starting    map[journal.StreamID]uint64 // start files of new streams being received: stream -> file seq
+	rebinding   bool                        // a rebind is switching the volume to a new stream
 }
 
 // errOffline marks a destage error caused by the destination volume.
@@ -73,10 +79,12 @@ func openVolumeState(n *Node, vc VolumeConfig) (*volume, error) {
 		dir:       filepath.Join(n.cfg.BufferDir, vc.Name),
 		kick:      make(chan struct{}, 1),
 		receiving: map[uint64]chan struct{}{},
+		info:      map[uint64]heldInfo{},
+		starting:  map[journal.StreamID]uint64{},
 		state:     stateIdle,
 	}
 	v.cursorPath = filepath.Join(v.dir, cursorName)
-	if err := durable.MkdirAll(v.dir, 0o755); err != nil {
+	if err := mkdirPrivate(v.dir); err != nil {
 		return nil, fmt.Errorf("volume %s: buffer folder: %w", v.name, err)
 	}
 	c, err := loadCursor(v.cursorPath)
@@ -94,7 +102,41 @@ func openVolumeState(n *Node, vc VolumeConfig) (*volume, error) {
 			return nil, fmt.Errorf("volume %s: scan buffer: %w", v.name, err)
 		}
 	}
+	if err := v.scanQuarantine(); err != nil {
+		return nil, fmt.Errorf("volume %s: scan quarantine: %w", v.name, err)
+	}
 	return v, nil
+}
+
+// path is where held file seq lies.
+func (v *volume) path(seq uint64) string { return filepath.Join(v.dir, journal.FileName(seq)) }
+
+// scanQuarantine lists the files quarantined before a restart (they count
+// in the buffer until an operator removes them).
+func (v *volume) scanQuarantine() error {
+	dir := filepath.Join(v.dir, quarantineDir)
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		seq, err := journal.ParseFileName(e.Name()[:min(len(e.Name()), len(journal.FileName(1)))])
+		info, ierr := e.Info()
+		if err != nil || ierr != nil || !info.Mode().IsRegular() {
+			continue
+		}
+		v.quarantined = append(v.quarantined, QuarantinedFile{File: seq, Path: filepath.Join(dir, e.Name()),
+			Reason: "quarantined before a restart", Size: info.Size(), Time: info.ModTime()})
+		v.n.bufBytes.Add(info.Size())
+	}
+	if len(v.quarantined) > 0 {
+		v.n.log.Warn("quarantined journal files are kept in the buffer; remove them once resolved", "volume", v.name,
+			"folder", dir, "files", len(v.quarantined))
+	}
+	return nil
 }
 
 // scanEntry takes one entry of the buffer folder into account at start.
@@ -110,8 +152,8 @@ func (v *volume) scanEntry(e os.DirEntry) error {
 		return os.Remove(path) // an interrupted cursor update
 	case strings.HasSuffix(name, partExt):
 		if seq, err := journal.ParseFileName(strings.TrimSuffix(name, partExt)); err == nil {
-			if seq <= v.cursor.File {
-				return os.Remove(path) // a resend of a destaged file, never committed
+			if seq <= v.cursor.File || v.n.cfg.Now().Sub(info.ModTime()) > v.n.cfg.PartExpiry {
+				return os.Remove(path) // a resend of a destaged file, or abandoned long ago
 			}
 			v.setPart(seq, info.Size())
 		}
@@ -126,6 +168,24 @@ func (v *volume) scanEntry(e os.DirEntry) error {
 	}
 	if v.q.Add(seq, info.Size()) {
 		v.n.bufBytes.Add(info.Size())
+		if sum, err := journal.ReadSummary(path, v.name); err == nil {
+			v.info[seq] = heldInfo{first: sum.FirstSeq, last: sum.LastSeq, stream: sum.Header.Stream, start: sum.Header.Start}
+		} else {
+			v.n.log.Warn("held journal file unreadable; destage will report it", "volume", v.name, "file", name, "err", err)
+		}
+	}
+	return nil
+}
+
+// mkdirPrivate creates dir (and missing parents) mode 0700, durably.
+func mkdirPrivate(dir string) error { return durable.MkdirAll(dir, 0o700) }
+
+// syncDirs fsyncs each folder.
+func syncDirs(dirs ...string) error {
+	for _, d := range dirs {
+		if err := durable.SyncDir(d); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -193,13 +253,27 @@ func (v *volume) idle() {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	switch {
-	case v.q.Len() > 0:
+	case v.q.Len() > 0 || v.quarantinedAt(v.q.Next()) != nil:
 		v.state = fmt.Sprintf("%s %d", stateGap, v.q.Next())
+		if q := v.quarantinedAt(v.q.Next()); q != nil {
+			v.state += fmt.Sprintf(" (a file %d was quarantined: %s)", q.File, q.Reason)
+		}
 	case !v.cfg.Create && !exists(v.cfg.Path):
 		v.state = stateOffline + ": missing" // nothing to apply yet, but say so
 	default:
 		v.state = stateIdle
 	}
+}
+
+// quarantinedAt returns the newest quarantine of file seq, if any. v.mu
+// held.
+func (v *volume) quarantinedAt(seq uint64) *QuarantinedFile {
+	for i := len(v.quarantined) - 1; i >= 0; i-- {
+		if v.quarantined[i].File == seq {
+			return &v.quarantined[i]
+		}
+	}
+	return nil
 }
 
 // setState sets the state shown by status.

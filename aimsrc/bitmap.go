@@ -46,7 +46,7 @@ type bitmap struct {
 func openBitmap(path string, size, gran int64) (*bitmap, error) {
 	nbits := (size + gran - 1) / gran
 	fileSize := int64(bitmapHeader) + (nbits+7)/8
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open dirty bitmap: %w", err)
 	}
@@ -98,6 +98,14 @@ func (b *bitmap) init(fileSize int64) error {
 		return fmt.Errorf("mmap dirty bitmap %s: %w", b.path, err)
 	}
 	b.mem, b.bits = mem, mem[bitmapHeader:]
+	if extra := b.nbits & 7; extra != 0 && len(b.bits) > 0 {
+		// Bits past the last region mean nothing, and clear never reaches
+		// them: left set, the volume would never leave resync.
+		if last := &b.bits[len(b.bits)-1]; *last&^(1<<extra-1) != 0 {
+			*last &= 1<<extra - 1
+			b.changed = true
+		}
+	}
 	var n int64
 	for _, c := range b.bits {
 		n += int64(bits.OnesCount8(c))

@@ -26,7 +26,17 @@
 //     A group marker is placed atomically in every member of a consistency
 //     group with the same group id (GroupSeq).
 //   - Initialize: journaling the whole current content of a volume once
-//     (all-zero blocks skipped), so the far end starts from a full copy.
+//     (runs of all-zero blocks as zero records), so the far end starts from
+//     a full copy. It starts a new journal stream.
+//   - Stream: the run of journal files of a volume with one random stream id
+//     (in every header), from the volume's first capture or an initialize.
+//     The far end refuses files of a stream it does not replicate; only an
+//     initialize's first file makes it switch.
+//   - Refused file: a file the far end refused with a verdict that needs an
+//     operator (conflict, bad offer, unknown volume): kept, retried slowly,
+//     shown in status. Superseded: a refused file of an old stream dropped
+//     because an initialize started a newer one (its writes are in the
+//     initialize's copy).
 //   - Pull-ahead: the state entered when the source buffer is full. Writes are
 //     still accepted and applied to the image, but only their regions are
 //     recorded in the volume's persistent dirty bitmap.

@@ -28,7 +28,7 @@ type image struct {
 func openImage(path string, size int64) (*image, error) {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if errors.Is(err, os.ErrNotExist) && size > 0 {
-		f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+		f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 		if err == nil {
 			if err = f.Truncate(size); err == nil {
 				err = f.Sync()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aimwan/aimwan/internal/durable"
+	"github.com/aimwan/aimwan/journal"
 )
 
 // ErrInitRunning is returned when an initialize of the volume is already
@@ -27,6 +28,7 @@ type InitStatus struct {
 	Started    *time.Time `json:"started,omitempty"`
 	Finished   *time.Time `json:"finished,omitempty"`
 	Error      string     `json:"error,omitempty"`
+	Stream     string     `json:"stream,omitempty"` // the journal stream the initialize started
 }
 
 // initJob tracks a volume's initialize.
@@ -55,13 +57,16 @@ func (j *initJob) update(fn func(*InitStatus)) {
 // got, so a restarted node resumes it there.
 const initCheckpointEvery = time.Second
 
-// requestInit starts an initialize of the volume (run by serveInit).
+// requestInit starts an initialize of the volume (run by serveInit). It
+// begins a new journal stream: its id is in the checkpoint before the
+// journal starts it, so a resumed initialize continues the same stream.
 func (v *volume) requestInit() (InitStatus, error) {
 	v.initJob.mu.Lock()
 	if v.initJob.st.Running {
 		v.initJob.mu.Unlock()
 		return v.initJob.status(), fmt.Errorf("volume %s: %w", v.name, ErrInitRunning)
 	}
+	v.initStream = journal.NewStreamID()
 	if err := v.checkpointInit(0); err != nil {
 		v.initJob.mu.Unlock()
 		return InitStatus{}, err
@@ -75,8 +80,30 @@ func (v *volume) requestInit() (InitStatus, error) {
 // it to serveInit. Called with initJob.mu held.
 func (v *volume) startInitLocked(from int64) {
 	now := v.now()
-	v.initJob.st = InitStatus{Running: true, TotalBytes: v.size, DoneBytes: from, Started: &now}
+	v.initJob.st = InitStatus{Running: true, TotalBytes: v.size, DoneBytes: from, Started: &now, Stream: v.initStream.String()}
 	v.initReq <- from // buffered and drained before Running can be set again
+}
+
+// startStream begins the initialize's journal stream (nothing when the
+// journal is on it already: a resumed initialize). Every record after it
+// goes to files of the new stream, the first of which says the stream
+// starts there: the far end rebinds the volume at that file.
+func (v *volume) startStream() error {
+	if v.initStream.IsZero() {
+		return nil // a checkpoint of an older build: the current stream goes on
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.jw.Stream() == v.initStream {
+		return nil
+	}
+	if err := v.jw.StartStream(v.initStream, journal.StartFull); err != nil {
+		return fmt.Errorf("volume %s: initialize: start journal stream: %w", v.name, err)
+	}
+	seq, _ := v.jw.OpenStart()
+	v.pushing.setStreamStart(seq)
+	v.log.Info("initialize starts a new journal stream", "stream", v.initStream.String(), "file", seq)
+	return nil
 }
 
 // resumeInit restarts an initialize that a stopped or crashed node left
@@ -89,8 +116,16 @@ func (v *volume) resumeInit() error {
 	if err != nil {
 		return fmt.Errorf("volume %s: read initialize checkpoint: %w", v.name, err)
 	}
-	from, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
-	if err != nil || from < 0 || from > v.size {
+	// "OFFSET STREAM"; an older build wrote the offset alone.
+	fields := strings.Fields(string(b))
+	var from int64
+	if len(fields) > 0 {
+		from, err = strconv.ParseInt(fields[0], 10, 64)
+	}
+	if len(fields) == 2 && err == nil {
+		v.initStream, err = journal.ParseStreamID(fields[1])
+	}
+	if len(fields) == 0 || len(fields) > 2 || err != nil || from < 0 || from > v.size {
 		return fmt.Errorf("volume %s: bad initialize checkpoint %s: %q", v.name, v.initPath, b)
 	}
 	v.log.Info("resuming an unfinished initialize", "from", from)
@@ -106,7 +141,11 @@ func (v *volume) checkpointInit(off int64) error {
 	if err := v.syncJournal(); err != nil {
 		return fmt.Errorf("volume %s: initialize checkpoint: %w", v.name, err)
 	}
-	if err := durable.WriteFile(v.initPath, []byte(strconv.FormatInt(off, 10)+"\n"), 0o644); err != nil {
+	line := strconv.FormatInt(off, 10)
+	if !v.initStream.IsZero() {
+		line += " " + v.initStream.String()
+	}
+	if err := durable.WriteFile(v.initPath, []byte(line+"\n"), 0o600); err != nil {
 		return fmt.Errorf("volume %s: initialize checkpoint: %w", v.name, err)
 	}
 	return nil
@@ -144,13 +183,19 @@ func (v *volume) serveInit(ctx context.Context) error {
 	}
 }
 
-// runInit journals the volume from offset from to its end, block by block,
-// skipping all-zero blocks. Each block is read and journaled under the
-// volume lock, so live writes and markers interleave in order. It waits while
-// the source buffer is above its low-water mark, and checkpoints its
-// progress every second and when ctx ends.
+// runInit journals the volume from offset from to its end, block by block:
+// a block's data, or a zero record for a run of all-zero blocks (no payload,
+// but a far end that held other data there gets zeros: an initialize may
+// replace a volume's old content). Each block is read and journaled under
+// the volume lock, so live writes and markers interleave in order. It first
+// starts the initialize's journal stream, waits while the source buffer is
+// above its low-water mark, and checkpoints its progress every second and
+// when ctx ends.
 func (v *volume) runInit(ctx context.Context, from int64) error {
 	v.log.Info("initialize started", "size", v.size, "from", from)
+	if err := v.startStream(); err != nil {
+		return err
+	}
 	buf := make([]byte, DefaultInitBlock)
 	last := time.Now()
 	off := from
@@ -165,11 +210,11 @@ func (v *volume) runInit(ctx context.Context, from int64) error {
 			last = time.Now()
 		}
 		b := buf[:min(int64(len(buf)), v.size-off)]
-		journaled, err := v.initBlock(off, b)
+		done, journaled, err := v.initBlock(off, b)
 		if err != nil {
 			return err
 		}
-		off += int64(len(b))
+		off += done
 		v.initJob.update(func(s *InitStatus) {
 			s.DoneBytes = off
 			s.Journaled += journaled
@@ -196,27 +241,47 @@ func (v *volume) waitRoom(ctx context.Context) error {
 	return nil
 }
 
-// initBlock journals one block with the image's current content unless it is
-// all zeros; in pull-ahead it marks the block dirty instead.
-func (v *volume) initBlock(off int64, b []byte) (int64, error) {
+// zeroRunBlocks is how many all-zero blocks one zero record may cover.
+const zeroRunBlocks = 64
+
+// initBlock journals the block at off (read into b) with the image's
+// current content, or, when it is all zeros, one zero record for it and the
+// all-zero blocks right after it (up to zeroRunBlocks); in pull-ahead it
+// marks them dirty instead. It returns the volume bytes done and the data
+// bytes journaled.
+func (v *volume) initBlock(off int64, b []byte) (done, journaled int64, err error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if err := v.img.readAt(b, off); err != nil {
-		return 0, fmt.Errorf("volume %s: initialize: %w", v.name, err)
+		return 0, 0, fmt.Errorf("volume %s: initialize: %w", v.name, err)
 	}
-	if isZero(b) {
-		return 0, nil
+	done = int64(len(b))
+	zero := isZero(b)
+	for zero && done < zeroRunBlocks*int64(len(b)) && off+done < v.size {
+		next := b[:min(int64(len(b)), v.size-off-done)]
+		if err := v.img.readAt(next, off+done); err != nil {
+			return 0, 0, fmt.Errorf("volume %s: initialize: %w", v.name, err)
+		}
+		if !isZero(next) {
+			break // read again as the next block
+		}
+		done += int64(len(next))
 	}
 	if v.pullAhead {
-		v.dirty.set(off, int64(len(b)))
-		return 0, nil
+		v.dirty.set(off, done)
+		return done, 0, nil
 	}
-	_, err := v.jw.Write(off, b)
+	if zero {
+		_, err = v.jw.Zero(off, done, false)
+	} else {
+		_, err = v.jw.Write(off, b)
+		journaled = done
+	}
 	if err == nil {
 		err = v.sealIfFull()
 	}
 	if err != nil {
-		return 0, fmt.Errorf("volume %s: initialize: journal %d+%d: %w", v.name, off, len(b), err)
+		return 0, 0, fmt.Errorf("volume %s: initialize: journal %d+%d: %w", v.name, off, done, err)
 	}
-	return int64(len(b)), nil
+	return done, journaled, nil
 }

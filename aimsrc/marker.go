@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -99,8 +100,9 @@ func (n *Node) Marker(req MarkerRequest) (MarkerResult, error) {
 		if !ok {
 			return MarkerResult{}, fmt.Errorf("%w: %q", ErrNoSuchGroup, req.Group)
 		}
-		members = groupMembers(g)
+		members = slices.Compact(groupMembers(g))
 		rec.Group = req.Group
+		rec.Members = members // the marker names its members: the far end needs no group configuration
 	}
 	vols := make([]*volume, 0, len(members))
 	for _, m := range members {
@@ -183,7 +185,7 @@ func (g *groupSeqs) next(group string) (uint64, error) {
 		return 0, fmt.Errorf("group %s: read id file: %w", group, err)
 	}
 	cur++
-	if err := durable.WriteFile(path, []byte(strconv.FormatUint(cur, 10)+"\n"), 0o644); err != nil {
+	if err := durable.WriteFile(path, []byte(strconv.FormatUint(cur, 10)+"\n"), 0o600); err != nil {
 		return 0, fmt.Errorf("group %s: store id: %w", group, err)
 	}
 	return cur, nil

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -68,6 +69,9 @@ func TestGroupMarkerAtomic(t *testing.T) {
 				w++
 			case r.Kind == journal.KindSnapshot && r.Group == "g":
 				before[vol][r.GroupSeq] = w
+				if !slices.Equal(r.Members, []string{"a", "b"}) {
+					t.Errorf("group marker %d on %s names members %v, want a,b", r.GroupSeq, vol, r.Members)
+				}
 			}
 		}
 		if w != writes {
@@ -111,6 +115,9 @@ func TestControlErrors(t *testing.T) {
 		{"bad kind", MarkerRequest{Volume: "v1", Kind: "backup", Label: "x"}, ErrBadRequest},
 		{"snapshot with args", MarkerRequest{Volume: "v1", Kind: MarkerSnapshot, Label: "x", Args: []Arg{{"k", "v"}}}, ErrBadRequest},
 		{"bad arg key", MarkerRequest{Volume: "v1", Kind: MarkerCustom, Label: "x", Args: []Arg{{"k/1", "v"}}}, ErrBadRequest},
+		{"NUL in an arg value", MarkerRequest{Volume: "v1", Kind: MarkerCustom, Label: "x", Args: []Arg{{"k", "a\x00b"}}}, ErrBadRequest},
+		{"newline in an arg value", MarkerRequest{Volume: "v1", Kind: MarkerCustom, Label: "x", Args: []Arg{{"k", "a\nb"}}}, ErrBadRequest},
+		{"escape in an arg value", MarkerRequest{Volume: "v1", Kind: MarkerCustom, Label: "x", Args: []Arg{{"k", "\x1b[31m"}}}, ErrBadRequest},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -150,6 +157,7 @@ func FuzzMarkerRequest(f *testing.F) {
 		`{"group":"g","kind":"custom","label":"q","args":[{"key":"db","value":"orders"}]}`,
 		`{"volume":"v1","kind":"snapshot","label":"../x"}`,
 		`{"kind":"custom"}`,
+		`{"volume":"v1","kind":"custom","label":"q","args":[{"key":"k","value":"a\u0000b"}]}`,
 	} {
 		f.Add([]byte(s))
 	}

@@ -17,6 +17,7 @@ type collector struct {
 	srcData, oldest, files, dirty, state, initPct    *prometheus.Desc
 	writes, written, pushedFiles, pushedBytes, limit *prometheus.Desc
 	coalesced, coalIn, coalOut                       *prometheus.Desc
+	refusals, superseded                             *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*collector)(nil)
@@ -42,13 +43,16 @@ func newCollector(n *Node) *collector {
 		coalesced:   d(metrics.SrcCoalescedBytes, "Payload bytes dropped by write coalescing (overwritten later in the window).", vol...),
 		coalIn:      d(metrics.SrcCoalesceRecordsIn, "Records of coalesced journal files before coalescing.", vol...),
 		coalOut:     d(metrics.SrcCoalesceRecordsOut, "Records of coalesced journal files after coalescing.", vol...),
+		refusals: d(metrics.SrcPushRefusals, "Pushes the next hop refused with a verdict that needs an operator (conflict, bad-offer, unknown-volume).",
+			"volume", "code"),
+		superseded: d(metrics.SrcFilesSuperseded, "Journal files of an old stream the far end refused, dropped because an initialize supersedes them.", vol...),
 	}
 }
 
 // Describe sends every descriptor.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.srcData, c.oldest, c.files, c.dirty, c.state, c.initPct,
-		c.writes, c.written, c.pushedFiles, c.pushedBytes, c.limit, c.coalesced, c.coalIn, c.coalOut} {
+		c.writes, c.written, c.pushedFiles, c.pushedBytes, c.limit, c.coalesced, c.coalIn, c.coalOut, c.refusals, c.superseded} {
 		ch <- d
 	}
 }
@@ -71,6 +75,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.coalesced, ctr, float64(st.CoalescedBytes), name)
 		ch <- prometheus.MustNewConstMetric(c.coalIn, ctr, float64(st.CoalesceRecordsIn), name)
 		ch <- prometheus.MustNewConstMetric(c.coalOut, ctr, float64(st.CoalesceRecordsOut), name)
+		ch <- prometheus.MustNewConstMetric(c.superseded, ctr, float64(st.FilesSuperseded), name)
+		for _, code := range []string{"conflict", "bad-offer", "unknown-volume"} {
+			ch <- prometheus.MustNewConstMetric(c.refusals, ctr, float64(st.refusals[code]), name, code)
+		}
 		for _, s := range States {
 			v := 0.0
 			if s == st.State {

@@ -55,7 +55,7 @@ func NewNode(cfg Config) (*Node, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	if err := durable.MkdirAll(cfg.Buffer, 0o755); err != nil {
+	if err := durable.MkdirAll(cfg.Buffer, 0o700); err != nil {
 		return nil, fmt.Errorf("create source buffer: %w", err)
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, vols: map[string]*volume{}, groups: map[string]GroupConfig{},
@@ -101,14 +101,16 @@ func NewNode(cfg Config) (*Node, error) {
 
 func (n *Node) listen() error {
 	var err error
-	if n.nbdLn, err = net.Listen("tcp", n.cfg.NBD); err != nil {
-		return fmt.Errorf("listen --nbd: %w", err)
+	// The token, then the control API, then the NBD export: a client that
+	// finds a port open finds this run's token and control API too.
+	if n.token, err = ctlapi.WriteToken(n.TokenPath()); err != nil {
+		return err
 	}
 	if n.ctlLn, err = net.Listen("tcp", n.cfg.Control); err != nil {
 		return fmt.Errorf("listen --control: %w", err)
 	}
-	if n.token, err = ctlapi.WriteToken(n.TokenPath()); err != nil {
-		return err
+	if n.nbdLn, err = net.Listen("tcp", n.cfg.NBD); err != nil {
+		return fmt.Errorf("listen --nbd: %w", err)
 	}
 	if n.cfg.Metrics != "off" {
 		if n.metLn, err = net.Listen("tcp", n.cfg.Metrics); err != nil {
@@ -180,10 +182,15 @@ func (v *volume) openJournal(cfg Config) error {
 	}
 	var total int64
 	for _, seq := range seqs {
-		if st, err := os.Stat(filepath.Join(v.dir, journal.FileName(seq))); err == nil {
+		path := filepath.Join(v.dir, journal.FileName(seq))
+		if st, err := os.Stat(path); err == nil {
 			total += st.Size()
 			v.pushing.setWaiting(seq, st.ModTime()) // refined when pushing reads the file
 		}
+		v.pushing.isStart(seq, path) // learns the files that start a stream
+	}
+	if seq, kind := w.OpenStart(); kind != journal.StartNone {
+		v.pushing.setStreamStart(seq) // an initialize began a stream; its first file is still open
 	}
 	v.sealedBytes.Store(total)
 	v.sealedFiles.Store(int64(len(seqs)))

@@ -37,8 +37,20 @@ type VolumeStatus struct {
 	LastPushError      string `json:"last_push_error,omitempty"`
 	// BrokenFiles are sealed files that fail validation: kept on disk, never
 	// pushed (the far end will wait for them); each with its error.
-	BrokenFiles []string   `json:"broken_files,omitempty"`
-	Init        InitStatus `json:"init"`
+	BrokenFiles []string `json:"broken_files,omitempty"`
+	// RefusedFiles are sealed files the far end refused with a verdict that
+	// needs an operator (another journal stream, other contents under a
+	// known number, records that do not follow): kept, retried slowly; each
+	// with the far end's message, which says what to do.
+	RefusedFiles []string `json:"refused_files,omitempty"`
+	// Stream is the journal stream the volume's files belong to.
+	Stream string `json:"stream"`
+	// FilesSuperseded counts files of an old stream the far end refused,
+	// dropped because an initialize supersedes them (since start).
+	FilesSuperseded uint64     `json:"files_superseded,omitempty"`
+	Init            InitStatus `json:"init"`
+
+	refusals map[string]uint64 // by push code, for metrics
 }
 
 // Status is the state of the node.
@@ -88,11 +100,17 @@ func (v *volume) status() VolumeStatus {
 		st.OldestUnsent = &t
 		st.OldestUnsentSeconds = max(0, v.now().Sub(t).Seconds())
 	}
+	st.Stream = v.jw.Stream().String()
 	v.pushing.mu.Lock()
 	st.LastPushError = v.pushing.lastErr
 	for _, seq := range slices.Sorted(maps.Keys(v.pushing.broken)) {
 		st.BrokenFiles = append(st.BrokenFiles, journal.FileName(seq)+": "+v.pushing.broken[seq])
 	}
+	for _, seq := range slices.Sorted(maps.Keys(v.pushing.refused)) {
+		st.RefusedFiles = append(st.RefusedFiles, journal.FileName(seq)+": "+v.pushing.refused[seq])
+	}
+	st.FilesSuperseded = v.pushing.superseded
+	st.refusals = maps.Clone(v.pushing.refusals)
 	v.pushing.mu.Unlock()
 	return st
 }

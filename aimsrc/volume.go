@@ -33,6 +33,12 @@ type journalWriter interface {
 	SealIfOlder(now time.Time) error
 	// Close seals and closes the journal.
 	Close() error
+	// Stream is the journal stream appended to.
+	Stream() journal.StreamID
+	// StartStream begins a new stream (an initialize).
+	StartStream(id journal.StreamID, kind journal.StartKind) error
+	// OpenStart says whether the open file starts a stream.
+	OpenStart() (uint64, journal.StartKind)
 }
 
 var _ journalWriter = (*journal.Writer)(nil)
@@ -88,12 +94,13 @@ type volume struct {
 	coalOut     atomic.Uint64 // and after
 	state       atomic.Value  // string
 
-	pushing   *pushState
-	initJob   initJob
-	pushKick  chan struct{} // a file was sealed
-	spaceKick chan struct{} // buffer space was freed
-	initReq   chan int64    // initialize requested, from this offset
-	initPath  string        // checkpoint of a running initialize
+	pushing    *pushState
+	initJob    initJob
+	pushKick   chan struct{}    // a file was sealed
+	spaceKick  chan struct{}    // buffer space was freed
+	initReq    chan int64       // initialize requested, from this offset
+	initPath   string           // checkpoint of a running initialize
+	initStream journal.StreamID // the stream the running initialize starts (under initJob.mu or in serveInit)
 }
 
 var _ nbd.Export = (*volume)(nil)
@@ -222,6 +229,9 @@ func (v *volume) onCoalesce(_ string, s journal.CoalesceStats) {
 // onSeal is the journal's seal callback.
 func (v *volume) onSeal(f journal.SealedFile) {
 	v.pushing.setWaiting(f.Seq, f.FirstTime)
+	if f.Start != journal.StartNone {
+		v.pushing.markStart(f.Seq)
+	}
 	v.sealedBytes.Add(f.Size)
 	v.sealedFiles.Add(1)
 	select {

@@ -57,19 +57,16 @@ type compacted struct {
 // When the compacted file cannot be written (more records than the limit,
 // or an I/O error such as a full disk: it needs room for a copy), the file
 // is sealed as it is, in place: nothing dropped, nothing lost.
-func (o *openFile) sealCoalesced(dir string, now time.Time, log *slog.Logger) (sealedFile, *openFile, error) {
+func (o *openFile) sealCoalesced(dir string, now time.Time, stream StreamID, log *slog.Logger) (sealedFile, *openFile, error) {
 	if err := o.sync(); err != nil {
 		return sealedFile{}, nil, err
 	}
 	c, err := o.writeCompacted()
 	if err != nil {
 		log.Warn("journal: cannot coalesce a file; sealing it as it is", "file", o.openName(), "err", err)
-		return o.seal(dir, now)
+		return o.seal(dir, now, stream)
 	}
-	next, err := createOpen(dir, Header{
-		Volume: o.hdr.Volume, VolumeSize: o.hdr.VolumeSize, FileSeq: o.hdr.FileSeq + 1,
-		Created: now.Round(0).UTC(), BaseSeq: c.sf.LastSeq + 1,
-	})
+	next, err := createOpen(dir, o.nextHeader(now, c.sf.LastSeq+1, stream))
 	if err != nil {
 		return sealedFile{}, nil, fmt.Errorf("open next journal file: %w", err)
 	}
@@ -92,7 +89,7 @@ func (o *openFile) writeCompacted() (compacted, error) {
 		return compacted{}, fmt.Errorf("coalesce %s: %d records, more than %d: %w", o.openName(), len(out), coalesceRecordLimit, errCoalesceTooMany)
 	}
 	tmp := compactPath(o.dir, o.hdr.FileSeq)
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, filePerm)
 	if err != nil {
 		return compacted{}, fmt.Errorf("coalesce %s: %w", o.openName(), err)
 	}
@@ -122,6 +119,7 @@ func (o *openFile) writeCompacted() (compacted, error) {
 func (o *openFile) copyCompacted(f *os.File, out []Coalesced) (compacted, error) {
 	sum := sha256.New()
 	bw := bufio.NewWriterSize(io.MultiWriter(f, sum), 1<<20)
+	hs := o.hdr.Size()
 	bw.Write(encodeHeader(o.hdr))
 	var (
 		index   []byte
@@ -137,7 +135,7 @@ func (o *openFile) copyCompacted(f *os.File, out []Coalesced) (compacted, error)
 			for _, s := range out[i].Src {
 				n := len(buf)
 				buf = append(buf, make([]byte, s.Length)...)
-				if _, err := o.f.ReadAt(buf[n:], HeaderSize+s.DataOff); err != nil {
+				if _, err := o.f.ReadAt(buf[n:], hs+s.DataOff); err != nil {
 					return compacted{}, fmt.Errorf("read %s: %w", o.openName(), err)
 				}
 			}
@@ -145,7 +143,7 @@ func (o *openFile) copyCompacted(f *os.File, out []Coalesced) (compacted, error)
 			bw.Write(buf)
 			payload += r.Length
 		}
-		index = appendRecord(index, &r)
+		index = appendRecord(index, &r, o.hdr.Version)
 		cnt.add(r.Kind)
 		recs = append(recs, r)
 	}
@@ -155,15 +153,15 @@ func (o *openFile) copyCompacted(f *os.File, out []Coalesced) (compacted, error)
 	}
 	last := o.hdr.BaseSeq + uint64(len(recs)) - 1
 	ft := footer{
-		PayloadOff: HeaderSize, PayloadLen: payload, IndexOff: HeaderSize + payload, IndexLen: int64(len(index)),
+		PayloadOff: hs, PayloadLen: payload, IndexOff: hs + payload, IndexLen: int64(len(index)),
 		Records: cnt.records, Writes: cnt.writes, Zeros: cnt.zeros, Trims: cnt.trims, Markers: cnt.markers,
 		FirstSeq: o.hdr.BaseSeq, LastSeq: last,
 	}
 	copy(ft.SHA256[:], sum.Sum(nil))
-	if _, err := f.Write(encodeFooter(ft)); err != nil {
+	if _, err := f.Write(encodeFooter(ft, o.hdr.Version)); err != nil {
 		return compacted{}, err
 	}
-	size := HeaderSize + payload + int64(len(index)) + FooterSize
+	size := hs + payload + int64(len(index)) + FooterSize
 	return compacted{sf: o.sealedAs(size, len(recs), payload, last), recs: recs}, nil
 }
 

@@ -10,8 +10,8 @@
 //     point in the stream rather than a change to the volume.
 //   - Marker: a snapshot marker (KindSnapshot, a label) or a custom marker
 //     (KindCustom, a label plus key=value arguments). A marker issued for a
-//     consistency group carries the group name and a group sequence number,
-//     the same in every member volume's journal.
+//     consistency group carries the group name, a group sequence number, the
+//     same in every member volume's journal, and the member volumes.
 //   - Sequence (write sequence, Record.Seq): the per-volume order of records.
 //     Every write and marker takes the next number, starting at 1, across
 //     files. Within a file the sequence numbers are consecutive.
@@ -41,6 +41,11 @@
 //     with its own CRC32C, to an index sidecar next to it. Sync makes the open
 //     file and the sidecar durable, so records survive a crash without the
 //     cost of sealing; OpenWriter recovers them.
+//   - Stream (Header.Stream, StreamID): the run of files one source journal
+//     writes for a volume, named by a random id in every header (format
+//     version 2). It begins with the volume's journal folder, or at
+//     Writer.StartStream (an initialize), whose first file says so
+//     (Header.Start). Sequences go on across a change of stream.
 //   - Coalescing (WriterConfig.Coalesce, Coalesce): sealing a file compacted,
 //     with the writes that later records of the file overwrote dropped and
 //     the records renumbered from the base seq; markers are barriers.

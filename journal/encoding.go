@@ -11,17 +11,30 @@ import (
 // Byte layout constants (see docs/journal-format.md). All integers are
 // little-endian.
 const (
-	Version     = 1   // format version written and accepted
-	HeaderSize  = 128 // fixed header at offset 0
-	FooterSize  = 128 // fixed footer at the end of a sealed file
-	RecordFixed = 48  // fixed part of every index record
+	Version      = 2   // format version written; versions 1 and 2 are read
+	HeaderSize   = 160 // fixed header at offset 0 (version 2); the payload region starts here
+	HeaderSizeV1 = 128 // the header of a version 1 file
+	FooterSize   = 128 // fixed footer at the end of a sealed file
+	RecordFixed  = 48  // fixed part of every index record
+	// MinFileSize is the size of the smallest file of any version read.
+	MinFileSize = HeaderSizeV1 + FooterSize
 
-	sidecarHeaderSize = 16                // magic + file seq
-	frameOverhead     = 8                 // u32 length before, u32 CRC32C after each sidecar record
-	markerMinVar      = 1 + 1 + 8 + 1 + 1 // label len, group len, group seq, arg count, label >= 1 byte
-	// maxRecordSize bounds one encoded record: fixed part + label, group, group seq, args.
-	maxRecordSize = RecordFixed + 1 + MaxNameLen + 1 + MaxNameLen + 8 + 1 + MaxArgs*(1+MaxNameLen+2+MaxArgValueLen)
+	sidecarHeaderSize = 16                    // magic + file seq
+	frameOverhead     = 8                     // u32 length before, u32 CRC32C after each sidecar record
+	markerMinVar      = 1 + 1 + 8 + 1 + 1 + 1 // label len, group len, group seq, arg count, member count, label >= 1 byte
+	// maxRecordSize bounds one encoded record: fixed part + label, group,
+	// group seq, args, members.
+	maxRecordSize = RecordFixed + 1 + MaxNameLen + 1 + MaxNameLen + 8 + 1 + MaxArgs*(1+MaxNameLen+2+MaxArgValueLen) +
+		1 + MaxMembers*(1+MaxNameLen)
 )
+
+// headerSize is the header size of a format version (0: the current one).
+func headerSize(version uint16) int64 {
+	if version == 1 {
+		return HeaderSizeV1
+	}
+	return HeaderSize
+}
 
 // The variable part of a record must fit its u16 length field (compile-time check).
 const _ = uint16(maxRecordSize - RecordFixed)
@@ -81,10 +94,14 @@ func fromUnixNano(ns int64) time.Time {
 }
 
 func encodeHeader(h Header) []byte {
-	b := make([]byte, HeaderSize)
+	if h.Version == 0 {
+		h.Version = Version
+	}
+	size := headerSize(h.Version)
+	b := make([]byte, size)
 	copy(b[0:8], headerMagic[:])
-	le.PutUint16(b[8:], Version)
-	le.PutUint16(b[10:], HeaderSize)
+	le.PutUint16(b[8:], h.Version)
+	le.PutUint16(b[10:], uint16(size))
 	// b[12:16] flags, zero
 	le.PutUint64(b[16:], h.FileSeq)
 	le.PutUint64(b[24:], h.BaseSeq)
@@ -92,35 +109,46 @@ func encodeHeader(h Header) []byte {
 	le.PutUint64(b[40:], uint64(h.VolumeSize))
 	b[48] = byte(len(h.Volume))
 	copy(b[49:49+MaxNameLen], h.Volume)
-	le.PutUint32(b[124:], Checksum(b[:124]))
+	if h.Version >= 2 {
+		b[113] = byte(h.Start)
+		copy(b[128:144], h.Stream[:])
+	}
+	le.PutUint32(b[size-4:], Checksum(b[:size-4]))
 	return b
 }
 
 // errShort is the decoder's error for a field that runs past its input.
 var errShort = errors.New("short")
 
+// ParseHeader decodes and checks the fixed header at the start of b (a whole
+// file, or at least its first HeaderSize bytes); name is used in errors.
+// The error is a *FormatError.
+func ParseHeader(name string, b []byte) (Header, error) { return decodeHeader(name, b) }
+
 // decodeHeader decodes and checks the fixed header. The returned error is a
 // FormatError built with file.
 func decodeHeader(file string, b []byte) (Header, error) {
 	var h Header
-	if len(b) < HeaderSize {
+	if len(b) < 10 || [8]byte(b[0:8]) != headerMagic {
 		n := min(len(b), len(headerMagic))
-		if string(b[:n]) == string(headerMagic[:n]) {
-			return h, formatErr(file, ErrTruncated, "%d bytes, shorter than the %d-byte header", len(b), HeaderSize)
+		if len(b) < HeaderSizeV1 && string(b[:n]) == string(headerMagic[:n]) {
+			return h, formatErr(file, ErrTruncated, "%d bytes, shorter than the header", len(b))
 		}
-		return h, formatErr(file, ErrForeign, "bad magic")
+		return h, formatErr(file, ErrForeign, "bad magic % x", b[:n])
 	}
-	if [8]byte(b[0:8]) != headerMagic {
-		return h, formatErr(file, ErrForeign, "bad magic % x", b[0:8])
+	h.Version = le.Uint16(b[8:])
+	if h.Version != 1 && h.Version != Version {
+		return h, formatErr(file, ErrForeign, "format version %d, this build reads versions 1 and %d", h.Version, Version)
 	}
-	if v := le.Uint16(b[8:]); v != Version {
-		return h, formatErr(file, ErrForeign, "format version %d, this build reads version %d", v, Version)
+	size := int(headerSize(h.Version))
+	if len(b) < size {
+		return h, formatErr(file, ErrTruncated, "%d bytes, shorter than the %d-byte header", len(b), size)
 	}
-	if got, want := le.Uint32(b[124:]), Checksum(b[:124]); got != want {
+	if got, want := le.Uint32(b[size-4:]), Checksum(b[:size-4]); got != want {
 		return h, formatErr(file, ErrCorrupt, "header CRC32C %08x, computed %08x", got, want)
 	}
-	if hs := le.Uint16(b[10:]); hs != HeaderSize {
-		return h, formatErr(file, ErrCorrupt, "header size %d, want %d", hs, HeaderSize)
+	if hs := le.Uint16(b[10:]); int(hs) != size {
+		return h, formatErr(file, ErrCorrupt, "header size %d, want %d", hs, size)
 	}
 	if f := le.Uint32(b[12:]); f != 0 {
 		return h, formatErr(file, ErrForeign, "unknown header flags %#x", f)
@@ -137,13 +165,38 @@ func decodeHeader(file string, b []byte) (Header, error) {
 	if err := ValidName(h.Volume); err != nil {
 		return h, formatErr(file, ErrCorrupt, "volume name: %v", err)
 	}
-	if !allZero(b[49+n : 124]) {
-		return h, formatErr(file, ErrCorrupt, "reserved header bytes not zero")
+	if !allZero(b[49+n : 113]) {
+		return h, formatErr(file, ErrCorrupt, "volume name padding not zero")
+	}
+	if err := decodeHeaderV2(file, b, &h); err != nil {
+		return h, err
 	}
 	if h.FileSeq == 0 || h.BaseSeq == 0 || h.VolumeSize <= 0 {
 		return h, formatErr(file, ErrCorrupt, "file seq %d, base seq %d, volume size %d: must all be positive", h.FileSeq, h.BaseSeq, h.VolumeSize)
 	}
 	return h, nil
+}
+
+// decodeHeaderV2 decodes the fields after the volume name: reserved bytes
+// in version 1; start kind and stream id in version 2.
+func decodeHeaderV2(file string, b []byte, h *Header) error {
+	if h.Version == 1 {
+		if !allZero(b[113:124]) {
+			return formatErr(file, ErrCorrupt, "reserved header bytes not zero")
+		}
+		return nil
+	}
+	h.Start = StartKind(b[113])
+	copy(h.Stream[:], b[128:144])
+	switch {
+	case h.Start > StartDelta:
+		return formatErr(file, ErrCorrupt, "unknown stream start kind %d", h.Start)
+	case !allZero(b[114:128]) || !allZero(b[144:156]):
+		return formatErr(file, ErrCorrupt, "reserved header bytes not zero")
+	case h.Stream.IsZero():
+		return formatErr(file, ErrCorrupt, "no stream id")
+	}
+	return nil
 }
 
 func allZero(b []byte) bool {
@@ -155,10 +208,13 @@ func allZero(b []byte) bool {
 	return true
 }
 
-func encodeFooter(f footer) []byte {
+func encodeFooter(f footer, version uint16) []byte {
+	if version == 0 {
+		version = Version
+	}
 	b := make([]byte, FooterSize)
 	copy(b[0:8], footerMagic[:])
-	le.PutUint16(b[8:], Version)
+	le.PutUint16(b[8:], version)
 	le.PutUint16(b[10:], FooterSize)
 	le.PutUint64(b[16:], uint64(f.PayloadOff))
 	le.PutUint64(b[24:], uint64(f.PayloadLen))
@@ -176,18 +232,21 @@ func encodeFooter(f footer) []byte {
 	return b
 }
 
-// decodeFooter decodes the last FooterSize bytes of b and checks that the
-// regions it names tile the file exactly. It does not check the SHA-256.
-func decodeFooter(file string, b []byte) (footer, error) {
-	if len(b) < HeaderSize+FooterSize {
-		return footer{}, formatErr(file, ErrTruncated, "%d bytes, shorter than header plus footer (%d)", len(b), HeaderSize+FooterSize)
+// decodeFooter decodes the last FooterSize bytes of b, a file with header h,
+// and checks that the regions it names tile the file exactly. It does not
+// check the SHA-256.
+func decodeFooter(file string, b []byte, h Header) (footer, error) {
+	if int64(len(b)) < h.Size()+FooterSize {
+		return footer{}, formatErr(file, ErrTruncated, "%d bytes, shorter than header plus footer (%d)", len(b), h.Size()+FooterSize)
 	}
-	return decodeFooterAt(file, b[len(b)-FooterSize:], int64(len(b)))
+	return decodeFooterAt(file, b[len(b)-FooterSize:], int64(len(b)), h)
 }
 
-// decodeFooterAt decodes footer bytes p of a file of size bytes.
-func decodeFooterAt(file string, p []byte, size int64) (footer, error) {
+// decodeFooterAt decodes footer bytes p of a file of size bytes with header
+// h.
+func decodeFooterAt(file string, p []byte, size int64, h Header) (footer, error) {
 	var f footer
+	hs := h.Size()
 	end := size - FooterSize
 	if [8]byte(p[0:8]) != footerMagic {
 		return f, formatErr(file, ErrTruncated, "no footer at the end (file cut short or never sealed)")
@@ -195,7 +254,7 @@ func decodeFooterAt(file string, p []byte, size int64) (footer, error) {
 	if got, want := le.Uint32(p[124:]), Checksum(p[:124]); got != want {
 		return f, formatErr(file, ErrCorrupt, "footer CRC32C %08x, computed %08x", got, want)
 	}
-	if v, fs := le.Uint16(p[8:]), le.Uint16(p[10:]); v != Version || fs != FooterSize {
+	if v, fs := le.Uint16(p[8:]), le.Uint16(p[10:]); v != h.Version || fs != FooterSize {
 		return f, formatErr(file, ErrCorrupt, "footer version %d size %d", v, fs)
 	}
 	if le.Uint32(p[12:]) != 0 || le.Uint32(p[68:]) != 0 || le.Uint32(p[120:]) != 0 {
@@ -215,9 +274,9 @@ func decodeFooterAt(file string, p []byte, size int64) (footer, error) {
 	copy(f.SHA256[:], p[88:120])
 	// Every length is checked against the file before any sum, so nothing overflows.
 	switch {
-	case f.PayloadOff != HeaderSize:
-		return f, formatErr(file, ErrCorrupt, "payload offset %d, want %d", f.PayloadOff, HeaderSize)
-	case f.PayloadLen < 0 || f.PayloadLen > end-HeaderSize:
+	case f.PayloadOff != hs:
+		return f, formatErr(file, ErrCorrupt, "payload offset %d, want %d", f.PayloadOff, hs)
+	case f.PayloadLen < 0 || f.PayloadLen > end-hs:
 		return f, formatErr(file, ErrCorrupt, "payload length %d outside the file", f.PayloadLen)
 	case f.IndexOff != f.PayloadOff+f.PayloadLen:
 		return f, formatErr(file, ErrCorrupt, "index offset %d, want %d (right after the payload)", f.IndexOff, f.PayloadOff+f.PayloadLen)
@@ -235,8 +294,9 @@ func decodeFooterAt(file string, p []byte, size int64) (footer, error) {
 	return f, nil
 }
 
-// appendRecord appends the index encoding of r to b.
-func appendRecord(b []byte, r *Record) []byte {
+// appendRecord appends the index encoding of r to b, as format version
+// version lays it out (group members from version 2 on).
+func appendRecord(b []byte, r *Record, version uint16) []byte {
 	var fx [RecordFixed]byte
 	fx[0] = byte(r.Kind)
 	var v []byte
@@ -254,6 +314,13 @@ func appendRecord(b []byte, r *Record) []byte {
 			v = le.AppendUint16(v, uint16(len(a.Value)))
 			v = append(v, a.Value...)
 		}
+		if version != 1 {
+			v = append(v, byte(len(r.Members)))
+			for _, m := range r.Members {
+				v = append(v, byte(len(m)))
+				v = append(v, m...)
+			}
+		}
 	}
 	le.PutUint16(fx[2:], uint16(len(v)))
 	le.PutUint32(fx[4:], r.CRC)
@@ -266,10 +333,11 @@ func appendRecord(b []byte, r *Record) []byte {
 	return append(b, v...)
 }
 
-// decodeRecord decodes one record from the front of b and returns it with
-// the number of bytes used. It checks the encoding only; Record.Validate and
-// the caller check the values.
-func decodeRecord(b []byte) (Record, int, error) {
+// decodeRecord decodes one record from the front of b, encoded as format
+// version version lays it out, and returns it with the number of bytes used.
+// It checks the encoding only; Record.Validate and the caller check the
+// values.
+func decodeRecord(b []byte, version uint16) (Record, int, error) {
 	var r Record
 	if len(b) < RecordFixed {
 		return r, 0, fmt.Errorf("%d bytes left, a record needs %d", len(b), RecordFixed)
@@ -295,7 +363,7 @@ func decodeRecord(b []byte) (Record, int, error) {
 		}
 		return r, n, nil
 	}
-	if err := decodeMarker(&r, b[RecordFixed:n]); err != nil {
+	if err := decodeMarker(&r, b[RecordFixed:n], version); err != nil {
 		return r, 0, err
 	}
 	return r, n, nil
@@ -303,7 +371,7 @@ func decodeRecord(b []byte) (Record, int, error) {
 
 // decodeMarker decodes the variable part of a marker record; v must be used
 // exactly.
-func decodeMarker(r *Record, v []byte) error {
+func decodeMarker(r *Record, v []byte, version uint16) error {
 	d := decoder{b: v}
 	r.Label = d.str(int(d.u8()))
 	r.Group = d.str(int(d.u8()))
@@ -319,6 +387,15 @@ func decodeMarker(r *Record, v []byte) error {
 		k := d.str(int(d.u8()))
 		val := d.str(int(d.u16()))
 		r.Args = append(r.Args, KV{Key: k, Value: val})
+	}
+	if version != 1 {
+		nm := int(d.u8())
+		if nm > MaxMembers {
+			return fmt.Errorf("%d group members, at most %d", nm, MaxMembers)
+		}
+		for i := 0; i < nm && d.err == nil; i++ {
+			r.Members = append(r.Members, d.str(int(d.u8())))
+		}
 	}
 	if d.err != nil {
 		return fmt.Errorf("marker fields run past the record")

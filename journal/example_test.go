@@ -51,5 +51,5 @@ func ExampleOpenWriter() {
 	// 1 write off=4096 len=5 label="" data="hello"
 	// 2 zero off=0 len=4096 label="" data=""
 	// 3 snapshot off=0 len=0 label="nightly" data=""
-	// 0000000000000001.aimj payload region 128 5
+	// 0000000000000001.aimj payload region 160 5
 }

@@ -71,7 +71,7 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		if lerr != nil || off != HeaderSize || n != int64(len(file.Payload())) {
+		if lerr != nil || off != file.Header.Size() || n != int64(len(file.Payload())) {
 			t.Fatalf("Layout = %d, %d, %v for a valid file", off, n, lerr)
 		}
 		for _, r := range file.Records {
@@ -95,11 +95,19 @@ func FuzzRecover(f *testing.F) {
 	side = le.AppendUint64(side, 1)
 	for i := range recs {
 		recs[i].Seq = uint64(i + 1)
-		side = appendFrame(side, appendRecord(nil, &recs[i]))
+		side = appendFrame(side, appendRecord(nil, &recs[i], Version))
 	}
 	open := append(encodeHeader(h), payload...)
 	f.Add(open, side)
 	f.Add(open[:HeaderSize+100], side[:len(side)-3])
+	// A version 1 open file and sidecar, as an older build left them.
+	h1 := h
+	h1.Version, h1.Stream = 1, StreamID{}
+	side1 := le.AppendUint64(append([]byte(nil), sidecarMagic[:]...), 1)
+	for i := range recs {
+		side1 = appendFrame(side1, appendRecord(nil, &recs[i], 1))
+	}
+	f.Add(append(encodeHeader(h1), payload...), side1)
 	f.Add(open, side[:sidecarHeaderSize])
 	f.Fuzz(func(t *testing.T, open, side []byte) {
 		dir := shmTempDir(t)

@@ -23,10 +23,16 @@ const formatDoc = "../docs/journal-format.md"
 var goldenTime = time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)
 
 // The golden file is file 2 of its volume; file 1 holds 4 zero records, so
-// the golden file's base seq (5) differs from its file seq.
+// the golden file's base seq (5) differs from its file seq. File 1 is of
+// stream goldenFirst; an initialize starts stream goldenStream with file 2.
 const (
 	goldenFileSeq = 2
 	goldenBaseSeq = 5
+)
+
+var (
+	goldenFirst  = StreamID{0xf0, 0xf1, 0xf2, 0xf3, 0xf4, 0xf5, 0xf6, 0xf7, 0xf8, 0xf9, 0xfa, 0xfb, 0xfc, 0xfd, 0xfe, 0xff}
+	goldenStream = StreamID{0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff}
 )
 
 // goldenRecords are the records of testdata/golden.aimj, in order, with the
@@ -45,7 +51,7 @@ func goldenRecords() ([]Record, [][]byte) {
 			{Kind: KindWrite, Offset: 0, Length: 60},
 			{Kind: KindZero, Offset: 8192, Length: 4096},
 			{Kind: KindSnapshot, Label: "snap1"},
-			{Kind: KindSnapshot, Label: "gsnap", Group: "grp", GroupSeq: 7},
+			{Kind: KindSnapshot, Label: "gsnap", Group: "grp", GroupSeq: 7, Members: []string{"golden", "other"}},
 			{Kind: KindCustom, Label: "hook", Args: []KV{{Key: "k", Value: "v"}}},
 		}, [][]byte{
 			pattern(100, 'a'), pattern(60, 'A'), nil, nil, nil, nil,
@@ -58,7 +64,7 @@ func goldenJournal(t *testing.T) []byte {
 	t.Helper()
 	dir := t.TempDir()
 	w, _, err := OpenWriter(WriterConfig{Dir: dir, Volume: "golden", VolumeSize: 1 << 20,
-		Now: func() time.Time { return goldenTime }})
+		Now: func() time.Time { return goldenTime }, Stream: goldenFirst})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +73,7 @@ func goldenJournal(t *testing.T) []byte {
 			t.Fatal(err)
 		}
 	}
-	if err := w.Seal(); err != nil {
+	if err := w.StartStream(goldenStream, StartFull); err != nil {
 		t.Fatal(err)
 	}
 	recs, data := goldenRecords()
@@ -119,7 +125,7 @@ func TestGoldenJournalFile(t *testing.T) {
 	crc := func(p []byte) uint64 { return uint64(crc32.Checksum(p, crc32.MakeTable(crc32.Castagnoli))) }
 	checkRows(t, "header", b, 0, docRows(t, "### Header"), []expect{
 		{"magic", nil, hexIn(t, docCell(t, "### Header", "magic", 3))},
-		{"version", u(1), nil},
+		{"version", u(2), nil},
 		{"header size", u(HeaderSize), nil},
 		{"flags", u(0), nil},
 		{"file seq", u(goldenFileSeq), nil},
@@ -128,8 +134,10 @@ func TestGoldenJournalFile(t *testing.T) {
 		{"volume size", u(1 << 20), nil},
 		{"volume name length", u(6), nil},
 		{"volume name", nil, append([]byte("golden"), make([]byte, 58)...)},
-		{"reserved", nil, make([]byte, 11)},
-		{"header CRC32C", u(crc(b[:124])), nil},
+		{"stream start", u(uint64(StartFull)), nil},
+		{"stream id", nil, goldenStream[:]},
+		{"reserved", u(0), nil},
+		{"header CRC32C", u(crc(b[:HeaderSize-4])), nil},
 	})
 
 	// Payload region: the writes' data back to back, right after the header.
@@ -147,7 +155,7 @@ func TestGoldenJournalFile(t *testing.T) {
 	sum := sha256.Sum256(b[:ftStart])
 	checkRows(t, "footer", b, ftStart, docRows(t, "### Footer"), []expect{
 		{"magic", nil, hexIn(t, docCell(t, "### Footer", "magic", 2))},
-		{"version", u(1), nil},
+		{"version", u(2), nil},
 		{"footer size", u(FooterSize), nil},
 		{"reserved", u(0), nil},
 		{"payload offset", u(HeaderSize), nil},
@@ -164,8 +172,70 @@ func TestGoldenJournalFile(t *testing.T) {
 		{"SHA-256 of bytes", nil, sum[:]},
 		{"footer CRC32C", u(crc(b[ftStart : ftStart+124])), nil},
 	})
-	if _, err := Parse("golden.aimj", b); err != nil {
+	f, err := Parse("golden.aimj", b)
+	if err != nil {
 		t.Fatalf("the golden file does not parse: %v", err)
+	}
+	if f.Header.Stream != goldenStream || f.Header.Start != StartFull || f.Header.Version != Version {
+		t.Errorf("golden header read back as %+v", f.Header)
+	}
+}
+
+// TestGoldenJournalFileV1 reads testdata/golden-v1.aimj, the same records
+// as written by format version 1 (before stream ids and group members), at
+// the offsets of the docs' version 1 header table: files of version 1 left
+// in a buffer by an older build are still read, pushed and destaged.
+func TestGoldenJournalFileV1(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "golden-v1.aimj"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	crc := func(p []byte) uint64 { return uint64(crc32.Checksum(p, crc32.MakeTable(crc32.Castagnoli))) }
+	checkRows(t, "version 1 header", b, 0, docRows(t, "### Header of version 1"), []expect{
+		{"magic", nil, hexIn(t, docCell(t, "### Header", "magic", 3))},
+		{"version", u(1), nil},
+		{"header size", u(HeaderSizeV1), nil},
+		{"flags", u(0), nil},
+		{"file seq", u(goldenFileSeq), nil},
+		{"base seq", u(goldenBaseSeq), nil},
+		{"created", u(uint64(goldenTime.UnixNano())), nil},
+		{"volume size", u(1 << 20), nil},
+		{"volume name length", u(6), nil},
+		{"volume name", nil, append([]byte("golden"), make([]byte, 58)...)},
+		{"reserved", u(0), nil},
+		{"header CRC32C", u(crc(b[:HeaderSizeV1-4])), nil},
+	})
+	f, err := Parse(FileName(goldenFileSeq), b)
+	if err != nil {
+		t.Fatalf("the version 1 golden file does not parse: %v", err)
+	}
+	if f.Header.Version != 1 || !f.Header.Stream.IsZero() || f.Header.Size() != HeaderSizeV1 {
+		t.Errorf("version 1 header read back as %+v", f.Header)
+	}
+	recs, data := goldenRecords()
+	recs[4].Members = nil // version 1 has no member list
+	for i := range recs {
+		recs[i].Seq = uint64(goldenBaseSeq + i)
+		if recs[i].Kind == KindWrite {
+			recs[i].Length = int64(len(data[i]))
+		}
+	}
+	if len(f.Records) != len(recs) {
+		t.Fatalf("version 1 golden: %d records, want %d", len(f.Records), len(recs))
+	}
+	for i, r := range f.Records {
+		w := recs[i]
+		if r.Kind != w.Kind || r.Seq != w.Seq || r.Label != w.Label || r.Group != w.Group || len(r.Members) != 0 ||
+			(r.Kind == KindWrite && !bytes.Equal(f.Data(r), data[i])) {
+			t.Errorf("version 1 record %d = %+v, want %+v", i, r, w)
+		}
+	}
+	meta, payload, err := Split(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j, err := Join(meta, payload); err != nil || !bytes.Equal(j, b) {
+		t.Fatalf("Split and Join of a version 1 file: %v", err)
 	}
 }
 
@@ -354,6 +424,10 @@ func markerVar(r Record) []byte {
 		v = append(append(v, byte(len(a.Key))), a.Key...)
 		v = append(binary.LittleEndian.AppendUint16(v, uint16(len(a.Value))), a.Value...)
 	}
+	v = append(v, byte(len(r.Members)))
+	for _, m := range r.Members {
+		v = append(append(v, byte(len(m))), m...)
+	}
 	return v
 }
 
@@ -378,6 +452,7 @@ func checkMarkerFields(t *testing.T, v []byte, r Record) {
 	var gseq uint64
 	var nargs int
 	var args []KV
+	var members []string
 	for _, row := range rows {
 		switch size, field := row[0], row[1]; {
 		case size == "1 + n" && strings.HasPrefix(field, "label"):
@@ -395,12 +470,18 @@ func checkMarkerFields(t *testing.T, v []byte, r Record) {
 				k := str(1)
 				args = append(args, KV{Key: k, Value: str(2)})
 			}
+		case size == "1, per member 1 + n" && strings.HasPrefix(field, "member count"):
+			n := int(p[0])
+			p = p[1:]
+			for range n {
+				members = append(members, str(1))
+			}
 		default:
 			t.Fatalf("marker fields: the docs' row %q is unknown to this test", row)
 		}
 	}
 	if label != r.Label || group != r.Group || gseq != r.GroupSeq || len(p) != 0 || len(args) != len(r.Args) ||
-		(len(args) > 0 && args[0] != r.Args[0]) {
+		(len(args) > 0 && args[0] != r.Args[0]) || strings.Join(members, ",") != strings.Join(r.Members, ",") {
 		t.Errorf("marker seq %d read per the docs: label %q group %q seq %d args %v, %d bytes left; want %+v",
 			r.Seq, label, group, gseq, args, len(p), r)
 	}

@@ -111,7 +111,8 @@ func checkRecords(t testing.TB, got []Record, datas [][]byte, want []Record) {
 	for i := range want {
 		g, w := got[i], want[i]
 		same := g.Kind == w.Kind && g.Seq == w.Seq && g.Offset == w.Offset && g.Length == w.Length &&
-			g.Label == w.Label && g.Group == w.Group && g.GroupSeq == w.GroupSeq && fmt.Sprint(g.Args) == fmt.Sprint(w.Args)
+			g.Label == w.Label && g.Group == w.Group && g.GroupSeq == w.GroupSeq && fmt.Sprint(g.Args) == fmt.Sprint(w.Args) &&
+			fmt.Sprint(g.Members) == fmt.Sprint(w.Members)
 		if !same {
 			t.Fatalf("record %d = %+v, want %+v", i, g, w)
 		}
@@ -129,20 +130,20 @@ func encodeRaw(h Header, recs []Record, payload []byte) []byte {
 	var index []byte
 	var c counts
 	for i := range recs {
-		index = appendRecord(index, &recs[i])
+		index = appendRecord(index, &recs[i], h.Version)
 		c.add(recs[i].Kind)
 	}
 	b = append(b, index...)
 	ft := footer{
-		PayloadOff: HeaderSize, PayloadLen: int64(len(payload)),
-		IndexOff: HeaderSize + int64(len(payload)), IndexLen: int64(len(index)),
+		PayloadOff: h.Size(), PayloadLen: int64(len(payload)),
+		IndexOff: h.Size() + int64(len(payload)), IndexLen: int64(len(index)),
 		Records: c.records, Writes: c.writes, Zeros: c.zeros, Trims: c.trims, Markers: c.markers,
 	}
 	if len(recs) > 0 {
 		ft.FirstSeq, ft.LastSeq = recs[0].Seq, recs[len(recs)-1].Seq
 	}
 	ft.SHA256 = sha256.Sum256(b)
-	return append(b, encodeFooter(ft)...)
+	return append(b, encodeFooter(ft, h.Version)...)
 }
 
 // reseal recomputes the footer's SHA-256 and CRC after a test edited b.
@@ -155,9 +156,13 @@ func reseal(b []byte) []byte {
 	return b
 }
 
+// sampleStream is the stream id of sampleFile.
+var sampleStream = StreamID{0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8, 0xa9, 0xaa, 0xab, 0xac, 0xad, 0xae, 0xaf, 0xb0}
+
 // sampleFile returns a valid file with writes, a zero, a trim and markers.
 func sampleFile() (Header, []Record, []byte) {
-	h := Header{Volume: "vol-1", VolumeSize: 1 << 20, FileSeq: 7, BaseSeq: 100, Created: time.Unix(0, 1_700_000_000_123_456_789).UTC()}
+	h := Header{Volume: "vol-1", VolumeSize: 1 << 20, FileSeq: 7, BaseSeq: 100, Created: time.Unix(0, 1_700_000_000_123_456_789).UTC(),
+		Stream: sampleStream, Version: Version}
 	t0 := time.Unix(0, 1_700_000_001_000_000_000).UTC()
 	var payload []byte
 	var recs []Record
@@ -175,7 +180,7 @@ func sampleFile() (Header, []Record, []byte) {
 	add(Record{Kind: KindZero, Offset: 65536, Length: 65536}, nil)
 	add(Record{Kind: KindTrim, Offset: 1 << 19, Length: 4096}, nil)
 	add(Record{Kind: KindSnapshot, Label: "daily-1"}, nil)
-	add(Record{Kind: KindCustom, Label: "app_ckpt", Args: []KV{{"db", "orders"}, {"lsn", "12345"}}, Group: "g1", GroupSeq: 9}, nil)
+	add(Record{Kind: KindCustom, Label: "app_ckpt", Args: []KV{{"db", "orders"}, {"lsn", "12345"}}, Group: "g1", GroupSeq: 9, Members: []string{"vol-1", "vol-2"}}, nil)
 	add(Record{Kind: KindWrite, Offset: 1<<20 - 512}, opData(3, 512))
 	return h, recs, payload
 }

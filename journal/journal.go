@@ -1,6 +1,8 @@
 package journal
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -59,15 +61,90 @@ type Record struct {
 	Args     []KV      // Custom
 	Group    string    // marker issued for a consistency group ("" = a volume marker)
 	GroupSeq uint64    // group marker id, the same in every member's journal
+	Members  []string  // group marker: every member volume of the group, sorted (format version 2)
 }
 
 // Header is the fixed header of a journal file.
 type Header struct {
+	Version    uint16    // format version of the file (1 or 2); 0 in a Header to write means Version
 	Volume     string    // volume name (ValidName)
 	VolumeSize int64     // volume size in bytes; every record's range lies inside it
 	FileSeq    uint64    // file sequence, from 1; the file is named FileName(FileSeq)
 	Created    time.Time // when the file was opened (UTC, ns)
 	BaseSeq    uint64    // sequence number of the file's first record
+	Stream     StreamID  // the journal stream the file belongs to (zero in version 1 files)
+	Start      StartKind // set on the first file of a stream begun by an initialize
+}
+
+// Size returns the header's size in bytes, which is also where the payload
+// region starts: HeaderSize, or HeaderSizeV1 for a version 1 file.
+func (h Header) Size() int64 { return headerSize(h.Version) }
+
+// StreamID names a journal stream: the run of files of one volume that one
+// source journal wrote, from the volume's first capture (or an initialize)
+// on. It is random, made by the source, and never all zero in a version 2
+// file. A destination binds each volume to the stream it replicates.
+type StreamID [16]byte
+
+// NewStreamID returns a random stream id.
+func NewStreamID() StreamID {
+	var id StreamID
+	for id.IsZero() {
+		_, _ = rand.Read(id[:]) // never fails (crypto/rand)
+	}
+	return id
+}
+
+// IsZero reports whether id is unset (a version 1 file has no stream).
+func (id StreamID) IsZero() bool { return id == StreamID{} }
+
+// String returns the id as 32 lower-case hex digits ("" for the zero id).
+func (id StreamID) String() string {
+	if id.IsZero() {
+		return ""
+	}
+	return hex.EncodeToString(id[:])
+}
+
+// ParseStreamID parses String's form; "" is the zero id.
+func ParseStreamID(s string) (StreamID, error) {
+	var id StreamID
+	if s == "" {
+		return id, nil
+	}
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != len(id) {
+		return id, fmt.Errorf("stream id %q: want 32 hex digits", truncName(s))
+	}
+	copy(id[:], b)
+	return id, nil
+}
+
+// StartKind says whether a file starts its stream, and how: an initialize
+// begins a new stream whose first file carries StartFull (every block of
+// the volume follows) or StartDelta (blocks that differ at the destination
+// follow). A destination may rebind a volume to a new stream only at such a
+// file.
+type StartKind uint8
+
+// Start kinds. The numbers are part of the file format.
+const (
+	StartNone  StartKind = 0 // the file continues its stream
+	StartFull  StartKind = 1 // a full initialize starts the stream here
+	StartDelta StartKind = 2 // an initialize by checksum comparison starts the stream here
+)
+
+// String names the kind ("", "full initialize", "delta initialize").
+func (k StartKind) String() string {
+	switch k {
+	case StartNone:
+		return ""
+	case StartFull:
+		return "full initialize"
+	case StartDelta:
+		return "delta initialize"
+	}
+	return "start(" + strconv.Itoa(int(k)) + ")"
 }
 
 // Limits of the format. Parse rejects files that exceed them and the Writer
@@ -75,7 +152,8 @@ type Header struct {
 const (
 	MaxNameLen     = 64      // volume, label, group and argument-key names (see ValidName)
 	MaxArgs        = 32      // arguments of one custom marker
-	MaxArgValueLen = 1024    // bytes of one argument value (valid UTF-8)
+	MaxArgValueLen = 1024    // bytes of one argument value (valid UTF-8, no control characters)
+	MaxMembers     = 64      // member volumes named by one group marker
 	MaxRecords     = 1 << 20 // records in one file
 )
 
@@ -201,7 +279,7 @@ func (r *Record) Validate(volumeSize int64) error {
 		if r.Kind != KindWrite && (r.DataOff != 0 || r.CRC != 0) {
 			return bad("data offset/CRC set on a record without data")
 		}
-		if r.Label != "" || r.Group != "" || r.GroupSeq != 0 || len(r.Args) != 0 {
+		if r.Label != "" || r.Group != "" || r.GroupSeq != 0 || len(r.Args) != 0 || len(r.Members) != 0 {
 			return bad("marker fields set")
 		}
 		return nil
@@ -236,8 +314,48 @@ func (r *Record) validateMarker(bad func(string, ...any) error) error {
 		if err := ValidName(a.Key); err != nil {
 			return bad("argument %d key: %v", i, err)
 		}
-		if len(a.Value) > MaxArgValueLen || !utf8.ValidString(a.Value) {
-			return bad("argument %q: value must be valid UTF-8 of at most %d bytes", a.Key, MaxArgValueLen)
+		if err := ValidArgValue(a.Value); err != nil {
+			return bad("argument %q: %v", a.Key, err)
+		}
+	}
+	return r.validateMembers(bad)
+}
+
+// validateMembers checks a group marker's member list: only on group
+// markers, at most MaxMembers valid names, sorted, without repeats.
+func (r *Record) validateMembers(bad func(string, ...any) error) error {
+	if len(r.Members) == 0 {
+		return nil
+	}
+	if r.Group == "" {
+		return bad("members on a marker without a group")
+	}
+	if len(r.Members) > MaxMembers {
+		return bad("%d members, at most %d", len(r.Members), MaxMembers)
+	}
+	for i, m := range r.Members {
+		if err := ValidName(m); err != nil {
+			return bad("member %d: %v", i, err)
+		}
+		if i > 0 && m <= r.Members[i-1] {
+			return bad("members must be sorted without repeats (%q after %q)", m, r.Members[i-1])
+		}
+	}
+	return nil
+}
+
+// ValidArgValue checks a custom marker's argument value: at most
+// MaxArgValueLen bytes of valid UTF-8 without control characters (NUL, C0,
+// DEL, C1), since values reach hooks as environment variables, where a NUL
+// cannot be passed and control characters mislead logs and shells. The
+// error wraps ErrInvalidRecord.
+func ValidArgValue(v string) error {
+	if len(v) > MaxArgValueLen || !utf8.ValidString(v) {
+		return fmt.Errorf("%w: value must be valid UTF-8 of at most %d bytes", ErrInvalidRecord, MaxArgValueLen)
+	}
+	for i, c := range v {
+		if c < 0x20 || c == 0x7f || (c >= 0x80 && c <= 0x9f) {
+			return fmt.Errorf("%w: value has control character %U at byte %d (NUL and control characters are not allowed)", ErrInvalidRecord, c, i)
 		}
 	}
 	return nil

@@ -33,6 +33,13 @@ type openFile struct {
 	complete   int64 // recovery: size of an already sealed (not renamed) file
 }
 
+// Permissions of what the journal creates: its folder is the owner's only,
+// and so are its files (they hold volume data).
+const (
+	filePerm = 0o600
+	dirPerm  = 0o700
+)
+
 func openPath(dir string, seq uint64) string    { return filepath.Join(dir, FileName(seq)+".open") }
 func sidecarPath(dir string, seq uint64) string { return filepath.Join(dir, FileName(seq)+".idx") }
 
@@ -50,9 +57,12 @@ func sidecarHeader(seq uint64) []byte {
 // createOpen creates (or replaces) the open file and sidecar of hdr.FileSeq
 // and fsyncs both. The caller fsyncs the folder.
 func createOpen(dir string, hdr Header) (*openFile, error) {
+	if hdr.Version == 0 {
+		hdr.Version = Version
+	}
 	o := &openFile{dir: dir, hdr: hdr, sum: sha256.New()}
 	var err error
-	o.idx, err = os.OpenFile(sidecarPath(dir, hdr.FileSeq), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	o.idx, err = os.OpenFile(sidecarPath(dir, hdr.FileSeq), os.O_RDWR|os.O_CREATE|os.O_TRUNC, filePerm)
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +74,7 @@ func createOpen(dir string, hdr Header) (*openFile, error) {
 	// The open file is created under a temporary name and renamed, so a
 	// half-written header never replaces an existing open file.
 	tmp := openPath(dir, hdr.FileSeq) + ".tmp"
-	o.f, err = os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	o.f, err = os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, filePerm)
 	if err != nil {
 		o.close()
 		return nil, err
@@ -91,12 +101,12 @@ func createOpen(dir string, hdr Header) (*openFile, error) {
 // crash loses nothing; sync makes them survive power loss.
 func (o *openFile) append(r *Record, data []byte, now time.Time) error {
 	if len(data) > 0 {
-		if _, err := o.f.WriteAt(data, HeaderSize+o.payloadLen); err != nil {
+		if _, err := o.f.WriteAt(data, o.hdr.Size()+o.payloadLen); err != nil {
 			return fmt.Errorf("write %s: %w", o.openName(), err)
 		}
 	}
 	start := len(o.index)
-	o.index = appendRecord(o.index, r)
+	o.index = appendRecord(o.index, r, o.hdr.Version)
 	frame := appendFrame(make([]byte, 0, len(o.index)-start+frameOverhead), o.index[start:])
 	if _, err := o.idx.WriteAt(frame, o.sideLen); err != nil {
 		o.index = o.index[:start]
@@ -157,9 +167,10 @@ func (o *openFile) close() error {
 // footer returns the footer for the file's current contents, with sum the
 // SHA-256 of everything before it.
 func (o *openFile) footer(sum []byte) footer {
+	hs := o.hdr.Size()
 	ft := footer{
-		PayloadOff: HeaderSize, PayloadLen: o.payloadLen,
-		IndexOff: HeaderSize + o.payloadLen, IndexLen: int64(len(o.index)),
+		PayloadOff: hs, PayloadLen: o.payloadLen,
+		IndexOff: hs + o.payloadLen, IndexLen: int64(len(o.index)),
 		Records: o.counts.records, Writes: o.counts.writes, Zeros: o.counts.zeros,
 		Trims: o.counts.trims, Markers: o.counts.markers,
 		FirstSeq: o.hdr.BaseSeq, LastSeq: o.lastSeq,
@@ -168,20 +179,17 @@ func (o *openFile) footer(sum []byte) footer {
 	return ft
 }
 
-// seal appends the index and footer, fsyncs, creates the next open file,
-// renames this one to its final name, fsyncs the folder and removes the
-// sidecar. The next open file exists before the rename, so the folder
-// always holds the sequence numbers to continue from, even when every
-// sealed file has been pushed and deleted.
-func (o *openFile) seal(dir string, now time.Time) (sealedFile, *openFile, error) {
+// seal appends the index and footer, fsyncs, creates the next open file (of
+// stream, continuing it), renames this one to its final name, fsyncs the
+// folder and removes the sidecar. The next open file exists before the
+// rename, so the folder always holds the sequence numbers to continue from,
+// even when every sealed file has been pushed and deleted.
+func (o *openFile) seal(dir string, now time.Time, stream StreamID) (sealedFile, *openFile, error) {
 	sf, err := o.writeTail()
 	if err != nil {
 		return sealedFile{}, nil, err
 	}
-	next, err := createOpen(dir, Header{
-		Volume: o.hdr.Volume, VolumeSize: o.hdr.VolumeSize, FileSeq: o.hdr.FileSeq + 1,
-		Created: now.Round(0).UTC(), BaseSeq: o.lastSeq + 1,
-	})
+	next, err := createOpen(dir, o.nextHeader(now, o.lastSeq+1, stream))
 	if err != nil {
 		return sealedFile{}, nil, fmt.Errorf("open next journal file: %w", err)
 	}
@@ -192,18 +200,25 @@ func (o *openFile) seal(dir string, now time.Time) (sealedFile, *openFile, error
 	return sf, next, nil
 }
 
+// nextHeader is the header of the open file after o: the next file seq,
+// base seq baseSeq, the current version, continuing stream.
+func (o *openFile) nextHeader(now time.Time, baseSeq uint64, stream StreamID) Header {
+	return Header{Volume: o.hdr.Volume, VolumeSize: o.hdr.VolumeSize, FileSeq: o.hdr.FileSeq + 1,
+		Created: now.Round(0).UTC(), BaseSeq: baseSeq, Stream: stream}
+}
+
 // writeTail appends the index and the footer after the payload region and
 // fsyncs the file.
 func (o *openFile) writeTail() (sealedFile, error) {
 	o.sum.Write(o.index)
-	tail := append(append([]byte(nil), o.index...), encodeFooter(o.footer(o.sum.Sum(nil)))...)
-	if _, err := o.f.WriteAt(tail, HeaderSize+o.payloadLen); err != nil {
+	tail := append(append([]byte(nil), o.index...), encodeFooter(o.footer(o.sum.Sum(nil)), o.hdr.Version)...)
+	if _, err := o.f.WriteAt(tail, o.hdr.Size()+o.payloadLen); err != nil {
 		return sealedFile{}, fmt.Errorf("seal %s: %w", o.openName(), err)
 	}
 	if err := o.f.Sync(); err != nil {
 		return sealedFile{}, fmt.Errorf("seal %s: fsync: %w", o.openName(), err)
 	}
-	return o.sealedFile(HeaderSize + o.payloadLen + int64(len(tail))), nil
+	return o.sealedFile(o.hdr.Size() + o.payloadLen + int64(len(tail))), nil
 }
 
 // sealedFile describes o once sealed as it is, with the given size.
@@ -216,8 +231,9 @@ func (o *openFile) sealedFile(size int64) sealedFile {
 func (o *openFile) sealedAs(size int64, records int, payload int64, lastSeq uint64) sealedFile {
 	name := FileName(o.hdr.FileSeq)
 	return sealedFile{SealedFile: SealedFile{Name: name, Seq: o.hdr.FileSeq, Size: size, Records: records,
-		PayloadBytes: payload, FirstSeq: o.hdr.BaseSeq, LastSeq: lastSeq, FirstTime: o.firstTime, LastTime: o.lastTime},
-		path: filepath.Join(o.dir, name)}
+		PayloadBytes: payload, FirstSeq: o.hdr.BaseSeq, LastSeq: lastSeq, FirstTime: o.firstTime, LastTime: o.lastTime,
+		Stream: o.hdr.Stream, Start: o.hdr.Start},
+		path: filepath.Join(o.dir, name), payloadOff: o.hdr.Size()}
 }
 
 // finish renames the sealed open file to its final name, fsyncs the folder,

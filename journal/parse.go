@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 )
 
 // File is a parsed, fully validated journal file.
@@ -69,10 +70,11 @@ func ParseExpect(name string, b []byte, volume string) (*File, error) {
 // to validate a file fully.
 func Layout(b []byte) (payloadOff, payloadLen int64, err error) {
 	const name = "(layout)"
-	if _, err := decodeHeader(name, b); err != nil {
+	h, err := decodeHeader(name, b)
+	if err != nil {
 		return 0, 0, err
 	}
-	ft, err := decodeFooter(name, b)
+	ft, err := decodeFooter(name, b, h)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -92,7 +94,7 @@ func Parse(name string, b []byte) (*File, error) {
 	if seq, err := ParseFileName(filepath.Base(name)); err == nil && seq != h.FileSeq {
 		return nil, formatErr(name, ErrCorrupt, "header says file seq %d, the name says %d", h.FileSeq, seq)
 	}
-	ft, err := decodeFooter(name, b)
+	ft, err := decodeFooter(name, b, h)
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +125,7 @@ func (f *File) parseIndex(name string, ft footer) error {
 		if i >= int(ft.Records) {
 			return formatErr(name, ErrCorrupt, "index holds more than the %d records the footer counts", ft.Records)
 		}
-		r, n, err := decodeRecord(index)
+		r, n, err := decodeRecord(index, f.Header.Version)
 		if err != nil {
 			return formatErr(name, ErrCorrupt, "record %d: %v", i, err)
 		}
@@ -133,6 +135,9 @@ func (f *File) parseIndex(name string, ft footer) error {
 		}
 		if err := r.Validate(f.Header.VolumeSize); err != nil {
 			return formatErr(name, ErrCorrupt, "record %d (seq %d): %v", i, r.Seq, err)
+		}
+		if len(r.Members) > 0 && !slices.Contains(r.Members, f.Header.Volume) {
+			return formatErr(name, ErrCorrupt, "record %d (seq %d): group marker whose members %v leave out the file's volume %q", i, r.Seq, r.Members, f.Header.Volume)
 		}
 		if r.Kind == KindWrite {
 			if r.DataOff != dataEnd {

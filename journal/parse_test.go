@@ -117,7 +117,27 @@ func TestParseRejects(t *testing.T) {
 	}{
 		{"empty", nil, ErrTruncated, "shorter"},
 		{"text", []byte("hello, this is not a journal file at all, just some text that is long enough to fill a header of 128 bytes, really, certainly"), ErrForeign, "magic"},
-		{"version 2", func() []byte { c := bytes.Clone(valid); c[8] = 2; return c }(), ErrForeign, "version"},
+		{"version 3", func() []byte { c := bytes.Clone(valid); c[8] = 3; return c }(), ErrForeign, "version"},
+		{"no stream id", withHeader(func(h *Header) { h.Stream = StreamID{} }), ErrCorrupt, "stream id"},
+		{"unknown start kind", withHeader(func(h *Header) { h.Start = 3 }), ErrCorrupt, "start kind"},
+		{"v2 reserved bytes", func() []byte {
+			c := bytes.Clone(valid)
+			c[150] = 1
+			le.PutUint32(c[HeaderSize-4:], Checksum(c[:HeaderSize-4]))
+			return reseal(c)
+		}(), ErrCorrupt, "reserved"},
+		{"members unsorted", mod(func(rs []Record) []Record { rs[5].Members = []string{"vol-2", "vol-1"}; return rs }), ErrCorrupt, "sorted"},
+		{"members repeated", mod(func(rs []Record) []Record { rs[5].Members = []string{"vol-1", "vol-1"}; return rs }), ErrCorrupt, "sorted"},
+		{"members leave out the volume", mod(func(rs []Record) []Record { rs[5].Members = []string{"vol-2", "vol-3"}; return rs }), ErrCorrupt, "leave out"},
+		{"members without a group", mod(func(rs []Record) []Record { rs[4].Members = []string{"vol-1"}; return rs }), ErrCorrupt, "without a group"},
+		{"NUL in an argument", mod(func(rs []Record) []Record {
+			rs[5].Args = []KV{{"db", "ord\x00ers"}, {"lsn", "12345"}}
+			return rs
+		}), ErrCorrupt, "control character"},
+		{"newline in an argument", mod(func(rs []Record) []Record {
+			rs[5].Args = []KV{{"db", "a\nb"}, {"lsn", "12345"}}
+			return rs
+		}), ErrCorrupt, "control character"},
 		{"header only", valid[:HeaderSize], ErrTruncated, "shorter"},
 		{"unsealed", valid[:len(valid)-FooterSize], ErrTruncated, "footer"},
 		{"trailing garbage", append(bytes.Clone(valid), 0), ErrTruncated, "footer"},

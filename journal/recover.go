@@ -54,7 +54,7 @@ func scanFolder(dir string) (folder, error) {
 // sealed (or reused when empty), and w.cur is the open file to append to.
 func (w *Writer) recover() ([]Record, error) {
 	dir := w.cfg.Dir
-	if err := durable.MkdirAll(dir, 0o755); err != nil {
+	if err := durable.MkdirAll(dir, dirPerm); err != nil {
 		return nil, err
 	}
 	fo, err := scanFolder(dir)
@@ -65,11 +65,12 @@ func (w *Writer) recover() ([]Record, error) {
 	known := false // nextSeq follows a file that exists (sealed or recovered)
 	if n := len(fo.sealed); n > 0 {
 		last := fo.sealed[n-1]
-		ft, err := readFooter(filepath.Join(dir, FileName(last)), w.cfg.Volume)
+		h, ft, err := readFooter(filepath.Join(dir, FileName(last)), w.cfg.Volume)
 		if err != nil {
 			return nil, fmt.Errorf("last sealed file: %w", err)
 		}
 		nextFile, nextSeq, known = last+1, ft.LastSeq+1, true
+		w.stream = h.Stream
 	}
 	for seq := range fo.sidecars {
 		if !slices.Contains(fo.opens, seq) {
@@ -95,6 +96,9 @@ func (w *Writer) recover() ([]Record, error) {
 		o, err := w.recoverOpen(seq)
 		if err != nil {
 			return nil, err
+		}
+		if !o.hdr.Stream.IsZero() {
+			w.stream = o.hdr.Stream
 		}
 		if o.records == 0 {
 			if !known || seq != nextFile {
@@ -186,20 +190,32 @@ func (w *Writer) dropSealedOpen(seq uint64) error {
 }
 
 // startOpen makes w.cur the open file for (fileSeq, baseSeq): reuse when it
-// matches, else a new one.
+// matches (of the current version, with its stream and start kind), else a
+// new one of w.stream (taken from the folder's newest file; when it holds
+// none of version 2, cfg.Stream or a random id).
 func (w *Writer) startOpen(reuse *openFile, fileSeq, baseSeq uint64) error {
 	w.nextSeq = baseSeq
+	if w.stream.IsZero() {
+		w.stream = w.cfg.Stream
+		if w.stream.IsZero() {
+			w.stream = NewStreamID()
+		}
+	}
+	var start StartKind
 	if reuse != nil {
 		h := reuse.hdr
-		if h.FileSeq == fileSeq && h.BaseSeq == baseSeq && h.VolumeSize == w.cfg.VolumeSize {
+		if h.FileSeq == fileSeq && h.BaseSeq == baseSeq && h.VolumeSize == w.cfg.VolumeSize && h.Version == Version {
 			w.cur = reuse
 			return nil
+		}
+		if h.Stream == w.stream {
+			start = h.Start // recreated with other numbers: it still starts its stream
 		}
 		reuse.close()
 	}
 	o, err := createOpen(w.cfg.Dir, Header{
 		Volume: w.cfg.Volume, VolumeSize: w.cfg.VolumeSize, FileSeq: fileSeq,
-		Created: w.cfg.Now().Round(0).UTC(), BaseSeq: baseSeq,
+		Created: w.cfg.Now().Round(0).UTC(), BaseSeq: baseSeq, Stream: w.stream, Start: start,
 	})
 	if err != nil {
 		return err
@@ -240,11 +256,11 @@ func (w *Writer) recoverOpen(seq uint64) (*openFile, error) {
 	if err := o.scanSidecar(b); err != nil {
 		return nil, err
 	}
-	o.sum.Write(b[:HeaderSize+o.payloadLen])
+	o.sum.Write(b[:hdr.Size()+o.payloadLen])
 	if o.f, err = os.OpenFile(openPath(dir, seq), os.O_RDWR, 0); err != nil {
 		return nil, err
 	}
-	if o.idx, err = os.OpenFile(sidecarPath(dir, seq), os.O_RDWR|os.O_CREATE, 0o644); err != nil {
+	if o.idx, err = os.OpenFile(sidecarPath(dir, seq), os.O_RDWR|os.O_CREATE, filePerm); err != nil {
 		o.close()
 		return nil, err
 	}
@@ -296,7 +312,7 @@ func (o *openFile) scanSidecar(b []byte) error {
 		if Checksum(frame) != le.Uint32(p[4+n:]) {
 			break
 		}
-		r, used, err := decodeRecord(frame[4:])
+		r, used, err := decodeRecord(frame[4:], o.hdr.Version)
 		if err != nil || int64(used) != n || !o.fits(&r, b) {
 			break
 		}
@@ -323,7 +339,7 @@ func (o *openFile) fits(r *Record, b []byte) bool {
 	if r.Kind != KindWrite {
 		return true
 	}
-	start := HeaderSize + o.payloadLen
+	start := o.hdr.Size() + o.payloadLen
 	if r.DataOff != o.payloadLen || r.Length > int64(len(b))-start {
 		return false
 	}
@@ -332,7 +348,7 @@ func (o *openFile) fits(r *Record, b []byte) bool {
 
 // cut truncates the open file and the sidecar to what o holds, and fsyncs.
 func (o *openFile) cut() error {
-	if err := o.f.Truncate(HeaderSize + o.payloadLen); err != nil {
+	if err := o.f.Truncate(o.hdr.Size() + o.payloadLen); err != nil {
 		return err
 	}
 	if o.records == 0 {
@@ -351,7 +367,7 @@ func (o *openFile) cut() error {
 func (o *openFile) decodeIndex() ([]Record, error) {
 	recs := make([]Record, 0, o.records)
 	for p := o.index; len(p) > 0; {
-		r, n, err := decodeRecord(p)
+		r, n, err := decodeRecord(p, o.hdr.Version)
 		if err != nil {
 			return nil, err
 		}
@@ -363,35 +379,74 @@ func (o *openFile) decodeIndex() ([]Record, error) {
 
 // readFooter reads the header and footer of a sealed file (not its
 // contents) and checks that it belongs to volume.
-func readFooter(path, volume string) (footer, error) {
+func readFooter(path, volume string) (Header, footer, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return footer{}, err
+		return Header{}, footer{}, err
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return footer{}, err
+		return Header{}, footer{}, err
 	}
-	if st.Size() < HeaderSize+FooterSize {
-		return footer{}, formatErr(path, ErrTruncated, "%d bytes", st.Size())
-	}
-	hb := make([]byte, HeaderSize)
-	if _, err := f.ReadAt(hb, 0); err != nil {
-		return footer{}, err
-	}
-	h, err := decodeHeader(path, hb)
+	h, err := readHeader(f, path, st.Size())
 	if err != nil {
-		return footer{}, err
+		return h, footer{}, err
 	}
 	if h.Volume != volume {
-		return footer{}, formatErr(path, ErrWrongVolume, "file of volume %q in the folder of %q", h.Volume, volume)
+		return h, footer{}, formatErr(path, ErrWrongVolume, "file of volume %q in the folder of %q", h.Volume, volume)
+	}
+	if st.Size() < h.Size()+FooterSize {
+		return h, footer{}, formatErr(path, ErrTruncated, "%d bytes", st.Size())
 	}
 	fb := make([]byte, FooterSize)
 	if _, err := f.ReadAt(fb, st.Size()-FooterSize); err != nil && err != io.EOF {
-		return footer{}, err
+		return h, footer{}, err
 	}
-	return decodeFooterAt(path, fb, st.Size())
+	ft, err := decodeFooterAt(path, fb, st.Size(), h)
+	return h, ft, err
+}
+
+// readHeader reads and decodes the header of the file f of size bytes.
+func readHeader(f io.ReaderAt, path string, size int64) (Header, error) {
+	hb := make([]byte, min(size, HeaderSize))
+	if _, err := f.ReadAt(hb, 0); err != nil && err != io.EOF {
+		return Header{}, err
+	}
+	return decodeHeader(path, hb)
+}
+
+// Summary is what a sealed file's header and footer say about it.
+type Summary struct {
+	Header            Header
+	FirstSeq, LastSeq uint64 // sequence range of its records
+	Size              int64  // bytes of the file
+}
+
+// ReadSummary reads the header and footer of the sealed journal file at path
+// (not its contents: use ReadFile to validate a file), checking that it
+// belongs to volume.
+func ReadSummary(path, volume string) (Summary, error) {
+	h, ft, err := readFooter(path, volume)
+	if err != nil {
+		return Summary{}, err
+	}
+	return Summary{Header: h, FirstSeq: ft.FirstSeq, LastSeq: ft.LastSeq, Size: ft.IndexOff + ft.IndexLen + FooterSize}, nil
+}
+
+// ReadHeader reads and checks the header of the journal file at path (not
+// its contents: use ReadFile to validate a file).
+func ReadHeader(path string) (Header, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Header{}, fmt.Errorf("read journal header: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return Header{}, fmt.Errorf("read journal header: %w", err)
+	}
+	return readHeader(f, path, st.Size())
 }
 
 // RecoveredData returns the bytes of a write record that OpenWriter
@@ -415,7 +470,7 @@ func (w *Writer) RecoveredData(r Record) ([]byte, error) {
 		}
 		defer f.Close()
 		data := make([]byte, r.Length)
-		if _, err := f.ReadAt(data, HeaderSize+r.DataOff); err != nil {
+		if _, err := f.ReadAt(data, sf.payloadOff+r.DataOff); err != nil {
 			return nil, fmt.Errorf("read seq %d from %s: %w", r.Seq, sf.Name, err)
 		}
 		if Checksum(data) != r.CRC {

@@ -108,7 +108,7 @@ func TestOnSealReportsTheFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := SealedFile{Name: FileName(1), Seq: 1, Size: st.Size(), Records: 4, PayloadBytes: 5096, FirstSeq: 1, LastSeq: 4,
-		FirstTime: start, LastTime: start.Add(2 * time.Second)}
+		Stream: w.Stream(), FirstTime: start, LastTime: start.Add(2 * time.Second)}
 	if f != want {
 		t.Errorf("OnSeal got\n%+v, want\n%+v", f, want)
 	}

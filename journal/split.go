@@ -24,14 +24,15 @@ func Split(file []byte) (meta, payload []byte, err error) {
 // and so does a receiver that compares the file's SHA-256.
 func Join(meta, payload []byte) ([]byte, error) {
 	const name = "(join)"
-	if len(meta) < HeaderSize+FooterSize {
-		return nil, formatErr(name, ErrTruncated, "metadata of %d bytes, shorter than header plus footer (%d)", len(meta), HeaderSize+FooterSize)
-	}
-	if _, err := decodeHeader(name, meta); err != nil {
+	h, err := decodeHeader(name, meta)
+	if err != nil {
 		return nil, err
 	}
+	if int64(len(meta)) < h.Size()+FooterSize {
+		return nil, formatErr(name, ErrTruncated, "metadata of %d bytes, shorter than header plus footer (%d)", len(meta), h.Size()+FooterSize)
+	}
 	size := int64(len(meta)) + int64(len(payload))
-	ft, err := decodeFooterAt(name, meta[len(meta)-FooterSize:], size)
+	ft, err := decodeFooterAt(name, meta[len(meta)-FooterSize:], size, h)
 	if err != nil {
 		return nil, err
 	}

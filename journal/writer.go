@@ -7,6 +7,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/aimwan/aimwan/internal/durable"
 )
 
 // Defaults of WriterConfig.
@@ -66,6 +68,12 @@ type WriterConfig struct {
 	// redone. Seals by age and by SealIfOlder happen before an append or
 	// from the owner's ticker, and are not deferred. Default off.
 	DeferSeal bool
+	// Stream is the stream id for a folder that holds none yet (a new
+	// volume, or one whose files are all of format version 1). The folder's
+	// own stream, read back from its newest file, always wins, so a
+	// restarted Writer continues its stream. Zero means a random id
+	// (NewStreamID); tests set it for reproducible files.
+	Stream StreamID
 }
 
 // SealedFile describes a file the Writer sealed, as OnSeal reports it.
@@ -77,6 +85,8 @@ type SealedFile struct {
 	PayloadBytes int64  // bytes of its payload region (after coalescing)
 	FirstSeq     uint64 // sequence of its first record (the header's base seq)
 	LastSeq      uint64 // sequence of its last record
+	Stream       StreamID
+	Start        StartKind // the file starts its stream (an initialize)
 	// FirstTime and LastTime are when the file's first and last records
 	// were appended (for a coalesced file: before coalescing, so FirstTime
 	// is the window's first write). For a file sealed by recovery they are
@@ -144,6 +154,7 @@ type Writer struct {
 	mu       sync.Mutex
 	err      error // sticky failure, or ErrClosed
 	cur      *openFile
+	stream   StreamID // the stream of the open file and of the files after it
 	nextSeq  uint64
 	pending  []sealedFile // sealed, OnSeal not yet returned (in file order)
 	notifyMu sync.Mutex   // orders OnSeal calls
@@ -153,8 +164,9 @@ type Writer struct {
 
 type sealedFile struct {
 	SealedFile
-	path     string
-	coalesce *CoalesceStats // set for a coalesced file
+	path       string
+	payloadOff int64          // the file's header size
+	coalesce   *CoalesceStats // set for a coalesced file
 }
 
 // OpenWriter opens the journal folder of a volume. A file left open by a
@@ -364,11 +376,11 @@ func (w *Writer) sealIfLocked(cond func(*openFile) bool) error {
 func (w *Writer) sealLocked() error {
 	seal := w.cur.seal
 	if w.cfg.Coalesce {
-		seal = func(dir string, now time.Time) (sealedFile, *openFile, error) {
-			return w.cur.sealCoalesced(dir, now, w.cfg.Logger)
+		seal = func(dir string, now time.Time, stream StreamID) (sealedFile, *openFile, error) {
+			return w.cur.sealCoalesced(dir, now, stream, w.cfg.Logger)
 		}
 	}
-	sf, next, err := seal(w.cfg.Dir, w.cfg.Now())
+	sf, next, err := seal(w.cfg.Dir, w.cfg.Now(), w.stream)
 	if err != nil {
 		return w.fail(err)
 	}
@@ -377,6 +389,65 @@ func (w *Writer) sealLocked() error {
 	w.nextSeq = next.hdr.BaseSeq // a coalesced file may hold fewer records than were appended
 	w.pending = append(w.pending, sf)
 	return nil
+}
+
+// Stream returns the id of the stream the Writer appends to.
+func (w *Writer) Stream() StreamID {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.stream
+}
+
+// StartStream begins stream id: the open file is sealed when it holds
+// records, and the next file (the new open file) belongs to id and says in
+// its header that it starts the stream, the way kind (StartFull or
+// StartDelta) says. Every record appended afterwards goes to the new
+// stream, in files that continue the folder's file and record sequences. A
+// destination rebinds a volume to a new stream only at such a file, so only
+// an initialize calls this. When the Writer's stream is id already it does
+// nothing (a resumed initialize).
+func (w *Writer) StartStream(id StreamID, kind StartKind) error {
+	if id.IsZero() || kind == StartNone || kind > StartDelta {
+		return fmt.Errorf("%w: stream start %q of kind %d", ErrInvalidRecord, id, kind)
+	}
+	w.mu.Lock()
+	defer w.unlock()
+	if w.err != nil {
+		return w.err
+	}
+	if w.stream == id {
+		return nil
+	}
+	if w.cur.records > 0 {
+		if err := w.sealLocked(); err != nil {
+			return err
+		}
+	}
+	// The open file is empty: replace it (atomically, under a temporary
+	// name) by one of the same numbers that starts the new stream.
+	hdr := w.cur.hdr
+	hdr.Version, hdr.Stream, hdr.Start, hdr.Created = Version, id, kind, w.cfg.Now().Round(0).UTC()
+	if err := w.cur.close(); err != nil {
+		return w.fail(err)
+	}
+	o, err := createOpen(w.cfg.Dir, hdr)
+	if err == nil {
+		err = durable.SyncDir(w.cfg.Dir)
+	}
+	if err != nil {
+		return w.fail(fmt.Errorf("start stream %s: %w", id, err))
+	}
+	w.cur, w.stream = o, id
+	return nil
+}
+
+// OpenStart returns the open file's sequence and its stream start kind:
+// StartNone unless the open file is the first of a stream begun by
+// StartStream (until it is sealed).
+func (w *Writer) OpenStart() (uint64, StartKind) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.cur.hdr.FileSeq, w.cur.hdr.Start
 }
 
 // NextSeq returns the sequence number the next record will take.

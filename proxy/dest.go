@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/aimwan/aimwan/dedupe"
@@ -39,6 +40,12 @@ type DestConfig struct {
 	Params dedupe.Params
 	// MaxFileSize is the largest file accepted. 0 means push.DefaultMaxFileSize.
 	MaxFileSize int64
+	// MaxMemory bounds the bytes held for files at once: each file's
+	// encoded data and the file rebuilt from it, from its FILE frame until
+	// dst's verdict. A file that would pass it is answered buffer-full (the
+	// source keeps it and retries), unless nothing else is held, so one
+	// file of MaxFileSize always goes through. 0 means DefaultMaxMemory.
+	MaxMemory int64
 	// MissWait caps how long a file whose references are not in the store
 	// waits for files sent before it that are still arriving (which may
 	// bring those chunks) before asking the source edge. The wait ends by
@@ -57,6 +64,9 @@ func (c DestConfig) withDefaults() DestConfig {
 	}
 	if c.MaxFileSize <= 0 {
 		c.MaxFileSize = push.DefaultMaxFileSize
+	}
+	if c.MaxMemory <= 0 {
+		c.MaxMemory = DefaultMaxMemory
 	}
 	if c.MissWait == 0 {
 		c.MissWait = 10 * time.Minute
@@ -97,6 +107,7 @@ type Dest struct {
 	m        *proxyMetrics
 	conns    connSet
 	arriving arrivals
+	mem      atomic.Int64 // bytes booked for files being received, rebuilt and pushed (see DestConfig.MaxMemory)
 }
 
 // NewDest validates cfg and builds the destination edge.
@@ -139,6 +150,22 @@ func NewDest(cfg DestConfig) (*Dest, error) {
 	}
 	return d, nil
 }
+
+// book reserves the memory a file needs (its encoded data and the rebuilt
+// file) or refuses it with push.ErrBufferFull; see DestConfig.MaxMemory.
+func (d *Dest) book(name string, need int64) error {
+	if now := d.mem.Add(need); now > d.cfg.MaxMemory && now != need {
+		d.mem.Add(-need)
+		d.log.Warn("file refused: the destination edge holds its memory limit of files", "file", name, "need", need,
+			"held", now-need, "limit", d.cfg.MaxMemory)
+		return fmt.Errorf("%w: destination edge holds %d bytes of files (limit %d), file %s needs %d more",
+			push.ErrBufferFull, now-need, d.cfg.MaxMemory, name, need)
+	}
+	return nil
+}
+
+// fileCost is what a file booked: its encoded data and the rebuilt file.
+func fileCost(hdr FileHeader) int64 { return hdr.Size + hdr.MetaLen + hdr.StreamLen }
 
 // Store returns the chunk cache.
 func (d *Dest) Store() *dedupe.Store { return d.store }

@@ -89,7 +89,9 @@ type Config struct {
 	// ScheduleCheck is how often the schedule file is checked for changes
 	// (default DefaultScheduleCheck).
 	ScheduleCheck time.Duration
-	// MaxMemory bounds the bytes of files the source edge holds (0 = 1 GiB).
+	// MaxMemory bounds the bytes of files an edge holds at once: the source
+	// edge's offered files, the destination edge's files being rebuilt and
+	// pushed (0 = DefaultMaxMemory).
 	MaxMemory int64
 
 	// WANListen is the destination edge's QUIC (UDP) listen address (default
@@ -259,7 +261,7 @@ func (n *Node) newDest() error {
 	}
 	var err error
 	n.dst, err = NewDest(DestConfig{Node: c.Node, Push: c.LANForward, Identity: c.Identity, LANPins: c.LANPins,
-		Store: n.store, MissWait: c.MissWait,
+		Store: n.store, MissWait: c.MissWait, MaxMemory: c.MaxMemory,
 		Registerer: n.registerer(), Logger: n.log})
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)

@@ -29,8 +29,11 @@ func (d *Dest) serveFile(ctx context.Context, st *quic.Stream, arrived arrival) 
 	defer stop()
 	w := countingWriter{w: st, c: d.m.wire}
 	hdr, file, err := d.receiveArriving(st, w, arrived)
+	if err == nil {
+		defer d.mem.Add(-fileCost(hdr)) // booked by receiveArriving, held until dst's verdict
+	}
 	if err != nil {
-		if !errors.Is(err, push.ErrChecksum) && !errors.Is(err, push.ErrBadOffer) {
+		if !errors.Is(err, push.ErrChecksum) && !errors.Is(err, push.ErrBadOffer) && !errors.Is(err, push.ErrBufferFull) {
 			// The stream broke or spoke nonsense: nothing to answer on it.
 			if ctx.Err() == nil {
 				d.log.Warn("WAN file stream failed", "file", hdr.Volume+"/"+hdr.Name, "err", err)
@@ -74,14 +77,20 @@ func (d *Dest) finish(st *quic.Stream, w io.Writer, hdr FileHeader, err error) {
 }
 
 // receive reads the FILE frame and its data, resolves misses and returns the
-// verified file. Errors wrapping push.ErrChecksum or push.ErrBadOffer are
-// sent back as a verdict; any other means the stream is broken.
+// verified file (its memory released at once). Errors wrapping
+// push.ErrChecksum, push.ErrBadOffer or push.ErrBufferFull are sent back as
+// a verdict; any other means the stream is broken.
 func (d *Dest) receive(st io.Reader, w io.Writer) (FileHeader, []byte, error) {
-	return d.receiveArriving(st, w, d.arriving.begin())
+	hdr, file, err := d.receiveArriving(st, w, d.arriving.begin())
+	if err == nil {
+		d.mem.Add(-fileCost(hdr))
+	}
+	return hdr, file, err
 }
 
-// receiveArriving is receive for a file already counted in the arrivals.
-func (d *Dest) receiveArriving(st io.Reader, w io.Writer, arrived arrival) (FileHeader, []byte, error) {
+// receiveArriving is receive for a file already counted in the arrivals. A
+// file it returns has its fileCost booked (d.book): the caller releases it.
+func (d *Dest) receiveArriving(st io.Reader, w io.Writer, arrived arrival) (hdr FileHeader, file []byte, err error) {
 	defer arrived.done()
 	var buf []byte
 	typ, body, err := readFrame(st, &buf)
@@ -91,7 +100,7 @@ func (d *Dest) receiveArriving(st io.Reader, w io.Writer, arrived arrival) (File
 	if typ != TypeFile {
 		return FileHeader{}, nil, fmt.Errorf("%w: file stream opened with frame type %d", ErrFrame, typ)
 	}
-	hdr, err := DecodeFileHeader(body)
+	hdr, err = DecodeFileHeader(body)
 	if err != nil {
 		return hdr, nil, err
 	}
@@ -103,6 +112,14 @@ func (d *Dest) receiveArriving(st io.Reader, w io.Writer, arrived arrival) (File
 	if hdr.MetaLen > limit || hdr.StreamLen > limit {
 		return hdr, nil, fmt.Errorf("%w: file %s announces %d+%d bytes for a %d-byte file", ErrFrame, name, hdr.MetaLen, hdr.StreamLen, hdr.Size)
 	}
+	if err := d.book(name, fileCost(hdr)); err != nil {
+		return hdr, nil, err
+	}
+	defer func() {
+		if err != nil {
+			d.mem.Add(-fileCost(hdr))
+		}
+	}()
 	data, err := readBlob(st, &buf, TypeData, hdr.MetaLen+hdr.StreamLen, make([]byte, 0, hdr.MetaLen+hdr.StreamLen))
 	if err != nil {
 		return hdr, nil, noEOF(err)
@@ -110,7 +127,7 @@ func (d *Dest) receiveArriving(st io.Reader, w io.Writer, arrived arrival) (File
 	if int64(len(data)) != hdr.MetaLen+hdr.StreamLen {
 		return hdr, nil, fmt.Errorf("%w: file %s: %d data bytes, announced %d", ErrFrame, name, len(data), hdr.MetaLen+hdr.StreamLen)
 	}
-	file := data
+	file = data
 	if hdr.Mode == ModeOptimize {
 		if file, err = d.rebuild(st, w, &buf, hdr, data, arrived); err != nil {
 			return hdr, nil, fmt.Errorf("rebuild %s: %w", name, err)

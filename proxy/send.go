@@ -104,8 +104,8 @@ func (s *Source) encode(o push.Offer, file []byte) (*encoded, error) {
 	if err != nil {
 		s.log.Debug("not a journal file; sending it all as payload", "file", o.Name, "err", err)
 		meta, payload = nil, file
-	} else {
-		hdr.PayloadOff = journal.HeaderSize
+	} else if h, err := journal.ParseHeader(o.Name, file); err == nil {
+		hdr.PayloadOff = h.Size() // Split checked the header: 160, or 128 in a version 1 file
 	}
 	plen := int64(len(payload))
 	data := zstdEncoder.EncodeAll(meta, nil)

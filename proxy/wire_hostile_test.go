@@ -11,6 +11,7 @@ import (
 
 	"github.com/aimwan/aimwan/dedupe"
 	"github.com/aimwan/aimwan/journal"
+	"github.com/aimwan/aimwan/transport/push"
 )
 
 // hostileDest is a destination edge that only receives (no network).
@@ -187,4 +188,45 @@ func allocated() uint64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m.TotalAlloc
+}
+
+// TestDestMemoryBudget: the destination edge books each file's encoded
+// data and rebuilt bytes from its FILE frame until dst's verdict; a file
+// that would pass the budget is answered buffer-full (a verdict: the source
+// keeps it), except when nothing else is held; the booking ends with the
+// file, whatever happened to it.
+func TestDestMemoryBudget(t *testing.T) {
+	store, err := dedupe.OpenStore(dedupe.StoreConfig{MaxBytes: 32 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := makeJournal(t, "v", [][]byte{bytes.Repeat([]byte("0123456789abcdef"), 4000)})[0].data
+	stream := fileStream(t, ModePassthrough, file)
+	cost := 3 * int64(len(file)) / 2 // budget: one file fits, two do not
+	d, err := NewDest(DestConfig{Push: "127.0.0.1:1", Identity: lanID(lanSrc), LANPins: lanPins(lanDst), Store: store, MaxFileSize: 1 << 20, MaxMemory: cost})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr, _, err := d.receiveArriving(bytes.NewReader(stream), io.Discard, d.arriving.begin()) // held, as while pushing to dst
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := d.receive(bytes.NewReader(stream), io.Discard); !errors.Is(err, push.ErrBufferFull) {
+		t.Fatalf("second file within a full budget: %v, want buffer full", err)
+	}
+	d.mem.Add(-fileCost(hdr)) // dst's verdict came back
+	if _, _, err := d.receive(bytes.NewReader(stream), io.Discard); err != nil {
+		t.Fatalf("after the first file was released: %v", err)
+	}
+	// Alone, a file bigger than the budget still goes through.
+	small, err := NewDest(DestConfig{Push: "127.0.0.1:1", Identity: lanID(lanSrc), LANPins: lanPins(lanDst), Store: store, MaxFileSize: 1 << 20, MaxMemory: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := small.receive(bytes.NewReader(stream), io.Discard); err != nil {
+		t.Fatalf("one file over the budget with nothing held: %v", err)
+	}
+	if _, _, err := small.receive(bytes.NewReader(stream[:len(stream)/2]), io.Discard); err == nil || small.mem.Load() != 0 {
+		t.Fatalf("cut stream: %v, %d bytes still booked", err, small.mem.Load())
+	}
 }

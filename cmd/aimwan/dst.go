@@ -52,6 +52,9 @@ type dstFile struct {
 	Volumes     []dstVolume       `yaml:"volumes"`
 	Groups      []dstGroup        `yaml:"groups"`
 	Retention   []dstRetention    `yaml:"retention"`
+
+	PartExpiry       string `yaml:"part_expiry"`
+	NoRebindSnapshot bool   `yaml:"no_rebind_snapshot"` // no copy of a volume before an initialize's stream rebinds it
 }
 
 // dstVolume is one entry of volumes: in the YAML file.
@@ -113,7 +116,9 @@ func dstFlags(args []string) (dstFile, error) {
 		"record":       fs.String("record", "", "record metrics as JSONL into `DIR` (<DIR>/<node>.jsonl)"),
 		"buffer-limit": fs.String("buffer-limit", "", "destination buffer limit `SIZE` (default 4GiB)"),
 		"hook-timeout": fs.String("hook-timeout", "", "kill a hook after `DURATION` (default 1m)"),
+		"part-expiry":  fs.String("part-expiry", "", "remove a partial file nobody resumed for `DURATION` (default 10m)"),
 	}
+	noRebindSnap := fs.Bool("no-rebind-snapshot", false, "do not copy a volume aside before an initialize's new journal stream replaces its stream")
 	if err := parseFlags(fs, args); err != nil {
 		return dstFile{}, err
 	}
@@ -125,11 +130,15 @@ func dstFlags(args []string) (dstFile, error) {
 		return f, err
 	}
 	dsts := map[string]*string{"key": &f.Key, "node": &f.Node, "listen": &f.Listen, "buffer": &f.Buffer, "snapshots": &f.Snapshots,
-		"control": &f.Control, "metrics": &f.Metrics, "record": &f.Record, "buffer-limit": &f.BufferLimit, "hook-timeout": &f.HookTimeout}
+		"control": &f.Control, "metrics": &f.Metrics, "record": &f.Record, "buffer-limit": &f.BufferLimit, "hook-timeout": &f.HookTimeout,
+		"part-expiry": &f.PartExpiry}
 	for name, v := range str {
 		if flagWasSet(fs, name) {
 			*dsts[name] = *v
 		}
+	}
+	if flagWasSet(fs, "no-rebind-snapshot") {
+		f.NoRebindSnapshot = *noRebindSnap
 	}
 	if err := dstLists(&f, vols, hooks, groups); err != nil {
 		return f, err
@@ -191,7 +200,7 @@ func dstLists(f *dstFile, vols, hooks, groups multiFlag) error {
 // dstConfig turns the file form into aimdst.Config.
 func dstConfig(f dstFile, log *slog.Logger, reg prometheus.Registerer) (aimdst.Config, error) {
 	cfg := aimdst.Config{Node: f.Node, BufferDir: f.Buffer, SnapshotDir: f.Snapshots, Hooks: f.Hooks,
-		MaxConns: f.MaxConns, Logger: log, Registerer: reg}
+		MaxConns: f.MaxConns, Logger: log, Registerer: reg, NoRebindSnapshot: f.NoRebindSnapshot}
 	if f.Buffer == "" {
 		return cfg, usagef("dst: --buffer DIR is required")
 	}
@@ -217,6 +226,11 @@ func dstConfig(f dstFile, log *slog.Logger, reg prometheus.Registerer) (aimdst.C
 	if f.HookTimeout != "" {
 		if cfg.HookTimeout, err = time.ParseDuration(f.HookTimeout); err != nil || cfg.HookTimeout <= 0 {
 			return cfg, usagef("dst: hook-timeout %q: want a positive duration", f.HookTimeout)
+		}
+	}
+	if f.PartExpiry != "" {
+		if cfg.PartExpiry, err = time.ParseDuration(f.PartExpiry); err != nil || cfg.PartExpiry <= 0 {
+			return cfg, usagef("dst: part-expiry %q: want a positive duration", f.PartExpiry)
 		}
 	}
 	if f.MaxConns < 0 {
@@ -343,6 +357,29 @@ func printDstStatus(out io.Writer, st aimdst.Status) {
 			v.FilesWaiting, units.FormatSize(v.BufferBytes), orDefault(v.LastMarker, "-"))
 	}
 	tw.Flush()
+	printDstIdentity(out, st)
+}
+
+// printDstIdentity prints, per volume, the journal stream it replicates and
+// what needs an operator: refused and quarantined files, an earlier binding;
+// then the group markers not taken on every member.
+func printDstIdentity(out io.Writer, st aimdst.Status) {
+	for _, v := range st.Volumes {
+		fmt.Fprintf(out, "volume %s: stream %s\n", v.Volume, orDefault(v.Stream, "(not bound yet)"))
+		if p := v.Previous; p != nil {
+			fmt.Fprintf(out, "  rebound at file %d on %s (an initialize); before: stream %s up to file %d, record %d; copy: %s\n",
+				p.NewFile, p.Until.Format(time.RFC3339), orDefault(p.Stream, "(none: format version 1)"), p.File, p.Record, orDefault(p.Snapshot, "none"))
+		}
+		for _, r := range v.Refused {
+			fmt.Fprintf(out, "  REFUSED file %d (%s, %d times, last %s): %s\n", r.File, r.Reason, r.Count, r.Last.Format(time.RFC3339), r.Error)
+		}
+		for _, q := range v.Quarantined {
+			fmt.Fprintf(out, "  QUARANTINED file %d (%s) at %s: %s\n", q.File, q.Reason, q.Path, orDefault(q.Error, "-"))
+		}
+	}
+	for _, g := range st.GroupErrors {
+		fmt.Fprintf(out, "GROUP %s #%d (%s) on %s: %s\n", g.Group, g.GroupSeq, g.Label, g.Volume, g.Error)
+	}
 }
 
 func runDstExport(ctx context.Context, args []string) error {

@@ -49,6 +49,13 @@ groups:
 				t.Fatalf("%+v", c)
 			}
 		}, false},
+		{"identity and limits", []string{"--config", yml, "--part-expiry", "3m", "--no-rebind-snapshot"},
+			func(t *testing.T, c aimdst.Config, f dstFile) {
+				if c.PartExpiry != 3*time.Minute || !c.NoRebindSnapshot {
+					t.Fatalf("%+v", c)
+				}
+			}, false},
+		{"bad part expiry", []string{"--buffer", "/b", "--volume", "a=/a", "--part-expiry", "-1s"}, nil, true},
 		{"volumes space separated", []string{"--volume", "x=/x.img,create", "y=/y.img", "--buffer", "/b", "--key", key, "--peer-fp", fp}, func(t *testing.T, c aimdst.Config, f dstFile) {
 			want := []aimdst.VolumeConfig{{Name: "x", Path: "/x.img", Create: true}, {Name: "y", Path: "/y.img"}}
 			if c.BufferDir != "/b" || !reflect.DeepEqual(c.Volumes, want) {
@@ -92,8 +99,13 @@ func TestPrintDstStatus(t *testing.T) {
 	now := time.Now()
 	printDstStatus(&out, aimdst.Status{Node: "dst", BufferBytes: 2048, BufferLimit: 4096, BufferFull: true,
 		Volumes: []aimdst.VolumeStatus{{Volume: "db", State: "offline: read-only", NewestWrite: now, TimeLatency: 1.5,
-			DestagedSeq: 42, DestagedFile: 3, FilesWaiting: 2, BufferBytes: 2048, LastMarker: "s1"}}})
-	for _, want := range []string{"FULL", "db", "offline: read-only", "1.5s", "42", "s1"} {
+			DestagedSeq: 42, DestagedFile: 3, FilesWaiting: 2, BufferBytes: 2048, LastMarker: "s1", Stream: "00aa",
+			Refused:     []aimdst.Refusal{{File: 7, Reason: "stream", Count: 3, Error: "file 7 is from journal stream 00bb"}},
+			Quarantined: []aimdst.QuarantinedFile{{File: 9, Reason: "sequence", Path: "/q/9"}},
+			Previous:    &aimdst.Binding{Stream: "00cc", File: 5, NewFile: 6, Snapshot: "/s/pre-init.img"}}},
+		GroupErrors: []aimdst.GroupError{{Group: "g", GroupSeq: 2, Label: "x", Volume: "db", Error: "names member(s) ghost"}}})
+	for _, want := range []string{"FULL", "db", "offline: read-only", "1.5s", "42", "s1", "stream 00aa", "REFUSED file 7",
+		"QUARANTINED file 9", "before: stream 00cc", "/s/pre-init.img", "GROUP g #2", "ghost"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("status table lacks %q:\n%s", want, out.String())
 		}

@@ -78,6 +78,9 @@ type inspectJSON struct {
 	Volume     string       `json:"volume"`
 	VolumeSize int64        `json:"volume_size"`
 	FileSeq    uint64       `json:"file_seq"`
+	Version    uint16       `json:"version"`
+	Stream     string       `json:"stream,omitempty"`       // journal stream id (hex); none in version 1
+	Start      string       `json:"stream_start,omitempty"` // "full initialize" / "delta initialize" when the file starts its stream
 	Created    string       `json:"created"`
 	FirstSeq   uint64       `json:"first_seq"`
 	LastSeq    uint64       `json:"last_seq"`
@@ -105,21 +108,23 @@ type recordJSON struct {
 	Args     []kvJSON `json:"args,omitempty"`
 	Group    string   `json:"group,omitempty"`
 	GroupSeq uint64   `json:"group_seq,omitempty"`
+	Members  []string `json:"members,omitempty"`
 }
 
 func inspectDoc(path string, f *journal.File) inspectJSON {
 	payloadLen := int64(len(f.Payload()))
-	indexOff := journal.HeaderSize + payloadLen
+	indexOff := f.Header.Size() + payloadLen
 	d := inspectJSON{
 		File: path, Valid: true, Size: f.Size, SHA256: hex.EncodeToString(f.SHA256[:]),
 		Volume: f.Header.Volume, VolumeSize: f.Header.VolumeSize, FileSeq: f.Header.FileSeq,
+		Version: f.Header.Version, Stream: f.Header.Stream.String(), Start: f.Header.Start.String(),
 		Created: f.Header.Created.Format(time.RFC3339Nano), FirstSeq: f.FirstSeq(), LastSeq: f.LastSeq(),
-		PayloadOff: journal.HeaderSize, PayloadLen: payloadLen,
+		PayloadOff: f.Header.Size(), PayloadLen: payloadLen,
 		IndexOff: indexOff, IndexLen: f.Size - journal.FooterSize - indexOff,
 	}
 	for _, r := range f.Records {
 		rj := recordJSON{Seq: r.Seq, Kind: r.Kind.String(), Time: r.Time.Format(time.RFC3339Nano),
-			Label: r.Label, Group: r.Group, GroupSeq: r.GroupSeq}
+			Label: r.Label, Group: r.Group, GroupSeq: r.GroupSeq, Members: r.Members}
 		for _, a := range r.Args {
 			rj.Args = append(rj.Args, kvJSON{Key: a.Key, Value: a.Value})
 		}
@@ -151,6 +156,14 @@ func printInspect(w io.Writer, path string, f *journal.File) {
 	}
 	fmt.Fprintf(w, "%s: valid journal file, %d bytes, sha256 %s\n", path, d.Size, d.SHA256)
 	fmt.Fprintf(w, "volume %s (%d bytes), file seq %d, created %s\n", d.Volume, d.VolumeSize, d.FileSeq, d.Created)
+	switch {
+	case d.Stream == "":
+		fmt.Fprintf(w, "format version %d, no stream id\n", d.Version)
+	case d.Start != "":
+		fmt.Fprintf(w, "format version %d, stream %s (starts here: %s)\n", d.Version, d.Stream, d.Start)
+	default:
+		fmt.Fprintf(w, "format version %d, stream %s\n", d.Version, d.Stream)
+	}
 	fmt.Fprintf(w, "records %d..%d: %d (%d writes, %d zeros, %d trims, %d markers)\n",
 		d.FirstSeq, d.LastSeq, len(f.Records), writes, zeros, trims, markers)
 	fmt.Fprintf(w, "payload %d+%d, index %d+%d, footer %d+%d\n",
@@ -171,6 +184,9 @@ func recordDetails(r journal.Record) string {
 	s := fmt.Sprintf("label=%s", r.Label)
 	if r.Group != "" {
 		s += fmt.Sprintf(" group=%s group_seq=%d", r.Group, r.GroupSeq)
+	}
+	if len(r.Members) > 0 {
+		s += " members=" + strings.Join(r.Members, ",")
 	}
 	if len(r.Args) > 0 {
 		kv := make([]string, len(r.Args))

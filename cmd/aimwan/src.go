@@ -16,6 +16,7 @@ import (
 
 	"github.com/aimwan/aimwan/aimsrc"
 	"github.com/aimwan/aimwan/internal/units"
+	"github.com/aimwan/aimwan/journal"
 )
 
 func init() {
@@ -333,6 +334,9 @@ func runSrcMarker(ctx context.Context, args []string, out io.Writer) error {
 		if !ok || k == "" {
 			return usagef("src marker: --arg %q: want K=V", kv)
 		}
+		if err := journal.ValidArgValue(v); err != nil {
+			return usagef("src marker: --arg %q: %v", k, err)
+		}
 		req.Args = append(req.Args, aimsrc.Arg{Key: k, Value: v})
 	}
 	c, err := srcClient("src marker", ct)
@@ -403,8 +407,24 @@ func runSrcStatus(ctx context.Context, args []string, out io.Writer) error {
 		if len(v.BrokenFiles) > 0 {
 			lastErr = fmt.Sprintf("%d BROKEN FILE(S), first: %s", len(v.BrokenFiles), v.BrokenFiles[0])
 		}
+		if len(v.RefusedFiles) > 0 {
+			lastErr = fmt.Sprintf("%d REFUSED FILE(S), first: %s", len(v.RefusedFiles), v.RefusedFiles[0])
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", v.Name, v.State, units.FormatSize(v.SrcDataBytes),
 			v.FilesWaiting, oldest, units.FormatSize(v.DirtyBytes), init, lastErr)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, v := range st.Volumes {
+		fmt.Fprintf(out, "volume %s: journal stream %s", v.Name, v.Stream)
+		if v.FilesSuperseded > 0 {
+			fmt.Fprintf(out, " (%d file(s) of an old stream superseded by an initialize)", v.FilesSuperseded)
+		}
+		fmt.Fprintln(out)
+		for _, r := range v.RefusedFiles {
+			fmt.Fprintf(out, "  REFUSED %s\n", r)
+		}
+	}
+	return nil
 }

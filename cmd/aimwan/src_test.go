@@ -147,6 +147,8 @@ func TestSrcClients(t *testing.T) {
 		{"--control", ctl, "--buffer", buffer, "--volume", "v1", "--group", "g", "--snapshot", "s"}, // both targets
 		{"--control", ctl, "--buffer", buffer, "--volume", "v1", "--snapshot", "s", "--arg", "a=b"},
 		{"--control", ctl, "--buffer", buffer, "--volume", "v1", "--custom", "s", "--arg", "novalue"},
+		{"--control", ctl, "--buffer", buffer, "--volume", "v1", "--custom", "s", "--arg", "k=a\x00b"}, // NUL: the hook could never get it
+		{"--control", ctl, "--buffer", buffer, "--volume", "v1", "--custom", "s", "--arg", "k=line\nbreak"},
 	} {
 		if err := runSrcMarker(ctx, bad, &out); exitCode(err) != exitUsage {
 			t.Errorf("marker %q: %v, want a usage error", bad, err)

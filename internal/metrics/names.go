@@ -81,6 +81,32 @@ const (
 	// DstSnapshotsPruned (counter, snapshots, {volume}, dst): snapshots
 	// deleted by retention.
 	DstSnapshotsPruned = "aimwan_dst_snapshots_pruned_total"
+	// DstRefusedFiles (counter, files, {volume, reason}, dst): journal files
+	// refused or quarantined because they do not belong to the volume's
+	// stream or sequence (reason: stream, mismatch, unverified, sequence,
+	// superseded).
+	DstRefusedFiles = "aimwan_dst_refused_files_total"
+	// DstQuarantined (gauge, files, {volume}, dst): files kept in the
+	// volume's quarantine folder for the operator.
+	DstQuarantined = "aimwan_dst_quarantined_files"
+	// DstRebinds (counter, {volume}, dst): times an initialize's new stream
+	// replaced the stream a volume replicated.
+	DstRebinds = "aimwan_dst_rebinds_total"
+	// DstPartsExpired (counter, files, {volume}, dst): partial files removed
+	// after nobody resumed them for the expiry time.
+	DstPartsExpired = "aimwan_dst_parts_expired_total"
+	// DstGroupErrors (counter, {group, reason}, dst): group markers that
+	// could not be taken on every member (reason: member-missing,
+	// no-members, reused-id).
+	DstGroupErrors = "aimwan_dst_group_errors_total"
+	// SrcPushRefusals (counter, {volume, code}, src): pushes the next hop
+	// refused with a verdict that needs an operator (conflict, bad-offer,
+	// unknown-volume).
+	SrcPushRefusals = "aimwan_src_push_refusals_total"
+	// SrcFilesSuperseded (counter, files, {volume}, src): journal files of an
+	// old stream dropped at the source because the destination refused them
+	// and an initialize supersedes them.
+	SrcFilesSuperseded = "aimwan_src_files_superseded_total"
 
 	// Every proxy metric carries the label LabelRole (source or destination).
 

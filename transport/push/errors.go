@@ -22,6 +22,7 @@ const (
 	CodeVersion       Code = 8  // protocol version not supported
 	CodeProtocol      Code = 9  // malformed or unexpected frame; the connection ends
 	CodeCanceled      Code = 10 // the sender gave up on the file
+	CodeConflict      Code = 11 // the file conflicts with what the receiver replicates; not stored, not acked
 )
 
 // Sentinel errors. Errors from the peer arrive as *RemoteError, which
@@ -37,6 +38,12 @@ var (
 	ErrVersion       = errors.New("push: unsupported protocol version")
 	ErrProtocol      = errors.New("push: protocol violation")
 	ErrCanceled      = errors.New("push: canceled by sender")
+	// ErrConflict refuses a file that does not belong where the receiver
+	// is: of another journal stream than the volume replicates, the same
+	// file number as one held or destaged but other contents, or records
+	// that do not follow. The sender keeps the file; an operator acts (the
+	// message says how), resending it unchanged does not help.
+	ErrConflict = errors.New("push: file conflicts with what the receiver replicates")
 )
 
 // ErrStalled is the NACK of a file that made no progress (no DATA) for the
@@ -57,6 +64,7 @@ var codeErrs = []struct {
 	{CodeVersion, ErrVersion},
 	{CodeProtocol, ErrProtocol},
 	{CodeCanceled, ErrCanceled},
+	{CodeConflict, ErrConflict},
 	{CodeInternal, ErrInternal},
 }
 
@@ -120,6 +128,8 @@ func (c Code) String() string {
 		return "protocol"
 	case CodeCanceled:
 		return "canceled"
+	case CodeConflict:
+		return "conflict"
 	}
 	return fmt.Sprintf("code-%d", uint16(c))
 }

@@ -189,6 +189,7 @@ func TestNackCodes(t *testing.T) {
 		{"other", errors.New("disk on fire"), false, ErrInternal, CodeInternal},
 		{"checksum at commit", ErrChecksum, true, ErrChecksum, CodeChecksum},
 		{"buffer full at commit", ErrBufferFull, true, ErrBufferFull, CodeBufferFull},
+		{"conflict at commit", fmt.Errorf("file of another stream: %w", ErrConflict), true, ErrConflict, CodeConflict},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
