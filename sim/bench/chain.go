@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -53,6 +54,7 @@ type chain struct {
 	link     *daemon
 	proxySrc *daemon
 	src      *daemon
+	noHints  bool // the proxies get no --link-rate/--rtt
 }
 
 func newChain(cfg Config, vols []volume) (*chain, error) {
@@ -131,7 +133,7 @@ func (c *chain) start(ctx context.Context, mode string) error {
 	if err := waitTCP(ctx, c.a.dstListen, c.dst, 30*time.Second); err != nil {
 		return err
 	}
-	if c.proxyDst, err = startDaemon(c.cfg.Bin, c.logs, nameProxyDst, c.proxyDstArgs(mode)...); err != nil {
+	if c.proxyDst, err = startDaemon(c.proxyBin(), c.logs, nameProxyDst, c.proxyDstArgs(mode)...); err != nil {
 		return err
 	}
 	if err := waitTCP(ctx, c.a.dstProxyMetrics, c.proxyDst, 30*time.Second); err != nil {
@@ -145,7 +147,7 @@ func (c *chain) start(ctx context.Context, mode string) error {
 			return err
 		}
 	}
-	if c.proxySrc, err = startDaemon(c.cfg.Bin, c.logs, nameProxySrc, c.proxySrcArgs(mode)...); err != nil {
+	if c.proxySrc, err = startDaemon(c.proxyBin(), c.logs, nameProxySrc, c.proxySrcArgs(mode)...); err != nil {
 		return err
 	}
 	if err := waitTCP(ctx, c.a.lan, c.proxySrc, 30*time.Second); err != nil {
@@ -165,6 +167,14 @@ func (c *chain) start(ctx context.Context, mode string) error {
 	return waitTCP(ctx, c.a.srcMetrics, c.src, 30*time.Second)
 }
 
+// proxyBin is the binary the proxies run from: ProxyBin, or Bin.
+func (c *chain) proxyBin() string {
+	if c.cfg.ProxyBin != "" {
+		return c.cfg.ProxyBin
+	}
+	return c.cfg.Bin
+}
+
 // wanPeer is where the source edge sends QUIC: the link, or the
 // destination edge itself without a link.
 func (c *chain) wanPeer() string {
@@ -177,7 +187,11 @@ func (c *chain) wanPeer() string {
 // windowArgs tell the proxies the line they sit on (it sizes the QUIC
 // flow-control windows), as an operator would.
 func (c *chain) windowArgs() []string {
-	return []string{"--link-rate", rateArg(c.cfg.Rate), "--rtt", max(c.cfg.RTT, time.Millisecond).String()}
+	var args []string
+	if !c.noHints {
+		args = []string{"--link-rate", rateArg(c.cfg.Rate), "--rtt", max(c.cfg.RTT, time.Millisecond).String()}
+	}
+	return append(args, c.cfg.ProxyArgs...)
 }
 
 func (c *chain) proxyDstArgs(mode string) []string {
@@ -197,6 +211,9 @@ func (c *chain) linkArgs() []string {
 		"--rtt", c.cfg.RTT.String(), "--metrics", c.a.linkMetrics}
 	if c.cfg.Cross > 0 {
 		args = append(args, "--cross", rateArg(c.cfg.Cross))
+	}
+	if c.cfg.Loss > 0 {
+		args = append(args, "--loss", strconv.FormatFloat(c.cfg.Loss, 'g', -1, 64))
 	}
 	return args
 }

@@ -11,6 +11,7 @@ type metrics struct {
 	bytes   *prometheus.CounterVec // payload bytes delivered, by direction
 	packets *prometheus.CounterVec // packets delivered, by direction
 	cross   *prometheus.CounterVec // cross-traffic bytes carried, by direction
+	crossDr *prometheus.CounterVec // cross-traffic bytes dropped (queue full), by direction
 	drops   *prometheus.CounterVec // packets dropped, by reason
 }
 
@@ -26,6 +27,9 @@ func newMetrics() *metrics {
 		cross: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "aimwan_link_cross_bytes_total", Help: "Cross-traffic bytes that took their turn on the line, by direction.",
 		}, []string{"direction"}),
+		crossDr: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "aimwan_link_cross_dropped_bytes_total", Help: "Cross-traffic bytes dropped because the queue was full, by direction.",
+		}, []string{"direction"}),
 		drops: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "aimwan_link_drops_total", Help: "Packets dropped by the simulated link, by reason (queue, loss, outage, cross).",
 		}, []string{"reason"}),
@@ -34,6 +38,7 @@ func newMetrics() *metrics {
 		m.bytes.WithLabelValues(d)
 		m.packets.WithLabelValues(d)
 		m.cross.WithLabelValues(d)
+		m.crossDr.WithLabelValues(d)
 	}
 	for _, r := range []string{DropQueue, DropLoss, DropOutage, DropCross} {
 		m.drops.WithLabelValues(r)
@@ -47,7 +52,7 @@ func (m *metrics) register(reg prometheus.Registerer, pipes ...*Pipe) error {
 	if reg == nil {
 		return nil
 	}
-	cs := []prometheus.Collector{m.bytes, m.packets, m.cross, m.drops}
+	cs := []prometheus.Collector{m.bytes, m.packets, m.cross, m.crossDr, m.drops}
 	for _, p := range pipes {
 		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "aimwan_link_queue_bytes", Help: "Bytes waiting at the simulated link's bottleneck.",

@@ -284,19 +284,30 @@ func (p *Pipe) deliverLoop(ctx context.Context) error {
 	}
 }
 
-// crossLoop queues a cross-traffic packet every CrossPacket/Cross seconds.
+// crossLoop queues cross-traffic packets at CrossPacket/Cross-second
+// intervals. Packets are counted from the start, so a late tick (a busy
+// machine) queues the ones it missed at once: the offered rate is exactly
+// Cross, as a real caller's would be.
 func (p *Pipe) crossLoop(ctx context.Context) error {
 	every := time.Duration(float64(p.cfg.CrossPacket) / p.cfg.Cross * float64(time.Second))
-	t := time.NewTicker(max(every, time.Microsecond))
+	every = max(every, time.Microsecond)
+	t := time.NewTicker(max(every, time.Millisecond))
 	defer t.Stop()
+	start := time.Now()
+	var sent int64
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+			due := int64(time.Since(start) / every)
 			p.mu.Lock()
-			if _, ok := p.occupy(time.Now(), p.cfg.CrossPacket, DropCross); ok {
-				p.m.cross.WithLabelValues(p.dir).Add(float64(p.cfg.CrossPacket))
+			for ; sent < due; sent++ {
+				if _, ok := p.occupy(time.Now(), p.cfg.CrossPacket, DropCross); ok {
+					p.m.cross.WithLabelValues(p.dir).Add(float64(p.cfg.CrossPacket))
+				} else {
+					p.m.crossDr.WithLabelValues(p.dir).Add(float64(p.cfg.CrossPacket))
+				}
 			}
 			p.mu.Unlock()
 		}
