@@ -20,14 +20,19 @@ import (
 // and writes dst's verdict back.
 // arrived is the file's place in the arrivals (counted when its stream was
 // accepted, so in stream order).
-func (d *Dest) serveFile(ctx context.Context, st *quic.Stream, arrived arrival) {
+func (d *Dest) serveFile(ctx context.Context, st *quic.Stream, r io.Reader, arrived arrival) {
 	defer arrived.done()
 	d.m.inFlight.Inc()
 	defer d.m.inFlight.Dec()
 	stop := context.AfterFunc(ctx, func() { st.CancelRead(streamCanceled); st.CancelWrite(streamCanceled) })
 	defer stop()
 	w := countingWriter{w: st, c: d.m.wire}
-	hdr, file, err := d.receiveArriving(st, w, arrived)
+	// The source edge cancels its side when it gives the file up (its
+	// stream context here ends): a striped transfer stops waiting then.
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(st.Context(), cancel)()
+	hdr, file, err := d.receiveArriving(fctx, r, w, arrived)
 	if err != nil {
 		if !errors.Is(err, push.ErrChecksum) && !errors.Is(err, push.ErrBadOffer) {
 			// The stream broke or spoke nonsense: nothing to answer on it.
@@ -70,11 +75,11 @@ func (d *Dest) finish(st *quic.Stream, w io.Writer, hdr FileHeader, err error) {
 // verified file. Errors wrapping push.ErrChecksum or push.ErrBadOffer are
 // sent back as a verdict; any other means the stream is broken.
 func (d *Dest) receive(st io.Reader, w io.Writer) (FileHeader, []byte, error) {
-	return d.receiveArriving(st, w, d.arriving.begin())
+	return d.receiveArriving(context.Background(), st, w, d.arriving.begin())
 }
 
 // receiveArriving is receive for a file already counted in the arrivals.
-func (d *Dest) receiveArriving(st io.Reader, w io.Writer, arrived arrival) (FileHeader, []byte, error) {
+func (d *Dest) receiveArriving(ctx context.Context, st io.Reader, w io.Writer, arrived arrival) (FileHeader, []byte, error) {
 	defer arrived.done()
 	var buf []byte
 	typ, body, err := readFrame(st, &buf)
@@ -96,7 +101,7 @@ func (d *Dest) receiveArriving(st io.Reader, w io.Writer, arrived arrival) (File
 	if hdr.MetaLen > limit || hdr.StreamLen > limit {
 		return hdr, nil, fmt.Errorf("%w: file %s announces %d+%d bytes for a %d-byte file", ErrFrame, name, hdr.MetaLen, hdr.StreamLen, hdr.Size)
 	}
-	data, err := readBlob(st, &buf, TypeData, hdr.MetaLen+hdr.StreamLen, make([]byte, 0, hdr.MetaLen+hdr.StreamLen))
+	data, err := d.receiveData(ctx, st, &buf, hdr)
 	if err != nil {
 		return hdr, nil, noEOF(err)
 	}

@@ -162,8 +162,11 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 	// than ingest parallelism.
 	s.throttle = transport.NewThrottle(transport.ThrottleConfig{Schedule: cfg.Schedule, Now: cfg.Now, OnRate: m.setCap, Logger: s.log})
 	s.pool = &transport.Pool{Addr: cfg.Peer, Identity: cfg.Identity, Pins: cfg.Pins, Config: cfg.Transport,
-		Setup: s.handshake, Logger: s.log}
+		Throttle: s.throttle, Setup: s.handshake, Logger: s.log}
 	if cfg.Registerer != nil {
+		if err := cfg.Registerer.Register(transport.NewPoolCollector(cfg.Peer, s.pool)); err != nil {
+			return nil, fmt.Errorf("source proxy metrics: %w", err)
+		}
 		if err := cfg.Registerer.Register(transport.NewStatsCollector(cfg.Peer, s.pool.Conns)); err != nil {
 			return nil, fmt.Errorf("source proxy metrics: %w", err)
 		}

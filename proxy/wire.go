@@ -28,7 +28,7 @@ const (
 	// Magic opens HELLO and HELLO_OK.
 	Magic = "AIMW"
 	// Version is the WAN protocol version (also in transport.ALPN).
-	Version = 1
+	Version = 2
 	// MaxPiece is the largest piece of a blob in one frame.
 	MaxPiece = 1 << 20
 	// MaxBody is the largest frame body accepted.
