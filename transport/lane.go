@@ -60,16 +60,8 @@ func (p *Pool) lane(ctx context.Context, c *quic.Conn, slot int) {
 		if ps == nil {
 			return
 		}
-		start := time.Now()
-		pace := p.ctl.pace()
-		n, waited := p.sendBatch(ctx, c, &streams[turn%laneStreams], ps, !more)
-		atPace := time.Duration(0)
-		if pace > 0 {
-			atPace = time.Duration(float64(n) / pace * float64(time.Second))
-		}
-		// Time not spent waiting for the pacer's credit is time QUIC held
-		// the bytes back: the connection cannot carry its share.
-		p.parts.done(time.Since(start)-waited, atPace, len(p.Conns()))
+		p.sendBatch(ctx, c, &streams[turn%laneStreams], ps, !more)
+		p.parts.done()
 		if c.Context().Err() != nil || ctx.Err() != nil {
 			return
 		}

@@ -3,10 +3,8 @@ package transport
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"math"
-	"os"
 	"sync"
 	"time"
 
@@ -29,18 +27,11 @@ type controller struct {
 	m      *rateModel
 	tokens float64   // bytes that may go now; negative: debt
 	filled time.Time // when tokens was last brought up to date
+	unused float64   // credit the full bucket let go since takeUnused
 }
 
 func newController(hint float64, thr *Throttle) *controller {
 	c := &controller{thr: thr, m: newRateModel(hint), filled: time.Now()}
-	if f := os.Getenv("AIMWAN_RATE_TRACE"); f != "" { // TEMP debugging
-		if w, err := os.Create(f); err == nil {
-			start := time.Now()
-			c.m.trace = func(format string, a ...any) {
-				fmt.Fprintf(w, "%8.3f "+format+"\n", append([]any{time.Since(start).Seconds()}, a...)...)
-			}
-		}
-	}
 	return c
 }
 
@@ -87,10 +78,25 @@ func (c *controller) rate() float64 {
 func (c *controller) fill(now time.Time) float64 {
 	r := c.rate()
 	if dt := now.Sub(c.filled); dt > 0 {
-		c.tokens = min(c.tokens+r*dt.Seconds(), bucketDepth(r))
+		t := c.tokens + r*dt.Seconds()
+		if depth := bucketDepth(r); t > depth {
+			c.unused += t - depth
+			t = depth
+		}
+		c.tokens = t
 		c.filled = now
 	}
 	return r
+}
+
+// takeUnused returns the credit the bucket overflowed with since the last
+// call (bytes the pace allowed and nobody sent) and the pace.
+func (c *controller) takeUnused() (unused, rate float64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r := c.fill(time.Now())
+	unused, c.unused = c.unused, 0
+	return unused, r
 }
 
 // limit is the WriteWithLimit limiter: it grants the whole packet while the
@@ -204,14 +210,6 @@ func (c *controller) pace() float64 {
 		p = math.Min(p, c.thr.Rate())
 	}
 	return p
-}
-
-// connLimited reports whether parts waited while the lanes sent well below
-// the pace: the connections' congestion windows, not the pace, were the
-// limit.
-func (c *controller) connLimited(sentRate float64, backlogged bool) bool {
-	pace := c.pace()
-	return backlogged && pace > 0 && sentRate < 0.8*pace
 }
 
 // Estimates is the rate controller's view of the path (exported as

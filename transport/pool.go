@@ -72,6 +72,12 @@ func (p *Pool) init() {
 		hint := 0.0
 		if p.Config.LinkRate > 0 {
 			hint = cfg.LinkRate
+			if p.Config.Conns == 0 && p.Config.MinConns == 0 {
+				// Start with a connection per 128 KiB of the hinted
+				// bandwidth-delay product (a loss-halved congestion window
+				// carries about that on a long line), up to 16.
+				p.want = min(max(p.want, int(cfg.BDP()/(128<<10))), 16, cfg.MaxConns)
+			}
 		}
 		p.ctl = newController(hint, p.Throttle)
 		p.parts.init(cfg.MaxConns)
@@ -235,7 +241,7 @@ const adaptEvery = 250 * time.Millisecond
 func (p *Pool) adapt(ctx context.Context, g *errgroup.Group) {
 	t := time.NewTicker(RTTEvery)
 	defer t.Stop()
-	last := time.Now()
+	last, lastLog := time.Now(), time.Now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -247,18 +253,19 @@ func (p *Pool) adapt(ctx context.Context, g *errgroup.Group) {
 			continue
 		}
 		now := time.Now()
-		sent, backlogged := p.parts.takeStats()
-		limited := p.ctl.connLimited(float64(sent)/now.Sub(last).Seconds(), backlogged)
+		_, backlogged := p.parts.takeStats()
+		unused, pace := p.ctl.takeUnused()
+		period := now.Sub(last).Seconds()
 		last = now
 		p.measureShare()
-		active, busy := p.parts.lanesActive()
-		if tr := p.ctl.m.trace; tr != nil { // TEMP
-			p.parts.mu.Lock()
-			ql := len(p.parts.items)
-			p.parts.mu.Unlock()
-			p.ctl.mu.Lock()
-			tr("ADAPT queue=%d active=%d busy=%d sent=%.0f backlogged=%v limited=%v", ql, active, busy, float64(sent)/adaptEvery.Seconds(), backlogged, limited)
-			p.ctl.mu.Unlock()
+		// Parts waited and a tenth of the pace's credit went unused: the
+		// lanes writing could not take it.
+		starved := backlogged && pace > 0 && unused > 0.1*pace*period
+		keptUp := unused < 0.01*pace*period
+		active := p.parts.adjust(starved, keptUp, len(p.Conns()))
+		if time.Since(lastLog) >= time.Second {
+			lastLog = time.Now()
+			p.logState(active)
 		}
 		p.mu.Lock()
 		live := 0
@@ -267,9 +274,9 @@ func (p *Pool) adapt(ctx context.Context, g *errgroup.Group) {
 				live++
 			}
 		}
-		// Every live connection writes and still the pace is not met: the
-		// congestion windows are the limit.
-		if limited && active >= live && live == p.started && p.want < len(p.conns) {
+		// Every live connection writes and still the pace's credit goes
+		// unused: the congestion windows are the limit.
+		if starved && active >= live && live == p.started && p.want < len(p.conns) {
 			p.want = min(len(p.conns), p.want+max(1, p.want/4))
 			orDefault(p.Logger).Info("WAN: more connections (congestion windows hold the pace back)", "peer", p.Addr, "conns", p.want)
 			for ; p.started < p.want; p.started++ {
@@ -279,6 +286,18 @@ func (p *Pool) adapt(ctx context.Context, g *errgroup.Group) {
 		}
 		p.mu.Unlock()
 	}
+}
+
+// logState writes the rate controller's view at debug level.
+func (p *Pool) logState(active int) {
+	log := orDefault(p.Logger)
+	if !log.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
+	e := p.Estimates()
+	log.Debug("WAN pace", "peer", p.Addr, "state", e.State, "bottleneck_Bps", int64(e.Bottleneck),
+		"delivery_Bps", int64(e.Delivery), "pace_Bps", int64(e.Pacing), "base_rtt", e.BaseRTT.Round(time.Millisecond/10),
+		"queue_delay", e.QueueDelay.Round(time.Millisecond/10), "conns", e.Conns, "writing", active, "backoffs", e.Backoffs)
 }
 
 // sampleRTT gives the rate controller the smallest latest round trip of
@@ -292,7 +311,10 @@ func (p *Pool) sampleRTT() {
 	var best time.Duration
 	for _, c := range conns {
 		st := c.ConnectionStats()
-		if prev, ok := p.rttSent[c]; ok && st.BytesSent > prev && (best == 0 || st.LatestRTT < best) {
+		// Until its first samples, a connection reports quic-go's initial
+		// RTT (100 ms) as its latest, smoothed and smallest alike.
+		measured := st.LatestRTT != st.SmoothedRTT || st.LatestRTT != st.MinRTT
+		if prev, ok := p.rttSent[c]; ok && measured && st.BytesSent > prev && (best == 0 || st.LatestRTT < best) {
 			best = st.LatestRTT
 		}
 		p.rttSent[c] = st.BytesSent

@@ -29,7 +29,8 @@ type Config struct {
 	// to MaxConns.
 	Conns int
 	// MinConns and MaxConns bound the adaptive number of connections. 0
-	// means 2 and 48.
+	// means 2 (more with a LinkRate hint: one per 128 KiB of its
+	// bandwidth-delay product, up to 16) and 64.
 	MinConns, MaxConns int
 	// KeepAlive is the period of keep-alive packets on an idle connection.
 	// 0 means 5s.
@@ -81,7 +82,7 @@ func (c Config) WithDefaults() Config {
 		c.MinConns = 2
 	}
 	if c.MaxConns <= 0 {
-		c.MaxConns = 48
+		c.MaxConns = 64
 	}
 	c.MaxConns = max(c.MaxConns, c.MinConns)
 	if c.Conns > 0 {

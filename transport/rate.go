@@ -74,6 +74,7 @@ const (
 	startupGrowth = 2.0
 	queueGain     = 0.1
 	backoffGain   = 0.85
+	maxBackoff    = 0.5
 	// bwSlots is the number of windows the bottleneck estimate is the
 	// largest D of.
 	bwSlots = 10
@@ -302,16 +303,28 @@ func (m *rateModel) control(now time.Time) {
 	// The bottleneck estimate: the largest D of the last bwSlots windows.
 	// While the sender sent below its pace (too little data, too few
 	// connections) D says only that the path carries at least that much.
-	if paced || d >= m.btlbw {
+	// The receiver cannot have taken more than was sent: a D above what
+	// the sender sent lately is a receiver that ran late and caught up in
+	// a burst, not the path.
+	sent2, _ := rateOf(m.sends, now, 2*w)
+	d = min(d, 1.05*max(sent, sent2))
+	// The bottleneck estimate: the largest D of the last bwSlots windows.
+	// D counts when the sender sent at its pace or a queue stood (the path
+	// was the limit); while the sender had too little to send, D says
+	// only that the path carries at least that much.
+	if paced || q >= target/2 || d >= m.btlbw {
 		m.bwSample(d, now, w)
 	}
-	if m.standing(now, w, q, target) {
-		// A queue stood a whole window well above its target: the path
-		// gives less than the estimate (cross traffic grew, the line slowed).
-		// What it delivered meanwhile, with the queue full, is what it gives.
+	if m.standing(now, w, q, target) && d < 0.9*m.btlbw {
+		// A queue stood a whole window well above its target and the path
+		// delivered clearly less than the estimate: the path gives less
+		// (cross traffic grew, the line slowed). What it delivered
+		// meanwhile, with the queue full, is what it gives. One backoff
+		// halves the estimate at most (a long stall of a busy host looks
+		// the same for a while).
 		m.backoffs++
-		m.resetBW(d, now, w)
-		m.pacing = m.clamp(d * backoffGain)
+		m.resetBW(max(d, m.btlbw*maxBackoff), now, w)
+		m.pacing = m.clamp(m.btlbw * backoffGain)
 		m.holdUntil = now.Add(w)
 		m.state = stateSteady
 		return

@@ -43,12 +43,6 @@ var (
 	simServerAddr = &net.UDPAddr{IP: net.IPv4(10, 0, 0, 2), Port: 4433}
 )
 
-// countClient makes newSimLine count the client's datagrams in simCount.
-var (
-	countClient bool
-	simCount    *countConn
-)
-
 // quietLog discards log lines.
 var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
 
@@ -71,12 +65,7 @@ func newSimLine(t *testing.T, line link.PipeConfig, cfg Config) *simLine {
 	}
 	s := &simLine{link: l, asm: NewAssembler(AssemblerConfig{Logger: quietLog}), ln: ln}
 	wg.Go(func() { s.serve(ctx) })
-	var a net.PacketConn = l.A()
-	if countClient {
-		simCount = &countConn{PacketConn: a}
-		a = simCount
-	}
-	ep, err := NewEndpoint(a, cliID, quietLog)
+	ep, err := NewEndpoint(l.A(), cliID, quietLog)
 	if err != nil {
 		t.Fatal(err)
 	}

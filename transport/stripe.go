@@ -9,7 +9,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/quic-go/quic-go"
 )
@@ -181,10 +180,9 @@ func (p *part) size() int { return len(p.t.bounds(p.index)) + partHeaderLen }
 // Lanes take parts in the order of their slots: a lane leaves parts to an
 // idle lane of a lower slot, so the traffic keeps to the fewest
 // connections that carry it (their ACKs ride on data, and a connection's
-// window stays open). And only so many lanes write at once (active): one
-// while its writes keep up with the pace, one more each time QUIC held a
-// write back well over its time at the pace (the connection's congestion
-// window), one fewer after a run of writes that kept up. So a part goes
+// window stays open). And only so many lanes write at once (active): few
+// while they take all the credit the pace allows, more while credit goes
+// unused with parts waiting (see adjust). So a part goes
 // out whole at the pace instead of every lane trickling its own part, and
 // the load spills onto more connections exactly when the ones in use
 // cannot carry it.
@@ -201,12 +199,9 @@ type partQueue struct {
 	retries atomic.Int64
 }
 
-// Adapting the number of lanes writing at once.
-const (
-	slowWrite = 2.0  // a write QUIC held back this many times its time at the pace widens
-	fastWrite = 1.25 // ... at most this many times counts as keeping up
-	fastRun   = 16   // writes in a row that kept up narrow by one
-)
+// fastRun is the number of adaptEvery periods in a row in which the lanes
+// took all the pace's credit after which one lane fewer writes.
+const fastRun = 8
 
 func (q *partQueue) init(slots int) {
 	q.changed = make(chan struct{})
@@ -291,24 +286,36 @@ func (q *partQueue) next(ctx, conn context.Context, slot, maxBytes int) (ps []*p
 	}
 }
 
-// done ends a lane's write of parts taken with next: QUIC held it back for
-// held (the write's time beyond its waits for the pacer), where the pace
-// alone would have taken atPace. lanes is the number of live lanes.
-func (q *partQueue) done(held, atPace time.Duration, lanes int) {
+// done ends a lane's write of parts taken with next.
+func (q *partQueue) done() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.busy--
+	q.signal()
+}
+
+// adjust widens or narrows the lanes writing at once, every adaptEvery:
+// wider (by a quarter) while parts waited and the pace's credit went
+// unused (the lanes writing could not take it: their connections'
+// congestion windows held them back), narrower by one after fastRun
+// periods in a row in which the lanes took all the credit. It returns the
+// lanes allowed.
+func (q *partQueue) adjust(starved, keptUp bool, lanes int) int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
 	switch {
-	case held > time.Duration(slowWrite*float64(atPace))+5*time.Millisecond:
+	case starved:
 		q.fast = 0
-		q.active = min(q.active+1, max(lanes, 1))
-	case held <= time.Duration(fastWrite*float64(atPace))+2*time.Millisecond:
+		q.active = min(q.active+max(1, q.active/4), max(lanes, 1))
+	case keptUp:
 		if q.fast++; q.fast >= fastRun && q.active > 1 {
 			q.active--
 			q.fast = 0
 		}
 	}
+	q.active = min(q.active, max(lanes, 1))
 	q.signal()
+	return q.active
 }
 
 // lanesActive returns how many lanes may write at once and how many do.
