@@ -54,7 +54,6 @@ type Pool struct {
 	want     int          // slots kept up
 	started  int          // slots whose keeper runs
 	changed  chan struct{}
-	next     int
 
 	ctl   *controller
 	parts partQueue
@@ -192,17 +191,17 @@ func (p *Pool) set(slot int, c *quic.Conn) {
 	p.changed = make(chan struct{})
 }
 
-// Get returns a live connection, round-robin over the slots, waiting until
-// one is up or ctx ends.
+// Get returns the live connection of the lowest slot, waiting until one
+// is up or ctx ends. The pool's user opens its own streams (one per file)
+// on it, so the peer accepts them in the order they were opened — the
+// order a later file's references to an earlier one's chunks rely on —
+// while the bulk of the bytes travels as transfers over all connections.
 func (p *Pool) Get(ctx context.Context) (*quic.Conn, error) {
 	p.init()
 	for {
 		p.mu.Lock()
-		n := len(p.conns)
-		for i := range n {
-			c := p.conns[(p.next+i)%n]
+		for _, c := range p.conns {
 			if c != nil && c.Context().Err() == nil {
-				p.next = (p.next + i + 1) % n
 				p.mu.Unlock()
 				return c, nil
 			}
