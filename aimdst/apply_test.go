@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/aimwan/aimwan/internal/testkit"
 )
 
 // TestZeroPunchesHole checks that Zero leaves a hole (fewer blocks) that
@@ -33,12 +35,12 @@ func TestZeroPunchesHole(t *testing.T) {
 	if err := vf.Close(); err != nil {
 		t.Fatal(err)
 	}
-	got := readAll(t, path)
+	got := testkit.ReadFile(t, path)
 	want := bytes.Repeat([]byte{0xab}, 4<<20)
 	clear(want[1<<20 : 3<<20])
 	clear(want[100:110])
 	if !bytes.Equal(got, want) {
-		t.Fatalf("content after Zero: %s", firstDiff(got, want))
+		t.Fatalf("content after Zero: %s", testkit.FirstDiff(want, got))
 	}
 	var st unix.Stat_t
 	if err := unix.Stat(path, &st); err != nil {
@@ -105,7 +107,7 @@ func TestVolumeOffline(t *testing.T) {
 					t.Fatalf("receive while offline: %v", err)
 				}
 			}
-			waitFor(t, 5*time.Second, "offline state", func() bool {
+			testkit.WaitFor(t, 5*time.Second, "offline state", func() bool {
 				v := tn.n.Status().Volumes[0]
 				return v.Offline && strings.HasSuffix(v.State, ": "+tc.reason)
 			})
@@ -113,11 +115,11 @@ func TestVolumeOffline(t *testing.T) {
 				t.Fatalf("offline volume: %+v", v)
 			}
 			sw.set(nil, nil)
-			waitFor(t, 5*time.Second, "destage after the volume is back", destaged(tn.n, len(g.files)))
-			if got := readAll(t, tn.volPath); !bytes.Equal(got, g.final) {
-				t.Fatalf("image: %s", firstDiff(got, g.final))
+			testkit.WaitFor(t, 5*time.Second, "destage after the volume is back", destaged(tn.n, len(g.files)))
+			if got := testkit.ReadFile(t, tn.volPath); !bytes.Equal(got, g.final) {
+				t.Fatalf("image: %s", testkit.FirstDiff(g.final, got))
 			}
-			waitFor(t, 5*time.Second, "idle state after recovery", func() bool {
+			testkit.WaitFor(t, 5*time.Second, "idle state after recovery", func() bool {
 				v := tn.n.Status().Volumes[0]
 				return v.State == stateIdle && !v.Offline
 			})
@@ -134,7 +136,7 @@ func TestMissingVolumeCreate(t *testing.T) {
 	if err := destageAll(tn.n, "vol"); err != nil {
 		t.Fatal(err)
 	}
-	if got := readAll(t, tn.volPath); !bytes.Equal(got, g.final) {
-		t.Fatalf("image: %s", firstDiff(got, g.final))
+	if got := testkit.ReadFile(t, tn.volPath); !bytes.Equal(got, g.final) {
+		t.Fatalf("image: %s", testkit.FirstDiff(g.final, got))
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aimwan/aimwan/internal/testkit"
 	"github.com/aimwan/aimwan/journal"
 	"github.com/aimwan/aimwan/transport/push/pushtest"
 )
@@ -58,7 +59,7 @@ func conformanceFiles(t *testing.T, n int) [][]byte {
 		if err := w.Seal(); err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, readAll(t, filepath.Join(dir, journal.FileName(uint64(seq)))))
+		out = append(out, testkit.ReadFile(t, filepath.Join(dir, journal.FileName(uint64(seq)))))
 	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)

@@ -9,7 +9,7 @@ import (
 	"net"
 	"net/http"
 
-	"github.com/aimwan/aimwan/reports"
+	"github.com/aimwan/aimwan/internal/metrics"
 )
 
 // StatusPath is the control endpoint's status resource (JSON Status).
@@ -27,7 +27,7 @@ func serveControl(ctx context.Context, ln net.Listener, n *Node, log *slog.Logge
 			log.Debug("control: write status", "err", err)
 		}
 	})
-	return reports.ServeHTTP(ctx, ln, mux, "control endpoint", log)
+	return metrics.ServeHTTP(ctx, ln, mux, "control endpoint", log)
 }
 
 // FetchStatus asks the control endpoint at addr (host:port) for the node's

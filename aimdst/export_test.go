@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/aimwan/aimwan/internal/testkit"
 )
 
 // TestServeSnapshotNBD exports a snapshot and reads it back with nbdcopy and
@@ -44,20 +46,20 @@ func TestServeSnapshotNBD(t *testing.T) {
 	if b, err := exec.Command("nbdcopy", uri, out).CombinedOutput(); err != nil {
 		t.Fatalf("nbdcopy: %v: %s", err, b)
 	}
-	if got := readAll(t, out); !bytes.Equal(got, want) {
-		t.Fatalf("nbdcopy read: %s", firstDiff(got, want))
+	if got := testkit.ReadFile(t, out); !bytes.Equal(got, want) {
+		t.Fatalf("nbdcopy read: %s", testkit.FirstDiff(want, got))
 	}
 	out2 := filepath.Join(dir, "copy2.img")
 	if b, err := exec.Command("qemu-img", "convert", "-f", "raw", "-O", "raw", uri, out2).CombinedOutput(); err != nil {
 		t.Fatalf("qemu-img convert: %v: %s", err, b)
 	}
-	if got := readAll(t, out2); !bytes.Equal(got, want) {
-		t.Fatalf("qemu-img read: %s", firstDiff(got, want))
+	if got := testkit.ReadFile(t, out2); !bytes.Equal(got, want) {
+		t.Fatalf("qemu-img read: %s", testkit.FirstDiff(want, got))
 	}
 	if b, err := exec.Command("qemu-io", "-f", "raw", "-c", "write 0 4096", uri).CombinedOutput(); err == nil && !bytes.Contains(b, []byte("ermission")) && !bytes.Contains(b, []byte("read-only")) && !bytes.Contains(b, []byte("read only")) {
 		t.Fatalf("write to the snapshot export was not refused: %s", b)
 	}
-	if got := readAll(t, SnapshotPath(dir, "vol", "s1")); !bytes.Equal(got, want) {
+	if got := testkit.ReadFile(t, SnapshotPath(dir, "vol", "s1")); !bytes.Equal(got, want) {
 		t.Fatal("snapshot changed")
 	}
 }

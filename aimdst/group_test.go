@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aimwan/aimwan/internal/testkit"
 	"github.com/aimwan/aimwan/journal"
 )
 
@@ -38,18 +39,18 @@ func TestGroupMarker(t *testing.T) {
 	tn := &testNode{cfg: cfg, n: n}
 	tn.serve(t)
 	deliverAll(t, n, "a", ga.files)
-	waitFor(t, 5*time.Second, "a waiting at the group marker", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "a waiting at the group marker", func() bool {
 		return strings.HasPrefix(n.Status().Volumes[0].State, stateGroup)
 	})
 	// While a waits, its volume holds exactly the writes before the marker.
-	if got := readAll(t, cfg.Volumes[0].Path); !bytes.Equal(got, ga.snaps["gsnap"]) {
-		t.Fatalf("volume a while waiting: %s", firstDiff(got, ga.snaps["gsnap"]))
+	if got := testkit.ReadFile(t, cfg.Volumes[0].Path); !bytes.Equal(got, ga.snaps["gsnap"]) {
+		t.Fatalf("volume a while waiting: %s", testkit.FirstDiff(ga.snaps["gsnap"], got))
 	}
 	if _, err := os.Stat(SnapshotPath(cfg.SnapshotDir, "a", "gsnap")); err == nil {
 		t.Fatal("group snapshot taken before every member reached the marker")
 	}
 	deliverAll(t, n, "b", gb.files)
-	waitFor(t, 10*time.Second, "both destaged", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "both destaged", func() bool {
 		st := n.Status()
 		return st.Volumes[0].DestagedFile == uint64(len(ga.files)) && st.Volumes[1].DestagedFile == uint64(len(gb.files))
 	})
@@ -57,11 +58,11 @@ func TestGroupMarker(t *testing.T) {
 		vol string
 		g   generated
 	}{{"a", ga}, {"b", gb}} {
-		if got := readAll(t, SnapshotPath(cfg.SnapshotDir, c.vol, "gsnap")); !bytes.Equal(got, c.g.snaps["gsnap"]) {
-			t.Errorf("group snapshot of %s: %s", c.vol, firstDiff(got, c.g.snaps["gsnap"]))
+		if got := testkit.ReadFile(t, SnapshotPath(cfg.SnapshotDir, c.vol, "gsnap")); !bytes.Equal(got, c.g.snaps["gsnap"]) {
+			t.Errorf("group snapshot of %s: %s", c.vol, testkit.FirstDiff(c.g.snaps["gsnap"], got))
 		}
-		if got := readAll(t, filepath.Join(root, c.vol+".img")); !bytes.Equal(got, c.g.final) {
-			t.Errorf("image %s: %s", c.vol, firstDiff(got, c.g.final))
+		if got := testkit.ReadFile(t, filepath.Join(root, c.vol+".img")); !bytes.Equal(got, c.g.final) {
+			t.Errorf("image %s: %s", c.vol, testkit.FirstDiff(c.g.final, got))
 		}
 	}
 }

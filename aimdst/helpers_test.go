@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
-	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -178,27 +177,4 @@ func destageAll(n *Node, volume string) error {
 		}
 	}
 	return errors.New("destage did not finish")
-}
-
-// readAll reads a file, failing the test on error.
-func readAll(t testing.TB, path string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// firstDiff describes where a and b differ, for failure messages.
-func firstDiff(a, b []byte) string {
-	if len(a) != len(b) {
-		return fmt.Sprintf("sizes %d and %d", len(a), len(b))
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return fmt.Sprintf("first difference at byte %d (%#x vs %#x)", i, a[i], b[i])
-		}
-	}
-	return "equal"
 }

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/aimwan/aimwan/internal/testkit"
 	"github.com/aimwan/aimwan/journal"
 )
 
@@ -38,8 +39,8 @@ func TestSnapshotFileSparse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := readAll(t, dst), readAll(t, src); !bytes.Equal(got, want) {
-		t.Fatalf("snapshot (%s) content: %s", method, firstDiff(got, want))
+	if got, want := testkit.ReadFile(t, dst), testkit.ReadFile(t, src); !bytes.Equal(got, want) {
+		t.Fatalf("snapshot (%s) content: %s", method, testkit.FirstDiff(want, got))
 	}
 	var st unix.Stat_t
 	if err := unix.Stat(dst, &st); err != nil {
@@ -79,10 +80,10 @@ func TestCustomMarkerHook(t *testing.T) {
 	if err := destageAll(tn.n, "vol"); err != nil {
 		t.Fatal(err)
 	}
-	if got := readAll(t, tn.volPath); !bytes.Equal(got, g.final) {
-		t.Fatalf("image: %s", firstDiff(got, g.final))
+	if got := testkit.ReadFile(t, tn.volPath); !bytes.Equal(got, g.final) {
+		t.Fatalf("image: %s", testkit.FirstDiff(g.final, got))
 	}
-	line := strings.TrimSpace(string(readAll(t, out)))
+	line := strings.TrimSpace(string(testkit.ReadFile(t, out)))
 	fields := strings.Fields(line)
 	if len(fields) != 5 || fields[0] != "vol" || fields[1] != "app" || fields[3] != "orders" || fields[4] != "quiesce" {
 		t.Fatalf("hook environment: %q", line)
@@ -108,8 +109,8 @@ func TestHangingHookCutOff(t *testing.T) {
 	if el := time.Since(start); el > 10*time.Second {
 		t.Errorf("destage took %v: the hanging hook was not cut off", el)
 	}
-	if got := readAll(t, tn.volPath); !bytes.Equal(got, g.final) {
-		t.Fatalf("image: %s", firstDiff(got, g.final))
+	if got := testkit.ReadFile(t, tn.volPath); !bytes.Equal(got, g.final) {
+		t.Fatalf("image: %s", testkit.FirstDiff(g.final, got))
 	}
 	if v := testutilCounter(t, tn.n.metrics.hookFailures.WithLabelValues("vol")); v != 1 {
 		t.Fatalf("hook failures counted %v, want 1", v)
@@ -146,7 +147,7 @@ func TestSnapshotReflink(t *testing.T) {
 	if method != methodReflink {
 		t.Fatalf("method %q, want %q", method, methodReflink)
 	}
-	if got := readAll(t, filepath.Join(dir, "snap.img")); !bytes.Equal(got, want) {
-		t.Fatalf("reflink snapshot: %s", firstDiff(got, want))
+	if got := testkit.ReadFile(t, filepath.Join(dir, "snap.img")); !bytes.Equal(got, want) {
+		t.Fatalf("reflink snapshot: %s", testkit.FirstDiff(want, got))
 	}
 }

@@ -3,12 +3,12 @@ package aimdst
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/aimwan/aimwan/reports"
+	"github.com/aimwan/aimwan/internal/metrics"
 )
 
-// metrics of a destination node. Gauges are computed from Status at scrape
+// dstMetrics are the metrics of a destination node. Gauges are computed from Status at scrape
 // time; counters are counted as things happen.
-type metrics struct {
+type dstMetrics struct {
 	logicalBytes  *prometheus.CounterVec
 	filesReceived *prometheus.CounterVec
 	filesDestaged *prometheus.CounterVec
@@ -18,45 +18,45 @@ type metrics struct {
 	hookFailures  *prometheus.CounterVec
 }
 
-func newMetrics() *metrics {
+func newMetrics() *dstMetrics {
 	cv := func(name, help string) *prometheus.CounterVec {
 		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{"volume"})
 	}
-	return &metrics{
-		logicalBytes:  cv(reports.MetricDstDestaged, "Bytes of writes destaged to the destination volume."),
-		filesReceived: cv("aimwan_dst_files_received_total", "Journal files stored durably in the destination buffer."),
-		filesDestaged: cv("aimwan_dst_files_destaged_total", "Journal files fully destaged."),
-		duplicates:    cv("aimwan_dst_duplicate_files_total", "Offered files already held or destaged (acked, not applied again)."),
-		refusedFull:   cv("aimwan_dst_buffer_full_refusals_total", "Offered files refused because the destination buffer was full."),
-		snapshots:     cv("aimwan_dst_snapshots_total", "Snapshots taken at snapshot markers."),
-		hookFailures:  cv("aimwan_dst_hook_failures_total", "Custom-marker hooks that failed or timed out."),
+	return &dstMetrics{
+		logicalBytes:  cv(metrics.DstLogical, "Bytes of writes destaged to the destination volume."),
+		filesReceived: cv(metrics.DstFilesReceived, "Journal files stored durably in the destination buffer."),
+		filesDestaged: cv(metrics.DstFilesDestaged, "Journal files fully destaged."),
+		duplicates:    cv(metrics.DstDuplicateFiles, "Offered files already held or destaged (acked, not applied again)."),
+		refusedFull:   cv(metrics.DstBufferFullRefusals, "Offered files refused because the destination buffer was full."),
+		snapshots:     cv(metrics.DstSnapshots, "Snapshots taken at snapshot markers."),
+		hookFailures:  cv(metrics.DstHookFailures, "Custom-marker hooks that failed or timed out."),
 	}
 }
 
 // initVolume makes every counter of a volume exist (at 0) from the start, so
 // rates work from the first scrape.
-func (m *metrics) initVolume(name string) {
+func (m *dstMetrics) initVolume(name string) {
 	for _, c := range []*prometheus.CounterVec{m.logicalBytes, m.filesReceived, m.filesDestaged, m.duplicates, m.refusedFull, m.snapshots, m.hookFailures} {
 		c.WithLabelValues(name)
 	}
 }
 
-func (m *metrics) collectors() []prometheus.Collector {
+func (m *dstMetrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.logicalBytes, m.filesReceived, m.filesDestaged, m.duplicates, m.refusedFull, m.snapshots, m.hookFailures}
 }
 
 var (
-	descLatency = prometheus.NewDesc(reports.MetricTimeLatency,
+	descLatency = prometheus.NewDesc(metrics.TimeLatency,
 		"Time Latency: now minus the source timestamp of the newest destaged write.", []string{"volume"}, nil)
-	descBuffer = prometheus.NewDesc(reports.MetricDstBuffer,
+	descBuffer = prometheus.NewDesc(metrics.DstBuffer,
 		"Bytes held in the destination buffer (received, not yet destaged, partial files included).", []string{"volume"}, nil)
-	descSeq = prometheus.NewDesc("aimwan_dst_destaged_seq",
+	descSeq = prometheus.NewDesc(metrics.DstDestagedSeq,
 		"Sequence number of the last record destaged durably.", []string{"volume"}, nil)
-	descWaiting = prometheus.NewDesc("aimwan_dst_files_waiting",
+	descWaiting = prometheus.NewDesc(metrics.DstFilesWaiting,
 		"Journal files held in the destination buffer waiting for destage.", []string{"volume"}, nil)
-	descOffline = prometheus.NewDesc(reports.MetricDstVolumeOffline,
+	descOffline = prometheus.NewDesc(metrics.DstVolumeOffline,
 		"1 while the destination volume is offline (missing, read-only, full).", []string{"volume"}, nil)
-	descLimit = prometheus.NewDesc("aimwan_dst_buffer_limit_bytes",
+	descLimit = prometheus.NewDesc(metrics.DstBufferLimit,
 		"Configured size limit of the destination buffer.", nil, nil)
 )
 

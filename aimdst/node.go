@@ -22,7 +22,7 @@ type Node struct {
 	log      *slog.Logger
 	vols     map[string]*volume
 	groups   *groups
-	metrics  *metrics
+	metrics  *dstMetrics
 	bufBytes atomic.Int64 // bytes held in the destination buffer, all volumes
 }
 

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aimwan/aimwan/internal/testkit"
 	"github.com/aimwan/aimwan/journal"
 	"github.com/aimwan/aimwan/transport/push"
 )
@@ -64,18 +65,6 @@ func (tn *testNode) serve(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// waitFor polls cond every few milliseconds until it holds or timeout.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // destaged reports whether volume has destaged its first files files.
 func destaged(n *Node, files int) func() bool {
 	return func() bool {
@@ -123,12 +112,12 @@ func TestPushShuffledDuplicated(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "destage", destaged(tn.n, len(g.files)))
-	if got := readAll(t, tn.volPath); !bytes.Equal(got, g.final) {
-		t.Fatalf("image: %s", firstDiff(got, g.final))
+	testkit.WaitFor(t, 10*time.Second, "destage", destaged(tn.n, len(g.files)))
+	if got := testkit.ReadFile(t, tn.volPath); !bytes.Equal(got, g.final) {
+		t.Fatalf("image: %s", testkit.FirstDiff(g.final, got))
 	}
-	if got := readAll(t, SnapshotPath(tn.cfg.SnapshotDir, "vol", "mid")); !bytes.Equal(got, g.snaps["mid"]) {
-		t.Fatalf("snapshot: %s", firstDiff(got, g.snaps["mid"]))
+	if got := testkit.ReadFile(t, SnapshotPath(tn.cfg.SnapshotDir, "vol", "mid")); !bytes.Equal(got, g.snaps["mid"]) {
+		t.Fatalf("snapshot: %s", testkit.FirstDiff(g.snaps["mid"], got))
 	}
 	// A resend of a destaged file is a duplicate: acked, not applied.
 	o, b := offerOf(t, "vol", g.files[0])
@@ -155,7 +144,7 @@ func TestAcceptRefuses(t *testing.T) {
 		{"file too large", push.Offer{Volume: "vol", Name: good.Name, Size: 2 << 20}, nil, push.ErrBadOffer},
 		{"file too small", push.Offer{Volume: "vol", Name: good.Name, Size: 10}, nil, push.ErrBadOffer},
 		{"checksum", push.Offer{Volume: "vol", Name: good.Name, Size: good.Size}, goodBytes, push.ErrChecksum},
-		{"other volume's file", foreign, readAll(t, other.files[0]), push.ErrBadOffer},
+		{"other volume's file", foreign, testkit.ReadFile(t, other.files[0]), push.ErrBadOffer},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -264,10 +253,10 @@ func TestDuplicateAfterFailedFolderSync(t *testing.T) {
 		return realFsync(f)
 	}
 	t.Cleanup(func() { fsync = realFsync })
-	if err := deliver(t, tn.n, "vol", g.files[0], len(readAll(t, g.files[0]))); err == nil {
+	if err := deliver(t, tn.n, "vol", g.files[0], len(testkit.ReadFile(t, g.files[0]))); err == nil {
 		t.Fatal("commit with a failing folder sync acked")
 	}
-	if err := deliver(t, tn.n, "vol", g.files[0], len(readAll(t, g.files[0]))); err != nil {
+	if err := deliver(t, tn.n, "vol", g.files[0], len(testkit.ReadFile(t, g.files[0]))); err != nil {
 		t.Fatalf("resend: %v", err)
 	}
 	mu.Lock()

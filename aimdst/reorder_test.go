@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/aimwan/aimwan/internal/testkit"
 	"github.com/aimwan/aimwan/journal"
 )
 
@@ -211,12 +212,12 @@ func TestDestageCrashAtEveryPoint(t *testing.T) {
 		if err := destageAll(n, g.volume); err != nil {
 			t.Fatalf("crash after %d ops: destage after restart: %v", k, err)
 		}
-		if got := readAll(t, volPath); !bytes.Equal(got, g.final) {
-			t.Fatalf("crash after %d ops: image differs from in-order application: %s", k, firstDiff(got, g.final))
+		if got := testkit.ReadFile(t, volPath); !bytes.Equal(got, g.final) {
+			t.Fatalf("crash after %d ops: image differs from in-order application: %s", k, testkit.FirstDiff(g.final, got))
 		}
 		for label, want := range g.snaps {
-			if got := readAll(t, SnapshotPath(cfg.SnapshotDir, g.volume, label)); !bytes.Equal(got, want) {
-				t.Fatalf("crash after %d ops: snapshot %s differs: %s", k, label, firstDiff(got, want))
+			if got := testkit.ReadFile(t, SnapshotPath(cfg.SnapshotDir, g.volume, label)); !bytes.Equal(got, want) {
+				t.Fatalf("crash after %d ops: snapshot %s differs: %s", k, label, testkit.FirstDiff(want, got))
 			}
 		}
 	}
@@ -290,13 +291,13 @@ func FuzzReorder(f *testing.F) {
 		if err := destageAll(n, g.volume); err != nil {
 			t.Fatalf("final destage: %v", err)
 		}
-		if got := readAll(t, volPath); !bytes.Equal(got, g.final) {
-			t.Fatalf("destaged image differs from in-order application: %s", firstDiff(got, g.final))
+		if got := testkit.ReadFile(t, volPath); !bytes.Equal(got, g.final) {
+			t.Fatalf("destaged image differs from in-order application: %s", testkit.FirstDiff(g.final, got))
 		}
 		for label, want := range g.snaps {
-			got := readAll(t, SnapshotPath(cfg.SnapshotDir, g.volume, label))
+			got := testkit.ReadFile(t, SnapshotPath(cfg.SnapshotDir, g.volume, label))
 			if !bytes.Equal(got, want) {
-				t.Fatalf("snapshot %s differs from the image at its marker: %s", label, firstDiff(got, want))
+				t.Fatalf("snapshot %s differs from the image at its marker: %s", label, testkit.FirstDiff(want, got))
 			}
 		}
 		st := n.Status().Volumes[0]

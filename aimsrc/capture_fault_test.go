@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/aimwan/aimwan/internal/testkit"
 )
 
 // TestImageWriteFailureResyncs: when the image write fails after the write
@@ -45,7 +47,7 @@ func TestImageWriteFailureResyncs(t *testing.T) {
 	if err := v.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "resync done and files shipped", 20*time.Second, func() bool {
+	testkit.WaitFor(t, 20*time.Second, "resync done and files shipped", func() bool {
 		st := n.Status().Volumes[0]
 		return st.State == StateNormal && st.DirtyBytes == 0 && st.FilesWaiting == 0 && st.SrcDataBytes == 0
 	})

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aimwan/aimwan/internal/testkit"
 	"github.com/aimwan/aimwan/journal"
 )
 
@@ -50,16 +51,16 @@ func TestRealClients(t *testing.T) {
 			if out, err := exec.Command(bin, tc.args(filepath.Join(dir, "src.img"), uri)...).CombinedOutput(); err != nil {
 				t.Fatalf("%s: %v\n%s", tc.tool, err, out)
 			}
-			if img := readAll(t, filepath.Join(dir, "a.img")); !bytes.Equal(img, src) {
-				t.Fatalf("volume image differs from the source: %s", firstDiff(img, src))
+			if img := testkit.ReadFile(t, filepath.Join(dir, "a.img")); !bytes.Equal(img, src) {
+				t.Fatalf("volume image differs from the source: %s", testkit.FirstDiff(src, img))
 			}
-			waitFor(t, "all journal files shipped", 20*time.Second, func() bool {
+			testkit.WaitFor(t, 20*time.Second, "all journal files shipped", func() bool {
 				st := n.Status().Volumes[0]
 				return st.SrcDataBytes == 0 && st.FilesWaiting == 0 && st.Writes > 0
 			})
 			r := dst.replay(t, "vol-a", size)
 			if !bytes.Equal(r.img, src) {
-				t.Fatalf("replayed journals differ from the source: %s", firstDiff(r.img, src))
+				t.Fatalf("replayed journals differ from the source: %s", testkit.FirstDiff(src, r.img))
 			}
 			if len(dst.names("vol-a")) < 2 {
 				t.Errorf("want several journal files (1 MiB file size), got %d", len(dst.names("vol-a")))
@@ -102,13 +103,13 @@ func TestQemuIOZeroAndTrim(t *testing.T) {
 	for i := 1 << 20; i < 1<<20+4096; i++ {
 		want[i] = 0xcd
 	}
-	if img := readAll(t, cfg.Volumes[0].Path); !bytes.Equal(img, want) {
-		t.Fatalf("image: %s", firstDiff(img, want))
+	if img := testkit.ReadFile(t, cfg.Volumes[0].Path); !bytes.Equal(img, want) {
+		t.Fatalf("image: %s", testkit.FirstDiff(want, img))
 	}
 	rp := newReplayer(size)
 	rp.replayDir(t, filepath.Join(cfg.Buffer, "v1"))
 	if !bytes.Equal(rp.img, want) {
-		t.Fatalf("replayed journals: %s", firstDiff(rp.img, want))
+		t.Fatalf("replayed journals: %s", testkit.FirstDiff(want, rp.img))
 	}
 	var payload, zeroes, trims int64
 	for _, r := range rp.records {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aimwan/aimwan/internal/testkit"
 	"github.com/aimwan/aimwan/journal"
 )
 
@@ -83,8 +84,8 @@ func TestCoalesceThroughNBD(t *testing.T) {
 
 			rp := newReplayer(size)
 			rp.replayDir(t, filepath.Join(cfg.Buffer, "v1"))
-			if img := readAll(t, cfg.Volumes[0].Path); !bytes.Equal(rp.img, img) {
-				t.Fatalf("replayed journals differ from the image: %s", firstDiff(rp.img, img))
+			if img := testkit.ReadFile(t, cfg.Volumes[0].Path); !bytes.Equal(rp.img, img) {
+				t.Fatalf("replayed journals differ from the image: %s", testkit.FirstDiff(img, rp.img))
 			}
 			var payload int64
 			var marker journal.Record

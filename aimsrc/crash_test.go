@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aimwan/aimwan/internal/testkit"
 	"github.com/aimwan/aimwan/journal"
 )
 
@@ -196,7 +197,7 @@ func TestKillMidStream(t *testing.T) {
 	// the activity log left by the kill makes the recently written extents
 	// dirty, and resync journals them again from the image.
 	c2 := startChild(t, cc)
-	waitFor(t, "resync after the unclean stop", 30*time.Second, func() bool {
+	testkit.WaitFor(t, 30*time.Second, "resync after the unclean stop", func() bool {
 		st, err := (&Client{Addr: c2.control}).Status(context.Background())
 		return err == nil && st.Volumes[0].State == StateNormal
 	})
@@ -204,9 +205,9 @@ func TestKillMidStream(t *testing.T) {
 
 	rp := newReplayer(size)
 	rp.replayDir(t, filepath.Join(cc.Buffer, "v1"))
-	img := readAll(t, filepath.Join(dir, "v1.img"))
+	img := testkit.ReadFile(t, filepath.Join(dir, "v1.img"))
 	if !bytes.Equal(rp.img, img) {
-		t.Fatalf("image and replayed journals disagree: %s", firstDiff(rp.img, img))
+		t.Fatalf("image and replayed journals disagree: %s", testkit.FirstDiff(img, rp.img))
 	}
 	checkJournaledWrites(t, rp.records, acked, flushed, size)
 }
@@ -277,7 +278,7 @@ func TestResumeFromDisk(t *testing.T) {
 	if got := n2.Status().Volumes[0].FilesWaiting; got != int64(len(seqs)) {
 		t.Errorf("status after restart: %d files waiting, want %d", got, len(seqs))
 	}
-	waitFor(t, "files shipped", 20*time.Second, func() bool {
+	testkit.WaitFor(t, 20*time.Second, "files shipped", func() bool {
 		st := n2.Status().Volumes[0]
 		return st.FilesWaiting == 0 && st.SrcDataBytes == 0
 	})
@@ -302,7 +303,7 @@ func TestKillDuringNbdcopy(t *testing.T) {
 		t.Fatal(err)
 	}
 	jdir := filepath.Join(cc.Buffer, "v1")
-	waitFor(t, "some journal files", 30*time.Second, func() bool {
+	testkit.WaitFor(t, 30*time.Second, "some journal files", func() bool {
 		seqs, _ := listSealed(jdir)
 		return len(seqs) >= 3
 	})
@@ -315,9 +316,9 @@ func TestKillDuringNbdcopy(t *testing.T) {
 	c2.stop(t)
 	rp := newReplayer(size)
 	rp.replayDir(t, jdir)
-	if img := readAll(t, cc.Volumes[0].Path); !bytes.Equal(rp.img, img) {
+	if img := testkit.ReadFile(t, cc.Volumes[0].Path); !bytes.Equal(rp.img, img) {
 		describeDiff(t, rp, img, src, jdir)
-		t.Fatalf("after SIGKILL and restart, image and replayed journals disagree: %s", firstDiff(rp.img, img))
+		t.Fatalf("after SIGKILL and restart, image and replayed journals disagree: %s", testkit.FirstDiff(img, rp.img))
 	}
 	if bytes.Equal(rp.img, src) {
 		t.Log("the copy had finished before the kill")
@@ -330,9 +331,9 @@ func TestKillDuringNbdcopy(t *testing.T) {
 	c3.stop(t)
 	rp = newReplayer(size)
 	rp.replayDir(t, jdir)
-	img := readAll(t, cc.Volumes[0].Path)
+	img := testkit.ReadFile(t, cc.Volumes[0].Path)
 	if !bytes.Equal(img, src) || !bytes.Equal(rp.img, src) {
-		t.Fatalf("after the second copy: image vs source %s, journals vs source %s", firstDiff(img, src), firstDiff(rp.img, src))
+		t.Fatalf("after the second copy: image vs source %s, journals vs source %s", testkit.FirstDiff(src, img), testkit.FirstDiff(src, rp.img))
 	}
 }
 

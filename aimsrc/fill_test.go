@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aimwan/aimwan/internal/testkit"
 	"github.com/aimwan/aimwan/transport/push"
 )
 
@@ -52,7 +53,7 @@ func TestInitialize(t *testing.T) {
 		t.Fatal(err)
 	}
 	var st InitStatus
-	waitFor(t, "initialize done", 20*time.Second, func() bool {
+	testkit.WaitFor(t, 20*time.Second, "initialize done", func() bool {
 		s, err := cl.Status(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -63,7 +64,7 @@ func TestInitialize(t *testing.T) {
 	if st.Error != "" || st.Percent != 100 || st.Journaled != 5<<20 {
 		t.Fatalf("init status %+v, want done at 100%% with 5 MiB journaled (3 zero MiBs skipped)", st)
 	}
-	waitFor(t, "files shipped", 20*time.Second, func() bool {
+	testkit.WaitFor(t, 20*time.Second, "files shipped", func() bool {
 		s := n.Status().Volumes[0]
 		return s.FilesWaiting == 0 && s.SrcDataBytes == 0
 	})
@@ -114,7 +115,7 @@ func TestBufferLimit(t *testing.T) {
 
 	refuse.Store(false)
 	n2, _ := runNode(t, cfg)
-	waitFor(t, "resync to normal and files shipped", 30*time.Second, func() bool {
+	testkit.WaitFor(t, 30*time.Second, "resync to normal and files shipped", func() bool {
 		s := n2.Status().Volumes[0]
 		return s.State == StateNormal && s.FilesWaiting == 0 && s.SrcDataBytes == 0
 	})
@@ -142,7 +143,7 @@ func TestInitializeResume(t *testing.T) {
 	if _, err := n.Init("v1"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "initialize held back by the buffer limit", 20*time.Second, func() bool {
+	testkit.WaitFor(t, 20*time.Second, "initialize held back by the buffer limit", func() bool {
 		st := n.Status().Volumes[0]
 		return st.Init.DoneBytes >= 2<<20 && n.Status().BufferBytes > cfg.BufferLimit*3/4
 	})
@@ -159,7 +160,7 @@ func TestInitializeResume(t *testing.T) {
 	if st := n2.Status().Volumes[0].Init; !st.Running || st.DoneBytes == 0 {
 		t.Fatalf("after restart init status %+v, want resumed from its checkpoint", st)
 	}
-	waitFor(t, "initialize done and shipped", 30*time.Second, func() bool {
+	testkit.WaitFor(t, 30*time.Second, "initialize done and shipped", func() bool {
 		st := n2.Status().Volumes[0]
 		return !st.Init.Running && st.FilesWaiting == 0 && st.SrcDataBytes == 0
 	})

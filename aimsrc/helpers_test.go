@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aimwan/aimwan/internal/testkit"
 	"github.com/aimwan/aimwan/journal"
 	"github.com/aimwan/aimwan/transport/push"
 )
@@ -221,8 +222,8 @@ func (d *fakeDst) replay(t testing.TB, volume string, size int64) *replayer {
 func (d *fakeDst) checkReplica(t testing.TB, volume, path string, size int64) {
 	t.Helper()
 	r := d.replay(t, volume, size)
-	if img := readAll(t, path); !bytes.Equal(r.img, img) {
-		t.Fatalf("destination differs from the image %s: %s", path, firstDiff(r.img, img))
+	if img := testkit.ReadFile(t, path); !bytes.Equal(r.img, img) {
+		t.Fatalf("destination differs from the image %s: %s", path, testkit.FirstDiff(img, r.img))
 	}
 }
 
@@ -255,39 +256,4 @@ func startFakeDst(t testing.TB, d *fakeDst, ln net.Listener) (stop func()) {
 	}
 	t.Cleanup(stop)
 	return stop
-}
-
-// waitFor polls cond every 10ms until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// readAll returns a file's content.
-func readAll(t testing.TB, path string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// firstDiff describes where a and b first differ.
-func firstDiff(a, b []byte) string {
-	if len(a) != len(b) {
-		return fmt.Sprintf("sizes %d and %d", len(a), len(b))
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return fmt.Sprintf("first difference at byte %d (block %d)", i, i/65536)
-		}
-	}
-	return "equal"
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/aimwan/aimwan/internal/metrics"
 )
 
 // collector exports the volumes' figures at scrape time.
@@ -20,24 +22,24 @@ var _ prometheus.Collector = (*collector)(nil)
 func newCollector(n *Node) *collector {
 	vol := []string{"volume"}
 	d := func(name, help string, labels ...string) *prometheus.Desc {
-		return prometheus.NewDesc("aimwan_src_"+name, help, labels, nil)
+		return prometheus.NewDesc(name, help, labels, nil)
 	}
 	return &collector{
 		n:            n,
-		srcData:      d("data_bytes", "Src Data: bytes of journal files waiting in the source buffer.", vol...),
-		oldest:       d("oldest_unsent_seconds", "Age of the oldest journaled write not yet acked by the far end.", vol...),
-		files:        d("files_waiting", "Sealed journal files not yet acked.", vol...),
-		dirty:        d("dirty_bytes", "Volume bytes marked in the dirty bitmap (pull-ahead/resync).", vol...),
-		state:        d("state", "1 for the volume's current state (normal, resync, pull-ahead).", "volume", "state"),
-		initPct:      d("init_percent", "Progress of the running or last initialize, percent.", vol...),
-		writes:       d("writes_captured_total", "Writes, zeroes and trims captured.", vol...),
-		written:      d("bytes_captured_total", "Data bytes of captured writes.", vol...),
-		shippedFiles: d("files_shipped_total", "Journal files acked by the far end and deleted.", vol...),
-		shippedBytes: d("bytes_shipped_total", "Bytes of journal files acked by the far end.", vol...),
-		limit:        d("buffer_limit_bytes", "Configured source buffer limit (0: none)."),
-		coalesced:    d("coalesced_bytes_total", "Payload bytes dropped by write coalescing (overwritten later in the window).", vol...),
-		coalIn:       d("coalesce_records_in_total", "Records of coalesced journal files before coalescing.", vol...),
-		coalOut:      d("coalesce_records_out_total", "Records of coalesced journal files after coalescing.", vol...),
+		srcData:      d(metrics.SrcData, "Src Data: bytes of journal files waiting in the source buffer.", vol...),
+		oldest:       d(metrics.SrcOldestUnsent, "Age of the oldest journaled write not yet acked by the far end.", vol...),
+		files:        d(metrics.SrcFilesWaiting, "Sealed journal files not yet acked.", vol...),
+		dirty:        d(metrics.SrcDirty, "Volume bytes marked in the dirty bitmap (pull-ahead/resync).", vol...),
+		state:        d(metrics.SrcState, "1 for the volume's current state (normal, resync, pull-ahead).", "volume", "state"),
+		initPct:      d(metrics.SrcInitPercent, "Progress of the running or last initialize, percent.", vol...),
+		writes:       d(metrics.SrcWritesCaptured, "Writes, zeroes and trims captured.", vol...),
+		written:      d(metrics.SrcBytesCaptured, "Data bytes of captured writes.", vol...),
+		shippedFiles: d(metrics.SrcFilesShipped, "Journal files acked by the far end and deleted.", vol...),
+		shippedBytes: d(metrics.SrcBytesShipped, "Bytes of journal files acked by the far end.", vol...),
+		limit:        d(metrics.SrcBufferLimit, "Configured source buffer limit (0: none)."),
+		coalesced:    d(metrics.SrcCoalescedBytes, "Payload bytes dropped by write coalescing (overwritten later in the window).", vol...),
+		coalIn:       d(metrics.SrcCoalesceRecordsIn, "Records of coalesced journal files before coalescing.", vol...),
+		coalOut:      d(metrics.SrcCoalesceRecordsOut, "Records of coalesced journal files after coalescing.", vol...),
 	}
 }
 

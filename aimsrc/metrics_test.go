@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aimwan/aimwan/internal/testkit"
 )
 
 // TestMetrics scrapes the metrics endpoint and checks the recording.
@@ -23,7 +25,7 @@ func TestMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := time.Now()
-	waitFor(t, "the write sealed and waiting", 10*time.Second, func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the write sealed and waiting", func() bool {
 		return n.Status().Volumes[0].FilesWaiting == 1
 	})
 	st := n.Status().Volumes[0]
@@ -52,7 +54,7 @@ func TestMetrics(t *testing.T) {
 	}
 	stop()
 	rec := filepath.Join(cfg.Record, "srctest.jsonl")
-	waitFor(t, "recording", 5*time.Second, func() bool {
+	testkit.WaitFor(t, 5*time.Second, "recording", func() bool {
 		b, err := os.ReadFile(rec)
 		return err == nil && strings.Contains(string(b), "aimwan_src_data_bytes")
 	})

@@ -12,9 +12,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aimwan/aimwan/internal/metrics"
 	"github.com/aimwan/aimwan/journal"
 	"github.com/aimwan/aimwan/nbd"
-	"github.com/aimwan/aimwan/reports"
 	"github.com/aimwan/aimwan/transport/push"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
@@ -35,7 +35,7 @@ type Node struct {
 
 	nbdLn, ctlLn, metLn net.Listener
 	gatherer            prometheus.Gatherer
-	rec                 *reports.Recorder // nil: not recording
+	rec                 *metrics.Recorder // nil: not recording
 }
 
 var _ nbd.Exports = (*Node)(nil)
@@ -80,7 +80,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	if cfg.Record != "" {
-		rec, err := reports.NewRecorder(reports.RecorderConfig{Dir: cfg.Record, Daemon: cfg.recordName,
+		rec, err := metrics.NewRecorder(metrics.RecorderConfig{Dir: cfg.Record, Daemon: cfg.recordName,
 			Gatherer: n.gatherer, Logger: n.log})
 		if err != nil {
 			n.Close()
@@ -255,7 +255,7 @@ func (n *Node) Serve(ctx context.Context) error {
 	g.Go(func() error { return srv.Serve(gctx, n.nbdLn) })
 	g.Go(func() error { return n.serveControl(gctx, n.ctlLn) })
 	if n.metLn != nil {
-		g.Go(func() error { return reports.ServeMetricsListener(gctx, n.metLn, n.gatherer, n.log) })
+		g.Go(func() error { return metrics.ServeMetricsListener(gctx, n.metLn, n.gatherer, n.log) })
 	}
 	if n.rec != nil {
 		g.Go(func() error { return n.rec.Serve(gctx) })

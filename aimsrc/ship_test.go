@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aimwan/aimwan/internal/testkit"
 	"github.com/aimwan/aimwan/journal"
 	"github.com/aimwan/aimwan/transport/push"
 )
@@ -67,7 +68,7 @@ func TestShipRetries(t *testing.T) {
 	cfg.Push = serveFakeDst(t, dst)
 	n, _ := runNode(t, cfg)
 	writeSome(t, n, "v1", 60, 1)
-	waitFor(t, "files shipped", 20*time.Second, func() bool {
+	testkit.WaitFor(t, 20*time.Second, "files shipped", func() bool {
 		st := n.Status().Volumes[0]
 		return st.FilesWaiting == 0 && st.SrcDataBytes == 0
 	})
@@ -120,14 +121,14 @@ func TestShipConnectionCut(t *testing.T) {
 	cfg.Push = addr
 	n, _ := runNode(t, cfg)
 	writeSome(t, n, "v1", 60, 2)
-	waitFor(t, "file 3 offered", 10*time.Second, func() bool {
+	testkit.WaitFor(t, 10*time.Second, "file 3 offered", func() bool {
 		dst.mu.Lock()
 		defer dst.mu.Unlock()
 		return dst.tries["v1/"+journal.FileName(3)] > 0
 	})
 	close(block)
 	stop() // cuts the connection
-	waitFor(t, "push errors reported", 10*time.Second, func() bool {
+	testkit.WaitFor(t, 10*time.Second, "push errors reported", func() bool {
 		return n.Status().Volumes[0].LastPushError != ""
 	})
 	if n.Status().Volumes[0].FilesWaiting == 0 {
@@ -139,7 +140,7 @@ func TestShipConnectionCut(t *testing.T) {
 		t.Fatalf("listen again on %s: %v", addr, err)
 	}
 	startFakeDst(t, dst, ln2)
-	waitFor(t, "files shipped after reconnect", 20*time.Second, func() bool {
+	testkit.WaitFor(t, 20*time.Second, "files shipped after reconnect", func() bool {
 		st := n.Status().Volumes[0]
 		return st.FilesWaiting == 0 && st.SrcDataBytes == 0
 	})
@@ -157,7 +158,7 @@ func TestShipCorruptFile(t *testing.T) {
 	writeSome(t, n, "v1", 20, 3)
 	stop()
 	bad := filepath.Join(cfg.Buffer, "v1", journal.FileName(2))
-	b := readAll(t, bad)
+	b := testkit.ReadFile(t, bad)
 	b[len(b)/2] ^= 0xff
 	if err := os.WriteFile(bad, b, 0o644); err != nil {
 		t.Fatal(err)
@@ -165,7 +166,7 @@ func TestShipCorruptFile(t *testing.T) {
 	dst := newFakeDst()
 	cfg.Push = serveFakeDst(t, dst)
 	n2, _ := runNode(t, cfg)
-	waitFor(t, "all but the corrupt file shipped", 20*time.Second, func() bool {
+	testkit.WaitFor(t, 20*time.Second, "all but the corrupt file shipped", func() bool {
 		st := n2.Status().Volumes[0]
 		return st.FilesWaiting == 1 && len(st.BrokenFiles) == 1
 	})

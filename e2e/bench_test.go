@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/aimwan/aimwan/internal/testkit"
+	"github.com/aimwan/aimwan/internal/testkit/procs"
 )
 
 // TestBenchTiny runs `aimwan bench --scale tiny`: the whole seed experiment
@@ -25,12 +28,12 @@ func TestBenchTiny(t *testing.T) {
 	cmd.WaitDelay = 10 * time.Second
 	b, err := cmd.CombinedOutput()
 	if ctx.Err() != nil {
-		t.Fatalf("aimwan bench --scale tiny did not finish in 2 minutes:\n%s", tail(string(b), 40))
+		t.Fatalf("aimwan bench --scale tiny did not finish in 2 minutes:\n%s", procs.Tail(string(b), 40))
 	}
 	if err != nil {
-		t.Fatalf("aimwan bench --scale tiny: %v\n%s", err, tail(string(b), 40))
+		t.Fatalf("aimwan bench --scale tiny: %v\n%s", err, procs.Tail(string(b), 40))
 	}
-	t.Logf("aimwan bench --scale tiny:\n%s", tail(string(b), 25))
+	t.Logf("aimwan bench --scale tiny:\n%s", procs.Tail(string(b), 25))
 	var res struct {
 		LineKBps        float64 `json:"line_kbps"`
 		PassthroughKBps float64 `json:"passthrough_kbps"`
@@ -48,7 +51,7 @@ func TestBenchTiny(t *testing.T) {
 			Equal bool   `json:"equal"`
 		} `json:"volumes"`
 	}
-	if err := json.Unmarshal(readFile(t, filepath.Join(out, "result.json")), &res); err != nil {
+	if err := json.Unmarshal(testkit.ReadFile(t, filepath.Join(out, "result.json")), &res); err != nil {
 		t.Fatalf("result.json: %v", err)
 	}
 	if !res.Verified || !res.Drained || len(res.Volumes) != 3 {

@@ -3,9 +3,11 @@
 //
 // Glossary
 //
-//   - harness: the helpers in harness_test.go that every end-to-end test uses:
-//     StartProc (a daemon with its log in the test's temp folder), Proc.Kill
-//     (SIGKILL), Proc.Restart, FreeAddr (a free loopback port), WaitPort,
+//   - harness: the shared process harness, internal/testkit/procs (also
+//     used by `aimwan bench` and `aimwan sim chaos`), through testkit and the
+//     thin helpers of harness_test.go: StartProc (a daemon with its log in
+//     the test's temp folder), Proc.Kill (SIGKILL), Proc.Restart,
+//     testkit.FreeAddr (a free loopback port, TCP and UDP), WaitPort,
 //     Eventually (poll with a deadline), Aimwan (a one-shot subcommand),
 //     NeedBins (skip when an external tool is absent), Scrape (read a
 //     daemon's Prometheus metrics).

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aimwan/aimwan/internal/testkit"
 )
 
 const imgSize = 4 << 20
@@ -43,7 +45,7 @@ func TestSrcToDstSnapshot(t *testing.T) {
 	}
 
 	// DR test: export the snapshot read-only over NBD while replication goes on.
-	nbdAddr := FreeAddr(t)
+	nbdAddr := testkit.FreeAddr(t)
 	exp := StartProc(t, "dst-export", "dst", "export", "--snapshot", "v/s1", "--nbd", nbdAddr, "--snapshots", dst.Snaps)
 	WaitPort(t, nbdAddr, exp)
 	copied := filepath.Join(dir, "copied.img")

@@ -6,21 +6,18 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
-)
 
-// raceReport starts every report of a race-enabled binary.
-const raceReport = "WARNING: DATA RACE"
+	"github.com/aimwan/aimwan/internal/testkit"
+	"github.com/aimwan/aimwan/internal/testkit/procs"
+)
 
 // aimwanBin is the binary TestMain builds.
 var aimwanBin string
@@ -32,13 +29,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	aimwanBin = filepath.Join(dir, "aimwan")
-	args := []string{"build", "-o", aimwanBin}
-	if raceBuild {
-		args = append(args, "-race")
-	}
-	build := exec.Command("go", append(args, "github.com/aimwan/aimwan/cmd/aimwan")...)
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: building aimwan: %v\n%s", err, out)
+	if err := procs.Build(context.Background(), aimwanBin, raceBuild); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
@@ -48,145 +40,21 @@ func TestMain(m *testing.M) {
 }
 
 // Proc is a running aimwan process (usually a daemon) owned by a test.
-type Proc struct {
-	t    *testing.T
-	Name string   // for logs: "dst", "src", "proxy-a"...
-	Args []string // aimwan's arguments
-	Log  string   // path of the combined stdout+stderr of every run
+type Proc = testkit.Proc
 
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the current run exited
-	runs int
-}
-
-// StartProc starts `aimwan args...` with its output appended to a log file in
-// the test's temp folder; the process is stopped when the test ends, and its
-// log tail is printed when the test failed.
+// StartProc starts `aimwan args...` (testkit.StartProc): its log is in the
+// test's temp folder, it is stopped when the test ends, and its log tail is
+// printed when the test failed.
 func StartProc(t *testing.T, name string, args ...string) *Proc {
 	t.Helper()
-	p := &Proc{t: t, Name: name, Args: args, Log: filepath.Join(t.TempDir(), name+".log")}
-	p.start()
-	t.Cleanup(func() {
-		p.Stop()
-		if strings.Contains(p.Output(), raceReport) {
-			t.Errorf("%s: the race detector reported a data race (see %s)", p.Name, p.Log)
-		}
-		if t.Failed() {
-			t.Logf("--- log of %s (%s), last lines:\n%s", p.Name, p.Log, tail(p.Output(), 40))
-		}
-	})
-	return p
-}
-
-func (p *Proc) start() {
-	p.t.Helper()
-	f, err := os.OpenFile(p.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	defer f.Close()
-	fmt.Fprintf(f, "=== run %d: aimwan %s\n", p.runs+1, strings.Join(p.Args, " "))
-	cmd := exec.Command(aimwanBin, p.Args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		p.t.Fatalf("start %s: %v", p.Name, err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	p.mu.Lock()
-	p.cmd, p.done = cmd, done
-	p.runs++
-	p.mu.Unlock()
-}
-
-// Exited reports whether the current run has ended.
-func (p *Proc) Exited() bool {
-	p.mu.Lock()
-	done := p.done
-	p.mu.Unlock()
-	select {
-	case <-done:
-		return true
-	default:
-		return false
-	}
-}
-
-// signal sends sig and waits up to wait for the exit; then SIGKILL.
-func (p *Proc) signal(sig syscall.Signal, wait time.Duration) {
-	p.mu.Lock()
-	cmd, done := p.cmd, p.done
-	p.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	cmd.Process.Signal(sig)
-	select {
-	case <-done:
-		return
-	case <-time.After(wait):
-	}
-	cmd.Process.Kill()
-	<-done
-}
-
-// Kill ends the process with SIGKILL (a crash) and waits for it.
-func (p *Proc) Kill() { p.signal(syscall.SIGKILL, 10*time.Second) }
-
-// Stop ends the process with SIGTERM, or SIGKILL after 10 s.
-func (p *Proc) Stop() { p.signal(syscall.SIGTERM, 10*time.Second) }
-
-// Restart starts the process again with the same arguments (after Kill or
-// Stop).
-func (p *Proc) Restart() {
-	p.t.Helper()
-	if !p.Exited() {
-		p.Stop()
-	}
-	p.start()
-}
-
-// Output returns everything the process wrote so far.
-func (p *Proc) Output() string {
-	b, _ := os.ReadFile(p.Log)
-	return string(b)
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-// FreeAddr returns a loopback address with a port that was free just now.
-func FreeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return testkit.StartProc(t, aimwanBin, name, args...)
 }
 
 // WaitPort waits until addr accepts TCP connections; it fails at once when
 // p (optional) exits first.
 func WaitPort(t *testing.T, addr string, p *Proc) {
 	t.Helper()
-	Eventually(t, 20*time.Second, "port "+addr, func() (bool, error) {
-		if p != nil && p.Exited() {
-			return false, fmt.Errorf("%s exited before listening on %s:\n%s", p.Name, addr, tail(p.Output(), 20))
-		}
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err != nil {
-			return false, nil
-		}
-		c.Close()
-		return true, nil
-	})
+	testkit.WaitPort(t, 20*time.Second, addr, p)
 }
 
 // Eventually polls cond every 20 ms until it returns true, fails the test
@@ -210,13 +78,10 @@ func Eventually(t *testing.T, timeout time.Duration, what string, cond func() (b
 }
 
 // Aimwan runs a one-shot aimwan subcommand (at most a minute) and returns
-// its combined output; a non-zero exit is an *exec.ExitError.
+// its combined output; a non-zero exit wraps an *exec.ExitError.
 func Aimwan(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, aimwanBin, args...).CombinedOutput()
-	return string(out), err
+	return procs.Run(context.Background(), aimwanBin, time.Minute, args...)
 }
 
 // MustAimwan is Aimwan that fails the test on a non-zero exit.
@@ -224,7 +89,7 @@ func MustAimwan(t *testing.T, args ...string) string {
 	t.Helper()
 	out, err := Aimwan(t, args...)
 	if err != nil {
-		t.Fatalf("aimwan %s: %v\n%s", strings.Join(args, " "), err, out)
+		t.Fatal(err) // names the command and holds its output
 	}
 	return out
 }
@@ -347,14 +212,4 @@ func Scrape(t *testing.T, addr string) map[string]float64 {
 func FileExists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
-}
-
-// readFile reads a file, failing the test on error.
-func readFile(t *testing.T, path string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }

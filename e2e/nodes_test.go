@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/aimwan/aimwan/aimdst"
+	"github.com/aimwan/aimwan/internal/testkit"
 )
 
 // DstNode is a running `aimwan dst`.
@@ -22,7 +23,7 @@ type DstNode struct {
 func StartDst(t *testing.T, volumes []string, extra ...string) *DstNode {
 	t.Helper()
 	dir := t.TempDir()
-	d := &DstNode{Listen: FreeAddr(t), Control: FreeAddr(t), Metrics: FreeAddr(t),
+	d := &DstNode{Listen: testkit.FreeAddr(t), Control: testkit.FreeAddr(t), Metrics: testkit.FreeAddr(t),
 		Buffer: filepath.Join(dir, "buffer"), Snaps: filepath.Join(dir, "snapshots")}
 	args := []string{"dst", "--listen", d.Listen, "--control", d.Control, "--metrics", d.Metrics,
 		"--buffer", d.Buffer, "--snapshots", d.Snaps}
@@ -38,9 +39,8 @@ func StartDst(t *testing.T, volumes []string, extra ...string) *DstNode {
 
 // Restart restarts the node and waits for its ports.
 func (d *DstNode) Restart() {
+	d.Proc.Ready = []string{d.Listen, d.Control} // the restart waits for them
 	d.Proc.Restart()
-	WaitPort(d.t, d.Listen, d.Proc)
-	WaitPort(d.t, d.Control, d.Proc)
 }
 
 // Status fetches the node's status.
@@ -93,7 +93,7 @@ type SrcNode struct {
 // are "NAME=PATH[,size=N]" values; extra flags are appended.
 func StartSrc(t *testing.T, push string, volumes []string, extra ...string) *SrcNode {
 	t.Helper()
-	s := &SrcNode{NBD: FreeAddr(t), Control: FreeAddr(t), Buffer: filepath.Join(t.TempDir(), "src-buffer")}
+	s := &SrcNode{NBD: testkit.FreeAddr(t), Control: testkit.FreeAddr(t), Buffer: filepath.Join(t.TempDir(), "src-buffer")}
 	args := []string{"src", "--nbd", s.NBD, "--push", push, "--control", s.Control, "--metrics", "off",
 		"--buffer", s.Buffer, "--file-age", "200ms"}
 	for _, v := range volumes {

@@ -3,7 +3,6 @@ package e2e
 import (
 	"bufio"
 	"context"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -11,6 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aimwan/aimwan/internal/testkit"
+	"github.com/aimwan/aimwan/internal/testkit/procs"
 )
 
 // ProxyPair is a source-edge and a destination-edge `aimwan proxy` joined by
@@ -30,22 +32,11 @@ type ProxyPair struct {
 // word of keygen's output).
 func Keygen(t *testing.T, dir string) string {
 	t.Helper()
-	f := strings.Fields(MustAimwan(t, "keygen", "--dir", dir))
-	if len(f) == 0 {
-		t.Fatal("keygen printed nothing")
-	}
-	return f[len(f)-1]
-}
-
-// FreeUDPAddr returns a loopback UDP address that was free just now.
-func FreeUDPAddr(t *testing.T) string {
-	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	fp, err := procs.Keygen(context.Background(), aimwanBin, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	return c.LocalAddr().String()
+	return fp
 }
 
 // pairOpts vary StartProxyPair.
@@ -60,7 +51,7 @@ type pairOpts struct {
 func StartProxyPair(t *testing.T, dst string, o pairOpts) *ProxyPair {
 	t.Helper()
 	dir := t.TempDir()
-	p := &ProxyPair{LAN: FreeAddr(t), WAN: FreeUDPAddr(t), SourceMetrics: FreeAddr(t), DestMetrics: FreeAddr(t),
+	p := &ProxyPair{LAN: testkit.FreeAddr(t), WAN: testkit.FreeAddr(t), SourceMetrics: testkit.FreeAddr(t), DestMetrics: testkit.FreeAddr(t),
 		Cache: filepath.Join(dir, "cache"), srcKey: filepath.Join(dir, "key-src"), dstKey: filepath.Join(dir, "key-dst")}
 	p.SrcFP, p.DestFP = Keygen(t, p.srcKey), Keygen(t, p.dstKey)
 	pin := o.destPinFP

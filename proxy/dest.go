@@ -27,7 +27,7 @@ type DestConfig struct {
 	// Dial tunes the push connection to dst.
 	Dial push.DialConfig
 	// Store is the chunk cache; nil means a memory-only store of dedupe's
-	// default size. Serve runs its periodic save.
+	// default size. Its owner (a Node) opens it and runs its saves.
 	Store *dedupe.Store
 	// Params are the chunking parameters; they must equal the peer's.
 	Params dedupe.Params
@@ -82,7 +82,7 @@ type Dest struct {
 	store    *dedupe.Store
 	dec      *dedupe.Decoder
 	dst      *dstLink
-	m        *metrics
+	m        *proxyMetrics
 	conns    connSet
 	arriving arrivals
 	parts    *transport.Assembler // striped transfers (STRIPED)
@@ -126,12 +126,10 @@ func NewDest(cfg DestConfig) (*Dest, error) {
 // Store returns the chunk cache.
 func (d *Dest) Store() *dedupe.Store { return d.store }
 
-// Serve accepts WAN connections on ln until ctx ends; it also runs the
-// store's periodic save. It closes ln on return, after closing the
-// connections.
+// Serve accepts WAN connections on ln until ctx ends. It closes ln on
+// return, after closing the connections.
 func (d *Dest) Serve(ctx context.Context, ln *transport.Listener) error {
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return d.store.Serve(ctx) })
 	g.Go(func() error {
 		<-ctx.Done()
 		d.dst.close()

@@ -5,6 +5,10 @@
 //
 // Glossary:
 //
+//   - Node: one running proxy (`aimwan proxy`), either edge, assembled from a
+//     Config: it opens the chunk cache (moving an unreadable one aside),
+//     runs its saves, watches the schedule file, serves the metrics and
+//     records them. cmd/aimwan only turns flags and YAML into a Config.
 //   - Source edge (Source): a push.Handler. It holds each offered file in
 //     memory, splits it (journal.Layout) into metadata and payload, encodes
 //     them and sends them on one QUIC stream; it answers the far end's misses

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aimwan/aimwan/internal/testkit"
 	"github.com/aimwan/aimwan/journal"
 )
 
@@ -37,7 +38,7 @@ func TestEncodeQueueOrder(t *testing.T) {
 			served <- a.vol + "/" + a.name
 		}()
 		// Enqueue in this order.
-		waitFor(t, fmt.Sprintf("waiter %d queued", i), func() bool { return q.waiting() == i+1 })
+		testkit.WaitFor(t, 10*time.Second, fmt.Sprintf("waiter %d queued", i), func() bool { return q.waiting() == i+1 })
 	}
 	var got []string
 	for range arrivals {
@@ -76,7 +77,7 @@ func TestEncodeQueueCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	errc := make(chan error, 1)
 	go func() { errc <- q.acquire(ctx, "v", journal.FileName(1)) }()
-	waitFor(t, "waiter queued", func() bool { return q.waiting() == 1 })
+	testkit.WaitFor(t, 10*time.Second, "waiter queued", func() bool { return q.waiting() == 1 })
 	cancel()
 	if err := <-errc; !errors.Is(err, context.Canceled) {
 		t.Fatalf("canceled acquire: %v", err)

@@ -5,11 +5,13 @@ import (
 	"math"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/aimwan/aimwan/internal/metrics"
 )
 
-// metrics are the counters both roles export. Names are relied on by scripts
-// (DESIGN.md): keep them.
-type metrics struct {
+// proxyMetrics are the counters both roles export, under the names of
+// internal/metrics (scripts rely on them: DESIGN.md).
+type proxyMetrics struct {
 	logical   prometheus.Counter // file bytes carried (in at the source edge, out at the destination edge)
 	wire      prometheus.Counter // bytes this proxy put on the WAN, framing included
 	hits      prometheus.Counter // chunks sent as references (source edge)
@@ -25,29 +27,29 @@ type metrics struct {
 	cap       prometheus.Gauge       // schedule cap in bytes/s; -1 = unlimited, 0 = paused
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer) (*proxyMetrics, error) {
 	c := func(name, help string) prometheus.Counter {
 		return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
 	}
 	g := func(name, help string) prometheus.Gauge {
 		return prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
 	}
-	m := &metrics{
-		logical:   c("aimwan_proxy_logical_bytes_total", "Journal file bytes carried by the proxy (before dedupe and compression)."),
-		wire:      c("aimwan_proxy_wire_bytes_total", "Bytes the proxy put on the WAN after dedupe and compression, framing included."),
-		hits:      c("aimwan_proxy_cache_hits_total", "Chunks sent as references to the peer's cache."),
-		misses:    c("aimwan_proxy_cache_misses_total", "Chunks sent as literals (not in the peer's cache)."),
-		refMisses: c("aimwan_proxy_ref_misses_total", "References the destination could not resolve and asked back."),
-		resent:    c("aimwan_proxy_resent_bytes_total", "Bytes sent again to answer the destination's misses."),
-		missWaits: c("aimwan_proxy_miss_waits_total", "Files whose misses were resolved by chunks of files still arriving."),
-		files: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aimwan_proxy_files_total",
+	m := &proxyMetrics{
+		logical:   c(metrics.ProxyLogical, "Journal file bytes carried by the proxy (before dedupe and compression)."),
+		wire:      c(metrics.ProxyWire, "Bytes the proxy put on the WAN after dedupe and compression, framing included."),
+		hits:      c(metrics.ProxyCacheHits, "Chunks sent as references to the peer's cache."),
+		misses:    c(metrics.ProxyCacheMisses, "Chunks sent as literals (not in the peer's cache)."),
+		refMisses: c(metrics.ProxyRefMisses, "References the destination could not resolve and asked back."),
+		resent:    c(metrics.ProxyResent, "Bytes sent again to answer the destination's misses."),
+		missWaits: c(metrics.ProxyMissWaits, "Files whose misses were resolved by chunks of files still arriving."),
+		files: prometheus.NewCounterVec(prometheus.CounterOpts{Name: metrics.ProxyFiles,
 			Help: "Files handled, by result (ok or the push code of the failure)."}, []string{"result"}),
-		inFlight: g("aimwan_proxy_files_in_flight", "Files accepted and not yet acknowledged."),
-		queued:   g("aimwan_proxy_wan_queue_bytes", "Encoded bytes waiting to go on the WAN."),
-		level:    g("aimwan_proxy_compression_level", "Literal compression level in use (1 fastest .. 4 best, 5 max)."),
-		byLevel: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aimwan_proxy_encoded_files_total",
+		inFlight: g(metrics.ProxyFilesInFlight, "Files accepted and not yet acknowledged."),
+		queued:   g(metrics.ProxyWANQueue, "Encoded bytes waiting to go on the WAN."),
+		level:    g(metrics.ProxyCompressionLevel, "Literal compression level in use (1 fastest .. 4 best, 5 max)."),
+		byLevel: prometheus.NewCounterVec(prometheus.CounterOpts{Name: metrics.ProxyEncodedFiles,
 			Help: "Files encoded by the source edge, by literal compression level (fastest, default, better, best, max)."}, []string{"level"}),
-		cap: g("aimwan_proxy_schedule_cap_bytes_per_second", "WAN rate cap of the schedule in force; -1 = unlimited, 0 = paused."),
+		cap: g(metrics.ProxyScheduleCap, "WAN rate cap of the schedule in force; -1 = unlimited, 0 = paused."),
 	}
 	if reg == nil {
 		reg = prometheus.NewRegistry()
@@ -63,7 +65,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 }
 
 // setCap records a schedule cap (+Inf is exported as -1).
-func (m *metrics) setCap(r float64) {
+func (m *proxyMetrics) setCap(r float64) {
 	if math.IsInf(r, 1) {
 		r = -1
 	}

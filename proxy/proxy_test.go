@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aimwan/aimwan/dedupe"
+	"github.com/aimwan/aimwan/internal/testkit"
 	"github.com/aimwan/aimwan/transport"
 	"github.com/aimwan/aimwan/transport/push"
 )
@@ -182,7 +183,7 @@ func TestPausedScheduleResumes(t *testing.T) {
 	go func() { done <- pushAll(ctx, p.client, files) }()
 
 	// While paused the file waits at the source edge.
-	waitFor(t, "the file to reach the source edge", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the file to reach the source edge", func() bool {
 		return counter(t, p.srcReg, "aimwan_proxy_files_in_flight") > 0
 	})
 	hold := time.NewTimer(300 * time.Millisecond)
@@ -203,18 +204,6 @@ func TestPausedScheduleResumes(t *testing.T) {
 	checkArrived(t, p.dst, files)
 	if c := counter(t, p.srcReg, "aimwan_proxy_schedule_cap_bytes_per_second"); c != -1 {
 		t.Errorf("cap metric %v after the pause, want -1 (unlimited)", c)
-	}
-}
-
-// waitFor polls cond until it holds or 10 seconds pass.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -255,7 +244,7 @@ func TestSeveralConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkArrived(t, p.dst, files)
-	waitFor(t, "3 connections", func() bool { return len(p.src.pool.Conns()) == 3 })
+	testkit.WaitFor(t, 10*time.Second, "3 connections", func() bool { return len(p.src.pool.Conns()) == 3 })
 	if rtt := counter(t, p.srcReg, "aimwan_proxy_peer_rtt_seconds"); rtt <= 0 {
 		t.Errorf("peer RTT metric %v, want > 0", rtt)
 	}
@@ -385,7 +374,7 @@ func TestCanceledCommitLeavesEncodeQueue(t *testing.T) {
 	first := make(chan error, 1)
 	go func() { first <- commit(firstCtx, files[0]) }()
 	defer func() { cancelFirst(); <-first }()
-	waitFor(t, "the first file holding the encoder slot", func() bool { s.encq.mu.Lock(); defer s.encq.mu.Unlock(); return s.encq.busy })
+	testkit.WaitFor(t, 10*time.Second, "the first file holding the encoder slot", func() bool { s.encq.mu.Lock(); defer s.encq.mu.Unlock(); return s.encq.busy })
 
 	gone, cancel := context.WithCancel(t.Context())
 	cancel() // src went away while the second file waited

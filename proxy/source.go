@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aimwan/aimwan/dedupe"
+	"github.com/aimwan/aimwan/internal/metrics"
 	"github.com/aimwan/aimwan/transport"
 	"github.com/aimwan/aimwan/transport/push"
 	"github.com/prometheus/client_golang/prometheus"
@@ -44,8 +45,8 @@ type SourceConfig struct {
 	Level dedupe.Level
 	// Local is this edge's own chunk store: with it, new chunks are
 	// compressed against the chunks they probably replace (dedupe's delta
-	// literals), which cuts clone traffic several times. nil means none. The
-	// Source runs its Serve (periodic saves) while it serves.
+	// literals), which cuts clone traffic several times. nil means none. Its
+	// owner (a Node) opens it and runs its saves.
 	Local *dedupe.Store
 	// MaxMemory bounds the bytes of files held at once; more offers are
 	// refused with ErrBufferFull. 0 means 1 GiB.
@@ -112,7 +113,7 @@ type Source struct {
 	enc      *dedupe.Encoder   // level set per file (encode holds the slot)
 	pool     *transport.Pool
 	throttle *transport.Throttle
-	m        *metrics
+	m        *proxyMetrics
 	reg      prometheus.Registerer
 
 	mem     atomic.Int64 // bytes of files held
@@ -170,7 +171,7 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 		if err := cfg.Registerer.Register(transport.NewStatsCollector(cfg.Peer, s.pool.Conns)); err != nil {
 			return nil, fmt.Errorf("source proxy metrics: %w", err)
 		}
-		peerUp := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "aimwan_proxy_peer_up",
+		peerUp := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: metrics.ProxyPeerUp,
 			Help: "1 while at least one WAN connection to the peer proxy is up, else 0."},
 			func() float64 { return float64(min(len(s.pool.Conns()), 1)) })
 		if err := cfg.Registerer.Register(peerUp); err != nil {
@@ -190,9 +191,6 @@ func (s *Source) Serve(ctx context.Context, ln net.Listener) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.pool.Serve(ctx) })
 	g.Go(func() error { return s.throttle.Serve(ctx) })
-	if s.cfg.Local != nil {
-		g.Go(func() error { return s.cfg.Local.Serve(ctx) })
-	}
 	srv := &push.Server{Node: s.cfg.Node, Handler: s, Logger: s.log, MaxFileSize: s.cfg.MaxFileSize}
 	g.Go(func() error { return srv.Serve(ctx, ln) })
 	return g.Wait()

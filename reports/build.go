@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/aimwan/aimwan/internal/metrics"
 )
 
 // BuildOptions tunes BuildPage. The zero value means the defaults.
@@ -36,12 +38,12 @@ type figures struct {
 func computeFigures(recs []*Recording, g grid) *figures {
 	return &figures{
 		g:        g,
-		wire:     increments(recs, g, metricIs(MetricProxyWire)),
+		wire:     increments(recs, g, metricIs(metrics.ProxyWire)),
 		link:     increments(recs, g, linkData(recs)),
-		destaged: increments(recs, g, metricIs(MetricDstDestaged)),
-		logical:  increments(sourceEdge(recs), g, metricIs(MetricProxyLogical)),
-		hits:     increments(recs, g, metricIs(MetricProxyCacheHits)),
-		misses:   increments(recs, g, metricIs(MetricProxyCacheMisses)),
+		destaged: increments(recs, g, metricIs(metrics.DstLogical)),
+		logical:  increments(sourceEdge(recs), g, metricIs(metrics.ProxyLogical)),
+		hits:     increments(recs, g, metricIs(metrics.ProxyCacheHits)),
+		misses:   increments(recs, g, metricIs(metrics.ProxyCacheMisses)),
 	}
 }
 
@@ -57,10 +59,10 @@ func sourceEdge(recs []*Recording) []*Recording {
 		wire := 0.0
 		for _, s := range r.Samples {
 			for k, v := range s.Values {
-				if !strings.HasPrefix(k, MetricProxyWire) || v <= wire {
+				if !strings.HasPrefix(k, metrics.ProxyWire) || v <= wire {
 					continue // most keys: other metrics, parsed for nothing
 				}
-				if name, _, err := ParseKey(k); err == nil && name == MetricProxyWire {
+				if name, _, err := metrics.ParseKey(k); err == nil && name == metrics.ProxyWire {
 					wire = v
 				}
 			}
@@ -78,33 +80,33 @@ func sourceEdge(recs []*Recording) []*Recording {
 // linkData selects the link's data direction (direction="up") when the
 // recordings have it, else every direction.
 func linkData(recs []*Recording) keyMatch {
-	up := func(name string, labels []Label) bool {
-		d, _ := LabelValue(labels, "direction")
-		return name == MetricLinkBytes && d == LinkUp
+	up := func(name string, labels []metrics.Label) bool {
+		d, _ := metrics.LabelValue(labels, "direction")
+		return name == metrics.LinkBytes && d == metrics.DirectionUp
 	}
 	for _, r := range recs {
 		for _, s := range r.Samples[:min(len(r.Samples), 10)] { // series appear early
 			for k := range s.Values {
-				if name, labels, err := ParseKey(k); err == nil && up(name, labels) {
+				if name, labels, err := metrics.ParseKey(k); err == nil && up(name, labels) {
 					return up
 				}
 			}
 		}
 	}
-	return metricIs(MetricLinkBytes)
+	return metricIs(metrics.LinkBytes)
 }
 
 // reductionInputs picks logical and wire bytes for data reduction: the
 // proxy's own pair when recorded, else destaged bytes over link bytes.
 func (f *figures) reductionInputs() (logical, wire []float64, how string) {
 	if hasData(f.logical) && hasData(f.wire) {
-		return f.logical, f.wire, MetricProxyLogical + " / " + MetricProxyWire
+		return f.logical, f.wire, metrics.ProxyLogical + " / " + metrics.ProxyWire
 	}
 	if hasData(f.destaged) {
 		if hasData(f.wire) {
-			return f.destaged, f.wire, MetricDstDestaged + " / " + MetricProxyWire
+			return f.destaged, f.wire, metrics.DstLogical + " / " + metrics.ProxyWire
 		}
-		return f.destaged, f.link, MetricDstDestaged + " / " + MetricLinkBytes
+		return f.destaged, f.link, metrics.DstLogical + " / " + metrics.LinkBytes
 	}
 	return nil, nil, ""
 }

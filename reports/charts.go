@@ -3,6 +3,8 @@ package reports
 import (
 	"math"
 	"strings"
+
+	"github.com/aimwan/aimwan/internal/metrics"
 )
 
 // Each chart builder returns the chart (no series when there is nothing to
@@ -26,25 +28,25 @@ func transferChart(f *figures, _ []*Recording, _ int) (Chart, string) {
 	if eff, name := f.effective(); hasData(eff) {
 		c.Series = append(c.Series, Series{Name: name, X: xs, Y: scale(eff, kb)})
 	}
-	return c, notRecorded(MetricProxyWire, MetricLinkBytes, MetricDstDestaged)
+	return c, notRecorded(metrics.ProxyWire, metrics.LinkBytes, metrics.DstLogical)
 }
 
 func srcDataChart(f *figures, recs []*Recording, _ int) (Chart, string) {
 	c := Chart{ID: "src-data", Title: "Src Data per volume (bytes waiting in the source buffer)", YLabel: "MiB", YMin0: true}
-	groups, ys := levels(recs, f.g, metricIs(MetricSrcData), "volume")
+	groups, ys := levels(recs, f.g, metricIs(metrics.SrcData), "volume")
 	for _, v := range groups {
 		c.Series = append(c.Series, Series{Name: volumeName(v), X: f.g.xs(), Y: scale(ys[v], 1<<20)})
 	}
-	return c, notRecorded(MetricSrcData)
+	return c, notRecorded(metrics.SrcData)
 }
 
 func latencyChart(f *figures, recs []*Recording, _ int) (Chart, string) {
 	c := Chart{ID: "time-latency", Title: "Time Latency per volume (how far the destination lags)", YLabel: "seconds", YMin0: true}
-	groups, ys := levels(recs, f.g, metricIs(MetricTimeLatency), "volume")
+	groups, ys := levels(recs, f.g, metricIs(metrics.TimeLatency), "volume")
 	for _, v := range groups {
 		c.Series = append(c.Series, Series{Name: volumeName(v), X: f.g.xs(), Y: ys[v]})
 	}
-	return c, notRecorded(MetricTimeLatency)
+	return c, notRecorded(metrics.TimeLatency)
 }
 
 func volumeName(v string) string {
@@ -58,7 +60,7 @@ func reductionChart(f *figures, _ []*Recording, w int) (Chart, string) {
 	c := Chart{ID: "data-reduction", Title: "Data reduction (logical / wire bytes)", YLabel: "x", YMin0: true}
 	logical, wire, how := f.reductionInputs()
 	if logical == nil || !hasData(wire) {
-		return c, notRecorded(MetricProxyLogical, MetricProxyWire)
+		return c, notRecorded(metrics.ProxyLogical, metrics.ProxyWire)
 	}
 	xs := f.g.xs()
 	c.Series = append(c.Series,
@@ -72,7 +74,7 @@ func reductionChart(f *figures, _ []*Recording, w int) (Chart, string) {
 func hitRateChart(f *figures, _ []*Recording, w int) (Chart, string) {
 	c := Chart{ID: "cache-hit-rate", Title: "Chunk cache hit rate", YLabel: "% of chunks", YMin0: true}
 	if !hasData(f.hits) && !hasData(f.misses) {
-		return c, notRecorded(MetricProxyCacheHits, MetricProxyCacheMisses)
+		return c, notRecorded(metrics.ProxyCacheHits, metrics.ProxyCacheMisses)
 	}
 	all := addSlices(f.hits, f.misses)
 	hits := zeroWhereData(f.hits, all) // 0 hits where only misses were seen
@@ -88,7 +90,7 @@ func capChart(f *figures, recs []*Recording, _ int) (Chart, string) {
 	c := Chart{ID: "schedule-cap", Title: "Schedule cap (rate the throttle schedule allows)", YLabel: "KB/s (1000 B/s)", YMin0: true}
 	unlimited, points, limited := 0, 0, false
 	for _, r := range recs { // one line per daemon: caps of two proxies do not add up
-		groups, ys := levels([]*Recording{r}, f.g, metricIs(MetricProxyScheduleCap), "")
+		groups, ys := levels([]*Recording{r}, f.g, metricIs(metrics.ProxyScheduleCap), "")
 		if len(groups) == 0 {
 			continue
 		}
@@ -107,7 +109,7 @@ func capChart(f *figures, recs []*Recording, _ int) (Chart, string) {
 		c.Series = append(c.Series, Series{Name: "cap (" + r.Daemon + ")", X: f.g.xs(), Y: scale(capY, 1000)})
 	}
 	if len(c.Series) == 0 {
-		return c, notRecorded(MetricProxyScheduleCap)
+		return c, notRecorded(metrics.ProxyScheduleCap)
 	}
 	if !limited {
 		c.Series = nil

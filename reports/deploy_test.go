@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/aimwan/aimwan/internal/metrics"
 )
 
 // deployDir holds the operations files (dashboard, alerts, systemd units).
@@ -120,8 +122,8 @@ func TestGrafanaDashboard(t *testing.T) {
 		}
 	}
 	// The charts of the report are all on the dashboard.
-	for _, m := range []string{MetricProxyWire, MetricDstDestaged, MetricSrcData, MetricTimeLatency,
-		MetricProxyLogical, MetricProxyCacheHits, MetricProxyScheduleCap} {
+	for _, m := range []string{metrics.ProxyWire, metrics.DstLogical, metrics.SrcData, metrics.TimeLatency,
+		metrics.ProxyLogical, metrics.ProxyCacheHits, metrics.ProxyScheduleCap} {
 		if !strings.Contains(exprs, m) {
 			t.Errorf("no dashboard panel uses %s", m)
 		}

@@ -1,16 +1,11 @@
-// Package reports records and presents what the aimwan daemons measure.
+// Package reports reads what the aimwan daemons recorded and presents it.
+// The daemons record with package internal/metrics (names, serving,
+// Recorder); this package only reads recordings back and draws them.
 //
 // Glossary:
 //
-//   - metric: a Prometheus time series a daemon exports, named
-//     aimwan_<part>_<what>_<unit>[_total] (see docs/metrics.md).
-//   - key: one series inside a sample, written as the Prometheus text format
-//     writes it: name{label="value",...} with labels sorted by name, or just
-//     name when it has no labels.
-//   - sample: the values of every counter and gauge of one daemon at one
-//     instant (histograms and summaries contribute their _sum and _count).
-//   - recording: the samples of one daemon, one a second, as JSONL in
-//     <dir>/<daemon>.jsonl, written by a Recorder and read back by
+//   - metric, key, sample, recording: as in internal/metrics (a recording is
+//     <dir>/<daemon>.jsonl, one metrics.Sample a line), read back by
 //     ReadRecording / LoadDir.
 //   - phase: a named interval of a run (e.g. "passthrough", "optimize"),
 //     read from phases.json and drawn as a boundary on every chart.

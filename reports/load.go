@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/aimwan/aimwan/internal/metrics"
 )
 
 // ErrBadRecording is wrapped by every error about a malformed recording.
@@ -23,7 +25,7 @@ const maxLine = 16 << 20
 type Recording struct {
 	// Daemon is the file name without .jsonl.
 	Daemon  string
-	Samples []Sample
+	Samples []metrics.Sample
 }
 
 // ReadRecording reads <daemon>.jsonl.
@@ -51,7 +53,7 @@ func ParseRecording(daemon string, r io.Reader) (*Recording, error) {
 		}
 		complete := bytes.HasSuffix(line, []byte("\n"))
 		if t := bytes.TrimSpace(line); len(t) > 0 {
-			var s Sample
+			var s metrics.Sample
 			if perr := json.Unmarshal(t, &s); perr != nil {
 				if !complete && errors.Is(err, io.EOF) {
 					break // torn last line
@@ -69,7 +71,7 @@ func ParseRecording(daemon string, r io.Reader) (*Recording, error) {
 
 // internKeys rebuilds s.Values with keys shared across samples, so a long
 // recording holds each series name once.
-func internKeys(s Sample, keys map[string]string) Sample {
+func internKeys(s metrics.Sample, keys map[string]string) metrics.Sample {
 	vals := make(map[string]float64, len(s.Values))
 	for k, v := range s.Values {
 		ik, ok := keys[k]

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/aimwan/aimwan/internal/metrics"
 )
 
 func TestParseRecording(t *testing.T) {
@@ -100,7 +102,7 @@ func FuzzParseRecording(f *testing.F) {
 				t.Fatal("accepted a sample without time")
 			}
 			for k := range s.Values {
-				if _, _, err := ParseKey(k); err != nil {
+				if _, _, err := metrics.ParseKey(k); err != nil {
 					t.Fatalf("accepted bad key %q", k)
 				}
 			}

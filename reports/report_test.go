@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"math"
 	"os"
@@ -13,47 +12,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aimwan/aimwan/internal/metrics"
+	"github.com/aimwan/aimwan/internal/testkit"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
-
-// checkGolden compares got with testdata/name, or rewrites it under -update.
-func checkGolden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./reports -run %s -update to create it)", err, t.Name())
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file; diff of the first lines:\n%s\n(run with -update if the change is intended)",
-			name, firstDiff(string(want), string(got)))
-	}
-}
-
-// firstDiff shows the first differing line of two texts.
-func firstDiff(want, got string) string {
-	wl, gl := strings.Split(want, "\n"), strings.Split(got, "\n")
-	for i := 0; i < max(len(wl), len(gl)); i++ {
-		var w, g string
-		if i < len(wl) {
-			w = wl[i]
-		}
-		if i < len(gl) {
-			g = gl[i]
-		}
-		if w != g {
-			return fmt.Sprintf("line %d:\n- %.300s\n+ %.300s", i+1, w, g)
-		}
-	}
-	return "(only in length)"
-}
 
 // buildFixture loads testdata/<name> and builds its page.
 func buildFixture(t *testing.T, name string) *Page {
@@ -83,11 +45,11 @@ func TestReportGolden(t *testing.T) {
 	for _, fixture := range []string{"bench", "srconly", "realtiny"} {
 		t.Run(fixture, func(t *testing.T) {
 			page := buildFixture(t, fixture)
-			checkGolden(t, fixture+".json.golden", render(t, page, FormatJSON))
-			checkGolden(t, fixture+".md.golden", render(t, page, FormatMarkdown))
+			testkit.CheckGolden(t, fixture+".json.golden", render(t, page, FormatJSON))
+			testkit.CheckGolden(t, fixture+".md.golden", render(t, page, FormatMarkdown))
 			html := render(t, page, FormatHTML)
 			checkSelfContained(t, html)
-			checkGolden(t, fixture+".html-outline.golden", []byte(htmlOutline(html)))
+			testkit.CheckGolden(t, fixture+".html-outline.golden", []byte(htmlOutline(html)))
 		})
 	}
 }
@@ -355,10 +317,10 @@ func TestCounterReset(t *testing.T) {
 	t0 := time.Date(2026, 11, 22, 6, 0, 0, 0, time.UTC)
 	rec := &Recording{Daemon: "proxy"}
 	for i, v := range []float64{0, 100, 200, 50, 150} { // restarted between 2 and 3
-		rec.Samples = append(rec.Samples, Sample{Time: t0.Add(time.Duration(i) * time.Second), Values: map[string]float64{MetricProxyWire: v}})
+		rec.Samples = append(rec.Samples, metrics.Sample{Time: t0.Add(time.Duration(i) * time.Second), Values: map[string]float64{metrics.ProxyWire: v}})
 	}
 	g, _ := newGrid([]*Recording{rec}, nil)
-	inc := increments([]*Recording{rec}, g, metricIs(MetricProxyWire))
+	inc := increments([]*Recording{rec}, g, metricIs(metrics.ProxyWire))
 	want := []float64{math.NaN(), 100, 100, 50, 100}
 	for i := range want {
 		if !(inc[i] == want[i] || math.IsNaN(inc[i]) && math.IsNaN(want[i])) {

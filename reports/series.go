@@ -4,6 +4,8 @@ import (
 	"math"
 	"sort"
 	"time"
+
+	"github.com/aimwan/aimwan/internal/metrics"
 )
 
 // maxPoints bounds the points of a chart series; longer runs get a coarser grid.
@@ -63,15 +65,15 @@ func (g grid) xs() []float64 {
 func (g grid) sec(t time.Time) float64 { return t.Sub(g.t0).Seconds() }
 
 // keyMatch selects the series of one metric, optionally by label.
-type keyMatch func(name string, labels []Label) bool
+type keyMatch func(name string, labels []metrics.Label) bool
 
 func metricIs(name string) keyMatch {
-	return func(n string, _ []Label) bool { return n == name }
+	return func(n string, _ []metrics.Label) bool { return n == name }
 }
 
 // trace is one key's points in one recording: X in seconds since t0.
 type trace struct {
-	labels []Label
+	labels []metrics.Label
 	x, y   []float64
 }
 
@@ -87,7 +89,7 @@ func traces(recs []*Recording, g grid, m keyMatch) []trace {
 			for k, v := range s.Values {
 				t, ok := byKey[k]
 				if !ok {
-					name, labels, err := ParseKey(k)
+					name, labels, err := metrics.ParseKey(k)
 					if err != nil || !m(name, labels) {
 						byKey[k] = nil
 						continue
@@ -213,7 +215,7 @@ func levels(recs []*Recording, g grid, m keyMatch, by string) (groups []string, 
 	for _, t := range traces(recs, g, m) {
 		grp := ""
 		if by != "" {
-			grp, _ = LabelValue(t.labels, by)
+			grp, _ = metrics.LabelValue(t.labels, by)
 		}
 		y, ok := ys[grp]
 		if !ok {

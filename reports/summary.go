@@ -5,6 +5,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/aimwan/aimwan/internal/metrics"
 	"github.com/aimwan/aimwan/internal/units"
 )
 
@@ -37,10 +38,10 @@ func summaryTable(f *figures, recs []*Recording, w int) Table {
 		add("Wire rate: mean / peak over "+windowName(f.g, w),
 			fmt.Sprintf("%.1f / %.1f KB/s", total(wire)/secs/1000, maxOf(windowSum(wire, w))/(float64(w)*f.g.step)/1000))
 	}
-	if _, ys := levels(recs, f.g, metricIs(MetricSrcData), ""); hasData(ys[""]) {
+	if _, ys := levels(recs, f.g, metricIs(metrics.SrcData), ""); hasData(ys[""]) {
 		add("Src Data, peak (all volumes)", units.FormatSize(int64(maxOf(ys[""]))))
 	}
-	groups, ys := levels(recs, f.g, metricIs(MetricTimeLatency), "volume")
+	groups, ys := levels(recs, f.g, metricIs(metrics.TimeLatency), "volume")
 	worst, worstVol := math.Inf(-1), ""
 	for _, v := range groups {
 		if m := maxOf(ys[v]); m > worst {

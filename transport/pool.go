@@ -371,6 +371,7 @@ func (p *Pool) Estimates() Estimates {
 	}
 	p.mu.Unlock()
 	e.Retries = p.parts.retries.Load()
+	e.Lanes, _ = p.parts.lanesActive()
 	return e
 }
 

@@ -3,6 +3,8 @@ package transport
 import (
 	"strconv"
 
+	"github.com/aimwan/aimwan/internal/metrics"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/quic-go/quic-go"
 )
@@ -61,13 +63,14 @@ func (s *StatsCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // PoolCollector exports a Pool's rate-controller estimates (Estimates) as
-// Prometheus metrics labelled {peer}.
+// Prometheus metrics labelled {peer} (names in internal/metrics,
+// ProxyWAN...).
 type PoolCollector struct {
 	peer string
 	pool *Pool
 
-	bottleneck, delivery, pacing, baseRTT, rtt, queue, inflight, conns, wanted, state *prometheus.Desc
-	backoffs, retries                                                                 *prometheus.Desc
+	bottleneck, delivery, pacing, baseRTT, rtt, queue, inflight, conns, wanted, lanes, state *prometheus.Desc
+	backoffs, probes, retries                                                                *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*PoolCollector)(nil)
@@ -75,28 +78,30 @@ var _ prometheus.Collector = (*PoolCollector)(nil)
 // NewPoolCollector returns a collector reading p.Estimates() at each scrape.
 func NewPoolCollector(peer string, p *Pool) *PoolCollector {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
-		return prometheus.NewDesc("aimwan_proxy_wan_"+name, help, append([]string{"peer"}, labels...), nil)
+		return prometheus.NewDesc(name, help, append([]string{"peer"}, labels...), nil)
 	}
 	return &PoolCollector{peer: peer, pool: p,
-		bottleneck: d("bottleneck_bytes_per_second", "Estimated bottleneck rate of the WAN path: the largest delivery rate of the last 10 rounds."),
-		delivery:   d("delivery_bytes_per_second", "Latest delivery-rate sample (bytes acknowledged by the peer per second)."),
-		pacing:     d("pacing_bytes_per_second", "Pace of the rate controller, before the schedule's cap."),
-		baseRTT:    d("base_rtt_seconds", "Smallest round trip of a part over the last 10 s (the path without queue)."),
-		rtt:        d("rtt_seconds", "Latest round trip of a part (last byte sent to acknowledgement), queueing included."),
-		queue:      d("queue_delay_seconds", "Smallest part round trip of the last sample window minus the base RTT: the bottleneck's queue as the sender sees it."),
-		inflight:   d("inflight_bytes", "Part bytes sent and not yet acknowledged."),
-		conns:      d("connections", "Live QUIC connections to the peer."),
-		wanted:     d("connections_wanted", "QUIC connections the pool keeps up (adaptive)."),
-		state:      d("state", "Rate controller state: 1 for the current one (startup, steady).", "state"),
-		backoffs:   d("backoffs_total", "Times the queue delay rose above twice its target (RTT inflation), so the sender paced below the delivery rate."),
-		retries:    d("part_retries_total", "Parts sent again after their stream failed."),
+		bottleneck: d(metrics.ProxyWANBottleneck, "Measured bottleneck rate of the WAN path: the largest delivery rate of the last ten sample windows."),
+		delivery:   d(metrics.ProxyWANDelivery, "Latest delivery-rate sample: bytes the peer received per second (its clock), in stream bytes."),
+		pacing:     d(metrics.ProxyWANPacing, "Pace of the rate controller, before the schedule's cap."),
+		baseRTT:    d(metrics.ProxyWANBaseRTT, "Smallest QUIC round trip of the last 36 s (refreshed by base-RTT probes): the path without queue."),
+		rtt:        d(metrics.ProxyWANRTT, "Latest QUIC round trip of the connections that are sending."),
+		queue:      d(metrics.ProxyWANQueueDelay, "Smallest recent round trip minus the base RTT: the bottleneck's queue as the sender sees it."),
+		inflight:   d(metrics.ProxyWANInflight, "Part bytes sent and not yet acknowledged."),
+		conns:      d(metrics.ProxyWANConns, "Live QUIC connections to the peer."),
+		wanted:     d(metrics.ProxyWANConnsWanted, "QUIC connections the pool keeps up (adaptive)."),
+		lanes:      d(metrics.ProxyWANLanes, "Connections allowed to write parts at once (more while congestion windows hold the pace back)."),
+		state:      d(metrics.ProxyWANState, "Rate controller state: 1 for the current one (startup, steady).", "state"),
+		backoffs:   d(metrics.ProxyWANBackoffs, "Times a standing queue (RTT inflation) made the sender back off below its estimate."),
+		probes:     d(metrics.ProxyWANProbes, "Base-RTT probes (the pace halved until the queue drained)."),
+		retries:    d(metrics.ProxyWANRetries, "Parts sent again after their stream failed."),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (s *PoolCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{s.bottleneck, s.delivery, s.pacing, s.baseRTT, s.rtt, s.queue, s.inflight,
-		s.conns, s.wanted, s.state, s.backoffs, s.retries} {
+		s.conns, s.wanted, s.lanes, s.state, s.backoffs, s.probes, s.retries} {
 		ch <- d
 	}
 }
@@ -119,7 +124,8 @@ func (s *PoolCollector) Collect(ch chan<- prometheus.Metric) {
 	g(s.inflight, float64(e.Inflight))
 	g(s.conns, float64(e.Conns))
 	g(s.wanted, float64(e.ConnsWanted))
-	for _, st := range []string{"startup", "steady"} {
+	g(s.lanes, float64(e.Lanes))
+	for _, st := range []string{stateStartup.String(), stateSteady.String()} {
 		v := 0.0
 		if st == e.State {
 			v = 1
@@ -127,5 +133,6 @@ func (s *PoolCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(s.state, prometheus.GaugeValue, v, s.peer, st)
 	}
 	c(s.backoffs, float64(e.Backoffs))
+	c(s.probes, float64(e.Probes))
 	c(s.retries, float64(e.Retries))
 }

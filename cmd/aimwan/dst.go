@@ -17,9 +17,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/aimwan/aimwan/aimdst"
+	"github.com/aimwan/aimwan/internal/metrics"
 	"github.com/aimwan/aimwan/internal/netaddr"
 	"github.com/aimwan/aimwan/internal/units"
-	"github.com/aimwan/aimwan/reports"
 )
 
 func init() {
@@ -233,10 +233,10 @@ func serveDst(ctx context.Context, f dstFile) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return n.Serve(ctx, pushLn, controlLn) })
 	if m := orDefault(f.Metrics, dstDefaultMetrics); m != "off" {
-		g.Go(func() error { return reports.ServeMetrics(ctx, m, reg, log) })
+		g.Go(func() error { return metrics.ServeMetrics(ctx, m, reg, log) })
 	}
 	if f.Record != "" {
-		rec, err := reports.NewRecorder(reports.RecorderConfig{Dir: f.Record, Daemon: orDefault(f.Node, "dst"), Gatherer: reg, Logger: log})
+		rec, err := metrics.NewRecorder(metrics.RecorderConfig{Dir: f.Record, Daemon: orDefault(f.Node, "dst"), Gatherer: reg, Logger: log})
 		if err != nil {
 			return usagef("dst: --record: %v", err)
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/aimwan/aimwan/aimsrc"
 	"github.com/aimwan/aimwan/internal/netaddr"
+	"github.com/aimwan/aimwan/proxy"
 )
 
 // TestDefaultEndpointsLoopback: every control, metrics, NBD and LAN push
@@ -23,16 +24,20 @@ func TestDefaultEndpointsLoopback(t *testing.T) {
 		"dst listen":         dstDefaultListen,
 		"dst control":        dstDefaultControl,
 		"dst metrics":        dstDefaultMetrics,
-		"proxy lan listen":   proxyDefaultLANListen,
-		"proxy src metrics":  proxyDefaultSourceMetrics,
-		"proxy dest metrics": proxyDefaultDestMetrics,
+		"proxy lan listen":   proxy.DefaultLANListen,
+		"proxy src metrics":  proxy.DefaultSourceMetrics,
+		"proxy dest metrics": proxy.DefaultDestMetrics,
+		"proxy lan forward":  proxy.DefaultLANForward,
 	} {
 		if !netaddr.IsLoopback(addr) {
 			t.Errorf("%s default %q is not loopback", name, addr)
 		}
 	}
-	if netaddr.IsLoopback(proxyDefaultWANListen) {
-		t.Logf("note: the WAN listen default %q is loopback", proxyDefaultWANListen)
+	if proxy.DefaultLANForward != dstDefaultListen {
+		t.Errorf("the destination edge forwards to %s by default, but dst listens on %s", proxy.DefaultLANForward, dstDefaultListen)
+	}
+	if netaddr.IsLoopback(proxy.DefaultWANListen) {
+		t.Logf("note: the WAN listen default %q is loopback", proxy.DefaultWANListen)
 	}
 }
 

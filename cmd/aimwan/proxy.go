@@ -5,33 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
-	"strings"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/aimwan/aimwan/dedupe"
 	"github.com/aimwan/aimwan/internal/units"
 	"github.com/aimwan/aimwan/proxy"
-	"github.com/aimwan/aimwan/reports"
 	"github.com/aimwan/aimwan/transport"
 )
 
 func init() {
 	register(command{Name: "proxy", Summary: "edge proxy: LAN push <-> dedupe <-> QUIC WAN, either role (prime: warm the cache)", Run: runProxy})
 }
-
-// Default addresses of the proxies. The source edge listens where src pushes;
-// the destination edge forwards to dst's default listen address.
-const (
-	proxyDefaultLANListen     = "127.0.0.1:7810"
-	proxyDefaultWANListen     = ":7820"
-	proxyDefaultSourceMetrics = "127.0.0.1:9711"
-	proxyDefaultDestMetrics   = "127.0.0.1:9712"
-)
 
 // proxyFile is the YAML form of a proxy's configuration.
 type proxyFile struct {
@@ -64,7 +49,18 @@ func runProxy(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	return serveProxy(ctx, f)
+	cfg, err := proxyConfig(f)
+	if err != nil {
+		return err
+	}
+	n, err := proxy.NewNode(cfg)
+	if errors.Is(err, proxy.ErrConfig) {
+		return usagef("proxy: %v", err)
+	}
+	if err != nil {
+		return err
+	}
+	return n.Serve(ctx)
 }
 
 // proxyFlags reads --config and the flags (flags win).
@@ -78,14 +74,14 @@ func proxyFlags(args []string) (proxyFile, error) {
 	str := map[string]*string{
 		"node":        fs.String("node", "", "node name in hellos"),
 		"mode":        fs.String("mode", "", "optimize (dedupe + zstd, default) or passthrough (raw bytes)"),
-		"lan-listen":  fs.String("lan-listen", "", "source edge: push listen `ADDR` for src (default "+proxyDefaultLANListen+")"),
+		"lan-listen":  fs.String("lan-listen", "", "source edge: push listen `ADDR` for src (default "+proxy.DefaultLANListen+")"),
 		"wan-peer":    fs.String("wan-peer", "", "source edge: destination edge's UDP `ADDR`"),
-		"wan-listen":  fs.String("wan-listen", "", "destination edge: QUIC (UDP) listen `ADDR` (default "+proxyDefaultWANListen+")"),
-		"lan-forward": fs.String("lan-forward", "", "destination edge: dst's push `ADDR` (default "+dstDefaultListen+")"),
+		"wan-listen":  fs.String("wan-listen", "", "destination edge: QUIC (UDP) listen `ADDR` (default "+proxy.DefaultWANListen+")"),
+		"lan-forward": fs.String("lan-forward", "", "destination edge: dst's push `ADDR` (default "+proxy.DefaultLANForward+")"),
 		"key":         fs.String("key", "", "identity `DIR` made by aimwan keygen"),
 		"cache":       fs.String("cache", "", "chunk store `DIR` (persisted, may be wiped; the source edge keeps its store in memory without it)"),
 		"cache-size":  fs.String("cache-size", "", "chunk store memory `SIZE` (default 256MiB)"),
-		"metrics":     fs.String("metrics", "", "Prometheus `ADDR` or off (default "+proxyDefaultSourceMetrics+" / "+proxyDefaultDestMetrics+")"),
+		"metrics":     fs.String("metrics", "", "Prometheus `ADDR` or off (default "+proxy.DefaultSourceMetrics+" / "+proxy.DefaultDestMetrics+")"),
 		"record":      fs.String("record", "", "record metrics as JSONL into `DIR`"),
 		"schedule":    fs.String("schedule", "", "WAN rate schedule: a `FILE`, or inline rules separated by ';' (docs/deployment.md)"),
 		"link-rate":   fs.String("link-rate", "", "WAN bottleneck `RATE` that sizes the QUIC windows (default 100mbit)"),
@@ -126,25 +122,21 @@ func proxyFlags(args []string) (proxyFile, error) {
 	return f, nil
 }
 
-// proxyCommon is what both roles need, parsed from the file form.
-type proxyCommon struct {
-	mode      proxy.Mode
-	id        *transport.Identity
-	pins      transport.Pins
-	transport transport.Config
-	level     dedupe.Level
-}
-
-func proxyParseCommon(f proxyFile) (proxyCommon, error) {
-	var c proxyCommon
+// proxyConfig turns the file form into a proxy.Config: it loads the
+// identity and parses fingerprints, sizes, rates and durations. The node
+// checks the rest (role, schedule, cache) itself.
+func proxyConfig(f proxyFile) (proxy.Config, error) {
+	c := proxy.Config{Node: f.Node, LANListen: f.LANListen, WANPeer: f.WANPeer, WANListen: f.WANListen,
+		LANForward: f.LANForward, Schedule: f.Schedule, Cache: f.Cache, Metrics: f.Metrics, Record: f.Record,
+		Logger: slog.Default().With("daemon", "proxy")}
 	var err error
-	if c.mode, err = proxy.ParseMode(f.Mode); err != nil {
+	if c.Mode, err = proxy.ParseMode(f.Mode); err != nil {
 		return c, usagef("proxy: %v", err)
 	}
 	if f.Key == "" {
 		return c, usagef("proxy: --key DIR is required (make one with aimwan keygen --dir DIR)")
 	}
-	if c.id, err = transport.LoadIdentity(f.Key); err != nil {
+	if c.Identity, err = transport.LoadIdentity(f.Key); err != nil {
 		return c, usagef("proxy: %v", err)
 	}
 	if len(f.PeerFP) == 0 {
@@ -155,221 +147,36 @@ func proxyParseCommon(f proxyFile) (proxyCommon, error) {
 		if err != nil {
 			return c, usagef("proxy: --peer-fp: %v", err)
 		}
-		c.pins = append(c.pins, fp)
+		c.Pins = append(c.Pins, fp)
 	}
-	c.transport.Conns = f.Conns
+	c.Transport.Conns = f.Conns
 	if f.LinkRate != "" {
-		if c.transport.LinkRate, err = units.ParseRate(f.LinkRate); err != nil {
+		if c.Transport.LinkRate, err = units.ParseRate(f.LinkRate); err != nil {
 			return c, usagef("proxy: --link-rate: %v", err)
 		}
 	}
 	if f.RTT != "" {
-		if c.transport.RTT, err = time.ParseDuration(f.RTT); err != nil || c.transport.RTT <= 0 {
+		if c.Transport.RTT, err = time.ParseDuration(f.RTT); err != nil || c.Transport.RTT <= 0 {
 			return c, usagef("proxy: --rtt %q: want a positive duration such as 40ms", f.RTT)
 		}
 	}
-	if err := c.transport.Validate(); err != nil {
-		return c, usagef("proxy: %v", err)
-	}
 	if f.Level != "" && f.Level != "auto" {
-		if c.level, err = dedupe.ParseLevel(f.Level); err != nil {
+		if c.Level, err = dedupe.ParseLevel(f.Level); err != nil {
 			return c, usagef("proxy: --level: %v", err)
 		}
 	}
-	return c, nil
-}
-
-// serveProxy picks the role from the addresses given and runs it with its
-// metrics until ctx ends.
-func serveProxy(ctx context.Context, f proxyFile) error {
-	source := f.LANListen != "" || f.WANPeer != ""
-	dest := f.WANListen != "" || f.LANForward != ""
-	switch {
-	case source && dest:
-		return usagef("proxy: give either --lan-listen/--wan-peer (source edge) or --wan-listen/--lan-forward (destination edge), not both")
-	case !source && !dest:
-		return usagef("proxy: choose a role: --wan-peer ADDR (source edge) or --lan-forward ADDR (destination edge)")
+	if c.MaxMemory, err = optSize("max-memory", f.MaxMemory); err != nil {
+		return c, err
 	}
-	c, err := proxyParseCommon(f)
-	if err != nil {
-		return err
+	if c.CacheSize, err = optSize("cache-size", f.CacheSize); err != nil {
+		return c, err
 	}
-	log := slog.Default().With("daemon", "proxy")
-	reg := prometheus.NewRegistry()
-	g, ctx := errgroup.WithContext(ctx)
-	metricsAddr := proxyDefaultDestMetrics
-	if source {
-		metricsAddr = proxyDefaultSourceMetrics
-		err = startSourceEdge(ctx, g, f, c, log, reg)
-	} else {
-		err = startDestEdge(ctx, g, f, c, log, reg)
-	}
-	if err != nil {
-		return err
-	}
-	if m := orDefault(f.Metrics, metricsAddr); m != "off" {
-		g.Go(func() error { return reports.ServeMetrics(ctx, m, reg, log) })
-	}
-	if f.Record != "" {
-		rec, err := reports.NewRecorder(reports.RecorderConfig{Dir: f.Record, Daemon: orDefault(f.Node, "proxy"), Gatherer: reg, Logger: log})
-		if err != nil {
-			return usagef("proxy: --record: %v", err)
-		}
-		g.Go(func() error { return rec.Serve(ctx) })
-	}
-	err = g.Wait()
-	if err == nil || errors.Is(err, context.Canceled) {
-		return nil
-	}
-	return err
-}
-
-func startSourceEdge(ctx context.Context, g *errgroup.Group, f proxyFile, c proxyCommon, log *slog.Logger, reg prometheus.Registerer) error {
-	if f.WANPeer == "" {
-		return usagef("proxy: the source edge needs --wan-peer ADDR (the destination edge)")
-	}
-	// The source edge's own store (in memory unless --cache names a folder)
-	// lets new chunks be compressed against the ones they replace.
-	local, err := openCache(f.Cache, f.CacheSize, log)
-	if err != nil {
-		return err
-	}
-	sched, schedFile, err := loadSchedule(f.Schedule)
-	if err != nil {
-		return err
-	}
-	maxMem, err := optSize("max-memory", f.MaxMemory)
-	if err != nil {
-		return err
-	}
-	src, err := proxy.NewSource(proxy.SourceConfig{Node: f.Node, Mode: c.mode, Peer: f.WANPeer, Identity: c.id,
-		Pins: c.pins, Transport: c.transport, Schedule: sched, Level: c.level, Local: local, MaxMemory: maxMem,
-		Registerer: reg, Logger: log})
-	if err != nil {
-		return usagef("proxy: %v", err)
-	}
-	ln, err := net.Listen("tcp", orDefault(f.LANListen, proxyDefaultLANListen))
-	if err != nil {
-		return fmt.Errorf("proxy: listen --lan-listen: %w", err)
-	}
-	log.Info("source edge up", "lan", ln.Addr().String(), "wan_peer", f.WANPeer, "mode", c.mode.String(),
-		"fingerprint", c.id.Fingerprint.String())
-	g.Go(func() error { return src.Serve(ctx, ln) })
-	if schedFile != "" {
-		g.Go(func() error { return watchSchedule(ctx, schedFile, src.Throttle(), log) })
-	}
-	return nil
-}
-
-func startDestEdge(ctx context.Context, g *errgroup.Group, f proxyFile, c proxyCommon, log *slog.Logger, reg prometheus.Registerer) error {
-	if f.Schedule != "" {
-		log.Warn("--schedule applies to the source edge (it caps what is sent); ignored here")
-	}
-	var missWait time.Duration
 	if f.MissWait != "" {
-		var err error
-		if missWait, err = time.ParseDuration(f.MissWait); err != nil {
-			return usagef("proxy: --miss-wait %q: %v", f.MissWait, err)
+		if c.MissWait, err = time.ParseDuration(f.MissWait); err != nil {
+			return c, usagef("proxy: --miss-wait %q: %v", f.MissWait, err)
 		}
 	}
-	store, err := openCache(f.Cache, f.CacheSize, log)
-	if err != nil {
-		return err
-	}
-	d, err := proxy.NewDest(proxy.DestConfig{Node: f.Node, Forward: orDefault(f.LANForward, dstDefaultListen),
-		Store: store, MissWait: missWait, Registerer: reg, Logger: log})
-	if err != nil {
-		return usagef("proxy: %v", err)
-	}
-	ln, err := transport.Listen(orDefault(f.WANListen, proxyDefaultWANListen), c.id, c.pins, c.transport, log)
-	if err != nil {
-		return fmt.Errorf("proxy: %w", err)
-	}
-	log.Info("destination edge up", "wan", ln.Addr().String(), "forward", orDefault(f.LANForward, dstDefaultListen),
-		"fingerprint", c.id.Fingerprint.String())
-	g.Go(func() error { return d.Serve(ctx, ln) })
-	return nil
-}
-
-// openCache opens the chunk store; one that cannot be loaded is moved aside
-// (DIR.bad) and the store starts cold: it is a cache.
-func openCache(dir, size string, log *slog.Logger) (*dedupe.Store, error) {
-	maxBytes, err := optSize("cache-size", size)
-	if err != nil {
-		return nil, err
-	}
-	cfg := dedupe.StoreConfig{Dir: dir, MaxBytes: maxBytes, Logger: log}
-	store, err := dedupe.OpenStore(cfg)
-	if errors.Is(err, dedupe.ErrStoreLoad) && dir != "" {
-		log.Warn("chunk store unreadable; moved aside, starting cold", "dir", dir, "moved_to", dir+".bad", "err", err)
-		_ = os.RemoveAll(dir + ".bad")
-		if rerr := os.Rename(dir, dir+".bad"); rerr != nil {
-			return nil, fmt.Errorf("proxy: move unreadable cache aside: %w", rerr)
-		}
-		store, err = dedupe.OpenStore(cfg)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("proxy: cache: %w", err)
-	}
-	return store, nil
-}
-
-// loadSchedule reads --schedule: an existing file (returned as path, watched
-// for changes) or inline rules.
-func loadSchedule(spec string) (*transport.Schedule, string, error) {
-	if strings.TrimSpace(spec) == "" {
-		return nil, "", nil
-	}
-	if b, err := os.ReadFile(spec); err == nil {
-		s, err := transport.ParseSchedule(string(b))
-		if err != nil {
-			return nil, "", usagef("proxy: schedule file %s: %v", spec, err)
-		}
-		return s, spec, nil
-	}
-	s, err := transport.ParseSchedule(spec)
-	if err != nil {
-		return nil, "", usagef("proxy: --schedule (not a file, read as inline rules): %v", err)
-	}
-	return s, "", nil
-}
-
-// watchSchedule reloads the schedule file when it changes (checked every 5s);
-// a file with errors is reported and the schedule in force kept.
-func watchSchedule(ctx context.Context, path string, th *transport.Throttle, log *slog.Logger) error {
-	last := modTime(path)
-	t := time.NewTicker(5 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		mt := modTime(path)
-		if mt.Equal(last) {
-			continue
-		}
-		last = mt
-		b, err := os.ReadFile(path)
-		if err == nil {
-			var s *transport.Schedule
-			if s, err = transport.ParseSchedule(string(b)); err == nil {
-				th.SetSchedule(s)
-				log.Info("schedule reloaded", "file", path)
-				continue
-			}
-		}
-		log.Error("schedule file not reloaded; keeping the schedule in force", "file", path, "err", err)
-	}
-}
-
-func modTime(path string) time.Time {
-	st, err := os.Stat(path)
-	if err != nil {
-		return time.Time{}
-	}
-	return st.ModTime()
+	return c, nil
 }
 
 // runProxyPrime loads a local image's chunks into a chunk store, so data the
@@ -388,8 +195,7 @@ func runProxyPrime(ctx context.Context, args []string) error {
 	if *cache == "" || *image == "" {
 		return usagef("proxy prime: --cache DIR and --image PATH are required")
 	}
-	log := slog.Default().With("daemon", "proxy-prime")
-	store, err := openCache(*cache, *size, log)
+	cacheSize, err := optSize("cache-size", *size)
 	if err != nil {
 		return err
 	}
@@ -399,12 +205,9 @@ func runProxyPrime(ctx context.Context, args []string) error {
 	}
 	defer img.Close()
 	start := time.Now()
-	st, err := dedupe.Prime(ctx, store, img, dedupe.Params{})
+	st, err := proxy.Prime(ctx, *cache, cacheSize, img, slog.Default().With("daemon", "proxy-prime"))
 	if err != nil {
 		return fmt.Errorf("proxy prime %s: %w", *image, err)
-	}
-	if err := store.Save(); err != nil {
-		return fmt.Errorf("proxy prime: save cache: %w", err)
 	}
 	fmt.Printf("primed %s from %s: %s read, %d chunks, %s of zeros skipped, %s\n", *cache, *image,
 		units.FormatSize(st.Bytes), st.Chunks, units.FormatSize(st.ZeroBytes), time.Since(start).Round(time.Millisecond))

@@ -86,19 +86,3 @@ func TestProxyRoleAndSettingErrors(t *testing.T) {
 		})
 	}
 }
-
-func TestLoadSchedule(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "wan.schedule")
-	if err := os.WriteFile(file, []byte("tz UTC\nmon-fri 08:00-18:00 2mbit\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if s, path, err := loadSchedule(file); err != nil || s == nil || path != file {
-		t.Errorf("schedule file: %v %q %v", s, path, err)
-	}
-	if s, path, err := loadSchedule("tz UTC; sat 00:00-24:00 paused"); err != nil || s == nil || path != "" {
-		t.Errorf("inline schedule: %v %q %v", s, path, err)
-	}
-	if s, _, err := loadSchedule(""); err != nil || s != nil {
-		t.Errorf("no schedule: %v %v", s, err)
-	}
-}

@@ -12,8 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/aimwan/aimwan/internal/metrics"
 	"github.com/aimwan/aimwan/internal/units"
-	"github.com/aimwan/aimwan/reports"
 	"github.com/aimwan/aimwan/sim/link"
 	"github.com/aimwan/aimwan/sim/workload"
 )
@@ -112,7 +112,7 @@ func runSimLink(ctx context.Context, args []string) error {
 	outage := fs.String("outage", "", "outages of the primary line: START+DURATION[,...] from start, e.g. 60s+20s")
 	backup := fs.String("backup-rate", "0", "backup line rate used during outages (0: none, traffic dropped)")
 	seed := fs.Uint64("seed", 1, "seed of the random impairments")
-	metrics := fs.String("metrics", "", "address to serve Prometheus metrics on (e.g. 127.0.0.1:9400)")
+	metricsAddr := fs.String("metrics", "", "address to serve Prometheus metrics on (e.g. 127.0.0.1:9400)")
 	record := fs.String("record", "", "`DIR` to append the metrics to once a second (DIR/link.jsonl, for aimwan report)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -130,11 +130,11 @@ func runSimLink(ctx context.Context, args []string) error {
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return r.Serve(ctx) })
-	if *metrics != "" {
-		g.Go(func() error { return reports.ServeMetrics(ctx, *metrics, reg, log) })
+	if *metricsAddr != "" {
+		g.Go(func() error { return metrics.ServeMetrics(ctx, *metricsAddr, reg, log) })
 	}
 	if *record != "" {
-		rec, err := reports.NewRecorder(reports.RecorderConfig{Dir: *record, Daemon: "link", Gatherer: reg, Logger: log})
+		rec, err := metrics.NewRecorder(metrics.RecorderConfig{Dir: *record, Daemon: "link", Gatherer: reg, Logger: log})
 		if err != nil {
 			return usagef("sim link: --record: %v", err)
 		}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aimwan/aimwan/internal/metrics"
 	"github.com/aimwan/aimwan/reports"
 )
 
@@ -49,7 +50,7 @@ func TestSimLinkRecord(t *testing.T) {
 	found := false
 	for _, s := range rec.Samples {
 		for k := range s.Values {
-			if name, _, err := reports.ParseKey(k); err == nil && name == reports.MetricLinkBytes {
+			if name, _, err := metrics.ParseKey(k); err == nil && name == metrics.LinkBytes {
 				found = true
 			}
 		}

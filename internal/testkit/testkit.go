@@ -1,7 +1,19 @@
-// Package testkit holds the helpers that aimwan's tests share: polling for a
-// condition with a deadline, golden files, and (as they move here) the
-// harnesses that start parts of the chain. Only tests and test-support
-// packages import it.
+// Package testkit holds the helpers that aimwan's tests share, one copy of
+// each:
+//
+//   - WaitFor: poll a condition with a deadline (never sleep and hope);
+//   - CheckGolden, FirstDiff: golden files under testdata (-update rewrites
+//     them) and where two outputs or images first differ;
+//   - ReadFile: a file's content or a failed test;
+//   - Cutter: a TCP relay that breaks the connection after a byte count;
+//   - StartProc, Proc.Restart, WaitPort, FreeAddr: daemons of the aimwan
+//     binary owned by a test (stopped at its end, log tail on failure, data
+//     races reported), on top of procs.
+//
+// Subpackages: procs (the process harness itself, which the bench and the
+// chaos harness use too, so it does not import testing) and nbdtest (an
+// in-memory NBD export and a loopback server for it). Only tests and
+// test-support packages import testkit: it imports testing.
 package testkit
 
 import (
@@ -13,6 +25,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata golden files from the current output")
@@ -55,7 +68,7 @@ func CheckGolden(t testing.TB, name string, got []byte) {
 }
 
 // FirstDiff describes where want and got first differ: the line for text,
-// the byte offset for binary data.
+// the byte offset for binary data (images, files), or "equal".
 func FirstDiff(want, got []byte) string {
 	if isText(want) && isText(got) {
 		wl, gl := strings.Split(string(want), "\n"), strings.Split(string(got), "\n")
@@ -79,7 +92,9 @@ func FirstDiff(want, got []byte) string {
 	return "equal"
 }
 
-func isText(b []byte) bool { return bytes.IndexByte(b, 0) < 0 }
+// isText: no NUL byte and valid UTF-8 (random binary data, such as a disk
+// image, almost never is).
+func isText(b []byte) bool { return bytes.IndexByte(b, 0) < 0 && utf8.Valid(b) }
 
 func lineAt(ls []string, i int) string {
 	if i < len(ls) {
@@ -100,4 +115,15 @@ func itoa(i int) string { return strconv.Itoa(i) }
 func hex2(b byte) string {
 	const digits = "0123456789abcdef"
 	return string([]byte{digits[b>>4], digits[b&15]})
+}
+
+// ReadFile returns the content of the file at path, failing the test when it
+// cannot be read.
+func ReadFile(t testing.TB, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -5,46 +5,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
-	"net"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/aimwan/aimwan/internal/testkit/nbdtest"
 	"github.com/aimwan/aimwan/nbd"
 )
-
-func TestParseStatCPU(t *testing.T) {
-	tests := []struct {
-		name string
-		in   string
-		want time.Duration
-		err  bool
-	}{
-		{"plain", "1234 (aimwan) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 8 0 100 0 0", 3 * time.Second, false},
-		{"name with spaces and parens", "7 (a) b) c) R 1 7 7 0 -1 0 0 0 0 0 1 2 0 0", 30 * time.Millisecond, false},
-		{"no name", "7 a R 1", 0, true},
-		{"short", "7 (a) R 1 2 3", 0, true},
-		{"not a number", "7 (a) R 1 7 7 0 -1 0 0 0 0 0 x 2 0 0", 0, true},
-		{"overflow", "7 (a) R 1 7 7 0 -1 0 0 0 0 0 18446744073709551615 18446744073709551615 0 0", 0, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseStatCPU([]byte(tt.in))
-			if (err != nil) != tt.err {
-				t.Fatalf("err = %v, want error %v", err, tt.err)
-			}
-			if got != tt.want {
-				t.Errorf("got %v, want %v", got, tt.want)
-			}
-		})
-	}
-}
-
-func TestSelfCPU(t *testing.T) {
-	if _, err := selfCPU(); err != nil {
-		t.Skipf("no /proc on this system: %v", err)
-	}
-}
 
 func TestPeakRate(t *testing.T) {
 	t0 := time.Date(2026, 11, 22, 6, 0, 0, 0, time.UTC)
@@ -82,7 +49,7 @@ func TestPeakRate(t *testing.T) {
 }
 
 func TestMetricsHelpers(t *testing.T) {
-	m := metrics{
+	m := scrapeValues{
 		`aimwan_dst_logical_bytes_total{volume="vm1"}`: 10,
 		`aimwan_dst_logical_bytes_total{volume="vm2"}`: 32,
 		`aimwan_dst_logical_bytes_total_other`:         1000,
@@ -151,42 +118,6 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-// memExport is an in-memory nbd.Export that counts flushes.
-type memExport struct {
-	mu      sync.Mutex
-	b       []byte
-	flushes int
-	writes  int
-}
-
-var _ nbd.Export = (*memExport)(nil)
-
-func (m *memExport) Size() int64    { return int64(len(m.b)) }
-func (m *memExport) ReadOnly() bool { return false }
-func (m *memExport) ReadAt(p []byte, off int64) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	copy(p, m.b[off:])
-	return nil
-}
-func (m *memExport) WriteAt(p []byte, off int64, fua bool) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	copy(m.b[off:], p)
-	m.writes++
-	return nil
-}
-func (m *memExport) WriteZeroes(off, length int64, noHole, fua bool) error {
-	return errors.New("the bench writes thick: no WRITE_ZEROES expected")
-}
-func (m *memExport) Trim(off, length int64) error { return errors.New("no TRIM expected") }
-func (m *memExport) Flush() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.flushes++
-	return nil
-}
-
 // TestCreateThroughNBD writes images (zeros included) through the project's
 // NBD server and checks the bytes, the hash and the thick writes.
 func TestCreateThroughNBD(t *testing.T) {
@@ -197,61 +128,40 @@ func TestCreateThroughNBD(t *testing.T) {
 	for i := range src[:size/2] { // second half stays zero
 		src[i] = byte(i * 7)
 	}
-	exps := map[string]*memExport{"vm1": {b: make([]byte, size)}, "vm2": {b: make([]byte, size)}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &nbd.Server{Exports: nbd.ExportMap{"vm1": exps["vm1"], "vm2": exps["vm2"]}}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
+	exps := map[string]*nbdtest.MemExport{"vm1": nbdtest.NewMemExport(size), "vm2": nbdtest.NewMemExport(size)}
+	addr := nbdtest.Serve(t, nbd.ExportMap{"vm1": exps["vm1"], "vm2": exps["vm2"]})
 	imgs := []*image{
 		{volume: "vm1", label: "a", r: bytes.NewReader(src), size: size},
 		{volume: "vm2", label: "b", r: bytes.NewReader(src), size: size},
 	}
 	var mu sync.Mutex
 	last := map[int]int64{}
-	if err := create(ctx, ln.Addr().String(), imgs, func(i int, n int64) { mu.Lock(); last[i] = n; mu.Unlock() }); err != nil {
+	if err := create(ctx, addr, imgs, func(i int, n int64) { mu.Lock(); last[i] = n; mu.Unlock() }); err != nil {
 		t.Fatal(err)
 	}
 	want := sha256.Sum256(src)
 	for i, im := range imgs {
 		e := exps[im.volume]
-		if !bytes.Equal(e.b, src) {
+		if !bytes.Equal(e.Bytes(), src) {
 			t.Errorf("%s: bytes differ", im.volume)
 		}
 		if im.sha != want {
 			t.Errorf("%s: hash of what was written differs", im.volume)
 		}
-		if wantW := (size + writeChunk - 1) / writeChunk; e.writes != wantW || e.flushes != 1 {
-			t.Errorf("%s: %d writes, %d flushes; want %d writes (thick, zeros included) and 1 flush", im.volume, e.writes, e.flushes, wantW)
+		c := e.Counts()
+		if wantW := (size + writeChunk - 1) / writeChunk; c.Writes != wantW || c.Flushes != 1 || c.Zeroes+c.Trims != 0 {
+			t.Errorf("%s: %+v; want %d writes (thick, zeros included: no zeroes or trims) and 1 flush", im.volume, c, wantW)
 		}
 		if last[i] != size {
 			t.Errorf("%s: progress ended at %d", im.volume, last[i])
 		}
 	}
 	big := []*image{{volume: "vm1", label: "big", r: bytes.NewReader(make([]byte, size+1)), size: size + 1}}
-	if err := create(ctx, ln.Addr().String(), big, func(int, int64) {}); err == nil {
+	if err := create(ctx, addr, big, func(int, int64) {}); err == nil {
 		t.Error("an image larger than the export was accepted")
 	}
-	if err := create(ctx, ln.Addr().String(), []*image{{volume: "nope", r: bytes.NewReader(src), size: 1}}, func(int, int64) {}); err == nil {
+	if err := create(ctx, addr, []*image{{volume: "nope", r: bytes.NewReader(src), size: 1}}, func(int, int64) {}); err == nil {
 		t.Error("an unknown export was accepted")
-	}
-	cancel()
-	<-done
-}
-
-func TestFreePorts(t *testing.T) {
-	p, err := freePorts(5)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := map[string]bool{}
-	for _, a := range p {
-		if seen[a] {
-			t.Errorf("port %s given twice", a)
-		}
-		seen[a] = true
 	}
 }
 
@@ -268,18 +178,4 @@ func TestResultTable(t *testing.T) {
 			t.Errorf("table lacks %q:\n%s", want, b.String())
 		}
 	}
-}
-
-// FuzzParseStatCPU: any /proc/PID/stat content gives a CPU time or an
-// error, never a panic or a negative time.
-func FuzzParseStatCPU(f *testing.F) {
-	f.Add([]byte("1234 (aimwan) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 8 0 100 0 0"))
-	f.Add([]byte("7 (a) b) c) R 1 7 7 0 -1 0 0 0 0 0 1 2 0 0"))
-	f.Add([]byte(")"))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		d, err := parseStatCPU(b)
-		if err == nil && d < 0 {
-			t.Fatalf("negative CPU time %v from %q", d, b)
-		}
-	})
 }

@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/aimwan/aimwan/reports"
+	"github.com/aimwan/aimwan/internal/metrics"
+	"github.com/aimwan/aimwan/internal/testkit/procs"
 )
 
 // Daemon names: they name the recordings (<Out>/<name>.jsonl) and logs.
@@ -49,122 +49,85 @@ type chain struct {
 	fpSrc    string // source edge's fingerprint
 	fpDst    string // destination edge's fingerprint
 	vols     []volume
-	dst      *daemon
-	proxyDst *daemon
-	link     *daemon
-	proxySrc *daemon
-	src      *daemon
+	procs    *procs.Chain // in start order: dst, proxy-dst, link, proxy-src, src
+	proxyDst *procs.Proc
+	proxySrc *procs.Proc
 	noHints  bool // the proxies get no --link-rate/--rtt
 }
 
+// stopWait is how long a daemon gets to end after SIGTERM.
+const stopWait = 15 * time.Second
+
 func newChain(cfg Config, vols []volume) (*chain, error) {
-	p, err := freePorts(12)
+	p, err := procs.FreePorts(12)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("bench: %w", err)
 	}
 	c := &chain{cfg: cfg, work: filepath.Join(cfg.Out, "work"), logs: filepath.Join(cfg.Out, "logs"), vols: vols}
 	c.a = addrs{dstListen: p[0], dstControl: p[1], dstMetrics: p[2], wan: p[3], dstProxyMetrics: p[4],
 		link: p[5], linkMetrics: p[6], lan: p[7], srcProxyMetrics: p[8], nbd: p[9], srcControl: p[10], srcMetrics: p[11]}
-	for _, d := range []string{c.work, c.logs} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return nil, fmt.Errorf("bench: %w", err)
-		}
+	if err := os.MkdirAll(c.work, 0o755); err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
 	}
+	if c.procs, err = procs.New(cfg.Bin, c.logs); err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	c.procs.StopWait = stopWait
 	return c, nil
 }
 
 // keygen makes the two proxy identities.
 func (c *chain) keygen(ctx context.Context) error {
 	var err error
-	if c.fpSrc, err = c.keygenOne(ctx, filepath.Join(c.work, "key-src")); err != nil {
-		return err
+	if c.fpSrc, err = procs.Keygen(ctx, c.cfg.Bin, filepath.Join(c.work, "key-src")); err != nil {
+		return fmt.Errorf("bench: %w", err)
 	}
-	c.fpDst, err = c.keygenOne(ctx, filepath.Join(c.work, "key-dst"))
-	return err
-}
-
-func (c *chain) keygenOne(ctx context.Context, dir string) (string, error) {
-	out, err := c.oneShot(ctx, "keygen", "--dir", dir)
-	if err != nil {
-		return "", err
+	if c.fpDst, err = procs.Keygen(ctx, c.cfg.Bin, filepath.Join(c.work, "key-dst")); err != nil {
+		return fmt.Errorf("bench: %w", err)
 	}
-	f := strings.Fields(out)
-	if len(f) == 0 {
-		return "", fmt.Errorf("bench: keygen --dir %s printed nothing", dir)
-	}
-	return f[len(f)-1], nil
-}
-
-// oneShot runs an aimwan subcommand to completion (at most 10 minutes) and
-// returns its combined output.
-func (c *chain) oneShot(ctx context.Context, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, c.cfg.Bin, args...).CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("bench: aimwan %s: %w\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out), nil
+	return nil
 }
 
 // prime loads image into the destination edge's chunk store (before the
 // edge starts).
 func (c *chain) prime(ctx context.Context, image string) (string, error) {
-	out, err := c.oneShot(ctx, "proxy", "prime", "--cache", c.cachePath(), "--image", image)
+	out, err := procs.Run(ctx, c.cfg.Bin, 10*time.Minute, "proxy", "prime", "--cache", c.cachePath(), "--image", image)
+	if err != nil {
+		err = fmt.Errorf("bench: %w", err)
+	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	return lines[len(lines)-1], err // the summary; log lines come first
 }
 
 func (c *chain) cachePath() string { return filepath.Join(c.work, "cache") }
 
-// start runs every daemon, the proxies in mode, and waits until each
-// listens.
+// start runs every daemon, the proxies in mode, each once the one before it
+// listens (the destination side first).
 func (c *chain) start(ctx context.Context, mode string) error {
-	var err error
 	dstArgs := []string{"dst", "--node", nameDst, "--listen", c.a.dstListen, "--control", c.a.dstControl,
 		"--metrics", c.a.dstMetrics, "--record", c.cfg.Out, "--buffer", filepath.Join(c.work, "dst-buffer"),
 		"--snapshots", filepath.Join(c.work, "dst-snapshots")}
 	for _, v := range c.vols {
 		dstArgs = append(dstArgs, "--volume", v.name+"="+v.dstPath+",create")
 	}
-	if c.dst, err = startDaemon(c.cfg.Bin, c.logs, nameDst, dstArgs...); err != nil {
-		return err
-	}
-	if err := waitTCP(ctx, c.a.dstListen, c.dst, 30*time.Second); err != nil {
-		return err
-	}
-	if c.proxyDst, err = startDaemon(c.proxyBin(), c.logs, nameProxyDst, c.proxyDstArgs(mode)...); err != nil {
-		return err
-	}
-	if err := waitTCP(ctx, c.a.dstProxyMetrics, c.proxyDst, 30*time.Second); err != nil {
-		return err
-	}
+	c.procs.Add(nameDst, dstArgs, c.a.dstListen)
+	c.proxyDst = c.procs.Add(nameProxyDst, c.proxyDstArgs(mode), c.a.dstProxyMetrics)
+	c.proxyDst.Bin = c.proxyBin()
 	if !c.cfg.NoLink {
-		if c.link, err = startDaemon(c.cfg.Bin, c.logs, nameLink, c.linkArgs()...); err != nil {
-			return err
-		}
-		if err := waitTCP(ctx, c.a.linkMetrics, c.link, 30*time.Second); err != nil {
-			return err
-		}
+		c.procs.Add(nameLink, c.linkArgs(), c.a.linkMetrics)
 	}
-	if c.proxySrc, err = startDaemon(c.proxyBin(), c.logs, nameProxySrc, c.proxySrcArgs(mode)...); err != nil {
-		return err
-	}
-	if err := waitTCP(ctx, c.a.lan, c.proxySrc, 30*time.Second); err != nil {
-		return err
-	}
+	c.proxySrc = c.procs.Add(nameProxySrc, c.proxySrcArgs(mode), c.a.lan)
+	c.proxySrc.Bin = c.proxyBin()
 	srcArgs := []string{"src", "--node", nameSrc, "--nbd", c.a.nbd, "--push", c.a.lan, "--control", c.a.srcControl,
 		"--metrics", c.a.srcMetrics, "--record", c.cfg.Out, "--buffer", filepath.Join(c.work, "src-buffer")}
 	for _, v := range c.vols {
 		srcArgs = append(srcArgs, "--volume", fmt.Sprintf("%s=%s,size=%d", v.name, v.srcPath, v.size))
 	}
-	if c.src, err = startDaemon(c.cfg.Bin, c.logs, nameSrc, srcArgs...); err != nil {
-		return err
+	c.procs.Add(nameSrc, srcArgs, c.a.nbd, c.a.srcMetrics)
+	if err := c.procs.Start(ctx); err != nil {
+		return fmt.Errorf("bench: %w", err)
 	}
-	if err := waitTCP(ctx, c.a.nbd, c.src, 30*time.Second); err != nil {
-		return err
-	}
-	return waitTCP(ctx, c.a.srcMetrics, c.src, 30*time.Second)
+	return nil
 }
 
 // proxyBin is the binary the proxies run from: ProxyBin, or Bin.
@@ -224,55 +187,37 @@ func rateArg(bps float64) string { return fmt.Sprintf("%gKB/s", bps/1000) }
 // switchMode restarts both proxies in mode (SIGTERM: nothing is lost, src
 // keeps every unacknowledged file) and returns the CPU time each used.
 func (c *chain) switchMode(ctx context.Context, mode string) (srcCPU, dstCPU time.Duration, err error) {
-	srcCPU = c.proxySrc.stop(15 * time.Second)
-	if dstCPU, err = c.proxyDst.restart(c.proxyDstArgs(mode)); err != nil {
-		return srcCPU, dstCPU, err
+	srcCPU = c.proxySrc.Stop()
+	dstCPU = c.proxyDst.Stop()
+	c.proxyDst.SetArgs(c.proxyDstArgs(mode))
+	if err := c.proxyDst.Start(ctx); err != nil {
+		return srcCPU, dstCPU, fmt.Errorf("bench: %w", err)
 	}
-	if err := waitTCP(ctx, c.a.dstProxyMetrics, c.proxyDst, 30*time.Second); err != nil {
-		return srcCPU, dstCPU, err
+	c.proxySrc.SetArgs(c.proxySrcArgs(mode))
+	if err := c.proxySrc.Start(ctx); err != nil {
+		return srcCPU, dstCPU, fmt.Errorf("bench: %w", err)
 	}
-	if _, err := c.proxySrc.restart(c.proxySrcArgs(mode)); err != nil {
-		return srcCPU, dstCPU, err
-	}
-	return srcCPU, dstCPU, waitTCP(ctx, c.a.lan, c.proxySrc, 30*time.Second)
+	return srcCPU, dstCPU, nil
 }
 
-// daemons lists the running daemons, source side first.
-func (c *chain) daemons() []*daemon {
-	var out []*daemon
-	for _, d := range []*daemon{c.src, c.proxySrc, c.link, c.proxyDst, c.dst} {
-		if d != nil {
-			out = append(out, d)
-		}
-	}
-	return out
-}
-
-// names lists the running daemons, source side first.
+// names lists the daemons, source side first.
 func (c *chain) names() string {
-	var n []string
-	for _, d := range c.daemons() {
-		n = append(n, d.name)
+	ps := c.procs.Procs()
+	n := make([]string, len(ps))
+	for i, p := range ps {
+		n[len(ps)-1-i] = p.Name
 	}
 	return strings.Join(n, " → ")
 }
 
 // stop ends every daemon (SIGTERM, then SIGKILL after 15 s), source side
 // first, and returns the CPU time each used.
-func (c *chain) stop() map[string]time.Duration {
-	out := map[string]time.Duration{}
-	for _, d := range c.daemons() {
-		out[d.name] = d.stop(15 * time.Second)
-	}
-	return out
-}
+func (c *chain) stop() map[string]time.Duration { return c.procs.Stop() }
 
-// exitedDaemon returns a daemon that ended on its own, if any.
-func (c *chain) exitedDaemon() *daemon {
-	for _, d := range c.daemons() {
-		if d.exited() {
-			return d
-		}
+// crashedDaemon returns a daemon that ended on its own, if any.
+func (c *chain) crashedDaemon() *procs.Proc {
+	if cr := c.procs.Crashed(); len(cr) > 0 {
+		return cr[0]
 	}
 	return nil
 }
@@ -284,7 +229,7 @@ func (c *chain) recordLink(ctx context.Context) error {
 	if c.cfg.NoLink {
 		return nil
 	}
-	rec, err := reports.NewRecorder(reports.RecorderConfig{Dir: c.cfg.Out, Daemon: nameLink,
+	rec, err := metrics.NewRecorder(metrics.RecorderConfig{Dir: c.cfg.Out, Daemon: nameLink,
 		Gatherer: newScraper(c.a.linkMetrics), Logger: c.cfg.Logger})
 	if err != nil {
 		return fmt.Errorf("bench: link recorder: %w", err)

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
+	"github.com/aimwan/aimwan/internal/testkit/procs"
 	"github.com/aimwan/aimwan/reports"
 )
 
@@ -46,7 +46,7 @@ func (r *run) finish(ctx context.Context, drainErr error) (*Result, error) {
 	if res.EffectiveKBps > 0 {
 		res.Projection.EffectiveH = projectBytes / (res.EffectiveKBps * 1e3) / 3600
 	}
-	if cpu, err := selfCPU(); err == nil {
+	if cpu, err := procs.SelfCPU(); err == nil {
 		res.CPU["bench"] = cpuOver(cpu, time.Since(r.start))
 	}
 	res.TotalS = time.Since(r.start).Seconds()
@@ -99,13 +99,4 @@ func (r *run) diagnose() []string {
 		notes = append(notes, "the optimized phase hit its time limit before everything was destaged")
 	}
 	return notes
-}
-
-// selfCPU is this process's CPU time.
-func selfCPU() (time.Duration, error) {
-	b, err := os.ReadFile("/proc/self/stat")
-	if err != nil {
-		return 0, err
-	}
-	return parseStatCPU(b)
 }

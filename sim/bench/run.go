@@ -11,6 +11,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/aimwan/aimwan/internal/metrics"
+	"github.com/aimwan/aimwan/internal/testkit/procs"
 	"github.com/aimwan/aimwan/reports"
 )
 
@@ -260,14 +262,14 @@ func (r *run) cacheCounters(ctx context.Context) (hits, misses float64) {
 	if err != nil {
 		return 0, 0
 	}
-	return m.sum(mProxyHits), m.sum(mProxyMisses)
+	return m.sum(metrics.ProxyCacheHits), m.sum(metrics.ProxyCacheMisses)
 }
 
 // waitUntil waits for t, failing when a daemon dies.
 func (r *run) waitUntil(ctx context.Context, t time.Time) error {
 	for time.Now().Before(t) {
-		if d := r.c.exitedDaemon(); d != nil {
-			return fmt.Errorf("bench: %s exited (log %s): %w", d.name, d.log, ErrExited)
+		if d := r.c.crashedDaemon(); d != nil {
+			return fmt.Errorf("bench: %s exited (log %s): %w", d.Name, d.Log, procs.ErrExited)
 		}
 		select {
 		case <-ctx.Done():
@@ -286,8 +288,8 @@ func (r *run) waitDrained(ctx context.Context, deadline time.Time) error {
 		total += float64(im.size)
 	}
 	for {
-		if d := r.c.exitedDaemon(); d != nil {
-			return fmt.Errorf("bench: %s exited (log %s): %w", d.name, d.log, ErrExited)
+		if d := r.c.crashedDaemon(); d != nil {
+			return fmt.Errorf("bench: %s exited (log %s): %w", d.Name, d.Log, procs.ErrExited)
 		}
 		p := r.s.take(ctx)
 		if p.ok && p.dstLogical >= total && p.srcData == 0 && p.srcWaiting == 0 && p.dstWaiting == 0 {

@@ -7,24 +7,13 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/aimwan/aimwan/internal/metrics"
 )
 
-// Metric names the bench reads (docs/metrics.md).
-const (
-	mDstLogical    = "aimwan_dst_logical_bytes_total"
-	mDstWaiting    = "aimwan_dst_files_waiting"
-	mTimeLatency   = "aimwan_time_latency_seconds"
-	mSrcData       = "aimwan_src_data_bytes"
-	mSrcWaiting    = "aimwan_src_files_waiting"
-	mSrcOldest     = "aimwan_src_oldest_unsent_seconds"
-	mProxyWire     = "aimwan_proxy_wire_bytes_total"
-	mProxyLogical  = "aimwan_proxy_logical_bytes_total"
-	mProxyHits     = "aimwan_proxy_cache_hits_total"
-	mProxyMisses   = "aimwan_proxy_cache_misses_total"
-	mLinkBytes     = "aimwan_link_bytes_total"
-	mLinkDrops     = "aimwan_link_drops_total"
-	samplingPeriod = time.Second
-)
+// samplingPeriod is how often the bench samples the daemons' metrics (named
+// by internal/metrics).
+const samplingPeriod = time.Second
 
 // point is one sample of the figures the bench follows.
 type point struct {
@@ -66,15 +55,15 @@ func (s *sampler) take(ctx context.Context) point {
 	dm, errD := s.dst.sample(ctx)
 	sm, errS := s.src.sample(ctx)
 	p.ok = errD == nil && errS == nil
-	p.dstLogical, p.dstWaiting, p.latency = dm.sum(mDstLogical), dm.sum(mDstWaiting), dm.max(mTimeLatency)
-	p.srcData, p.srcWaiting, p.srcOldest = sm.sum(mSrcData), sm.sum(mSrcWaiting), sm.max(mSrcOldest)
+	p.dstLogical, p.dstWaiting, p.latency = dm.sum(metrics.DstLogical), dm.sum(metrics.DstFilesWaiting), dm.max(metrics.TimeLatency)
+	p.srcData, p.srcWaiting, p.srcOldest = sm.sum(metrics.SrcData), sm.sum(metrics.SrcFilesWaiting), sm.max(metrics.SrcOldestUnsent)
 	if pm, err := s.proxy.sample(ctx); err == nil {
-		p.proxyWire, p.proxyLogic = pm.sum(mProxyWire), pm.sum(mProxyLogical)
+		p.proxyWire, p.proxyLogic = pm.sum(metrics.ProxyWire), pm.sum(metrics.ProxyLogical)
 	}
 	if s.link != nil {
 		if lm, err := s.link.sample(ctx); err == nil {
-			p.linkForward = forward(lm.byLabel(mLinkBytes, "direction"))
-			p.linkDrops = lm.sum(mLinkDrops)
+			p.linkForward = forward(lm.byLabel(metrics.LinkBytes, "direction"))
+			p.linkDrops = lm.sum(metrics.LinkDrops)
 		}
 	}
 	return p
@@ -82,7 +71,7 @@ func (s *sampler) take(ctx context.Context) point {
 
 // forward picks the destination-bound direction of the link's counter.
 func forward(byDir map[string]float64) float64 {
-	for _, d := range []string{"forward", "up"} {
+	for _, d := range []string{"forward", metrics.DirectionUp} {
 		if v, ok := byDir[d]; ok {
 			return v
 		}

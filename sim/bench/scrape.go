@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/aimwan/aimwan/reports"
+	"github.com/aimwan/aimwan/internal/metrics"
 )
 
 // scraper reads a daemon's Prometheus /metrics.
@@ -53,15 +53,15 @@ func (s *scraper) families(ctx context.Context) ([]*dto.MetricFamily, error) {
 }
 
 // sample fetches the metrics as the flat key → value map of a recording.
-func (s *scraper) sample(ctx context.Context) (metrics, error) {
+func (s *scraper) sample(ctx context.Context) (scrapeValues, error) {
 	mfs, err := s.families(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return reports.Flatten(mfs), nil
+	return metrics.Flatten(mfs), nil
 }
 
-// Gather makes a scraper a prometheus.Gatherer, so a reports.Recorder can
+// Gather makes a scraper a prometheus.Gatherer, so a metrics.Recorder can
 // record a daemon that does not record itself.
 func (s *scraper) Gather() ([]*dto.MetricFamily, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -69,11 +69,11 @@ func (s *scraper) Gather() ([]*dto.MetricFamily, error) {
 	return s.families(ctx)
 }
 
-// metrics is one scrape: series key ("name" or `name{label="v"}`) → value.
-type metrics map[string]float64
+// scrapeValues is one scrape: series key ("name" or `name{label="v"}`) → value.
+type scrapeValues map[string]float64
 
 // sum adds every series of the metric name, whatever its labels.
-func (m metrics) sum(name string) float64 {
+func (m scrapeValues) sum(name string) float64 {
 	var t float64
 	for k, v := range m {
 		if k == name || (strings.HasPrefix(k, name+"{")) {
@@ -84,7 +84,7 @@ func (m metrics) sum(name string) float64 {
 }
 
 // max is the largest value among the series of name (0 when none).
-func (m metrics) max(name string) float64 {
+func (m scrapeValues) max(name string) float64 {
 	var best float64
 	for k, v := range m {
 		if (k == name || strings.HasPrefix(k, name+"{")) && v > best {
@@ -95,17 +95,17 @@ func (m metrics) max(name string) float64 {
 }
 
 // byLabel returns the series of name keyed by the value of label.
-func (m metrics) byLabel(name, label string) map[string]float64 {
+func (m scrapeValues) byLabel(name, label string) map[string]float64 {
 	out := map[string]float64{}
 	for k, v := range m {
 		if !strings.HasPrefix(k, name+"{") {
 			continue
 		}
-		n, labels, err := reports.ParseKey(k)
+		n, labels, err := metrics.ParseKey(k)
 		if err != nil || n != name {
 			continue
 		}
-		if lv, ok := reports.LabelValue(labels, label); ok {
+		if lv, ok := metrics.LabelValue(labels, label); ok {
 			out[lv] += v
 		}
 	}

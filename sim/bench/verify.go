@@ -8,6 +8,9 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
+
+	"github.com/aimwan/aimwan/internal/testkit/procs"
 )
 
 // fileSHA256 hashes the first size bytes of path; a shorter file is an
@@ -48,7 +51,7 @@ func verify(ctx context.Context, c *chain, imgs []*image) ([]VolumeResult, bool)
 		if r.DstSHA256, err = fileSHA256(v.dstPath, v.size); err != nil {
 			r.DstSHA256 = "error: " + err.Error()
 		}
-		out2, err := c.oneShot(ctx, "verify", v.srcPath, v.dstPath)
+		out2, err := procs.Run(ctx, c.cfg.Bin, 10*time.Minute, "verify", v.srcPath, v.dstPath)
 		r.Verify = "identical"
 		if err != nil {
 			r.Verify = strings.TrimSpace(firstLine(out2 + " " + err.Error()))

@@ -14,6 +14,9 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/aimwan/aimwan/internal/metrics"
+	"github.com/aimwan/aimwan/internal/testkit/procs"
 )
 
 // WANConfig is a WAN goodput run (`aimwan bench wan`): the whole chain in
@@ -198,7 +201,7 @@ type wanRun struct {
 	res               *WANResult
 	dst, link, proxy  *scraper
 	samples           []wanSample
-	linkStart, linkAt metrics
+	linkStart, linkAt scrapeValues
 }
 
 type wanSample struct {
@@ -234,15 +237,15 @@ func (w *wanRun) measure(ctx context.Context, imgs []*image) error {
 			return ctx.Err()
 		case <-time.After(200 * time.Millisecond):
 		}
-		if d := w.c.exitedDaemon(); d != nil {
-			return fmt.Errorf("bench wan: %s exited (log %s): %w", d.name, d.log, ErrExited)
+		if d := w.c.crashedDaemon(); d != nil {
+			return fmt.Errorf("bench wan: %s exited (log %s): %w", d.Name, d.Log, procs.ErrExited)
 		}
 		m, err := w.dst.sample(ctx)
 		if err != nil {
 			continue
 		}
 		now := time.Now()
-		s := wanSample{t: now, destaged: m.sum(mDstLogical) - base.sum(mDstLogical)}
+		s := wanSample{t: now, destaged: m.sum(metrics.DstLogical) - base.sum(metrics.DstLogical)}
 		w.samples = append(w.samples, s)
 		if now.Sub(lastPrint) >= 5*time.Second {
 			lastPrint = now
@@ -269,9 +272,9 @@ func (w *wanRun) measure(ctx context.Context, imgs []*image) error {
 // cpu reads the CPU time of every daemon so far.
 func (w *wanRun) cpu() map[string]time.Duration {
 	out := map[string]time.Duration{}
-	for _, d := range w.c.daemons() {
-		if used, err := d.cpu(); err == nil {
-			out[d.name] = used
+	for _, d := range w.c.procs.Procs() {
+		if used, err := d.CPU(); err == nil {
+			out[d.Name] = used
 		}
 	}
 	return out
@@ -290,14 +293,14 @@ func (w *wanRun) summarize(t0 time.Time, end wanSample) {
 	diff := func(name, label, value string) float64 {
 		return w.linkAt.byLabel(name, label)[value] - w.linkStart.byLabel(name, label)[value]
 	}
-	r.LinkUp = int64(diff(mLinkBytes, "direction", "up"))
+	r.LinkUp = int64(diff(metrics.LinkBytes, "direction", metrics.DirectionUp))
 	r.Drops = map[string]int64{}
-	for reason := range w.linkAt.byLabel(mLinkDrops, "reason") {
-		r.Drops[reason] = int64(diff(mLinkDrops, "reason", reason))
+	for reason := range w.linkAt.byLabel(metrics.LinkDrops, "reason") {
+		r.Drops[reason] = int64(diff(metrics.LinkDrops, "reason", reason))
 	}
 	r.CrossKept = 1
-	carried := diff(mLinkCross, "direction", "up")
-	dropped := diff(mLinkCrossDropped, "direction", "up")
+	carried := diff(metrics.LinkCrossBytes, "direction", metrics.DirectionUp)
+	dropped := diff(metrics.LinkCrossDropped, "direction", metrics.DirectionUp)
 	if carried+dropped > 0 {
 		r.CrossKept = carried / (carried + dropped)
 	}
@@ -318,18 +321,12 @@ func steadyRate(s []wanSample, final float64) float64 {
 	return (s[hi].destaged - s[lo].destaged) / d
 }
 
-// Metric names of the link and the source edge that the WAN run reads.
-const (
-	mLinkCross        = "aimwan_link_cross_bytes_total"
-	mLinkCrossDropped = "aimwan_link_cross_dropped_bytes_total"
-)
-
 // estimates picks the source edge's WAN estimates from a scrape (none
 // from a proxy that does not export them).
-func estimates(m metrics) map[string]float64 {
+func estimates(m scrapeValues) map[string]float64 {
 	out := map[string]float64{}
-	for _, name := range []string{"aimwan_proxy_wan_bottleneck_bytes_per_second", "aimwan_proxy_wan_base_rtt_seconds",
-		"aimwan_proxy_wan_rtt_seconds", "aimwan_proxy_wan_pacing_bytes_per_second", "aimwan_proxy_wan_connections"} {
+	for _, name := range []string{metrics.ProxyWANBottleneck, metrics.ProxyWANBaseRTT, metrics.ProxyWANQueueDelay,
+		metrics.ProxyWANPacing, metrics.ProxyWANConns} {
 		for k, v := range m {
 			if k == name || strings.HasPrefix(k, name+"{") {
 				out[strings.TrimPrefix(name, "aimwan_proxy_wan_")] = v

@@ -4,10 +4,11 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/aimwan/aimwan/internal/testkit/procs"
 )
 
 // Volumes and group of the chain: two volumes in one consistency group.
@@ -40,7 +41,8 @@ type chain struct {
 	direct    bool            // src pushes straight to dst (no proxies, no link)
 	linkFlags map[string]bool // flags `aimwan sim link` has
 
-	src, proxySrc, linkProc, proxyDst, dst *proc
+	all                                    *procs.Chain // in start order: dst first
+	src, proxySrc, linkProc, proxyDst, dst *procs.Proc
 
 	nbdAddr, srcControl           string
 	lanAddr, wanAddr, linkAddr    string
@@ -74,23 +76,22 @@ func newChain(ctx context.Context, cfg Config, dir string, linkFlags map[string]
 		}
 	}
 	var err error
-	if c.srcFP, err = c.keygen(ctx, c.srcKey); err != nil {
-		return nil, err
+	if c.srcFP, err = procs.Keygen(ctx, cfg.Bin, c.srcKey); err != nil {
+		return nil, fmt.Errorf("chaos: %w", err)
 	}
-	if c.dstFP, err = c.keygen(ctx, c.dstKey); err != nil {
-		return nil, err
+	if c.dstFP, err = procs.Keygen(ctx, cfg.Bin, c.dstKey); err != nil {
+		return nil, fmt.Errorf("chaos: %w", err)
 	}
-	tcp := []*string{&c.nbdAddr, &c.srcControl, &c.lanAddr, &c.proxySrcMetrics, &c.proxyDstMetr, &c.dstListen, &c.dstControl, &c.linkMetrics}
-	for _, p := range tcp {
-		if *p, err = freeTCP(); err != nil {
-			return nil, err
-		}
+	ports, err := procs.FreePorts(10)
+	if err != nil {
+		return nil, fmt.Errorf("chaos: %w", err)
 	}
-	if c.wanAddr, err = freeUDP(); err != nil {
-		return nil, err
+	for i, p := range []*string{&c.nbdAddr, &c.srcControl, &c.lanAddr, &c.proxySrcMetrics, &c.proxyDstMetr, &c.dstListen,
+		&c.dstControl, &c.linkMetrics, &c.wanAddr, &c.linkAddr} {
+		*p = ports[i]
 	}
-	if c.linkAddr, err = freeUDP(); err != nil {
-		return nil, err
+	if c.all, err = procs.New(cfg.Bin, filepath.Join(dir, "logs")); err != nil {
+		return nil, fmt.Errorf("chaos: %w", err)
 	}
 	c.makeProcs()
 	return c, nil
@@ -112,33 +113,14 @@ func makeSparse(path string, size int64) error {
 	return nil
 }
 
-// keygen makes an identity in dir and returns its fingerprint (the last
-// word keygen prints).
-func (c *chain) keygen(ctx context.Context, dir string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, c.cfg.Bin, "keygen", "--dir", dir).CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("chaos: aimwan keygen --dir %s: %w\n%s", dir, err, out)
-	}
-	f := strings.Fields(string(out))
-	if len(f) == 0 {
-		return "", fmt.Errorf("chaos: aimwan keygen printed nothing")
-	}
-	return f[len(f)-1], nil
-}
-
-func (c *chain) newProc(name string, args []string, ready ...string) *proc {
-	return &proc{name: name, bin: c.cfg.Bin, log: filepath.Join(c.dir, "logs", name+".log"), args: args, ready: ready}
-}
-
+// makeProcs adds the daemons to the chain, the destination side first.
 func (c *chain) makeProcs() {
-	c.dst = c.newProc("dst", c.dstArgs(""), c.dstListen, c.dstControl)
+	c.dst = c.all.Add("dst", c.dstArgs(""), c.dstListen, c.dstControl)
 	if c.direct {
-		c.src = c.newProc("src", c.srcArgs(""), c.nbdAddr, c.srcControl)
+		c.src = c.all.Add("src", c.srcArgs(""), c.nbdAddr, c.srcControl)
 		return
 	}
-	c.proxyDst = c.newProc("proxy-dst", []string{"proxy", "--wan-listen", c.wanAddr, "--lan-forward", c.dstListen,
+	c.proxyDst = c.all.Add("proxy-dst", []string{"proxy", "--wan-listen", c.wanAddr, "--lan-forward", c.dstListen,
 		"--mode", c.cfg.Mode, "--key", c.dstKey, "--peer-fp", c.srcFP, "--cache", c.cache,
 		"--metrics", c.proxyDstMetr, "--rtt", linkRTT, "--link-rate", linkRate}, c.proxyDstMetr)
 	peer := c.wanAddr
@@ -148,12 +130,12 @@ func (c *chain) makeProcs() {
 		if !c.linkFlags["metrics"] {
 			ready = []string{c.linkAddr} // the relay listens on TCP too
 		}
-		c.linkProc = c.newProc("link", c.linkArgs(""), ready...)
+		c.linkProc = c.all.Add("link", c.linkArgs(""), ready...)
 	}
-	c.proxySrc = c.newProc("proxy-src", []string{"proxy", "--lan-listen", c.lanAddr, "--wan-peer", peer,
+	c.proxySrc = c.all.Add("proxy-src", []string{"proxy", "--lan-listen", c.lanAddr, "--wan-peer", peer,
 		"--mode", c.cfg.Mode, "--key", c.srcKey, "--peer-fp", c.dstFP, "--metrics", c.proxySrcMetrics,
 		"--rtt", linkRTT, "--link-rate", linkRate}, c.lanAddr, c.proxySrcMetrics)
-	c.src = c.newProc("src", c.srcArgs(""), c.nbdAddr, c.srcControl)
+	c.src = c.all.Add("src", c.srcArgs(""), c.nbdAddr, c.srcControl)
 }
 
 // srcArgs are src's arguments, with a buffer limit when limit is not "".
@@ -226,61 +208,47 @@ func (c *chain) linkArgs(impair string) []string {
 	return a
 }
 
-// procs lists the daemons in start order (destination first).
-func (c *chain) procs() []*proc {
-	var ps []*proc
-	for _, p := range []*proc{c.dst, c.proxyDst, c.linkProc, c.proxySrc, c.src} {
-		if p != nil {
-			ps = append(ps, p)
-		}
-	}
-	return ps
-}
-
 // drainer is the daemon that, frozen, stops the source buffer from
 // draining: the source edge, or dst when src pushes straight to it.
-func (c *chain) drainer() *proc {
+func (c *chain) drainer() *procs.Proc {
 	if c.direct {
 		return c.dst
 	}
 	return c.proxySrc
 }
 
-// start starts every daemon, destination first.
+// start starts every daemon, destination first, each once the one before
+// it listens (none may be running).
 func (c *chain) start(ctx context.Context) error {
-	for _, p := range c.procs() {
-		if err := p.start(ctx); err != nil {
-			return fmt.Errorf("chaos: %w", err)
-		}
+	if err := c.all.Start(ctx); err != nil {
+		return fmt.Errorf("chaos: %w", err)
 	}
 	return nil
 }
 
-// stopAll ends every daemon (SIGTERM, then SIGKILL).
-func (c *chain) stopAll() {
-	ps := c.procs()
-	for i := len(ps) - 1; i >= 0; i-- {
-		ps[i].thaw()
-		ps[i].stop()
-	}
-}
+// stopAll ends every daemon (SIGTERM, then SIGKILL), source side first.
+func (c *chain) stopAll() { c.all.Stop() }
 
 // crashed returns the daemons that exited without being asked to.
-func (c *chain) crashed() []*proc {
-	var out []*proc
-	for _, p := range c.procs() {
-		if p.crashed() {
-			out = append(out, p)
-		}
-	}
-	return out
-}
+func (c *chain) crashed() []*procs.Proc { return c.all.Crashed() }
 
 // restart ends p with SIGKILL, waits down, and starts it again.
-func restart(ctx context.Context, p *proc, down time.Duration) error {
-	p.kill()
+func restart(ctx context.Context, p *procs.Proc, down time.Duration) error {
+	p.Kill()
 	if err := sleepCtx(ctx, down); err != nil {
 		return err
 	}
-	return p.start(ctx)
+	return p.Start(ctx)
+}
+
+// sleepCtx waits d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }

@@ -5,85 +5,28 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
-	"log/slog"
 	"math/rand/v2"
-	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/aimwan/aimwan/internal/testkit/nbdtest"
 	"github.com/aimwan/aimwan/nbd"
 )
-
-// memExport is an in-memory NBD export that records how many flushes it saw.
-type memExport struct {
-	mu      sync.Mutex
-	b       []byte
-	flushes int
-}
-
-var _ nbd.Export = (*memExport)(nil)
-
-func (m *memExport) Size() int64    { return int64(len(m.b)) }
-func (m *memExport) ReadOnly() bool { return false }
-func (m *memExport) ReadAt(p []byte, off int64) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	copy(p, m.b[off:])
-	return nil
-}
-func (m *memExport) WriteAt(p []byte, off int64, fua bool) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	copy(m.b[off:], p)
-	return nil
-}
-func (m *memExport) WriteZeroes(off, length int64, noHole, fua bool) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	clear(m.b[off : off+length])
-	return nil
-}
-func (m *memExport) Trim(off, length int64) error { return m.WriteZeroes(off, length, false, false) }
-func (m *memExport) Flush() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.flushes++
-	return nil
-}
-
-// serveNBD serves exports on a loopback port until the test ends.
-func serveNBD(t *testing.T, exports nbd.ExportMap) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	srv := &nbd.Server{Exports: exports, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	done := make(chan struct{})
-	go func() { srv.Serve(ctx, ln); close(done) }()
-	t.Cleanup(func() { cancel(); ln.Close(); <-done })
-	return ln.Addr().String()
-}
 
 // TestWriterAgainstModel: a seeded batch written through the NBD client
 // leaves the export equal to the model; flush reaches every volume.
 func TestWriterAgainstModel(t *testing.T) {
 	cfg := Config{Bin: "x", VolumeSize: 1 << 20, WritesPerBatch: 40, MaxWrite: 64 << 10}.withDefaults()
 	exports := nbd.ExportMap{}
-	mem := map[string]*memExport{}
+	mem := map[string]*nbdtest.MemExport{}
 	for _, v := range volumeNames {
-		mem[v] = &memExport{b: make([]byte, cfg.VolumeSize)}
+		mem[v] = nbdtest.NewMemExport(cfg.VolumeSize)
 		exports[v] = mem[v]
 	}
-	addr := serveNBD(t, exports)
+	addr := nbdtest.Serve(t, exports)
 	w := newWriter(addr)
 	defer w.close()
 	m := newModel(cfg.VolumeSize)
@@ -103,11 +46,11 @@ func TestWriterAgainstModel(t *testing.T) {
 		}
 	}
 	for _, v := range volumeNames {
-		if n := diffBytes(mem[v].b, m.vols[v]); n != 0 {
+		if n := diffBytes(mem[v].Bytes(), m.vols[v]); n != 0 {
 			t.Errorf("volume %s: %d bytes differ from the model", v, n)
 		}
-		if mem[v].flushes != 3 {
-			t.Errorf("volume %s: %d flushes, want 3", v, mem[v].flushes)
+		if f := mem[v].Counts().Flushes; f != 3 {
+			t.Errorf("volume %s: %d flushes, want 3", v, f)
 		}
 	}
 	c, err := w.conn(ctx, "a")
@@ -330,48 +273,5 @@ func TestReport(t *testing.T) {
 	}
 	if back["bytes_lost"].(float64) != 3 || back["faults"].(float64) != 3 {
 		t.Errorf("JSON: %s", js)
-	}
-}
-
-// TestProcLifecycle: a daemon (here sleep) is started, frozen, thawed,
-// killed (not a crash) and restarted; one that exits on its own is a crash.
-func TestProcLifecycle(t *testing.T) {
-	sleep, err := exec.LookPath("sleep")
-	if err != nil {
-		t.Skip("no sleep binary")
-	}
-	dir := t.TempDir()
-	ctx := context.Background()
-	p := &proc{name: "sleeper", bin: sleep, log: filepath.Join(dir, "s.log"), args: []string{"60"}}
-	if err := p.start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if p.exited() || p.crashed() {
-		t.Fatal("just started, already gone")
-	}
-	p.freeze()
-	p.thaw()
-	p.kill()
-	if !p.exited() || p.crashed() {
-		t.Fatalf("after kill: exited %v crashed %v", p.exited(), p.crashed())
-	}
-	p.setArgs([]string{"0"})
-	if err := p.start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for !p.exited() && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if !p.crashed() {
-		t.Error("a daemon that exited by itself is not reported as crashed")
-	}
-	log, _ := os.ReadFile(p.log)
-	if strings.Count(string(log), "=== ") != 2 {
-		t.Errorf("log does not record two runs:\n%s", log)
-	}
-	q := &proc{name: "quitter", bin: sleep, log: filepath.Join(dir, "q.log"), args: []string{"0"}, ready: []string{"127.0.0.1:1"}}
-	if err := q.start(ctx); err == nil || !strings.Contains(err.Error(), "exited before listening") {
-		t.Errorf("start of a daemon that never listens: %v", err)
 	}
 }

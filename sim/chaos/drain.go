@@ -10,6 +10,7 @@ import (
 
 	"github.com/aimwan/aimwan/aimdst"
 	"github.com/aimwan/aimwan/aimsrc"
+	"github.com/aimwan/aimwan/internal/testkit/procs"
 )
 
 // drain waits until src holds nothing (Src Data 0, no file waiting, no
@@ -22,7 +23,7 @@ func (h *harness) drain(ctx context.Context) (anomalies []string, err error) {
 	for {
 		if crashed := h.ch.crashed(); len(crashed) > 0 {
 			p := crashed[0]
-			return nil, fmt.Errorf("%s exited on its own during the round; log tail:\n%s", p.name, p.tail(40))
+			return nil, fmt.Errorf("%s exited on its own during the round; log tail:\n%s", p.Name, p.Tail(40))
 		}
 		var done bool
 		done, why, anomalies = h.drained(ctx)
@@ -74,15 +75,15 @@ func (h *harness) drained(ctx context.Context) (bool, string, []string) {
 func (h *harness) stuck(why string) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "could not drain within %v: stuck: %s", h.cfg.DrainTimeout, why)
-	names := []*proc{h.ch.src, h.ch.proxySrc, h.ch.proxyDst, h.ch.dst, h.ch.linkProc}
+	names := []*procs.Proc{h.ch.src, h.ch.proxySrc, h.ch.proxyDst, h.ch.dst, h.ch.linkProc}
 	if strings.HasPrefix(why, "dst") {
-		names = []*proc{h.ch.dst, h.ch.proxyDst}
+		names = []*procs.Proc{h.ch.dst, h.ch.proxyDst}
 	}
 	for _, p := range names {
 		if p == nil {
 			continue
 		}
-		fmt.Fprintf(&b, "\n--- %s log tail (%s):\n%s", p.name, p.log, p.tail(25))
+		fmt.Fprintf(&b, "\n--- %s log tail (%s):\n%s", p.Name, p.Log, p.Tail(25))
 	}
 	return fmt.Errorf("%s", b.String())
 }

@@ -130,11 +130,11 @@ func (h *harness) blockDestage(on bool) error {
 // volumesGone restarts dst with its volume files moved away (dst holds them
 // offline and keeps receiving) until wait returns, then moves them back.
 func (h *harness) volumesGone(ctx context.Context, wait func() error) error {
-	h.ch.dst.kill()
+	h.ch.dst.Kill()
 	if err := h.moveVolumes(true); err != nil {
 		return err
 	}
-	err := h.ch.dst.start(ctx)
+	err := h.ch.dst.Start(ctx)
 	if err == nil {
 		err = wait()
 	}
@@ -150,12 +150,12 @@ func (h *harness) setup(ctx context.Context, f fault) error {
 	if f.Kind != SrcBufferFull {
 		return nil
 	}
-	h.ch.src.stop()
-	h.ch.src.setArgs(h.ch.srcArgs(srcTinyLimit))
-	if err := h.ch.src.start(ctx); err != nil {
+	h.ch.src.Stop()
+	h.ch.src.SetArgs(h.ch.srcArgs(srcTinyLimit))
+	if err := h.ch.src.Start(ctx); err != nil {
 		return err
 	}
-	h.ch.drainer().freeze() // nothing drains: the buffer fills
+	h.ch.drainer().Freeze() // nothing drains: the buffer fills
 	return nil
 }
 
@@ -182,22 +182,22 @@ func (h *harness) inject(ctx context.Context, f fault, batchDone <-chan struct{}
 	case KillDst:
 		return restart(ctx, ch.dst, f.Down)
 	case KillAll:
-		for _, p := range ch.procs() {
-			p.kill()
+		for _, p := range ch.all.Procs() {
+			p.Kill()
 		}
 		if err := sleepCtx(ctx, f.Down); err != nil {
 			return err
 		}
 		return ch.start(ctx)
 	case WipeCache:
-		ch.proxyDst.kill()
+		ch.proxyDst.Kill()
 		if err := os.RemoveAll(ch.cache); err != nil {
 			return fmt.Errorf("wipe cache: %w", err)
 		}
 		if err := sleepCtx(ctx, f.Down); err != nil {
 			return err
 		}
-		return ch.proxyDst.start(ctx)
+		return ch.proxyDst.Start(ctx)
 	case LinkOutage:
 		p := ch.proxyDst // without the simulator: the far edge goes silent
 		switch {
@@ -206,8 +206,8 @@ func (h *harness) inject(ctx context.Context, f fault, batchDone <-chan struct{}
 		case ch.direct:
 			p = ch.dst
 		}
-		p.freeze()
-		defer p.thaw()
+		p.Freeze()
+		defer p.Thaw()
 		return sleepCtx(ctx, f.Down)
 	case LinkLoss, LinkReorder, LinkDuplicate:
 		return h.impairLink(ctx, f.Kind, wait)
@@ -229,15 +229,15 @@ func (h *harness) inject(ctx context.Context, f fault, batchDone <-chan struct{}
 // restarts it clean.
 func (h *harness) impairLink(ctx context.Context, impair string, wait func() error) error {
 	l := h.ch.linkProc // stateless: SIGKILL is the quickest way to change it
-	l.kill()
-	l.setArgs(h.ch.linkArgs(impair))
-	if err := l.start(ctx); err != nil {
+	l.Kill()
+	l.SetArgs(h.ch.linkArgs(impair))
+	if err := l.Start(ctx); err != nil {
 		return err
 	}
 	err := wait()
-	l.kill()
-	l.setArgs(h.ch.linkArgs(""))
-	if serr := l.start(ctx); serr != nil {
+	l.Kill()
+	l.SetArgs(h.ch.linkArgs(""))
+	if serr := l.Start(ctx); serr != nil {
 		return serr
 	}
 	return err
@@ -249,8 +249,8 @@ func (h *harness) readOnly(ctx context.Context, wait func() error) error {
 	if err := h.setImmutable(true); err != nil {
 		return err
 	}
-	h.ch.dst.kill()
-	err := h.ch.dst.start(ctx)
+	h.ch.dst.Kill()
+	err := h.ch.dst.Start(ctx)
 	if err == nil {
 		err = wait()
 	}
@@ -265,12 +265,12 @@ func (h *harness) readOnly(ctx context.Context, wait func() error) error {
 // restarts it as before. It counts the refusals dst reported.
 func (h *harness) dstBufferFull(ctx context.Context, wait func() error) error {
 	d := h.ch.dst
-	d.kill()
-	d.setArgs(h.ch.dstArgs(dstTinyLimit))
+	d.Kill()
+	d.SetArgs(h.ch.dstArgs(dstTinyLimit))
 	if err := h.blockDestage(true); err != nil {
 		return err
 	}
-	err := d.start(ctx)
+	err := d.Start(ctx)
 	if err == nil {
 		err = wait()
 	}
@@ -278,9 +278,9 @@ func (h *harness) dstBufferFull(ctx context.Context, wait func() error) error {
 	if rerr := h.blockDestage(false); rerr != nil {
 		return rerr
 	}
-	d.stop()
-	d.setArgs(h.ch.dstArgs(""))
-	if serr := d.start(ctx); serr != nil {
+	d.Stop()
+	d.SetArgs(h.ch.dstArgs(""))
+	if serr := d.Start(ctx); serr != nil {
 		return serr
 	}
 	return err
@@ -303,11 +303,11 @@ func (h *harness) srcBufferFull(ctx context.Context, batchDone <-chan struct{}) 
 			}
 		}
 	}
-	h.ch.drainer().thaw()
+	h.ch.drainer().Thaw()
 	err := h.waitSrcConsistent(ctx, 90*time.Second)
-	h.ch.src.stop()
-	h.ch.src.setArgs(h.ch.srcArgs(""))
-	if serr := h.ch.src.start(ctx); serr != nil {
+	h.ch.src.Stop()
+	h.ch.src.SetArgs(h.ch.srcArgs(""))
+	if serr := h.ch.src.Start(ctx); serr != nil {
 		return serr
 	}
 	return err

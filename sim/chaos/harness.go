@@ -309,7 +309,7 @@ func (h *harness) marker(ctx context.Context, label string, vols []string) error
 			return nil
 		}
 		if errors.Is(err, aimsrc.ErrBadRequest) || errors.Is(err, aimsrc.ErrUnknownVolume) || time.Now().After(deadline) {
-			return fmt.Errorf("marker %s (attempt %d): %w\nsrc log:\n%s", label, attempt+1, err, h.ch.src.tail(20))
+			return fmt.Errorf("marker %s (attempt %d): %w\nsrc log:\n%s", label, attempt+1, err, h.ch.src.Tail(20))
 		}
 		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
 			return err
@@ -344,7 +344,7 @@ func (h *harness) waitSrcConsistent(ctx context.Context, limit time.Duration) er
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("src still in pull-ahead or resync after %v (last status error: %v):\n%s", limit, err, h.ch.src.tail(20))
+			return fmt.Errorf("src still in pull-ahead or resync after %v (last status error: %v):\n%s", limit, err, h.ch.src.Tail(20))
 		}
 		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
 			return err

@@ -4,10 +4,12 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/aimwan/aimwan/internal/metrics"
 )
 
-// metrics are the link's Prometheus collectors.
-type metrics struct {
+// linkMetrics are the link's Prometheus collectors.
+type linkMetrics struct {
 	bytes   *prometheus.CounterVec // payload bytes delivered, by direction
 	packets *prometheus.CounterVec // packets delivered, by direction
 	cross   *prometheus.CounterVec // cross-traffic bytes carried, by direction
@@ -16,25 +18,25 @@ type metrics struct {
 }
 
 // newMetrics makes the collectors (registered by register).
-func newMetrics() *metrics {
-	m := &metrics{
+func newMetrics() *linkMetrics {
+	m := &linkMetrics{
 		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "aimwan_link_bytes_total", Help: "Payload bytes carried by the simulated link, by direction (up: toward --to).",
+			Name: metrics.LinkBytes, Help: "Payload bytes carried by the simulated link, by direction (up: toward --to).",
 		}, []string{"direction"}),
 		packets: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "aimwan_link_packets_total", Help: "Packets (UDP datagrams, TCP segments) carried, by direction.",
+			Name: metrics.LinkPackets, Help: "Packets (UDP datagrams, TCP segments) carried, by direction.",
 		}, []string{"direction"}),
 		cross: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "aimwan_link_cross_bytes_total", Help: "Cross-traffic bytes that took their turn on the line, by direction.",
+			Name: metrics.LinkCrossBytes, Help: "Cross-traffic bytes that took their turn on the line, by direction.",
 		}, []string{"direction"}),
 		crossDr: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "aimwan_link_cross_dropped_bytes_total", Help: "Cross-traffic bytes dropped because the queue was full, by direction.",
+			Name: metrics.LinkCrossDropped, Help: "Cross-traffic bytes dropped because the queue was full, by direction.",
 		}, []string{"direction"}),
 		drops: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "aimwan_link_drops_total", Help: "Packets dropped by the simulated link, by reason (queue, loss, outage, cross).",
+			Name: metrics.LinkDrops, Help: "Packets dropped by the simulated link, by reason (queue, loss, outage, cross).",
 		}, []string{"reason"}),
 	}
-	for _, d := range []string{"up", "down"} { // series exist from the start, at 0
+	for _, d := range []string{metrics.DirectionUp, metrics.DirectionDown} { // series exist from the start, at 0
 		m.bytes.WithLabelValues(d)
 		m.packets.WithLabelValues(d)
 		m.cross.WithLabelValues(d)
@@ -48,14 +50,14 @@ func newMetrics() *metrics {
 
 // register registers the collectors and the queue depth of the pipes with
 // reg (nothing when reg is nil).
-func (m *metrics) register(reg prometheus.Registerer, pipes ...*Pipe) error {
+func (m *linkMetrics) register(reg prometheus.Registerer, pipes ...*Pipe) error {
 	if reg == nil {
 		return nil
 	}
 	cs := []prometheus.Collector{m.bytes, m.packets, m.cross, m.crossDr, m.drops}
 	for _, p := range pipes {
 		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "aimwan_link_queue_bytes", Help: "Bytes waiting at the simulated link's bottleneck.",
+			Name: metrics.LinkQueue, Help: "Bytes waiting at the simulated link's bottleneck.",
 			ConstLabels: prometheus.Labels{"direction": p.dir},
 		}, p.QueueBytes))
 	}

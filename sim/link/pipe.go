@@ -38,7 +38,7 @@ const (
 type Pipe struct {
 	cfg   PipeConfig
 	dir   string
-	m     *metrics
+	m     *linkMetrics
 	start time.Time
 	wake  chan struct{}
 
@@ -66,7 +66,7 @@ func (p *Pipe) Stats() *PipeStats { return &p.stats }
 
 // NewPipe returns the pipe for direction dir ("up" or "down"), its clock
 // started now (outages count from here). m may be nil (no metrics).
-func NewPipe(cfg PipeConfig, dir string, m *metrics) (*Pipe, error) {
+func NewPipe(cfg PipeConfig, dir string, m *linkMetrics) (*Pipe, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err

@@ -46,7 +46,7 @@ func runPipe(t *testing.T, p *Pipe) func() {
 	}
 }
 
-func newTestPipe(t *testing.T, cfg PipeConfig) (*Pipe, *metrics) {
+func newTestPipe(t *testing.T, cfg PipeConfig) (*Pipe, *linkMetrics) {
 	t.Helper()
 	m := newMetrics()
 	p, err := NewPipe(cfg, "up", m)

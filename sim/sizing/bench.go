@@ -10,20 +10,13 @@ import (
 	"slices"
 	"time"
 
+	"github.com/aimwan/aimwan/internal/metrics"
 	"github.com/aimwan/aimwan/reports"
 )
 
 // ErrBadBench is wrapped by every error about a bench run folder that
 // cannot be turned into a model.
 var ErrBadBench = errors.New("bad bench run for the sizing model")
-
-// Metric names FromBench reads (docs/metrics.md).
-const (
-	metricCaptured   = "aimwan_src_bytes_captured_total"
-	metricLinkBytes  = "aimwan_link_bytes_total"
-	metricProxyLogic = reports.MetricProxyLogical
-	metricProxyWire  = reports.MetricProxyWire
-)
 
 // BenchFileSize is the replication file size of a bench run (the journal's
 // default, which the bench does not change).
@@ -255,11 +248,11 @@ func ingest(src *reports.Recording, ps []reports.Phase, t0 time.Time, spread boo
 	var prevT time.Time
 	for i, s := range src.Samples {
 		for key, val := range s.Values {
-			name, labels, err := reports.ParseKey(key)
-			if err != nil || name != metricCaptured {
+			name, labels, err := metrics.ParseKey(key)
+			if err != nil || name != metrics.SrcBytesCaptured {
 				continue
 			}
-			vol, _ := reports.LabelValue(labels, "volume")
+			vol, _ := metrics.LabelValue(labels, "volume")
 			v := byVol[vol]
 			if v == nil {
 				v = &Volume{Name: vol}
@@ -285,7 +278,7 @@ func ingest(src *reports.Recording, ps []reports.Phase, t0 time.Time, spread boo
 		prevT = s.Time
 	}
 	if len(names) == 0 {
-		return nil, fmt.Errorf("%w: src.jsonl has no %s", ErrBadBench, metricCaptured)
+		return nil, fmt.Errorf("%w: src.jsonl has no %s", ErrBadBench, metrics.SrcBytesCaptured)
 	}
 	slices.Sort(names)
 	out := make([]Volume, 0, len(names))
@@ -299,7 +292,7 @@ func secDur(s float64) time.Duration { return time.Duration(s * float64(time.Sec
 
 // increase sums the increments of the counters named name (all label sets)
 // between from and to, counting a drop as a reset (the proxies restart).
-func increase(rec *reports.Recording, name string, match func([]reports.Label) bool, from, to time.Time) float64 {
+func increase(rec *reports.Recording, name string, match func([]metrics.Label) bool, from, to time.Time) float64 {
 	if rec == nil {
 		return 0
 	}
@@ -307,7 +300,7 @@ func increase(rec *reports.Recording, name string, match func([]reports.Label) b
 	prev := map[string]float64{}
 	for _, s := range rec.Samples {
 		for key, val := range s.Values {
-			n, labels, err := reports.ParseKey(key)
+			n, labels, err := metrics.ParseKey(key)
 			if err != nil || n != name || (match != nil && !match(labels)) {
 				continue
 			}
@@ -333,7 +326,10 @@ func increase(rec *reports.Recording, name string, match func([]reports.Label) b
 // logical bytes (pass-through: the proxy counts none) gets 1.
 func phaseReductions(ps []reports.Phase, t0 time.Time, proxy, link *reports.Recording, capacity float64) []Phase {
 	out := make([]Phase, len(ps))
-	up := func(ls []reports.Label) bool { d, _ := reports.LabelValue(ls, "direction"); return d == "up" }
+	up := func(ls []metrics.Label) bool {
+		d, _ := metrics.LabelValue(ls, "direction")
+		return d == metrics.DirectionUp
+	}
 	for i, p := range ps {
 		// A phase's counters run until the next phase starts; the last
 		// phase's until the end of the recordings (the bench takes a last
@@ -344,10 +340,10 @@ func phaseReductions(ps []reports.Phase, t0 time.Time, proxy, link *reports.Reco
 			end = ps[i+1].Start
 		}
 		out[i] = Phase{Name: p.Name, Start: p.Start.Sub(t0).Seconds(), Reduction: 1}
-		logical := increase(proxy, metricProxyLogic, nil, p.Start, end)
-		wire := increase(link, metricLinkBytes, up, p.Start, end)
+		logical := increase(proxy, metrics.ProxyLogical, nil, p.Start, end)
+		wire := increase(link, metrics.LinkBytes, up, p.Start, end)
 		if wire == 0 {
-			wire = increase(proxy, metricProxyWire, nil, p.Start, end)
+			wire = increase(proxy, metrics.ProxyWire, nil, p.Start, end)
 		}
 		if logical > 0 && wire > 0 {
 			out[i].Reduction = math.Max(1, logical/wire)
@@ -356,7 +352,7 @@ func phaseReductions(ps []reports.Phase, t0 time.Time, proxy, link *reports.Reco
 		if stop.IsZero() && i+1 < len(ps) {
 			stop = ps[i+1].Start
 		}
-		if onLink := increase(link, metricLinkBytes, up, p.Start, end); onLink > 0 && capacity > 0 && stop.After(p.Start) {
+		if onLink := increase(link, metrics.LinkBytes, up, p.Start, end); onLink > 0 && capacity > 0 && stop.After(p.Start) {
 			out[i].LineUse = onLink / (capacity * stop.Sub(p.Start).Seconds())
 		}
 	}
@@ -369,7 +365,7 @@ func measure(src, dst *reports.Recording, ps []reports.Phase, t0 time.Time) Meas
 	for _, s := range src.Samples {
 		tot := 0.0
 		for key, val := range s.Values {
-			if n, _, err := reports.ParseKey(key); err == nil && n == reports.MetricSrcData {
+			if n, _, err := metrics.ParseKey(key); err == nil && n == metrics.SrcData {
 				tot += val
 			}
 		}
@@ -380,7 +376,7 @@ func measure(src, dst *reports.Recording, ps []reports.Phase, t0 time.Time) Meas
 	for _, s := range dst.Samples {
 		worst := 0.0
 		for key, val := range s.Values {
-			if n, _, err := reports.ParseKey(key); err == nil && n == reports.MetricTimeLatency {
+			if n, _, err := metrics.ParseKey(key); err == nil && n == metrics.TimeLatency {
 				worst = math.Max(worst, val)
 			}
 		}

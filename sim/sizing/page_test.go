@@ -2,51 +2,15 @@ package sizing
 
 import (
 	"bytes"
-	"flag"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/aimwan/aimwan/internal/testkit"
 	"github.com/aimwan/aimwan/reports"
 	"github.com/aimwan/aimwan/transport"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
-
-// checkGolden compares got with testdata/name, or rewrites it under -update.
-func checkGolden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./sim/sizing -run %s -update to create it)", err, t.Name())
-	}
-	if !bytes.Equal(got, want) {
-		wl, gl := strings.Split(string(want), "\n"), strings.Split(string(got), "\n")
-		for i := range max(len(wl), len(gl)) {
-			if i >= len(wl) || i >= len(gl) || wl[i] != gl[i] {
-				t.Fatalf("%s differs from the golden file at line %d (run with -update if intended):\n- %.200s\n+ %.200s",
-					name, i+1, at(wl, i), at(gl, i))
-			}
-		}
-	}
-}
-
-func at(ls []string, i int) string {
-	if i < len(ls) {
-		return ls[i]
-	}
-	return "(end)"
-}
 
 func renderPage(t *testing.T, p *reports.Page, f reports.Format) []byte {
 	t.Helper()
@@ -124,8 +88,8 @@ func TestStudyPage(t *testing.T) {
 	if n := len(p.Charts[0].Series); n != 4 {
 		t.Errorf("src-data chart has %d series, want 4", n)
 	}
-	checkGolden(t, "page-study.json.golden", renderPage(t, p, reports.FormatJSON))
-	checkGolden(t, "page-study.md.golden", renderPage(t, p, reports.FormatMarkdown))
+	testkit.CheckGolden(t, "page-study.json.golden", renderPage(t, p, reports.FormatJSON))
+	testkit.CheckGolden(t, "page-study.md.golden", renderPage(t, p, reports.FormatMarkdown))
 	html := string(renderPage(t, p, reports.FormatHTML))
 	if got := strings.Count(html, "<svg"); got != len(p.Charts) {
 		t.Errorf("html has %d svg, want %d", got, len(p.Charts))
@@ -169,6 +133,6 @@ func TestValidationPage(t *testing.T) {
 		t.Errorf("validation table %q", tb.Rows)
 	}
 	v.Dir = "bench-tiny" // the golden file must not depend on where the test runs
-	checkGolden(t, "page-validation.md.golden", renderPage(t, v.Page(), reports.FormatMarkdown))
+	testkit.CheckGolden(t, "page-validation.md.golden", renderPage(t, v.Page(), reports.FormatMarkdown))
 	renderPage(t, p, reports.FormatHTML)
 }

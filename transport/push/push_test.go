@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/aimwan/aimwan/internal/testkit"
 )
 
 // startServer serves s on a loopback listener until the test ends; Serve
@@ -111,44 +113,18 @@ func TestRoundTripConcurrent(t *testing.T) {
 	}
 }
 
-// cutter relays one TCP connection to target and cuts both directions after
-// limit bytes from the client.
-func cutter(t *testing.T, target string, limit int64) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		in, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer in.Close()
-		out, err := net.Dial("tcp", target)
-		if err != nil {
-			return
-		}
-		defer out.Close()
-		go io.Copy(in, out)
-		io.CopyN(out, in, limit)
-	}()
-	return ln.Addr().String()
-}
-
 func TestResumeAfterCut(t *testing.T) {
 	store := newMemStore()
 	addr := startServer(t, &Server{Handler: store})
 	const size = 2<<20 + 12345
 	b, o := testFile(7, size)
 
-	c := dial(t, cutter(t, addr, 900<<10))
+	c := dial(t, testkit.Cutter(t, addr, 900<<10))
 	err := c.Push(context.Background(), o, bytes.NewReader(b))
 	if !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("push through a cut connection: %v, want ErrUnavailable", err)
 	}
-	waitFor(t, "sink aborted", func() bool { _, _, aborts, _ := store.counts(); return aborts == 1 })
+	testkit.WaitFor(t, 10*time.Second, "sink aborted", func() bool { _, _, aborts, _ := store.counts(); return aborts == 1 })
 	_, _, _, first := store.counts()
 	if first == 0 || first >= size {
 		t.Fatalf("first attempt stored %d bytes, want a part of %d", first, size)
@@ -313,7 +289,7 @@ func TestServerCancelClosesCleanly(t *testing.T) {
 		}
 	}
 	c.Close()
-	waitFor(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
+	testkit.WaitFor(t, 10*time.Second, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
 }
 
 // stallingReader serves the first frame at once and blocks later reads until
@@ -429,18 +405,6 @@ func TestTooManyFilesInFlight(t *testing.T) {
 		if err := <-errc; err != nil {
 			t.Errorf("push: %v", err)
 		}
-	}
-}
-
-// waitFor polls cond until it holds or 10 s pass.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -565,7 +529,7 @@ func TestCancelWhileConnectionStalls(t *testing.T) {
 	// the full socket.
 	<-g.blocked
 	steady := 0
-	waitFor(t, "the push's buffers to wait in the writer queue", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the push's buffers to wait in the writer queue", func() bool {
 		if len(c.w.out) == 2 {
 			steady++
 		} else {
@@ -615,11 +579,11 @@ func TestCancelWithFullQueueAbortsSink(t *testing.T) {
 		b, o := testFile(uint64(i+2), 1<<20)
 		others.Go(func() error { return c.Push(context.Background(), o, gatedReader{start, bytes.NewReader(b)}) })
 	}
-	waitFor(t, "every file to be accepted", func() bool { return g.accepts.Load() == files })
+	testkit.WaitFor(t, 10*time.Second, "every file to be accepted", func() bool { return g.accepts.Load() == files })
 	close(start)
 	<-g.blocked
 	steady := 0
-	waitFor(t, "the writer queue to fill", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the writer queue to fill", func() bool {
 		if len(c.w.out) == cap(c.w.out) {
 			steady++
 		} else {

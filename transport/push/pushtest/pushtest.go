@@ -12,12 +12,11 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
-	"io"
 	"math/rand/v2"
-	"net"
 	"testing"
 	"time"
 
+	"github.com/aimwan/aimwan/internal/testkit"
 	"github.com/aimwan/aimwan/journal"
 	"github.com/aimwan/aimwan/transport/push"
 	"golang.org/x/sync/errgroup"
@@ -140,7 +139,7 @@ func testDuplicate(t *testing.T, tg *Target) {
 
 func testResumeAfterCut(t *testing.T, tg *Target) {
 	o, b := tg.offer(t, 1)
-	relay := cutter(t, tg.Addr, 256+int64(len(b))/2)
+	relay := testkit.Cutter(t, tg.Addr, 256+int64(len(b))/2)
 	err := tg.dial(t, relay).Push(context.Background(), o, bytes.NewReader(b))
 	if err == nil {
 		t.Fatal("push through a connection cut mid-file was acked")
@@ -212,30 +211,4 @@ func retry(t *testing.T, fn func() error) error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// cutter relays one connection to target and cuts it after limit bytes from
-// the client.
-func cutter(t *testing.T, target string, limit int64) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		in, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer in.Close()
-		out, err := net.Dial("tcp", target)
-		if err != nil {
-			return
-		}
-		defer out.Close()
-		go io.Copy(in, out)
-		io.CopyN(out, in, limit)
-	}()
-	return ln.Addr().String()
 }

@@ -1,4 +1,4 @@
-package reports
+package metrics
 
 import (
 	"context"
@@ -35,15 +35,29 @@ func ServeMetrics(ctx context.Context, addr string, g prometheus.Gatherer, log *
 		<-ctx.Done()
 		return nil
 	}
+	ln, err := Listen(addr, log)
+	if err != nil {
+		return err
+	}
+	return ServeMetricsListener(ctx, ln, g, log)
+}
+
+// Listen binds the metrics address addr (host:port) for ServeMetricsListener,
+// for a daemon that binds its listeners before it serves. It logs a warning
+// when addr is not a loopback address, since metrics are meant to stay on the
+// host unless the operator says otherwise. log nil means slog.Default().
+func Listen(addr string, log *slog.Logger) (net.Listener, error) {
+	if log == nil {
+		log = slog.Default()
+	}
 	if !netaddr.IsLoopback(addr) {
 		log.Warn("metrics served on a non-loopback address; anyone who can reach it can read them", "addr", addr)
 	}
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", addr)
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("serve metrics on %s: %w", addr, err)
+		return nil, fmt.Errorf("serve metrics on %s: %w", addr, err)
 	}
-	return ServeMetricsListener(ctx, ln, g, log)
+	return ln, nil
 }
 
 // ServeMetricsListener is ServeMetrics on a listener the caller opened (tests

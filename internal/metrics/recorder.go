@@ -1,4 +1,4 @@
-package reports
+package metrics
 
 import (
 	"bytes"
@@ -110,11 +110,11 @@ func NewRecorder(cfg RecorderConfig) (*Recorder, error) {
 		cfg:  cfg,
 		path: filepath.Join(cfg.Dir, cfg.Daemon+".jsonl"),
 		samples: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "aimwan_recorder_samples_total",
+			Name: RecorderSamples,
 			Help: "Samples appended to the JSONL recording.",
 		}),
 		errs: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "aimwan_recorder_errors_total",
+			Name: RecorderErrors,
 			Help: "Samples that could not be gathered completely or written.",
 		}),
 	}

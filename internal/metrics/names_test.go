@@ -1,8 +1,12 @@
-package reports
+package metrics
 
 import (
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -55,13 +59,59 @@ func TestKnownMetricsLint(t *testing.T) {
 
 // TestMetricsDoc: docs/metrics.md documents every known metric.
 func TestMetricsDoc(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("..", "docs", "metrics.md"))
+	doc := readMetricsDoc(t)
+	for _, s := range KnownMetrics {
+		if !strings.Contains(doc, "`"+s.Name+"`") {
+			t.Errorf("docs/metrics.md does not document %s", s.Name)
+		}
+	}
+}
+
+func readMetricsDoc(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "metrics.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range KnownMetrics {
-		if !strings.Contains(string(b), "`"+s.Name+"`") {
-			t.Errorf("docs/metrics.md does not document %s", s.Name)
+	return string(b)
+}
+
+// TestEveryNameDocumented: each metric name constant of names.go is in
+// docs/metrics.md, and is a well-formed aimwan metric name.
+func TestEveryNameDocumented(t *testing.T) {
+	doc := readMetricsDoc(t)
+	f, err := parser.ParseFile(token.NewFileSet(), "names.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, decl := range f.Decls {
+		gd, ok := decl.(*ast.GenDecl)
+		if !ok || gd.Tok != token.CONST {
+			continue
 		}
+		for _, spec := range gd.Specs {
+			vs := spec.(*ast.ValueSpec)
+			for i, name := range vs.Names {
+				lit, ok := vs.Values[i].(*ast.BasicLit)
+				if !ok || lit.Kind != token.STRING {
+					continue
+				}
+				v, _ := strconv.Unquote(lit.Value)
+				if !strings.HasPrefix(v, "aimwan_") {
+					continue // label values, metric types
+				}
+				n++
+				if _, _, err := ParseKey(v); err != nil {
+					t.Errorf("%s = %q: %v", name.Name, v, err)
+				}
+				if !strings.Contains(doc, "`"+v+"`") {
+					t.Errorf("docs/metrics.md does not document %s (%s)", v, name.Name)
+				}
+			}
+		}
+	}
+	if n < 40 {
+		t.Errorf("found %d metric names in names.go; the parse missed some", n)
 	}
 }

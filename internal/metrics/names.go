@@ -1,0 +1,213 @@
+package metrics
+
+// Metric names of every aimwan daemon. Daemons register their metrics under
+// these constants (with the labels noted) and readers (reports, the bench,
+// the sizing model) look them up by the same constants, so a name is written
+// once. docs/metrics.md lists them all with types and units; KnownMetrics
+// holds the ones reports, dashboards, alert rules and scripts rely on.
+const (
+	// SrcData (gauge, bytes, {volume}, src): Src Data, bytes of sealed and
+	// open journal files waiting in the source buffer.
+	SrcData = "aimwan_src_data_bytes"
+	// SrcBufferLimit (gauge, bytes, src): configured size limit of the
+	// source buffer (0: none).
+	SrcBufferLimit = "aimwan_src_buffer_limit_bytes"
+	// SrcOldestUnsent (gauge, seconds, {volume}, src): age of the oldest
+	// journaled write not yet acked by the far end.
+	SrcOldestUnsent = "aimwan_src_oldest_unsent_seconds"
+	// SrcFilesWaiting (gauge, files, {volume}, src): sealed journal files not
+	// yet acked.
+	SrcFilesWaiting = "aimwan_src_files_waiting"
+	// SrcDirty (gauge, bytes, {volume}, src): volume bytes marked in the
+	// dirty bitmap.
+	SrcDirty = "aimwan_src_dirty_bytes"
+	// SrcState (gauge, 0/1, {volume, state}, src): 1 for the volume's state.
+	SrcState = "aimwan_src_state"
+	// SrcInitPercent (gauge, percent, {volume}, src): initialize progress.
+	SrcInitPercent = "aimwan_src_init_percent"
+	// SrcWritesCaptured (counter, writes, {volume}, src).
+	SrcWritesCaptured = "aimwan_src_writes_captured_total"
+	// SrcBytesCaptured (counter, bytes, {volume}, src): data bytes captured.
+	SrcBytesCaptured = "aimwan_src_bytes_captured_total"
+	// SrcFilesShipped (counter, files, {volume}, src): files acked and deleted.
+	SrcFilesShipped = "aimwan_src_files_shipped_total"
+	// SrcBytesShipped (counter, bytes, {volume}, src): bytes of files acked.
+	SrcBytesShipped = "aimwan_src_bytes_shipped_total"
+	// SrcCoalescedBytes (counter, bytes, {volume}, src): payload dropped by
+	// write coalescing.
+	SrcCoalescedBytes = "aimwan_src_coalesced_bytes_total"
+	// SrcCoalesceRecordsIn / SrcCoalesceRecordsOut (counters, records,
+	// {volume}, src): records of coalesced files before and after.
+	SrcCoalesceRecordsIn  = "aimwan_src_coalesce_records_in_total"
+	SrcCoalesceRecordsOut = "aimwan_src_coalesce_records_out_total"
+
+	// TimeLatency (gauge, seconds, {volume}, dst): Time Latency, now minus
+	// the source timestamp of the newest destaged write.
+	TimeLatency = "aimwan_time_latency_seconds"
+	// DstLogical (counter, bytes, {volume}, dst): bytes of writes destaged to
+	// the destination volume: the effective (logical) transfer.
+	DstLogical = "aimwan_dst_logical_bytes_total"
+	// DstVolumeOffline (gauge, 0/1, {volume}, dst): 1 while the destination
+	// volume is offline (missing, read-only, full).
+	DstVolumeOffline = "aimwan_dst_volume_offline"
+	// DstBuffer (gauge, bytes, {volume}, dst): bytes held in the destination
+	// buffer, not yet destaged.
+	DstBuffer = "aimwan_dst_buffer_bytes"
+	// DstBufferLimit (gauge, bytes, dst): configured destination buffer limit.
+	DstBufferLimit = "aimwan_dst_buffer_limit_bytes"
+	// DstDestagedSeq (gauge, sequence, {volume}, dst): last record destaged.
+	DstDestagedSeq = "aimwan_dst_destaged_seq"
+	// DstFilesWaiting (gauge, files, {volume}, dst): files waiting for destage.
+	DstFilesWaiting = "aimwan_dst_files_waiting"
+	// DstFilesReceived, DstFilesDestaged, DstDuplicateFiles,
+	// DstBufferFullRefusals, DstSnapshots, DstHookFailures (counters,
+	// {volume}, dst).
+	DstFilesReceived      = "aimwan_dst_files_received_total"
+	DstFilesDestaged      = "aimwan_dst_files_destaged_total"
+	DstDuplicateFiles     = "aimwan_dst_duplicate_files_total"
+	DstBufferFullRefusals = "aimwan_dst_buffer_full_refusals_total"
+	DstSnapshots          = "aimwan_dst_snapshots_total"
+	DstHookFailures       = "aimwan_dst_hook_failures_total"
+
+	// ProxyLogical (counter, bytes, proxy): journal-file bytes the proxy was
+	// given to carry.
+	ProxyLogical = "aimwan_proxy_logical_bytes_total"
+	// ProxyWire (counter, bytes, proxy): bytes the proxy put on the WAN,
+	// after dedupe and compression, framing included.
+	ProxyWire = "aimwan_proxy_wire_bytes_total"
+	// ProxyCacheHits / ProxyCacheMisses (counters, chunks, proxy).
+	ProxyCacheHits   = "aimwan_proxy_cache_hits_total"
+	ProxyCacheMisses = "aimwan_proxy_cache_misses_total"
+	// ProxyRefMisses (counter, references, proxy): references the destination
+	// could not resolve and asked back.
+	ProxyRefMisses = "aimwan_proxy_ref_misses_total"
+	// ProxyResent (counter, bytes, proxy): bytes sent again for misses.
+	ProxyResent = "aimwan_proxy_resent_bytes_total"
+	// ProxyMissWaits (counter, files, proxy): files whose misses were resolved
+	// by chunks of files still arriving.
+	ProxyMissWaits = "aimwan_proxy_miss_waits_total"
+	// ProxyFiles (counter, files, {result}, proxy): files handled.
+	ProxyFiles = "aimwan_proxy_files_total"
+	// ProxyFilesInFlight (gauge, files, proxy): accepted, not yet acked.
+	ProxyFilesInFlight = "aimwan_proxy_files_in_flight"
+	// ProxyWANQueue (gauge, bytes, proxy): encoded bytes waiting for the WAN.
+	ProxyWANQueue = "aimwan_proxy_wan_queue_bytes"
+	// ProxyCompressionLevel (gauge, level, proxy): literal level in use.
+	ProxyCompressionLevel = "aimwan_proxy_compression_level"
+	// ProxyEncodedFiles (counter, files, {level}, proxy): files encoded.
+	ProxyEncodedFiles = "aimwan_proxy_encoded_files_total"
+	// ProxyScheduleCap (gauge, bytes/s, proxy): the rate the throttle
+	// schedule allows now (-1 or +Inf when unlimited, 0 when paused).
+	ProxyScheduleCap = "aimwan_proxy_schedule_cap_bytes_per_second"
+	// ProxyPeerUp (gauge, 0/1, proxy): 1 while the WAN session to the peer
+	// proxy is up.
+	ProxyPeerUp = "aimwan_proxy_peer_up"
+
+	// The source edge's WAN rate controller (transport.PoolCollector), all
+	// labelled {peer}:
+	// ProxyWANBottleneck (gauge, bytes/s): the measured bottleneck rate.
+	ProxyWANBottleneck = "aimwan_proxy_wan_bottleneck_bytes_per_second"
+	// ProxyWANDelivery (gauge, bytes/s): the latest delivery-rate sample.
+	ProxyWANDelivery = "aimwan_proxy_wan_delivery_bytes_per_second"
+	// ProxyWANPacing (gauge, bytes/s): the pace, before the schedule's cap.
+	ProxyWANPacing = "aimwan_proxy_wan_pacing_bytes_per_second"
+	// ProxyWANBaseRTT (gauge, seconds): the measured round trip without queue.
+	ProxyWANBaseRTT = "aimwan_proxy_wan_base_rtt_seconds"
+	// ProxyWANRTT (gauge, seconds): QUIC's latest round trip.
+	ProxyWANRTT = "aimwan_proxy_wan_rtt_seconds"
+	// ProxyWANQueueDelay (gauge, seconds): round trip above the base RTT.
+	ProxyWANQueueDelay = "aimwan_proxy_wan_queue_delay_seconds"
+	// ProxyWANInflight (gauge, bytes): part bytes sent, not yet acknowledged.
+	ProxyWANInflight = "aimwan_proxy_wan_inflight_bytes"
+	// ProxyWANConns (gauge, connections): live QUIC connections to the peer.
+	ProxyWANConns = "aimwan_proxy_wan_connections"
+	// ProxyWANConnsWanted (gauge, connections): connections the pool keeps up.
+	ProxyWANConnsWanted = "aimwan_proxy_wan_connections_wanted"
+	// ProxyWANLanes (gauge, connections): connections writing parts at once.
+	ProxyWANLanes = "aimwan_proxy_wan_lanes_active"
+	// ProxyWANState (gauge, 0/1, {peer, state}): controller state (startup, steady).
+	ProxyWANState = "aimwan_proxy_wan_state"
+	// ProxyWANBackoffs (counter, times): standing queues that made the sender back off.
+	ProxyWANBackoffs = "aimwan_proxy_wan_backoffs_total"
+	// ProxyWANProbes (counter, times): base-RTT probes.
+	ProxyWANProbes = "aimwan_proxy_wan_probes_total"
+	// ProxyWANRetries (counter, parts): parts sent again after their stream failed.
+	ProxyWANRetries = "aimwan_proxy_wan_part_retries_total"
+
+	// LinkBytes (counter, bytes, {direction}, sim link): payload bytes the
+	// link simulator carried; direction DirectionUp (toward --to, the data)
+	// or DirectionDown.
+	LinkBytes = "aimwan_link_bytes_total"
+	// LinkPackets (counter, packets, {direction}, sim link).
+	LinkPackets = "aimwan_link_packets_total"
+	// LinkCrossBytes (counter, bytes, {direction}, sim link): cross traffic.
+	LinkCrossBytes = "aimwan_link_cross_bytes_total"
+	// LinkCrossDropped (counter, bytes, {direction}, sim link): cross
+	// traffic dropped because the queue was full (kept rate = carried /
+	// (carried + dropped)).
+	LinkCrossDropped = "aimwan_link_cross_dropped_bytes_total"
+	// LinkDrops (counter, packets, {reason}, sim link): packets dropped, by
+	// reason (queue, loss, outage, cross).
+	LinkDrops = "aimwan_link_drops_total"
+	// LinkQueue (gauge, bytes, {direction}, sim link): bytes at the bottleneck.
+	LinkQueue = "aimwan_link_queue_bytes"
+
+	// RecorderSamples / RecorderErrors (counters, samples, any daemon with a
+	// Recorder given a Registerer).
+	RecorderSamples = "aimwan_recorder_samples_total"
+	RecorderErrors  = "aimwan_recorder_errors_total"
+)
+
+// Values of the direction label of the link metrics.
+const (
+	DirectionUp   = "up"   // the data direction, toward the link's --to
+	DirectionDown = "down" // the answers, back
+)
+
+// MetricType is a Prometheus metric type as docs/metrics.md names it.
+type MetricType string
+
+// The metric types the conventions use.
+const (
+	Counter MetricType = "counter"
+	Gauge   MetricType = "gauge"
+)
+
+// MetricSpec describes one metric of the conventions: the reports, the Grafana
+// dashboard and the alert rules depend on exactly these.
+type MetricSpec struct {
+	Name   string
+	Type   MetricType
+	Labels []string
+	Unit   string // bytes, seconds, bytes/s, chunks, packets, boolean (0/1)
+	Daemon string // which daemon exports it: src, dst, proxy, link (sim link), any
+	Help   string
+}
+
+// KnownMetrics lists the metrics of the conventions (docs/metrics.md has the
+// full table, including each daemon's own extra metrics).
+var KnownMetrics = []MetricSpec{
+	{SrcData, Gauge, []string{"volume"}, "bytes", "src", "Src Data: bytes waiting in the source buffer (sealed and open journal files)."},
+	{SrcBufferLimit, Gauge, nil, "bytes", "src", "Configured source buffer limit (0: none)."},
+	{TimeLatency, Gauge, []string{"volume"}, "seconds", "dst", "Time Latency: now minus the source timestamp of the newest destaged write."},
+	{DstLogical, Counter, []string{"volume"}, "bytes", "dst", "Bytes of writes destaged to the destination volume."},
+	{DstVolumeOffline, Gauge, []string{"volume"}, "boolean", "dst", "1 while the destination volume is offline (missing, read-only, full)."},
+	{DstBuffer, Gauge, []string{"volume"}, "bytes", "dst", "Bytes held in the destination buffer, not yet destaged."},
+	{ProxyLogical, Counter, nil, "bytes", "proxy", "Journal-file bytes the proxy was given to carry."},
+	{ProxyWire, Counter, nil, "bytes", "proxy", "Bytes the proxy put on the WAN, after dedupe and compression, framing included."},
+	{ProxyCacheHits, Counter, nil, "chunks", "proxy", "Chunks sent as references to the peer's cache."},
+	{ProxyCacheMisses, Counter, nil, "chunks", "proxy", "Chunks sent as literals (not known to the peer)."},
+	{ProxyScheduleCap, Gauge, nil, "bytes/s", "proxy", "WAN rate cap of the schedule in force; -1 (or +Inf) = unlimited, 0 = paused."},
+	{ProxyPeerUp, Gauge, nil, "boolean", "proxy", "1 while the WAN session to the peer proxy is up."},
+	{LinkBytes, Counter, []string{"direction"}, "bytes", "link", "Payload bytes carried by the simulated link, by direction (up: toward --to)."},
+	{LinkDrops, Counter, []string{"reason"}, "packets", "link", "Packets dropped by the simulated link, by reason (queue, loss, outage, cross)."},
+	{LinkCrossBytes, Counter, []string{"direction"}, "bytes", "link", "Cross-traffic bytes that took their turn on the line, by direction."},
+	{LinkCrossDropped, Counter, []string{"direction"}, "bytes", "link", "Cross-traffic bytes dropped because the queue was full, by direction."},
+	{ProxyWANBottleneck, Gauge, []string{"peer"}, "bytes/s", "proxy", "Measured bottleneck rate of the WAN path (source edge)."},
+	{ProxyWANPacing, Gauge, []string{"peer"}, "bytes/s", "proxy", "Pace of the WAN rate controller, before the schedule's cap (source edge)."},
+	{ProxyWANBaseRTT, Gauge, []string{"peer"}, "seconds", "proxy", "Measured round trip of the WAN path without queue (source edge)."},
+	{ProxyWANQueueDelay, Gauge, []string{"peer"}, "seconds", "proxy", "Round trip above the base RTT: the bottleneck's queue (source edge)."},
+	{ProxyWANConns, Gauge, []string{"peer"}, "connections", "proxy", "Live QUIC connections to the peer (source edge)."},
+	{RecorderSamples, Counter, nil, "samples", "any", "Samples appended to the JSONL recording."},
+	{RecorderErrors, Counter, nil, "samples", "any", "Samples that could not be gathered completely or written."},
+}
