@@ -74,8 +74,13 @@ func (d *Dest) finish(st *quic.Stream, w io.Writer, hdr FileHeader, err error) {
 // receive reads the FILE frame and its data, resolves misses and returns the
 // verified file. Errors wrapping push.ErrChecksum or push.ErrBadOffer are
 // sent back as a verdict; any other means the stream is broken.
+//
+// It has no part streams to take a striped transfer's parts from: one
+// fails at once (the context is done).
 func (d *Dest) receive(st io.Reader, w io.Writer) (FileHeader, []byte, error) {
-	return d.receiveArriving(context.Background(), st, w, d.arriving.begin())
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return d.receiveArriving(ctx, st, w, d.arriving.begin())
 }
 
 // receiveArriving is receive for a file already counted in the arrivals.

@@ -206,7 +206,7 @@ func (a *Assembler) deliver(id TransferID, index int, data []byte) byte {
 // their quic.Conn.ConnectionStats().BytesReceived): the reports carry it,
 // with the time, for the sender's rate controller.
 func (a *Assembler) ServeLane(ctx context.Context, st *quic.Stream, received func() uint64) error {
-	err := a.serveLane(st, received)
+	err := a.serveRecords(st, st, received)
 	if errors.Is(err, io.EOF) || ctx.Err() != nil {
 		_ = st.Close()
 		return nil
@@ -216,8 +216,10 @@ func (a *Assembler) ServeLane(ctx context.Context, st *quic.Stream, received fun
 	return err
 }
 
-func (a *Assembler) serveLane(st *quic.Stream, received func() uint64) error {
-	r := bufio.NewReaderSize(st, 64<<10)
+// serveRecords reads part records from rd (its first tag byte already
+// read) and writes a status report for each to w.
+func (a *Assembler) serveRecords(rd io.Reader, w io.Writer, received func() uint64) error {
+	r := bufio.NewReaderSize(rd, 64<<10)
 	var h [partHeaderLen]byte
 	h[0] = PartTag // read by the caller for the first record
 	first := true
@@ -242,7 +244,7 @@ func (a *Assembler) serveLane(st *quic.Stream, received func() uint64) error {
 			return fmt.Errorf("%w: transfer %s part %d: %v", ErrPart, id, index, err)
 		}
 		code := a.deliver(id, index, data)
-		if _, err := st.Write(appendStatus(nil, code, time.Since(a.start), received())); err != nil {
+		if _, err := w.Write(appendStatus(nil, code, time.Since(a.start), received())); err != nil {
 			return fmt.Errorf("part status: %w", err)
 		}
 	}
