@@ -33,7 +33,8 @@ type proxyFile struct {
 	Metrics    string   `yaml:"metrics"`
 	Record     string   `yaml:"record"`
 	Schedule   string   `yaml:"schedule"`   // schedule file, or inline rules separated by ';'
-	Conns      int      `yaml:"conns"`      // QUIC connections to the peer
+	Conns      int      `yaml:"conns"`      // QUIC connections to the peer (0: adaptive)
+	MaxConns   int      `yaml:"max_conns"`  // ceiling of the adaptive number of connections
 	LinkRate   string   `yaml:"link_rate"`  // WAN bottleneck, sizes the windows
 	RTT        string   `yaml:"rtt"`        // WAN round trip, sizes the windows
 	Level      string   `yaml:"level"`      // auto | fastest | default | better | best | max
@@ -70,7 +71,8 @@ func proxyFlags(args []string) (proxyFile, error) {
 	cfgPath := fs.String("config", "", "YAML config `file` (flags override it)")
 	var fps multiFlag
 	fs.Var(&fps, "peer-fp", "pinned peer fingerprint `FP` (repeatable or comma-separated; from aimwan keygen)")
-	conns := fs.Int("conns", 0, "QUIC connections to the peer (default 1)")
+	conns := fs.Int("conns", 0, "fixed number of QUIC connections to the peer (default: adaptive, more while their congestion windows hold the pace back)")
+	maxConns := fs.Int("max-conns", 0, "most QUIC connections the adaptive pool opens (default 64)")
 	str := map[string]*string{
 		"node":        fs.String("node", "", "node name in hellos"),
 		"mode":        fs.String("mode", "", "optimize (dedupe + zstd, default) or passthrough (raw bytes)"),
@@ -84,8 +86,8 @@ func proxyFlags(args []string) (proxyFile, error) {
 		"metrics":     fs.String("metrics", "", "Prometheus `ADDR` or off (default "+proxy.DefaultSourceMetrics+" / "+proxy.DefaultDestMetrics+")"),
 		"record":      fs.String("record", "", "record metrics as JSONL into `DIR`"),
 		"schedule":    fs.String("schedule", "", "WAN rate schedule: a `FILE`, or inline rules separated by ';' (docs/deployment.md)"),
-		"link-rate":   fs.String("link-rate", "", "WAN bottleneck `RATE` that sizes the QUIC windows (default 100mbit)"),
-		"rtt":         fs.String("rtt", "", "WAN round-trip `DURATION` that sizes the QUIC windows (default 50ms)"),
+		"link-rate":   fs.String("link-rate", "", "WAN bottleneck `RATE`, a hint: sizes the QUIC windows and the first pace (default: measured; windows sized for 100mbit)"),
+		"rtt":         fs.String("rtt", "", "WAN round-trip `DURATION`, a hint that sizes the QUIC windows (default 50ms; the RTT is measured)"),
 		"level":       fs.String("level", "", "literal compression: auto (default), fastest, default, better, best, max (libzstd -19; cgo builds)"),
 		"max-memory":  fs.String("max-memory", "", "source edge: `SIZE` of files held at once (default 1GiB)"),
 		"miss-wait":   fs.String("miss-wait", "", "destination edge: at most this `DURATION` a file with unknown references waits for files sent before it that are still arriving, before asking back (default 10m; the wait ends when they are done)"),
@@ -112,6 +114,9 @@ func proxyFlags(args []string) (proxyFile, error) {
 	}
 	if flagWasSet(fs, "conns") {
 		f.Conns = *conns
+	}
+	if flagWasSet(fs, "max-conns") {
+		f.MaxConns = *maxConns
 	}
 	if len(fps) > 0 {
 		f.PeerFP = nil
@@ -150,6 +155,7 @@ func proxyConfig(f proxyFile) (proxy.Config, error) {
 		c.Pins = append(c.Pins, fp)
 	}
 	c.Transport.Conns = f.Conns
+	c.Transport.MaxConns = f.MaxConns
 	if f.LinkRate != "" {
 		if c.Transport.LinkRate, err = units.ParseRate(f.LinkRate); err != nil {
 			return c, usagef("proxy: --link-rate: %v", err)
