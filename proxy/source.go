@@ -121,7 +121,8 @@ type Source struct {
 	encq    encodeQueue  // one encode at a time (see NewSource)
 	maxRate float64      // measured LevelMax literal bytes per second (under the encode slot)
 
-	handshakeMu sync.Mutex // one control-stream handshake at a time
+	handshakeMu sync.Mutex  // one control-stream handshake at a time, until one succeeded
+	helloDone   atomic.Bool // a handshake succeeded while connections were up
 }
 
 var _ push.Handler = (*Source)(nil)

@@ -119,3 +119,29 @@ func (d *Dest) receiveData(ctx context.Context, st io.Reader, buf *[]byte, hdr F
 		return nil, frameErr("got frame type %d where DATA or STRIPED was due", typ)
 	}
 }
+
+// handshakeTurn waits for the source edge's turn to handshake on a new
+// connection and returns the function to call when it is over (with
+// whether it succeeded). The first handshakes run one at a time, so that
+// only one fetches the peer's held list; once one succeeded and a
+// connection is up, the others run at once — a striped pool opens a
+// dozen connections, and one at a time they would take a dozen round
+// trips. When every connection is gone (the peer may have restarted with
+// a new store), handshakes take turns again.
+func (s *Source) handshakeTurn() func(ok bool) {
+	if s.helloDone.Load() && len(s.pool.Conns()) > 0 {
+		return func(bool) {}
+	}
+	s.handshakeMu.Lock()
+	if s.helloDone.Load() && len(s.pool.Conns()) > 0 {
+		s.handshakeMu.Unlock()
+		return func(bool) {}
+	}
+	s.helloDone.Store(false)
+	return func(ok bool) {
+		if ok {
+			s.helloDone.Store(true)
+		}
+		s.handshakeMu.Unlock()
+	}
+}
