@@ -69,20 +69,19 @@ func (p *Pool) lane(ctx context.Context, c *quic.Conn, slot int) {
 }
 
 // sendBatch writes parts on the lane stream *ls (opened, or opened again
-// after a failure) and returns the bytes written and the time spent
-// waiting for the pacer. Parts that could not be written are sent again.
-func (p *Pool) sendBatch(ctx context.Context, c *quic.Conn, ls **laneStream, ps []*part, appLimited bool) (int, time.Duration) {
+// after a failure). Parts that could not be written are sent again.
+func (p *Pool) sendBatch(ctx context.Context, c *quic.Conn, ls **laneStream, ps []*part, appLimited bool) {
 	if *ls == nil || (*ls).failed() {
 		s, err := p.openLaneStream(ctx, c)
 		if err != nil {
 			for _, pt := range ps {
 				p.retry(pt, err)
 			}
-			return 0, 0
+			return
 		}
 		*ls = s
 	}
-	return (*ls).send(ctx, ps, appLimited)
+	(*ls).send(ctx, ps, appLimited)
 }
 
 // laneStream is one part stream: the records written on it wait, in
@@ -120,10 +119,9 @@ func (ls *laneStream) failed() bool {
 }
 
 // send writes the records of parts as one write, its packets paced by
-// the pool's bucket, and returns the bytes written and the time spent
-// waiting for the pacer. Records written back to back fill their packets;
-// a stream that fails sends its parts again.
-func (ls *laneStream) send(ctx context.Context, ps []*part, appLimited bool) (int, time.Duration) {
+// the pool's bucket. Records written back to back fill their packets; a
+// stream that fails sends its parts again.
+func (ls *laneStream) send(ctx context.Context, ps []*part, appLimited bool) {
 	size := 0
 	for _, pt := range ps {
 		size += pt.size()
@@ -146,25 +144,22 @@ func (ls *laneStream) send(ctx context.Context, ps []*part, appLimited bool) (in
 		for _, pt := range ps {
 			ls.p.retry(pt, err)
 		}
-		return 0, 0
+		return
 	}
 	for _, pt := range ps {
 		ls.inflight = append(ls.inflight, sentPart{pt: pt, snap: sendSnap{size: int64(pt.size())}})
 	}
 	ls.mu.Unlock()
-	waited, err := ls.p.ctl.writeLimited(ctx, ls.st, buf)
-	if err != nil {
+	if err := ls.p.ctl.writeLimited(ctx, ls.st, buf); err != nil {
 		ls.close(fmt.Errorf("write parts: %w", err))
-		return 0, waited
+		return
 	}
-	ls.p.parts.sent.Add(int64(len(buf)))
 	ls.p.ctl.onSend(int64(len(buf)), time.Now(), appLimited)
 	for _, pt := range ps {
 		if pt.t.OnSent != nil {
 			pt.t.OnSent(pt.size())
 		}
 	}
-	return len(buf), waited
 }
 
 // readStatus takes the status report of each record in turn until the

@@ -156,24 +156,18 @@ type limitedWriter interface {
 }
 
 // writeLimited writes p to st, each packet's bytes granted by the bucket.
-// It returns how long it waited for the bucket's credit: the rest of the
-// time it spent, QUIC held the bytes back (flow control or the
-// connection's congestion window).
-func (c *controller) writeLimited(ctx context.Context, st limitedWriter, p []byte) (time.Duration, error) {
-	var waited time.Duration
+func (c *controller) writeLimited(ctx context.Context, st limitedWriter, p []byte) error {
 	for len(p) > 0 {
-		t0 := time.Now()
 		if err := c.waitCredit(ctx); err != nil {
-			return waited, err
+			return err
 		}
-		waited += time.Since(t0)
 		n, err := st.WriteWithLimit(p, c.limit)
 		p = p[n:]
 		if err != nil && !errors.Is(err, quic.ErrWriteLimitReached) {
-			return waited, err
+			return err
 		}
 	}
-	return waited, nil
+	return nil
 }
 
 func (c *controller) onSend(size int64, now time.Time, appLimited bool) {

@@ -252,7 +252,7 @@ func (p *Pool) adapt(ctx context.Context, g *errgroup.Group) {
 			continue
 		}
 		now := time.Now()
-		_, backlogged := p.parts.takeStats()
+		backlogged := p.parts.takeStats()
 		unused, pace := p.ctl.takeUnused()
 		period := now.Sub(last).Seconds()
 		last = now

@@ -195,7 +195,6 @@ type partQueue struct {
 	fast    int           // writes in a row that kept up with the pace
 	changed chan struct{} // closed and replaced when parts or lanes change
 	empty   bool          // the queue was empty at some point since takeStats
-	sent    atomic.Int64  // part bytes handed to QUIC since takeStats
 	retries atomic.Int64
 }
 
@@ -325,10 +324,11 @@ func (q *partQueue) lanesActive() (active, busy int) {
 	return q.active, q.busy
 }
 
-func (q *partQueue) takeStats() (sent int64, backlogged bool) {
+// takeStats returns whether parts waited all along since the last call.
+func (q *partQueue) takeStats() (backlogged bool) {
 	q.mu.Lock()
 	backlogged = !q.empty && len(q.items) > 0
 	q.empty = len(q.items) == 0
 	q.mu.Unlock()
-	return q.sent.Swap(0), backlogged
+	return backlogged
 }
