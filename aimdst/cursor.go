@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"time"
+
+	"github.com/aimwan/aimwan/internal/durable"
 )
 
 // Cursor is the persisted destage position of one volume. Every record with
@@ -77,5 +79,5 @@ func storeCursor(path string, c Cursor) error {
 	if err != nil {
 		return fmt.Errorf("encode cursor: %w", err)
 	}
-	return writeFileAtomic(path, append(b, '\n'))
+	return durable.WriteFile(path, append(b, '\n'), 0o600)
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/aimwan/aimwan/internal/durable"
 	"github.com/aimwan/aimwan/journal"
 )
 
@@ -18,16 +19,14 @@ func TestCreatedFoldersDurable(t *testing.T) {
 	root := t.TempDir()
 	var mu sync.Mutex
 	synced := map[string]bool{}
-	realFsync := fsync
-	fsync = func(f *os.File) error {
-		if fi, err := f.Stat(); err == nil && fi.IsDir() {
+	t.Cleanup(durable.SetSyncHook(func(f *os.File, folder bool) error {
+		if folder {
 			mu.Lock()
 			synced[filepath.Clean(f.Name())] = true
 			mu.Unlock()
 		}
-		return realFsync(f)
-	}
-	t.Cleanup(func() { fsync = realFsync })
+		return f.Sync()
+	}))
 	gm := journal.Record{Kind: journal.KindSnapshot, Label: "gsnap", Group: "g", GroupSeq: 1}
 	g := writeJournal(t, filepath.Join(root, "src"), "a", 4096, []genOp{{kind: gm.Kind, marker: gm}})
 	cfg := Config{BufferDir: filepath.Join(root, "dst", "buf"), SnapshotDir: filepath.Join(root, "dst", "snap"),

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/aimwan/aimwan/internal/durable"
 	"github.com/aimwan/aimwan/journal"
 )
 
@@ -198,10 +199,10 @@ func (gs *groups) complete(ctx context.Context, st *groupState, r journal.Record
 		st.Done, st.Members = r.GroupSeq, members
 		b, _ := json.Marshal(st)
 		gs.mu.Unlock()
-		if e := makeDir(gs.dir); e != nil {
+		if e := durable.MkdirAll(gs.dir, 0o755); e != nil {
 			err = e
 		} else {
-			err = writeFileAtomic(filepath.Join(gs.dir, r.Group+".json"), b)
+			err = durable.WriteFile(filepath.Join(gs.dir, r.Group+".json"), b, 0o600)
 		}
 	}
 	if err == nil {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aimwan/aimwan/internal/durable"
 	"github.com/aimwan/aimwan/internal/testkit"
 	"github.com/aimwan/aimwan/journal"
 )
@@ -80,7 +81,7 @@ func TestGroupDoneSurvivesRestart(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(cfg.BufferDir, groupsDirName), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := writeFileAtomic(filepath.Join(cfg.BufferDir, groupsDirName, "g.json"), []byte(`{"done":1}`)); err != nil {
+	if err := durable.WriteFile(filepath.Join(cfg.BufferDir, groupsDirName, "g.json"), []byte(`{"done":1}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	n, err := NewNode(cfg)

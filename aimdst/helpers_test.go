@@ -3,7 +3,6 @@ package aimdst
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"log/slog"
 	"math/rand/v2"
@@ -120,7 +119,11 @@ func offerOf(t testing.TB, volume, path string) (push.Offer, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return push.Offer{Volume: volume, Name: filepath.Base(path), Size: int64(len(b)), SHA256: sha256.Sum256(b)}, b
+	seq, err := journal.ParseFileName(filepath.Base(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return push.FileOffer(volume, seq, b), b
 }
 
 // deliver hands a file to n as the push server would. upto < len(file) sends

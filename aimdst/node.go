@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/aimwan/aimwan/internal/durable"
 	"github.com/aimwan/aimwan/transport/push"
 )
 
@@ -33,7 +34,7 @@ func NewNode(cfg Config) (*Node, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	if err := makeDir(cfg.BufferDir); err != nil {
+	if err := durable.MkdirAll(cfg.BufferDir, 0o755); err != nil {
 		return nil, fmt.Errorf("dst: buffer folder: %w", err)
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, vols: map[string]*volume{}, metrics: newMetrics()}

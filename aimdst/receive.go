@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/aimwan/aimwan/internal/durable"
 	"github.com/aimwan/aimwan/journal"
 	"github.com/aimwan/aimwan/transport/push"
 )
@@ -37,10 +38,10 @@ func (n *Node) Accept(ctx context.Context, peer push.Hello, o push.Offer) (push.
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", push.ErrUnknownVolume, o.Volume)
 	}
-	seq, err := journal.ParseFileName(o.Name)
-	if err != nil {
+	if err := o.Validate(); err != nil { // the push server did; Accept may have other callers
 		return nil, fmt.Errorf("%w: %w", push.ErrBadOffer, err)
 	}
+	seq := o.Seq
 	if o.Size < journal.HeaderSize+journal.FooterSize || o.Size > n.cfg.MaxFileSize {
 		return nil, fmt.Errorf("%w: %s/%s: size %d outside [%d, %d]", push.ErrBadOffer, o.Volume, o.Name,
 			o.Size, journal.HeaderSize+journal.FooterSize, n.cfg.MaxFileSize)
@@ -54,7 +55,7 @@ func (n *Node) Accept(ctx context.Context, peer push.Hello, o push.Offer) (push.
 		// A held file whose commit failed at the folder sync is renamed but
 		// perhaps not durably: the ack waits for a folder sync that succeeds.
 		if seq >= v.q.Next() {
-			if err := syncDir(v.dir); err != nil {
+			if err := durable.SyncDir(v.dir); err != nil {
 				return nil, fmt.Errorf("%w: %s/%s: %w", push.ErrUnavailable, o.Volume, o.Name, err)
 			}
 		}
@@ -238,7 +239,7 @@ func (s *sink) commit() error {
 	if _, err := journal.ParseExpect(o.Name, b, o.Volume); err != nil {
 		return fail(fmt.Errorf("%w: %w", push.ErrBadOffer, err))
 	}
-	if err := fsync(s.f); err != nil {
+	if err := durable.Sync(s.f); err != nil {
 		return fail(err)
 	}
 	if err := s.f.Close(); err != nil {
@@ -257,7 +258,7 @@ func (s *sink) commit() error {
 	// Not acked unless the rename is durable; the file is held either way, so
 	// a resend after this error is answered as a duplicate once a folder sync
 	// succeeds (see Accept).
-	if err := syncDir(s.v.dir); err != nil {
+	if err := durable.SyncDir(s.v.dir); err != nil {
 		return fmt.Errorf("receive %s/%s: %w", o.Volume, o.Name, err)
 	}
 	return nil
@@ -266,7 +267,7 @@ func (s *sink) commit() error {
 // Abort keeps the partial file for a resume, made durable so that its size
 // is the resume offset.
 func (s *sink) Abort() {
-	fsync(s.f)
+	_ = durable.Sync(s.f)
 	s.f.Close()
 	s.v.mu.Lock()
 	s.v.endReceive(s.seq)

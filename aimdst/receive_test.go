@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aimwan/aimwan/internal/durable"
 	"github.com/aimwan/aimwan/internal/testkit"
 	"github.com/aimwan/aimwan/journal"
 	"github.com/aimwan/aimwan/transport/push"
@@ -138,12 +139,13 @@ func TestAcceptRefuses(t *testing.T) {
 		data []byte // sent before Commit; nil: Accept must refuse
 		want error
 	}{
-		{"bad volume name", push.Offer{Volume: "a/b", Name: good.Name, Size: good.Size}, nil, push.ErrBadOffer},
-		{"unknown volume", push.Offer{Volume: "nope", Name: good.Name, Size: good.Size}, nil, push.ErrUnknownVolume},
-		{"bad file name", push.Offer{Volume: "vol", Name: "x.aimj", Size: good.Size}, nil, push.ErrBadOffer},
-		{"file too large", push.Offer{Volume: "vol", Name: good.Name, Size: 2 << 20}, nil, push.ErrBadOffer},
-		{"file too small", push.Offer{Volume: "vol", Name: good.Name, Size: 10}, nil, push.ErrBadOffer},
-		{"checksum", push.Offer{Volume: "vol", Name: good.Name, Size: good.Size}, goodBytes, push.ErrChecksum},
+		{"bad volume name", push.Offer{Volume: "a/b", Name: good.Name, Seq: good.Seq, Size: good.Size}, nil, push.ErrBadOffer},
+		{"unknown volume", push.Offer{Volume: "nope", Name: good.Name, Seq: good.Seq, Size: good.Size}, nil, push.ErrUnknownVolume},
+		{"bad file name", push.Offer{Volume: "vol", Name: "x.aimj", Seq: good.Seq, Size: good.Size}, nil, push.ErrBadOffer},
+		{"name and sequence disagree", push.Offer{Volume: "vol", Name: good.Name, Seq: good.Seq + 1, Size: good.Size}, nil, push.ErrBadOffer},
+		{"file too large", push.Offer{Volume: "vol", Name: good.Name, Seq: good.Seq, Size: 2 << 20}, nil, push.ErrBadOffer},
+		{"file too small", push.Offer{Volume: "vol", Name: good.Name, Seq: good.Seq, Size: 10}, nil, push.ErrBadOffer},
+		{"checksum", push.Offer{Volume: "vol", Name: good.Name, Seq: good.Seq, Size: good.Size}, goodBytes, push.ErrChecksum},
 		{"other volume's file", foreign, testkit.ReadFile(t, other.files[0]), push.ErrBadOffer},
 	}
 	for _, tc := range cases {
@@ -239,9 +241,8 @@ func TestDuplicateAfterFailedFolderSync(t *testing.T) {
 	g := writeJournal(t, t.TempDir(), "vol", 64<<10, randomOps(rand.New(rand.NewPCG(1, 2)), 64<<10, 10, nil))
 	var mu sync.Mutex
 	failDir, dirSyncs := true, 0
-	realFsync := fsync
-	fsync = func(f *os.File) error {
-		if fi, err := f.Stat(); err == nil && fi.IsDir() {
+	t.Cleanup(durable.SetSyncHook(func(f *os.File, folder bool) error {
+		if folder {
 			mu.Lock()
 			defer mu.Unlock()
 			if failDir {
@@ -250,9 +251,8 @@ func TestDuplicateAfterFailedFolderSync(t *testing.T) {
 			}
 			dirSyncs++
 		}
-		return realFsync(f)
-	}
-	t.Cleanup(func() { fsync = realFsync })
+		return f.Sync()
+	}))
 	if err := deliver(t, tn.n, "vol", g.files[0], len(testkit.ReadFile(t, g.files[0]))); err == nil {
 		t.Fatal("commit with a failing folder sync acked")
 	}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/aimwan/aimwan/internal/durable"
 	"github.com/aimwan/aimwan/internal/testkit"
 	"github.com/aimwan/aimwan/journal"
 )
@@ -165,11 +166,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// noFsync turns off real fsyncs for the test (see FuzzReorder).
+// noFsync turns off real fsyncs for the test (see FuzzReorder), through
+// internal/durable's one test seam.
 func noFsync(t testing.TB) {
-	realFsync := fsync
-	fsync = func(*os.File) error { return nil }
-	t.Cleanup(func() { fsync = realFsync })
+	t.Cleanup(durable.SetSyncHook(func(*os.File, bool) error { return nil }))
 }
 
 // TestDestageCrashAtEveryPoint loses power after each possible number of

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/aimwan/aimwan/internal/durable"
 )
 
 // Snapshot methods, as reported in logs and status.
@@ -28,7 +30,7 @@ func snapshotFile(src, dst string) (method string, err error) {
 	}
 	defer in.Close()
 	dir := filepath.Dir(dst)
-	if err := makeDir(dir); err != nil {
+	if err := durable.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("snapshot %s: %w", dst, err)
 	}
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(dst)+".tmp*")
@@ -48,7 +50,7 @@ func snapshotFile(src, dst string) (method string, err error) {
 			return "", fmt.Errorf("snapshot %s: %w", dst, err)
 		}
 	}
-	if err := fsync(tmp); err != nil {
+	if err := durable.Sync(tmp); err != nil {
 		return "", fmt.Errorf("snapshot %s: %w", dst, err)
 	}
 	if err := tmp.Close(); err != nil {
@@ -57,7 +59,7 @@ func snapshotFile(src, dst string) (method string, err error) {
 	if err := os.Rename(tmp.Name(), dst); err != nil {
 		return "", fmt.Errorf("snapshot %s: %w", dst, err)
 	}
-	return method, syncDir(dir)
+	return method, durable.SyncDir(dir)
 }
 
 // copyBlock is the unit of the sparse copy; an all-zero block is left a hole.

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aimwan/aimwan/internal/durable"
 	"github.com/aimwan/aimwan/journal"
 )
 
@@ -75,7 +76,7 @@ func openVolumeState(n *Node, vc VolumeConfig) (*volume, error) {
 		state:     stateIdle,
 	}
 	v.cursorPath = filepath.Join(v.dir, cursorName)
-	if err := makeDir(v.dir); err != nil {
+	if err := durable.MkdirAll(v.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("volume %s: buffer folder: %w", v.name, err)
 	}
 	c, err := loadCursor(v.cursorPath)

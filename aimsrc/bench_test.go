@@ -22,7 +22,7 @@ const (
 
 // BenchmarkIngest measures NBD write ingest of 64 KiB writes over 4
 // connections to tmpfs. "capture" is the full path (NBD server, journal
-// append with CRC32C and SHA-256, image write; shipping to an unreachable
+// append with CRC32C and SHA-256, image write; pushing to an unreachable
 // target, so files stay in the buffer) and reports MB/s, journal metadata
 // bytes per write and MB per CPU-second of the whole process (meaningful on
 // a busy shared machine). "null-export" is the same client and NBD server
@@ -50,7 +50,7 @@ func benchCapture(b *testing.B) {
 	runIngest(b, n.NBDAddr().String())
 	stop() // seals the open file
 	var files, total int64
-	seqs, _ := listSealed(filepath.Join(cfg.Buffer, "v1"))
+	seqs, _ := journal.ListSealed(filepath.Join(cfg.Buffer, "v1"))
 	for _, s := range seqs {
 		if st, err := os.Stat(filepath.Join(cfg.Buffer, "v1", journal.FileName(s))); err == nil {
 			total += st.Size()

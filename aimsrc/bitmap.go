@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/aimwan/aimwan/internal/durable"
 )
 
 // bitmapMagic opens every dirty-bitmap file.
@@ -87,7 +89,7 @@ func (b *bitmap) init(fileSize int64) error {
 		if err := b.f.Sync(); err != nil {
 			return fmt.Errorf("fsync dirty bitmap %s: %w", b.path, err)
 		}
-		if err := syncDir(filepath.Dir(b.path)); err != nil { // a new file's entry
+		if err := durable.SyncDir(filepath.Dir(b.path)); err != nil { // a new file's entry
 			return fmt.Errorf("dirty bitmap %s: %w", b.path, err)
 		}
 	}

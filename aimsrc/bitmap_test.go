@@ -123,7 +123,7 @@ func TestResyncCoarseGranularity(t *testing.T) {
 	want := randomImage(t, vc.Path, size, 9)
 	cfg := testConfig(t, dir, vc)
 	cfg.DirtyGranularity = 2 * resyncRun
-	n, err := New(cfg)
+	n, err := NewNode(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,7 +47,7 @@ func TestImageWriteFailureResyncs(t *testing.T) {
 	if err := v.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	testkit.WaitFor(t, 20*time.Second, "resync done and files shipped", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "resync done and files pushed", func() bool {
 		st := n.Status().Volumes[0]
 		return st.State == StateNormal && st.DirtyBytes == 0 && st.FilesWaiting == 0 && st.SrcDataBytes == 0
 	})

@@ -54,7 +54,7 @@ func TestRealClients(t *testing.T) {
 			if img := testkit.ReadFile(t, filepath.Join(dir, "a.img")); !bytes.Equal(img, src) {
 				t.Fatalf("volume image differs from the source: %s", testkit.FirstDiff(src, img))
 			}
-			testkit.WaitFor(t, 20*time.Second, "all journal files shipped", func() bool {
+			testkit.WaitFor(t, 20*time.Second, "all journal files pushed", func() bool {
 				st := n.Status().Volumes[0]
 				return st.SrcDataBytes == 0 && st.FilesWaiting == 0 && st.Writes > 0
 			})

@@ -23,14 +23,14 @@ type ControlError struct {
 
 func (e *ControlError) Error() string { return e.Msg }
 
-// Unwrap maps the code to a sentinel: ErrBadRequest, ErrUnknownVolume
+// Unwrap maps the code to a sentinel: ErrBadRequest, ErrNoSuchVolume
 // (not found), ErrConflict, or nil.
 func (e *ControlError) Unwrap() error {
 	switch e.Code {
 	case "bad_request":
 		return ErrBadRequest
 	case "not_found":
-		return ErrUnknownVolume
+		return ErrNoSuchVolume
 	case "conflict":
 		return ErrConflict
 	}

@@ -67,7 +67,7 @@ func TestCoalesceThroughNBD(t *testing.T) {
 				t.Fatal(err)
 			}
 			st := n.Status().Volumes[0]
-			// Once the shipper has read the sealed file (its push fails:
+			// Once the pusher has read the sealed file (its push fails:
 			// nothing listens), the oldest unsent write is still the
 			// window's first, not the newest time a coalesced record
 			// carries.

@@ -26,8 +26,8 @@ const (
 	DefaultInitBlock = 1 << 20
 	// DefaultDirtyGranularity is the region size one dirty-bitmap bit covers.
 	DefaultDirtyGranularity = 64 << 10
-	// DefaultShipWindow is how many files of one volume may be in flight.
-	DefaultShipWindow = 4
+	// DefaultPushWindow is how many files of one volume may be in flight.
+	DefaultPushWindow = 4
 	// CoalesceMaxFile caps the payload a journal file collects with
 	// coalescing on (see coalesceCeiling): far below the 256 MiB the push
 	// servers (dst, proxies) accept by default.
@@ -99,9 +99,9 @@ type Config struct {
 	// coalesced: writes that later writes in the file overwrote are
 	// dropped. Markers end a window. RPO grows by up to the window.
 	Coalesce time.Duration
-	// ShipWindow is how many files of one volume may be in flight at once
-	// (default DefaultShipWindow).
-	ShipWindow int
+	// PushWindow is how many files of one volume may be in flight at once
+	// (default DefaultPushWindow).
+	PushWindow int
 	// RetryMax caps the exponential backoff between push retries (default 5s).
 	RetryMax time.Duration
 	// DirtyGranularity is the bytes one dirty-bitmap bit covers (default
@@ -136,8 +136,8 @@ func (c Config) withDefaults() Config {
 	c.Push = orDefault(c.Push, DefaultPushAddr)
 	c.Control = orDefault(c.Control, DefaultControlAddr)
 	c.Metrics = orDefault(c.Metrics, DefaultMetricsAddr)
-	if c.ShipWindow == 0 {
-		c.ShipWindow = DefaultShipWindow
+	if c.PushWindow == 0 {
+		c.PushWindow = DefaultPushWindow
 	}
 	if c.RetryMax == 0 {
 		c.RetryMax = 5 * time.Second
@@ -155,6 +155,19 @@ func (c Config) withDefaults() Config {
 		c.Now = time.Now
 	}
 	return c
+}
+
+// journalFileSize is the payload at which a volume's journal seals its open
+// file: the replication file size, or with coalescing its ceiling.
+func (c Config) journalFileSize() int64 {
+	size := c.FileSize
+	if size == 0 {
+		size = journal.DefaultMaxFileSize
+	}
+	if c.Coalesce > 0 {
+		size = coalesceCeiling(size)
+	}
+	return size
 }
 
 // coalesceCeiling is the raw payload at which a coalescing volume seals its
@@ -223,8 +236,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("%w: --coalesce %s: want a window > 0, or 0 for off", ErrConfig, c.Coalesce)
 	case c.Coalesce > 0 && c.FileAge != c.Coalesce:
 		return fmt.Errorf("%w: --file-age %s and --coalesce %s: with coalescing the window is the file age; give one of them", ErrConfig, c.FileAge, c.Coalesce)
-	case c.ShipWindow < 1:
-		return fmt.Errorf("%w: ship window %d, want at least 1", ErrConfig, c.ShipWindow)
+	case c.PushWindow < 1:
+		return fmt.Errorf("%w: push window %d, want at least 1", ErrConfig, c.PushWindow)
 	case c.RetryMax <= 0:
 		return fmt.Errorf("%w: retry cap %s, want > 0", ErrConfig, c.RetryMax)
 	case c.DirtyGranularity < 4096 || c.DirtyGranularity&(c.DirtyGranularity-1) != 0:

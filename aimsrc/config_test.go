@@ -117,7 +117,7 @@ func TestNewBadInput(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := New(testConfig(t, dir, tc.vc))
+			_, err := NewNode(testConfig(t, dir, tc.vc))
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("got %v, want an error with %q", err, tc.want)
 			}

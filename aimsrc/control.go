@@ -38,7 +38,7 @@ type errorBody struct {
 func (n *Node) Init(volume string) (InitStatus, error) {
 	v, ok := n.vols[volume]
 	if !ok {
-		return InitStatus{}, fmt.Errorf("%w: %q", ErrUnknownVolume, volume)
+		return InitStatus{}, fmt.Errorf("%w: %q", ErrNoSuchVolume, volume)
 	}
 	return v.requestInit()
 }
@@ -85,7 +85,7 @@ func reply(w http.ResponseWriter, ok int, v any, err error) {
 		switch {
 		case errors.Is(err, ErrBadRequest):
 			status, code = http.StatusBadRequest, "bad_request"
-		case errors.Is(err, ErrUnknownVolume), errors.Is(err, ErrUnknownGroup):
+		case errors.Is(err, ErrNoSuchVolume), errors.Is(err, ErrNoSuchGroup):
 			status, code = http.StatusNotFound, "not_found"
 		case errors.Is(err, ErrNotConsistent), errors.Is(err, ErrInitRunning):
 			status, code = http.StatusConflict, "conflict"

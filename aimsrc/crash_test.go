@@ -52,7 +52,7 @@ func runChild(js string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
-	n, err := New(Config{Node: "child", Buffer: cc.Buffer, Volumes: cc.Volumes, Push: cc.Push,
+	n, err := NewNode(Config{Node: "child", Buffer: cc.Buffer, Volumes: cc.Volumes, Push: cc.Push,
 		FileSize: cc.FileSize, FileAge: cc.FileAge, BufferLimit: cc.BufferLimit,
 		NBD: "127.0.0.1:0", Control: "127.0.0.1:0", Metrics: "off",
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
@@ -249,7 +249,7 @@ func checkJournaledWrites(t *testing.T, recs []journal.Record, acked []sentWrite
 }
 
 // TestResumeFromDisk: journal files left by an earlier run (push target down)
-// are shipped by the next run, in order, and the destination equals the image.
+// are pushed by the next run, in order, and the destination equals the image.
 func TestResumeFromDisk(t *testing.T) {
 	const size = 4 << 20
 	dir := t.TempDir()
@@ -268,7 +268,7 @@ func TestResumeFromDisk(t *testing.T) {
 	}
 	cl.close()
 	stop()
-	seqs, _ := listSealed(filepath.Join(cfg.Buffer, "v1"))
+	seqs, _ := journal.ListSealed(filepath.Join(cfg.Buffer, "v1"))
 	if len(seqs) < 5 {
 		t.Fatalf("want files waiting on disk, got %d", len(seqs))
 	}
@@ -278,7 +278,7 @@ func TestResumeFromDisk(t *testing.T) {
 	if got := n2.Status().Volumes[0].FilesWaiting; got != int64(len(seqs)) {
 		t.Errorf("status after restart: %d files waiting, want %d", got, len(seqs))
 	}
-	testkit.WaitFor(t, 20*time.Second, "files shipped", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "files pushed", func() bool {
 		st := n2.Status().Volumes[0]
 		return st.FilesWaiting == 0 && st.SrcDataBytes == 0
 	})
@@ -304,7 +304,7 @@ func TestKillDuringNbdcopy(t *testing.T) {
 	}
 	jdir := filepath.Join(cc.Buffer, "v1")
 	testkit.WaitFor(t, 30*time.Second, "some journal files", func() bool {
-		seqs, _ := listSealed(jdir)
+		seqs, _ := journal.ListSealed(jdir)
 		return len(seqs) >= 3
 	})
 	c.cmd.Process.Kill()

@@ -1,6 +1,6 @@
 // Package aimsrc is the source storage node of aimwan (`aimwan src`): it
 // exports each protected volume over NBD, captures every write into the
-// volume's journal before applying it to the volume's image, and ships sealed
+// volume's journal before applying it to the volume's image, and pushes sealed
 // journal files to the next hop over the LAN push protocol.
 //
 // Glossary:
@@ -16,8 +16,12 @@
 //     return only when journal and image are durable.
 //   - Src Data: bytes of journal files (sealed and open) that wait in the
 //     source buffer for a durable ack from the far end.
-//   - Shipping: pushing sealed files, in file-sequence order, to --push; a file
-//     is deleted only after its durable acknowledgement.
+//   - Push: deliver a sealed journal file to the next hop (--push: dst or a
+//     source-edge proxy) over the LAN push protocol and wait for its durable
+//     ack (the one verb of aimwan for "deliver to the next hop"). Files are
+//     pushed in file-sequence order, several in flight (PushWindow), each
+//     retried with backoff; a file is deleted only after its ack. (The
+//     metrics and status fields keep their older names, *_shipped.)
 //   - Marker: a snapshot or custom record placed in a volume's write sequence.
 //     A group marker is placed atomically in every member of a consistency
 //     group with the same group id (GroupSeq).

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sync"
 	"testing"
+
+	"github.com/aimwan/aimwan/internal/durable"
 )
 
 // TestNewFilesDurable: the folders and files a node creates at start (the
@@ -17,21 +19,21 @@ func TestNewFilesDurable(t *testing.T) {
 	dir := t.TempDir()
 	var mu sync.Mutex
 	var synced []string
-	realSync := syncDir
-	syncDir = func(d string) error {
-		mu.Lock()
-		synced = append(synced, filepath.Clean(d))
-		mu.Unlock()
-		return realSync(d)
-	}
-	t.Cleanup(func() { syncDir = realSync })
+	t.Cleanup(durable.SetSyncHook(func(f *os.File, folder bool) error {
+		if folder {
+			mu.Lock()
+			synced = append(synced, filepath.Clean(f.Name()))
+			mu.Unlock()
+		}
+		return f.Sync()
+	}))
 	imgDir := filepath.Join(dir, "images")
 	if err := os.Mkdir(imgDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	cfg := testConfig(t, dir, VolumeConfig{Name: "v1", Path: filepath.Join(imgDir, "v1.img"), Size: 1 << 20})
 	cfg.Buffer = filepath.Join(dir, "site", "buffer")
-	n, err := New(cfg)
+	n, err := NewNode(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

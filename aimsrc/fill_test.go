@@ -64,7 +64,7 @@ func TestInitialize(t *testing.T) {
 	if st.Error != "" || st.Percent != 100 || st.Journaled != 5<<20 {
 		t.Fatalf("init status %+v, want done at 100%% with 5 MiB journaled (3 zero MiBs skipped)", st)
 	}
-	testkit.WaitFor(t, 20*time.Second, "files shipped", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "files pushed", func() bool {
 		s := n.Status().Volumes[0]
 		return s.FilesWaiting == 0 && s.SrcDataBytes == 0
 	})
@@ -115,7 +115,7 @@ func TestBufferLimit(t *testing.T) {
 
 	refuse.Store(false)
 	n2, _ := runNode(t, cfg)
-	testkit.WaitFor(t, 30*time.Second, "resync to normal and files shipped", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "resync to normal and files pushed", func() bool {
 		s := n2.Status().Volumes[0]
 		return s.State == StateNormal && s.FilesWaiting == 0 && s.SrcDataBytes == 0
 	})
@@ -160,7 +160,7 @@ func TestInitializeResume(t *testing.T) {
 	if st := n2.Status().Volumes[0].Init; !st.Running || st.DoneBytes == 0 {
 		t.Fatalf("after restart init status %+v, want resumed from its checkpoint", st)
 	}
-	testkit.WaitFor(t, 30*time.Second, "initialize done and shipped", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "initialize done and pushed", func() bool {
 		st := n2.Status().Volumes[0]
 		return !st.Init.Running && st.FilesWaiting == 0 && st.SrcDataBytes == 0
 	})

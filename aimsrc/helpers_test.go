@@ -38,7 +38,7 @@ func testConfig(t testing.TB, dir string, vols ...VolumeConfig) Config {
 // runNode starts a node and stops it at cleanup (or when stop is called).
 func runNode(t testing.TB, cfg Config) (n *Node, stop func()) {
 	t.Helper()
-	n, err := New(cfg)
+	n, err := NewNode(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -116,7 +116,7 @@ func (r *replayer) apply(name string, b []byte) error {
 // replayDir applies every sealed file of a journal folder in file order.
 func (r *replayer) replayDir(t testing.TB, dir string) {
 	t.Helper()
-	seqs, err := listSealed(dir)
+	seqs, err := journal.ListSealed(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

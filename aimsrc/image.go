@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/aimwan/aimwan/internal/durable"
 )
 
 // image is a volume's backing file.
@@ -32,7 +34,7 @@ func openImage(path string, size int64) (*image, error) {
 				err = f.Sync()
 			}
 			if err == nil {
-				err = syncDir(filepath.Dir(path)) // the new image's entry
+				err = durable.SyncDir(filepath.Dir(path)) // the new image's entry
 			}
 			if err != nil {
 				f.Close()

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/aimwan/aimwan/internal/durable"
 )
 
 // ErrInitRunning is returned when an initialize of the volume is already
@@ -104,7 +106,7 @@ func (v *volume) checkpointInit(off int64) error {
 	if err := v.syncJournal(); err != nil {
 		return fmt.Errorf("volume %s: initialize checkpoint: %w", v.name, err)
 	}
-	if err := writeFileSync(v.initPath, []byte(strconv.FormatInt(off, 10)+"\n")); err != nil {
+	if err := durable.WriteFile(v.initPath, []byte(strconv.FormatInt(off, 10)+"\n"), 0o644); err != nil {
 		return fmt.Errorf("volume %s: initialize checkpoint: %w", v.name, err)
 	}
 	return nil
@@ -209,9 +211,9 @@ func (v *volume) initBlock(off int64, b []byte) (int64, error) {
 		v.dirty.set(off, int64(len(b)))
 		return 0, nil
 	}
-	_, err := v.appendRec(int64(len(b)), func() (uint64, error) { return v.jw.Write(off, b) })
+	_, err := v.jw.Write(off, b)
 	if err == nil {
-		err = v.sealFull()
+		err = v.sealIfFull()
 	}
 	if err != nil {
 		return 0, fmt.Errorf("volume %s: initialize: journal %d+%d: %w", v.name, off, len(b), err)

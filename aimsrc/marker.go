@@ -9,14 +9,16 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/aimwan/aimwan/internal/durable"
 	"github.com/aimwan/aimwan/journal"
 )
 
-// Sentinels of control requests.
+// Sentinels of control requests. (push.ErrUnknownVolume is the push
+// protocol's refusal by a receiver; these name a control request's target.)
 var (
-	ErrBadRequest    = errors.New("bad request")
-	ErrUnknownVolume = errors.New("unknown volume")
-	ErrUnknownGroup  = errors.New("unknown group")
+	ErrBadRequest   = errors.New("bad request")
+	ErrNoSuchVolume = errors.New("unknown volume")
+	ErrNoSuchGroup  = errors.New("unknown group")
 )
 
 // Marker kinds in requests.
@@ -95,7 +97,7 @@ func (n *Node) Marker(req MarkerRequest) (MarkerResult, error) {
 	if req.Group != "" {
 		g, ok := n.groups[req.Group]
 		if !ok {
-			return MarkerResult{}, fmt.Errorf("%w: %q", ErrUnknownGroup, req.Group)
+			return MarkerResult{}, fmt.Errorf("%w: %q", ErrNoSuchGroup, req.Group)
 		}
 		members = groupMembers(g)
 		rec.Group = req.Group
@@ -104,7 +106,7 @@ func (n *Node) Marker(req MarkerRequest) (MarkerResult, error) {
 	for _, m := range members {
 		v, ok := n.vols[m]
 		if !ok {
-			return MarkerResult{}, fmt.Errorf("%w: %q", ErrUnknownVolume, m)
+			return MarkerResult{}, fmt.Errorf("%w: %q", ErrNoSuchVolume, m)
 		}
 		vols = append(vols, v)
 	}
@@ -181,7 +183,7 @@ func (g *groupSeqs) next(group string) (uint64, error) {
 		return 0, fmt.Errorf("group %s: read id file: %w", group, err)
 	}
 	cur++
-	if err := writeFileSync(path, []byte(strconv.FormatUint(cur, 10)+"\n")); err != nil {
+	if err := durable.WriteFile(path, []byte(strconv.FormatUint(cur, 10)+"\n"), 0o644); err != nil {
 		return 0, fmt.Errorf("group %s: store id: %w", group, err)
 	}
 	return cur, nil

@@ -103,8 +103,8 @@ func TestControlErrors(t *testing.T) {
 		req  MarkerRequest
 		want error
 	}{
-		{"unknown volume", MarkerRequest{Volume: "nope", Kind: MarkerSnapshot, Label: "x"}, ErrUnknownVolume},
-		{"unknown group", MarkerRequest{Group: "nope", Kind: MarkerSnapshot, Label: "x"}, ErrUnknownVolume},
+		{"unknown volume", MarkerRequest{Volume: "nope", Kind: MarkerSnapshot, Label: "x"}, ErrNoSuchVolume},
+		{"unknown group", MarkerRequest{Group: "nope", Kind: MarkerSnapshot, Label: "x"}, ErrNoSuchVolume},
 		{"both volume and group", MarkerRequest{Volume: "v1", Group: "g", Kind: MarkerSnapshot, Label: "x"}, ErrBadRequest},
 		{"neither", MarkerRequest{Kind: MarkerSnapshot, Label: "x"}, ErrBadRequest},
 		{"label with a dot", MarkerRequest{Volume: "v1", Kind: MarkerSnapshot, Label: "../x"}, ErrBadRequest},
@@ -128,7 +128,7 @@ func TestControlErrors(t *testing.T) {
 		}
 	})
 	t.Run("init unknown volume", func(t *testing.T) {
-		if _, err := cl.Init(ctx, "nope"); !errors.Is(err, ErrUnknownVolume) {
+		if _, err := cl.Init(ctx, "nope"); !errors.Is(err, ErrNoSuchVolume) {
 			t.Fatalf("got %v", err)
 		}
 	})

@@ -12,9 +12,9 @@ import (
 type collector struct {
 	n *Node
 
-	srcData, oldest, files, dirty, state, initPct      *prometheus.Desc
-	writes, written, shippedFiles, shippedBytes, limit *prometheus.Desc
-	coalesced, coalIn, coalOut                         *prometheus.Desc
+	srcData, oldest, files, dirty, state, initPct    *prometheus.Desc
+	writes, written, pushedFiles, pushedBytes, limit *prometheus.Desc
+	coalesced, coalIn, coalOut                       *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*collector)(nil)
@@ -25,28 +25,28 @@ func newCollector(n *Node) *collector {
 		return prometheus.NewDesc(name, help, labels, nil)
 	}
 	return &collector{
-		n:            n,
-		srcData:      d(metrics.SrcData, "Src Data: bytes of journal files waiting in the source buffer.", vol...),
-		oldest:       d(metrics.SrcOldestUnsent, "Age of the oldest journaled write not yet acked by the far end.", vol...),
-		files:        d(metrics.SrcFilesWaiting, "Sealed journal files not yet acked.", vol...),
-		dirty:        d(metrics.SrcDirty, "Volume bytes marked in the dirty bitmap (pull-ahead/resync).", vol...),
-		state:        d(metrics.SrcState, "1 for the volume's current state (normal, resync, pull-ahead).", "volume", "state"),
-		initPct:      d(metrics.SrcInitPercent, "Progress of the running or last initialize, percent.", vol...),
-		writes:       d(metrics.SrcWritesCaptured, "Writes, zeroes and trims captured.", vol...),
-		written:      d(metrics.SrcBytesCaptured, "Data bytes of captured writes.", vol...),
-		shippedFiles: d(metrics.SrcFilesShipped, "Journal files acked by the far end and deleted.", vol...),
-		shippedBytes: d(metrics.SrcBytesShipped, "Bytes of journal files acked by the far end.", vol...),
-		limit:        d(metrics.SrcBufferLimit, "Configured source buffer limit (0: none)."),
-		coalesced:    d(metrics.SrcCoalescedBytes, "Payload bytes dropped by write coalescing (overwritten later in the window).", vol...),
-		coalIn:       d(metrics.SrcCoalesceRecordsIn, "Records of coalesced journal files before coalescing.", vol...),
-		coalOut:      d(metrics.SrcCoalesceRecordsOut, "Records of coalesced journal files after coalescing.", vol...),
+		n:           n,
+		srcData:     d(metrics.SrcData, "Src Data: bytes of journal files waiting in the source buffer.", vol...),
+		oldest:      d(metrics.SrcOldestUnsent, "Age of the oldest journaled write not yet acked by the far end.", vol...),
+		files:       d(metrics.SrcFilesWaiting, "Sealed journal files not yet acked.", vol...),
+		dirty:       d(metrics.SrcDirty, "Volume bytes marked in the dirty bitmap (pull-ahead/resync).", vol...),
+		state:       d(metrics.SrcState, "1 for the volume's current state (normal, resync, pull-ahead).", "volume", "state"),
+		initPct:     d(metrics.SrcInitPercent, "Progress of the running or last initialize, percent.", vol...),
+		writes:      d(metrics.SrcWritesCaptured, "Writes, zeroes and trims captured.", vol...),
+		written:     d(metrics.SrcBytesCaptured, "Data bytes of captured writes.", vol...),
+		pushedFiles: d(metrics.SrcFilesShipped, "Journal files acked by the far end and deleted.", vol...),
+		pushedBytes: d(metrics.SrcBytesShipped, "Bytes of journal files acked by the far end.", vol...),
+		limit:       d(metrics.SrcBufferLimit, "Configured source buffer limit (0: none)."),
+		coalesced:   d(metrics.SrcCoalescedBytes, "Payload bytes dropped by write coalescing (overwritten later in the window).", vol...),
+		coalIn:      d(metrics.SrcCoalesceRecordsIn, "Records of coalesced journal files before coalescing.", vol...),
+		coalOut:     d(metrics.SrcCoalesceRecordsOut, "Records of coalesced journal files after coalescing.", vol...),
 	}
 }
 
 // Describe sends every descriptor.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.srcData, c.oldest, c.files, c.dirty, c.state, c.initPct,
-		c.writes, c.written, c.shippedFiles, c.shippedBytes, c.limit, c.coalesced, c.coalIn, c.coalOut} {
+		c.writes, c.written, c.pushedFiles, c.pushedBytes, c.limit, c.coalesced, c.coalIn, c.coalOut} {
 		ch <- d
 	}
 }
@@ -64,8 +64,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.initPct, g, st.Init.Percent, name)
 		ch <- prometheus.MustNewConstMetric(c.writes, ctr, float64(st.Writes), name)
 		ch <- prometheus.MustNewConstMetric(c.written, ctr, float64(st.BytesWritten), name)
-		ch <- prometheus.MustNewConstMetric(c.shippedFiles, ctr, float64(st.FilesShipped), name)
-		ch <- prometheus.MustNewConstMetric(c.shippedBytes, ctr, float64(st.BytesShipped), name)
+		ch <- prometheus.MustNewConstMetric(c.pushedFiles, ctr, float64(st.FilesPushed), name)
+		ch <- prometheus.MustNewConstMetric(c.pushedBytes, ctr, float64(st.BytesPushed), name)
 		ch <- prometheus.MustNewConstMetric(c.coalesced, ctr, float64(st.CoalescedBytes), name)
 		ch <- prometheus.MustNewConstMetric(c.coalIn, ctr, float64(st.CoalesceRecordsIn), name)
 		ch <- prometheus.MustNewConstMetric(c.coalOut, ctr, float64(st.CoalesceRecordsOut), name)

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aimwan/aimwan/internal/durable"
 	"github.com/aimwan/aimwan/internal/metrics"
 	"github.com/aimwan/aimwan/journal"
 	"github.com/aimwan/aimwan/nbd"
@@ -22,14 +23,14 @@ import (
 
 // Node is a running source node: its volumes and listeners.
 type Node struct {
-	cfg    Config
-	log    *slog.Logger
-	vols   map[string]*volume
-	order  []string // volume names, sorted
-	groups map[string]GroupConfig
-	space  *space
-	pusher *pusher
-	gseq   *groupSeqs
+	cfg     Config
+	log     *slog.Logger
+	vols    map[string]*volume
+	order   []string // volume names, sorted
+	groups  map[string]GroupConfig
+	space   *space
+	nextHop *push.Redialer // the next hop (--push)
+	gseq    *groupSeqs
 
 	groupMu sync.Mutex // held from taking a group marker id to placing the marker
 
@@ -40,16 +41,16 @@ type Node struct {
 
 var _ nbd.Exports = (*Node)(nil)
 
-// New opens the node's volumes (creating missing images at their configured
+// NewNode opens the node's volumes (creating missing images at their configured
 // size, recovering journals left open by a crash and redoing their records
 // into the images) and binds its listeners. Serve runs it; Close releases
 // everything when Serve is never called.
-func New(cfg Config) (*Node, error) {
+func NewNode(cfg Config) (*Node, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	if err := mkdirAllDurable(cfg.Buffer); err != nil {
+	if err := durable.MkdirAll(cfg.Buffer, 0o755); err != nil {
 		return nil, fmt.Errorf("create source buffer: %w", err)
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, vols: map[string]*volume{}, groups: map[string]GroupConfig{},
@@ -70,7 +71,7 @@ func New(cfg Config) (*Node, error) {
 		hello.Volumes = append(hello.Volumes, v.name)
 	}
 	slices.Sort(n.order)
-	n.pusher = &pusher{addr: cfg.Push, hello: hello, log: n.log}
+	n.nextHop = &push.Redialer{Addr: cfg.Push, Hello: hello, Dial: push.DialConfig{Logger: n.log}}
 	if err := n.listen(); err != nil {
 		n.Close()
 		return nil, err
@@ -114,17 +115,10 @@ func (n *Node) openVolume(vc VolumeConfig) (*volume, error) {
 		return nil, fmt.Errorf("volume %s: %w", vc.Name, err)
 	}
 	v := &volume{name: vc.Name, dir: filepath.Join(n.cfg.Buffer, vc.Name), size: img.size, img: img,
-		log: n.log.With("volume", vc.Name), space: n.space, now: n.cfg.Now, ship: newShipState(),
-		shipKick: make(chan struct{}, 1), spaceKick: make(chan struct{}, 1), initReq: make(chan int64, 1),
+		log: n.log.With("volume", vc.Name), space: n.space, now: n.cfg.Now, pushing: newPushState(),
+		pushKick: make(chan struct{}, 1), spaceKick: make(chan struct{}, 1), initReq: make(chan int64, 1),
 		initPath: filepath.Join(n.cfg.Buffer, vc.Name+".init")}
 	v.state.Store(StateNormal)
-	v.maxFile = n.cfg.FileSize
-	if v.maxFile == 0 {
-		v.maxFile = journal.DefaultMaxFileSize
-	}
-	if n.cfg.Coalesce > 0 {
-		v.maxFile = coalesceCeiling(v.maxFile)
-	}
 	if err := v.openJournal(n.cfg); err != nil {
 		v.close()
 		return nil, err
@@ -135,10 +129,6 @@ func (n *Node) openVolume(vc VolumeConfig) (*volume, error) {
 	}
 	return v, nil
 }
-
-// noJournalRotation disables the journal's own size rotation: the node seals
-// by size itself, after the image write (see volume.sealFull).
-const noJournalRotation = 1 << 50
 
 // openJournal opens the bitmap and the journal, redoes recovered records
 // into the image and counts the files waiting.
@@ -151,9 +141,11 @@ func (v *volume) openJournal(cfg Config) error {
 	if v.dirty.count.Load() > 0 {
 		v.log.Warn("dirty regions left from an earlier run: resync will journal them", "dirty_bytes", v.dirty.dirtyBytes())
 	}
+	// The journal rotates by size, record count and age; the size seal waits
+	// for the image write (DeferSeal, see volume.sealIfFull).
 	w, recovered, err := journal.OpenWriter(journal.WriterConfig{Dir: v.dir, Volume: v.name, VolumeSize: v.size,
-		MaxFileSize: noJournalRotation, MaxAge: cfg.FileAge, Now: cfg.Now, OnSeal: v.onSeal, Logger: cfg.Logger,
-		Coalesce: cfg.Coalesce > 0, OnCoalesce: v.onCoalesce})
+		MaxFileSize: cfg.journalFileSize(), MaxAge: cfg.FileAge, Now: cfg.Now, OnSeal: v.onSeal, Logger: cfg.Logger,
+		Coalesce: cfg.Coalesce > 0, OnCoalesce: v.onCoalesce, DeferSeal: true})
 	if err != nil {
 		return fmt.Errorf("volume %s: %w", v.name, err)
 	}
@@ -172,7 +164,7 @@ func (v *volume) openJournal(cfg Config) error {
 		v.log.Warn("unclean stop: recently written extents will be journaled again from the image (resync)",
 			"extents", n, "dirty_bytes", v.dirty.dirtyBytes())
 	}
-	seqs, err := listSealed(v.dir)
+	seqs, err := journal.ListSealed(v.dir)
 	if err != nil {
 		return fmt.Errorf("volume %s: %w", v.name, err)
 	}
@@ -180,14 +172,11 @@ func (v *volume) openJournal(cfg Config) error {
 	for _, seq := range seqs {
 		if st, err := os.Stat(filepath.Join(v.dir, journal.FileName(seq))); err == nil {
 			total += st.Size()
-			v.ship.setWaiting(seq, st.ModTime()) // refined when shipping reads the file
+			v.pushing.setWaiting(seq, st.ModTime()) // refined when pushing reads the file
 		}
 	}
 	v.sealedBytes.Store(total)
 	v.sealedFiles.Store(int64(len(seqs)))
-	v.openBytes.Store(0)
-	v.openSince.Store(0)
-	v.openPayload = 0
 	v.setState()
 	return nil
 }
@@ -244,7 +233,7 @@ func (n *Node) MetricsAddr() net.Addr {
 }
 
 // Serve runs the node until ctx ends: the NBD server, the control API,
-// metrics, and per volume shipping, age sealing, resync and initialize.
+// metrics, and per volume pushing, age sealing, resync and initialize.
 // It closes the node when it returns.
 func (n *Node) Serve(ctx context.Context) error {
 	defer n.Close()
@@ -262,7 +251,7 @@ func (n *Node) Serve(ctx context.Context) error {
 	}
 	for _, name := range n.order {
 		v := n.vols[name]
-		sh := &shipper{v: v, p: n.pusher, window: n.cfg.ShipWindow, retryMax: n.cfg.RetryMax, done: make(chan struct{}, 1)}
+		sh := &pusher{v: v, p: n.nextHop, window: n.cfg.PushWindow, retryMax: n.cfg.RetryMax, done: make(chan struct{}, 1)}
 		g.Go(func() error { return sh.Serve(gctx) })
 		g.Go(func() error { return v.serveSealer(gctx, n.fileAge()) })
 		g.Go(func() error { return v.serveResync(gctx) })
@@ -308,8 +297,8 @@ func (n *Node) Close() error {
 			ln.Close()
 		}
 	}
-	if n.pusher != nil {
-		n.pusher.close()
+	if n.nextHop != nil {
+		n.nextHop.Close()
 	}
 	for _, name := range n.order {
 		errs = append(errs, n.vols[name].close())

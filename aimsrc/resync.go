@@ -69,15 +69,15 @@ func (v *volume) resyncStep() (bool, error) {
 	}
 	var err error
 	if isZero(buf) {
-		_, err = v.appendRec(0, func() (uint64, error) { return v.jw.Zero(off, n, false) })
+		_, err = v.jw.Zero(off, n, false)
 	} else {
-		_, err = v.appendRec(n, func() (uint64, error) { return v.jw.Write(off, buf) })
+		_, err = v.jw.Write(off, buf)
 	}
 	if err == nil {
 		err = v.jw.Sync() // the bits may only go once the records are durable
 	}
 	if err == nil {
-		err = v.sealFull()
+		err = v.sealIfFull()
 	}
 	if err != nil {
 		return false, fmt.Errorf("volume %s: resync journal %d+%d: %w", v.name, off, n, err)

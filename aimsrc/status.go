@@ -25,8 +25,8 @@ type VolumeStatus struct {
 	DirtyBytes   int64  `json:"dirty_bytes"`
 	Writes       uint64 `json:"writes"`        // writes, zeroes and trims captured since start
 	BytesWritten uint64 `json:"bytes_written"` // data bytes captured since start
-	FilesShipped uint64 `json:"files_shipped"` // files acked since start
-	BytesShipped uint64 `json:"bytes_shipped"`
+	FilesPushed  uint64 `json:"files_shipped"` // files acked since start (JSON name kept for scripts)
+	BytesPushed  uint64 `json:"bytes_shipped"`
 	// CoalescedBytes is the payload bytes coalescing dropped (later writes
 	// in the window overwrote them) since start; CoalesceRecordsIn/Out the
 	// records of coalesced files before and after.
@@ -36,7 +36,7 @@ type VolumeStatus struct {
 	SizeBytes          int64  `json:"size_bytes"`
 	LastPushError      string `json:"last_push_error,omitempty"`
 	// BrokenFiles are sealed files that fail validation: kept on disk, never
-	// shipped (the far end will wait for them); each with its error.
+	// pushed (the far end will wait for them); each with its error.
 	BrokenFiles []string   `json:"broken_files,omitempty"`
 	Init        InitStatus `json:"init"`
 }
@@ -68,9 +68,9 @@ func (n *Node) Status() Status {
 
 // oldestUnsent is the source time of the oldest write waiting, or zero.
 func (v *volume) oldestUnsent() time.Time {
-	t := v.ship.oldest()
-	if s := v.openSince.Load(); s != 0 && (t.IsZero() || time.Unix(0, s).Before(t)) {
-		t = time.Unix(0, s)
+	t := v.pushing.oldest()
+	if s := v.jw.OpenStats().FirstTime; !s.IsZero() && (t.IsZero() || s.Before(t)) {
+		t = s
 	}
 	return t
 }
@@ -79,7 +79,7 @@ func (v *volume) status() VolumeStatus {
 	st := VolumeStatus{
 		Name: v.name, State: v.State(), SrcDataBytes: v.srcData(), FilesWaiting: v.sealedFiles.Load(),
 		DirtyBytes: v.dirty.dirtyBytes(), Writes: v.writes.Load(), BytesWritten: v.written.Load(),
-		FilesShipped: v.shippedN.Load(), BytesShipped: v.shippedB.Load(), SizeBytes: v.size,
+		FilesPushed: v.pushedN.Load(), BytesPushed: v.pushedB.Load(), SizeBytes: v.size,
 		CoalescedBytes: v.coalesced.Load(), CoalesceRecordsIn: v.coalIn.Load(), CoalesceRecordsOut: v.coalOut.Load(),
 		Init: v.initJob.status(),
 	}
@@ -88,11 +88,11 @@ func (v *volume) status() VolumeStatus {
 		st.OldestUnsent = &t
 		st.OldestUnsentSeconds = max(0, v.now().Sub(t).Seconds())
 	}
-	v.ship.mu.Lock()
-	st.LastPushError = v.ship.lastErr
-	for _, seq := range slices.Sorted(maps.Keys(v.ship.broken)) {
-		st.BrokenFiles = append(st.BrokenFiles, journal.FileName(seq)+": "+v.ship.broken[seq])
+	v.pushing.mu.Lock()
+	st.LastPushError = v.pushing.lastErr
+	for _, seq := range slices.Sorted(maps.Keys(v.pushing.broken)) {
+		st.BrokenFiles = append(st.BrokenFiles, journal.FileName(seq)+": "+v.pushing.broken[seq])
 	}
-	v.ship.mu.Unlock()
+	v.pushing.mu.Unlock()
 	return st
 }

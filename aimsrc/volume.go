@@ -22,6 +22,11 @@ type journalWriter interface {
 	Marker(m journal.Record) (uint64, error)
 	// Seal seals the open file now (no-op when empty).
 	Seal() error
+	// SealIfFull seals the open file when it reached the file size or
+	// record limit (the journal defers that seal to this call: DeferSeal).
+	SealIfFull() error
+	// OpenStats says what the open file holds.
+	OpenStats() journal.OpenStats
 	// Sync makes everything appended so far durable.
 	Sync() error
 	// SealIfOlder seals the open file when it is older than the age limit.
@@ -47,7 +52,8 @@ var States = []string{StateNormal, StateResync, StatePullAhead}
 // consistent image at that point.
 var ErrNotConsistent = errors.New("volume journals are not consistent (pull-ahead or resync); marker refused")
 
-// recordOverhead approximates the index bytes one record adds to a file.
+// recordOverhead approximates the index bytes one record adds to a file
+// (Src Data counts the open file as its payload plus this per record).
 const recordOverhead = 64
 
 // volume is one protected volume: its image, journal, dirty bitmap and
@@ -69,27 +75,22 @@ type volume struct {
 	resyncBuf []byte // resync read buffer, under mu
 	resyncPos int64  // where the next resync step looks first, under mu
 
-	// Accounting, readable without mu.
+	// Accounting, readable without mu (the open file's is the journal's:
+	// jw.OpenStats).
 	sealedBytes atomic.Int64 // bytes of sealed files not yet acked
 	sealedFiles atomic.Int64
-	openBytes   atomic.Int64 // estimate of the open file's bytes
-	openSince   atomic.Int64 // unix ns of the open file's first record, 0 = empty
-	openPayload int64        // payload bytes of the open file, under mu
-	openRecords int          // records of the open file, under mu
-	maxFile     int64        // the replication file size (the node rotates by size)
-	seals       atomic.Uint64
 	writes      atomic.Uint64
 	written     atomic.Uint64
-	shippedN    atomic.Uint64
-	shippedB    atomic.Uint64
+	pushedN     atomic.Uint64
+	pushedB     atomic.Uint64
 	coalesced   atomic.Uint64 // payload bytes dropped by coalescing
 	coalIn      atomic.Uint64 // records of coalesced files before coalescing
 	coalOut     atomic.Uint64 // and after
 	state       atomic.Value  // string
 
-	ship      *shipState
+	pushing   *pushState
 	initJob   initJob
-	shipKick  chan struct{} // a file was sealed
+	pushKick  chan struct{} // a file was sealed
 	spaceKick chan struct{} // buffer space was freed
 	initReq   chan int64    // initialize requested, from this offset
 	initPath  string        // checkpoint of a running initialize
@@ -115,7 +116,7 @@ func (v *volume) WriteAt(p []byte, off int64, fua bool) error {
 		err = v.apply(off, int64(len(p)), func() error { return v.img.writeAt(p, off) })
 	}
 	if err == nil {
-		err = v.sealFull()
+		err = v.sealIfFull()
 	}
 	v.mu.Unlock()
 	if err != nil {
@@ -173,7 +174,7 @@ func (v *volume) capture(off, length, payload int64, appendFn func() (uint64, er
 		v.dirty.set(off, length)
 		return nil
 	}
-	if _, err := v.appendRec(payload, appendFn); err != nil {
+	if _, err := appendFn(); err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
 	return nil
@@ -198,58 +199,17 @@ func (v *volume) apply(off, length int64, write func() error) error {
 	return err
 }
 
-// appendRec runs one journal append of a record with payload data bytes
-// (under mu) and keeps the open file's accounting: its payload, estimated
-// bytes and first-record time. Size and record-count rotation are the
-// node's (see sealFull): the journal itself only seals by age, before an
-// append, so a seal during the append leaves this record alone in a fresh
-// file.
-func (v *volume) appendRec(payload int64, fn func() (uint64, error)) (uint64, error) {
-	if v.openPayload > 0 && v.openPayload+payload > v.maxFile || v.openRecords >= journal.MaxRecords-1 {
-		if err := v.sealLocked(); err != nil {
-			return 0, err
-		}
-	}
-	seals := v.seals.Load()
-	seq, err := fn()
-	if err != nil {
-		return 0, err
-	}
-	if v.seals.Load() != seals {
-		v.resetOpen()
-	}
-	v.openPayload += payload
-	v.openRecords++
-	v.openBytes.Add(payload + recordOverhead)
-	v.openSince.CompareAndSwap(0, v.now().UnixNano())
-	return seq, nil
-}
-
-// sealFull seals the open file once it holds the replication file size.
-// Capture calls it after the image write, so a sealed file (which shipping
-// may push and delete at once) only holds records already applied to the
-// image: after a crash, only the open file's records need redoing.
-func (v *volume) sealFull() error {
-	if v.openPayload < v.maxFile {
-		return nil
-	}
-	return v.sealLocked()
-}
-
-// sealLocked seals the open file now. Called under mu.
-func (v *volume) sealLocked() error {
-	if err := v.jw.Seal(); err != nil {
+// sealIfFull seals the open file once it holds the replication file size
+// (or the record limit). The journal defers that seal to this call
+// (WriterConfig.DeferSeal), and capture makes it after the image write, so a
+// sealed file (which pushing may push and delete at once) only holds
+// records already applied to the image: after a crash, only the open file's
+// records need redoing. Called under mu.
+func (v *volume) sealIfFull() error {
+	if err := v.jw.SealIfFull(); err != nil {
 		return fmt.Errorf("seal: %w", err)
 	}
-	v.resetOpen()
 	return nil
-}
-
-// resetOpen zeroes the open file's accounting after a seal. Called under mu.
-func (v *volume) resetOpen() {
-	v.openPayload, v.openRecords = 0, 0
-	v.openBytes.Store(0)
-	v.openSince.Store(0)
 }
 
 // onCoalesce is the journal's callback for a file sealed coalesced.
@@ -260,19 +220,12 @@ func (v *volume) onCoalesce(_ string, s journal.CoalesceStats) {
 }
 
 // onSeal is the journal's seal callback.
-func (v *volume) onSeal(name string, size int64) {
-	v.seals.Add(1)
-	if seq, err := journal.ParseFileName(name); err == nil {
-		first := time.Unix(0, v.openSince.Load()) // the sealed file's first record (reset after the seal)
-		if v.openSince.Load() == 0 {
-			first = v.now()
-		}
-		v.ship.setWaiting(seq, first)
-	}
-	v.sealedBytes.Add(size)
+func (v *volume) onSeal(f journal.SealedFile) {
+	v.pushing.setWaiting(f.Seq, f.FirstTime)
+	v.sealedBytes.Add(f.Size)
 	v.sealedFiles.Add(1)
 	select {
-	case v.shipKick <- struct{}{}:
+	case v.pushKick <- struct{}{}:
 	default:
 	}
 }
@@ -331,26 +284,28 @@ func (v *volume) markerLocked(m journal.Record) (uint64, error) {
 	if v.pullAhead || v.dirty.count.Load() > 0 {
 		return 0, fmt.Errorf("volume %s is in %s: %w", v.name, v.State(), ErrNotConsistent)
 	}
-	seq, err := v.appendRec(0, func() (uint64, error) { return v.jw.Marker(m) })
+	seq, err := v.jw.Marker(m)
 	if err != nil {
 		return 0, fmt.Errorf("volume %s: marker: %w", v.name, err)
 	}
 	return seq, nil
 }
 
-// srcData is the bytes waiting in the source buffer for this volume.
-func (v *volume) srcData() int64 { return v.sealedBytes.Load() + v.openBytes.Load() }
+// srcData is the bytes waiting in the source buffer for this volume: the
+// sealed files onSeal counted, and what the journal holds that onSeal has
+// not counted yet (the open file, and a file whose onSeal is running),
+// estimated as payload plus recordOverhead a record.
+func (v *volume) srcData() int64 {
+	o := v.jw.OpenStats()
+	return v.sealedBytes.Load() + o.PayloadBytes + recordOverhead*int64(o.Records)
+}
 
 // sealOld seals the open file when it is older than the age limit.
 func (v *volume) sealOld() error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	seals := v.seals.Load()
 	if err := v.jw.SealIfOlder(v.now()); err != nil {
 		return fmt.Errorf("volume %s: seal by age: %w", v.name, err)
-	}
-	if v.seals.Load() != seals {
-		v.resetOpen()
 	}
 	return nil
 }
@@ -361,8 +316,7 @@ func (v *volume) close() error {
 	defer v.mu.Unlock()
 	var errs []error
 	if v.jw != nil {
-		errs = append(errs, v.jw.Close())
-		v.jw = nil
+		errs = append(errs, v.jw.Close()) // kept: srcData reads its open file's stats; a second Close is a no-op
 	}
 	if v.img != nil {
 		errs = append(errs, v.img.sync(), v.img.close())

@@ -41,13 +41,27 @@
 //     that followed each other when first seen travel as one run entry.
 //   - level: the literal compression effort, fastest..best (klauspost
 //     zstd) and max (libzstd -19 through cgo, zstd_cgo.go).
-//   - store: the receiver's chunk cache (fingerprint -> bytes, plus
-//     successor links) on fastcache with a byte limit, persisted on clean
-//     shutdown and periodically. It may evict anything at any time, so it
-//     is never trusted: Get re-hashes what it returns.
+//   - store: a proxy's chunk cache (fingerprint -> bytes, plus successor
+//     links), on disk, sized in bytes of disk (gigabytes to terabytes).
+//     It is never trusted: Get re-hashes what it returns.
+//   - container: a file of the store holding chunks in the order they
+//     arrived (up to 16 MiB), then its table (fingerprint, place and flags
+//     of each chunk, and the explicit links recorded meanwhile). The open
+//     container is in memory until full; the oldest containers are evicted
+//     first.
+//   - fingerprint table: the store's full index, a bucketed hash table in a
+//     file (short fingerprint -> container and entry), read one 1 KiB
+//     bucket per lookup, so its size costs disk and page cache, not memory.
+//   - container cache: the tables of recently used containers in memory; a
+//     lookup that reads one container's table prefetches its neighbours'
+//     fingerprints (stream locality, as in the Data Domain file system).
+//   - implicit link: a chunk stored right after its predecessor carries a
+//     flag instead of a link entry, so a stream's successor chain costs
+//     nothing, even across containers.
 //   - peer index: the sender's belief of what the peer's store holds
-//     (short fingerprints and successors, no data). A wrong belief costs a
-//     miss round trip, never correctness.
+//     (short fingerprints and successors, no data): a store without data,
+//     on disk beside the sender's own store. A wrong belief costs a miss
+//     round trip, never correctness.
 //   - miss: a reference or run the receiver could not resolve. The decoder
 //     lists misses (Pending.AppendMissList); the encoder, still holding the
 //     payload, answers with literals (Encoder.Answer); the decoder finishes

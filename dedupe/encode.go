@@ -210,11 +210,11 @@ func (e *Encoder) decide(pieces []piece, fps []Fingerprint, st *EncodeStats) []o
 		}
 		st.Chunks++
 		s := fps[i].short()
-		_, known := x.lookupLocked(s)
+		known := x.knownLocked(s)
 		last := len(ops) - 1
 		switch {
 		case known && prev != 0 && last >= 0 && (ops[last].kind == opRef || ops[last].kind == opRun) &&
-			ops[last].count < MaxRunChunks && succOf(x, prev) == s:
+			ops[last].count < MaxRunChunks && x.succLocked(prev) == s:
 			ops[last].kind = opRun
 			ops[last].count++
 			ops[last].n += pc.n
@@ -223,7 +223,7 @@ func (e *Encoder) decide(pieces []piece, fps []Fingerprint, st *EncodeStats) []o
 		default:
 			ops = append(ops, op{kind: opLiteral, off: pc.off, n: pc.n, count: 1, first: i})
 		}
-		x.addLocked(s)
+		x.addLocked(s, pc.n)
 		if prev != 0 {
 			x.linkLocked(prev, s)
 		}
@@ -264,8 +264,8 @@ func (e *Encoder) headLocked(pieces []piece, fps []Fingerprint) int {
 		if pc.zero {
 			return 0
 		}
-		if v, ok := e.peer.lookupLocked(fps[n].short()); ok {
-			if n > 0 && v.pred != 0 {
+		if e.peer.knownLocked(fps[n].short()) {
+			if n > 0 && e.peer.hasPredLocked(fps[n].short()) {
 				return n
 			}
 			return 0
@@ -285,25 +285,20 @@ func (e *Encoder) tailLocked(pieces []piece, fps []Fingerprint, headN int) int {
 		if pieces[i].zero || pieces[i-1].zero {
 			return 0
 		}
-		if _, known := e.peer.lookupLocked(fps[i].short()); known {
+		if e.peer.knownLocked(fps[i].short()) {
 			return 0
 		}
 		if size += pieces[i].n; size > e.p.MaxSize {
 			return 0
 		}
-		if v, ok := e.peer.lookupLocked(fps[i-1].short()); ok {
-			if v.succ != 0 {
+		if e.peer.knownLocked(fps[i-1].short()) {
+			if e.peer.succLocked(fps[i-1].short()) != 0 {
 				return len(pieces) - i
 			}
 			return 0
 		}
 	}
 	return 0
-}
-
-func succOf(x *PeerIndex, s uint64) uint64 {
-	v, _ := x.lookupLocked(s)
-	return v.succ
 }
 
 // appendBases writes the base list. Bases that followed each other when
@@ -329,7 +324,7 @@ func (e *Encoder) appendBases(dst []byte, bases, fps []Fingerprint) []byte {
 		j := i + 1
 		for j < len(bases) {
 			prev := bases[j-1].short()
-			s := succOf(x, prev)
+			s := x.succLocked(prev)
 			if s == 0 || s != bases[j].short() || here[prev] {
 				break
 			}

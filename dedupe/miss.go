@@ -94,7 +94,7 @@ func (e *Encoder) relearn(fps []Fingerprint) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	for _, fp := range fps {
-		x.addLocked(fp.short())
+		x.addLocked(fp.short(), DefaultAvgSize)
 	}
 }
 

@@ -26,9 +26,9 @@ const (
 	// MinChunkLimit is the smallest allowed MinSize: the chunker's window is
 	// 64 bytes and a smaller minimum wraps around inside restic/chunker.
 	MinChunkLimit = 64
-	// MaxChunkLimit is the largest allowed MaxSize: a fastcache entry (key,
-	// value and 4 bytes of header) must stay below 64 KiB, so chunks are
-	// stored with the plain Set/Get and never need SetBig.
+	// MaxChunkLimit is the largest allowed MaxSize (part of the protocol
+	// since the first store, a RAM cache whose entries had to stay below
+	// 64 KiB; the disk store's container tables check it too).
 	MaxChunkLimit = 60 << 10
 	// FingerprintAlgo names the fingerprint function; it is part of the ID.
 	FingerprintAlgo = "sha256"

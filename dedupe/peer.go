@@ -3,45 +3,75 @@ package dedupe
 import (
 	"encoding/binary"
 	"fmt"
+	"path/filepath"
 	"sync"
 )
 
-// DefaultPeerChunks is the default capacity of a PeerIndex: about 8 GiB of
-// peer cache at 8 KiB chunks.
+// DefaultPeerChunks is the default capacity of a memory-only PeerIndex:
+// about 8 GiB of peer store at 8 KiB chunks.
 const DefaultPeerChunks = 1 << 20
 
 // PeerIndex is the sender's belief of what the peer's store holds: the
-// short form (first 8 bytes) of every chunk's fingerprint and of its
-// successor. A wrong belief costs a miss round trip, never correctness.
-// Like the peer's fastcache it forgets in insertion order: two generations,
-// the older dropped when the newer is full. Safe for concurrent use.
+// short form (first 8 bytes) of every chunk's fingerprint, in the order the
+// peer learnt them, with the same successor links. It is a Store without
+// data (containers of fingerprints, the same fingerprint table and
+// eviction, oldest first), so it scales like the peer's store: on disk
+// next to the sender's own store (Store.PeerIndex), or in memory
+// (NewPeerIndex). A wrong belief costs a miss round trip, never
+// correctness. Safe for concurrent use.
 type PeerIndex struct {
-	mu       sync.Mutex
-	epoch    uint64
-	cur, old map[uint64]peerEntry // short fingerprint -> its neighbours
-	max      int
+	mu sync.Mutex // held by the encoder across a payload's decisions
+	st *Store     // dataless; its epoch is the peer's store epoch described
 }
 
-// NewPeerIndex returns an empty index that remembers about maxChunks chunks
-// (0 means DefaultPeerChunks). Size it like the peer's store: its MaxBytes
-// divided by the average chunk size.
+// NewPeerIndex returns an empty memory-only index that remembers about
+// maxChunks chunks (0 means DefaultPeerChunks). Size it like the peer's
+// store: its capacity divided by the average chunk size.
 func NewPeerIndex(maxChunks int) *PeerIndex {
 	if maxChunks <= 0 {
 		maxChunks = DefaultPeerChunks
 	}
-	return &PeerIndex{max: maxChunks, cur: map[uint64]peerEntry{}, old: map[uint64]peerEntry{}}
+	st, err := OpenStore(StoreConfig{MaxBytes: int64(maxChunks) * DefaultAvgSize, dataless: true,
+		CacheEntries: min(DefaultCacheEntries, max(maxChunks/4, 1024))})
+	if err != nil {
+		panic(err) // a memory-only store of a valid size cannot fail
+	}
+	return &PeerIndex{st: st}
 }
 
-// peerEntry holds the short fingerprints of a chunk's successor and
-// predecessor when first seen (0 = none).
-type peerEntry struct{ succ, pred uint64 }
+// PeerIndex returns the index of what the peer's store holds, kept in
+// the folder "peer" of this store (in memory for a memory-only store) and
+// sized like this store: the peer is assumed to hold as much. It is saved
+// and closed with this store, and keeps its epoch across restarts, so a
+// sender that restarts needs no held list from a peer that did not.
+func (s *Store) PeerIndex() (*PeerIndex, error) {
+	s.peerOnce.Do(func() {
+		cfg := StoreConfig{MaxBytes: s.cfg.MaxBytes, SaveInterval: s.cfg.SaveInterval,
+			CacheEntries: s.cfg.CacheEntries, Logger: s.cfg.Logger.With("store", "peer-index"), dataless: true}
+		if s.cfg.Dir != "" {
+			cfg.Dir = filepath.Join(s.cfg.Dir, storePeerDir)
+		}
+		st, err := OpenStore(cfg)
+		if err != nil {
+			s.peerErr = err
+			return
+		}
+		s.mu.Lock()
+		s.peer = &PeerIndex{st: st}
+		s.mu.Unlock()
+	})
+	return s.peer, s.peerErr
+}
+
+// padded is the stand-in fingerprint of a short one in the index's store.
+func padded(short uint64) Fingerprint {
+	var f Fingerprint
+	binary.BigEndian.PutUint64(f[:8], short)
+	return f
+}
 
 // Epoch is the peer store epoch this index describes (0 = not yet known).
-func (x *PeerIndex) Epoch() uint64 {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	return x.epoch
-}
+func (x *PeerIndex) Epoch() uint64 { return x.st.Epoch() }
 
 // SetEpoch records the peer's current store epoch (from the handshake or a
 // miss list). When it differs from the known one the peer restarted cold or
@@ -55,61 +85,50 @@ func (x *PeerIndex) SetEpoch(epoch uint64) bool {
 }
 
 func (x *PeerIndex) setEpochLocked(epoch uint64) bool {
-	if epoch == x.epoch {
+	cur := x.st.Epoch()
+	if epoch == cur {
 		return false
 	}
-	if x.epoch == 0 {
-		x.epoch = epoch
+	if cur == 0 {
+		x.st.setEpoch(epoch)
 		return false
 	}
-	x.epoch = epoch
-	x.cur, x.old = map[uint64]peerEntry{}, map[uint64]peerEntry{}
+	x.st.wipe(epoch)
 	return true
 }
 
 // Len is the number of chunks the index believes the peer holds.
-func (x *PeerIndex) Len() int {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	return len(x.cur) + len(x.old)
+func (x *PeerIndex) Len() int { return x.st.Stats().Chunks }
+
+// Stats are the figures of the index's store (fingerprints only).
+func (x *PeerIndex) Stats() StoreStats { return x.st.Stats() }
+
+// Save makes the index durable (see Store.Save).
+func (x *PeerIndex) Save() error { return x.st.Save() }
+
+// knownLocked reports whether the peer holds s.
+func (x *PeerIndex) knownLocked(s uint64) bool { return x.st.Has(padded(s)) }
+
+// succLocked is the short successor of s (0 = none).
+func (x *PeerIndex) succLocked(s uint64) uint64 {
+	if n, ok := x.st.Successor(padded(s)); ok {
+		return n.short()
+	}
+	return 0
 }
 
-// lookupLocked returns the entry of s and whether s is known.
-func (x *PeerIndex) lookupLocked(s uint64) (peerEntry, bool) {
-	if v, ok := x.cur[s]; ok {
-		return v, true
-	}
-	v, ok := x.old[s]
-	return v, ok
+// hasPredLocked reports whether s has a predecessor.
+func (x *PeerIndex) hasPredLocked(s uint64) bool {
+	_, ok := x.st.Predecessor(padded(s))
+	return ok
 }
 
-// addLocked records that the peer holds s.
-func (x *PeerIndex) addLocked(s uint64) {
-	if _, ok := x.lookupLocked(s); ok {
-		return
-	}
-	x.putLocked(s, peerEntry{})
-}
+// addLocked records that the peer holds s, a chunk of n bytes.
+func (x *PeerIndex) addLocked(s uint64, n int) { x.st.add(padded(s), nil, n) }
 
 // linkLocked records succ(a) = b and pred(b) = a, each unless already set
 // (the same rule as Store.Link).
-func (x *PeerIndex) linkLocked(a, b uint64) {
-	if v, ok := x.lookupLocked(a); !ok || v.succ == 0 {
-		v.succ = b
-		x.putLocked(a, v)
-	}
-	if v, ok := x.lookupLocked(b); !ok || v.pred == 0 {
-		v.pred = a
-		x.putLocked(b, v)
-	}
-}
-
-func (x *PeerIndex) putLocked(s uint64, e peerEntry) {
-	if _, ok := x.cur[s]; !ok && len(x.cur) >= x.max/2 {
-		x.old, x.cur = x.cur, make(map[uint64]peerEntry, len(x.cur))
-	}
-	x.cur[s] = e
-}
+func (x *PeerIndex) linkLocked(a, b uint64) { x.st.Link(padded(a), padded(b)) }
 
 // LoadHeld merges a held list produced by the peer's Store.AppendHeld.
 // When the list's epoch differs from the index's, the index is emptied
@@ -135,7 +154,7 @@ func (x *PeerIndex) LoadHeld(b []byte) error {
 		if s == 0 {
 			return fmt.Errorf("%w: held list entry %d has a zero fingerprint", ErrCorrupt, i/16)
 		}
-		x.addLocked(s)
+		x.addLocked(s, DefaultAvgSize)
 		if succ != 0 {
 			x.linkLocked(s, succ)
 		}
@@ -144,57 +163,38 @@ func (x *PeerIndex) LoadHeld(b []byte) error {
 }
 
 // AppendHeld appends the held list of the store to dst: its epoch and, in
-// insertion order, the short fingerprint and short successor of every chunk
-// it still holds (16 bytes a chunk). The peer feeds it to
-// PeerIndex.LoadHeld: priming exchanges fingerprints, never data.
+// the order they were stored, the short fingerprint and short successor of
+// every chunk it holds (16 bytes a chunk). The peer feeds it to
+// PeerIndex.LoadHeld: priming exchanges fingerprints, never data. It reads
+// the tables of all containers, not their data.
 func (s *Store) AppendHeld(dst []byte) []byte {
 	s.mu.Lock()
-	s.compactLocked()
-	log := append([]Fingerprint(nil), s.log...)
-	epoch := s.epoch
-	s.mu.Unlock()
 	dst = appendHeader(dst, magicHeld)
-	dst = binary.BigEndian.AppendUint64(dst, epoch)
-	dst = binary.AppendUvarint(dst, uint64(len(log)))
-	for _, fp := range log {
-		var succ uint64
-		if n, ok := s.Successor(fp); ok {
-			succ = n.short()
+	dst = binary.BigEndian.AppendUint64(dst, s.epoch)
+	ids := append([]uint32(nil), s.ids...)
+	if s.open != nil {
+		ids = append(ids, s.open.id)
+	}
+	s.mu.Unlock()
+	var body []byte
+	held := 0
+	for _, id := range ids { // a container at a time: the store stays usable
+		s.mu.Lock()
+		if c := s.tabLocked(id); c != nil {
+			for i, e := range c.chunks {
+				var succ uint64
+				if nx, ok := s.nextLocked(c, uint32(i)); ok && nx.flags&flagFollows != 0 {
+					succ = nx.fp.short()
+				} else if lc, li, ok := s.findLocked(kindSucc, e.fp, c.id); ok {
+					succ = lc.links[li].b.short()
+				}
+				body = binary.BigEndian.AppendUint64(body, e.fp.short())
+				body = binary.BigEndian.AppendUint64(body, succ)
+				held++
+			}
 		}
-		dst = binary.BigEndian.AppendUint64(dst, fp.short())
-		dst = binary.BigEndian.AppendUint64(dst, succ)
+		s.mu.Unlock()
 	}
-	return dst
-}
-
-// appendIndex encodes the store's sidecar: epoch and insertion log.
-func appendIndex(dst []byte, epoch uint64, log []Fingerprint) []byte {
-	dst = appendHeader(dst, magicIndex)
-	dst = binary.BigEndian.AppendUint64(dst, epoch)
-	dst = binary.AppendUvarint(dst, uint64(len(log)))
-	for _, fp := range log {
-		dst = append(dst, fp[:]...)
-	}
-	return dst
-}
-
-func parseIndex(b []byte) (uint64, []Fingerprint, error) {
-	r := reader{b: b, what: "store index"}
-	r.header(magicIndex)
-	epoch := r.u64()
-	n := r.uvarint("entry count", uint64(len(b)/32))
-	var log []Fingerprint
-	if r.err == nil {
-		log = make([]Fingerprint, 0, n)
-	}
-	for i := uint64(0); i < n && r.err == nil; i++ {
-		log = append(log, r.fingerprint())
-	}
-	if err := r.end(); err != nil {
-		return 0, nil, err
-	}
-	if epoch == 0 {
-		return 0, nil, fmt.Errorf("%w: store index has epoch 0", ErrCorrupt)
-	}
-	return epoch, log, nil
+	dst = binary.AppendUvarint(dst, uint64(held))
+	return append(dst, body...)
 }

@@ -33,10 +33,10 @@ var (
 func (s *Store) put(fp Fingerprint, data []byte) { s.Put(fp, data) }
 func (s *Store) link(a, b Fingerprint)           { s.Link(a, b) }
 
-func (x *PeerIndex) put(fp Fingerprint, _ []byte) {
+func (x *PeerIndex) put(fp Fingerprint, data []byte) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	x.addLocked(fp.short())
+	x.addLocked(fp.short(), len(data))
 }
 
 func (x *PeerIndex) link(a, b Fingerprint) {
@@ -53,20 +53,40 @@ func (x *PeerIndex) link(a, b Fingerprint) {
 // as it was would otherwise never ask for the held list again, and never
 // reference the primed chunks.
 func Prime(ctx context.Context, s *Store, r io.Reader, p Params) (PrimeStats, error) {
-	s.newGeneration()
-	return prime(ctx, s, r, p)
+	return PrimeWith(ctx, s, r, PrimeOptions{Params: p})
+}
+
+// PrimeOptions are the settings of PrimeWith.
+type PrimeOptions struct {
+	// Params are the chunking parameters (zero = defaults).
+	Params Params
+	// Progress, when set, is called after every read (8 MiB) with the
+	// figures so far.
+	Progress func(PrimeStats)
+}
+
+// PrimeTarget is a Store (Prime) or a PeerIndex (PrimePeer).
+type PrimeTarget interface{ primeTarget }
+
+// PrimeWith primes a Store (as Prime does: a new epoch) or a PeerIndex
+// (as PrimePeer) with progress reports.
+func PrimeWith(ctx context.Context, t PrimeTarget, r io.Reader, o PrimeOptions) (PrimeStats, error) {
+	if s, ok := t.(*Store); ok {
+		s.newGeneration()
+	}
+	return prime(ctx, t, r, o)
 }
 
 // PrimePeer records in the peer index the chunks of an image the peer is
 // known to hold (a template or shipped disk present at both sites), without
 // any exchange.
 func PrimePeer(ctx context.Context, x *PeerIndex, r io.Reader, p Params) (PrimeStats, error) {
-	return prime(ctx, x, r, p)
+	return prime(ctx, x, r, PrimeOptions{Params: p})
 }
 
-func prime(ctx context.Context, t primeTarget, r io.Reader, p Params) (PrimeStats, error) {
+func prime(ctx context.Context, t primeTarget, r io.Reader, o PrimeOptions) (PrimeStats, error) {
 	var st PrimeStats
-	p, err := p.Normalize()
+	p, err := o.Params.Normalize()
 	if err != nil {
 		return st, err
 	}
@@ -113,6 +133,9 @@ func prime(ctx context.Context, t primeTarget, r io.Reader, p Params) (PrimeStat
 			st.Chunks++
 		}
 		n = copy(buf, buf[done:n])
+		if o.Progress != nil {
+			o.Progress(st)
+		}
 	}
 	return st, nil
 }

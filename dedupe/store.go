@@ -6,323 +6,613 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
+	"syscall"
 	"time"
 
-	"github.com/VictoriaMetrics/fastcache"
+	"github.com/aimwan/aimwan/internal/durable"
 )
 
-// DefaultStoreBytes is the default byte limit of a Store.
-const DefaultStoreBytes = 256 << 20
+// Default sizes of a Store.
+const (
+	// DefaultStoreBytes is the capacity of a memory-only store.
+	DefaultStoreBytes = 256 << 20
+	// DefaultDiskStoreBytes caps the default capacity of a store in a
+	// folder, which is otherwise DefaultDiskShare of the free space of the
+	// folder's file system (plus what the store already holds).
+	DefaultDiskStoreBytes = 32 << 30
+	// DefaultDiskShare is the share of the free space a store in a folder
+	// takes by default (see DefaultDiskStoreBytes).
+	DefaultDiskShare = 0.5
+	// DefaultCacheEntries is how many container-table entries (chunks and
+	// links of recently used containers) stay in memory by default: about
+	// 4 GiB of stream at 8 KiB chunks, ~80 bytes each.
+	DefaultCacheEntries = 512 << 10
+	// maxContainerBytes is the largest container (chunk bytes).
+	maxContainerBytes = 16 << 20
+	// maxContainerChunks bounds the chunks of one container.
+	maxContainerChunks = 1 << 16
+)
 
 // Names inside StoreConfig.Dir.
 const (
-	storeCacheDir  = "chunks"    // fastcache's own directory
-	storeIndexFile = "index.aim" // epoch and insertion log (sidecar)
+	storeMetaFile      = "store.meta"
+	storeTableFile     = "index.tbl"
+	storeContainerDir  = "containers"
+	storeLockFile      = "lock"
+	storePeerDir       = "peer"
+	storeMetaVersion   = 2
+	storeLegacyIndex   = "index.aim" // the RAM store's snapshot (before 2026-11)
+	storeLegacyChunks  = "chunks"
+	defaultSaveEvery   = 30 * time.Second
+	storeFlagsDataless = 1
 )
 
-// ErrStoreLoad reports a persisted store that exists but could not be
-// loaded. The caller decides: fail, or Wipe and go on cold.
+var magicMeta = [4]byte{'A', 'I', 'M', 'S'}
+
+// ErrStoreLoad reports a store folder that exists but cannot be used (an
+// unreadable meta file, one of another version, a store in use by another
+// process). The caller decides: fail, or move it aside and go on cold.
 var ErrStoreLoad = errors.New("dedupe: cannot load chunk store")
 
-// StoreConfig configures a Store. The zero value is a 256 MiB memory-only store.
+// ErrStoreBusy reports a store folder locked by another process (another
+// proxy, or aimwan proxy prime): never move such a folder aside.
+var ErrStoreBusy = errors.New("dedupe: chunk store in use")
+
+// StoreConfig configures a Store. The zero value is a 256 MiB memory-only
+// store.
 type StoreConfig struct {
-	// Dir is where the store is persisted ("" = memory only). OpenStore
-	// loads it when present.
+	// Dir is the store's folder ("" = memory only). OpenStore creates it
+	// or opens the store in it.
 	Dir string
-	// MaxBytes is the memory limit of the cache (fastcache rounds it up to
-	// at least 32 MiB). 0 means DefaultStoreBytes.
+	// MaxBytes is the capacity: bytes of disk for a store in a folder
+	// (containers and index), bytes of memory otherwise. When it is
+	// reached the oldest containers are evicted. 0 means
+	// DefaultStoreBytes in memory, and in a folder DefaultDiskShare of the
+	// file system's free space, at most DefaultDiskStoreBytes.
 	MaxBytes int64
-	// SaveInterval is how often Serve persists the store. 0 means 5 minutes.
+	// SaveInterval is how often Serve makes the store durable (the open
+	// container written, new containers and the index fsynced). A SIGKILL
+	// loses at most what came after. 0 means 30 seconds.
 	SaveInterval time.Duration
-	// Logger receives load/save events. nil means slog.Default().
+	// CacheEntries bounds the container tables kept in memory (entries of
+	// recently used containers). 0 means DefaultCacheEntries.
+	CacheEntries int
+	// Logger receives open, rebuild and eviction events. nil means
+	// slog.Default().
 	Logger *slog.Logger
+
+	// dataless: a store of fingerprints and links only (a PeerIndex);
+	// MaxBytes then counts the chunk lengths it was told.
+	dataless bool
 }
 
-func (c StoreConfig) withDefaults() StoreConfig {
+func (c StoreConfig) withDefaults() (StoreConfig, error) {
 	if c.MaxBytes == 0 {
 		c.MaxBytes = DefaultStoreBytes
+		if c.Dir != "" && !c.dataless {
+			n, err := defaultDiskBytes(c.Dir)
+			if err != nil {
+				return c, err
+			}
+			c.MaxBytes = n
+		}
 	}
 	if c.SaveInterval == 0 {
-		c.SaveInterval = 5 * time.Minute
+		c.SaveInterval = defaultSaveEvery
+	}
+	if c.CacheEntries == 0 {
+		c.CacheEntries = DefaultCacheEntries
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	return c
+	return c, nil
 }
 
 func (c StoreConfig) validate() error {
-	if c.MaxBytes < 0 || c.MaxBytes > 1<<40 {
-		return fmt.Errorf("store max bytes %d out of range", c.MaxBytes)
+	if c.MaxBytes < 64<<10 || c.MaxBytes > 1<<50 {
+		return fmt.Errorf("store capacity %d bytes out of range [64KiB, 1PiB]", c.MaxBytes)
 	}
 	if c.SaveInterval < 0 {
 		return fmt.Errorf("store save interval %v is negative", c.SaveInterval)
 	}
+	if c.CacheEntries < 0 {
+		return fmt.Errorf("store cache entries %d is negative", c.CacheEntries)
+	}
 	return nil
 }
 
-// Store is the chunk store: fingerprint -> chunk bytes, plus the successor
-// relation (which chunk followed which when first seen). It lives in a
-// fastcache that may evict anything at any time, so it is only a hint: Get
+// defaultDiskBytes is DefaultDiskShare of the free space of dir's file
+// system, counting the containers already there as free, capped at
+// DefaultDiskStoreBytes.
+func defaultDiskBytes(dir string) (int64, error) {
+	probe := dir
+	for {
+		if _, err := os.Stat(probe); err == nil {
+			break
+		}
+		parent := filepath.Dir(probe)
+		if parent == probe {
+			break
+		}
+		probe = parent
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(probe, &st); err != nil {
+		return 0, fmt.Errorf("free space of %s: %w", probe, err)
+	}
+	free := int64(st.Bavail) * int64(st.Bsize)
+	free += dirBytes(filepath.Join(dir, storeContainerDir))
+	return max(min(int64(float64(free)*DefaultDiskShare), DefaultDiskStoreBytes), 64<<20), nil
+}
+
+func dirBytes(dir string) int64 {
+	ents, _ := os.ReadDir(dir)
+	var n int64
+	for _, e := range ents {
+		if info, err := e.Info(); err == nil {
+			n += info.Size()
+		}
+	}
+	return n
+}
+
+// Store is the chunk store: chunks appended in arrival order to
+// containers (files in a folder, or memory), a fingerprint table that
+// finds them (in a file, read a bucket at a time), and a bounded cache of
+// the tables of recently used containers, so a lookup near the last one
+// costs no disk read. Successor links are implicit between chunks stored
+// one after the other in a stream, and explicit link entries otherwise.
+// The oldest containers are evicted first. Nothing in it is trusted: Get
 // re-hashes what it returns. Safe for concurrent use.
 type Store struct {
-	cfg   StoreConfig
-	cache atomic.Pointer[fastcache.Cache]
+	cfg             StoreConfig
+	files           containerFiles
+	tbl             *table
+	lockf           *os.File
+	containerBytes  int
+	containerChunks int
 
-	mu        sync.Mutex
-	epoch     uint64
-	log       []Fingerprint // chunks in insertion order (may list evicted ones)
-	compactAt int
+	ckpt sync.Mutex // one Save, Wipe or Close at a time
 
-	hits, misses, corrupt atomic.Uint64
+	mu       sync.Mutex
+	epoch    uint64
+	open     *container
+	spare    []byte   // buffer of the last sealed container, reused
+	ids      []uint32 // sealed containers, oldest first
+	info     map[uint32]cinfo
+	next     uint32 // id of the next container
+	bytes    int64  // sealed containers (capacity units)
+	chunks   int64  // chunks in sealed containers
+	cache    cache
+	unsynced []uint32 // sealed since the last Save
+	closed   bool
+	cnt      storeCounters
+	scratch  []uint64
+	missKey  uint64 // table key of the last chunk looked up in vain
+
+	peerOnce sync.Once
+	peer     *PeerIndex
+	peerErr  error
 }
 
-// StoreStats are counters of a Store.
+// cinfo is what the store keeps in memory per sealed container.
+type cinfo struct {
+	size   int64 // capacity units: file bytes, or logical bytes without data
+	file   int64 // bytes on disk
+	chunks int32
+}
+
+type storeCounters struct {
+	atomicCounters
+	containerReads, chunkReads, rebuildReads uint64
+	evictedBytes, evictedContainers          uint64
+	writeErrors                              uint64
+}
+
+// StoreStats are the figures of a Store (see docs/metrics.md).
 type StoreStats struct {
-	Epoch        uint64
-	Chunks       int    // entries in the insertion log (upper bound of chunks held)
-	Bytes        uint64 // bytes used by the cache
-	EvictedBytes uint64
-	Hits, Misses uint64
-	Corrupt      uint64 // entries whose bytes did not match their fingerprint
+	Epoch             uint64
+	Chunks            int    // chunks held
+	Bytes             uint64 // bytes of containers (on disk, or memory), the open one included
+	Capacity          uint64 // the configured capacity
+	Containers        int    // sealed containers, plus the open one
+	IndexBytes        uint64 // bytes of the fingerprint table (disk, or memory)
+	IndexRAMBytes     uint64 // memory of cached container tables and the open container
+	Hits, Misses      uint64 // Get calls that found / did not find the chunk
+	Corrupt           uint64 // chunks whose bytes did not match their fingerprint
+	TableReads        uint64 // fingerprint-table buckets read from disk
+	ContainerReads    uint64 // container tables read (prefetch on lookup)
+	ChunkReads        uint64 // chunks read from container files
+	RebuildReads      uint64 // container tables read to rebuild the index at start-up
+	EvictedBytes      uint64
+	EvictedContainers uint64
+	WriteErrors       uint64 // containers that could not be written (their chunks were dropped)
 }
 
-// OpenStore opens a store, loading it from cfg.Dir when a saved one exists.
-// A saved store that cannot be loaded is an error wrapping ErrStoreLoad.
+// OpenStore opens the store in cfg.Dir (creating it), or a memory-only
+// one. A store it cannot use is an error wrapping ErrStoreLoad. Opening
+// reads the index header and the trailers of the containers, never the
+// whole store; containers written after the last Save are re-indexed.
 func OpenStore(cfg StoreConfig) (*Store, error) {
-	cfg = cfg.withDefaults()
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	s := &Store{cfg: cfg}
-	if cfg.Dir != "" {
-		ok, err := s.load()
-		if err != nil {
-			return nil, fmt.Errorf("%w from %s: %w", ErrStoreLoad, cfg.Dir, err)
-		}
-		if ok {
-			cfg.Logger.Info("chunk store loaded", "dir", cfg.Dir, "chunks", len(s.log), "epoch", s.epoch)
-			return s, nil
-		}
-		cfg.Logger.Info("chunk store starts cold", "dir", cfg.Dir)
+	s := &Store{cfg: cfg, info: map[uint32]cinfo{}, next: 1}
+	s.containerBytes = int(min(int64(maxContainerBytes), max(cfg.MaxBytes/16, 64<<10)))
+	s.containerChunks = min(maxContainerChunks, max(s.containerBytes/512, 256))
+	if cfg.dataless {
+		// Without data a container stands for its chunks' lengths.
+		s.containerChunks = int(min(int64(16384), max(cfg.MaxBytes/16/DefaultAvgSize, 16)))
 	}
-	s.cache.Store(fastcache.New(int(cfg.MaxBytes)))
-	s.epoch = newEpoch()
+	s.cache = newCache(cfg.CacheEntries)
+	if cfg.Dir == "" {
+		s.files = &memFiles{m: map[uint32][]byte{}}
+		s.tbl = newMemTable(tableBuckets(cfg.MaxBytes))
+		s.epoch = newEpoch()
+		if cfg.dataless {
+			s.epoch = 0
+		}
+		return s, nil
+	}
+	if err := s.openDir(); err != nil {
+		s.closeFiles()
+		return nil, err
+	}
 	return s, nil
 }
 
-// load reads a saved store; false (and no error) when there is none.
-func (s *Store) load() (bool, error) {
-	cacheDir := filepath.Join(s.cfg.Dir, storeCacheDir)
-	if _, err := os.Stat(cacheDir); errors.Is(err, fs.ErrNotExist) {
-		return false, nil
+// openDir opens or creates the store in cfg.Dir.
+func (s *Store) openDir() error {
+	dir, log := s.cfg.Dir, s.cfg.Logger
+	cdir := filepath.Join(dir, storeContainerDir)
+	if err := durable.MkdirAll(cdir, 0o755); err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrStoreLoad, dir, err)
 	}
-	b, err := os.ReadFile(filepath.Join(s.cfg.Dir, storeIndexFile))
+	if err := s.lock(); err != nil {
+		return err
+	}
+	removeLegacy(dir, log)
+	epoch, ok, err := readMeta(filepath.Join(dir, storeMetaFile), s.cfg.dataless)
 	if err != nil {
-		return false, err
+		return fmt.Errorf("%w: %s: %w", ErrStoreLoad, dir, err)
 	}
-	epoch, log, err := parseIndex(b)
+	s.files = &dirFiles{dir: cdir, open: map[uint32]*os.File{}}
+	start := time.Now()
+	if err := s.loadContainers(); err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrStoreLoad, dir, err)
+	}
+	// The table takes its share of the capacity.
+	buckets := tableBuckets(s.cfg.MaxBytes)
+	tbl, hdr, rebuild, err := openFileTable(filepath.Join(dir, storeTableFile), buckets)
 	if err != nil {
-		return false, err
+		return fmt.Errorf("%w: %s: %w", ErrStoreLoad, dir, err)
 	}
-	c, err := fastcache.LoadFromFileMaxBytes(cacheDir, int(s.cfg.MaxBytes))
-	if err != nil {
-		return false, err
+	s.tbl = tbl
+	from := hdr.synced + 1
+	if rebuild {
+		from = 0
+		if len(s.ids) > 0 {
+			log.Warn("chunk store index missing or resized: rebuilding it from the containers", "dir", dir,
+				"containers", len(s.ids))
+		}
 	}
-	s.cache.Store(c)
-	s.epoch, s.log = epoch, log
-	s.compactAt = max(2*len(log), 1<<16)
-	return true, nil
+	if err := s.reindex(from); err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrStoreLoad, dir, err)
+	}
+	if !ok || (s.cfg.dataless && len(s.ids) == 0) {
+		// No meta: a new store, or one whose meta was lost; peers must
+		// learn it again under a new epoch.
+		if s.cfg.dataless {
+			epoch = 0
+		} else {
+			epoch = newEpoch()
+		}
+		if err := s.writeMeta(epoch); err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrStoreLoad, dir, err)
+		}
+	}
+	s.epoch = epoch
+	s.mu.Lock()
+	s.evictLocked()
+	s.mu.Unlock()
+	log.Info("chunk store open", "dir", dir, "capacity", s.cfg.MaxBytes, "bytes", s.bytes, "containers", len(s.ids),
+		"chunks", s.chunks, "reindexed", s.cnt.rebuildReads, "took", time.Since(start).Round(time.Millisecond))
+	return nil
 }
 
-// Save persists the store to cfg.Dir (no-op for a memory-only store). Both
-// files are replaced atomically; a crash in between leaves a store that is
-// merely less accurate, which is fine for a cache.
-func (s *Store) Save() error {
-	if s.cfg.Dir == "" {
-		return nil
+// lock takes the folder's lock file: two processes must not share a store.
+func (s *Store) lock() error {
+	f, err := os.OpenFile(filepath.Join(s.cfg.Dir, storeLockFile), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrStoreLoad, s.cfg.Dir, err)
 	}
-	if err := s.cache.Load().SaveToFile(filepath.Join(s.cfg.Dir, storeCacheDir)); err != nil {
-		return fmt.Errorf("save chunk store to %s: %w", s.cfg.Dir, err)
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return fmt.Errorf("%w: %s is locked by another process (%w)", ErrStoreBusy, s.cfg.Dir, err)
 	}
-	s.mu.Lock()
-	b := appendIndex(nil, s.epoch, s.log)
-	s.mu.Unlock()
-	path := filepath.Join(s.cfg.Dir, storeIndexFile)
-	if err := writeFileAtomic(path, b); err != nil {
-		return fmt.Errorf("save chunk store index %s: %w", path, err)
+	s.lockf = f
+	return nil
+}
+
+// removeLegacy deletes the snapshot of the former RAM store.
+func removeLegacy(dir string, log *slog.Logger) {
+	for _, name := range []string{storeLegacyIndex, storeLegacyChunks} {
+		p := filepath.Join(dir, name)
+		if _, err := os.Stat(p); err == nil {
+			log.Info("removing the snapshot of the former in-memory chunk store", "path", p)
+			_ = os.RemoveAll(p)
+		}
+	}
+}
+
+// loadContainers lists the containers and reads their trailers; torn or
+// foreign ones are removed.
+func (s *Store) loadContainers() error {
+	ids, sizes, err := s.files.list()
+	if err != nil {
+		return err
+	}
+	tb := make([]byte, trailerLen)
+	for k, id := range ids {
+		var t trailer
+		err := s.files.readAt(id, tb, sizes[k]-trailerLen)
+		if err == nil && sizes[k] >= trailerLen {
+			t, err = parseTrailer(tb, sizes[k])
+		} else if err == nil {
+			err = errContainer
+		}
+		if err != nil {
+			s.cfg.Logger.Warn("chunk store: removing a damaged container", "container", id, "err", err)
+			_ = s.files.remove(id)
+			continue
+		}
+		ci := cinfo{size: sizes[k], file: sizes[k], chunks: int32(t.chunks)}
+		if s.cfg.dataless {
+			ci.size = t.logical
+		}
+		s.info[id] = ci
+		s.ids = append(s.ids, id)
+		s.bytes += ci.size
+		s.chunks += int64(t.chunks)
+		s.next = max(s.next, id+1)
 	}
 	return nil
 }
 
-// Serve saves the store every SaveInterval and once more when ctx ends.
-func (s *Store) Serve(ctx context.Context) error {
-	t := time.NewTicker(s.cfg.SaveInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return s.Save()
-		case <-t.C:
-			if err := s.Save(); err != nil {
-				s.cfg.Logger.Warn("periodic chunk store save failed", "err", err)
-			}
+// reindex adds the entries of containers with id >= from to the table.
+func (s *Store) reindex(from uint32) error {
+	for _, id := range append([]uint32(nil), s.ids...) {
+		if id < from {
+			continue
+		}
+		c, err := readContainer(s.files, id, s.info[id].file)
+		s.cnt.rebuildReads++
+		if err != nil {
+			s.cfg.Logger.Warn("chunk store: removing a damaged container", "container", id, "err", err)
+			s.dropContainerLocked(id)
+			continue
+		}
+		if err := s.indexLocked(c); err != nil {
+			return err
 		}
 	}
+	return nil
+}
+
+// indexLocked adds a container's entries to the table.
+func (s *Store) indexLocked(c *container) error {
+	for i, e := range c.chunks {
+		l := loc{c: c.id, kind: kindChunk, i: uint32(i)}
+		if err := s.tbl.insert(tableKey(kindChunk, e.fp.short()), l.pack(), s.liveVal); err != nil {
+			return err
+		}
+	}
+	for i, ln := range c.links {
+		l := loc{c: c.id, kind: ln.kind, i: uint32(i)}
+		if err := s.tbl.insert(tableKey(ln.kind, ln.a.short()), l.pack(), s.liveVal); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// liveVal reports whether a table value points into a live container.
+func (s *Store) liveVal(v uint64) bool { return s.live(unpackLoc(v).c) }
+
+func (s *Store) live(id uint32) bool {
+	if s.open != nil && id == s.open.id {
+		return true
+	}
+	_, ok := s.info[id]
+	return ok
+}
+
+// readMeta reads the store's meta file: its epoch. ok is false when there
+// is none.
+func readMeta(path string, dataless bool) (epoch uint64, ok bool, err error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	epoch, flags, err := parseMeta(b)
+	if err != nil {
+		return 0, false, fmt.Errorf("%s: %w", path, err)
+	}
+	if (flags&storeFlagsDataless != 0) != dataless {
+		return 0, false, fmt.Errorf("%s: %w: a chunk store and a peer index swapped folders", path, ErrCorrupt)
+	}
+	return epoch, true, nil
+}
+
+func appendMeta(dst []byte, epoch uint64, flags byte) []byte {
+	start := len(dst)
+	dst = append(dst, magicMeta[:]...)
+	dst = append(dst, storeMetaVersion, flags, 0, 0)
+	dst = binary.BigEndian.AppendUint64(dst, epoch)
+	return binary.BigEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
+}
+
+// parseMeta decodes a meta file: magic, version, flags, epoch, CRC32C.
+func parseMeta(b []byte) (epoch uint64, flags byte, err error) {
+	if len(b) != 20 || [4]byte(b[:4]) != magicMeta {
+		return 0, 0, fmt.Errorf("%w: not a chunk store meta file (%d bytes)", ErrCorrupt, len(b))
+	}
+	if b[4] != storeMetaVersion {
+		return 0, 0, fmt.Errorf("%w: chunk store meta version %d, this aimwan reads %d", ErrCorrupt, b[4], storeMetaVersion)
+	}
+	if crc32.Checksum(b[:16], castagnoli) != binary.BigEndian.Uint32(b[16:]) {
+		return 0, 0, fmt.Errorf("%w: chunk store meta checksum", ErrCorrupt)
+	}
+	return binary.BigEndian.Uint64(b[8:16]), b[5], nil
+}
+
+func (s *Store) writeMeta(epoch uint64) error {
+	if s.cfg.Dir == "" {
+		return nil
+	}
+	var flags byte
+	if s.cfg.dataless {
+		flags = storeFlagsDataless
+	}
+	return durable.WriteFile(filepath.Join(s.cfg.Dir, storeMetaFile), appendMeta(nil, epoch, flags), 0o644)
 }
 
 // Epoch identifies the store's content generation: a new random value
-// whenever the store starts cold, is wiped or is primed. A peer that sees the epoch
-// change drops its index of what this store holds.
+// whenever the store starts cold, is wiped or is primed. A peer that sees
+// the epoch change drops its index of what this store holds.
 func (s *Store) Epoch() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.epoch
 }
 
+// setEpoch records a new epoch (persisted).
+func (s *Store) setEpoch(epoch uint64) {
+	s.mu.Lock()
+	s.epoch = epoch
+	s.mu.Unlock()
+	if err := s.writeMeta(epoch); err != nil {
+		s.cfg.Logger.Warn("chunk store: cannot persist the epoch", "err", err)
+	}
+}
+
 // newGeneration starts a new epoch, keeping the content: peers drop their
 // index of this store and learn it again from the held list.
-func (s *Store) newGeneration() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.epoch = newEpoch()
-}
+func (s *Store) newGeneration() { s.setEpoch(newEpoch()) }
 
 // Wipe drops every chunk and link and starts a new epoch.
-func (s *Store) Wipe() {
+func (s *Store) Wipe() { s.wipe(newEpoch()) }
+
+func (s *Store) wipe(epoch uint64) {
+	s.ckpt.Lock()
+	defer s.ckpt.Unlock()
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.cache.Load().Reset()
-	s.log, s.compactAt = nil, 0
-	s.epoch = newEpoch()
+	for _, id := range append([]uint32(nil), s.ids...) {
+		s.dropContainerLocked(id)
+	}
+	if s.open != nil {
+		_ = s.files.remove(s.open.id)
+		s.cache.forget(s.open)
+		s.open = nil
+	}
+	s.cache.clear()
+	s.missKey = 0
+	if err := s.tbl.reset(); err != nil {
+		s.cfg.Logger.Warn("chunk store: cannot reset the index", "err", err)
+	}
+	s.unsynced = nil
+	s.mu.Unlock()
+	s.setEpoch(epoch)
 }
 
-func chunkKey(k *[33]byte, fp Fingerprint) []byte {
-	k[0] = 'c'
-	copy(k[1:], fp[:])
-	return k[:]
-}
-
-func succKey(k *[33]byte, fp Fingerprint) []byte {
-	k[0] = 's'
-	copy(k[1:], fp[:])
-	return k[:]
-}
-
-func predKey(k *[33]byte, fp Fingerprint) []byte {
-	k[0] = 'p'
-	copy(k[1:], fp[:])
-	return k[:]
-}
-
-// Has reports whether the store (probably) holds the chunk.
-func (s *Store) Has(fp Fingerprint) bool {
-	var k [33]byte
-	return s.cache.Load().Has(chunkKey(&k, fp))
-}
-
-// Get appends the chunk's bytes to dst. It re-hashes them: an entry that
-// does not match its fingerprint is dropped and reported as a miss.
-func (s *Store) Get(dst []byte, fp Fingerprint) ([]byte, bool) {
-	var k [33]byte
-	c := s.cache.Load()
-	out, ok := c.HasGet(dst, chunkKey(&k, fp))
+// dropContainerLocked forgets a sealed container and removes its file.
+func (s *Store) dropContainerLocked(id uint32) {
+	ci, ok := s.info[id]
 	if !ok {
-		s.misses.Add(1)
-		return dst, false
-	}
-	if Sum(out[len(dst):]) != fp {
-		c.Del(k[:])
-		s.corrupt.Add(1)
-		s.misses.Add(1)
-		return dst, false
-	}
-	s.hits.Add(1)
-	return out, true
-}
-
-// Put stores a chunk. The caller guarantees fp == Sum(data) and
-// len(data) <= MaxChunkLimit.
-func (s *Store) Put(fp Fingerprint, data []byte) {
-	var k [33]byte
-	c := s.cache.Load()
-	if c.Has(chunkKey(&k, fp)) {
 		return
 	}
-	c.Set(k[:], data)
-	s.mu.Lock()
-	s.log = append(s.log, fp)
-	if len(s.log) >= s.compactAt {
-		s.compactLocked()
+	delete(s.info, id)
+	if len(s.ids) > 0 && s.ids[0] == id {
+		s.ids = s.ids[1:]
 	}
-	s.mu.Unlock()
-}
-
-// Successor returns the chunk that followed fp when fp was first seen.
-func (s *Store) Successor(fp Fingerprint) (Fingerprint, bool) {
-	var k [33]byte
-	var buf [32]byte
-	v, ok := s.cache.Load().HasGet(buf[:0], succKey(&k, fp))
-	if !ok || len(v) != 32 {
-		return Fingerprint{}, false
-	}
-	return Fingerprint(v), true
-}
-
-// Predecessor returns the chunk that preceded fp when fp was first seen.
-func (s *Store) Predecessor(fp Fingerprint) (Fingerprint, bool) {
-	var k [33]byte
-	var buf [32]byte
-	v, ok := s.cache.Load().HasGet(buf[:0], predKey(&k, fp))
-	if !ok || len(v) != 32 {
-		return Fingerprint{}, false
-	}
-	return Fingerprint(v), true
-}
-
-// Link records that b followed a: a's successor and b's predecessor, each
-// unless already set.
-func (s *Store) Link(a, b Fingerprint) {
-	var k [33]byte
-	c := s.cache.Load()
-	if !c.Has(succKey(&k, a)) {
-		c.Set(k[:], b[:])
-	}
-	if !c.Has(predKey(&k, b)) {
-		c.Set(k[:], a[:])
-	}
-}
-
-// compactLocked drops log entries whose chunk was evicted.
-func (s *Store) compactLocked() {
-	kept := s.log[:0]
-	for _, fp := range s.log {
-		if s.Has(fp) {
-			kept = append(kept, fp)
+	for k, x := range s.ids {
+		if x == id {
+			s.ids = append(s.ids[:k:k], s.ids[k+1:]...)
+			break
 		}
 	}
-	clear(s.log[len(kept):])
-	s.log = kept
-	s.compactAt = max(2*len(kept), 1<<16)
-}
-
-// Stats returns the store's counters.
-func (s *Store) Stats() StoreStats {
-	var fs fastcache.Stats
-	s.cache.Load().UpdateStats(&fs)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return StoreStats{
-		Epoch: s.epoch, Chunks: len(s.log), Bytes: fs.BytesSize, EvictedBytes: fs.EvictedBytes,
-		Hits: s.hits.Load(), Misses: s.misses.Load(), Corrupt: s.corrupt.Load(),
+	s.bytes -= ci.size
+	s.chunks -= int64(ci.chunks)
+	s.cache.drop(id)
+	if err := s.files.remove(id); err != nil {
+		s.cfg.Logger.Warn("chunk store: cannot remove a container", "container", id, "err", err)
 	}
 }
+
+// Serve makes the store durable every SaveInterval, and once more (the
+// open container sealed) when ctx ends. The store stays open: Close it
+// when done.
+func (s *Store) Serve(ctx context.Context) error {
+	t := time.NewTicker(s.cfg.SaveInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			s.ckpt.Lock()
+			defer s.ckpt.Unlock()
+			return s.save(true)
+		case <-t.C:
+			if err := s.Save(); err != nil {
+				s.cfg.Logger.Warn("chunk store save failed", "err", err)
+			}
+		}
+	}
+}
+
+// Stats returns the store's figures.
+func (s *Store) Stats() StoreStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := StoreStats{
+		Epoch: s.epoch, Chunks: int(s.chunks), Bytes: uint64(s.bytes), Capacity: uint64(s.cfg.MaxBytes),
+		Containers: len(s.ids), IndexBytes: s.tbl.bytes(), IndexRAMBytes: s.cache.ramBytes(),
+		Hits: s.cnt.hits.Load(), Misses: s.cnt.misses.Load(), Corrupt: s.cnt.corrupt.Load(),
+		TableReads: s.tbl.reads, ContainerReads: s.cnt.containerReads, ChunkReads: s.cnt.chunkReads,
+		RebuildReads: s.cnt.rebuildReads, EvictedBytes: s.cnt.evictedBytes,
+		EvictedContainers: s.cnt.evictedContainers, WriteErrors: s.cnt.writeErrors,
+	}
+	if s.open != nil {
+		st.Chunks += len(s.open.chunks)
+		st.Bytes += uint64(s.openSize())
+		st.Containers++
+		st.IndexRAMBytes += uint64(cap(s.open.data))
+	}
+	return st
+}
+
+// openSize is the open container's size in capacity units.
+func (s *Store) openSize() int64 {
+	if s.cfg.dataless {
+		return s.open.logical()
+	}
+	return s.open.fileSize()
+}
+
+func (t *table) bytes() uint64 { return t.buckets * tableBucket }
 
 func newEpoch() uint64 {
 	var b [8]byte
@@ -331,27 +621,4 @@ func newEpoch() uint64 {
 		return e
 	}
 	return 1
-}
-
-// writeFileAtomic writes path through a temporary file, fsync and rename.
-func writeFileAtomic(path string, b []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-	}
-	return err
 }

@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"math/rand/v2"
 	"os"
@@ -110,7 +109,12 @@ func pushAll(t *testing.T, addr, volume string, files []string, n int) {
 					errs <- err
 					return
 				}
-				o := push.Offer{Volume: volume, Name: filepath.Base(files[i]), Size: int64(len(b)), SHA256: sha256.Sum256(b)}
+				seq, err := journal.ParseFileName(filepath.Base(files[i]))
+				if err != nil {
+					errs <- err
+					return
+				}
+				o := push.FileOffer(volume, seq, b)
 				if err := c.Push(ctx, o, bytes.NewReader(b)); err != nil && !errors.Is(err, push.ErrDuplicate) {
 					errs <- err
 				}

@@ -86,7 +86,7 @@ func TestSrcFilesShuffledDuplicated(t *testing.T) {
 	src := StartSrc(t, ln.Addr().String(), []string{"v=" + filepath.Join(dir, "src-v.img") + ",size=4MiB"}, "--file-size", "256KiB")
 	src.WriteImage(t, "v", gen)
 	src.Marker(t, "--volume", "v", "--snapshot", "s1")
-	Eventually(t, 60*time.Second, "the marker's file to be shipped", func() (bool, error) { return capt.hasMarker("s1"), nil })
+	Eventually(t, 60*time.Second, "the marker's file to be pushed", func() (bool, error) { return capt.hasMarker("s1"), nil })
 	src.Stop()
 
 	capt.mu.Lock()

@@ -40,9 +40,9 @@ func benchWriter(b *testing.B, maxFile int64) (*Writer, *atomic.Int64) {
 	var sealedBytes atomic.Int64
 	w, _, err := OpenWriter(WriterConfig{
 		Dir: dir, Volume: "bench", VolumeSize: 1 << 40, MaxFileSize: maxFile, MaxAge: 1 << 62,
-		OnSeal: func(name string, size int64) {
-			sealedBytes.Add(size)
-			os.Remove(filepath.Join(dir, name))
+		OnSeal: func(f SealedFile) {
+			sealedBytes.Add(f.Size)
+			os.Remove(filepath.Join(dir, f.Name))
 		},
 	})
 	if err != nil {
@@ -121,7 +121,7 @@ func BenchmarkWriter64KParallel(b *testing.B) {
 func BenchmarkParse4M(b *testing.B) {
 	dir := shmTempDir(b)
 	var name string
-	w, _, err := OpenWriter(WriterConfig{Dir: dir, Volume: "bench", VolumeSize: 1 << 30, OnSeal: func(n string, _ int64) { name = n }})
+	w, _, err := OpenWriter(WriterConfig{Dir: dir, Volume: "bench", VolumeSize: 1 << 30, OnSeal: func(f SealedFile) { name = f.Name }})
 	if err != nil {
 		b.Fatal(err)
 	}

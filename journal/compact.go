@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/aimwan/aimwan/internal/durable"
 )
 
 // MaxCoalescedExtent is the largest write record a coalesced file joins
@@ -50,7 +52,7 @@ type compacted struct {
 // is created with the base seq following the compacted file's last record,
 // then the compacted file is renamed to N.aimj, the folder fsynced, and the
 // open file and its sidecar removed (the folder fsynced again, so a
-// removed open file cannot come back after its sealed file was shipped).
+// removed open file cannot come back after its sealed file was pushed).
 //
 // When the compacted file cannot be written (more records than the limit,
 // or an I/O error such as a full disk: it needs room for a copy), the file
@@ -66,7 +68,7 @@ func (o *openFile) sealCoalesced(dir string, now time.Time, log *slog.Logger) (s
 	}
 	next, err := createOpen(dir, Header{
 		Volume: o.hdr.Volume, VolumeSize: o.hdr.VolumeSize, FileSeq: o.hdr.FileSeq + 1,
-		Created: now.Round(0).UTC(), BaseSeq: c.sf.lastSeq + 1,
+		Created: now.Round(0).UTC(), BaseSeq: c.sf.LastSeq + 1,
 	})
 	if err != nil {
 		return sealedFile{}, nil, fmt.Errorf("open next journal file: %w", err)
@@ -161,10 +163,8 @@ func (o *openFile) copyCompacted(f *os.File, out []Coalesced) (compacted, error)
 	if _, err := f.Write(encodeFooter(ft)); err != nil {
 		return compacted{}, err
 	}
-	name := FileName(o.hdr.FileSeq)
 	size := HeaderSize + payload + int64(len(index)) + FooterSize
-	sf := sealedFile{name: name, size: size, first: o.hdr.BaseSeq, lastSeq: last, path: filepath.Join(o.dir, name)}
-	return compacted{sf: sf, recs: recs}, nil
+	return compacted{sf: o.sealedAs(size, len(recs), payload, last), recs: recs}, nil
 }
 
 // finishCompacted renames the compacted file to its final name, fsyncs the
@@ -176,7 +176,7 @@ func (o *openFile) finishCompacted() error {
 	if err := os.Rename(compactPath(o.dir, seq), filepath.Join(o.dir, name)); err != nil {
 		return fmt.Errorf("seal %s: %w", name, err)
 	}
-	if err := syncDir(o.dir); err != nil {
+	if err := durable.SyncDir(o.dir); err != nil {
 		return fmt.Errorf("seal %s: %w", name, err)
 	}
 	cerr := o.close()
@@ -194,5 +194,5 @@ func removeOpen(dir string, seq uint64) error {
 			return err
 		}
 	}
-	return syncDir(dir)
+	return durable.SyncDir(dir)
 }

@@ -175,7 +175,7 @@ func crashAt(t *testing.T, dir string, step int) *model {
 			t.Fatal(err)
 		}
 		if step >= 2 {
-			next, err = createOpen(dir, Header{Volume: "vol1", VolumeSize: coalesceVol, FileSeq: 3, BaseSeq: c.sf.lastSeq + 1})
+			next, err = createOpen(dir, Header{Volume: "vol1", VolumeSize: coalesceVol, FileSeq: 3, BaseSeq: c.sf.LastSeq + 1})
 			if err != nil {
 				t.Fatal(err)
 			}

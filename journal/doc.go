@@ -31,6 +31,12 @@
 //     the footer, fsync, rename from the temporary name to FileName(seq), fsync
 //     the folder. Only sealed files carry the final name, so readers never see
 //     a file being written.
+//   - Rotation: the Writer seals the open file by itself when its payload
+//     reaches MaxFileSize, when it holds MaxRecords records, or when its first
+//     record is MaxAge old, and reports each sealed file (SealedFile: seq,
+//     size, records, times) to OnSeal. With DeferSeal a filled file waits for
+//     the owner's SealIfFull, so a write-ahead-log owner seals only records
+//     it has applied.
 //   - Sidecar: while a file is open, every record is also appended, framed
 //     with its own CRC32C, to an index sidecar next to it. Sync makes the open
 //     file and the sidecar durable, so records survive a crash without the

@@ -18,7 +18,7 @@ func ExampleOpenWriter() {
 	sealed := make(chan string, 16)
 	w, recovered, err := journal.OpenWriter(journal.WriterConfig{
 		Dir: dir, Volume: "db1", VolumeSize: 1 << 30,
-		OnSeal: func(name string, size int64) { sealed <- name }, // must not call w
+		OnSeal: func(f journal.SealedFile) { sealed <- f.Name }, // must not call w
 	})
 	if err != nil {
 		fmt.Println(err)

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/aimwan/aimwan/internal/durable"
 )
 
 // openFile is the file being written: NNN.aimj.open holds the header and the
@@ -23,6 +25,7 @@ type openFile struct {
 	counts     counts
 	records    int
 	firstTime  time.Time // when the first record was appended
+	lastTime   time.Time // when the last record was appended
 	lastSeq    uint64
 	sum        hash.Hash // SHA-256 of header and payload so far
 	sealed     bool      // set under the Writer's lock once sealed
@@ -105,6 +108,7 @@ func (o *openFile) append(r *Record, data []byte, now time.Time) error {
 	if o.records == 0 {
 		o.firstTime = now
 	}
+	o.lastTime = now
 	o.records++
 	o.counts.add(r.Kind)
 	o.lastSeq = r.Seq
@@ -168,7 +172,7 @@ func (o *openFile) footer(sum []byte) footer {
 // renames this one to its final name, fsyncs the folder and removes the
 // sidecar. The next open file exists before the rename, so the folder
 // always holds the sequence numbers to continue from, even when every
-// sealed file has been shipped and deleted.
+// sealed file has been pushed and deleted.
 func (o *openFile) seal(dir string, now time.Time) (sealedFile, *openFile, error) {
 	sf, err := o.writeTail()
 	if err != nil {
@@ -202,10 +206,18 @@ func (o *openFile) writeTail() (sealedFile, error) {
 	return o.sealedFile(HeaderSize + o.payloadLen + int64(len(tail))), nil
 }
 
-// sealedFile describes o once sealed with the given size.
+// sealedFile describes o once sealed as it is, with the given size.
 func (o *openFile) sealedFile(size int64) sealedFile {
+	return o.sealedAs(size, o.records, o.payloadLen, o.lastSeq)
+}
+
+// sealedAs describes o once sealed with the given size, records, payload
+// bytes and last seq (a coalesced file has fewer than o).
+func (o *openFile) sealedAs(size int64, records int, payload int64, lastSeq uint64) sealedFile {
 	name := FileName(o.hdr.FileSeq)
-	return sealedFile{name: name, size: size, first: o.hdr.BaseSeq, lastSeq: o.lastSeq, path: filepath.Join(o.dir, name)}
+	return sealedFile{SealedFile: SealedFile{Name: name, Seq: o.hdr.FileSeq, Size: size, Records: records,
+		PayloadBytes: payload, FirstSeq: o.hdr.BaseSeq, LastSeq: lastSeq, FirstTime: o.firstTime, LastTime: o.lastTime},
+		path: filepath.Join(o.dir, name)}
 }
 
 // finish renames the sealed open file to its final name, fsyncs the folder,
@@ -215,7 +227,7 @@ func (o *openFile) finish(dir string) error {
 	if err := os.Rename(openPath(dir, seq), filepath.Join(dir, FileName(seq))); err != nil {
 		return fmt.Errorf("seal: %w", err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := durable.SyncDir(dir); err != nil {
 		return fmt.Errorf("seal %s: %w", FileName(seq), err)
 	}
 	cerr := o.close()
@@ -225,23 +237,4 @@ func (o *openFile) finish(dir string) error {
 		return fmt.Errorf("seal %s: remove sidecar: %w", FileName(seq), err)
 	}
 	return cerr
-}
-
-// syncFolder fsyncs an open folder; tests replace it to see which folders
-// are synced.
-var syncFolder = func(d *os.File) error { return d.Sync() }
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = syncFolder(d)
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("fsync folder %s: %w", dir, err)
-	}
-	return nil
 }

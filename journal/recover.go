@@ -9,6 +9,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
+
+	"github.com/aimwan/aimwan/internal/durable"
 )
 
 // folder is what recovery found in a volume's journal folder.
@@ -47,40 +50,11 @@ func scanFolder(dir string) (folder, error) {
 	return fo, nil
 }
 
-// makeDir creates dir and any missing parents, fsyncing the parent of each
-// folder it creates, so none can vanish with a folder entry lost in a power
-// failure.
-func makeDir(dir string) error {
-	dir = filepath.Clean(dir)
-	var missing []string // deepest first
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) {
-			break
-		}
-		missing = append(missing, d)
-		if filepath.Dir(d) == d {
-			break
-		}
-	}
-	if len(missing) == 0 {
-		return nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	for i := len(missing) - 1; i >= 0; i-- {
-		if err := syncDir(filepath.Dir(missing[i])); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // recover brings the folder to a consistent state: leftover open files are
 // sealed (or reused when empty), and w.cur is the open file to append to.
 func (w *Writer) recover() ([]Record, error) {
 	dir := w.cfg.Dir
-	if err := makeDir(dir); err != nil {
+	if err := durable.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
 	fo, err := scanFolder(dir)
@@ -185,8 +159,8 @@ func (w *Writer) sealRecovered(o *openFile) ([]Record, error) {
 		o.close()
 		return nil, fmt.Errorf("seal recovered file: %w", err)
 	}
-	w.cfg.Logger.Warn("journal: sealed a file left open by a crash", "volume", w.cfg.Volume, "file", sf.name,
-		"records", len(rs), "first_seq", sf.first, "last_seq", sf.lastSeq)
+	w.cfg.Logger.Warn("journal: sealed a file left open by a crash", "volume", w.cfg.Volume, "file", sf.Name,
+		"records", len(rs), "first_seq", sf.FirstSeq, "last_seq", sf.LastSeq)
 	w.pending = append(w.pending, sf)
 	w.recovered = append(w.recovered, sf)
 	return rs, nil
@@ -230,7 +204,7 @@ func (w *Writer) startOpen(reuse *openFile, fileSeq, baseSeq uint64) error {
 	if err != nil {
 		return err
 	}
-	if err := syncDir(w.cfg.Dir); err != nil {
+	if err := durable.SyncDir(w.cfg.Dir); err != nil {
 		o.close()
 		return err
 	}
@@ -289,7 +263,16 @@ func (o *openFile) adopt(recs []Record, payloadLen int64, index []byte) {
 	for _, r := range recs {
 		o.counts.add(r.Kind)
 		o.lastSeq = r.Seq
+		o.noteTime(r.Time)
 	}
+}
+
+// noteTime takes the timestamp of a recovered record as its append time.
+func (o *openFile) noteTime(t time.Time) {
+	if o.firstTime.IsZero() {
+		o.firstTime = t
+	}
+	o.lastTime = t
 }
 
 // scanSidecar reads the sidecar and adopts the longest valid prefix of its
@@ -324,6 +307,7 @@ func (o *openFile) scanSidecar(b []byte) error {
 		o.records++
 		o.counts.add(r.Kind)
 		o.lastSeq = r.Seq
+		o.noteTime(r.Time)
 		o.sideLen += n + frameOverhead
 		p = p[n+frameOverhead:]
 	}
@@ -419,10 +403,10 @@ func (w *Writer) RecoveredData(r Record) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %s record has no data", ErrInvalidRecord, r.Kind)
 	}
 	for _, sf := range w.recovered {
-		if r.Seq < sf.first || r.Seq > sf.lastSeq {
+		if r.Seq < sf.FirstSeq || r.Seq > sf.LastSeq {
 			continue
 		}
-		if r.DataOff < 0 || r.Length < 0 || r.Length > sf.size {
+		if r.DataOff < 0 || r.Length < 0 || r.Length > sf.Size {
 			return nil, fmt.Errorf("%w: seq %d: data range [%d,+%d)", ErrInvalidRecord, r.Seq, r.DataOff, r.Length)
 		}
 		f, err := os.Open(sf.path)
@@ -432,7 +416,7 @@ func (w *Writer) RecoveredData(r Record) ([]byte, error) {
 		defer f.Close()
 		data := make([]byte, r.Length)
 		if _, err := f.ReadAt(data, HeaderSize+r.DataOff); err != nil {
-			return nil, fmt.Errorf("read seq %d from %s: %w", r.Seq, sf.name, err)
+			return nil, fmt.Errorf("read seq %d from %s: %w", r.Seq, sf.Name, err)
 		}
 		if Checksum(data) != r.CRC {
 			return nil, formatErr(sf.path, ErrCorrupt, "seq %d: data CRC32C mismatch", r.Seq)

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/aimwan/aimwan/internal/durable"
 )
 
 // crashState is an open file and sidecar as left by a crash, with the sizes
@@ -107,7 +109,7 @@ func checkRecovery(t *testing.T, dir string, open, side []byte, want []Record) {
 	os.WriteFile(sidecarPath(dir, 1), side, 0o644)
 	cfg := testConfig(dir, newClock())
 	var sealed []string
-	cfg.OnSeal = func(name string, _ int64) { sealed = append(sealed, name) }
+	cfg.OnSeal = func(f SealedFile) { sealed = append(sealed, f.Name) }
 	w, recs, err := OpenWriter(cfg)
 	if err != nil {
 		t.Fatalf("open %d/%d bytes: %v", len(open), len(side), err)
@@ -279,12 +281,12 @@ func TestRecoveredDataErrors(t *testing.T) {
 func TestOpenWriterMakesNewFoldersDurable(t *testing.T) {
 	root := t.TempDir()
 	var synced []string
-	realSync := syncFolder
-	syncFolder = func(d *os.File) error {
-		synced = append(synced, filepath.Clean(d.Name()))
-		return realSync(d)
-	}
-	t.Cleanup(func() { syncFolder = realSync })
+	t.Cleanup(durable.SetSyncHook(func(f *os.File, folder bool) error {
+		if folder {
+			synced = append(synced, filepath.Clean(f.Name()))
+		}
+		return f.Sync()
+	}))
 	dir := filepath.Join(root, "buffer", "vol1")
 	w := openTest(t, testConfig(dir, newClock()))
 	w.Close()

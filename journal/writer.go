@@ -36,12 +36,12 @@ type WriterConfig struct {
 	MaxAge time.Duration
 	// Now is the clock for record timestamps and age. Default time.Now.
 	Now func() time.Time
-	// OnSeal is called after a file is sealed and durable, with its name
-	// (FileName(seq), inside Dir) and size, in file order, never with the
-	// Writer's lock held. Files sealed by OpenWriter's recovery are reported
-	// before it returns. It must not call the Writer (hand the name to
-	// another goroutine instead). Optional.
-	OnSeal func(name string, size int64)
+	// OnSeal is called after a file is sealed and durable, with what the
+	// file is (its name inside Dir, file sequence, size, records and times),
+	// in file order, never with the Writer's lock held. Files sealed by
+	// OpenWriter's recovery are reported before it returns. It must not call
+	// the Writer (hand the file to another goroutine instead). Optional.
+	OnSeal func(SealedFile)
 	// Logger receives recovery notes. Default slog.Default().
 	Logger *slog.Logger
 	// Coalesce seals every file coalesced (see Coalesce and
@@ -56,6 +56,44 @@ type WriterConfig struct {
 	// OnCoalesce is called for every coalesced file, just before OnSeal
 	// and under the same rules, with its figures. Optional.
 	OnCoalesce func(name string, s CoalesceStats)
+	// DeferSeal is for an owner that uses the journal as its write-ahead
+	// log: a file that an append fills (MaxFileSize or MaxRecords) stays
+	// open until the owner calls SealIfFull, or appends again, instead of
+	// being sealed inside that append. The owner appends a record, applies
+	// it (writes its image), then calls SealIfFull, so a sealed file only
+	// ever holds records already applied: a sealed file may be pushed and
+	// deleted at once, and after a crash only the open file's records are
+	// redone. Seals by age and by SealIfOlder happen before an append or
+	// from the owner's ticker, and are not deferred. Default off.
+	DeferSeal bool
+}
+
+// SealedFile describes a file the Writer sealed, as OnSeal reports it.
+type SealedFile struct {
+	Name         string // FileName(Seq), inside the Writer's Dir
+	Seq          uint64 // the file sequence
+	Size         int64  // bytes of the file
+	Records      int    // records in the file (after coalescing)
+	PayloadBytes int64  // bytes of its payload region (after coalescing)
+	FirstSeq     uint64 // sequence of its first record (the header's base seq)
+	LastSeq      uint64 // sequence of its last record
+	// FirstTime and LastTime are when the file's first and last records
+	// were appended (for a coalesced file: before coalescing, so FirstTime
+	// is the window's first write). For a file sealed by recovery they are
+	// the timestamps of its first and last records.
+	FirstTime, LastTime time.Time
+}
+
+// OpenStats describes what the Writer holds that OnSeal has not reported
+// yet: the open file, and any file already sealed whose OnSeal call has not
+// returned. An owner that counts sealed files in OnSeal and adds OpenStats
+// thus never misses a record in between (it may count one twice for the
+// length of an OnSeal call).
+type OpenStats struct {
+	Seq          uint64    // the open file's file sequence
+	Records      int       // records appended and not yet reported
+	PayloadBytes int64     // their payload bytes
+	FirstTime    time.Time // when the first of them was appended; zero when none
 }
 
 func (c *WriterConfig) populate() {
@@ -107,18 +145,16 @@ type Writer struct {
 	err      error // sticky failure, or ErrClosed
 	cur      *openFile
 	nextSeq  uint64
-	pending  []sealedFile // sealed, OnSeal not yet called
+	pending  []sealedFile // sealed, OnSeal not yet returned (in file order)
 	notifyMu sync.Mutex   // orders OnSeal calls
 
 	recovered []sealedFile // files sealed by recovery (for RecoveredData)
 }
 
 type sealedFile struct {
-	name           string
-	size           int64
-	first, lastSeq uint64
-	path           string
-	coalesce       *CoalesceStats // set for a coalesced file
+	SealedFile
+	path     string
+	coalesce *CoalesceStats // set for a coalesced file
 }
 
 // OpenWriter opens the journal folder of a volume. A file left open by a
@@ -198,7 +234,7 @@ func (w *Writer) appendLocked(r Record, data []byte) (uint64, error) {
 	}
 	now := w.cfg.Now()
 	cur := w.cur
-	if cur.records > 0 && (cur.payloadLen+int64(len(data)) > w.cfg.MaxFileSize || now.Sub(cur.firstTime) >= w.cfg.MaxAge) {
+	if cur.records > 0 && (w.full(cur) || cur.payloadLen+int64(len(data)) > w.cfg.MaxFileSize || now.Sub(cur.firstTime) >= w.cfg.MaxAge) {
 		if err := w.sealLocked(); err != nil {
 			return 0, err
 		}
@@ -213,12 +249,17 @@ func (w *Writer) appendLocked(r Record, data []byte) (uint64, error) {
 		return 0, w.fail(err)
 	}
 	w.nextSeq++
-	if cur.payloadLen >= w.cfg.MaxFileSize || cur.records >= w.cfg.MaxRecords {
+	if !w.cfg.DeferSeal && w.full(cur) {
 		if err := w.sealLocked(); err != nil {
 			return 0, err
 		}
 	}
 	return r.Seq, nil
+}
+
+// full reports whether f reached the size or record limit.
+func (w *Writer) full(f *openFile) bool {
+	return f.payloadLen >= w.cfg.MaxFileSize || f.records >= w.cfg.MaxRecords
 }
 
 // fail makes err sticky and returns it.
@@ -269,6 +310,44 @@ func (w *Writer) SealIfOlder(now time.Time) error {
 	err := w.sealIfLocked(func(f *openFile) bool { return now.Sub(f.firstTime) >= w.cfg.MaxAge })
 	w.unlock()
 	return err
+}
+
+// SealIfFull seals the open file when it has reached MaxFileSize or
+// MaxRecords. With DeferSeal the owner calls it once it has applied the
+// records it appended (see DeferSeal); without, appends seal a full file
+// themselves and it does nothing.
+func (w *Writer) SealIfFull() error {
+	w.mu.Lock()
+	err := w.sealIfLocked(w.full)
+	w.unlock()
+	return err
+}
+
+// OpenStats returns what the open file holds, with the sealed files whose
+// OnSeal has not returned yet (see OpenStats).
+func (w *Writer) OpenStats() OpenStats {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var st OpenStats
+	for _, p := range w.pending {
+		st.add(p.Records, p.PayloadBytes, p.FirstTime)
+	}
+	if o := w.cur; o != nil {
+		st.Seq = o.hdr.FileSeq
+		st.add(o.records, o.payloadLen, o.firstTime)
+	}
+	return st
+}
+
+func (st *OpenStats) add(records int, payload int64, first time.Time) {
+	if records == 0 {
+		return
+	}
+	st.Records += records
+	st.PayloadBytes += payload
+	if st.FirstTime.IsZero() || first.Before(st.FirstTime) {
+		st.FirstTime = first
+	}
 }
 
 func (w *Writer) sealIfLocked(cond func(*openFile) bool) error {
@@ -334,25 +413,29 @@ func (w *Writer) unlock() {
 	}
 }
 
-// notify calls OnSeal for sealed files, in order, without holding mu.
+// notify calls OnSeal for sealed files, in order, without holding mu. A
+// file leaves pending only once its OnSeal has returned, so OpenStats
+// counts it until then (notifyMu makes this goroutine the only one that
+// removes from pending).
 func (w *Writer) notify() {
 	w.notifyMu.Lock()
 	defer w.notifyMu.Unlock()
 	for {
 		w.mu.Lock()
-		p := w.pending
-		w.pending = nil
-		w.mu.Unlock()
-		if len(p) == 0 {
+		if len(w.pending) == 0 {
+			w.mu.Unlock()
 			return
 		}
-		for _, s := range p {
-			if s.coalesce != nil && w.cfg.OnCoalesce != nil {
-				w.cfg.OnCoalesce(s.name, *s.coalesce)
-			}
-			if w.cfg.OnSeal != nil {
-				w.cfg.OnSeal(s.name, s.size)
-			}
+		s := w.pending[0]
+		w.mu.Unlock()
+		if s.coalesce != nil && w.cfg.OnCoalesce != nil {
+			w.cfg.OnCoalesce(s.Name, *s.coalesce)
 		}
+		if w.cfg.OnSeal != nil {
+			w.cfg.OnSeal(s.SealedFile)
+		}
+		w.mu.Lock()
+		w.pending = w.pending[1:]
+		w.mu.Unlock()
 	}
 }

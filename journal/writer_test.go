@@ -51,12 +51,12 @@ func TestWriterRoundTrip(t *testing.T) {
 			clk := newClock()
 			var sealed []string
 			cfg := testConfig(dir, clk)
-			cfg.OnSeal = func(name string, size int64) {
-				st, err := os.Stat(filepath.Join(dir, name))
-				if err != nil || st.Size() != size {
-					t.Errorf("OnSeal(%s, %d): stat %v", name, size, err)
+			cfg.OnSeal = func(f SealedFile) {
+				st, err := os.Stat(filepath.Join(dir, f.Name))
+				if err != nil || st.Size() != f.Size {
+					t.Errorf("OnSeal(%s, %d): stat %v", f.Name, f.Size, err)
 				}
-				sealed = append(sealed, name)
+				sealed = append(sealed, f.Name)
 			}
 			w := openTest(t, cfg)
 			var want []Record
@@ -92,7 +92,7 @@ func TestWriterAgeRotation(t *testing.T) {
 	cfg := testConfig(dir, clk)
 	cfg.MaxAge = 2 * time.Second
 	var sealed int
-	cfg.OnSeal = func(string, int64) { sealed++ }
+	cfg.OnSeal = func(SealedFile) { sealed++ }
 	w := openTest(t, cfg)
 	defer w.Close()
 	if err := w.SealIfOlder(clk.Now().Add(time.Hour)); err != nil || sealed != 0 {
@@ -192,7 +192,7 @@ func TestWriterConfigErrors(t *testing.T) {
 }
 
 // TestWriterContinues: sequences continue across restarts, also when every
-// sealed file has been shipped and deleted.
+// sealed file has been pushed and deleted.
 func TestWriterContinues(t *testing.T) {
 	dir := t.TempDir()
 	clk := newClock()
@@ -243,7 +243,7 @@ func TestWriterConcurrent(t *testing.T) {
 	cfg := WriterConfig{Dir: dir, Volume: "vol1", VolumeSize: testVolSize, MaxFileSize: 32 << 10}
 	var mu sync.Mutex
 	var names []string
-	cfg.OnSeal = func(n string, _ int64) { mu.Lock(); names = append(names, n); mu.Unlock() }
+	cfg.OnSeal = func(f SealedFile) { mu.Lock(); names = append(names, f.Name); mu.Unlock() }
 	w := openTest(t, cfg)
 	var wg sync.WaitGroup
 	const workers, each = 4, 52

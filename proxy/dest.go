@@ -22,8 +22,9 @@ import (
 type DestConfig struct {
 	// Node is this proxy's name in hellos. "" means "proxy-destination".
 	Node string
-	// Forward is dst's push address (host:port). Required.
-	Forward string
+	// Push is dst's push address (host:port), where rebuilt files are
+	// pushed (the --lan-forward flag). Required.
+	Push string
 	// Dial tunes the push connection to dst.
 	Dial push.DialConfig
 	// Store is the chunk cache; nil means a memory-only store of dedupe's
@@ -66,8 +67,8 @@ func (c DestConfig) withDefaults() DestConfig {
 }
 
 func (c DestConfig) validate() error {
-	if c.Forward == "" {
-		return errors.New("destination proxy: no dst address to forward to")
+	if c.Push == "" {
+		return errors.New("destination proxy: no dst address to push to")
 	}
 	return nil
 }
@@ -81,7 +82,7 @@ type Dest struct {
 	paramsID string
 	store    *dedupe.Store
 	dec      *dedupe.Decoder
-	dst      *dstLink
+	dst      *push.Redialer // the push connection to dst
 	m        *proxyMetrics
 	conns    connSet
 	arriving arrivals
@@ -112,9 +113,13 @@ func NewDest(cfg DestConfig) (*Dest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("destination proxy metrics: %w", err)
 	}
+	if err := registerStores(cfg.Registerer, storeSource{"chunks", store.Stats}); err != nil {
+		return nil, fmt.Errorf("destination proxy metrics: %w", err)
+	}
 	log := cfg.Logger.With("role", "destination-edge")
-	d := &Dest{cfg: cfg, log: log, paramsID: p.ID(), store: store, dec: dec, m: m, parts: transport.NewAssembler(transport.AssemblerConfig{Logger: log}),
-		dst: &dstLink{addr: cfg.Forward, cfg: cfg.Dial, hello: push.Hello{Node: cfg.Node}}}
+	d := &Dest{cfg: cfg, log: log, paramsID: p.ID(), store: store, dec: dec, m: m,
+		parts: transport.NewAssembler(transport.AssemblerConfig{Logger: log}),
+		dst:   &push.Redialer{Addr: cfg.Push, Dial: cfg.Dial, Hello: push.Hello{Node: cfg.Node}}}
 	if cfg.Registerer != nil {
 		if err := cfg.Registerer.Register(transport.NewStatsCollector("source-edge", d.conns.list)); err != nil {
 			return nil, fmt.Errorf("destination proxy metrics: %w", err)
@@ -132,7 +137,7 @@ func (d *Dest) Serve(ctx context.Context, ln *transport.Listener) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		<-ctx.Done()
-		d.dst.close()
+		d.dst.Close()
 		return nil
 	})
 	g.Go(func() error {
@@ -158,9 +163,9 @@ func (d *Dest) Serve(ctx context.Context, ln *transport.Listener) error {
 // stream.
 func (d *Dest) serveConn(ctx context.Context, c *quic.Conn) {
 	if err := d.acceptHandshake(ctx, c); err != nil {
-		code := transport.CodeProtocol
-		if errors.Is(err, ErrMismatch) {
-			code = transport.CodeRefused
+		code := transport.CloseProtocol
+		if errors.Is(err, ErrIncompatible) {
+			code = transport.CloseRefused
 			d.log.Error("refused WAN peer", "remote", c.RemoteAddr().String(), "err", err)
 		} else {
 			d.log.Warn("WAN handshake failed", "remote", c.RemoteAddr().String(), "err", err)
@@ -172,7 +177,7 @@ func (d *Dest) serveConn(ctx context.Context, c *quic.Conn) {
 	defer d.conns.remove(c)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stop := context.AfterFunc(ctx, func() { _ = c.CloseWithError(transport.CodeShutdown, "shutting down") })
+	stop := context.AfterFunc(ctx, func() { _ = c.CloseWithError(transport.CloseShutdown, "shutting down") })
 	defer stop()
 	var files errgroup.Group
 	defer func() { cancel(); _ = files.Wait() }() // in-flight files end with the connection

@@ -9,12 +9,17 @@
 //     Config: it opens the chunk cache (moving an unreadable one aside),
 //     runs its saves, watches the schedule file, serves the metrics and
 //     records them. cmd/aimwan only turns flags and YAML into a Config.
+//   - Push: deliver a journal file to the next hop and wait for its durable
+//     ack, the one verb for it in aimwan: src pushes to the source edge, the
+//     source edge pushes each file over the WAN to the destination edge
+//     (Source.push, one QUIC stream per attempt), which pushes it on to dst
+//     (push.Redialer). "Send" is the lower level: writing frames.
 //   - Source edge (Source): a push.Handler. It holds each offered file in
-//     memory, splits it (journal.Layout) into metadata and payload, encodes
+//     memory, splits it (journal.Split) into metadata and payload, encodes
 //     them and sends them on one QUIC stream; it answers the far end's misses
 //     from the file it still holds, and acks src only after the verdict.
 //   - Destination edge (Dest): accepts QUIC connections from pinned peers,
-//     rebuilds each file, checks its SHA-256, pushes it to dst with
+//     rebuilds each file (journal.Join), checks its SHA-256, pushes it to dst with
 //     push.Client and relays dst's verdict (ack, or the NACK's code).
 //   - Control stream: the first stream of each connection. HELLO / HELLO_OK
 //     exchange the protocol version, the mode, the chunking parameters (a

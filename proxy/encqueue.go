@@ -4,8 +4,6 @@ import (
 	"context"
 	"slices"
 	"sync"
-
-	"github.com/aimwan/aimwan/journal"
 )
 
 // encodeQueue is the encoder slot: one file is encoded at a time, and the
@@ -27,23 +25,20 @@ type encodeQueue struct {
 
 type encodeWaiter struct {
 	volume string
-	seq    uint64 // journal file seq; 0 when the name is not a journal file name
+	seq    uint64 // journal file seq (push.Offer.Seq); 0: no order within the volume
 	ready  chan struct{}
 }
 
-// acquire waits for the slot. On an error (ctx ended first) the caller
-// does not hold it.
-func (q *encodeQueue) acquire(ctx context.Context, volume, name string) error {
+// acquire waits for the slot for file seq of volume. On an error (ctx ended
+// first) the caller does not hold it.
+func (q *encodeQueue) acquire(ctx context.Context, volume string, seq uint64) error {
 	q.mu.Lock()
 	if !q.busy && len(q.waiters) == 0 {
 		q.busy = true
 		q.mu.Unlock()
 		return nil
 	}
-	w := &encodeWaiter{volume: volume, ready: make(chan struct{})}
-	if seq, err := journal.ParseFileName(name); err == nil {
-		w.seq = seq
-	}
+	w := &encodeWaiter{volume: volume, seq: seq, ready: make(chan struct{})}
 	q.waiters = append(q.waiters, w)
 	q.mu.Unlock()
 	select {

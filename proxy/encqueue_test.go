@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/aimwan/aimwan/internal/testkit"
-	"github.com/aimwan/aimwan/journal"
 )
 
 // Files waiting for the encoder leave in arrival order, except that a
@@ -17,25 +16,28 @@ import (
 func TestEncodeQueueOrder(t *testing.T) {
 	var q encodeQueue
 	ctx := t.Context()
-	if err := q.acquire(ctx, "holder", "x"); err != nil {
+	if err := q.acquire(ctx, "holder", 0); err != nil {
 		t.Fatal(err)
 	}
-	arrivals := []struct{ vol, name string }{
-		{"vm1", journal.FileName(6)},
-		{"vm2", journal.FileName(4)},
-		{"vm1", journal.FileName(3)},
-		{"other", "not-a-journal-file"},
-		{"vm2", journal.FileName(3)},
-		{"vm1", journal.FileName(4)},
+	arrivals := []struct {
+		vol string
+		seq uint64
+	}{
+		{"vm1", 6},
+		{"vm2", 4},
+		{"vm1", 3},
+		{"other", 0}, // no order within its volume
+		{"vm2", 3},
+		{"vm1", 4},
 	}
 	served := make(chan string, len(arrivals))
 	for i, a := range arrivals {
 		go func() {
-			if err := q.acquire(ctx, a.vol, a.name); err != nil {
+			if err := q.acquire(ctx, a.vol, a.seq); err != nil {
 				served <- "error: " + err.Error()
 				return
 			}
-			served <- a.vol + "/" + a.name
+			served <- fmt.Sprintf("%s/%d", a.vol, a.seq)
 		}()
 		// Enqueue in this order.
 		testkit.WaitFor(t, 10*time.Second, fmt.Sprintf("waiter %d queued", i), func() bool { return q.waiting() == i+1 })
@@ -51,12 +53,12 @@ func TestEncodeQueueOrder(t *testing.T) {
 		}
 	}
 	want := []string{
-		"vm1/" + journal.FileName(3), // the first in line is vm1: its lowest file first
-		"vm1/" + journal.FileName(4),
-		"vm1/" + journal.FileName(6),
-		"vm2/" + journal.FileName(3), // then vm2, lowest first
-		"vm2/" + journal.FileName(4),
-		"other/not-a-journal-file",
+		"vm1/3", // the first in line is vm1: its lowest file first
+		"vm1/4",
+		"vm1/6",
+		"vm2/3", // then vm2, lowest first
+		"vm2/4",
+		"other/0",
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("served %v\nwant   %v", got, want)
@@ -71,12 +73,12 @@ func TestEncodeQueueOrder(t *testing.T) {
 // context ended passes it on, so the slot is never lost.
 func TestEncodeQueueCancel(t *testing.T) {
 	var q encodeQueue
-	if err := q.acquire(t.Context(), "v", "a"); err != nil {
+	if err := q.acquire(t.Context(), "v", 0); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	errc := make(chan error, 1)
-	go func() { errc <- q.acquire(ctx, "v", journal.FileName(1)) }()
+	go func() { errc <- q.acquire(ctx, "v", 1) }()
 	testkit.WaitFor(t, 10*time.Second, "waiter queued", func() bool { return q.waiting() == 1 })
 	cancel()
 	if err := <-errc; !errors.Is(err, context.Canceled) {
@@ -90,7 +92,7 @@ func TestEncodeQueueCancel(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan struct{})
 		go func() {
-			if q.acquire(ctx, "v", journal.FileName(uint64(i+2))) == nil {
+			if q.acquire(ctx, "v", uint64(i+2)) == nil {
 				q.release()
 			}
 			close(done)
@@ -98,12 +100,12 @@ func TestEncodeQueueCancel(t *testing.T) {
 		if i%2 == 0 {
 			cancel()
 			q.release()
-			if err := q.acquire(t.Context(), "v", "again"); err != nil {
+			if err := q.acquire(t.Context(), "v", 0); err != nil {
 				t.Fatal(err)
 			}
 		} else {
 			q.release()
-			if err := q.acquire(t.Context(), "v", "again"); err != nil {
+			if err := q.acquire(t.Context(), "v", 0); err != nil {
 				t.Fatal(err)
 			}
 			cancel()

@@ -10,9 +10,11 @@ import (
 	"github.com/quic-go/quic-go"
 )
 
-// ErrMismatch is the reason a handshake is refused: the two proxies disagree
-// on the protocol version or the chunking parameters.
-var ErrMismatch = errors.New("proxy settings differ")
+// ErrIncompatible is the reason the destination edge refuses a handshake:
+// the two proxies disagree on the WAN protocol version or the chunking
+// parameters. (dedupe.ErrMismatch is a stream that does not belong to a
+// store; the source edge sees a refusal as transport.ErrRefused.)
+var ErrIncompatible = errors.New("proxy settings differ")
 
 // handshakeTimeout bounds the control-stream exchange.
 const handshakeTimeout = 30 * time.Second
@@ -40,7 +42,7 @@ func (s *Source) exchangeHello(ctx context.Context, c *quic.Conn) error {
 	}
 	defer st.Close()
 	_ = st.SetDeadline(time.Now().Add(handshakeTimeout))
-	hello := Hello{Version: Version, Mode: s.cfg.Mode, Node: s.cfg.Node, Params: s.paramsID, Epoch: s.peer.Epoch()}
+	hello := WANHello{Version: Version, Mode: s.cfg.Mode, Node: s.cfg.Node, Params: s.paramsID, Epoch: s.peer.Epoch()}
 	if _, err := writeFrame(st, TypeHello, hello.encode(true)); err != nil {
 		return fmt.Errorf("send hello: %w", err)
 	}
@@ -58,7 +60,7 @@ func (s *Source) exchangeHello(ctx context.Context, c *quic.Conn) error {
 	default:
 		return fmt.Errorf("%w: hello answered with frame type %d", ErrFrame, typ)
 	}
-	ok, err := DecodeHello(body)
+	ok, err := DecodeWANHello(body)
 	if err != nil {
 		return err
 	}
@@ -70,7 +72,7 @@ func (s *Source) exchangeHello(ctx context.Context, c *quic.Conn) error {
 }
 
 // learnPeer updates the peer index from the hello reply.
-func (s *Source) learnPeer(st *quic.Stream, buf *[]byte, ok Hello) error {
+func (s *Source) learnPeer(st *quic.Stream, buf *[]byte, ok WANHello) error {
 	idx := s.peer
 	if ok.Held == 0 {
 		if idx.SetEpoch(ok.Epoch) {
@@ -95,7 +97,7 @@ func (s *Source) learnPeer(st *quic.Stream, buf *[]byte, ok Hello) error {
 
 // mismatch explains why two hellos cannot work together ("" = they can).
 // Chunking parameters matter only when files are deduplicated.
-func mismatch(client, server Hello) string {
+func mismatch(client, server WANHello) string {
 	switch {
 	case client.Version != server.Version:
 		return fmt.Sprintf("WAN protocol version %d here, %d at the peer", client.Version, server.Version)
@@ -123,14 +125,14 @@ func (d *Dest) acceptHandshake(ctx context.Context, c *quic.Conn) error {
 	if typ != TypeHello {
 		return fmt.Errorf("%w: control stream opened with frame type %d", ErrFrame, typ)
 	}
-	hello, err := DecodeHello(body)
+	hello, err := DecodeWANHello(body)
 	if err != nil {
 		return err
 	}
-	mine := Hello{Version: Version, Mode: hello.Mode, Node: d.cfg.Node, Params: d.paramsID, Epoch: d.store.Epoch()}
+	mine := WANHello{Version: Version, Mode: hello.Mode, Node: d.cfg.Node, Params: d.paramsID, Epoch: d.store.Epoch()}
 	if reason := mismatch(hello, mine); reason != "" {
 		_, _ = writeFrame(st, TypeRefuse, encodeRefuse(reason))
-		return fmt.Errorf("peer %s (%s): %s: %w", c.RemoteAddr(), hello.Node, reason, ErrMismatch)
+		return fmt.Errorf("peer %s (%s): %s: %w", c.RemoteAddr(), hello.Node, reason, ErrIncompatible)
 	}
 	var held []byte
 	if hello.Mode == ModeOptimize && hello.Epoch != mine.Epoch {

@@ -9,7 +9,7 @@ import (
 // sums of sizes far from overflow.
 const maxSize = math.MaxInt64 / 8
 
-func (h Hello) encode(magic bool) []byte {
+func (h WANHello) encode(magic bool) []byte {
 	var e encoder
 	if magic {
 		e.b = append(e.b, Magic...)
@@ -23,10 +23,10 @@ func (h Hello) encode(magic bool) []byte {
 	return e.b
 }
 
-// DecodeHello parses a HELLO or HELLO_OK body.
-func DecodeHello(body []byte) (Hello, error) {
+// DecodeWANHello parses a HELLO or HELLO_OK body.
+func DecodeWANHello(body []byte) (WANHello, error) {
 	d := decoder{b: body}
-	var h Hello
+	var h WANHello
 	if string(d.take(len(Magic))) != Magic {
 		if d.err == nil {
 			d.err = frameErr("hello without magic %q", Magic)
@@ -40,7 +40,7 @@ func DecodeHello(body []byte) (Hello, error) {
 	h.Epoch = d.u64()
 	h.Held = uint64(d.size("held list length", 1<<34))
 	if err := d.done(); err != nil {
-		return Hello{}, err
+		return WANHello{}, err
 	}
 	return h, nil
 }
@@ -49,6 +49,7 @@ func (f FileHeader) encode() []byte {
 	var e encoder
 	e.str(f.Volume)
 	e.str(f.Name)
+	e.u64(f.Seq)
 	e.u64(uint64(f.Size))
 	e.b = append(e.b, f.SHA256[:]...)
 	e.u8(uint8(f.Mode))
@@ -65,6 +66,7 @@ func DecodeFileHeader(body []byte) (FileHeader, error) {
 	var f FileHeader
 	f.Volume = d.str()
 	f.Name = d.str()
+	f.Seq = d.u64()
 	f.Size = d.size("file size", maxSize)
 	copy(f.SHA256[:], d.take(sha256.Size))
 	f.Mode = Mode(d.u8())

@@ -94,3 +94,44 @@ func TestLocalStoreCutsCloneTraffic(t *testing.T) {
 		t.Errorf("a local store saved too little: %.0f wire bytes with it, %.0f without", with, without)
 	}
 }
+
+// TestStoreMetrics: both edges export their stores' figures; the source
+// edge with a local store exports its peer index too.
+func TestStoreMetrics(t *testing.T) {
+	ctx := testCtx(t, 60*time.Second)
+	p := newPair(t, pairOpts{local: true})
+	files := makeJournal(t, "vol", randomBlocks(3, 256))
+	if err := pushAll(ctx, p.client, files); err != nil {
+		t.Fatal(err)
+	}
+	checkArrived(t, p.dst, files)
+	for _, c := range []struct {
+		reg   *prometheus.Registry
+		name  string
+		store string
+	}{
+		{p.destReg, "aimwan_proxy_store_chunks", "chunks"},
+		{p.destReg, "aimwan_proxy_store_bytes", "chunks"},
+		{p.srcReg, "aimwan_proxy_store_chunks", "chunks"},
+		{p.srcReg, "aimwan_proxy_store_chunks", "peer_index"},
+		{p.srcReg, "aimwan_proxy_store_capacity_bytes", "peer_index"},
+	} {
+		found := false
+		for _, m := range family(t, c.reg, c.name).GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "store" && l.GetValue() == c.store {
+					found = true
+					if m.GetGauge().GetValue() <= 0 {
+						t.Errorf("%s{store=%q} = %v, want > 0", c.name, c.store, m.GetGauge().GetValue())
+					}
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%s{store=%q} not exported", c.name, c.store)
+		}
+	}
+	if family(t, p.destReg, "aimwan_proxy_store_disk_reads_total") == nil {
+		t.Error("aimwan_proxy_store_disk_reads_total not exported")
+	}
+}

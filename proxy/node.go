@@ -94,11 +94,12 @@ type Config struct {
 	// arriving before asking back (DestConfig.MissWait).
 	MissWait time.Duration
 
-	// Cache is the chunk store folder ("" = memory only; the source edge's
-	// own store then lives in memory). A store that cannot be loaded is moved
-	// aside to Cache.bad and the edge starts cold.
+	// Cache is the chunk store folder ("" = a temporary folder, removed
+	// when the node stops). A store that cannot be loaded is moved aside to
+	// Cache.bad and the edge starts cold.
 	Cache string
-	// CacheSize is the chunk store's size in bytes (0 = dedupe's default).
+	// CacheSize is the chunk store's capacity in bytes of disk (0 = dedupe's
+	// default: half the free space of its file system, at most 32 GiB).
 	CacheSize int64
 
 	// Metrics is the Prometheus listen address, "off" for none (default
@@ -170,18 +171,19 @@ func (c *Config) validate(role Role) error {
 // Node is a running proxy: one edge, its chunk cache, its schedule file
 // watch, its metrics listener and its recorder.
 type Node struct {
-	cfg       Config
-	role      Role
-	log       *slog.Logger
-	reg       *prometheus.Registry
-	store     *dedupe.Store
-	src       *Source
-	dst       *Dest
-	lanLn     net.Listener        // source edge
-	wanLn     *transport.Listener // destination edge
-	metLn     net.Listener        // nil: metrics off
-	rec       *metrics.Recorder   // nil: not recording
-	schedFile string              // watched schedule file, if any
+	cfg        Config
+	role       Role
+	log        *slog.Logger
+	reg        *prometheus.Registry
+	store      *dedupe.Store
+	closeStore func() // closes the store (and removes a temporary one)
+	src        *Source
+	dst        *Dest
+	lanLn      net.Listener        // source edge
+	wanLn      *transport.Listener // destination edge
+	metLn      net.Listener        // nil: metrics off
+	rec        *metrics.Recorder   // nil: not recording
+	schedFile  string              // watched schedule file, if any
 }
 
 // NewNode checks cfg, opens the chunk cache, builds the edge and binds its
@@ -197,7 +199,7 @@ func NewNode(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, role: role, log: cfg.Logger, reg: prometheus.NewRegistry()}
-	if n.store, err = openCache(cfg.Cache, cfg.CacheSize, n.log); err != nil {
+	if n.store, n.closeStore, err = openCache(cfg.Cache, cfg.CacheSize, n.log); err != nil {
 		return nil, err
 	}
 	if role == RoleSource {
@@ -216,8 +218,8 @@ func NewNode(cfg Config) (*Node, error) {
 }
 
 // newSource builds the source edge and binds its LAN listener. Its own store
-// (in memory unless Cache names a folder) lets new chunks be compressed
-// against the ones they replace.
+// lets new chunks be compressed against the ones they replace, and keeps
+// the index of what the peer's store holds beside it.
 func (n *Node) newSource() error {
 	c := n.cfg
 	sched, file, err := loadSchedule(c.Schedule)
@@ -244,7 +246,7 @@ func (n *Node) newDest() error {
 		n.log.Warn("--schedule applies to the source edge (it caps what is sent); ignored here")
 	}
 	var err error
-	n.dst, err = NewDest(DestConfig{Node: c.Node, Forward: c.LANForward, Store: n.store, MissWait: c.MissWait,
+	n.dst, err = NewDest(DestConfig{Node: c.Node, Push: c.LANForward, Store: n.store, MissWait: c.MissWait,
 		Registerer: n.reg, Logger: n.log})
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
@@ -329,14 +331,19 @@ func (n *Node) Serve(ctx context.Context) error {
 		g.Go(func() error { return n.rec.Serve(ctx) })
 	}
 	err := g.Wait()
+	n.closeStore() // after everything that used it ended
 	if err == nil || errors.Is(err, context.Canceled) {
 		return nil
 	}
 	return err
 }
 
-// Close releases the listeners of a node whose Serve is never called.
+// Close releases the listeners and the chunk store of a node whose Serve
+// is never called.
 func (n *Node) Close() {
+	if n.closeStore != nil {
+		n.closeStore()
+	}
 	if n.lanLn != nil {
 		n.lanLn.Close()
 	}

@@ -182,7 +182,7 @@ func TestNodeCacheMovedAside(t *testing.T) {
 		t.Fatal(err)
 	}
 	store.Put(dedupe.Sum([]byte("chunk")), []byte("chunk"))
-	if err := store.Save(); err != nil {
+	if err := store.Close(); err != nil { // a store is locked while open
 		t.Fatal(err)
 	}
 	damaged := 0
@@ -202,12 +202,12 @@ func TestNodeCacheMovedAside(t *testing.T) {
 	if err != nil {
 		t.Fatalf("node on a damaged cache: %v", err)
 	}
+	if n.store.Has(dedupe.Sum([]byte("chunk"))) {
+		t.Error("the node did not start cold")
+	}
 	n.Close()
 	if countFiles(t, cache+".bad") != damaged {
 		t.Errorf("the damaged store was not moved to %s.bad", cache)
-	}
-	if n.store.Has(dedupe.Sum([]byte("chunk"))) {
-		t.Error("the node did not start cold")
 	}
 }
 
@@ -252,4 +252,66 @@ func countFiles(t *testing.T, dir string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestNodeTemporaryCache: without a cache folder the node keeps its store
+// in a temporary folder, removed when the node stops.
+func TestNodeTemporaryCache(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	id := newID(t)
+	n, err := NewNode(Config{Identity: id, Pins: transport.Pins{id.Fingerprint}, WANListen: "127.0.0.1:0",
+		CacheSize: 32 << 20, Metrics: "off", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ents, _ := os.ReadDir(tmp)
+	if len(ents) != 1 {
+		t.Fatalf("%d entries in TMPDIR, want the store's folder", len(ents))
+	}
+	n.store.Put(dedupe.Sum([]byte("chunk")), []byte("chunk"))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := n.Serve(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
+		t.Fatalf("temporary store left behind: %v", ents)
+	}
+}
+
+// TestStaleTemporaryCacheRemoved: a temporary store left by a killed proxy
+// is removed by the next proxy without --cache; one in use is not.
+func TestStaleTemporaryCacheRemoved(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	log := slog.New(slog.DiscardHandler)
+	stale := filepath.Join(tmp, tempCachePrefix+"stale")
+	inUse := filepath.Join(tmp, tempCachePrefix+"inuse")
+	for _, d := range []string{stale, inUse} {
+		st, err := dedupe.OpenStore(dedupe.StoreConfig{Dir: d, MaxBytes: 32 << 20, Logger: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d == stale {
+			st.Close()
+		} else {
+			t.Cleanup(func() { st.Close() })
+		}
+		old := time.Now().Add(-time.Hour)
+		if err := os.Chtimes(d, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, closeStore, err := openCache("", 32<<20, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeStore()
+	if _, err := os.Stat(stale); err == nil {
+		t.Error("the stale temporary store was not removed")
+	}
+	if _, err := os.Stat(inUse); err != nil {
+		t.Errorf("the temporary store in use was removed: %v", err)
+	}
 }

@@ -3,7 +3,6 @@ package proxy
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"log/slog"
 	"math/rand/v2"
@@ -112,7 +111,7 @@ func newPair(t testing.TB, o pairOpts) *pair {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.dest, err = NewDest(DestConfig{Forward: dstLn.Addr().String(), Store: store, Params: o.destParams, MaxFileSize: o.destMaxFile,
+	p.dest, err = NewDest(DestConfig{Push: dstLn.Addr().String(), Store: store, Params: o.destParams, MaxFileSize: o.destMaxFile,
 		Registerer: p.destReg, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
@@ -231,8 +230,11 @@ func makeJournal(t testing.TB, volume string, blocks [][]byte) []jfile {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, jfile{offer: push.Offer{Volume: volume, Name: filepath.Base(n), Size: int64(len(b)),
-			SHA256: sha256.Sum256(b)}, data: b})
+		seq, err := journal.ParseFileName(filepath.Base(n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, jfile{offer: push.FileOffer(volume, seq, b), data: b})
 	}
 	if len(out) == 0 {
 		t.Fatal("journal wrote no files")

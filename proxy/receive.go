@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aimwan/aimwan/dedupe"
+	"github.com/aimwan/aimwan/journal"
 	"github.com/aimwan/aimwan/transport/push"
 	"github.com/quic-go/quic-go"
 )
@@ -50,8 +51,8 @@ func (d *Dest) serveFile(ctx context.Context, st *quic.Stream, r io.Reader, arri
 		st.CancelRead(streamCanceled)
 		return
 	}
-	o := push.Offer{Volume: hdr.Volume, Name: hdr.Name, Size: hdr.Size, SHA256: hdr.SHA256}
-	err = d.dst.push(ctx, o, file)
+	o := push.Offer{Volume: hdr.Volume, Name: hdr.Name, Seq: hdr.Seq, Size: hdr.Size, SHA256: hdr.SHA256}
+	err = d.dst.Push(ctx, o, bytes.NewReader(file))
 	if err == nil {
 		d.m.logical.Add(float64(len(file)))
 	}
@@ -166,71 +167,14 @@ func (d *Dest) rebuild(st io.Reader, w io.Writer, buf *[]byte, hdr FileHeader, d
 	if int64(len(payload)) != hdr.PayloadLen {
 		return nil, fmt.Errorf("payload of %d bytes, announced %d: %w", len(payload), hdr.PayloadLen, push.ErrChecksum)
 	}
-	file := make([]byte, 0, hdr.Size)
-	file = append(file, meta[:hdr.PayloadOff]...)
-	file = append(file, payload...)
-	return append(file, meta[hdr.PayloadOff:]...), nil
-}
-
-// dstLink is the push connection to dst, redialled when it breaks.
-type dstLink struct {
-	addr  string
-	cfg   push.DialConfig
-	hello push.Hello
-
-	mu sync.Mutex
-	c  *push.Client
-}
-
-// push sends one file to dst and returns its verdict. A broken connection is
-// redialled once.
-func (l *dstLink) push(ctx context.Context, o push.Offer, file []byte) error {
-	var err error
-	for range 2 {
-		var c *push.Client
-		if c, err = l.get(ctx); err != nil {
-			return fmt.Errorf("dst %s: %w", l.addr, err)
-		}
-		err = c.Push(ctx, o, bytes.NewReader(file))
-		var remote *push.RemoteError
-		if err == nil || errors.As(err, &remote) || ctx.Err() != nil {
-			return err
-		}
-		l.drop(c)
+	if len(meta) == 0 { // not a journal file: it travelled as all payload
+		return payload, nil
 	}
-	return fmt.Errorf("push %s/%s to dst %s: %w", o.Volume, o.Name, l.addr, err)
-}
-
-func (l *dstLink) get(ctx context.Context) (*push.Client, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.c != nil && l.c.Err() == nil {
-		return l.c, nil
-	}
-	c, err := l.cfg.Dial(ctx, l.addr, l.hello)
+	file, err := journal.Join(meta, payload)
 	if err != nil {
-		return nil, err
+		return nil, errors.Join(push.ErrChecksum, err)
 	}
-	l.c = c
-	return c, nil
-}
-
-func (l *dstLink) drop(c *push.Client) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.c == c {
-		_ = c.Close()
-		l.c = nil
-	}
-}
-
-func (l *dstLink) close() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.c != nil {
-		_ = l.c.Close()
-		l.c = nil
-	}
+	return file, nil
 }
 
 // connSet tracks the live WAN connections for statistics.

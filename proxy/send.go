@@ -38,9 +38,10 @@ type encoded struct {
 	started func() // called once the FILE frame is written (frees the encoder slot)
 }
 
-// forward checks the file, encodes it once and sends it, retrying over new
-// connections after transport failures for up to RetryFor.
-func (s *Source) forward(ctx context.Context, o push.Offer, file []byte) error {
+// push checks the file, encodes it once and pushes it to the destination
+// edge over the WAN, retrying over new connections after transport failures
+// for up to RetryFor.
+func (s *Source) push(ctx context.Context, o push.Offer, file []byte) error {
 	name := o.Volume + "/" + o.Name
 	if int64(len(file)) != o.Size {
 		return fmt.Errorf("file %s: got %d of %d bytes: %w", name, len(file), o.Size, push.ErrBadOffer)
@@ -50,7 +51,7 @@ func (s *Source) forward(ctx context.Context, o push.Offer, file []byte) error {
 	}
 	// The encoder slot is held until the file's FILE frame is on its stream,
 	// so the destination sees files in the order the peer index assumed.
-	if err := s.encq.acquire(ctx, o.Volume, o.Name); err != nil { // src gave up while earlier files held the slot
+	if err := s.encq.acquire(ctx, o.Volume, o.Seq); err != nil { // src gave up while earlier files held the slot
 		return fmt.Errorf("file %s: waiting for the encoder: %w", name, err)
 	}
 	release := sync.OnceFunc(s.encq.release)
@@ -63,7 +64,7 @@ func (s *Source) forward(ctx context.Context, o push.Offer, file []byte) error {
 	deadline := time.Now().Add(s.cfg.RetryFor)
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		err := s.sendOnce(ctx, deadline, enc)
+		err := s.pushOnce(ctx, deadline, enc)
 		var v *verdict
 		switch {
 		case err == nil:
@@ -74,9 +75,9 @@ func (s *Source) forward(ctx context.Context, o push.Offer, file []byte) error {
 		case ctx.Err() != nil:
 			return fmt.Errorf("file %s: %w", name, context.Cause(ctx))
 		case time.Now().After(deadline):
-			return fmt.Errorf("file %s: WAN send failed %d times, last: %v: %w", name, attempt, err, push.ErrUnavailable)
+			return fmt.Errorf("file %s: WAN push failed %d times, last: %v: %w", name, attempt, err, push.ErrUnavailable)
 		}
-		s.log.Warn("WAN send failed; retrying", "file", name, "attempt", attempt, "err", err)
+		s.log.Warn("WAN push failed; retrying", "file", name, "attempt", attempt, "err", err)
 		t := time.NewTimer(backoff)
 		select {
 		case <-t.C:
@@ -88,25 +89,25 @@ func (s *Source) forward(ctx context.Context, o push.Offer, file []byte) error {
 	}
 }
 
-// encode splits the file into metadata and payload (journal.Layout) and
+// encode splits the file into metadata and payload (journal.Split) and
 // encodes them for the mode. A file that is not a journal is all payload.
 // The caller holds the encoder slot.
 func (s *Source) encode(o push.Offer, file []byte) (*encoded, error) {
-	hdr := FileHeader{Volume: o.Volume, Name: o.Name, Size: o.Size, SHA256: o.SHA256, Mode: s.cfg.Mode}
+	hdr := FileHeader{Volume: o.Volume, Name: o.Name, Seq: o.Seq, Size: o.Size, SHA256: o.SHA256, Mode: s.cfg.Mode}
 	if s.cfg.Mode == ModePassthrough {
 		hdr.PayloadLen, hdr.StreamLen = o.Size, o.Size
 		return &encoded{hdr: hdr, data: file, payload: file}, nil
 	}
-	off, plen, err := journal.Layout(file)
+	meta, payload, err := journal.Split(file)
 	if err != nil {
 		s.log.Debug("not a journal file; sending it all as payload", "file", o.Name, "err", err)
-		off, plen = 0, int64(len(file))
+		meta, payload = nil, file
+	} else {
+		hdr.PayloadOff = journal.HeaderSize
 	}
-	payload := file[off : off+plen]
-	meta := make([]byte, 0, int64(len(file))-plen)
-	meta = append(append(meta, file[:off]...), file[off+plen:]...)
+	plen := int64(len(payload))
 	data := zstdEncoder.EncodeAll(meta, nil)
-	hdr.PayloadOff, hdr.PayloadLen, hdr.MetaLen = off, plen, int64(len(data))
+	hdr.PayloadLen, hdr.MetaLen = plen, int64(len(data))
 
 	level := s.cfg.Level
 	if level == 0 {
@@ -153,9 +154,9 @@ func (s *Source) queueSeconds() float64 {
 	return q / r
 }
 
-// sendOnce sends one file on a new stream and waits for the verdict.
+// pushOnce sends one file on a new stream and waits for the verdict.
 // A connection is awaited until deadline at most.
-func (s *Source) sendOnce(ctx context.Context, deadline time.Time, enc *encoded) error {
+func (s *Source) pushOnce(ctx context.Context, deadline time.Time, enc *encoded) error {
 	getCtx, cancel := context.WithDeadline(ctx, deadline)
 	conn, err := s.pool.Get(getCtx)
 	cancel()

@@ -39,7 +39,9 @@ type SourceConfig struct {
 	Now func() time.Time
 	// Params are the chunking parameters; they must equal the peer's.
 	Params dedupe.Params
-	// PeerChunks sizes the index of the peer's cache (chunks); 0 = dedupe's default.
+	// PeerChunks sizes a memory-only index of the peer's cache (chunks).
+	// 0 means: the index kept beside Local (Store.PeerIndex, on disk for a
+	// store in a folder, sized like it), or dedupe's default without Local.
 	PeerChunks int
 	// Level fixes the literal compression level; 0 means adaptive (chooseLevel).
 	Level dedupe.Level
@@ -49,7 +51,7 @@ type SourceConfig struct {
 	// owner (a Node) opens it and runs its saves.
 	Local *dedupe.Store
 	// MaxMemory bounds the bytes of files held at once; more offers are
-	// refused with ErrBufferFull. 0 means 1 GiB.
+	// refused with ErrBufferFull. 0 means 256 MiB (DefaultMaxMemory).
 	MaxMemory int64
 	// MaxFileSize is the largest file accepted. 0 means push.DefaultMaxFileSize.
 	MaxFileSize int64
@@ -62,6 +64,12 @@ type SourceConfig struct {
 	Logger *slog.Logger
 }
 
+// DefaultMaxMemory is the default bound of the files a source edge holds
+// while they cross: at 30 MB/s of ingest, 8 s of end-to-end round trip. It
+// is most of the source edge's memory (the chunk store's does not grow with
+// its size), so the whole proxy stays within 512 MiB resident.
+const DefaultMaxMemory = 256 << 20
+
 func (c SourceConfig) withDefaults() SourceConfig {
 	if c.Node == "" {
 		c.Node = "proxy-source"
@@ -70,7 +78,7 @@ func (c SourceConfig) withDefaults() SourceConfig {
 		c.Mode = ModeOptimize
 	}
 	if c.MaxMemory <= 0 {
-		c.MaxMemory = 1 << 30
+		c.MaxMemory = DefaultMaxMemory
 	}
 	if c.MaxFileSize <= 0 {
 		c.MaxFileSize = push.DefaultMaxFileSize
@@ -143,6 +151,12 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 		}
 	}
 	peer := dedupe.NewPeerIndex(cfg.PeerChunks)
+	if cfg.Local != nil && cfg.PeerChunks == 0 {
+		// Beside the local store, on disk for a store in a folder.
+		if peer, err = cfg.Local.PeerIndex(); err != nil {
+			return nil, fmt.Errorf("source proxy: %w", err)
+		}
+	}
 	// One encoder for every level, so the history dictionary (recent
 	// literals) spans files encoded at any level.
 	enc, err := dedupe.NewEncoder(dedupe.EncoderConfig{Params: p, Peer: peer, Level: cfg.Level, Local: cfg.Local})
@@ -151,6 +165,13 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 	}
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
+		return nil, fmt.Errorf("source proxy metrics: %w", err)
+	}
+	stores := []storeSource{{"peer_index", peer.Stats}}
+	if cfg.Local != nil {
+		stores = append(stores, storeSource{"chunks", cfg.Local.Stats})
+	}
+	if err := registerStores(cfg.Registerer, stores...); err != nil {
 		return nil, fmt.Errorf("source proxy metrics: %w", err)
 	}
 	s := &Source{cfg: cfg, log: cfg.Logger.With("role", "source-edge"), paramsID: p.ID(), peer: peer, enc: enc,
@@ -232,7 +253,7 @@ func (k *sink) Write(p []byte) (int, error) {
 
 func (k *sink) Commit(ctx context.Context) error {
 	defer k.release()
-	err := k.s.forward(ctx, k.o, k.buf)
+	err := k.s.push(ctx, k.o, k.buf)
 	k.s.m.files.WithLabelValues(resultLabel(err)).Inc()
 	return err
 }

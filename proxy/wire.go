@@ -28,7 +28,9 @@ const (
 	// Magic opens HELLO and HELLO_OK.
 	Magic = "AIMW"
 	// Version is the WAN protocol version (also in transport.ALPN).
-	Version = 2
+	// Version 2 added the file sequence to FILE, version 3 striped
+	// transfers (STRIPED).
+	Version = 3
 	// MaxPiece is the largest piece of a blob in one frame.
 	MaxPiece = 1 << 20
 	// MaxBody is the largest frame body accepted.
@@ -76,8 +78,9 @@ func ParseMode(s string) (Mode, error) {
 	return 0, fmt.Errorf("mode %q: want optimize or passthrough", s)
 }
 
-// Hello is the body of HELLO and HELLO_OK.
-type Hello struct {
+// WANHello is the body of the WAN protocol's HELLO and HELLO_OK (distinct
+// from push.Hello, the LAN push protocol's hello).
+type WANHello struct {
 	Version uint16
 	Mode    Mode
 	Node    string
@@ -90,6 +93,7 @@ type Hello struct {
 type FileHeader struct {
 	Volume     string
 	Name       string
+	Seq        uint64 // the journal file sequence (push.Offer.Seq)
 	Size       int64
 	SHA256     [32]byte
 	Mode       Mode

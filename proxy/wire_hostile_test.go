@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/aimwan/aimwan/dedupe"
+	"github.com/aimwan/aimwan/journal"
 )
 
 // hostileDest is a destination edge that only receives (no network).
@@ -19,21 +20,23 @@ func hostileDest(t *testing.T) *Dest {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := NewDest(DestConfig{Forward: "127.0.0.1:1", Store: store, MaxFileSize: 1 << 20})
+	d, err := NewDest(DestConfig{Push: "127.0.0.1:1", Store: store, MaxFileSize: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return d
 }
 
-// fileStream is the WAN stream of file (all literals, no references) in
-// mode, with a correct SHA-256; meta is the file's metadata part (for an
-// optimized file), prepended to the payload.
-func fileStream(t *testing.T, mode Mode, meta, payload []byte) []byte {
+// fileStream is the WAN stream of a journal file (all literals, no
+// references) in mode, with a correct SHA-256.
+func fileStream(t *testing.T, mode Mode, file []byte) []byte {
 	t.Helper()
-	file := append(append([]byte(nil), meta...), payload...)
-	hdr := FileHeader{Volume: "v", Name: "0000000000000001.aimj", Size: int64(len(file)), Mode: mode,
-		PayloadOff: int64(len(meta)), PayloadLen: int64(len(payload)), SHA256: sha256.Sum256(file)}
+	meta, payload, err := journal.Split(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr := FileHeader{Volume: "v", Name: "0000000000000001.aimj", Seq: 1, Size: int64(len(file)), Mode: mode,
+		PayloadOff: journal.HeaderSize, PayloadLen: int64(len(payload)), SHA256: sha256.Sum256(file)}
 	var blob []byte
 	if mode == ModeOptimize {
 		enc, err := dedupe.NewEncoder(dedupe.EncoderConfig{})
@@ -62,16 +65,15 @@ func fileStream(t *testing.T, mode Mode, meta, payload []byte) []byte {
 // stream gives back the exact file.
 func TestReceiveTruncatedEverywhere(t *testing.T) {
 	d := hostileDest(t)
-	payload := bytes.Repeat([]byte("0123456789abcdef"), 700)
-	meta := []byte("journal header, index and footer stand-in")
+	want := makeJournal(t, "v", [][]byte{bytes.Repeat([]byte("0123456789abcdef"), 700)})[0].data
 	for _, mode := range []Mode{ModeOptimize, ModePassthrough} {
 		t.Run(mode.String(), func(t *testing.T) {
-			full := fileStream(t, mode, meta, payload)
+			full := fileStream(t, mode, want)
 			_, file, err := d.receive(bytes.NewReader(full), io.Discard)
 			if err != nil {
 				t.Fatalf("whole stream: %v", err)
 			}
-			if want := append(append([]byte(nil), meta...), payload...); mode == ModeOptimize && !bytes.Equal(file, want) {
+			if !bytes.Equal(file, want) {
 				t.Fatal("whole stream rebuilt a different file")
 			}
 			for cut := 0; cut < len(full); cut++ {
@@ -108,8 +110,8 @@ func TestDecodeMessagesTruncated(t *testing.T) {
 		b      []byte
 		decode func([]byte) error
 	}{
-		"hello": {Hello{Version: 1, Mode: ModeOptimize, Node: "node-1", Params: "p", Epoch: 7, Held: 3}.encode(true),
-			func(b []byte) error { _, err := DecodeHello(b); return err }},
+		"hello": {WANHello{Version: 1, Mode: ModeOptimize, Node: "node-1", Params: "p", Epoch: 7, Held: 3}.encode(true),
+			func(b []byte) error { _, err := DecodeWANHello(b); return err }},
 		"file": {FileHeader{Volume: "v", Name: "0000000000000001.aimj", Size: 100, Mode: ModePassthrough, PayloadLen: 100, StreamLen: 100}.encode(),
 			func(b []byte) error { _, err := DecodeFileHeader(b); return err }},
 		"result": {Result{Code: 3, Msg: "buffer full"}.encode(),

@@ -12,8 +12,8 @@ import (
 )
 
 func TestMessagesRoundTrip(t *testing.T) {
-	h := Hello{Version: Version, Mode: ModeOptimize, Node: "edge-a", Params: "rabin/8192", Epoch: 42, Held: 7}
-	if got, err := DecodeHello(h.encode(true)); err != nil || got != h {
+	h := WANHello{Version: Version, Mode: ModeOptimize, Node: "edge-a", Params: "rabin/8192", Epoch: 42, Held: 7}
+	if got, err := DecodeWANHello(h.encode(true)); err != nil || got != h {
 		t.Errorf("hello round trip: %+v %v", got, err)
 	}
 	f := FileHeader{Volume: "vol", Name: "0000000000000001.aimj", Size: 100, Mode: ModeOptimize,
@@ -73,7 +73,7 @@ func fuzzDest(f *testing.F) *Dest {
 	if err != nil {
 		f.Fatal(err)
 	}
-	d, err := NewDest(DestConfig{Forward: "127.0.0.1:1", Store: store, MaxFileSize: 1 << 20})
+	d, err := NewDest(DestConfig{Push: "127.0.0.1:1", Store: store, MaxFileSize: 1 << 20})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func validStream(f *testing.F, file []byte) []byte {
 // and the destination edge's file receiver: none may panic or hang.
 func FuzzFrame(f *testing.F) {
 	var w bytes.Buffer
-	writeFrame(&w, TypeHello, Hello{Version: 1, Mode: ModeOptimize, Node: "n", Params: "p"}.encode(true))
+	writeFrame(&w, TypeHello, WANHello{Version: 1, Mode: ModeOptimize, Node: "n", Params: "p"}.encode(true))
 	writeFrame(&w, TypeResult, Result{Code: 3, Msg: "full"}.encode())
 	f.Add(w.Bytes())
 	f.Add(validStream(f, bytes.Repeat([]byte("abcdefgh"), 2000)))
@@ -121,8 +121,8 @@ func FuzzFrame(f *testing.F) {
 			}
 			switch typ {
 			case TypeHello, TypeHelloOK:
-				if h, err := DecodeHello(body); err == nil {
-					if _, err := DecodeHello(h.encode(true)); err != nil {
+				if h, err := DecodeWANHello(body); err == nil {
+					if _, err := DecodeWANHello(h.encode(true)); err != nil {
 						t.Fatalf("re-encoded hello fails: %v", err)
 					}
 				}

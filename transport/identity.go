@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aimwan/aimwan/internal/durable"
 	"github.com/quic-go/quic-go"
 )
 
@@ -90,7 +91,7 @@ type Identity struct {
 // it is what makes the identity exist, so a key left without one by an
 // interrupted run (never used: it has no fingerprint) is replaced.
 func GenerateIdentity(dir string) (*Identity, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := durable.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create identity dir: %w", err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, CertFile)); err == nil {
@@ -100,13 +101,10 @@ func GenerateIdentity(dir string) (*Identity, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writeFile0600(filepath.Join(dir, KeyFile), keyPEM); err != nil {
-		return nil, err
+	if err := durable.WriteFile(filepath.Join(dir, KeyFile), keyPEM, 0o600); err != nil {
+		return nil, fmt.Errorf("identity in %s: %w", dir, err)
 	}
-	if err := writeFile0600(filepath.Join(dir, CertFile), certPEM); err != nil {
-		return nil, err
-	}
-	if err := syncDir(dir); err != nil {
+	if err := durable.WriteFile(filepath.Join(dir, CertFile), certPEM, 0o600); err != nil {
 		return nil, fmt.Errorf("identity in %s: %w", dir, err)
 	}
 	return parseIdentity(dir, certPEM, keyPEM)
@@ -181,43 +179,4 @@ func newSelfSigned() (certPEM, keyPEM []byte, err error) {
 	certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
 	return certPEM, keyPEM, nil
-}
-
-// writeFile0600 replaces path with b, mode 0600: a temporary file, fsync,
-// rename.
-func writeFile0600(path string, b []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
-}
-
-// syncDir fsyncs a folder, so the entries renamed into it survive a power
-// loss.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", dir, err)
-	}
-	return nil
 }

@@ -132,7 +132,7 @@ func (p *Pool) keep(ctx context.Context, slot int) {
 		go func() { defer close(laneDone); p.lane(ctx, c, slot) }()
 		select {
 		case <-ctx.Done():
-			_ = c.CloseWithError(CodeShutdown, "shutting down")
+			_ = c.CloseWithError(CloseShutdown, "shutting down")
 		case <-c.Context().Done():
 			log.Warn("WAN connection lost", "err", context.Cause(c.Context()))
 		}
@@ -172,9 +172,9 @@ func (p *Pool) connect(ctx context.Context) (*quic.Conn, error) {
 	}
 	if p.Setup != nil {
 		if err := p.Setup(ctx, c); err != nil {
-			code := CodeProtocol
+			code := CloseProtocol
 			if errors.Is(err, ErrRefused) {
-				code = CodeRefused
+				code = CloseRefused
 			}
 			_ = c.CloseWithError(code, err.Error())
 			return nil, fmt.Errorf("setup: %w", err)

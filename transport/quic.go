@@ -285,12 +285,14 @@ func (e *Endpoint) Close() error {
 	return err
 }
 
-// Application error codes used when closing a connection.
+// QUIC application error codes a proxy closes a WAN connection with (named
+// Close* so they are not taken for the push protocol's wire codes,
+// push.Code*).
 const (
-	CodeOK       quic.ApplicationErrorCode = 0
-	CodeRefused  quic.ApplicationErrorCode = 1 // handshake refused (mismatched protocol settings)
-	CodeShutdown quic.ApplicationErrorCode = 2 // the node is stopping
-	CodeProtocol quic.ApplicationErrorCode = 3 // malformed frames
+	CloseOK       quic.ApplicationErrorCode = 0
+	CloseRefused  quic.ApplicationErrorCode = 1 // handshake refused (mismatched protocol settings)
+	CloseShutdown quic.ApplicationErrorCode = 2 // the node is stopping
+	CloseProtocol quic.ApplicationErrorCode = 3 // malformed frames
 )
 
 // IsClosed reports whether err means the connection or context ended (as

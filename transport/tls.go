@@ -12,7 +12,7 @@ import (
 
 // ALPN is the TLS application protocol of the WAN protocol between proxies; it
 // names the protocol version. A peer offering another one is refused.
-const ALPN = "aimwan/2"
+const ALPN = "aimwan/3"
 
 // ErrUnknownPeer is returned (and logged) when a peer presents a certificate
 // whose fingerprint is not pinned.

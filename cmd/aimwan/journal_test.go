@@ -19,7 +19,7 @@ func writeJournal(t *testing.T) string {
 	dir := t.TempDir()
 	var name string
 	w, _, err := journal.OpenWriter(journal.WriterConfig{Dir: dir, Volume: "vol1", VolumeSize: 1 << 20,
-		OnSeal: func(n string, _ int64) { name = n }})
+		OnSeal: func(f journal.SealedFile) { name = f.Name }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/aimwan/aimwan/dedupe"
@@ -29,7 +30,7 @@ type proxyFile struct {
 	Key        string   `yaml:"key"`         // identity dir (aimwan keygen)
 	PeerFP     []string `yaml:"peer_fp"`     // pinned peer fingerprints
 	Cache      string   `yaml:"cache"`       // chunk store dir (destination edge)
-	CacheSize  string   `yaml:"cache_size"`  // chunk store memory
+	CacheSize  string   `yaml:"cache_size"`  // chunk store capacity (disk)
 	Metrics    string   `yaml:"metrics"`
 	Record     string   `yaml:"record"`
 	Schedule   string   `yaml:"schedule"`   // schedule file, or inline rules separated by ';'
@@ -54,6 +55,7 @@ func runProxy(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	proxyMemoryLimit(cfg)
 	n, err := proxy.NewNode(cfg)
 	if errors.Is(err, proxy.ErrConfig) {
 		return usagef("proxy: %v", err)
@@ -62,6 +64,26 @@ func runProxy(ctx context.Context, args []string) error {
 		return err
 	}
 	return n.Serve(ctx)
+}
+
+// proxyMemoryLimit sets the Go runtime's soft memory limit (unless
+// GOMEMLIMIT does): the files the source edge holds plus 192 MiB, 384 MiB
+// at the destination edge, so the garbage collector keeps the resident
+// memory near what is live instead of letting it double. The chunk store's
+// memory does not grow with its capacity.
+func proxyMemoryLimit(cfg proxy.Config) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	limit := int64(384 << 20)
+	if cfg.LANListen != "" || cfg.WANPeer != "" { // the source edge
+		held := cfg.MaxMemory
+		if held <= 0 {
+			held = proxy.DefaultMaxMemory
+		}
+		limit = held + 192<<20
+	}
+	debug.SetMemoryLimit(limit)
 }
 
 // proxyFlags reads --config and the flags (flags win).
@@ -81,15 +103,15 @@ func proxyFlags(args []string) (proxyFile, error) {
 		"wan-listen":  fs.String("wan-listen", "", "destination edge: QUIC (UDP) listen `ADDR` (default "+proxy.DefaultWANListen+")"),
 		"lan-forward": fs.String("lan-forward", "", "destination edge: dst's push `ADDR` (default "+proxy.DefaultLANForward+")"),
 		"key":         fs.String("key", "", "identity `DIR` made by aimwan keygen"),
-		"cache":       fs.String("cache", "", "chunk store `DIR` (persisted, may be wiped; the source edge keeps its store in memory without it)"),
-		"cache-size":  fs.String("cache-size", "", "chunk store memory `SIZE` (default 256MiB)"),
+		"cache":       fs.String("cache", "", "chunk store `DIR` (persisted, may be wiped; without it a temporary folder, removed at exit)"),
+		"cache-size":  fs.String("cache-size", "", "chunk store capacity `SIZE` on disk, e.g. 200GiB (default: half the free space of its file system, at most 32GiB)"),
 		"metrics":     fs.String("metrics", "", "Prometheus `ADDR` or off (default "+proxy.DefaultSourceMetrics+" / "+proxy.DefaultDestMetrics+")"),
 		"record":      fs.String("record", "", "record metrics as JSONL into `DIR`"),
 		"schedule":    fs.String("schedule", "", "WAN rate schedule: a `FILE`, or inline rules separated by ';' (docs/deployment.md)"),
 		"link-rate":   fs.String("link-rate", "", "WAN bottleneck `RATE`, a hint: sizes the QUIC windows and the first pace (default: measured; windows sized for 100mbit)"),
 		"rtt":         fs.String("rtt", "", "WAN round-trip `DURATION`, a hint that sizes the QUIC windows (default 50ms; the RTT is measured)"),
 		"level":       fs.String("level", "", "literal compression: auto (default), fastest, default, better, best, max (libzstd -19; cgo builds)"),
-		"max-memory":  fs.String("max-memory", "", "source edge: `SIZE` of files held at once (default 1GiB)"),
+		"max-memory":  fs.String("max-memory", "", "source edge: `SIZE` of files held at once (default 256MiB)"),
 		"miss-wait":   fs.String("miss-wait", "", "destination edge: at most this `DURATION` a file with unknown references waits for files sent before it that are still arriving, before asking back (default 10m; the wait ends when they are done)"),
 	}
 	if err := parseFlags(fs, args); err != nil {
@@ -188,10 +210,11 @@ func proxyConfig(f proxyFile) (proxy.Config, error) {
 // runProxyPrime loads a local image's chunks into a chunk store, so data the
 // DR site already holds is never sent.
 func runProxyPrime(ctx context.Context, args []string) error {
-	fs := newFlagSet("proxy prime", "--cache DIR --image PATH [--cache-size SIZE]")
+	fs := newFlagSet("proxy prime", "--cache DIR --image PATH [--cache-size SIZE] [--progress]")
 	cache := fs.String("cache", "", "chunk store `DIR` of the destination edge (stop the proxy first)")
 	image := fs.String("image", "", "image `PATH` to load (repeat the command for several)")
-	size := fs.String("cache-size", "", "chunk store memory `SIZE` (default 256MiB; use the proxy's value)")
+	size := fs.String("cache-size", "", "chunk store capacity `SIZE` (use the proxy's value; default: half the free space, at most 32GiB)")
+	bar := fs.Bool("progress", false, "draw the progress bar on stderr even when it is not a terminal (else a line every 5s)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -211,7 +234,10 @@ func runProxyPrime(ctx context.Context, args []string) error {
 	}
 	defer img.Close()
 	start := time.Now()
-	st, err := proxy.Prime(ctx, *cache, cacheSize, img, slog.Default().With("daemon", "proxy-prime"))
+	pr := newProgress(os.Stderr, "priming "+*image, sizeOf(img), *bar)
+	st, err := proxy.Prime(ctx, *cache, cacheSize, img, slog.Default().With("daemon", "proxy-prime"),
+		func(s dedupe.PrimeStats) { pr.update(s.Bytes) })
+	pr.finish(st.Bytes)
 	if err != nil {
 		return fmt.Errorf("proxy prime %s: %w", *image, err)
 	}

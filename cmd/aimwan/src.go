@@ -19,7 +19,7 @@ import (
 )
 
 func init() {
-	register(command{Name: "src", Summary: "source node: NBD export, journal capture, shipping (init|marker|status)", Run: runSrc})
+	register(command{Name: "src", Summary: "source node: NBD export, journal capture, pushing (init|marker|status)", Run: runSrc})
 }
 
 // srcFile is the YAML form of the source node's configuration.
@@ -61,7 +61,7 @@ func runSrc(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	n, err := aimsrc.New(cfg)
+	n, err := aimsrc.NewNode(cfg)
 	if err != nil {
 		if errors.Is(err, aimsrc.ErrConfig) {
 			return usagef("%v", err)
@@ -90,7 +90,7 @@ func srcConfig(args []string) (aimsrc.Config, error) {
 	fileSize := fs.String("file-size", "", "replication file `SIZE`: payload bytes per journal file (default 4MiB)")
 	fileAge := fs.String("file-age", "", "seal a journal file this old, `DURATION` (default 2s)")
 	coalesce := fs.String("coalesce", "", "coalesce writes to the same blocks within `WINDOW` (a duration, e.g. 10s) before\n"+
-		"shipping: a block rewritten N times in the window travels once; RPO grows by up to the window\n"+
+		"pushing: a block rewritten N times in the window travels once; RPO grows by up to the window\n"+
 		"(the window is the file age; markers end it). 0 = off (default)")
 	record := fs.String("record", "", "record metrics as JSONL into `DIR` (<DIR>/<node>.jsonl)")
 	if err := parseFlags(fs, args); err != nil {

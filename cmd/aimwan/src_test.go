@@ -61,7 +61,7 @@ func TestSrcClients(t *testing.T) {
 	dir := t.TempDir()
 	img := filepath.Join(dir, "v1.img")
 	os.WriteFile(img, bytes.Repeat([]byte{1, 0, 0, 0}, 1<<19), 0o644)
-	n, err := aimsrc.New(aimsrc.Config{Node: "t", Buffer: filepath.Join(dir, "buf"),
+	n, err := aimsrc.NewNode(aimsrc.Config{Node: "t", Buffer: filepath.Join(dir, "buf"),
 		Volumes: []aimsrc.VolumeConfig{{Name: "v1", Path: img}},
 		Groups:  []aimsrc.GroupConfig{{Name: "g", Volumes: []string{"v1"}}},
 		NBD:     "127.0.0.1:0", Control: "127.0.0.1:0", Metrics: "off", Push: "127.0.0.1:1",

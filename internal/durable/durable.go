@@ -18,14 +18,33 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 )
 
-// syncFile and syncFolder are the fsync calls. Tests in this package replace
-// them to see which files and folders are synced; nothing else does.
-var (
-	syncFile   = func(f *os.File) error { return f.Sync() }
-	syncFolder = func(d *os.File) error { return d.Sync() }
-)
+// SyncHook replaces the fsync calls of this package (see SetSyncHook): it
+// gets the open file or folder (folder true) and returns what its fsync
+// would; to sync for real it calls f.Sync itself.
+type SyncHook func(f *os.File, folder bool) error
+
+var hook atomic.Pointer[SyncHook]
+
+// SetSyncHook makes every fsync done by this package (Sync, SyncDir,
+// WriteFile, MkdirAll) call fn instead, until restore is called. It is the
+// one seam for tests: to see which files and folders are synced, to inject
+// a failing fsync, or, for fault-model tests that simulate power loss
+// themselves, to skip the disk for speed. A daemon never calls it.
+func SetSyncHook(fn SyncHook) (restore func()) {
+	old := hook.Swap(&fn)
+	return func() { hook.Store(old) }
+}
+
+// fsync syncs f through the hook when one is set.
+func fsync(f *os.File, folder bool) error {
+	if h := hook.Load(); h != nil && *h != nil {
+		return (*h)(f, folder)
+	}
+	return f.Sync()
+}
 
 // WriteFile replaces path with data atomically and durably: a temporary file
 // in the same folder, written, fsynced and given perm, renamed over path, and
@@ -43,7 +62,7 @@ func WriteFile(path string, data []byte, perm fs.FileMode) error {
 		err = tmp.Chmod(perm)
 	}
 	if err == nil {
-		err = syncFile(tmp)
+		err = fsync(tmp, false)
 	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
@@ -60,7 +79,7 @@ func WriteFile(path string, data []byte, perm fs.FileMode) error {
 
 // Sync fsyncs an open file, wrapping a failure with the file's name.
 func Sync(f *os.File) error {
-	if err := syncFile(f); err != nil {
+	if err := fsync(f, false); err != nil {
 		return fmt.Errorf("fsync %s: %w", f.Name(), err)
 	}
 	return nil
@@ -73,7 +92,7 @@ func SyncDir(dir string) error {
 	if err != nil {
 		return fmt.Errorf("fsync folder %s: %w", dir, err)
 	}
-	err = syncFolder(d)
+	err = fsync(d, true)
 	if cerr := d.Close(); err == nil {
 		err = cerr
 	}

@@ -15,20 +15,16 @@ func recordSyncs(t *testing.T) func() []string {
 	t.Helper()
 	var mu sync.Mutex
 	var got []string
-	realFile, realFolder := syncFile, syncFolder
-	syncFile = func(f *os.File) error {
+	t.Cleanup(SetSyncHook(func(f *os.File, folder bool) error {
+		name := f.Name()
+		if folder {
+			name += "/"
+		}
 		mu.Lock()
-		got = append(got, f.Name())
+		got = append(got, name)
 		mu.Unlock()
-		return realFile(f)
-	}
-	syncFolder = func(d *os.File) error {
-		mu.Lock()
-		got = append(got, d.Name()+"/")
-		mu.Unlock()
-		return realFolder(d)
-	}
-	t.Cleanup(func() { syncFile, syncFolder = realFile, realFolder })
+		return f.Sync()
+	}))
 	return func() []string {
 		mu.Lock()
 		defer mu.Unlock()
@@ -73,10 +69,13 @@ func TestWriteFileFailureLeavesOldContent(t *testing.T) {
 	if err := os.WriteFile(path, []byte("old"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	realFile := syncFile
 	boom := errors.New("disk gone")
-	syncFile = func(*os.File) error { return boom }
-	t.Cleanup(func() { syncFile = realFile })
+	t.Cleanup(SetSyncHook(func(f *os.File, folder bool) error {
+		if folder {
+			return f.Sync()
+		}
+		return boom
+	}))
 	err := WriteFile(path, []byte("new"), 0o600)
 	if !errors.Is(err, boom) {
 		t.Fatalf("err %v, want the fsync failure wrapped", err)
@@ -145,5 +144,37 @@ func TestMkdirAllNotAFolder(t *testing.T) {
 func TestSyncDirMissing(t *testing.T) {
 	if err := SyncDir(filepath.Join(t.TempDir(), "gone")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("err %v, want not-exist", err)
+	}
+}
+
+// TestSyncHookSeesEveryStepAndRestores: the hook sees the file syncs and
+// folder syncs of every call, a failure it returns reaches the caller
+// wrapped, and restore brings the real fsync back.
+func TestSyncHookSeesEveryStepAndRestores(t *testing.T) {
+	dir := t.TempDir()
+	f, err := os.Create(filepath.Join(dir, "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	boom := errors.New("injected")
+	var folders, files int
+	restore := SetSyncHook(func(g *os.File, folder bool) error {
+		if folder {
+			folders++
+			return boom
+		}
+		files++
+		return nil
+	})
+	if err := Sync(f); err != nil || files != 1 {
+		t.Fatalf("Sync: %v after %d file syncs, want nil after 1", err, files)
+	}
+	if err := SyncDir(dir); !errors.Is(err, boom) || folders != 1 {
+		t.Fatalf("SyncDir: %v after %d folder syncs, want the injected failure after 1", err, folders)
+	}
+	restore()
+	if err := SyncDir(dir); err != nil || folders != 1 {
+		t.Fatalf("after restore: %v, hook called %d times, want the real fsync only", err, folders)
 	}
 }

@@ -4,11 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"text/tabwriter"
 	"time"
 
+	"github.com/aimwan/aimwan/internal/durable"
 	"github.com/aimwan/aimwan/reports"
 )
 
@@ -113,11 +113,7 @@ func writeJSON(dir, name string, v any) error {
 	if err != nil {
 		return fmt.Errorf("bench: %s: %w", name, err)
 	}
-	tmp := filepath.Join(dir, "."+name+".tmp")
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return fmt.Errorf("bench: %w", err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+	if err := durable.WriteFile(filepath.Join(dir, name), append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
 	return nil

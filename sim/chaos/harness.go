@@ -308,7 +308,7 @@ func (h *harness) marker(ctx context.Context, label string, vols []string) error
 		if err == nil {
 			return nil
 		}
-		if errors.Is(err, aimsrc.ErrBadRequest) || errors.Is(err, aimsrc.ErrUnknownVolume) || time.Now().After(deadline) {
+		if errors.Is(err, aimsrc.ErrBadRequest) || errors.Is(err, aimsrc.ErrNoSuchVolume) || time.Now().After(deadline) {
 			return fmt.Errorf("marker %s (attempt %d): %w\nsrc log:\n%s", label, attempt+1, err, h.ch.src.Tail(20))
 		}
 		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {

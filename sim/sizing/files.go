@@ -13,7 +13,7 @@ import (
 //     payload bytes, or once FileAge old;
 //   - the source offers the oldest Window sealed files of each volume at
 //     once (files offered in the same step interleave across volumes, as
-//     the volumes' shippers run side by side); the source-edge proxy sends
+//     the volumes' pushers run side by side); the source-edge proxy sends
 //     the files it holds one after the other, in the order they were
 //     offered (one encoder, non-incremental QUIC streams: proxy/send.go),
 //     so the line serves the oldest offer first and moves on to the next
@@ -143,9 +143,9 @@ func offerFiles(vs []fileVol, window int, seq *int) {
 	}
 }
 
-// shipFiles sends n logical bytes of the offered files, oldest offer
+// pushFiles sends n logical bytes of the offered files, oldest offer
 // first, and returns the bytes sent.
-func shipFiles(vs []fileVol, n float64) float64 {
+func pushFiles(vs []fileVol, n float64) float64 {
 	type ref struct{ v, f, offer int }
 	var fl []ref
 	for i := range vs {
@@ -215,7 +215,7 @@ func runFiles(m Model) *Result {
 		}
 		capacity := m.capacity(now)
 		offerFiles(vs, m.Window, &seq)
-		sent := shipFiles(vs, capacity*dt*m.reductionAt(t))
+		sent := pushFiles(vs, capacity*dt*m.reductionAt(t))
 		backlog, latency := make([]float64, len(vs)), make([]float64, len(vs))
 		total := 0.0
 		for i := range vs {

@@ -76,7 +76,7 @@ func TestFilesHandComputed(t *testing.T) {
 		near(t, "end", r.End, 5, 1e-9)
 	})
 	t.Run("age seals small files", func(t *testing.T) {
-		// 100 kB/s of writes, files sealed every 2 s (200 kB) and shipped
+		// 100 kB/s of writes, files sealed every 2 s (200 kB) and pushed
 		// at once: Src Data never above one file's worth and a step, Time
 		// Latency never above the age and a step.
 		m := base
@@ -108,7 +108,7 @@ func TestFilesHandComputed(t *testing.T) {
 		// 4 MiB written over [1 s, 3 s): the file is full at 3 s and its
 		// newest write is at 3 s; window 4, line 1 MiB/s: done at 7 s,
 		// Time Latency 4 s, within a step (a file sealed in a step is
-		// shipped from that step's start: 6.9 s and 3.9 s).
+		// pushed from that step's start: 6.9 s and 3.9 s).
 		m := base
 		m.Volumes = []Volume{{Name: "a", Bursts: []Burst{{At: time.Second, Over: 2 * time.Second, Bytes: 4 * mib}}}}
 		r := mustRun(t, m)
@@ -155,8 +155,8 @@ func TestFilesBadModel(t *testing.T) {
 
 // The model's defaults are the chain's.
 func TestFileDefaultsMatchTheChain(t *testing.T) {
-	if DefaultWindow != aimsrc.DefaultShipWindow {
-		t.Errorf("DefaultWindow %d, aimsrc.DefaultShipWindow %d", DefaultWindow, aimsrc.DefaultShipWindow)
+	if DefaultWindow != aimsrc.DefaultPushWindow {
+		t.Errorf("DefaultWindow %d, aimsrc.DefaultPushWindow %d", DefaultWindow, aimsrc.DefaultPushWindow)
 	}
 	if DefaultFileAge != journal.DefaultMaxAge {
 		t.Errorf("DefaultFileAge %v, journal.DefaultMaxAge %v", DefaultFileAge, journal.DefaultMaxAge)

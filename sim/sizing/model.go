@@ -101,8 +101,8 @@ type Model struct {
 }
 
 // Defaults of the file-granular model: the journal's age rotation
-// (journal.DefaultMaxAge) and the source's ship window
-// (aimsrc.DefaultShipWindow); a test checks they agree.
+// (journal.DefaultMaxAge) and the source's push window
+// (aimsrc.DefaultPushWindow); a test checks they agree.
 const (
 	DefaultFileAge = 2 * time.Second
 	DefaultWindow  = 4

@@ -36,7 +36,7 @@ func BenchmarkPush(b *testing.B) {
 	var g errgroup.Group
 	g.SetLimit(4)
 	for i := range b.N {
-		o := Offer{Volume: "vol1", Name: fmt.Sprintf("%016d.aimj", i+1), Size: size}
+		o := Offer{Volume: "vol1", Name: fmt.Sprintf("%016d.aimj", i+1), Seq: uint64(i + 1), Size: size}
 		g.Go(func() error { return c.Push(context.Background(), o, bytes.NewReader(data)) })
 	}
 	if err := g.Wait(); err != nil {

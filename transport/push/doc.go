@@ -1,6 +1,8 @@
-// Package push implements the LAN push protocol: how a node hands sealed
+// Package push implements the LAN push protocol: how a node pushes sealed
 // journal files to the next hop (src → dst, src → source-edge proxy,
 // destination-edge proxy → dst) over TCP, with an end-to-end durable ack.
+// "Push" is aimwan's one verb for delivering a file to the next hop and
+// waiting for its durable ack.
 //
 // Glossary:
 //
@@ -9,8 +11,9 @@
 //   - hello: the first exchange on a connection (HELLO from the client,
 //     HELLO_OK from the server): protocol magic and version, node name and the
 //     volumes the node serves. An unknown version is refused with ErrVersion.
-//   - offer: the client proposes one file (volume, file name, size, SHA-256)
-//     under a connection-unique file id. Several offers may be in flight on one
+//   - offer: the client proposes one file (volume, file name, file sequence,
+//     size, SHA-256) under a connection-unique file id. The name must be
+//     journal.FileName of the sequence; receivers use the sequence. Several offers may be in flight on one
 //     connection; the id ties DATA, END, ACK and NACK frames to their file.
 //   - sink: where the server writes an accepted file (Handler.Accept returns
 //     it). Its Offset is the resume offset: bytes already held from an earlier
@@ -25,6 +28,9 @@
 //     satisfies errors.Is with the matching sentinel (ErrBufferFull, ...).
 //   - keepalive: PING/PONG frames sent on an idle connection; a connection on
 //     which nothing arrives for the idle timeout is closed.
+//   - redialer: the client of a sender (src, the destination-edge proxy): one
+//     connection to the next hop, dialed on demand, dropped and dialed again
+//     under one liveness rule (Redialer).
 //
 // The frame layouts and message flow are documented in docs/push-protocol.md.
 package push

@@ -10,8 +10,9 @@ import (
 
 // Protocol constants.
 const (
-	// Version is the protocol version this package speaks.
-	Version = 1
+	// Version is the protocol version this package speaks. Version 2 added
+	// the file sequence to OFFER; a version-1 peer is refused (ErrVersion).
+	Version = 2
 	// Magic opens every HELLO and HELLO_OK body.
 	Magic = "AIMP"
 	// MaxData is the largest payload of one DATA frame.
@@ -34,7 +35,7 @@ type FrameType uint8
 const (
 	TypeHello   FrameType = 1  // client → server: magic, version, node, volumes
 	TypeHelloOK FrameType = 2  // server → client: magic, version, node, volumes
-	TypeOffer   FrameType = 3  // client → server: id, volume, name, size, sha256
+	TypeOffer   FrameType = 3  // client → server: id, volume, name, file seq, size, sha256
 	TypeAccept  FrameType = 4  // server → client: id, resume offset
 	TypeData    FrameType = 5  // client → server: id, offset, bytes
 	TypeEnd     FrameType = 6  // client → server: id (all bytes sent)
@@ -126,6 +127,7 @@ func Decode(t FrameType, body []byte) (Msg, error) {
 		m.ID = d.u64()
 		m.Offer.Volume = d.str()
 		m.Offer.Name = d.str()
+		m.Offer.Seq = d.u64()
 		m.Offer.Size = d.i64()
 		copy(m.Offer.SHA256[:], d.bytes(32))
 	case TypeAccept:
@@ -179,6 +181,7 @@ func AppendMsg(b []byte, m Msg) []byte {
 		b = binary.BigEndian.AppendUint64(b, m.ID)
 		b = appendStr(b, m.Offer.Volume)
 		b = appendStr(b, m.Offer.Name)
+		b = binary.BigEndian.AppendUint64(b, m.Offer.Seq)
 		b = binary.BigEndian.AppendUint64(b, uint64(m.Offer.Size))
 		b = append(b, m.Offer.SHA256[:]...)
 	case TypeAccept:

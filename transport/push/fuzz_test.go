@@ -54,7 +54,7 @@ func sampleMsgs() []Msg {
 	return []Msg{
 		{Type: TypeHello, Version: Version, Hello: Hello{Node: "src", Volumes: []string{"vol1", "vol2"}}},
 		{Type: TypeHelloOK, Version: Version, Hello: Hello{Node: "dst"}},
-		{Type: TypeOffer, ID: 1, Offer: Offer{Volume: "vol1", Name: "0000000000000001.aimj", Size: 4096, SHA256: [32]byte{1, 2, 3}}},
+		{Type: TypeOffer, ID: 1, Offer: Offer{Volume: "vol1", Name: "0000000000000001.aimj", Seq: 1, Size: 4096, SHA256: [32]byte{1, 2, 3}}},
 		{Type: TypeAccept, ID: 1, Offset: 512},
 		{Type: TypeData, ID: 1, Offset: 512, Data: []byte("payload bytes")},
 		{Type: TypeEnd, ID: 1},

@@ -154,7 +154,7 @@ func TestHostileOffers(t *testing.T) {
 	var accepts atomic.Int32
 	h := &fakeHandler{accept: func(context.Context, Hello, Offer) (Sink, error) { accepts.Add(1); return &fakeSink{}, nil }}
 	addr := startServer(t, &Server{Handler: h, MaxFileSize: 1 << 20})
-	good := Offer{Volume: "vol1", Name: "0000000000000001.aimj", Size: 10}
+	good := Offer{Volume: "vol1", Name: "0000000000000001.aimj", Seq: 1, Size: 10}
 	tests := []struct {
 		name string
 		mod  func(o *Offer)
@@ -165,6 +165,8 @@ func TestHostileOffers(t *testing.T) {
 		{"file name with ../", func(o *Offer) { o.Name = "../../etc/passwd" }},
 		{"file name sequence 0", func(o *Offer) { o.Name = "0000000000000000.aimj" }},
 		{"file name other suffix", func(o *Offer) { o.Name = "0000000000000001.tmp" }},
+		{"name and sequence disagree", func(o *Offer) { o.Seq = 2 }},
+		{"sequence 0", func(o *Offer) { o.Seq = 0 }},
 		{"size over limit", func(o *Offer) { o.Size = 1<<20 + 1 }},
 	}
 	p := rawHello(t, addr)
@@ -202,7 +204,7 @@ func TestHostileData(t *testing.T) {
 	addr := startServer(t, &Server{Handler: h})
 	offer := func(p *rawPeer, id uint64, size int64) {
 		p.t.Helper()
-		p.send(Msg{Type: TypeOffer, ID: id, Offer: Offer{Volume: "vol1", Name: "0000000000000001.aimj", Size: size}})
+		p.send(Msg{Type: TypeOffer, ID: id, Offer: Offer{Volume: "vol1", Name: "0000000000000001.aimj", Seq: 1, Size: size}})
 		if m := p.read(); m.Type != TypeAccept || m.ID != id || m.Offset != 0 {
 			p.t.Fatalf("offer %d answered %s id %d offset %d", id, m.Type, m.ID, m.Offset)
 		}
@@ -231,7 +233,7 @@ func TestHostileData(t *testing.T) {
 	}
 	t.Run("data before accept closes", func(t *testing.T) {
 		p := rawHello(t, addr)
-		p.send(Msg{Type: TypeOffer, ID: 9, Offer: Offer{Volume: "vol1", Name: "0000000000000009.aimj", Size: 10}})
+		p.send(Msg{Type: TypeOffer, ID: 9, Offer: Offer{Volume: "vol1", Name: "0000000000000009.aimj", Seq: 9, Size: 10}})
 		p.send(Msg{Type: TypeData, ID: 9, Offset: 0, Data: []byte("0123456789")})
 		p.expectClosed(CodeProtocol)
 		close(gate)
@@ -240,7 +242,7 @@ func TestHostileData(t *testing.T) {
 	t.Run("reused id closes", func(t *testing.T) {
 		p := rawHello(t, addr)
 		offer(p, 3, 100)
-		p.send(Msg{Type: TypeOffer, ID: 3, Offer: Offer{Volume: "vol1", Name: "0000000000000002.aimj", Size: 10}})
+		p.send(Msg{Type: TypeOffer, ID: 3, Offer: Offer{Volume: "vol1", Name: "0000000000000002.aimj", Seq: 2, Size: 10}})
 		p.expectClosed(CodeProtocol)
 		<-aborts
 	})

@@ -81,7 +81,7 @@ func testFile(seed uint64, n int) ([]byte, Offer) {
 	binary.LittleEndian.PutUint64(key[:], seed)
 	b := make([]byte, n)
 	rand.NewChaCha8(key).Read(b)
-	return b, Offer{Volume: "vol1", Name: fmt.Sprintf("%016d.aimj", seed), Size: int64(n), SHA256: sha256.Sum256(b)}
+	return b, Offer{Volume: "vol1", Name: fmt.Sprintf("%016d.aimj", seed), Seq: seed, Size: int64(n), SHA256: sha256.Sum256(b)}
 }
 
 func TestRoundTripConcurrent(t *testing.T) {
@@ -267,7 +267,7 @@ func TestServerCancelClosesCleanly(t *testing.T) {
 	b, o := testFile(1, 1000)
 	go func() { pushErr <- c.Push(context.Background(), o, bytes.NewReader(b)) }()
 	// A second file stuck mid-transfer: its source blocks after one frame.
-	o2 := Offer{Volume: "vol1", Name: "0000000000000002.aimj", Size: 10 << 20}
+	o2 := Offer{Volume: "vol1", Name: "0000000000000002.aimj", Seq: 2, Size: 10 << 20}
 	unblock := make(chan struct{})
 	go func() { pushErr <- c.Push(context.Background(), o2, stallingReader(unblock)) }()
 	<-committing
@@ -319,7 +319,7 @@ func TestPushCancelAbortsSink(t *testing.T) {
 		}, nil
 	}}
 	c := dial(t, startServer(t, &Server{Handler: h}))
-	o := Offer{Volume: "vol1", Name: "0000000000000001.aimj", Size: 100 << 20} // never completes
+	o := Offer{Volume: "vol1", Name: "0000000000000001.aimj", Seq: 1, Size: 100 << 20} // never completes
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- c.Push(ctx, o, ctxReader{ctx}) }()
@@ -519,8 +519,8 @@ func startStalledServer(t *testing.T, h Handler) *Client {
 func TestCancelWhileConnectionStalls(t *testing.T) {
 	g := newGatedStore()
 	c := startStalledServer(t, g)
-	defer close(g.open)                                                        // before the server's cleanup
-	o := Offer{Volume: "vol1", Name: "0000000000000001.aimj", Size: 200 << 20} // more than socket buffers hold
+	defer close(g.open)                                                                // before the server's cleanup
+	o := Offer{Volume: "vol1", Name: "0000000000000001.aimj", Seq: 1, Size: 200 << 20} // more than socket buffers hold
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- c.Push(ctx, o, zeroReader{}) }()
@@ -571,7 +571,7 @@ func TestCancelWithFullQueueAbortsSink(t *testing.T) {
 	const files = 10
 	start := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
-	victim := Offer{Volume: "vol1", Name: "0000000000000001.aimj", Size: 200 << 20}
+	victim := Offer{Volume: "vol1", Name: "0000000000000001.aimj", Seq: 1, Size: 200 << 20}
 	errc := make(chan error, 1)
 	go func() { errc <- c.Push(ctx, victim, gatedReader{start, zeroReader{}}) }()
 	var others errgroup.Group

@@ -9,7 +9,6 @@ package pushtest
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"math/rand/v2"
@@ -17,7 +16,6 @@ import (
 	"time"
 
 	"github.com/aimwan/aimwan/internal/testkit"
-	"github.com/aimwan/aimwan/journal"
 	"github.com/aimwan/aimwan/transport/push"
 	"golang.org/x/sync/errgroup"
 )
@@ -68,7 +66,7 @@ func randomFile(_ *testing.T, seq uint64) []byte {
 
 func (tg *Target) offer(t *testing.T, seq uint64) (push.Offer, []byte) {
 	b := tg.File(t, seq)
-	return push.Offer{Volume: tg.Volume, Name: journal.FileName(seq), Size: int64(len(b)), SHA256: sha256.Sum256(b)}, b
+	return push.FileOffer(tg.Volume, seq, b), b
 }
 
 func (tg *Target) dial(t *testing.T, addr string) *push.Client {

@@ -34,10 +34,10 @@ func writeSome(t *testing.T, n *Node, volume string, count int, salt byte) {
 	}
 }
 
-// TestShipRetries: the destination refuses files (buffer full, unavailable,
+// TestPushRetries: the destination refuses files (buffer full, unavailable,
 // internal error); each is retried until acked and only then deleted; the
 // destination's replay equals the image.
-func TestShipRetries(t *testing.T) {
+func TestPushRetries(t *testing.T) {
 	const size = 4 << 20
 	dir := t.TempDir()
 	vc := VolumeConfig{Name: "v1", Path: filepath.Join(dir, "v1.img"), Size: size}
@@ -59,8 +59,7 @@ func TestShipRetries(t *testing.T) {
 			violations = append(violations, fmt.Sprintf("%s offered but not on disk: %v", o.Name, err))
 			mu.Unlock()
 		}
-		seq, _ := journal.ParseFileName(o.Name)
-		if errs := refusals[seq]; attempt <= len(errs) {
+		if errs := refusals[o.Seq]; attempt <= len(errs) {
 			return errs[attempt-1]
 		}
 		return nil
@@ -68,7 +67,7 @@ func TestShipRetries(t *testing.T) {
 	cfg.Push = serveFakeDst(t, dst)
 	n, _ := runNode(t, cfg)
 	writeSome(t, n, "v1", 60, 1)
-	testkit.WaitFor(t, 20*time.Second, "files shipped", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "files pushed", func() bool {
 		st := n.Status().Volumes[0]
 		return st.FilesWaiting == 0 && st.SrcDataBytes == 0
 	})
@@ -85,15 +84,15 @@ func TestShipRetries(t *testing.T) {
 	}
 	dst.mu.Unlock()
 	dst.checkReplica(t, "v1", vc.Path, size)
-	if seqs, _ := listSealed(jdir); len(seqs) != 0 {
+	if seqs, _ := journal.ListSealed(jdir); len(seqs) != 0 {
 		t.Errorf("%d files left after their acks", len(seqs))
 	}
 }
 
-// TestShipConnectionCut: the push server goes away mid-stream (connections
-// cut, then refused) and comes back on the same address; shipping resumes
+// TestPushConnectionCut: the push server goes away mid-stream (connections
+// cut, then refused) and comes back on the same address; pushing resumes
 // and nothing is lost or deleted early.
-func TestShipConnectionCut(t *testing.T) {
+func TestPushConnectionCut(t *testing.T) {
 	const size = 4 << 20
 	dir := t.TempDir()
 	vc := VolumeConfig{Name: "v1", Path: filepath.Join(dir, "v1.img"), Size: size}
@@ -140,16 +139,16 @@ func TestShipConnectionCut(t *testing.T) {
 		t.Fatalf("listen again on %s: %v", addr, err)
 	}
 	startFakeDst(t, dst, ln2)
-	testkit.WaitFor(t, 20*time.Second, "files shipped after reconnect", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "files pushed after reconnect", func() bool {
 		st := n.Status().Volumes[0]
 		return st.FilesWaiting == 0 && st.SrcDataBytes == 0
 	})
 	dst.checkReplica(t, "v1", vc.Path, size)
 }
 
-// TestShipCorruptFile: a sealed file corrupted on disk is reported, kept and
-// never shipped; the other files ship.
-func TestShipCorruptFile(t *testing.T) {
+// TestPushCorruptFile: a sealed file corrupted on disk is reported, kept and
+// never pushed; the other files push.
+func TestPushCorruptFile(t *testing.T) {
 	dir := t.TempDir()
 	vc := VolumeConfig{Name: "v1", Path: filepath.Join(dir, "v1.img"), Size: 4 << 20}
 	cfg := testConfig(t, dir, vc)
@@ -166,7 +165,7 @@ func TestShipCorruptFile(t *testing.T) {
 	dst := newFakeDst()
 	cfg.Push = serveFakeDst(t, dst)
 	n2, _ := runNode(t, cfg)
-	testkit.WaitFor(t, 20*time.Second, "all but the corrupt file shipped", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "all but the corrupt file pushed", func() bool {
 		st := n2.Status().Volumes[0]
 		return st.FilesWaiting == 1 && len(st.BrokenFiles) == 1
 	})
@@ -179,7 +178,7 @@ func TestShipCorruptFile(t *testing.T) {
 	}
 	for _, name := range dst.names("v1") {
 		if name == journal.FileName(2) {
-			t.Error("corrupt file shipped")
+			t.Error("corrupt file pushed")
 		}
 	}
 }

@@ -1,0 +1,102 @@
+package push
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+)
+
+// Redialer pushes files to one next hop over a connection it dials on
+// demand and dials again once that connection is lost. aimsrc pushes its
+// sealed files with one, and so does the destination-edge proxy to dst.
+// Safe for concurrent use: pushes share the connection.
+//
+// Liveness rule: a connection is used until it has ended (Client.Done), and
+// a push that fails without a verdict from the receiver (not a
+// *RemoteError) and not because the caller's context ended drops it: the
+// connection is presumed dead. That push is then tried once more at once on
+// a new connection, because a connection that died while idle (the receiver
+// restarted) is only found out when a push uses it; a second failure is
+// returned to the caller, whose own retry policy (backoff) takes over. A
+// verdict (NACK) or a canceled push keeps the connection: it is still good
+// for the other files in flight on it.
+type Redialer struct {
+	Addr  string     // the next hop's push address
+	Hello Hello      // what this node tells it
+	Dial  DialConfig // tunes each connection
+
+	mu sync.Mutex
+	c  *Client
+}
+
+// Push pushes one file (see Client.Push) under the liveness rule above. A
+// duplicate (ErrDuplicate: the receiver holds the file already) is success.
+func (r *Redialer) Push(ctx context.Context, o Offer, rd io.ReaderAt) error {
+	if err := o.Validate(); err != nil { // a bad offer says nothing about the connection
+		return fmt.Errorf("%w: %w", ErrBadOffer, err)
+	}
+	var err error
+	for range 2 {
+		var c *Client
+		if c, err = r.client(ctx); err != nil {
+			return err
+		}
+		err = c.Push(ctx, o, rd)
+		var remote *RemoteError
+		switch {
+		case err == nil || errors.Is(err, ErrDuplicate):
+			return nil
+		case errors.As(err, &remote) || ctx.Err() != nil:
+			return err
+		}
+		r.drop(c)
+	}
+	return err
+}
+
+// client returns the live connection, dialing one when there is none or
+// the last one has ended.
+func (r *Redialer) client(ctx context.Context) (*Client, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.c != nil {
+		select {
+		case <-r.c.Done():
+			r.c.Close()
+			r.c = nil
+		default:
+			return r.c, nil
+		}
+	}
+	c, err := r.Dial.Dial(ctx, r.Addr, r.Hello)
+	if err != nil {
+		return nil, err
+	}
+	c.log.Info("push connection up")
+	r.c = c
+	return c, nil
+}
+
+// drop closes c if it is still the live connection.
+func (r *Redialer) drop(c *Client) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.c == c {
+		c.Close()
+		r.c = nil
+	}
+}
+
+// Close closes the connection; pushes in flight fail with ErrUnavailable.
+// A later Push dials again.
+func (r *Redialer) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.c != nil {
+		r.c.Close()
+		r.c = nil
+	}
+	return nil
+}
