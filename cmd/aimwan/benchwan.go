@@ -27,7 +27,7 @@ func runBenchWAN(ctx context.Context, args []string) error {
 }
 
 func benchWANConfig(args []string) (bench.WANConfig, error) {
-	fs := newFlagSet("bench wan", "--out DIR [--size 256MiB] [--volumes 1] [--rate 100mbit] [--rtt 100ms] [--loss 0.1%] [--cross 0] [--proxy-bin PATH] [--proxy-arg FLAG ...] [--no-hints] [--limit 10m]")
+	fs := newFlagSet("bench wan", "--out DIR [--size 256MiB] [--volumes 1] [--rate 100mbit] [--rtt 100ms] [--loss 0.1%] [--cross 0] [--proxy-bin PATH] [--proxy-arg FLAG ...] [--no-hints] [--no-link] [--limit 10m]")
 	out := fs.String("out", "", "run `DIR`: wan.json, logs/ (work/ is removed at the end) (required)")
 	size := fs.String("size", "256MiB", "`SIZE` of incompressible data written through src's NBD export")
 	vols := fs.Int("volumes", 1, "volumes written side by side (the size is split among them)")
@@ -39,6 +39,7 @@ func benchWANConfig(args []string) (bench.WANConfig, error) {
 	var proxyArgs multiFlag
 	fs.Var(&proxyArgs, "proxy-arg", "extra `FLAG` for both proxies (repeatable, e.g. --proxy-arg=--conns=16)")
 	noHints := fs.Bool("no-hints", false, "give the proxies neither --link-rate nor --rtt")
+	noLink := fs.Bool("no-link", false, "connect the proxies directly (what the chain carries on this machine; --rate is then the yardstick)")
 	limit := fs.Duration("limit", 10*time.Minute, "end a run that has not destaged everything by then")
 	seed := fs.String("seed", "1", "data seed (unsigned integer)")
 	if err := parseFlags(fs, args); err != nil {
@@ -54,7 +55,7 @@ func benchWANConfig(args []string) (bench.WANConfig, error) {
 	if err != nil {
 		return bench.WANConfig{}, fmt.Errorf("bench wan: find the aimwan binary: %w", err)
 	}
-	cfg := bench.WANConfig{Out: *out, Bin: bin, ProxyBin: *proxyBin, Volumes: *vols, RTT: *rtt, NoHints: *noHints,
+	cfg := bench.WANConfig{Out: *out, Bin: bin, ProxyBin: *proxyBin, Volumes: *vols, RTT: *rtt, NoHints: *noHints, NoLink: *noLink,
 		Limit: *limit, ProxyArgs: proxyArgs}
 	if cfg.Size, err = units.ParseSize(*size); err != nil {
 		return cfg, usagef("bench wan: --size: %v", err)

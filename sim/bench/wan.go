@@ -47,6 +47,10 @@ type WANConfig struct {
 	ProxyArgs []string
 	// NoHints gives the proxies neither --link-rate nor --rtt.
 	NoHints bool
+	// NoLink connects the proxies directly, without the link simulator:
+	// what the chain itself carries on this machine (Rate and RTT are then
+	// only the hints and the goodput's yardstick).
+	NoLink bool
 	// Limit ends a run that has not destaged everything by then (default
 	// 10 minutes); the result says it was cut short.
 	Limit time.Duration
@@ -132,6 +136,8 @@ func (c WANConfig) validate() error {
 		return fmt.Errorf("%w: wan: %d volumes: want 1..16", ErrConfig, c.Volumes)
 	case !(c.Rate > 0) || math.IsInf(c.Rate, 0):
 		return fmt.Errorf("%w: wan: line rate %v: want a finite positive rate", ErrConfig, c.Rate)
+	case c.NoLink && (c.Cross > 0 || c.Loss > 0):
+		return fmt.Errorf("%w: wan: cross traffic and loss need the link simulator", ErrConfig)
 	case c.Cross < 0 || c.Cross >= c.Rate:
 		return fmt.Errorf("%w: wan: cross traffic %.0f B/s: want 0 up to below the line rate", ErrConfig, c.Cross)
 	case !(c.Loss >= 0 && c.Loss < 1):
@@ -162,7 +168,7 @@ func RunWAN(ctx context.Context, cfg WANConfig) (*WANResult, error) {
 	}
 	ws := &workloadSet{images: imgs}
 	bcfg := Config{Out: cfg.Out, Bin: cfg.Bin, Rate: cfg.Rate, RTT: cfg.RTT, Cross: cfg.Cross, Loss: cfg.Loss,
-		ProxyArgs: cfg.ProxyArgs, ProxyBin: cfg.ProxyBin, Logger: cfg.Logger}
+		ProxyArgs: cfg.ProxyArgs, ProxyBin: cfg.ProxyBin, NoLink: cfg.NoLink, Logger: cfg.Logger}
 	c, err := newChain(bcfg, ws.volumes(filepath.Join(cfg.Out, "work")))
 	if err != nil {
 		return nil, err
@@ -216,8 +222,10 @@ func (w *wanRun) measure(ctx context.Context, imgs []*image) error {
 	if err != nil {
 		return fmt.Errorf("bench wan: dst metrics: %w", err)
 	}
-	if w.linkStart, err = w.link.sample(ctx); err != nil {
-		return fmt.Errorf("bench wan: link metrics: %w", err)
+	if !w.cfg.NoLink {
+		if w.linkStart, err = w.link.sample(ctx); err != nil {
+			return fmt.Errorf("bench wan: link metrics: %w", err)
+		}
 	}
 	cpu0 := w.cpu()
 	t0 := time.Now()
@@ -258,7 +266,9 @@ func (w *wanRun) measure(ctx context.Context, imgs []*image) error {
 		}
 	}
 	end := w.samples[len(w.samples)-1]
-	w.linkAt, _ = w.link.sample(ctx)
+	if !w.cfg.NoLink {
+		w.linkAt, _ = w.link.sample(ctx)
+	}
 	if pm, err := w.proxy.sample(ctx); err == nil {
 		w.res.Estimates = estimates(pm)
 	}
