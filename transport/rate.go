@@ -42,10 +42,10 @@ import (
 // limit the pace.
 //
 // The queue the controller holds hides the path's own RTT: every 30
-// seconds (and first thing when a hint set the first pace) the pace drops
-// to half of B until the round trips stop falling (the queue has drained;
-// the line stays busy while it drains), and the smallest round trip of the
-// last 36 s is the base RTT.
+// seconds (the first time 5 s after the start) the pace drops to half of
+// B until the round trips stop falling (the queue has drained; the line
+// stays busy while it drains), and the smallest round trip of the last
+// 36 s is the base RTT.
 //
 // Before the first queue is seen (start-up, no hint) the pace doubles per
 // window. The pace only grows while the pacer was the limit (the lanes
@@ -105,9 +105,13 @@ const (
 	probeEvery    = 30 * time.Second
 	probeGain     = 0.5
 	// hintGain is where the pace starts below a configured link rate: the
-	// rate counts the line's bytes, headers included, and the first round
-	// trips should see the line without a queue.
-	hintGain = 0.9
+	// rate counts the line's bytes, headers included (about 4% of a full
+	// datagram), and the first round trips should see the line without a
+	// queue. firstProbe is when the first probe comes after that start, in
+	// case the hint was too high and those round trips saw a queue after
+	// all.
+	hintGain   = 0.95
+	firstProbe = 5 * time.Second
 	// packetBytes sizes the queue target on slow lines (a full datagram).
 	packetBytes = 1500
 	// minQueueTarget is the smallest queue target: above the noise of the
@@ -359,9 +363,12 @@ func (m *rateModel) control(now time.Time) {
 // trip seen is the base RTT. It reports whether a probe is on.
 func (m *rateModel) probe(now time.Time, target, latest time.Duration) bool {
 	if m.probeAt.IsZero() {
-		// A probe starts probeEvery after the last one, and at once when a
-		// hint set the first pace (its first round trips may see a queue).
-		if m.state == stateStartup || (!m.lastProbe.IsZero() && now.Sub(m.lastProbe) < probeEvery) {
+		// A probe starts probeEvery after the last one; the first comes
+		// firstProbe after the first samples.
+		if m.lastProbe.IsZero() {
+			m.lastProbe = now.Add(firstProbe - probeEvery)
+		}
+		if m.state == stateStartup || now.Sub(m.lastProbe) < probeEvery {
 			return false
 		}
 		m.probeAt, m.probeMin, m.probeMinAt = now, latest, now
