@@ -2,6 +2,11 @@
 # `make test` is what CI runs.
 GO        ?= go
 BIN       := bin/aimwan
+# Stamped into the binary (internal/version): `aimwan --version` and the
+# aimwan_build_info metric show them, with or without -buildvcs.
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
+LDFLAGS   := -X github.com/aimwan/aimwan/internal/version.stamped=$(VERSION) -X github.com/aimwan/aimwan/internal/version.stampedRevision=$(REVISION)
 # Packages with concurrency run under the race detector in `make test`; so does
 # the end-to-end suite, whose daemons it then builds with -race (and fails a
 # test whose daemon logs a data race).
@@ -10,7 +15,7 @@ RACE_PKGS := ./journal/... ./transport/... ./nbd/... ./aimsrc/... ./aimdst/... .
 .PHONY: build test demo bench lint fmt-check vet nocgo clean
 
 build:
-	$(GO) build -o $(BIN) ./cmd/aimwan
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/aimwan
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

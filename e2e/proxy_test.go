@@ -75,7 +75,8 @@ func StartProxyPair(t *testing.T, dst string, o pairOpts) *ProxyPair {
 	return p
 }
 
-// Metric reads one unlabelled sample from a proxy's /metrics (0 if absent).
+// Metric reads a metric from a proxy's /metrics: the sum of its series (an
+// edge labels each with its role), 0 if absent.
 func Metric(t *testing.T, addr, name string) float64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -86,14 +87,19 @@ func Metric(t *testing.T, addr, name string) float64 {
 		return 0 // restarting; callers poll
 	}
 	defer resp.Body.Close()
+	sum := 0.0
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			return f
+		line := sc.Text()
+		if !strings.HasPrefix(line, name+" ") && !strings.HasPrefix(line, name+"{") {
+			continue
+		}
+		if i := strings.LastIndexByte(line, ' '); i > 0 {
+			f, _ := strconv.ParseFloat(line[i+1:], 64)
+			sum += f
 		}
 	}
-	return 0
+	return sum
 }
 
 // replicate writes image to volume v through src and waits for the snapshot

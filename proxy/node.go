@@ -229,7 +229,7 @@ func (n *Node) newSource() error {
 	n.schedFile = file
 	n.src, err = NewSource(SourceConfig{Node: c.Node, Mode: c.Mode, Peer: c.WANPeer, Identity: c.Identity,
 		Pins: c.Pins, Transport: c.Transport, Schedule: sched, Level: c.Level, Local: n.store, MaxMemory: c.MaxMemory,
-		Registerer: n.reg, Logger: n.log})
+		Registerer: n.registerer(), Logger: n.log})
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
@@ -247,7 +247,7 @@ func (n *Node) newDest() error {
 	}
 	var err error
 	n.dst, err = NewDest(DestConfig{Node: c.Node, Push: c.LANForward, Store: n.store, MissWait: c.MissWait,
-		Registerer: n.reg, Logger: n.log})
+		Registerer: n.registerer(), Logger: n.log})
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
@@ -255,6 +255,21 @@ func (n *Node) newDest() error {
 		return fmt.Errorf("proxy: %w", err)
 	}
 	return nil
+}
+
+// registerer is where the edge registers its metrics: the node's registry,
+// each metric labelled with the edge's role (metrics.LabelRole), so the
+// figures of the two edges are told apart and never counted twice.
+func (n *Node) registerer() prometheus.Registerer {
+	return prometheus.WrapRegistererWith(prometheus.Labels{metrics.LabelRole: n.role.label()}, n.reg)
+}
+
+// label is the role's value of the metrics.LabelRole label.
+func (r Role) label() string {
+	if r == RoleSource {
+		return metrics.RoleSource
+	}
+	return metrics.RoleDestination
 }
 
 // newMetrics binds the metrics listener and makes the recorder.

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/aimwan/aimwan/dedupe"
@@ -148,8 +149,39 @@ func TestNodePair(t *testing.T) {
 	c.Close()
 	checkArrived(t, dst, files)
 
-	if body := scrape(t, dest.MetricsAddr().String()); !strings.Contains(body, metrics.ProxyLogical+" ") {
-		t.Errorf("destination edge's /metrics lacks %s:\n%.500s", metrics.ProxyLogical, body)
+	// Every metric of an edge carries its role, so the two edges' logical
+	// bytes are never added up (and the runtime collectors are served too).
+	body := scrape(t, dest.MetricsAddr().String())
+	for _, want := range []string{metrics.ProxyLogical + `{role="destination"} `, metrics.ProxyWire + `{role="destination"} `,
+		`aimwan_proxy_peer_rtt_seconds{conn="0",peer="source-edge",role="destination"}`, "process_cpu_seconds_total ", metrics.BuildInfo + "{"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("destination edge's /metrics lacks %s:\n%.500s", want, body)
+		}
+	}
+	for _, line := range strings.Split(body, "\n") {
+		if strings.HasPrefix(line, "aimwan_proxy_") && !strings.Contains(line, `role="destination"`) {
+			t.Errorf("destination edge's metric without its role: %s", line)
+		}
+	}
+	// Types follow the conventions (counters end in _total and only they do;
+	// the QUIC byte and loss counts are counters): promlint over both edges.
+	for _, n := range []*Node{src, dest} {
+		problems, err := testutil.GatherAndLint(n.reg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range problems {
+			t.Errorf("%s edge: lint %s: %s", n.Role(), p.Metric, p.Text)
+		}
+	}
+	for _, want := range []string{"# TYPE aimwan_proxy_peer_quic_sent_bytes_total counter", "# TYPE aimwan_proxy_peer_lost_packets_total counter",
+		"# TYPE aimwan_proxy_peer_rtt_seconds gauge"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("destination edge's /metrics lacks %q", want)
+		}
+	}
+	if got := labelled(t, src.reg, metrics.ProxyLogical, metrics.LabelRole, metrics.RoleSource); got == 0 {
+		t.Errorf("source edge's %s{role=source} = 0 after a push", metrics.ProxyLogical)
 	}
 	if c := counter(t, src.reg, metrics.ProxyScheduleCap); c != 100e6/8 {
 		t.Errorf("schedule cap %v, want %v", c, 100e6/8)

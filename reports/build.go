@@ -33,38 +33,59 @@ type figures struct {
 	g                     grid
 	wire, link, destaged  []float64 // bytes per grid interval
 	logical, hits, misses []float64 // bytes, chunks, chunks per grid interval
+	// The same over whole intervals only, for rates (rateIncrements).
+	wireR, linkR, destagedR, logicalR []float64
 }
 
 func computeFigures(recs []*Recording, g grid) *figures {
+	edge, is := sourceEdge(recs)
 	return &figures{
 		g:        g,
-		wire:     increments(recs, g, metricIs(metrics.ProxyWire)),
+		wire:     increments(edge, g, is(metrics.ProxyWire)),
 		link:     increments(recs, g, linkData(recs)),
 		destaged: increments(recs, g, metricIs(metrics.DstLogical)),
-		logical:  increments(sourceEdge(recs), g, metricIs(metrics.ProxyLogical)),
-		hits:     increments(recs, g, metricIs(metrics.ProxyCacheHits)),
-		misses:   increments(recs, g, metricIs(metrics.ProxyCacheMisses)),
+		logical:  increments(edge, g, is(metrics.ProxyLogical)),
+		hits:     increments(edge, g, is(metrics.ProxyCacheHits)),
+		misses:   increments(edge, g, is(metrics.ProxyCacheMisses)),
+
+		wireR:     rateIncrements(edge, g, is(metrics.ProxyWire)),
+		linkR:     rateIncrements(recs, g, linkData(recs)),
+		destagedR: rateIncrements(recs, g, metricIs(metrics.DstLogical)),
+		logicalR:  rateIncrements(edge, g, is(metrics.ProxyLogical)),
 	}
 }
 
-// sourceEdge returns the recordings to take proxy logical bytes from. Both
-// edges count the files they carry, so summing them would count every file
-// twice: the source edge is the recording whose proxy put the most bytes on
-// the WAN (the destination edge sends only acks and miss lists). Without
-// proxy wire bytes, every recording.
-func sourceEdge(recs []*Recording) []*Recording {
+// sourceEdge returns the recordings and the key match to take the proxy
+// figures from: the source edge's only. Both edges count the files they
+// carry, so summing them would count every file twice (and the destination
+// edge's wire bytes are acks and miss lists going the other way). Proxies
+// label their metrics role="source" or role="destination"; recordings made
+// before the label existed fall back to the recording whose proxy put the
+// most bytes on the WAN.
+func sourceEdge(recs []*Recording) ([]*Recording, func(name string) keyMatch) {
+	bySource := func(name string) keyMatch {
+		return func(n string, labels []metrics.Label) bool {
+			r, _ := metrics.LabelValue(labels, metrics.LabelRole)
+			return n == name && r == metrics.RoleSource
+		}
+	}
 	var best *Recording
 	bestWire := 0.0
 	for _, r := range recs {
 		wire := 0.0
 		for _, s := range r.Samples {
 			for k, v := range s.Values {
-				if !strings.HasPrefix(k, metrics.ProxyWire) || v <= wire {
+				if !strings.HasPrefix(k, metrics.ProxyWire) {
 					continue // most keys: other metrics, parsed for nothing
 				}
-				if name, _, err := metrics.ParseKey(k); err == nil && name == metrics.ProxyWire {
-					wire = v
+				name, labels, err := metrics.ParseKey(k)
+				if err != nil || name != metrics.ProxyWire {
+					continue
 				}
+				if _, labelled := metrics.LabelValue(labels, metrics.LabelRole); labelled {
+					return recs, bySource
+				}
+				wire = max(wire, v)
 			}
 		}
 		if wire > bestWire {
@@ -72,9 +93,9 @@ func sourceEdge(recs []*Recording) []*Recording {
 		}
 	}
 	if best == nil {
-		return recs
+		return recs, metricIs
 	}
-	return []*Recording{best}
+	return []*Recording{best}, metricIs
 }
 
 // linkData selects the link's data direction (direction="up") when the
@@ -97,19 +118,27 @@ func linkData(recs []*Recording) keyMatch {
 }
 
 // reductionInputs picks logical and wire bytes for data reduction: the
-// proxy's own pair when recorded, else destaged bytes over link bytes.
+// source edge's own pair when recorded (the definition), else destaged bytes
+// over the source edge's or the link's bytes; how says which in words.
 func (f *figures) reductionInputs() (logical, wire []float64, how string) {
 	if hasData(f.logical) && hasData(f.wire) {
-		return f.logical, f.wire, metrics.ProxyLogical + " / " + metrics.ProxyWire
+		return f.logical, f.wire, "the source-edge proxy's (role=\"source\") logical bytes (journal-file bytes it was given, " +
+			metrics.ProxyLogical + ") divided by its wire bytes (what it put on the WAN after dedupe and compression, " +
+			"framing included, " + metrics.ProxyWire + ")"
 	}
 	if hasData(f.destaged) {
 		if hasData(f.wire) {
-			return f.destaged, f.wire, metrics.DstLogical + " / " + metrics.ProxyWire
+			return f.destaged, f.wire, "bytes destaged at the destination (" + metrics.DstLogical +
+				") divided by the source-edge proxy's wire bytes (" + metrics.ProxyWire + "); its logical bytes were not recorded"
 		}
-		return f.destaged, f.link, metrics.DstLogical + " / " + metrics.LinkBytes
+		return f.destaged, f.link, "bytes destaged at the destination (" + metrics.DstLogical +
+			") divided by the bytes the link carried up (" + metrics.LinkBytes + "); no proxy was recorded"
 	}
 	return nil, nil, ""
 }
+
+// unitsNote names the unit system of every report page.
+const unitsNote = "Units are decimal throughout, as in aimwan bench's terminal lines: KB = 1000 bytes, MB = 10⁶ bytes, KB/s = 1000 bytes a second."
 
 // effective is the logical transfer: bytes destaged, or the proxy's logical
 // bytes when no destination was recorded.
@@ -118,6 +147,14 @@ func (f *figures) effective() ([]float64, string) {
 		return f.destaged, "effective (destaged)"
 	}
 	return f.logical, "logical (proxy)"
+}
+
+// effectiveRate is effective over whole intervals only, for rates.
+func (f *figures) effectiveRate() []float64 {
+	if hasData(f.destaged) {
+		return f.destagedR
+	}
+	return f.logicalR
 }
 
 // BuildPage computes the report of a run: the seed comparison (bench runs),
@@ -139,12 +176,16 @@ func BuildPage(run *Run, opt BuildOptions) (*Page, error) {
 		return p, nil
 	}
 	p.Subtitle = subtitle(run, g)
+	p.Notes = append(p.Notes, unitsNote)
+	if _, _, how := f.reductionInputs(); how != "" {
+		p.Notes = append(p.Notes, "Data reduction, wherever this page gives it, is "+how+", over the interval named.")
+	}
 	phases := resolvePhases(run.Phases, g)
 	if len(phases) > 0 {
 		p.Tables = append(p.Tables, phaseTable(f, phases))
 	}
 	w := max(1, int(math.Round(opt.Window.Seconds()/g.step)))
-	p.Tables = append(p.Tables, summaryTable(f, run.Recordings, w))
+	p.Tables = append(p.Tables, summaryTable(f, run.Recordings, w, len(phases) > 0))
 	marks := phaseMarks(phases, g)
 	var missing []string
 	for _, mk := range []func(*figures, []*Recording, int) (Chart, string){
@@ -240,7 +281,7 @@ func phaseTable(f *figures, ps []resolvedPhase) Table {
 	cols := []string{"phase", "length"}
 	var rates [][]float64
 	if hasData(f.wire) {
-		cols, rates = append(cols, "wire KB/s (proxies)"), append(rates, f.wire)
+		cols, rates = append(cols, "wire KB/s (source edge)"), append(rates, f.wire)
 	}
 	if hasData(f.link) {
 		cols, rates = append(cols, "link KB/s"), append(rates, f.link)

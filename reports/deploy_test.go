@@ -17,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/aimwan/aimwan/internal/metrics"
+	"github.com/aimwan/aimwan/internal/testkit"
 )
 
 // deployDir holds the operations files (dashboard, alerts, systemd units).
@@ -121,6 +122,17 @@ func TestGrafanaDashboard(t *testing.T) {
 			exprs += tg.Expr + "\n"
 		}
 	}
+	// Proxy figures are the source edge's: both edges count the same logical
+	// bytes, so an expression over both reads twice the data reduction.
+	for _, p := range d.Panels {
+		for _, tg := range p.Targets {
+			for _, m := range []string{metrics.ProxyLogical, metrics.ProxyWire, metrics.ProxyCacheHits, metrics.ProxyCacheMisses} {
+				if n := strings.Count(tg.Expr, m); n > 0 && strings.Count(tg.Expr, m+`{role="source"}`) != n {
+					t.Errorf("panel %q: %s without role=\"source\" in %s", p.Title, m, tg.Expr)
+				}
+			}
+		}
+	}
 	// The charts of the report are all on the dashboard.
 	for _, m := range []string{metrics.ProxyWire, metrics.DstLogical, metrics.SrcData, metrics.TimeLatency,
 		metrics.ProxyLogical, metrics.ProxyCacheHits, metrics.ProxyScheduleCap} {
@@ -178,7 +190,8 @@ func TestAlertRules(t *testing.T) {
 			checkExprMetrics(t, where, r.Expr, documented)
 		}
 	}
-	for _, want := range []string{"AimwanRPOAboveThreshold", "AimwanSourceBufferFilling", "AimwanDestinationVolumeOffline", "AimwanPeerDown"} {
+	for _, want := range []string{"AimwanRPOAboveThreshold", "AimwanSourceBufferFilling", "AimwanDestinationVolumeOffline", "AimwanPeerDown",
+		"AimwanReplicationStalled", "AimwanSourceBufferFull", "AimwanDestinationBufferFull", "AimwanVolumePullAhead", "AimwanDaemonDown"} {
 		if !alerts[want] {
 			t.Errorf("alert %s missing", want)
 		}
@@ -245,6 +258,116 @@ func TestSystemdUnits(t *testing.T) {
 	}
 }
 
+// TestSystemdUnitsMatchDocs: the paths the docs give the daemons work under
+// the units' hardening (ProtectSystem=strict makes everything read-only but
+// the state, cache and ReadWritePaths= folders): the proxy's chunk cache and
+// the destination's buffer, volumes and snapshots are writable, and the key
+// path the proxy unit names is the one docs/deployment.md uses.
+func TestSystemdUnitsMatchDocs(t *testing.T) {
+	units := map[string]map[string]string{}
+	text := map[string]string{}
+	for _, d := range []string{"src", "dst", "proxy"} {
+		b, err := os.ReadFile(filepath.Join(deployDir, "systemd", "aimwan-"+d+".service"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sections, err := parseUnit(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		units[d], text[d] = sections["Service"], string(b)
+	}
+	readDoc := func(name string) string {
+		b, err := os.ReadFile(filepath.Join("..", "docs", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	deployment := readDoc("deployment.md")
+
+	var cache, keys []string
+	for _, m := range regexp.MustCompile(`--cache (/[\w./-]*\w)`).FindAllStringSubmatch(deployment, -1) {
+		cache = append(cache, m[1])
+	}
+	for _, m := range regexp.MustCompile(`--(?:key|dir) (/[\w./-]*\w)`).FindAllStringSubmatch(deployment, -1) {
+		keys = append(keys, m[1])
+	}
+	if len(cache) == 0 || len(keys) == 0 {
+		t.Fatalf("docs/deployment.md: found cache paths %v, key paths %v; the pattern missed them", cache, keys)
+	}
+	for _, c := range cache {
+		if !unitWritable(units["proxy"], c) {
+			t.Errorf("docs/deployment.md uses --cache %s, which aimwan-proxy.service cannot write (writable: %v)", c, writablePaths(units["proxy"]))
+		}
+	}
+	for _, k := range keys {
+		if !strings.Contains(text["proxy"], "--dir "+k) || !strings.HasPrefix(k, "/etc/"+units["proxy"]["ConfigurationDirectory"]+"/") {
+			t.Errorf("docs/deployment.md's key %s is not the one aimwan-proxy.service names (keygen --dir) under its configuration directory", k)
+		}
+	}
+
+	// The destination's example configuration.
+	doc := readDoc("destination-node.md")
+	_, after, ok := strings.Cut(doc, "Example `dst.yaml`:\n\n```yaml\n")
+	block, _, ok2 := strings.Cut(after, "```")
+	if !ok || !ok2 {
+		t.Fatal("docs/destination-node.md: no dst.yaml example")
+	}
+	var dst struct {
+		Buffer    string `yaml:"buffer"`
+		Snapshots string `yaml:"snapshots"`
+		Volumes   []struct {
+			Path string `yaml:"path"`
+		} `yaml:"volumes"`
+	}
+	if err := yaml.Unmarshal([]byte(block), &dst); err != nil {
+		t.Fatalf("docs/destination-node.md dst.yaml: %v", err)
+	}
+	paths := []string{dst.Buffer, dst.Snapshots}
+	for _, v := range dst.Volumes {
+		if !strings.HasPrefix(v.Path, "/dev/") { // block devices: see the unit's note on DeviceAllow=
+			paths = append(paths, v.Path)
+		}
+	}
+	for _, p := range paths {
+		if !unitWritable(units["dst"], p) {
+			t.Errorf("docs/destination-node.md's dst.yaml uses %s, which aimwan-dst.service cannot write (writable: %v)", p, writablePaths(units["dst"]))
+		}
+	}
+	if got := units["src"]["StateDirectory"]; got != "aimwan/src" {
+		t.Errorf("aimwan-src.service StateDirectory %q, want aimwan/src", got)
+	}
+}
+
+// writablePaths are the folders a unit may write under ProtectSystem=strict.
+func writablePaths(svc map[string]string) []string {
+	var out []string
+	for _, d := range strings.Fields(svc["StateDirectory"]) {
+		out = append(out, "/var/lib/"+d)
+	}
+	for _, d := range strings.Fields(svc["CacheDirectory"]) {
+		out = append(out, "/var/cache/"+d)
+	}
+	for _, p := range strings.Fields(svc["ReadWritePaths"]) {
+		out = append(out, strings.TrimPrefix(p, "-"))
+	}
+	if svc["PrivateTmp"] == "yes" {
+		out = append(out, "/tmp")
+	}
+	return out
+}
+
+// unitWritable reports whether path lies in a folder the unit may write.
+func unitWritable(svc map[string]string, path string) bool {
+	for _, w := range writablePaths(svc) {
+		if path == w || strings.HasPrefix(path, strings.TrimSuffix(w, "/")+"/") {
+			return true
+		}
+	}
+	return false
+}
+
 // parseUnit reads a systemd unit: sections of Key=Value lines, # comments.
 func parseUnit(b []byte) (map[string]map[string]string, error) {
 	sections := map[string]map[string]string{}
@@ -295,5 +418,29 @@ func verifyUnit(t *testing.T, path string, b []byte) {
 	out, err := exec.CommandContext(ctx, bin, "verify", tmp).CombinedOutput()
 	if err != nil || len(bytes.TrimSpace(out)) > 0 {
 		t.Errorf("systemd-analyze verify %s: %v\n%s", filepath.Base(path), err, out)
+	}
+}
+
+// TestAlertRulesPromtool: promtool (Debian's prometheus package) accepts the
+// rules and the scrape configuration, and the rules' unit tests pass
+// (aimwan-alerts_test.yml: RPO over the threshold, a stalled link, full
+// buffers, pull-ahead, a daemon down, and a quiet caught-up volume that raises
+// nothing). In CI (CI set) a missing promtool fails the test.
+func TestAlertRulesPromtool(t *testing.T) {
+	bin := testkit.NeedTool(t, "promtool", "prometheus")
+	dir := filepath.Join(deployDir, "prometheus")
+	for _, args := range [][]string{
+		{"check", "rules", "aimwan-alerts.yml"},
+		{"check", "config", "scrape.yml"},
+		{"test", "rules", "aimwan-alerts_test.yml"},
+	} {
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+		cmd := exec.CommandContext(ctx, bin, args...)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		cancel()
+		if err != nil {
+			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
 	}
 }

@@ -62,7 +62,10 @@ type Chart struct {
 	XLabel string `json:"x_label,omitempty"` // used when Time is false
 	YLabel string `json:"y_label"`           // the quantity and its unit, e.g. "KB/s"
 	// YMin0 anchors the Y axis at zero (rates, sizes, percentages).
-	YMin0  bool     `json:"y_min_zero,omitempty"`
+	YMin0 bool `json:"y_min_zero,omitempty"`
+	// LogY draws the Y axis on a logarithmic scale, so a series many times
+	// another stays readable beside it; values <= 0 are gaps.
+	LogY   bool     `json:"log_y,omitempty"`
 	Series []Series `json:"series"`
 	Marks  []Mark   `json:"marks,omitempty"` // vertical lines, e.g. phase boundaries
 	Note   string   `json:"note,omitempty"`  // shown under the chart

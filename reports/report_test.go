@@ -86,13 +86,44 @@ func TestBenchFigures(t *testing.T) {
 			t.Errorf("%s = %v, want %v", what, got, want)
 		}
 	}
-	near("effective at 30 s", at("transfer-rate", "effective (destaged)", 30), 235)
-	near("effective at 100 s (20x)", at("transfer-rate", "effective (destaged)", 100), 4800)
-	near("effective at 150 s (14x)", at("transfer-rate", "effective (destaged)", 150), 3360)
-	near("wire at 150 s (both proxies)", at("transfer-rate", "wire (proxy to WAN)", 150), 240)
+	const eff = "effective (destaged), mean over 10 s"
+	near("effective at 30 s", at("transfer-rate", eff, 30), 235)
+	near("effective at 100 s (20x)", at("transfer-rate", eff, 100), 4800)
+	near("effective at 150 s (14x)", at("transfer-rate", eff, 150), 3360)
+	// The source edge's wire bytes only: the destination edge's acks (2 KB/s)
+	// go the other way.
+	near("wire at 150 s (source edge)", at("transfer-rate", "wire (source edge to WAN)", 150), 238)
+	if !ids["transfer-rate"].LogY {
+		t.Error("transfer rate is not on a log axis")
+	}
+	// The last grid interval reaches beyond the last sample: no partial rate
+	// there (it used to dip to almost nothing at the end of every chart).
+	for _, sr := range ids["transfer-rate"].Series {
+		last := math.NaN()
+		for _, y := range sr.Y {
+			if !math.IsNaN(y) {
+				last = y
+			}
+		}
+		if want := map[string]float64{"wire (source edge to WAN)": 238, "link (simulated WAN, up)": 240, eff: 3360}[sr.Name]; math.Abs(last-want) > 0.01*want {
+			t.Errorf("transfer rate %s ends at %v, want %v", sr.Name, last, want)
+		}
+	}
 	// Gauges hold their latest sample: the one taken at 60.003 s shows at 61 s.
-	near("src data vm1 at 61 s", at("src-data", "vm1", 61), 60e6/(1<<20))
+	near("src data vm1 at 61 s (MB)", at("src-data", "vm1", 61), 60)
 	near("latency vm2 at 61 s", at("time-latency", "vm2", 61), 54.5)
+	// Time Latency is drawn from each volume's first destaged file on.
+	for _, c := range []struct {
+		vol   string
+		x     float64
+		drawn bool
+	}{{"vm1", 2, false}, {"vm1", 3, true}, {"vm2", 6, false}, {"vm2", 7, true}} { // the samples at 2.005 and 6.005 s show at 3 and 7 s
+		if v := at("time-latency", c.vol, c.x); math.IsNaN(v) == c.drawn {
+			t.Errorf("latency %s at %v s = %v, drawn %v", c.vol, c.x, v, c.drawn)
+		}
+	}
+	// Both edges count the same logical bytes; reduction takes the source
+	// edge's only (6.0x read as 12.25x when summed).
 	near("reduction over 10 s at 150 s", at("data-reduction", "over 10 s", 150), 3360.0/238)
 	near("hit rate at 150 s", at("cache-hit-rate", "over 10 s", 150), 100*(900+30.0)/(900+30+60))
 	if v := at("schedule-cap", "cap (proxy-src)", 130); !math.IsInf(v, 1) {
@@ -104,8 +135,13 @@ func TestBenchFigures(t *testing.T) {
 	if len(page.Tables) != 3 || page.Tables[0].Title != "Seed experiment vs this run" || page.Tables[1].Title != "Phases" {
 		t.Fatalf("tables %+v", page.Tables)
 	}
-	if got := page.Tables[1].Rows[1]; got[0] != "optimize" || got[4] != "3599.9" || got[5] != "15.00x" {
+	if got := page.Tables[1].Rows[1]; got[0] != "optimize" || got[2] != "238.0" || got[4] != "3599.9" || got[5] != "15.13x" {
 		t.Errorf("optimize phase row %q", got)
+	}
+	// One data-reduction figure: the seed table gives the optimize phase's,
+	// as the phase table does, and the summary none (phases are given).
+	if got := page.Tables[0].Rows[6]; got[0] != "Data reduction (source edge, logical / wire)" || !strings.HasPrefix(got[2], "15.1x over the optimize phase") {
+		t.Errorf("seed reduction row %q", got)
 	}
 	summary := map[string]string{}
 	for _, r := range page.Tables[2].Rows {
@@ -116,6 +152,69 @@ func TestBenchFigures(t *testing.T) {
 	}
 	if got := summary["Time Latency, worst"]; got != "54.5s (vm2)" {
 		t.Errorf("worst latency %q", got)
+	}
+	for k := range summary {
+		if strings.Contains(k, "reduction") {
+			t.Errorf("summary gives a data reduction (%s) beside the phases' figures", k)
+		}
+	}
+	if got := summary["Wire bytes (source edge)"]; got != "42.8 MB" { // 180 s × 238 KB/s
+		t.Errorf("wire bytes %q", got)
+	}
+}
+
+// TestSourceEdgeSelection: proxies' figures come from the role="source"
+// series when the recordings have role labels, else (older recordings) from
+// the recording whose proxy put the most bytes on the WAN.
+func TestSourceEdgeSelection(t *testing.T) {
+	rec := func(daemon string, rows ...map[string]float64) *Recording {
+		r := &Recording{Daemon: daemon}
+		t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		for i, v := range rows {
+			r.Samples = append(r.Samples, metrics.Sample{Time: t0.Add(time.Duration(i) * time.Second), Values: v})
+		}
+		return r
+	}
+	labelled := []*Recording{
+		rec("a", map[string]float64{`aimwan_proxy_logical_bytes_total{role="destination"}`: 0, `aimwan_proxy_wire_bytes_total{role="destination"}`: 0},
+			map[string]float64{`aimwan_proxy_logical_bytes_total{role="destination"}`: 600, `aimwan_proxy_wire_bytes_total{role="destination"}`: 5}),
+		rec("b", map[string]float64{`aimwan_proxy_logical_bytes_total{role="source"}`: 0, `aimwan_proxy_wire_bytes_total{role="source"}`: 0},
+			map[string]float64{`aimwan_proxy_logical_bytes_total{role="source"}`: 600, `aimwan_proxy_wire_bytes_total{role="source"}`: 100}),
+	}
+	old := []*Recording{
+		rec("a", map[string]float64{"aimwan_proxy_logical_bytes_total": 0, "aimwan_proxy_wire_bytes_total": 0},
+			map[string]float64{"aimwan_proxy_logical_bytes_total": 600, "aimwan_proxy_wire_bytes_total": 5}),
+		rec("b", map[string]float64{"aimwan_proxy_logical_bytes_total": 0, "aimwan_proxy_wire_bytes_total": 0},
+			map[string]float64{"aimwan_proxy_logical_bytes_total": 600, "aimwan_proxy_wire_bytes_total": 100}),
+	}
+	for name, recs := range map[string][]*Recording{"role labels": labelled, "older recordings": old} {
+		g, _ := newGrid(recs, nil)
+		f := computeFigures(recs, g)
+		if l, w := total(f.logical), total(f.wire); l != 600 || w != 100 {
+			t.Errorf("%s: logical %v wire %v, want the source edge's 600 and 100 (6.0x, not 12.0x)", name, l, w)
+		}
+	}
+}
+
+// TestLogTicks: powers of ten are labelled; 2 and 5 only on a short range.
+func TestLogTicks(t *testing.T) {
+	labels := func(lo, hi float64) []string {
+		var out []string
+		for _, tk := range logTicks(lo, hi) {
+			if tk.Label != "" {
+				out = append(out, tk.Label)
+			}
+		}
+		return out
+	}
+	if got := strings.Join(labels(10, 50000), " "); got != "10 100 1000 10000" {
+		t.Errorf("labels 10..50000 = %s", got)
+	}
+	if got := strings.Join(labels(0.1, 8), " "); got != "0.1 0.2 0.5 1 2 5" {
+		t.Errorf("labels 0.1..8 = %s", got)
+	}
+	if logTicks(0, 10) != nil || logTicks(10, 1) != nil {
+		t.Error("ticks for an empty or non-positive range")
 	}
 }
 

@@ -57,19 +57,39 @@ func seedTable(r *BenchResult, f *figures, phases []Phase) Table {
 	add("Average speed-up", seedAverage, avg)
 	moved := "—"
 	if r.LogicalBytes > 0 && r.ElapsedS > 0 {
-		moved = fmt.Sprintf("%s in %s", units.FormatSize(r.LogicalBytes), duration(r.ElapsedS))
+		moved = fmt.Sprintf("%s in %s", units.FormatSizeDecimal(r.LogicalBytes), duration(r.ElapsedS))
 		if r.LineKBps > 0 {
 			moved += " instead of " + duration(float64(r.LogicalBytes)/(r.LineKBps*1000))
 		}
 	}
 	add("Data moved", seedMoved, moved)
-	red := "—"
-	if r.WireBytes > 0 {
-		red = fmt.Sprintf("%.1fx (%s on the wire)", float64(r.LogicalBytes)/float64(r.WireBytes), units.FormatSize(r.WireBytes))
-	}
-	add("Data reduction (logical / wire)", "—", red)
+	add("Data reduction (source edge, logical / wire)", "—", seedReduction(r, f, phases))
 	add("Verified (destination = source)", seedVerified, yesNo(r.Verified))
 	return t
+}
+
+// seedReduction is the data reduction of the optimize phase as the rest of
+// the page defines it (the source edge's logical / wire bytes, from the
+// recordings), so the seed table and the phase table agree; without
+// recordings, result.json's logical / wire bytes, said so.
+func seedReduction(r *BenchResult, f *figures, phases []Phase) string {
+	if f != nil {
+		logical, wire, _ := f.reductionInputs()
+		for _, rp := range resolvePhases(phases, f.g) {
+			if rp.name != OptimizePhase || logical == nil {
+				continue
+			}
+			l, _ := phaseSum(logical, f.g, rp)
+			if wb, _ := phaseSum(wire, f.g, rp); wb > 0 && l > 0 {
+				return fmt.Sprintf("%.1fx over the optimize phase (%s on the wire)", l/wb, units.FormatSizeDecimal(int64(wb)))
+			}
+		}
+	}
+	if r.WireBytes > 0 {
+		return fmt.Sprintf("%.1fx (result.json: %s logical / %s on the wire)", float64(r.LogicalBytes)/float64(r.WireBytes),
+			units.FormatSizeDecimal(r.LogicalBytes), units.FormatSizeDecimal(r.WireBytes))
+	}
+	return "—"
 }
 
 // atOnce is the effective rate at the start of the optimize phase (its first

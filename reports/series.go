@@ -52,6 +52,9 @@ func newGrid(recs []*Recording, phases []Phase) (g grid, ok bool) {
 	return grid{t0: first, step: step, n: int(math.Ceil(span/step-1e-9)) + 1, span: span}, true
 }
 
+// rates turns per-interval increases into rates per second divided by div.
+func (g grid) rates(inc []float64, div float64) []float64 { return scale(inc, g.step*div) }
+
 // xs returns the grid's X values (seconds since t0).
 func (g grid) xs() []float64 {
 	x := make([]float64, g.n)
@@ -189,11 +192,31 @@ func hold(t trace, x float64) float64 {
 // increments sums, per grid interval (x_{i-1}, x_i], the increase of every
 // counter matching m. inc[0] and intervals no counter covers are NaN.
 func increments(recs []*Recording, g grid, m keyMatch) []float64 {
+	return incrementsOf(recs, g, m, false)
+}
+
+// rateIncrements is increments for drawing rates: an interval a counter's
+// samples cover only in part (its first and last, when the recording starts
+// or stops inside them) is left out for that counter, since its increase is
+// that of a fraction of the interval and the rate would dip to nothing where
+// a daemon starts or stops. Totals use increments, which count every byte.
+func rateIncrements(recs []*Recording, g grid, m keyMatch) []float64 {
+	return incrementsOf(recs, g, m, true)
+}
+
+func incrementsOf(recs []*Recording, g grid, m keyMatch, whole bool) []float64 {
 	inc := nanSlice(g.n)
 	xs := g.xs()
 	for _, t := range traces(recs, g, m) {
+		if len(t.x) == 0 {
+			continue
+		}
+		first, last := t.x[0], t.x[len(t.x)-1]
 		c := cumulative(t)
 		for i := 1; i < g.n; i++ {
+			if whole && (xs[i-1] < first-1e-9 || xs[i] > last+1e-9) {
+				continue
+			}
 			d := interpEnd(c, xs[i], g.step) - interpEnd(c, xs[i-1], g.step)
 			if math.IsNaN(d) {
 				continue

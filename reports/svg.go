@@ -16,10 +16,13 @@ import (
 	"gonum.org/v1/plot/vg/vgsvg"
 )
 
-// Chart size in the page (points; the page scales it to the column width).
+// Chart size in the page (points; the page scales it to the column width),
+// and the margins kept free at the right and the top edge.
 const (
 	chartWidth  = 9 * vg.Inch
 	chartHeight = 3.6 * vg.Inch
+	rightMargin = 7 * vg.Millimeter
+	topMargin   = 2 * vg.Millimeter
 )
 
 // palette: distinguishable colours (Okabe–Ito) for series in order.
@@ -65,6 +68,10 @@ func renderSVG(c *Chart) ([]byte, error) {
 	p.Legend.Padding = vg.Points(3)
 	p.X.Tick.Marker = plot.TickerFunc(niceTicks)
 	p.Y.Tick.Marker = plot.TickerFunc(niceTicks)
+	if c.LogY {
+		p.Y.Scale = plot.LogScale{}
+		p.Y.Tick.Marker = plot.TickerFunc(logTicks)
+	}
 
 	div := 1.0
 	if c.Time {
@@ -72,7 +79,7 @@ func renderSVG(c *Chart) ([]byte, error) {
 	}
 	ymin, ymax, any := math.Inf(1), math.Inf(-1), false
 	for i, s := range c.Series {
-		lines, err := seriesLines(s, div, palette[i%len(palette)])
+		lines, err := seriesLines(s, div, palette[i%len(palette)], c.LogY)
 		if err != nil {
 			return nil, fmt.Errorf("chart %s series %q: %w", c.ID, s.Name, err)
 		}
@@ -91,7 +98,9 @@ func renderSVG(c *Chart) ([]byte, error) {
 		p.Add(markPlotter{marks: c.Marks, div: div})
 	}
 	canvas := vgsvg.New(chartWidth, chartHeight)
-	p.Draw(draw.New(canvas))
+	// A margin on the right: gonum draws the X axis to the canvas edge, so
+	// the last tick label and a mark's label would be cut off.
+	p.Draw(draw.Crop(draw.New(canvas), 0, -rightMargin, 0, -topMargin))
 	var buf bytes.Buffer
 	if _, err := canvas.WriteTo(&buf); err != nil {
 		return nil, fmt.Errorf("chart %s: %w", c.ID, err)
@@ -126,8 +135,9 @@ func chartXMax(c *Chart) float64 {
 	return m
 }
 
-// seriesLines splits s at gaps (NaN, ±Inf) into drawable lines.
-func seriesLines(s Series, div float64, col color.RGBA) ([]*plotter.Line, error) {
+// seriesLines splits s at gaps (NaN, ±Inf; on a log scale also values <= 0)
+// into drawable lines.
+func seriesLines(s Series, div float64, col color.RGBA, logY bool) ([]*plotter.Line, error) {
 	var lines []*plotter.Line
 	var run plotter.XYs
 	flush := func() error {
@@ -148,7 +158,7 @@ func seriesLines(s Series, div float64, col color.RGBA) ([]*plotter.Line, error)
 		return nil
 	}
 	for i, y := range s.Y {
-		if math.IsNaN(y) || math.IsInf(y, 0) {
+		if math.IsNaN(y) || math.IsInf(y, 0) || (logY && y <= 0) {
 			if err := flush(); err != nil {
 				return nil, err
 			}
@@ -169,6 +179,10 @@ func setRanges(p *plot.Plot, c *Chart, div, ymin, ymax float64, any bool) {
 		p.X.Min = 0
 		p.X.Max = math.Max(chartXMax(c)/div, p.X.Max)
 	}
+	if c.LogY {
+		setLogRange(p, c, ymin, ymax, any)
+		return
+	}
 	if !any {
 		ymin, ymax = 0, 1
 	}
@@ -183,6 +197,50 @@ func setRanges(p *plot.Plot, c *Chart, div, ymin, ymax float64, any bool) {
 	if p.X.Max <= p.X.Min {
 		p.X.Max = p.X.Min + 1
 	}
+}
+
+// setLogRange fixes a logarithmic Y axis: from the decade at or below the
+// smallest positive value to the largest, with headroom for the legend.
+func setLogRange(p *plot.Plot, c *Chart, ymin, ymax float64, any bool) {
+	if !any || ymax <= 0 {
+		ymin, ymax = 1, 10
+	}
+	const limit = 307 // decades a float64 holds, with room for the headroom
+	const span = 5    // decades shown at most: lower values are cut off at the bottom
+	lo := math.Min(math.Max(math.Floor(math.Log10(ymin)), -limit), limit-1)
+	lo = math.Max(lo, math.Ceil(math.Log10(ymax))-span)
+	hi := math.Max(math.Log10(ymax), lo+1)
+	top := math.Min(hi+0.08*float64(len(c.Series)+1)*(hi-lo), limit+1)
+	p.Y.Min = math.Pow(10, lo)
+	p.Y.Max = math.Pow(10, math.Max(top, lo+1))
+	if p.X.Max <= p.X.Min {
+		p.X.Max = p.X.Min + 1
+	}
+}
+
+// logTicks labels each power of ten in [lo, hi] (and 2 and 5 times it when
+// the range spans at most two decades), with unlabelled ticks at the other
+// multiples.
+func logTicks(lo, hi float64) []plot.Tick {
+	if !(lo > 0) || !(hi > lo) || math.IsInf(hi, 0) {
+		return nil
+	}
+	few := math.Log10(hi/lo) <= 2
+	var ticks []plot.Tick
+	for dec := math.Pow(10, math.Floor(math.Log10(lo))); dec <= hi; dec *= 10 {
+		for m := 1.0; m < 10; m++ {
+			v := dec * m
+			if v < lo*(1-1e-9) || v > hi*(1+1e-9) {
+				continue
+			}
+			label := ""
+			if m == 1 || (few && (m == 2 || m == 5)) {
+				label = strconv.FormatFloat(v, 'f', max(0, int(-math.Floor(math.Log10(v)))), 64)
+			}
+			ticks = append(ticks, plot.Tick{Value: v, Label: label})
+		}
+	}
+	return ticks
 }
 
 // markPlotter draws dashed vertical lines with labels (phase boundaries).
@@ -213,7 +271,11 @@ func (m markPlotter) Plot(c draw.Canvas, p *plot.Plot) {
 			c.StrokeLine2(line, x, c.Min.Y, x, c.Max.Y)
 		}
 		if label := strings.TrimSpace(mk.Label); label != "" {
-			c.FillText(txt, vg.Point{X: x + vg.Points(3), Y: c.Min.Y + vg.Points(14)}, label)
+			t, at := txt, x+vg.Points(3)
+			if at+txt.Width(label) > c.Max.X { // would run off the right edge: set it left of the line
+				t.XAlign, at = draw.XRight, x-vg.Points(3)
+			}
+			c.FillText(t, vg.Point{X: at, Y: c.Min.Y + vg.Points(14)}, label)
 		}
 	}
 }

@@ -9,8 +9,10 @@ import (
 	"github.com/quic-go/quic-go"
 )
 
-// StatsCollector exports quic-go's per-connection statistics of one peer as
-// Prometheus gauges labelled {peer, conn}.
+// StatsCollector exports quic-go's per-connection statistics of one peer,
+// labelled {peer, conn}: RTTs and the congestion window as gauges, the
+// cumulative packet and byte counts as counters (_total; they restart with
+// the connection).
 type StatsCollector struct {
 	peer  string
 	conns func() []*quic.Conn
@@ -32,9 +34,9 @@ func NewStatsCollector(peer string, conns func() []*quic.Conn) *StatsCollector {
 		rtt:    d("rtt_seconds", "Smoothed RTT of a WAN connection."),
 		minRTT: d("min_rtt_seconds", "Minimum RTT observed on a WAN connection."),
 		cwnd:   d("cwnd_bytes", "Congestion window of a WAN connection."),
-		lost:   d("lost_packets", "Packets declared lost on a WAN connection (since it opened)."),
-		sent:   d("quic_sent_bytes", "Bytes sent on a WAN connection, QUIC overhead and retransmissions included."),
-		recv:   d("quic_received_bytes", "Bytes received on a WAN connection."),
+		lost:   d("lost_packets_total", "Packets declared lost on a WAN connection (since it opened)."),
+		sent:   d("quic_sent_bytes_total", "Bytes sent on a WAN connection, QUIC overhead and retransmissions included."),
+		recv:   d("quic_received_bytes_total", "Bytes received on a WAN connection."),
 	}
 }
 
@@ -56,9 +58,12 @@ func (s *StatsCollector) Collect(ch chan<- prometheus.Metric) {
 		g(s.rtt, st.SmoothedRTT.Seconds())
 		g(s.minRTT, st.MinRTT.Seconds())
 		g(s.cwnd, float64(st.CongestionWindow))
-		g(s.lost, float64(st.PacketsLost))
-		g(s.sent, float64(st.BytesSent))
-		g(s.recv, float64(st.BytesReceived))
+		c := func(d *prometheus.Desc, v float64) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, l...)
+		}
+		c(s.lost, float64(st.PacketsLost))
+		c(s.sent, float64(st.BytesSent))
+		c(s.recv, float64(st.BytesReceived))
 	}
 }
 

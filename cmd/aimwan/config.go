@@ -11,8 +11,9 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// loadYAML reads the YAML file at path into into. Unknown keys are an error,
-// so a misspelt setting is reported instead of silently ignored. An empty
+// loadYAML reads the YAML file at path into into. Unknown keys are an error
+// naming each key, its line and the setting probably meant, so a misspelt
+// setting is reported instead of silently ignored. An empty
 // path loads nothing: every setting has a default.
 func loadYAML(path string, into any) error {
 	if path == "" {
@@ -22,8 +23,15 @@ func loadYAML(path string, into any) error {
 	if err != nil {
 		return usagef("read config: %v", err)
 	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(b, &root); err != nil {
+		return usagef("config %s: %v", path, err)
+	}
+	if err := checkYAMLKeys(&root, into); err != nil {
+		return usagef("config %s: %w", path, err)
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
+	dec.KnownFields(true) // the check above names keys; this keeps any it missed an error
 	if err := dec.Decode(into); err != nil && err != io.EOF {
 		return usagef("config %s: %v", path, err)
 	}
@@ -41,9 +49,13 @@ func newFlagSet(name, usage string) *flag.FlagSet {
 	return fs
 }
 
-// parseFlags parses args into fs; a parse error becomes a usageError and
-// --help becomes a clean exit.
+// parseFlags parses args into fs; a parse error becomes a usageError (an
+// unknown flag named with the flag probably meant) and --help becomes a
+// clean exit.
 func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := checkFlagNames(fs, args); err != nil {
+		return err
+	}
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return errHelpShown

@@ -14,6 +14,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/aimwan/aimwan/internal/version"
 )
 
 // Exit codes, set in one place (exitCode).
@@ -75,6 +77,13 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		return nil
 	}
+	if a := args[0]; a == "version" || a == "--version" || a == "-version" {
+		if len(args) > 1 {
+			return usagef("%s takes no arguments", a)
+		}
+		fmt.Fprintln(stdout, version.Get())
+		return nil
+	}
 	c, ok := commands[args[0]]
 	if !ok {
 		return usagef("unknown command %q (see 'aimwan --help')", args[0])
@@ -108,6 +117,7 @@ func printHelp(w io.Writer) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-9s %s\n", n, commands[n].Summary)
 	}
+	fmt.Fprintf(w, "  %-9s %s\n", "version", "print the version, VCS revision and Go version (also --version)")
 	fmt.Fprintln(w, "\nDocs: docs/ in the source tree. Every daemon takes --config FILE (YAML); flags override it.")
 }
 

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/aimwan/aimwan/internal/version"
 )
 
 func TestExitCode(t *testing.T) {
@@ -83,5 +85,26 @@ func TestLoadYAML(t *testing.T) {
 	}
 	if err := loadYAML("", &c); err != nil {
 		t.Fatalf("empty path: %v", err)
+	}
+}
+
+// TestVersion: `aimwan --version` and `aimwan version` print one line naming
+// the version, the revision and the Go version; extra arguments are a usage
+// error.
+func TestVersion(t *testing.T) {
+	in := version.Get()
+	for _, arg := range []string{"--version", "-version", "version"} {
+		var out bytes.Buffer
+		if err := run(context.Background(), []string{arg}, &out); err != nil {
+			t.Fatalf("%s: %v", arg, err)
+		}
+		line := strings.TrimSpace(out.String())
+		if strings.Count(line, "\n") != 0 || !strings.HasPrefix(line, "aimwan "+in.Version+" ") ||
+			!strings.Contains(line, in.Revision) || !strings.Contains(line, in.GoVersion) {
+			t.Errorf("%s printed %q, want one line with %+v", arg, line, in)
+		}
+	}
+	if err := run(context.Background(), []string{"version", "extra"}, &bytes.Buffer{}); exitCode(err) != exitUsage {
+		t.Errorf("version extra: err = %v, want a usage error", err)
 	}
 }

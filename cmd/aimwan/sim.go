@@ -95,9 +95,16 @@ func runSimWorkload(ctx context.Context, args []string) error {
 	return nil
 }
 
+// Default addresses of `aimwan sim link`; its metrics port is one of the
+// distinct default ports of the daemons (docs/metrics.md).
+const (
+	simLinkDefaultListen  = "127.0.0.1:7400"
+	simLinkDefaultMetrics = "127.0.0.1:9720"
+)
+
 func runSimLink(ctx context.Context, args []string) error {
 	fs := newFlagSet("sim link", "--listen ADDR --to ADDR [--rate 2mbit] [--rtt 40ms] [flags]")
-	listen := fs.String("listen", "127.0.0.1:7400", "address to listen on (UDP and TCP, same port)")
+	listen := fs.String("listen", simLinkDefaultListen, "address to listen on (UDP and TCP, same port)")
 	to := fs.String("to", "", "address to relay to (UDP and TCP; required)")
 	rate := fs.String("rate", "2mbit", "line rate per direction (2mbit, 240KB/s, unlimited)")
 	rtt := fs.Duration("rtt", 40*time.Millisecond, "round-trip time (half each way)")
@@ -112,7 +119,7 @@ func runSimLink(ctx context.Context, args []string) error {
 	outage := fs.String("outage", "", "outages of the primary line: START+DURATION[,...] from start, e.g. 60s+20s")
 	backup := fs.String("backup-rate", "0", "backup line rate used during outages (0: none, traffic dropped)")
 	seed := fs.Uint64("seed", 1, "seed of the random impairments")
-	metricsAddr := fs.String("metrics", "", "address to serve Prometheus metrics on (e.g. 127.0.0.1:9400)")
+	metricsAddr := fs.String("metrics", simLinkDefaultMetrics, "`ADDR` to serve Prometheus metrics on, or off")
 	record := fs.String("record", "", "`DIR` to append the metrics to once a second (DIR/link.jsonl, for aimwan report)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -130,9 +137,7 @@ func runSimLink(ctx context.Context, args []string) error {
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return r.Serve(ctx) })
-	if *metricsAddr != "" {
-		g.Go(func() error { return metrics.ServeMetrics(ctx, *metricsAddr, reg, log) })
-	}
+	g.Go(func() error { return metrics.ServeMetrics(ctx, *metricsAddr, reg, log) }) // "" or off: none
 	if *record != "" {
 		rec, err := metrics.NewRecorder(metrics.RecorderConfig{Dir: *record, Daemon: "link", Gatherer: reg, Logger: log})
 		if err != nil {

@@ -25,7 +25,7 @@ func TestSimLinkRecord(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- runSimLink(ctx, []string{"--listen", addr, "--to", "127.0.0.1:9", "--record", dir})
+		done <- runSimLink(ctx, []string{"--listen", addr, "--to", "127.0.0.1:9", "--record", dir, "--metrics", "off"})
 	}()
 	path := filepath.Join(dir, "link.jsonl")
 	deadline := time.Now().Add(20 * time.Second)

@@ -69,10 +69,12 @@ const (
 	DstSnapshots          = "aimwan_dst_snapshots_total"
 	DstHookFailures       = "aimwan_dst_hook_failures_total"
 
-	// ProxyLogical (counter, bytes, proxy): journal-file bytes the proxy was
-	// given to carry.
+	// Every proxy metric carries the label LabelRole (source or destination).
+
+	// ProxyLogical (counter, bytes, {role}, proxy): journal-file bytes the
+	// proxy was given to carry.
 	ProxyLogical = "aimwan_proxy_logical_bytes_total"
-	// ProxyWire (counter, bytes, proxy): bytes the proxy put on the WAN,
+	// ProxyWire (counter, bytes, {role}, proxy): bytes the proxy put on the WAN,
 	// after dedupe and compression, framing included.
 	ProxyWire = "aimwan_proxy_wire_bytes_total"
 	// ProxyCacheHits / ProxyCacheMisses (counters, chunks, proxy).
@@ -152,10 +154,25 @@ const (
 	// LinkQueue (gauge, bytes, {direction}, sim link): bytes at the bottleneck.
 	LinkQueue = "aimwan_link_queue_bytes"
 
+	// BuildInfo (gauge, always 1, {version, revision, goversion}, every
+	// daemon, served with RuntimeGatherer): which build of aimwan runs
+	// (package internal/version).
+	BuildInfo = "aimwan_build_info"
+
 	// RecorderSamples / RecorderErrors (counters, samples, any daemon with a
 	// Recorder given a Registerer).
 	RecorderSamples = "aimwan_recorder_samples_total"
 	RecorderErrors  = "aimwan_recorder_errors_total"
+)
+
+// LabelRole labels every metric of a proxy with the edge that exports it,
+// RoleSource or RoleDestination: both edges count the files they carry, so
+// a sum over both would count each file twice. Data reduction is the source
+// edge's logical bytes over its wire bytes.
+const (
+	LabelRole       = "role"
+	RoleSource      = "source"      // the source edge: accepts src's pushes, sends over the WAN
+	RoleDestination = "destination" // the destination edge: accepts the WAN, pushes to dst
 )
 
 // Values of the direction label of the link metrics.
@@ -193,21 +210,22 @@ var KnownMetrics = []MetricSpec{
 	{DstLogical, Counter, []string{"volume"}, "bytes", "dst", "Bytes of writes destaged to the destination volume."},
 	{DstVolumeOffline, Gauge, []string{"volume"}, "boolean", "dst", "1 while the destination volume is offline (missing, read-only, full)."},
 	{DstBuffer, Gauge, []string{"volume"}, "bytes", "dst", "Bytes held in the destination buffer, not yet destaged."},
-	{ProxyLogical, Counter, nil, "bytes", "proxy", "Journal-file bytes the proxy was given to carry."},
-	{ProxyWire, Counter, nil, "bytes", "proxy", "Bytes the proxy put on the WAN, after dedupe and compression, framing included."},
-	{ProxyCacheHits, Counter, nil, "chunks", "proxy", "Chunks sent as references to the peer's cache."},
-	{ProxyCacheMisses, Counter, nil, "chunks", "proxy", "Chunks sent as literals (not known to the peer)."},
-	{ProxyScheduleCap, Gauge, nil, "bytes/s", "proxy", "WAN rate cap of the schedule in force; -1 (or +Inf) = unlimited, 0 = paused."},
-	{ProxyPeerUp, Gauge, nil, "boolean", "proxy", "1 while the WAN session to the peer proxy is up."},
+	{ProxyLogical, Counter, []string{LabelRole}, "bytes", "proxy", "Journal-file bytes the proxy was given to carry."},
+	{ProxyWire, Counter, []string{LabelRole}, "bytes", "proxy", "Bytes the proxy put on the WAN, after dedupe and compression, framing included."},
+	{ProxyCacheHits, Counter, []string{LabelRole}, "chunks", "proxy", "Chunks sent as references to the peer's cache."},
+	{ProxyCacheMisses, Counter, []string{LabelRole}, "chunks", "proxy", "Chunks sent as literals (not known to the peer)."},
+	{ProxyScheduleCap, Gauge, []string{LabelRole}, "bytes/s", "proxy", "WAN rate cap of the schedule in force; -1 (or +Inf) = unlimited, 0 = paused."},
+	{ProxyPeerUp, Gauge, []string{LabelRole}, "boolean", "proxy", "1 while the WAN session to the peer proxy is up."},
 	{LinkBytes, Counter, []string{"direction"}, "bytes", "link", "Payload bytes carried by the simulated link, by direction (up: toward --to)."},
 	{LinkDrops, Counter, []string{"reason"}, "packets", "link", "Packets dropped by the simulated link, by reason (queue, loss, outage, cross)."},
 	{LinkCrossBytes, Counter, []string{"direction"}, "bytes", "link", "Cross-traffic bytes that took their turn on the line, by direction."},
 	{LinkCrossDropped, Counter, []string{"direction"}, "bytes", "link", "Cross-traffic bytes dropped because the queue was full, by direction."},
-	{ProxyWANBottleneck, Gauge, []string{"peer"}, "bytes/s", "proxy", "Measured bottleneck rate of the WAN path (source edge)."},
-	{ProxyWANPacing, Gauge, []string{"peer"}, "bytes/s", "proxy", "Pace of the WAN rate controller, before the schedule's cap (source edge)."},
-	{ProxyWANBaseRTT, Gauge, []string{"peer"}, "seconds", "proxy", "Measured round trip of the WAN path without queue (source edge)."},
-	{ProxyWANQueueDelay, Gauge, []string{"peer"}, "seconds", "proxy", "Round trip above the base RTT: the bottleneck's queue (source edge)."},
-	{ProxyWANConns, Gauge, []string{"peer"}, "connections", "proxy", "Live QUIC connections to the peer (source edge)."},
+	{ProxyWANBottleneck, Gauge, []string{"peer", LabelRole}, "bytes/s", "proxy", "Measured bottleneck rate of the WAN path (source edge)."},
+	{ProxyWANPacing, Gauge, []string{"peer", LabelRole}, "bytes/s", "proxy", "Pace of the WAN rate controller, before the schedule's cap (source edge)."},
+	{ProxyWANBaseRTT, Gauge, []string{"peer", LabelRole}, "seconds", "proxy", "Measured round trip of the WAN path without queue (source edge)."},
+	{ProxyWANQueueDelay, Gauge, []string{"peer", LabelRole}, "seconds", "proxy", "Round trip above the base RTT: the bottleneck's queue (source edge)."},
+	{ProxyWANConns, Gauge, []string{"peer", LabelRole}, "connections", "proxy", "Live QUIC connections to the peer (source edge)."},
+	{BuildInfo, Gauge, []string{"version", "revision", "goversion"}, "boolean", "any", "Build of aimwan running: version, VCS revision and Go version as labels; always 1."},
 	{RecorderSamples, Counter, nil, "samples", "any", "Samples appended to the JSONL recording."},
 	{RecorderErrors, Counter, nil, "samples", "any", "Samples that could not be gathered completely or written."},
 }

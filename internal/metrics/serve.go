@@ -61,7 +61,9 @@ func Listen(addr string, log *slog.Logger) (net.Listener, error) {
 }
 
 // ServeMetricsListener is ServeMetrics on a listener the caller opened (tests
-// use 127.0.0.1:0). It closes ln and returns nil when ctx ends.
+// use 127.0.0.1:0). It closes ln and returns nil when ctx ends. Beside g's
+// metrics it serves the process-wide ones of RuntimeGatherer (go_*,
+// process_*, aimwan_build_info).
 func ServeMetricsListener(ctx context.Context, ln net.Listener, g prometheus.Gatherer, log *slog.Logger) error {
 	if log == nil {
 		log = slog.Default()
@@ -71,7 +73,7 @@ func ServeMetricsListener(ctx context.Context, ln net.Listener, g prometheus.Gat
 		return errors.New("serve metrics: nil gatherer")
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{
+	mux.Handle("/metrics", promhttp.HandlerFor(prometheus.Gatherers{g, RuntimeGatherer()}, promhttp.HandlerOpts{
 		ErrorLog:      slogPrinter{log},
 		ErrorHandling: promhttp.ContinueOnError,
 	}))

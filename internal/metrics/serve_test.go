@@ -3,6 +3,7 @@ package metrics
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -12,6 +13,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/aimwan/aimwan/internal/version"
 )
 
 func TestServeMetricsListener(t *testing.T) {
@@ -40,6 +44,19 @@ func TestServeMetricsListener(t *testing.T) {
 	}
 	if !strings.Contains(string(body), `aimwan_src_data_bytes{volume="vm1"} 42`) {
 		t.Fatalf("body lacks the gauge:\n%s", body)
+	}
+	// Every daemon's /metrics also carries the Go runtime, the process and
+	// the build, with the types Prometheus expects.
+	in := version.Get()
+	for _, want := range []string{
+		"# TYPE go_goroutines gauge", "# TYPE go_gc_duration_seconds summary",
+		"# TYPE process_cpu_seconds_total counter", "# TYPE process_resident_memory_bytes gauge",
+		"# TYPE " + BuildInfo + " gauge",
+		fmt.Sprintf(`%s{goversion=%q,revision=%q,version=%q} 1`, BuildInfo, in.GoVersion, in.Revision, in.Version),
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
 	}
 	cancel()
 	select {
@@ -93,4 +110,22 @@ func TestServeMetricsAddr(t *testing.T) {
 			t.Fatal("no error")
 		}
 	})
+}
+
+// TestRuntimeGathererLint: the build-info metric follows the naming rules
+// (promlint), and the runtime gatherer is one per process.
+func TestRuntimeGathererLint(t *testing.T) {
+	problems, err := testutil.CollectAndLint(newBuildInfoCollector(version.Get()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("%s: %s", p.Metric, p.Text)
+	}
+	if RuntimeGatherer() != RuntimeGatherer() {
+		t.Error("RuntimeGatherer is not one registry per process")
+	}
+	if _, err := RuntimeGatherer().Gather(); err != nil {
+		t.Fatalf("gather: %v", err)
+	}
 }

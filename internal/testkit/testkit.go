@@ -5,6 +5,8 @@
 //   - CheckGolden, FirstDiff: golden files under testdata (-update rewrites
 //     them) and where two outputs or images first differ;
 //   - ReadFile: a file's content or a failed test;
+//   - NeedTool, SkipOrFail: an external program a test needs, skipped
+//     without it outside CI and failed in CI;
 //   - Cutter: a TCP relay that breaks the connection after a byte count;
 //   - StartProc, Proc.Restart, WaitPort, FreeAddr: daemons of the aimwan
 //     binary owned by a test (stopped at its end, log tail on failure, data
@@ -20,6 +22,7 @@ import (
 	"bytes"
 	"flag"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -126,4 +129,26 @@ func ReadFile(t testing.TB, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// NeedTool returns the path of an external program a test needs (promtool,
+// chromium, unshare...). Without it the test is skipped, naming the Debian
+// package to install; in CI (the CI environment variable set, as .ci/run
+// does) it fails instead, so CI never skips a test silently.
+func NeedTool(t testing.TB, name, debianPackage string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		SkipOrFail(t, name+" not installed (Debian package "+debianPackage+")")
+	}
+	return p
+}
+
+// SkipOrFail skips the test with why, or fails it in CI (CI set).
+func SkipOrFail(t testing.TB, why string) {
+	t.Helper()
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s, and CI is set: .ci/run installs what the tests need", why)
+	}
+	t.Skip(why)
 }

@@ -104,6 +104,25 @@ func FormatSize(n int64) string {
 	return fmt.Sprintf("%d B", n)
 }
 
+// FormatSizeDecimal formats n bytes with a decimal unit, as rates in KB/s
+// are: "24.0 MB" (10^6 bytes), "1.2 GB". Reports and the bench's terminal
+// lines use it, so the sizes and rates they show share one unit system
+// (sizes given as input stay binary: ParseSize).
+func FormatSizeDecimal(n int64) string {
+	const unit = 1000
+	if n < unit && n > -unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	f := float64(n)
+	for _, u := range []string{"KB", "MB", "GB", "TB"} {
+		f /= unit
+		if math.Abs(f) < unit-0.05 || u == "TB" {
+			return fmt.Sprintf("%.1f %s", f, u)
+		}
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
 // FormatRate formats a rate in bytes per second, e.g. "240.0 KB/s";
 // +Inf is "unlimited" and 0 is "paused".
 func FormatRate(bps float64) string {

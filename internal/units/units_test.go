@@ -63,6 +63,12 @@ func TestFormat(t *testing.T) {
 	if got := FormatSize(100); got != "100 B" {
 		t.Errorf("FormatSize = %q", got)
 	}
+	for n, want := range map[int64]string{999: "999 B", 1000: "1.0 KB", 24_000_000: "24.0 MB", 999_990: "1.0 MB",
+		752 << 20: "788.5 MB", 36e9: "36.0 GB", -2500: "-2.5 KB", 5e15: "5000.0 TB"} {
+		if got := FormatSizeDecimal(n); got != want {
+			t.Errorf("FormatSizeDecimal(%d) = %q, want %q", n, got, want)
+		}
+	}
 	if got := FormatRate(240000); got != "240.0 KB/s" {
 		t.Errorf("FormatRate = %q", got)
 	}

@@ -56,6 +56,9 @@ for i in range(N + 1):
         "aimwan_src_buffer_limit_bytes": 1 << 30,
     }))
     dst.append((ts(i, 5), {
+        # the first destaged file: vm1 at 2 s, vm2 at 6 s (Time Latency is drawn from there on)
+        'aimwan_dst_files_destaged_total{volume="vm1"}': max(0, i - 1) // 4 + (1 if i >= 2 else 0),
+        'aimwan_dst_files_destaged_total{volume="vm2"}': max(0, i - 5) // 4 + (1 if i >= 6 else 0),
         'aimwan_dst_logical_bytes_total{volume="vm1"}': destaged * 2 // 3,
         'aimwan_dst_logical_bytes_total{volume="vm2"}': destaged - destaged * 2 // 3,
         'aimwan_time_latency_seconds{volume="vm1"}': round(lat["vm1"], 3),
@@ -64,17 +67,20 @@ for i in range(N + 1):
         'aimwan_dst_volume_offline{volume="vm2"}': 0,
     }))
     cap = -1 if 120 <= i < 135 else ("+Inf" if 135 <= i < 150 else LINE)  # the proxy exports unlimited as -1
+    # Every proxy metric carries the edge's role; the destination edge counts
+    # the same logical bytes (out to dst) and puts acks on the WAN.
     pa.append((ts(i, 7), {
-        "aimwan_proxy_logical_bytes_total": logical,
-        "aimwan_proxy_wire_bytes_total": wire,
-        "aimwan_proxy_cache_hits_total": hits,
-        "aimwan_proxy_cache_misses_total": misses,
-        "aimwan_proxy_schedule_cap_bytes_per_second": cap,
-        "aimwan_proxy_peer_up": 1,
+        'aimwan_proxy_logical_bytes_total{role="source"}': logical,
+        'aimwan_proxy_wire_bytes_total{role="source"}': wire,
+        'aimwan_proxy_cache_hits_total{role="source"}': hits,
+        'aimwan_proxy_cache_misses_total{role="source"}': misses,
+        'aimwan_proxy_schedule_cap_bytes_per_second{role="source"}': cap,
+        'aimwan_proxy_peer_up{role="source"}': 1,
     }))
     pb.append((ts(i, 9), {
-        "aimwan_proxy_peer_up": 1,
-        "aimwan_proxy_wire_bytes_total": i * 2_000,
+        'aimwan_proxy_peer_up{role="destination"}': 1,
+        'aimwan_proxy_logical_bytes_total{role="destination"}': logical,
+        'aimwan_proxy_wire_bytes_total{role="destination"}': i * 2_000,
     }))
     link.append((ts(i, 11), {
         'aimwan_link_bytes_total{direction="up"}': linkb,

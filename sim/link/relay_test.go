@@ -16,7 +16,7 @@ import (
 )
 
 // startRelay runs a relay toward to on a loopback port until the test ends.
-func startRelay(t *testing.T, to string, line PipeConfig) string {
+func startRelay(t testing.TB, to string, line PipeConfig) string {
 	t.Helper()
 	r, err := New(Config{Listen: "127.0.0.1:0", To: to, Line: line})
 	if err != nil {
@@ -46,7 +46,7 @@ func startRelay(t *testing.T, to string, line PipeConfig) string {
 }
 
 // tcpEcho serves TCP and UDP echo on one loopback port until the test ends.
-func echoServer(t *testing.T) string {
+func echoServer(t testing.TB) string {
 	t.Helper()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
