@@ -43,8 +43,10 @@ type Config struct {
 	// MinBackoff and MaxBackoff bound the delay between redial attempts, which
 	// doubles after each failure. 0 means 200ms and 15s.
 	MinBackoff, MaxBackoff time.Duration
-	// MaxStreams is the number of concurrent streams a peer may open on one
-	// connection (files in flight). 0 means 1000.
+	// MaxStreams is the number of concurrent file streams a peer may open
+	// on one connection (files in flight). 0 means 1000. The connection's
+	// long-lived part streams come on top (QUIC counts them alike), so a
+	// small limit still leaves room for files.
 	MaxStreams int64
 }
 
@@ -142,7 +144,7 @@ func (c Config) QUIC() *quic.Config {
 		MaxStreamReceiveWindow:         ms,
 		InitialConnectionReceiveWindow: ic,
 		MaxConnectionReceiveWindow:     mc,
-		MaxIncomingStreams:             c.MaxStreams,
+		MaxIncomingStreams:             c.MaxStreams + laneStreams,
 		MaxIncomingUniStreams:          -1,
 	}
 }
@@ -242,7 +244,7 @@ func NewEndpoint(pc net.PacketConn, id *Identity, log *slog.Logger) (*Endpoint, 
 	if id == nil {
 		return nil, errors.New("transport endpoint: no identity")
 	}
-	key, err := id.statelessResetKey()
+	key, err := statelessResetKey(id)
 	if err != nil {
 		return nil, err
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/aimwan/aimwan/dedupe"
 	"github.com/aimwan/aimwan/internal/units"
 	"github.com/aimwan/aimwan/proxy"
-	"github.com/aimwan/aimwan/transport"
 )
 
 func init() {
@@ -21,26 +20,28 @@ func init() {
 
 // proxyFile is the YAML form of a proxy's configuration.
 type proxyFile struct {
-	Node       string   `yaml:"node"`
-	Mode       string   `yaml:"mode"`        // optimize | passthrough
-	LANListen  string   `yaml:"lan_listen"`  // source edge: where src pushes
-	WANPeer    string   `yaml:"wan_peer"`    // source edge: the destination edge (UDP host:port)
-	WANListen  string   `yaml:"wan_listen"`  // destination edge: QUIC listen address
-	LANForward string   `yaml:"lan_forward"` // destination edge: dst's push address
-	Key        string   `yaml:"key"`         // identity dir (aimwan keygen)
-	PeerFP     []string `yaml:"peer_fp"`     // pinned peer fingerprints
-	Cache      string   `yaml:"cache"`       // chunk store dir (destination edge)
-	CacheSize  string   `yaml:"cache_size"`  // chunk store capacity (disk)
-	Metrics    string   `yaml:"metrics"`
-	Record     string   `yaml:"record"`
-	Schedule   string   `yaml:"schedule"`   // schedule file, or inline rules separated by ';'
-	Conns      int      `yaml:"conns"`      // QUIC connections to the peer (0: adaptive)
-	MaxConns   int      `yaml:"max_conns"`  // ceiling of the adaptive number of connections
-	LinkRate   string   `yaml:"link_rate"`  // WAN bottleneck, sizes the windows
-	RTT        string   `yaml:"rtt"`        // WAN round trip, sizes the windows
-	Level      string   `yaml:"level"`      // auto | fastest | default | better | best | max
-	MaxMemory  string   `yaml:"max_memory"` // source edge: bytes of files held at once
-	MissWait   string   `yaml:"miss_wait"`  // destination edge: wait for files still arriving before asking back
+	Node        string   `yaml:"node"`
+	Mode        string   `yaml:"mode"`        // optimize | passthrough
+	LANListen   string   `yaml:"lan_listen"`  // source edge: where src pushes
+	WANPeer     string   `yaml:"wan_peer"`    // source edge: the destination edge (UDP host:port)
+	WANListen   string   `yaml:"wan_listen"`  // destination edge: QUIC listen address
+	LANForward  string   `yaml:"lan_forward"` // destination edge: dst's push address
+	Key         string   `yaml:"key"`         // identity dir (aimwan keygen)
+	PeerFP      []string `yaml:"peer_fp"`     // pinned WAN peer fingerprints (the other proxy)
+	LANPeerFP   []string `yaml:"lan_peer_fp"` // pinned LAN peer fingerprints (src at the source edge, dst at the destination edge)
+	MaxConns    int      `yaml:"max_conns"`   // source edge: LAN push connections at once
+	Cache       string   `yaml:"cache"`       // chunk store dir (destination edge)
+	CacheSize   string   `yaml:"cache_size"`  // chunk store capacity (disk)
+	Metrics     string   `yaml:"metrics"`
+	Record      string   `yaml:"record"`
+	Schedule    string   `yaml:"schedule"`      // schedule file, or inline rules separated by ';'
+	Conns       int      `yaml:"conns"`         // QUIC connections to the peer (0: adaptive)
+	MaxWANConns int      `yaml:"max_wan_conns"` // ceiling of the adaptive number of QUIC connections
+	LinkRate    string   `yaml:"link_rate"`     // WAN bottleneck, sizes the windows
+	RTT         string   `yaml:"rtt"`           // WAN round trip, sizes the windows
+	Level       string   `yaml:"level"`         // auto | fastest | default | better | best | max
+	MaxMemory   string   `yaml:"max_memory"`    // source edge: bytes of files held at once
+	MissWait    string   `yaml:"miss_wait"`     // destination edge: wait for files still arriving before asking back
 }
 
 func runProxy(ctx context.Context, args []string) error {
@@ -88,13 +89,15 @@ func proxyMemoryLimit(cfg proxy.Config) {
 
 // proxyFlags reads --config and the flags (flags win).
 func proxyFlags(args []string) (proxyFile, error) {
-	fs := newFlagSet("proxy", "(--lan-listen ADDR --wan-peer ADDR | --wan-listen ADDR --lan-forward ADDR) --key DIR --peer-fp FP [flags]\n"+
+	fs := newFlagSet("proxy", "(--lan-listen ADDR --wan-peer ADDR | --wan-listen ADDR --lan-forward ADDR) --key DIR --peer-fp FP --lan-peer-fp FP [flags]\n"+
 		"       aimwan proxy prime --cache DIR --image PATH")
 	cfgPath := fs.String("config", "", "YAML config `file` (flags override it)")
 	var fps multiFlag
-	fs.Var(&fps, "peer-fp", "pinned peer fingerprint `FP` (repeatable or comma-separated; from aimwan keygen)")
+	fs.Var(&fps, "peer-fp", "pinned WAN peer fingerprint `FP`: the other proxy's (repeatable or comma-separated; from aimwan keygen)")
+	lanFPs := fpFlag(fs, "lan-peer-fp", "pinned LAN peer fingerprint `FP`: src's at the source edge, dst's at the destination edge (repeatable or comma-separated)")
 	conns := fs.Int("conns", 0, "fixed number of QUIC connections to the peer (default: adaptive, more while their congestion windows hold the pace back)")
-	maxConns := fs.Int("max-conns", 0, "most QUIC connections the adaptive pool opens (default 64)")
+	maxWANConns := fs.Int("max-wan-conns", 0, "most QUIC connections the adaptive pool opens (default 64)")
+	maxConns := fs.Int("max-conns", 0, "source edge: LAN push connections served at once (default 256, at most 64 from one host)")
 	str := map[string]*string{
 		"node":        fs.String("node", "", "node name in hellos"),
 		"mode":        fs.String("mode", "", "optimize (dedupe + zstd, default) or passthrough (raw bytes)"),
@@ -140,6 +143,12 @@ func proxyFlags(args []string) (proxyFile, error) {
 	if flagWasSet(fs, "max-conns") {
 		f.MaxConns = *maxConns
 	}
+	if flagWasSet(fs, "max-wan-conns") {
+		f.MaxWANConns = *maxWANConns
+	}
+	if len(*lanFPs) > 0 {
+		f.LANPeerFP = *lanFPs
+	}
 	if len(fps) > 0 {
 		f.PeerFP = nil
 		for _, s := range fps {
@@ -160,24 +169,25 @@ func proxyConfig(f proxyFile) (proxy.Config, error) {
 	if c.Mode, err = proxy.ParseMode(f.Mode); err != nil {
 		return c, usagef("proxy: %v", err)
 	}
-	if f.Key == "" {
-		return c, usagef("proxy: --key DIR is required (make one with aimwan keygen --dir DIR)")
+	if c.Identity, err = loadKey("proxy", f.Key); err != nil {
+		return c, err
 	}
-	if c.Identity, err = transport.LoadIdentity(f.Key); err != nil {
-		return c, usagef("proxy: %v", err)
+	if c.Pins, err = loadPins("proxy", "peer-fp", "the other proxy (the WAN peer)", f.PeerFP); err != nil {
+		return c, err
 	}
-	if len(f.PeerFP) == 0 {
-		return c, usagef("proxy: --peer-fp is required: the peer's fingerprint, printed by its aimwan keygen")
+	lanPeer := "src (at the source edge) or dst (at the destination edge)"
+	if c.LANPins, err = loadPins("proxy", "lan-peer-fp", lanPeer, f.LANPeerFP); err != nil {
+		return c, err
 	}
-	for _, s := range f.PeerFP {
-		fp, err := transport.ParseFingerprint(s)
-		if err != nil {
-			return c, usagef("proxy: --peer-fp: %v", err)
-		}
-		c.Pins = append(c.Pins, fp)
+	if f.MaxConns < 0 {
+		return c, usagef("proxy: --max-conns %d: want a positive number", f.MaxConns)
 	}
+	c.MaxConns = f.MaxConns
 	c.Transport.Conns = f.Conns
-	c.Transport.MaxConns = f.MaxConns
+	if f.MaxWANConns < 0 {
+		return c, usagef("proxy: --max-wan-conns %d: want a positive number", f.MaxWANConns)
+	}
+	c.Transport.MaxConns = f.MaxWANConns
 	if f.LinkRate != "" {
 		if c.Transport.LinkRate, err = units.ParseRate(f.LinkRate); err != nil {
 			return c, usagef("proxy: --link-rate: %v", err)

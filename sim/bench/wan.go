@@ -230,7 +230,7 @@ func (w *wanRun) measure(ctx context.Context, imgs []*image) error {
 	cpu0 := w.cpu()
 	t0 := time.Now()
 	writeErr := make(chan error, 1)
-	go func() { writeErr <- create(ctx, w.c.a.nbd, imgs, func(int, int64) {}) }()
+	go func() { writeErr <- create(ctx, w.c.a.nbd, imgs, createMode{}, func(int, int64) {}) }()
 	total := float64(w.res.Bytes)
 	deadline := t0.Add(w.cfg.Limit)
 	lastPrint := t0
