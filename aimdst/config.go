@@ -34,6 +34,9 @@ type Config struct {
 	HookTimeout time.Duration       // a hook running longer is killed; default 1m
 	RetryMin    time.Duration       // first back-off after a failed destage (volume offline...); default 100ms
 	RetryMax    time.Duration       // longest back-off; default 5s
+	// Retention are the snapshot retention policies (none: snapshots are
+	// kept until deleted). See RetentionPolicy.
+	Retention []RetentionPolicy
 
 	// Identity is this node's key pair, presented to every sender (aimwan
 	// keygen; --key DIR), and Pins are the senders it accepts (--peer-fp):
@@ -142,6 +145,9 @@ func (c Config) validate() error {
 				return fmt.Errorf("dst config: group %s: member %q is not a volume of this node", g, m)
 			}
 		}
+	}
+	if err := validateRetention(c.Retention, seen); err != nil {
+		return fmt.Errorf("dst config: %w", err)
 	}
 	return nil
 }

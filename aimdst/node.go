@@ -26,6 +26,7 @@ type Node struct {
 	vols     map[string]*volume
 	groups   *groups
 	metrics  *dstMetrics
+	snaps    *snapshots         // snapshot store, retention
 	refused  *identity.Refusals // peers refused on the push listener
 	bufBytes atomic.Int64       // bytes held in the destination buffer, all volumes
 }
@@ -42,6 +43,9 @@ func NewNode(cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, vols: map[string]*volume{}, metrics: newMetrics(), refused: identity.NewRefusals()}
 	n.groups = newGroups(n)
+	if err := n.openSnapshots(); err != nil {
+		return nil, err
+	}
 	for _, vc := range cfg.Volumes {
 		v, err := openVolumeState(n, vc)
 		if err != nil {
@@ -51,7 +55,8 @@ func NewNode(cfg Config) (*Node, error) {
 		n.metrics.initVolume(vc.Name)
 	}
 	if cfg.Registerer != nil {
-		for _, c := range append(n.metrics.collectors(), statusCollector{n}, push.NewRefusalsCollector(n.refused)) {
+		for _, c := range append(n.metrics.collectors(), statusCollector{n}, push.NewRefusalsCollector(n.refused),
+			n.snaps.pruned, snapshotCollector{n.snaps, n.VolumeNames()}) {
 			if err := cfg.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("dst: register metrics: %w", err)
 			}
@@ -99,6 +104,7 @@ func (n *Node) Serve(ctx context.Context, pushLn, controlLn net.Listener) error 
 	for _, v := range n.vols {
 		g.Go(func() error { return v.serve(ctx) })
 	}
+	g.Go(func() error { return n.snaps.serve(ctx) })
 	fp := "none"
 	if n.cfg.Identity != nil {
 		fp = n.cfg.Identity.Fingerprint.String()

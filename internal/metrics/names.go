@@ -40,6 +40,10 @@ const (
 	// {volume}, src): records of coalesced files before and after.
 	SrcCoalesceRecordsIn  = "aimwan_src_coalesce_records_in_total"
 	SrcCoalesceRecordsOut = "aimwan_src_coalesce_records_out_total"
+	// SrcScheduledMarkers (counter, markers, {target, result}, src): slots
+	// of scheduled snapshot markers, by result (placed, skipped, failed);
+	// target is the volume or "group:NAME".
+	SrcScheduledMarkers = "aimwan_src_scheduled_markers_total"
 
 	// TimeLatency (gauge, seconds, {volume}, dst): Time Latency, now minus
 	// the source timestamp of the newest destaged write.
@@ -68,6 +72,15 @@ const (
 	DstBufferFullRefusals = "aimwan_dst_buffer_full_refusals_total"
 	DstSnapshots          = "aimwan_dst_snapshots_total"
 	DstHookFailures       = "aimwan_dst_hook_failures_total"
+	// DstSnapshotsHeld (gauge, snapshots, {volume}, dst): snapshots in the
+	// snapshot folder now.
+	DstSnapshotsHeld = "aimwan_dst_snapshots_held"
+	// DstSnapshotBytes (gauge, bytes, {volume}, dst): bytes the snapshots'
+	// blocks take (st_blocks: a reflink's shared extents count in full).
+	DstSnapshotBytes = "aimwan_dst_snapshot_bytes"
+	// DstSnapshotsPruned (counter, snapshots, {volume}, dst): snapshots
+	// deleted by retention.
+	DstSnapshotsPruned = "aimwan_dst_snapshots_pruned_total"
 
 	// Every proxy metric carries the label LabelRole (source or destination).
 
