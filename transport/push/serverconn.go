@@ -39,6 +39,7 @@ type serverConn struct {
 
 	mu    sync.Mutex
 	files map[uint64]*inFile
+	sums  int // SUM requests being answered
 }
 
 // run serves the connection until it ends; every Sink not committed is
@@ -90,6 +91,8 @@ func (c *serverConn) dispatch(ctx context.Context, g *errgroup.Group, m Msg) err
 	case TypeCancel:
 		c.onCancel(m.ID)
 		return nil
+	case TypeSum:
+		return c.onSum(ctx, g, m.ID, m.Sum)
 	case TypePing:
 		return c.reply(ctx, Msg{Type: TypePong, ID: m.ID})
 	case TypePong:
