@@ -26,9 +26,10 @@ type Node struct {
 	vols     map[string]*volume
 	groups   *groups
 	metrics  *dstMetrics
-	bufBytes atomic.Int64 // bytes held in the destination buffer, all volumes (quarantine included)
-	reserved atomic.Int64 // bytes booked for files being received, not yet written
-	roomMu   sync.Mutex   // makes checking and booking room one step
+	bufBytes atomic.Int64  // bytes held in the destination buffer, all volumes (quarantine included)
+	reserved atomic.Int64  // bytes booked for files being received, not yet written
+	roomMu   sync.Mutex    // makes checking and booking room one step
+	sumSem   chan struct{} // checksum requests being answered (sumsAtOnce)
 }
 
 // NewNode checks cfg, loads every volume's cursor and scans the destination
@@ -41,7 +42,7 @@ func NewNode(cfg Config) (*Node, error) {
 	if err := durable.MkdirAll(cfg.BufferDir, 0o700); err != nil {
 		return nil, fmt.Errorf("dst: buffer folder: %w", err)
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, vols: map[string]*volume{}, metrics: newMetrics()}
+	n := &Node{cfg: cfg, log: cfg.Logger, vols: map[string]*volume{}, metrics: newMetrics(), sumSem: make(chan struct{}, sumsAtOnce)}
 	n.groups = newGroups(n)
 	for _, vc := range cfg.Volumes {
 		v, err := openVolumeState(n, vc)

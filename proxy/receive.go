@@ -28,7 +28,16 @@ func (d *Dest) serveFile(ctx context.Context, st *quic.Stream, arrived arrival) 
 	stop := context.AfterFunc(ctx, func() { st.CancelRead(streamCanceled); st.CancelWrite(streamCanceled) })
 	defer stop()
 	w := countingWriter{w: st, c: d.m.wire}
-	hdr, file, err := d.receiveArriving(st, w, arrived)
+	typ, body, rd, err := firstFrame(st)
+	if err == nil && typ == TypeSum {
+		arrived.done() // not a file: later files need not wait for it
+		d.serveSums(ctx, st, body)
+		return
+	}
+	if err != nil {
+		rd = errReader{noEOF(err)}
+	}
+	hdr, file, err := d.receiveArriving(rd, w, arrived)
 	if err == nil {
 		defer d.mem.Add(-fileCost(hdr)) // booked by receiveArriving, held until dst's verdict
 	}
@@ -300,3 +309,9 @@ func (d *Dest) awaitArrivals(seq uint64, pend *dedupe.Pending, stream []byte) *d
 	}
 	return pend
 }
+
+// errReader fails every read with err (a stream whose first frame did not
+// arrive).
+type errReader struct{ err error }
+
+func (r errReader) Read([]byte) (int, error) { return 0, r.err }

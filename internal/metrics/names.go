@@ -79,6 +79,19 @@ const (
 	// DstRebinds (counter, {volume}, dst): times an initialize's new stream
 	// replaced the stream a volume replicated.
 	DstRebinds = "aimwan_dst_rebinds_total"
+	// DstChecksumBytes (counter, bytes, {volume}, dst): volume bytes read and
+	// hashed to answer checksum requests (a delta initialize).
+	DstChecksumBytes = "aimwan_dst_checksum_bytes_total"
+	// SrcDeltaCompared (counter, bytes, {volume}, src): volume bytes a delta
+	// initialize compared by checksum with the destination.
+	SrcDeltaCompared = "aimwan_src_delta_compared_bytes_total"
+	// SrcDeltaJournaled (counter, bytes, {volume}, src): bytes a delta
+	// initialize journaled because they differ at the destination (or are
+	// zero there and not here).
+	SrcDeltaJournaled = "aimwan_src_delta_journaled_bytes_total"
+	// SrcDeltaChecksumBytes (counter, bytes, {volume}, src): bytes of the
+	// checksum exchange (SUM requests and SUMS answers) of delta initializes.
+	SrcDeltaChecksumBytes = "aimwan_src_delta_checksum_bytes_total"
 	// DstPartsExpired (counter, files, {volume}, dst): partial files removed
 	// after nobody resumed them for the expiry time.
 	DstPartsExpired = "aimwan_dst_parts_expired_total"

@@ -83,7 +83,7 @@ type Summer interface {
 
 // maxSumsInFlight bounds the SUM requests one connection has answered at
 // once; more are refused with ErrBufferFull.
-const maxSumsInFlight = 4
+const maxSumsInFlight = 16
 
 // Sums asks the server for the checksums of q and waits for them. Errors
 // are as for Push: *RemoteError for a refusal (errors.Is ErrUnavailable:
