@@ -147,3 +147,53 @@ func waitReplicated(t *testing.T, src *SrcNode, dst *DstNode) {
 			dv.Stream == sv.Stream && strings.HasPrefix(dv.State, "idle"), nil
 	})
 }
+
+// TestDeltaInitLostBuffer: a source replicating a volume loses its buffer
+// (a new journal stream) while its image changes; the destination refuses
+// the new stream's files; `src init --delta` supersedes them, the
+// destination rebinds, and only the differing blocks travel.
+func TestDeltaInitLostBuffer(t *testing.T) {
+	NeedBins(t, "mkfs.ext4", "qemu-io")
+	const size = 256 << 20
+	dir := t.TempDir()
+	dstVol, srcImg := filepath.Join(dir, "dst-v.img"), filepath.Join(dir, "src-v.img")
+	makeExt4(t, srcImg, size)
+	copyFile(t, srcImg, dstVol) // seeded
+	dst := StartDst(t, []string{"v=" + dstVol})
+	src := StartSrc(t, dst.Listen, []string{"v=" + srcImg})
+	MustAimwan(t, "src", "init", "--control", src.Control, "--volume", "v", "--delta")
+	waitReplicated(t, src, dst)
+	bound := dst.Volume(t, "v").Stream
+
+	src.Stop()
+	if err := os.RemoveAll(src.Buffer); err != nil {
+		t.Fatal(err)
+	}
+	changed := changeBlocks(t, srcImg, 1, 5) // written while the source was down and its buffer lost
+	src.Proc.Ready = []string{src.NBD, src.Control}
+	src.Proc.Restart()
+	Run(t, "qemu-io", "-f", "raw", "-c", "write -P 7 1M 64k", src.URI("v"))
+	Eventually(t, 60*time.Second, "the new stream refused", func() (bool, error) {
+		sv := src.status(t).Volumes[0]
+		return len(sv.RefusedFiles) > 0 && strings.Contains(sv.LastPushError, "--delta"), nil
+	})
+	before := src.status(t).Volumes[0].BytesPushed
+	out := MustAimwan(t, "src", "init", "--control", src.Control, "--volume", "v", "--delta")
+	waitReplicated(t, src, dst)
+	SameFile(t, dstVol, srcImg)
+	sv, dv := src.status(t).Volumes[0], dst.Volume(t, "v")
+	pushed := int64(sv.BytesPushed - before)
+	t.Logf("lost buffer: %d bytes changed; %s; pushed %d bytes (%.2f%%)", changed, lastLine(out), pushed, 100*float64(pushed)/size)
+	if dv.Previous == nil || dv.Previous.Stream != bound || sv.FilesSuperseded == 0 || len(sv.RefusedFiles) != 0 {
+		t.Fatalf("after the delta initialize: src %+v, dst previous %+v", sv, dv.Previous)
+	}
+	if pushed > size/20 {
+		t.Fatalf("pushed %d bytes for %d changed", pushed, changed)
+	}
+}
+
+// lastLine returns the last non-empty line of s.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
