@@ -130,3 +130,40 @@ func serveSummer(t *testing.T, d *deltaDst) string {
 	t.Cleanup(func() { cancel(); <-done })
 	return ln.Addr().String()
 }
+
+// TestDeltaInitResumes: a delta initialize's checkpoint (OFFSET STREAM
+// delta) makes the next start resume it, by checksum comparison, in the
+// same stream; a checkpoint that is not at a top-range boundary is refused.
+func TestDeltaInitResumes(t *testing.T) {
+	const size = 1 << 20
+	dir := t.TempDir()
+	vc := VolumeConfig{Name: "v1", Path: filepath.Join(dir, "v1.img")}
+	base := randomImage(t, vc.Path, size, 9)
+	dst := &deltaDst{fakeDst: newFakeDst(), base: base}
+	cfg := testConfig(t, dir, vc)
+	cfg.Push = serveSummer(t, dst)
+	cfg.FileAge = 50 * time.Millisecond
+	id := journal.NewStreamID()
+	if err := os.MkdirAll(cfg.Buffer, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ckpt := filepath.Join(cfg.Buffer, "v1.init")
+	if err := os.WriteFile(ckpt, []byte("4096 "+id.String()+" delta\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewNode(cfg); err == nil {
+		t.Fatal("a delta checkpoint inside a top range was accepted")
+	}
+	if err := os.WriteFile(ckpt, []byte("0 "+id.String()+" delta\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n, _ := runNode(t, cfg)
+	testkit.WaitFor(t, 30*time.Second, "resumed delta initialize done", func() bool {
+		st := n.Status().Volumes[0]
+		return !st.Init.Running && st.FilesWaiting == 0 && st.SrcDataBytes == 0
+	})
+	in := n.Status().Volumes[0].Init
+	if in.Error != "" || !in.Delta || in.Stream != id.String() || in.Journaled > 64<<10 {
+		t.Fatalf("resumed: %+v", in)
+	}
+}

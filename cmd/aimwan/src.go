@@ -241,6 +241,9 @@ func waitInit(ctx context.Context, c *aimsrc.Client, volume string, out io.Write
 			units.FormatSize(in.DoneBytes), units.FormatSize(in.TotalBytes))
 		if in.Delta {
 			fmt.Fprintf(out, "  differ %s", units.FormatSize(in.Journaled))
+			if in.Waiting != "" {
+				fmt.Fprint(out, "  (waiting for the destination's checksums)")
+			}
 		}
 		if !in.Running {
 			fmt.Fprintln(out)
