@@ -29,6 +29,9 @@
 //   - File stream: one per file. FILE (what the file is), DATA pieces
 //     (compressed metadata, then the dedupe stream), MISS / ANSWER while
 //     references cannot be resolved, RESULT (dst's verdict as a push code).
+//   - Sum stream: one per checksum request of a delta initialize: SUM (the
+//     push SUM body) from the source edge, SUMS or RESULT back; the source
+//     edge is a push.Summer, the destination edge asks dst.
 //   - Optimize mode: metadata zstd-compressed, payload as references and
 //     literals (package dedupe). Pass-through mode: the raw file bytes — the
 //     unoptimized baseline over the same path.
