@@ -13,10 +13,11 @@ import (
 )
 
 // makeExt4 builds a real file-system image of size bytes at path: ext4
-// holding the Go standard library's sources (mkfs.ext4 -d).
-func makeExt4(t *testing.T, path string, size int64) {
+// holding a folder of the Go distribution's sources (mkfs.ext4 -d), "src"
+// (157 MB) or a part of it.
+func makeExt4(t *testing.T, path string, size int64, tree string) {
 	t.Helper()
-	Run(t, "mkfs.ext4", "-q", "-F", "-N", "40000", "-d", filepath.Join(runtime.GOROOT(), "src"), path, fmt.Sprint(size>>10)+"k")
+	Run(t, "mkfs.ext4", "-q", "-F", "-N", "40000", "-d", filepath.Join(runtime.GOROOT(), tree), path, fmt.Sprint(size>>10)+"k")
 }
 
 // copyFile copies a to b.
@@ -76,7 +77,7 @@ func TestDeltaInitSeeded(t *testing.T) {
 	NeedBins(t, "mkfs.ext4", "qemu-io")
 	const size = 256 << 20
 	base := filepath.Join(t.TempDir(), "old.img")
-	makeExt4(t, base, size)
+	makeExt4(t, base, size, "src")
 	for _, via := range []string{"direct", "proxy"} {
 		t.Run(via, func(t *testing.T) {
 			dir := t.TempDir()
@@ -154,10 +155,10 @@ func waitReplicated(t *testing.T, src *SrcNode, dst *DstNode) {
 // destination rebinds, and only the differing blocks travel.
 func TestDeltaInitLostBuffer(t *testing.T) {
 	NeedBins(t, "mkfs.ext4", "qemu-io")
-	const size = 256 << 20
+	const size = 64 << 20
 	dir := t.TempDir()
 	dstVol, srcImg := filepath.Join(dir, "dst-v.img"), filepath.Join(dir, "src-v.img")
-	makeExt4(t, srcImg, size)
+	makeExt4(t, srcImg, size, "src/runtime")
 	copyFile(t, srcImg, dstVol) // seeded
 	dst := StartDst(t, []string{"v=" + dstVol})
 	src := StartSrc(t, dst.Listen, []string{"v=" + srcImg})
@@ -205,10 +206,10 @@ func lastLine(s string) string {
 // on either side plus the checksum exchange.
 func TestDeltaInitFailback(t *testing.T) {
 	NeedBins(t, "mkfs.ext4")
-	const size = 256 << 20
+	const size = 64 << 20
 	dir := t.TempDir()
 	volA, volB := filepath.Join(dir, "site-a.img"), filepath.Join(dir, "site-b.img")
-	makeExt4(t, volA, size)
+	makeExt4(t, volA, size, "src/runtime")
 	copyFile(t, volA, volB) // B seeded from A
 	dstB := StartDst(t, []string{"v=" + volB})
 	srcA := StartSrc(t, dstB.Listen, []string{"v=" + volA})
