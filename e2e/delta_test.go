@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -18,26 +17,6 @@ import (
 func makeExt4(t *testing.T, path string, size int64, tree string) {
 	t.Helper()
 	Run(t, "mkfs.ext4", "-q", "-F", "-N", "40000", "-d", filepath.Join(runtime.GOROOT(), tree), path, fmt.Sprint(size>>10)+"k")
-}
-
-// copyFile copies a to b.
-func copyFile(t *testing.T, a, b string) {
-	t.Helper()
-	in, err := os.Open(a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	out, err := os.Create(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // changeBlocks rewrites pct percent of the 4 KiB blocks of the image at
@@ -93,14 +72,14 @@ func TestDeltaInitSeeded(t *testing.T) {
 				next = pp.LAN
 			}
 			src := StartSrc(t, next, []string{"v=" + srcImg})
-			MustAimwan(t, "src", "init", "--control", src.Control, "--volume", "v", "--delta", "--no-wait")
+			MustAimwan(t, "src", "init", "--control", src.Control, "--buffer", src.Buffer, "--volume", "v", "--delta", "--no-wait")
 			// Live writes while it runs: journaled in order with the delta.
 			for i := range 4 {
 				Run(t, "qemu-io", "-f", "raw", "-c", fmt.Sprintf("write -P %d %d 64k", 0xa0+i, int64(i)*(60<<20)+12288), src.URI("v"))
 			}
 			waitReplicated(t, src, dst)
 			SameFile(t, dstVol, srcImg)
-			sv := src.status(t).Volumes[0]
+			sv := src.Status(t).Volumes[0]
 			in := sv.Init
 			pushed := int64(sv.BytesPushed)
 			if pp != nil {
@@ -123,10 +102,10 @@ func TestDeltaInitSeeded(t *testing.T) {
 			}
 			// A full initialize of the same volume for comparison.
 			before := pushed
-			MustAimwan(t, "src", "init", "--control", src.Control, "--volume", "v")
+			MustAimwan(t, "src", "init", "--control", src.Control, "--buffer", src.Buffer, "--volume", "v")
 			waitReplicated(t, src, dst)
 			SameFile(t, dstVol, srcImg)
-			full := int64(src.status(t).Volumes[0].BytesPushed) - before
+			full := int64(src.Status(t).Volumes[0].BytesPushed) - before
 			t.Logf("%s full: pushed %d bytes (%.2f%% of the volume; zero blocks travel as zero records)", via, full, 100*float64(full)/size)
 			if full < 5*pushed {
 				t.Fatalf("full initialize pushed %d bytes, delta %d: the delta saved too little", full, pushed)
@@ -140,7 +119,7 @@ func TestDeltaInitSeeded(t *testing.T) {
 func waitReplicated(t *testing.T, src *SrcNode, dst *DstNode) {
 	t.Helper()
 	Eventually(t, 180*time.Second, "the initialize pushed and destaged", func() (bool, error) {
-		sv, dv := src.status(t).Volumes[0], dst.Volume(t, "v")
+		sv, dv := src.Status(t).Volumes[0], dst.Volume(t, "v")
 		if sv.Init.Error != "" {
 			return false, fmt.Errorf("initialize failed: %s", sv.Init.Error)
 		}
@@ -162,7 +141,7 @@ func TestDeltaInitLostBuffer(t *testing.T) {
 	copyFile(t, srcImg, dstVol) // seeded
 	dst := StartDst(t, []string{"v=" + dstVol})
 	src := StartSrc(t, dst.Listen, []string{"v=" + srcImg})
-	MustAimwan(t, "src", "init", "--control", src.Control, "--volume", "v", "--delta")
+	MustAimwan(t, "src", "init", "--control", src.Control, "--buffer", src.Buffer, "--volume", "v", "--delta")
 	waitReplicated(t, src, dst)
 	bound := dst.Volume(t, "v").Stream
 
@@ -175,14 +154,14 @@ func TestDeltaInitLostBuffer(t *testing.T) {
 	src.Proc.Restart()
 	Run(t, "qemu-io", "-f", "raw", "-c", "write -P 7 1M 64k", src.URI("v"))
 	Eventually(t, 60*time.Second, "the new stream refused", func() (bool, error) {
-		sv := src.status(t).Volumes[0]
+		sv := src.Status(t).Volumes[0]
 		return len(sv.RefusedFiles) > 0 && strings.Contains(sv.LastPushError, "--delta"), nil
 	})
-	before := src.status(t).Volumes[0].BytesPushed
-	out := MustAimwan(t, "src", "init", "--control", src.Control, "--volume", "v", "--delta")
+	before := src.Status(t).Volumes[0].BytesPushed
+	out := MustAimwan(t, "src", "init", "--control", src.Control, "--buffer", src.Buffer, "--volume", "v", "--delta")
 	waitReplicated(t, src, dst)
 	SameFile(t, dstVol, srcImg)
-	sv, dv := src.status(t).Volumes[0], dst.Volume(t, "v")
+	sv, dv := src.Status(t).Volumes[0], dst.Volume(t, "v")
 	pushed := int64(sv.BytesPushed - before)
 	t.Logf("lost buffer: %d bytes changed; %s; pushed %d bytes (%.2f%%)", changed, lastLine(out), pushed, 100*float64(pushed)/size)
 	if dv.Previous == nil || dv.Previous.Stream != bound || sv.FilesSuperseded == 0 || len(sv.RefusedFiles) != 0 {
@@ -213,7 +192,7 @@ func TestDeltaInitFailback(t *testing.T) {
 	copyFile(t, volA, volB) // B seeded from A
 	dstB := StartDst(t, []string{"v=" + volB})
 	srcA := StartSrc(t, dstB.Listen, []string{"v=" + volA})
-	MustAimwan(t, "src", "init", "--control", srcA.Control, "--volume", "v", "--delta")
+	MustAimwan(t, "src", "init", "--control", srcA.Control, "--buffer", srcA.Buffer, "--volume", "v", "--delta")
 	waitReplicated(t, srcA, dstB)
 	SameFile(t, volA, volB)
 	srcA.Stop()
@@ -223,11 +202,11 @@ func TestDeltaInitFailback(t *testing.T) {
 
 	dstA := StartDst(t, []string{"v=" + volA}) // roles swapped: new buffers, A's image
 	srcB := StartSrc(t, dstA.Listen, []string{"v=" + volB})
-	MustAimwan(t, "src", "init", "--control", srcB.Control, "--volume", "v", "--delta")
+	MustAimwan(t, "src", "init", "--control", srcB.Control, "--buffer", srcB.Buffer, "--volume", "v", "--delta")
 	waitReplicated(t, srcB, dstA)
 	SameFile(t, volA, volB)
-	in := srcB.status(t).Volumes[0].Init
-	pushed := int64(srcB.status(t).Volumes[0].BytesPushed)
+	in := srcB.Status(t).Volumes[0].Init
+	pushed := int64(srcB.Status(t).Volumes[0].BytesPushed)
 	t.Logf("failback: %d bytes changed at A (unreplicated) and %d at B; journaled %d, checksums %d, pushed %d bytes (%.2f%%)",
 		tail, atDR, in.Journaled, in.ChecksumBytes, pushed, 100*float64(pushed)/size)
 	if pushed > 2*(tail+atDR)+in.ChecksumBytes {
