@@ -124,10 +124,17 @@ func serveSummer(t *testing.T, d *deltaDst) string {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	srv := &push.Server{Node: "fakedst", Handler: d, Logger: testLogger(t)}
+	dstID, srcID, _ := testkit.Identities()
+	srv := &push.Server{Node: "fakedst", Handler: d, Logger: testLogger(t),
+		Auth: push.Auth{Identity: dstID, Peers: testkit.Pins(srcID)}}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("push server: %v", err)
+		}
+	})
 	return ln.Addr().String()
 }
 
