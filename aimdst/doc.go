@@ -28,6 +28,9 @@
 //     started by an initialize, switches the binding once destage has
 //     nothing left of the old stream; the volume is copied first and the old
 //     binding kept in status.
+//   - checksums: dst answers a delta initialize's checksum requests (Sums)
+//     once the volume is bound to the initialize's stream, hashing the
+//     destaged volume (past its end: zeros).
 //   - quarantine: <buffer>/<volume>/quarantine/, where destage moves a held
 //     file it will not apply (records that do not follow the cursor, a
 //     stream the volume no longer replicates); kept and reported.

@@ -20,6 +20,7 @@ type dstMetrics struct {
 	rebinds       *prometheus.CounterVec
 	partsExpired  *prometheus.CounterVec
 	groupErrors   *prometheus.CounterVec // {group, reason}
+	sumBytes      *prometheus.CounterVec
 }
 
 func newMetrics() *dstMetrics {
@@ -38,6 +39,7 @@ func newMetrics() *dstMetrics {
 			Help: "Journal files refused or quarantined: another stream, other contents under a known number, records that do not follow."},
 			[]string{"volume", "reason"}),
 		rebinds:      cv(metrics.DstRebinds, "Times an initialize's new journal stream replaced the stream the volume replicated."),
+		sumBytes:     cv(metrics.DstChecksumBytes, "Volume bytes read and hashed to answer checksum requests (delta initialize)."),
 		partsExpired: cv(metrics.DstPartsExpired, "Partial files removed because nobody resumed them."),
 		groupErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: metrics.DstGroupErrors,
 			Help: "Group markers that could not be taken on every member (member-missing, no-members, reused-id)."},
@@ -49,7 +51,7 @@ func newMetrics() *dstMetrics {
 // rates work from the first scrape.
 func (m *dstMetrics) initVolume(name string) {
 	for _, c := range []*prometheus.CounterVec{m.logicalBytes, m.filesReceived, m.filesDestaged, m.duplicates, m.refusedFull, m.snapshots,
-		m.hookFailures, m.rebinds, m.partsExpired} {
+		m.hookFailures, m.rebinds, m.partsExpired, m.sumBytes} {
 		c.WithLabelValues(name)
 	}
 	for _, r := range []string{reasonStream, reasonMismatch, reasonOld, reasonSequence, reasonSuperseded} {
@@ -59,7 +61,7 @@ func (m *dstMetrics) initVolume(name string) {
 
 func (m *dstMetrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.logicalBytes, m.filesReceived, m.filesDestaged, m.duplicates, m.refusedFull, m.snapshots, m.hookFailures,
-		m.refused, m.rebinds, m.partsExpired, m.groupErrors}
+		m.refused, m.rebinds, m.partsExpired, m.groupErrors, m.sumBytes}
 }
 
 var (

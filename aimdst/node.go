@@ -34,6 +34,7 @@ type Node struct {
 	bufBytes atomic.Int64       // bytes held in the destination buffer, all volumes (quarantine included)
 	reserved atomic.Int64       // bytes booked for files being received, not yet written
 	roomMu   sync.Mutex         // makes checking and booking room one step
+	sumSem   chan struct{}      // checksum requests being answered (sumsAtOnce)
 }
 
 // NewNode checks cfg, loads every volume's cursor and scans the destination
@@ -46,7 +47,8 @@ func NewNode(cfg Config) (*Node, error) {
 	if err := durable.MkdirAll(cfg.BufferDir, 0o700); err != nil {
 		return nil, fmt.Errorf("dst: buffer folder: %w", err)
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, vols: map[string]*volume{}, metrics: newMetrics(), refused: identity.NewRefusals()}
+	n := &Node{cfg: cfg, log: cfg.Logger, vols: map[string]*volume{}, metrics: newMetrics(), refused: identity.NewRefusals(),
+		sumSem: make(chan struct{}, sumsAtOnce)}
 	n.groups = newGroups(n)
 	if err := n.openSnapshots(); err != nil {
 		return nil, err

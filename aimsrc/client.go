@@ -56,10 +56,14 @@ type Client struct {
 	HTTP *http.Client
 }
 
-// Init starts an initialize of volume.
-func (c *Client) Init(ctx context.Context, volume string) (InitStatus, error) {
+// Init starts an initialize of volume (see InitRequest).
+func (c *Client) Init(ctx context.Context, volume string, opts ...InitOption) (InitStatus, error) {
+	req := InitRequest{Volume: volume}
+	for _, o := range opts {
+		o(&req)
+	}
 	var st InitStatus
-	err := c.do(ctx, http.MethodPost, PathInit, InitRequest{Volume: volume}, &st)
+	err := c.do(ctx, http.MethodPost, PathInit, req, &st)
 	return st, err
 }
 
@@ -124,3 +128,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	}
 	return nil
 }
+
+// InitOption modifies an InitRequest.
+type InitOption func(*InitRequest)
+
+// InitDelta asks for an initialize by checksum comparison.
+func InitDelta() InitOption { return func(r *InitRequest) { r.Delta = true } }

@@ -27,6 +27,9 @@ const maxControlBody = 1 << 20
 // InitRequest asks for an initialize of one volume.
 type InitRequest struct {
 	Volume string `json:"volume"`
+	// Delta compares block checksums with the destination and journals
+	// only the blocks that differ (an initialize by checksum comparison).
+	Delta bool `json:"delta,omitempty"`
 }
 
 // errorBody is the JSON of a failed control request.
@@ -35,13 +38,14 @@ type errorBody struct {
 	Code  string `json:"code"` // bad_request, not_found, conflict, internal
 }
 
-// Init starts an initialize of the named volume.
-func (n *Node) Init(volume string) (InitStatus, error) {
+// Init starts an initialize of the named volume: a full one, or with delta
+// one by checksum comparison with the next hop.
+func (n *Node) Init(volume string, delta bool) (InitStatus, error) {
 	v, ok := n.vols[volume]
 	if !ok {
 		return InitStatus{}, fmt.Errorf("%w: %q", ErrNoSuchVolume, volume)
 	}
-	return v.requestInit()
+	return v.requestInit(delta)
 }
 
 func (n *Node) controlHandler() http.Handler {
@@ -51,7 +55,7 @@ func (n *Node) controlHandler() http.Handler {
 		if !readJSON(w, r, &req) {
 			return
 		}
-		st, err := n.Init(req.Volume)
+		st, err := n.Init(req.Volume, req.Delta)
 		reply(w, http.StatusAccepted, st, err)
 	})
 	mux.HandleFunc("POST "+PathMarker, func(w http.ResponseWriter, r *http.Request) {

@@ -32,6 +32,10 @@
 //     (in every header), from the volume's first capture or an initialize.
 //     The far end refuses files of a stream it does not replicate; only an
 //     initialize's first file makes it switch.
+//   - Delta initialize: an initialize by checksum comparison (init --delta):
+//     it starts a stream (start kind delta), asks the next hop for SHA-256 of
+//     ranges (256 MiB down to 4 KiB leaves, 16-way) and journals only the
+//     leaves that differ. Saved bytes: compared and equal, not sent.
 //   - Refused file: a file the far end refused with a verdict that needs an
 //     operator (conflict, bad offer, unknown volume): kept, retried slowly,
 //     shown in status. Superseded: a refused file of an old stream dropped

@@ -140,7 +140,7 @@ func TestInitializeResume(t *testing.T) {
 	cfg.FileSize = 512 << 10
 	cfg.FileAge = 50 * time.Millisecond
 	n, stop := runNode(t, cfg)
-	if _, err := n.Init("v1"); err != nil {
+	if _, err := n.Init("v1", false); err != nil {
 		t.Fatal(err)
 	}
 	testkit.WaitFor(t, 20*time.Second, "initialize held back by the buffer limit", func() bool {

@@ -29,6 +29,14 @@ type InitStatus struct {
 	Finished   *time.Time `json:"finished,omitempty"`
 	Error      string     `json:"error,omitempty"`
 	Stream     string     `json:"stream,omitempty"` // the journal stream the initialize started
+	// A delta initialize (by checksum comparison) also reports: DoneBytes
+	// are the volume bytes compared so far, Journaled the bytes that
+	// differed, SavedBytes the compared bytes not journaled, ChecksumBytes
+	// the checksum exchange, Waiting why the far end does not answer yet.
+	Delta         bool   `json:"delta,omitempty"`
+	SavedBytes    int64  `json:"saved_bytes,omitempty"`
+	ChecksumBytes int64  `json:"checksum_bytes,omitempty"`
+	Waiting       string `json:"waiting,omitempty"`
 }
 
 // initJob tracks a volume's initialize.
@@ -60,13 +68,13 @@ const initCheckpointEvery = time.Second
 // requestInit starts an initialize of the volume (run by serveInit). It
 // begins a new journal stream: its id is in the checkpoint before the
 // journal starts it, so a resumed initialize continues the same stream.
-func (v *volume) requestInit() (InitStatus, error) {
+func (v *volume) requestInit(delta bool) (InitStatus, error) {
 	v.initJob.mu.Lock()
 	if v.initJob.st.Running {
 		v.initJob.mu.Unlock()
 		return v.initJob.status(), fmt.Errorf("volume %s: %w", v.name, ErrInitRunning)
 	}
-	v.initStream = journal.NewStreamID()
+	v.initStream, v.initDelta = journal.NewStreamID(), delta
 	if err := v.checkpointInit(0); err != nil {
 		v.initJob.mu.Unlock()
 		return InitStatus{}, err
@@ -80,7 +88,7 @@ func (v *volume) requestInit() (InitStatus, error) {
 // it to serveInit. Called with initJob.mu held.
 func (v *volume) startInitLocked(from int64) {
 	now := v.now()
-	v.initJob.st = InitStatus{Running: true, TotalBytes: v.size, DoneBytes: from, Started: &now, Stream: v.initStream.String()}
+	v.initJob.st = InitStatus{Running: true, TotalBytes: v.size, DoneBytes: from, Started: &now, Stream: v.initStream.String(), Delta: v.initDelta}
 	v.initReq <- from // buffered and drained before Running can be set again
 }
 
@@ -97,7 +105,11 @@ func (v *volume) startStream() error {
 	if v.jw.Stream() == v.initStream {
 		return nil
 	}
-	if err := v.jw.StartStream(v.initStream, journal.StartFull); err != nil {
+	kind := journal.StartFull
+	if v.initDelta {
+		kind = journal.StartDelta
+	}
+	if err := v.jw.StartStream(v.initStream, kind); err != nil {
 		return fmt.Errorf("volume %s: initialize: start journal stream: %w", v.name, err)
 	}
 	seq, _ := v.jw.OpenStart()
@@ -116,16 +128,18 @@ func (v *volume) resumeInit() error {
 	if err != nil {
 		return fmt.Errorf("volume %s: read initialize checkpoint: %w", v.name, err)
 	}
-	// "OFFSET STREAM"; an older build wrote the offset alone.
+	// "OFFSET STREAM [delta]"; an older build wrote the offset alone.
 	fields := strings.Fields(string(b))
 	var from int64
 	if len(fields) > 0 {
 		from, err = strconv.ParseInt(fields[0], 10, 64)
 	}
-	if len(fields) == 2 && err == nil {
+	if len(fields) >= 2 && err == nil {
 		v.initStream, err = journal.ParseStreamID(fields[1])
 	}
-	if len(fields) == 0 || len(fields) > 2 || err != nil || from < 0 || from > v.size {
+	v.initDelta = len(fields) == 3 && fields[2] == "delta"
+	if len(fields) == 0 || len(fields) > 3 || (len(fields) == 3 && !v.initDelta) || err != nil || from < 0 || from > v.size ||
+		(v.initDelta && from%deltaTop != 0 && from != v.size) {
 		return fmt.Errorf("volume %s: bad initialize checkpoint %s: %q", v.name, v.initPath, b)
 	}
 	v.log.Info("resuming an unfinished initialize", "from", from)
@@ -145,6 +159,9 @@ func (v *volume) checkpointInit(off int64) error {
 	if !v.initStream.IsZero() {
 		line += " " + v.initStream.String()
 	}
+	if v.initDelta {
+		line += " delta"
+	}
 	if err := durable.WriteFile(v.initPath, []byte(line+"\n"), 0o600); err != nil {
 		return fmt.Errorf("volume %s: initialize checkpoint: %w", v.name, err)
 	}
@@ -161,7 +178,11 @@ func (v *volume) serveInit(ctx context.Context) error {
 			return nil
 		case from = <-v.initReq:
 		}
-		err := v.runInit(ctx, from)
+		run := v.runInit
+		if v.initDelta {
+			run = v.runDelta
+		}
+		err := run(ctx, from)
 		if ctx.Err() != nil {
 			return nil // the checkpoint stays: the next start resumes
 		}

@@ -18,6 +18,7 @@ type collector struct {
 	writes, written, pushedFiles, pushedBytes, limit *prometheus.Desc
 	coalesced, coalIn, coalOut                       *prometheus.Desc
 	refusals, superseded                             *prometheus.Desc
+	initJournaled, initSaved, initChecksum           *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*collector)(nil)
@@ -45,14 +46,18 @@ func newCollector(n *Node) *collector {
 		coalOut:     d(metrics.SrcCoalesceRecordsOut, "Records of coalesced journal files after coalescing.", vol...),
 		refusals: d(metrics.SrcPushRefusals, "Pushes the next hop refused with a verdict that needs an operator (conflict, bad-offer, unknown-volume).",
 			"volume", "code"),
-		superseded: d(metrics.SrcFilesSuperseded, "Journal files of an old stream the far end refused, dropped because an initialize supersedes them.", vol...),
+		initJournaled: d(metrics.SrcInitJournaled, "Data bytes the running or last initialize journaled (delta: the blocks that differ).", vol...),
+		initSaved:     d(metrics.SrcInitSaved, "Volume bytes the running or last delta initialize found equal at the destination (not sent).", vol...),
+		initChecksum:  d(metrics.SrcInitChecksum, "Bytes of the checksum exchange of the running or last delta initialize.", vol...),
+		superseded:    d(metrics.SrcFilesSuperseded, "Journal files of an old stream the far end refused, dropped because an initialize supersedes them.", vol...),
 	}
 }
 
 // Describe sends every descriptor.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.srcData, c.oldest, c.files, c.dirty, c.state, c.initPct,
-		c.writes, c.written, c.pushedFiles, c.pushedBytes, c.limit, c.coalesced, c.coalIn, c.coalOut, c.refusals, c.superseded} {
+		c.writes, c.written, c.pushedFiles, c.pushedBytes, c.limit, c.coalesced, c.coalIn, c.coalOut, c.refusals, c.superseded,
+		c.initJournaled, c.initSaved, c.initChecksum} {
 		ch <- d
 	}
 }
@@ -68,6 +73,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.files, g, float64(st.FilesWaiting), name)
 		ch <- prometheus.MustNewConstMetric(c.dirty, g, float64(st.DirtyBytes), name)
 		ch <- prometheus.MustNewConstMetric(c.initPct, g, st.Init.Percent, name)
+		ch <- prometheus.MustNewConstMetric(c.initJournaled, g, float64(st.Init.Journaled), name)
+		ch <- prometheus.MustNewConstMetric(c.initSaved, g, float64(st.Init.SavedBytes), name)
+		ch <- prometheus.MustNewConstMetric(c.initChecksum, g, float64(st.Init.ChecksumBytes), name)
 		ch <- prometheus.MustNewConstMetric(c.writes, ctr, float64(st.Writes), name)
 		ch <- prometheus.MustNewConstMetric(c.written, ctr, float64(st.BytesWritten), name)
 		ch <- prometheus.MustNewConstMetric(c.pushedFiles, ctr, float64(st.FilesPushed), name)

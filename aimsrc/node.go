@@ -79,6 +79,9 @@ func NewNode(cfg Config) (*Node, error) {
 	slices.Sort(n.order)
 	auth := push.Auth{Identity: cfg.Identity, Peers: cfg.Pins, Refusals: n.refused}
 	n.nextHop = &push.Redialer{Addr: cfg.Push, Hello: hello, Dial: push.DialConfig{Auth: auth, Logger: n.log}}
+	for _, v := range n.vols {
+		v.sums = n.nextHop // a delta initialize compares with the next hop
+	}
 	if err := n.listen(); err != nil {
 		n.Close()
 		return nil, err

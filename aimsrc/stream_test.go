@@ -66,7 +66,7 @@ func TestInitStartsStream(t *testing.T) {
 	if first == "" {
 		t.Fatal("no stream in status")
 	}
-	if _, err := n.Init("v1"); err != nil {
+	if _, err := n.Init("v1", false); err != nil {
 		t.Fatal(err)
 	}
 	writeSome(t, n, "v1", 10, 9) // live writes while it runs
@@ -164,7 +164,7 @@ func TestRefusalShownThenSuperseded(t *testing.T) {
 	if st := n.Status().Volumes[0]; st.FilesWaiting == 0 || st.refusals["conflict"] == 0 {
 		t.Fatalf("status after refusals: %+v", st)
 	}
-	if _, err := n.Init("v1"); err != nil {
+	if _, err := n.Init("v1", false); err != nil {
 		t.Fatal(err)
 	}
 	testkit.WaitFor(t, 30*time.Second, "initialize done and pushed", func() bool {

@@ -101,6 +101,8 @@ type volume struct {
 	initReq    chan int64       // initialize requested, from this offset
 	initPath   string           // checkpoint of a running initialize
 	initStream journal.StreamID // the stream the running initialize starts (under initJob.mu or in serveInit)
+	initDelta  bool             // the running initialize compares checksums (same rule as initStream)
+	sums       sumAsker         // the next hop, asked for checksums by a delta initialize
 }
 
 var _ nbd.Export = (*volume)(nil)

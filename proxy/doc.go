@@ -33,6 +33,9 @@
 //     STRIPED (the data travels as a transport transfer over all the
 //     connections), MISS / ANSWER while references cannot be resolved,
 //     RESULT (dst's verdict as a push code).
+//   - Sum stream: one per checksum request of a delta initialize: SUM (the
+//     push SUM body) from the source edge, SUMS or RESULT back; the source
+//     edge is a push.Summer, the destination edge asks dst.
 //   - Optimize mode: metadata zstd-compressed, payload as references and
 //     literals (package dedupe). Pass-through mode: the raw file bytes — the
 //     unoptimized baseline over the same path.

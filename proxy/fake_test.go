@@ -18,6 +18,18 @@ type fakeDst struct {
 
 	// accept, if set, runs first; a non-nil error refuses the file.
 	accept func(o push.Offer) error
+	// sums, if set, answers checksum requests (else unknown-volume); under mu.
+	sums func(q push.SumRequest) ([][push.SumSize]byte, error)
+}
+
+func (f *fakeDst) Sums(_ context.Context, _ push.Hello, q push.SumRequest) ([][push.SumSize]byte, error) {
+	f.mu.Lock()
+	sums := f.sums
+	f.mu.Unlock()
+	if sums == nil {
+		return nil, push.ErrUnknownVolume
+	}
+	return sums(q)
 }
 
 var _ push.Handler = (*fakeDst)(nil)

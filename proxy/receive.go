@@ -28,12 +28,21 @@ func (d *Dest) serveFile(ctx context.Context, st *quic.Stream, r io.Reader, arri
 	stop := context.AfterFunc(ctx, func() { st.CancelRead(streamCanceled); st.CancelWrite(streamCanceled) })
 	defer stop()
 	w := countingWriter{w: st, c: d.m.wire}
+	typ, body, rd, err := firstFrame(r)
+	if err == nil && typ == TypeSum {
+		arrived.done() // not a file: later files need not wait for it
+		d.serveSums(ctx, st, body)
+		return
+	}
+	if err != nil {
+		rd = errReader{noEOF(err)}
+	}
 	// The source edge cancels its side when it gives the file up (its
 	// stream context here ends): a striped transfer stops waiting then.
 	fctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(st.Context(), cancel)()
-	hdr, file, err := d.receiveArriving(fctx, r, w, arrived)
+	hdr, file, err := d.receiveArriving(fctx, rd, w, arrived)
 	if err == nil {
 		defer d.mem.Add(-fileCost(hdr)) // booked by receiveArriving, held until dst's verdict
 	}
@@ -316,3 +325,9 @@ func (d *Dest) awaitArrivals(seq uint64, pend *dedupe.Pending, stream []byte) *d
 	}
 	return pend
 }
+
+// errReader fails every read with err (a stream whose first frame did not
+// arrive).
+type errReader struct{ err error }
+
+func (r errReader) Read([]byte) (int, error) { return 0, r.err }

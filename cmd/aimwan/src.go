@@ -237,9 +237,10 @@ func srcClient(cmd string, ct *controlTarget) (*aimsrc.Client, error) {
 }
 
 func runSrcInit(ctx context.Context, args []string, out io.Writer) error {
-	fs := newFlagSet("src init", "[--control ADDR] (--buffer DIR | --config FILE | --token FILE) --volume NAME [--no-wait]")
+	fs := newFlagSet("src init", "[--control ADDR] (--buffer DIR | --config FILE | --token FILE) --volume NAME [--delta] [--no-wait]")
 	ct := srcControl(fs)
 	volume := fs.String("volume", "", "volume `NAME` to initialize")
+	delta := fs.Bool("delta", false, "compare block checksums with the destination and send only the blocks that differ")
 	noWait := fs.Bool("no-wait", false, "start the initialize and return at once")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -251,7 +252,11 @@ func runSrcInit(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if _, err := c.Init(ctx, *volume); err != nil {
+	var opts []aimsrc.InitOption
+	if *delta {
+		opts = append(opts, aimsrc.InitDelta())
+	}
+	if _, err := c.Init(ctx, *volume, opts...); err != nil {
 		return fmt.Errorf("src init %s: %w", *volume, err)
 	}
 	if *noWait {
@@ -278,10 +283,22 @@ func waitInit(ctx context.Context, c *aimsrc.Client, volume string, out io.Write
 		}
 		fmt.Fprintf(out, "\r%s %s %5.1f%%  %s / %s", volume, progressBar(in.Percent, 30), in.Percent,
 			units.FormatSize(in.DoneBytes), units.FormatSize(in.TotalBytes))
+		if in.Delta {
+			fmt.Fprintf(out, "  differ %s", units.FormatSize(in.Journaled))
+			if in.Waiting != "" {
+				fmt.Fprint(out, "  (waiting for the destination's checksums)")
+			}
+		}
 		if !in.Running {
 			fmt.Fprintln(out)
 			if in.Error != "" {
 				return fmt.Errorf("src init %s: %s", volume, in.Error)
+			}
+			if in.Delta {
+				fmt.Fprintf(out, "delta initialize of %s done: %s compared, %s differed and were journaled, %s saved, %s of checksums exchanged\n",
+					volume, units.FormatSize(in.DoneBytes), units.FormatSize(in.Journaled), units.FormatSize(in.SavedBytes),
+					units.FormatSize(in.ChecksumBytes))
+				return nil
 			}
 			fmt.Fprintf(out, "initialize of %s done: %s journaled (zero blocks skipped)\n", volume, units.FormatSize(in.Journaled))
 			return nil

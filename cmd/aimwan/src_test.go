@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aimwan/aimwan/aimsrc"
+	"github.com/aimwan/aimwan/internal/testkit"
 	"github.com/aimwan/aimwan/transport/identity"
 )
 
@@ -158,6 +159,16 @@ func TestSrcClients(t *testing.T) {
 		!strings.Contains(err.Error(), "nope") {
 		t.Errorf("marker on an unknown volume: %v", err)
 	}
+	// A delta initialize with no next hop to compare with waits for it,
+	// and says so in status.
+	out.Reset()
+	if err := runSrcInit(ctx, []string{"--control", ctl, "--buffer", buffer, "--volume", "v1", "--delta", "--no-wait"}, &out); err != nil {
+		t.Fatalf("init --delta: %v", err)
+	}
+	testkit.WaitFor(t, 10*time.Second, "the delta initialize to wait for checksums", func() bool {
+		st, err := (&aimsrc.Client{Addr: ctl, TokenFile: n.TokenPath()}).Status(ctx)
+		return err == nil && st.Volumes[0].Init.Delta && st.Volumes[0].Init.Running && st.Volumes[0].Init.Waiting != ""
+	})
 }
 
 // TestSrcCoalesceFlag: --coalesce (YAML coalesce) sets the window, the flag

@@ -92,6 +92,20 @@ const (
 	// DstRebinds (counter, {volume}, dst): times an initialize's new stream
 	// replaced the stream a volume replicated.
 	DstRebinds = "aimwan_dst_rebinds_total"
+	// DstChecksumBytes (counter, bytes, {volume}, dst): volume bytes read and
+	// hashed to answer checksum requests (a delta initialize).
+	DstChecksumBytes = "aimwan_dst_checksum_bytes_total"
+	// SrcInitJournaled (gauge, bytes, {volume}, src): data bytes the running
+	// or last initialize journaled (a delta initialize: the blocks that
+	// differ at the destination).
+	SrcInitJournaled = "aimwan_src_init_journaled_bytes"
+	// SrcInitSaved (gauge, bytes, {volume}, src): volume bytes the running or
+	// last delta initialize compared equal and so did not send.
+	SrcInitSaved = "aimwan_src_init_saved_bytes"
+	// SrcInitChecksum (gauge, bytes, {volume}, src): bytes of the checksum
+	// exchange (SUM requests and SUMS answers) of the running or last delta
+	// initialize.
+	SrcInitChecksum = "aimwan_src_init_checksum_bytes"
 	// DstPartsExpired (counter, files, {volume}, dst): partial files removed
 	// after nobody resumed them for the expiry time.
 	DstPartsExpired = "aimwan_dst_parts_expired_total"

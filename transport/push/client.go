@@ -233,7 +233,7 @@ func (c *Client) readLoop(ctx context.Context) error {
 			return err
 		}
 		switch m.Type {
-		case TypeAccept, TypeAck, TypeNack:
+		case TypeAccept, TypeAck, TypeNack, TypeSums:
 			if m.Type == TypeNack && m.ID == 0 {
 				return fmt.Errorf("server closes the connection: %w", ErrorOf(m.Code, m.Text))
 			}

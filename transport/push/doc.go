@@ -39,6 +39,10 @@
 //   - redialer: the client of a sender (src, the destination-edge proxy): one
 //     connection to the next hop, dialed on demand, dropped and dialed again
 //     under one liveness rule (Redialer).
+//   - checksum request: SUM (volume, stream, end, offset, range, count; every
+//     field bounded by SumRequest.Validate) answered by SUMS, the SHA-256 of
+//     each range, or a NACK. A Handler that is also a Summer answers them;
+//     a delta initialize compares the volume with them.
 //
 // The frame layouts and message flow are documented in docs/push-protocol.md.
 package push

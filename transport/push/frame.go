@@ -44,10 +44,12 @@ const (
 	TypePing    FrameType = 9  // either way: token
 	TypePong    FrameType = 10 // either way: the token of the ping
 	TypeCancel  FrameType = 11 // client → server: id (sender gave up on the file)
+	TypeSum     FrameType = 12 // client → server: id, volume, stream, end, offset, range, count (checksum request)
+	TypeSums    FrameType = 13 // server → client: id, count, count×32-byte SHA-256 (answer to SUM)
 )
 
 func (t FrameType) String() string {
-	names := [...]string{"", "HELLO", "HELLO_OK", "OFFER", "ACCEPT", "DATA", "END", "ACK", "NACK", "PING", "PONG", "CANCEL"}
+	names := [...]string{"", "HELLO", "HELLO_OK", "OFFER", "ACCEPT", "DATA", "END", "ACK", "NACK", "PING", "PONG", "CANCEL", "SUM", "SUMS"}
 	if int(t) < len(names) && t != 0 {
 		return names[t]
 	}
@@ -60,14 +62,16 @@ var errFrame = fmt.Errorf("%w: malformed frame", ErrProtocol)
 // Msg is one decoded frame. Only the fields of its Type are meaningful.
 type Msg struct {
 	Type    FrameType
-	Version uint16 // HELLO, HELLO_OK
-	Hello   Hello  // HELLO, HELLO_OK
-	ID      uint64 // OFFER, ACCEPT, DATA, END, ACK, NACK, CANCEL; token for PING/PONG
-	Offer   Offer  // OFFER
-	Offset  int64  // ACCEPT (resume offset), DATA
-	Data    []byte // DATA; aliases the read buffer
-	Code    Code   // NACK
-	Text    string // NACK message
+	Version uint16          // HELLO, HELLO_OK
+	Hello   Hello           // HELLO, HELLO_OK
+	ID      uint64          // OFFER, ACCEPT, DATA, END, ACK, NACK, CANCEL; token for PING/PONG
+	Offer   Offer           // OFFER
+	Offset  int64           // ACCEPT (resume offset), DATA
+	Data    []byte          // DATA; aliases the read buffer
+	Code    Code            // NACK
+	Text    string          // NACK message
+	Sum     SumRequest      // SUM
+	Sums    [][SumSize]byte // SUMS
 }
 
 // readFrame reads one frame into buf (grown as needed up to MaxFrameBody) and
@@ -146,6 +150,12 @@ func Decode(t FrameType, body []byte) (Msg, error) {
 		m.ID = d.u64()
 		m.Code = Code(d.u16())
 		m.Text = d.str()
+	case TypeSum:
+		m.ID = d.u64()
+		m.Sum = d.sum()
+	case TypeSums:
+		m.ID = d.u64()
+		m.Sums = d.sums()
 	default:
 		return m, fmt.Errorf("%w: unknown frame type %d", ErrProtocol, uint8(t))
 	}
@@ -197,6 +207,12 @@ func AppendMsg(b []byte, m Msg) []byte {
 		b = binary.BigEndian.AppendUint64(b, m.ID)
 		b = binary.BigEndian.AppendUint16(b, uint16(m.Code))
 		b = appendStr(b, m.Text)
+	case TypeSum:
+		b = binary.BigEndian.AppendUint64(b, m.ID)
+		b = appendSum(b, m.Sum)
+	case TypeSums:
+		b = binary.BigEndian.AppendUint64(b, m.ID)
+		b = appendSums(b, m.Sums)
 	}
 	binary.BigEndian.PutUint32(b[start+1:], uint32(len(b)-start-frameHeader))
 	return b

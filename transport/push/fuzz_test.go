@@ -46,6 +46,9 @@ func sameMsg(a, b Msg) bool {
 	if len(a.Data) == 0 && len(b.Data) == 0 {
 		a.Data, b.Data = nil, nil
 	}
+	if len(a.Sums) == 0 && len(b.Sums) == 0 {
+		a.Sums, b.Sums = nil, nil
+	}
 	if len(a.Hello.Volumes) == 0 && len(b.Hello.Volumes) == 0 {
 		a.Hello.Volumes, b.Hello.Volumes = nil, nil
 	}
@@ -66,6 +69,8 @@ func sampleMsgs() []Msg {
 		{Type: TypePing, ID: 7},
 		{Type: TypePong, ID: 7},
 		{Type: TypeCancel, ID: 1},
+		{Type: TypeSum, ID: 2, Sum: SumRequest{Volume: "vol1", Stream: [16]byte{9}, End: 1 << 28, Offset: 1 << 26, Range: 1 << 16, Count: 64}},
+		{Type: TypeSums, ID: 2, Sums: [][SumSize]byte{{1}, {2, 3}}},
 	}
 }
 

@@ -47,6 +47,10 @@ func (c *Client) push(ctx context.Context, o Offer, r io.ReaderAt) error {
 		return nil // duplicate: already stored
 	case TypeNack:
 		return ErrorOf(m.Code, m.Text)
+	case TypeAccept:
+	default: // a SUMS for a file id
+		p.cancel()
+		return fmt.Errorf("%w: %s answers OFFER", ErrProtocol, m.Type)
 	}
 	if m.Offset > o.Size {
 		p.cancel()

@@ -41,6 +41,7 @@ type serverConn struct {
 
 	mu    sync.Mutex
 	files map[uint64]*inFile
+	sums  int // SUM requests being answered
 
 	lastScan time.Time // reader loop only: the last check for stalled files
 }
@@ -135,6 +136,8 @@ func (c *serverConn) dispatch(ctx context.Context, g *errgroup.Group, m Msg) err
 	case TypeCancel:
 		c.onCancel(m.ID)
 		return nil
+	case TypeSum:
+		return c.onSum(ctx, g, m.ID, m.Sum)
 	case TypePing:
 		return c.reply(ctx, Msg{Type: TypePong, ID: m.ID})
 	case TypePong:
