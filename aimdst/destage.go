@@ -110,7 +110,10 @@ func (v *volume) passMarker(ctx context.Context, vf volumeFile, cur *Cursor, fil
 	if err := vf.Sync(); err != nil {
 		return offline(err)
 	}
-	if err := v.n.marker(ctx, v, r); err != nil {
+	v.vf = vf // snapshots of an NBD volume read through this connection
+	err := v.n.marker(ctx, v, r)
+	v.vf = nil
+	if err != nil {
 		return err
 	}
 	cur.Record = r.Seq

@@ -12,6 +12,7 @@ import (
 
 	"github.com/aimwan/aimwan/internal/durable"
 	"github.com/aimwan/aimwan/journal"
+	"github.com/aimwan/aimwan/nbd"
 )
 
 // Volume states, as shown by status. Offline and stalled states carry a
@@ -33,6 +34,7 @@ type volume struct {
 	dir        string // <buffer>/<name>
 	cursorPath string
 	n          *Node
+	vf         volumeFile    // the volume as destage opened it, while it stops at a marker (snapshots read it)
 	kick       chan struct{} // a file arrived (capacity 1)
 
 	mu          sync.Mutex
@@ -195,7 +197,7 @@ func (v *volume) idle() {
 	switch {
 	case v.q.Len() > 0:
 		v.state = fmt.Sprintf("%s %d", stateGap, v.q.Next())
-	case !v.cfg.Create && !exists(v.cfg.Path):
+	case !v.cfg.Create && !nbd.IsURI(v.cfg.Path) && !exists(v.cfg.Path):
 		v.state = stateOffline + ": missing" // nothing to apply yet, but say so
 	default:
 		v.state = stateIdle

@@ -33,13 +33,14 @@ type Server struct {
 
 // QemuNBD serves image (format "qcow2" or "raw") as export name with
 // qemu-nbd on a free loopback port: persistent (it keeps serving after a
-// client disconnects), discards honoured, two connections allowed.
+// client disconnects), discards honoured, one client at a time (qemu-nbd's
+// default, as docs/destination-node.md recommends for a DR volume).
 func QemuNBD(t testing.TB, image, format, name string, extra ...string) *Server {
 	t.Helper()
 	bin := testkit.NeedTool(t, "qemu-nbd", "qemu-utils")
 	addr := testkit.FreeAddr(t)
 	host, port, _ := net.SplitHostPort(addr)
-	args := append([]string{"--persistent", "--shared=2", "--discard=unmap", "--format=" + format,
+	args := append([]string{"--persistent", "--discard=unmap", "--format=" + format,
 		"--bind=" + host, "--port=" + port, "--export-name=" + name}, extra...)
 	s := &Server{URI: "nbd://" + addr + "/" + name, Addr: addr, t: t}
 	s.Proc = testkit.StartProc(t, bin, "qemu-nbd", append(args, image)...)
@@ -53,7 +54,7 @@ func QemuNBDUnix(t testing.TB, image, format, name string) *Server {
 	bin := testkit.NeedTool(t, "qemu-nbd", "qemu-utils")
 	sock := filepath.Join(shortDir(t), "q.sock")
 	s := &Server{URI: "nbd+unix:///" + name + "?socket=" + sock, Socket: sock, t: t}
-	s.Proc = testkit.StartProc(t, bin, "qemu-nbd", "--persistent", "--shared=2", "--discard=unmap", "--format="+format,
+	s.Proc = testkit.StartProc(t, bin, "qemu-nbd", "--persistent", "--discard=unmap", "--format="+format,
 		"--socket="+sock, "--export-name="+name, image)
 	s.wait()
 	return s
