@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -79,12 +80,18 @@ func ParseURI(s string) (Target, error) {
 		if u.Hostname() == "" {
 			return bad("no host (nbd://HOST[:PORT]/EXPORT)")
 		}
+		if strings.Contains(u.Hostname(), ":") && !strings.HasPrefix(u.Host, "[") {
+			return bad("an IPv6 address goes in brackets: nbd://[ADDR]:PORT/EXPORT")
+		}
 		port := u.Port()
 		if port == "" {
 			if strings.HasSuffix(u.Host, ":") {
 				return bad("empty port")
 			}
 			port = DefaultPort
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return bad("port %q is not a number from 1 to 65535", port)
 		}
 		t.Network, t.Address = "tcp", net.JoinHostPort(u.Hostname(), port)
 	case "nbd+unix":
