@@ -13,8 +13,10 @@ import (
 // record after the cursor, in sequence order, stopping durably at each marker
 // (see Cursor for why this never changes the result). It returns whether a
 // file was destaged. The file is deleted only after the cursor naming it is
-// persisted.
-func (v *volume) destageNext(ctx context.Context) (bool, error) {
+// persisted. After an error the volume is closed (an NBD connection is
+// dialled again on the retry); after success a reusable volume stays open
+// for the next file.
+func (v *volume) destageNext(ctx context.Context) (progressed bool, err error) {
 	v.mu.Lock()
 	seq, ok := v.q.Ready()
 	cur := v.cursor
@@ -32,11 +34,11 @@ func (v *volume) destageNext(ctx context.Context) (bool, error) {
 	}
 	v.checkContinuity(f, cur)
 	v.setState(stateDestaging)
-	vf, err := v.n.cfg.openVolume(v.cfg.Path, f.Header.VolumeSize, v.cfg.Create)
+	vf, err := v.volumeFor(f.Header.VolumeSize)
 	if err != nil {
 		return false, offline(err)
 	}
-	defer vf.Close()
+	defer func() { v.releaseVolume(err == nil) }()
 	for _, r := range f.Records {
 		if r.Seq <= cur.Record {
 			continue // applied and persisted before a crash or a retry
@@ -110,10 +112,7 @@ func (v *volume) passMarker(ctx context.Context, vf volumeFile, cur *Cursor, fil
 	if err := vf.Sync(); err != nil {
 		return offline(err)
 	}
-	v.vf = vf // snapshots of an NBD volume read through this connection
-	err := v.n.marker(ctx, v, r)
-	v.vf = nil
-	if err != nil {
+	if err := v.n.marker(ctx, v, r); err != nil {
 		return err
 	}
 	cur.Record = r.Seq

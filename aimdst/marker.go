@@ -31,7 +31,7 @@ func (n *Node) markerAction(ctx context.Context, v *volume, r journal.Record) er
 	case journal.KindSnapshot:
 		dst := SnapshotPath(n.cfg.SnapshotDir, v.name, r.Label)
 		v.setState("taking snapshot " + r.Label)
-		method, err := snapshotVolume(v.vf, v.cfg.Path, dst)
+		method, err := snapshotVolume(v.heldVolume(), v.cfg.Path, dst)
 		if err != nil {
 			return fmt.Errorf("volume %s: snapshot marker %s (seq %d): %w", v.name, r.Label, r.Seq, err)
 		}

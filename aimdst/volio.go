@@ -48,8 +48,9 @@ func openVolume(path string, size int64, create bool) (volumeFile, error) {
 }
 
 // validVolumePath checks a volume's path and create option: an NBD URI
-// must parse and cannot be created; create never applies under /dev (it
-// would make a regular file where a device is expected).
+// must parse and cannot be created; any other URI (rbd://, iscsi://, a typo
+// of nbd) is refused rather than taken for a file name; create never applies
+// under /dev (it would make a regular file where a device is expected).
 func validVolumePath(vc VolumeConfig) error {
 	if nbd.IsURI(vc.Path) {
 		if _, err := nbd.ParseURI(vc.Path); err != nil {
@@ -59,6 +60,9 @@ func validVolumePath(vc VolumeConfig) error {
 			return errors.New("create does not apply to an NBD volume (make the export on its server)")
 		}
 		return nil
+	}
+	if scheme, _, ok := strings.Cut(vc.Path, "://"); ok {
+		return fmt.Errorf("path %q: a %s:// URI is not a volume (NBD volumes are nbd://HOST[:PORT]/EXPORT or nbd+unix:///EXPORT?socket=PATH)", vc.Path, scheme)
 	}
 	if vc.Create && strings.HasPrefix(filepath.Clean(vc.Path), "/dev/") {
 		return fmt.Errorf("create does not apply to a device path (%s)", vc.Path)

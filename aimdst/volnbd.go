@@ -14,10 +14,13 @@ import (
 
 // An NBD volume is a destination volume served by an NBD server (qemu-nbd
 // over a qcow2 or a Ceph RBD image, nbdkit, another aimwan...), named by an
-// NBD URI. Destage opens one connection per journal file, as it opens a file
-// per journal file: a server that restarted is simply reached again, and a
-// failure on the way is a volume error like any other (offline, retried
-// from the cursor; see Cursor for why replaying is safe). Sync is
+// NBD URI. Destage holds one connection while it has files to apply (one
+// handshake, not one per journal file) and closes it when it is idle, which
+// frees the client slot of a server that takes one client (qemu-nbd's
+// default). Any error closes it: the retry dials again, so a server that
+// restarted is simply reached again, and a failure on the way is a volume
+// error like any other (offline, retried from the cursor; see Cursor for why
+// replaying is safe). Sync is
 // NBD_CMD_FLUSH; Zero is NBD_CMD_WRITE_ZEROES (writes of zeros where the
 // export lacks it; never TRIM, whose result is undefined). Requests are
 // aligned to the export's minimum block size by reading and rewriting the
@@ -159,6 +162,11 @@ func (v *nbdVolume) Sync() error {
 	}
 	return v.c.Flush()
 }
+
+// fits reports whether the connection is still usable (no connection or
+// protocol error so far) for a volume of size bytes: destage keeps it open
+// from one journal file to the next (see reusable).
+func (v *nbdVolume) fits(size int64) bool { return v.c.Err() == nil && v.c.Size() >= size }
 
 // Close ends the connection (NBD_CMD_DISC).
 func (v *nbdVolume) Close() error { return v.c.Close() }

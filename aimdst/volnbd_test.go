@@ -222,6 +222,9 @@ func TestNBDVolumeConfig(t *testing.T) {
 	}{
 		{VolumeConfig{Name: "v", Path: "nbds://h/e"}, "TLS"},
 		{VolumeConfig{Name: "v", Path: "nbd+unix:///e"}, "socket=PATH"},
+		{VolumeConfig{Name: "v", Path: "nbd://"}, "no host"},
+		{VolumeConfig{Name: "v", Path: "nbd://h:99999999/e"}, "invalid NBD URI"},
+		{VolumeConfig{Name: "v", Path: "rbd://pool/image"}, "a rbd:// URI is not a volume"},
 		{VolumeConfig{Name: "v", Path: "nbd://h/e", Create: true}, "create does not apply to an NBD volume"},
 		{VolumeConfig{Name: "v", Path: "/dev/vg0/dr", Create: true}, "create does not apply to a device path"},
 	}
@@ -234,5 +237,32 @@ func TestNBDVolumeConfig(t *testing.T) {
 	if _, err := NewNode(Config{BufferDir: t.TempDir(), Logger: discardLog(),
 		Volumes: []VolumeConfig{{Name: "v", Path: "nbd+unix:///e?socket=/run/q.sock"}}}); err != nil {
 		t.Errorf("a valid nbd+unix URI refused: %v", err)
+	}
+}
+
+// TestNBDVolumeOneConnection: destage of many journal files (snapshots
+// included) into qemu-nbd uses one connection while it has files to apply,
+// and closes it when idle, so that the single client slot qemu-nbd gives by
+// default is free again (readExport would not get in otherwise).
+func TestNBDVolumeOneConnection(t *testing.T) {
+	g := nbdJournal(t, 21, 300)
+	if len(g.files) < 20 {
+		t.Fatalf("only %d journal files", len(g.files))
+	}
+	p := filepath.Join(t.TempDir(), "dr.qcow2")
+	nbdserve.QemuImg(t, "create", "-q", "-f", "qcow2", p, "4M")
+	srv := nbdserve.QemuNBD(t, p, "qcow2", "vol")
+	px := newSwitchProxy(t, srv.Addr)
+	tn := nbdNode(t, "nbd://"+px.addr()+"/vol", nil)
+	deliverAll(t, tn.n, "vol", g.files) // all held before destage starts: no idle moment
+	tn.serve(t)
+	testkit.WaitFor(t, 60*time.Second, "destage", destaged(tn.n, len(g.files)))
+	testkit.WaitFor(t, 10*time.Second, "idle", func() bool { return tn.n.Status().Volumes[0].State == stateIdle })
+	if got := readExport(t, srv.URI); !bytes.Equal(got, g.final) {
+		t.Fatalf("export: %s", testkit.FirstDiff(g.final, got))
+	}
+	checkSnapshots(t, tn, g)
+	if n := px.accepted(); n != 1 {
+		t.Errorf("%d connections for %d journal files: one per file?", n, len(g.files))
 	}
 }

@@ -34,10 +34,10 @@ type volume struct {
 	dir        string // <buffer>/<name>
 	cursorPath string
 	n          *Node
-	vf         volumeFile    // the volume as destage opened it, while it stops at a marker (snapshots read it)
 	kick       chan struct{} // a file arrived (capacity 1)
 
 	mu          sync.Mutex
+	vf          volumeFile // the volume as destage opened it (snapshots at markers read it); nil when closed
 	q           *fileQueue
 	cursor      Cursor                   // as persisted
 	receiving   map[uint64]chan struct{} // files being received now; closed when done
@@ -135,6 +135,7 @@ func (v *volume) scanEntry(e os.DirEntry) error {
 // serve runs the destage loop until ctx ends: apply the next file whenever it
 // is held, back off and retry after an error (volume offline...).
 func (v *volume) serve(ctx context.Context) error {
+	defer v.releaseVolume(false)
 	backoff := time.Duration(0)
 	for {
 		progressed, err := v.destageNext(ctx)
@@ -157,6 +158,7 @@ func (v *volume) serve(ctx context.Context) error {
 		if progressed {
 			continue
 		}
+		v.releaseVolume(false) // nothing to apply: free the NBD server's client slot
 		v.idle()
 		select {
 		case <-ctx.Done():
@@ -215,4 +217,54 @@ func (v *volume) setState(s string) {
 func exists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
+}
+
+// reusable is a volume that stays open from one journal file to the next
+// while destage has files to apply (an NBD connection: no handshake per
+// file); fits reports whether it is still usable for a volume of size bytes.
+type reusable interface {
+	fits(size int64) bool
+}
+
+// volumeFor returns the volume open for a file of a volume of size bytes:
+// the one kept open from the previous file when it fits, else a newly opened
+// one.
+func (v *volume) volumeFor(size int64) (volumeFile, error) {
+	if r, ok := v.heldVolume().(reusable); ok && r.fits(size) {
+		return v.heldVolume(), nil
+	}
+	v.releaseVolume(false)
+	vf, err := v.n.cfg.openVolume(v.cfg.Path, size, v.cfg.Create)
+	if err != nil {
+		return nil, err
+	}
+	v.mu.Lock()
+	v.vf = vf
+	v.mu.Unlock()
+	return vf, nil
+}
+
+// heldVolume is the volume as destage has it open, or nil.
+func (v *volume) heldVolume() volumeFile {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.vf
+}
+
+// releaseVolume closes the open volume, unless keep is set and it is
+// reusable.
+func (v *volume) releaseVolume(keep bool) {
+	v.mu.Lock()
+	vf := v.vf
+	if _, ok := vf.(reusable); keep && ok {
+		v.mu.Unlock()
+		return
+	}
+	v.vf = nil
+	v.mu.Unlock()
+	if vf != nil {
+		if err := vf.Close(); err != nil {
+			v.n.log.Debug("close volume", "volume", v.name, "err", err)
+		}
+	}
 }
