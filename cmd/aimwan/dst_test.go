@@ -50,7 +50,7 @@ groups:
 				t.Fatalf("%+v", c)
 			}
 		}, false},
-		{"volumes space separated", []string{"--volume", "x=/x.img,create", "y=/y.img", "--buffer", "/b"}, func(t *testing.T, c aimdst.Config, f dstFile) {
+		{"volumes space separated", []string{"--volume", "x=/x.img,create", "y=/y.img", "--buffer", "/b", "--key", key, "--peer-fp", fp}, func(t *testing.T, c aimdst.Config, f dstFile) {
 			want := []aimdst.VolumeConfig{{Name: "x", Path: "/x.img", Create: true}, {Name: "y", Path: "/y.img"}}
 			if c.BufferDir != "/b" || !reflect.DeepEqual(c.Volumes, want) {
 				t.Fatalf("%+v", c)
