@@ -266,3 +266,50 @@ func TestNBDVolumeOneConnection(t *testing.T) {
 		t.Errorf("%d connections for %d journal files: one per file?", n, len(g.files))
 	}
 }
+
+// TestGroupMarkerNBD: a consistency group of two NBD volumes (nbdkit
+// memory). Member a waits at the group snapshot marker with its connection
+// open while b's files arrive; the member that arrives last takes both
+// snapshots, each over its own volume's connection, at the marker.
+func TestGroupMarkerNBD(t *testing.T) {
+	root := t.TempDir()
+	gm := journal.Record{Kind: journal.KindSnapshot, Label: "gsnap", Group: "g", GroupSeq: 1}
+	ga := writeJournal(t, filepath.Join(root, "ja"), "a", 64<<10,
+		randomOps(rand.New(rand.NewPCG(31, 1)), 64<<10, 40, map[int]journal.Record{10: gm}))
+	gb := writeJournal(t, filepath.Join(root, "jb"), "b", 64<<10,
+		randomOps(rand.New(rand.NewPCG(32, 1)), 64<<10, 40, map[int]journal.Record{25: gm}))
+	sa, sb := nbdserve.Nbdkit(t, "memory", "size=64K"), nbdserve.Nbdkit(t, "memory", "size=64K")
+	cfg := Config{BufferDir: filepath.Join(root, "buf"), SnapshotDir: filepath.Join(root, "snap"),
+		Volumes: []VolumeConfig{{Name: "a", Path: sa.URI}, {Name: "b", Path: sb.URI}},
+		Groups:  map[string][]string{"g": {"a", "b"}}, Logger: discardLog(),
+		RetryMin: time.Millisecond, RetryMax: 20 * time.Millisecond}
+	n, err := NewNode(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn := &testNode{cfg: cfg, n: n}
+	tn.serve(t)
+	deliverAll(t, n, "a", ga.files)
+	testkit.WaitFor(t, 10*time.Second, "a waiting at the group marker", func() bool {
+		return strings.HasPrefix(n.Status().Volumes[0].State, stateGroup)
+	})
+	if got := readExport(t, sa.URI); !bytes.Equal(got, ga.snaps["gsnap"]) {
+		t.Fatalf("volume a while waiting: %s", testkit.FirstDiff(ga.snaps["gsnap"], got))
+	}
+	deliverAll(t, n, "b", gb.files)
+	testkit.WaitFor(t, 20*time.Second, "both destaged", func() bool {
+		st := n.Status()
+		return st.Volumes[0].DestagedFile == uint64(len(ga.files)) && st.Volumes[1].DestagedFile == uint64(len(gb.files))
+	})
+	for _, c := range []struct {
+		vol, uri string
+		g        generated
+	}{{"a", sa.URI, ga}, {"b", sb.URI, gb}} {
+		if got := testkit.ReadFile(t, SnapshotPath(cfg.SnapshotDir, c.vol, "gsnap")); !bytes.Equal(got, c.g.snaps["gsnap"]) {
+			t.Errorf("group snapshot of %s: %s", c.vol, testkit.FirstDiff(c.g.snaps["gsnap"], got))
+		}
+		if got := readExport(t, c.uri); !bytes.Equal(got, c.g.final) {
+			t.Errorf("export %s: %s", c.vol, testkit.FirstDiff(c.g.final, got))
+		}
+	}
+}
