@@ -16,7 +16,7 @@ import (
 // VolumeConfig is one destination volume.
 type VolumeConfig struct {
 	Name   string `yaml:"name"`   // volume name, as the source calls it (journal.ValidName)
-	Path   string `yaml:"path"`   // destination volume: a regular file or a block device
+	Path   string `yaml:"path"`   // destination volume: a regular file, a block device, or an NBD URI (nbd://HOST[:PORT]/EXPORT, nbd+unix:///EXPORT?socket=PATH)
 	Create bool   `yaml:"create"` // create a missing file (sparse, sized from the journal) instead of going offline
 }
 
@@ -58,7 +58,7 @@ type Config struct {
 	Registerer prometheus.Registerer // metrics go here; nil: not registered
 	Now        func() time.Time      // clock for Time Latency; nil: time.Now
 
-	openVolume openVolumeFunc // tests inject failing volumes; nil: openOSVolume
+	openVolume openVolumeFunc // tests inject failing volumes; nil: openVolume
 }
 
 // Defaults.
@@ -105,7 +105,7 @@ func (c Config) withDefaults() Config {
 		c.Now = time.Now
 	}
 	if c.openVolume == nil {
-		c.openVolume = openOSVolume
+		c.openVolume = openVolume
 	}
 	return c
 }
@@ -131,6 +131,9 @@ func (c Config) validate() error {
 		}
 		if v.Path == "" {
 			return fmt.Errorf("dst config: volume %s: no path", v.Name)
+		}
+		if err := validVolumePath(v); err != nil {
+			return fmt.Errorf("dst config: volume %s: %w", v.Name, err)
 		}
 		if seen[v.Name] {
 			return fmt.Errorf("dst config: volume %s given twice", v.Name)

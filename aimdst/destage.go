@@ -14,8 +14,10 @@ import (
 // record after the cursor, in sequence order, stopping durably at each marker
 // (see Cursor for why this never changes the result). It returns whether a
 // file was destaged. The file is deleted only after the cursor naming it is
-// persisted.
-func (v *volume) destageNext(ctx context.Context) (bool, error) {
+// persisted. After an error the volume is closed (an NBD connection is
+// dialled again on the retry); after success a reusable volume stays open
+// for the next file.
+func (v *volume) destageNext(ctx context.Context) (progressed bool, err error) {
 	v.mu.Lock()
 	seq, ok := v.q.Ready()
 	cur := v.cursor
@@ -43,11 +45,11 @@ func (v *volume) destageNext(ctx context.Context) (bool, error) {
 		v.n.log.Info("volume bound to a journal stream", "volume", v.name, "stream", cur.Stream, "file", seq)
 	}
 	v.setState(stateDestaging)
-	vf, err := v.n.cfg.openVolume(v.cfg.Path, f.Header.VolumeSize, v.cfg.Create)
+	vf, err := v.volumeFor(f.Header.VolumeSize)
 	if err != nil {
 		return false, offline(err)
 	}
-	defer vf.Close()
+	defer func() { v.releaseVolume(err == nil) }()
 	for _, r := range f.Records {
 		if r.Seq <= cur.Record {
 			continue // applied and persisted before a crash or a retry

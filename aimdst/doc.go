@@ -11,8 +11,13 @@
 //     only after its SHA-256 and structure were checked and it was fsynced
 //     (file and folder); only then is it acked. <name>.part is a file being
 //     received; its size is the resume offset.
+//   - destination volume: a regular file, a block device, or an NBD export
+//     named by an NBD URI (nbd://HOST[:PORT]/EXPORT, nbd+unix:///EXPORT?
+//     socket=PATH), written with the nbd package's client over one
+//     connection held while files are waiting (see nbdVolume).
 //   - destage: applying a journal file's records to the destination volume:
-//     writes with pwrite, zero and trim ranges as punched holes.
+//     writes with pwrite, zero and trim ranges as punched holes (over NBD:
+//     WRITE and WRITE_ZEROES; Sync is FLUSH).
 //   - reorder buffer (fileQueue): files arrive in any order and more than
 //     once; destage takes only the next file in sequence, so a missing file
 //     (a gap) holds back the ones after it.
@@ -44,7 +49,8 @@
 //     run) and the cursor persisted before destage goes on.
 //   - snapshot: <snapshots>/<volume>/<label>.img, a point-in-time copy made at
 //     a snapshot marker: a reflink where the file system shares extents, else
-//     a sparse copy; atomic (temp + rename).
+//     a sparse copy, or for an NBD volume a copy read over NBD; atomic
+//     (temp, rename).
 //   - hook: the command configured for a custom marker's label, run with the
 //     marker in its environment; bounded by a timeout; failures are logged and
 //     counted, never stop destage.
@@ -53,7 +59,8 @@
 //     reached it, then all members' snapshots are taken at that point. The
 //     marker names its members; one this node does not hold is reported.
 //   - offline: the destination volume cannot be written (missing, read-only,
-//     full); receiving goes on, destage retries with back-off.
+//     full, too small; an NBD server unreachable, a connection lost...);
+//     receiving goes on, destage retries with back-off and reopens it.
 //   - Time Latency: now minus the source timestamp of the newest destaged
 //     write, per volume.
 package aimdst

@@ -170,12 +170,14 @@ func deliverAll(t testing.TB, n *Node, volume string, files []string) {
 	}
 }
 
-// destageAll runs destage of volume until nothing is left or an error.
+// destageAll runs destage of volume until nothing is left or an error, and
+// then closes the volume as the destage loop does when idle.
 func destageAll(n *Node, volume string) error {
 	v := n.vols[volume]
 	for range 10000 {
 		progressed, err := v.destageNext(context.Background())
 		if err != nil || !progressed {
+			v.releaseVolume(false)
 			return err
 		}
 	}

@@ -31,7 +31,7 @@ func (n *Node) markerAction(ctx context.Context, v *volume, r journal.Record) er
 	case journal.KindSnapshot:
 		dst := SnapshotPath(n.cfg.SnapshotDir, v.name, r.Label)
 		v.setState("taking snapshot " + r.Label)
-		method, err := n.snaps.store.take(v.name, v.cfg.Path, r)
+		method, err := n.snaps.store.takeFrom(v.name, v.cfg.Path, v.heldVolume(), r)
 		if err != nil {
 			return fmt.Errorf("volume %s: snapshot marker %s (seq %d): %w", v.name, r.Label, r.Seq, err)
 		}

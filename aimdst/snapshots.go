@@ -129,9 +129,15 @@ func (s *snapshotStore) lock(volume string) func() {
 // crash before the rename leaves metadata without an image, which cleanup
 // removes at the next start).
 func (s *snapshotStore) take(volume, volPath string, r journal.Record) (string, error) {
+	return s.takeFrom(volume, volPath, nil, r)
+}
+
+// takeFrom is take through the volume's open file when it can copy itself
+// (an NBD volume during destage: see snapshotVolume).
+func (s *snapshotStore) takeFrom(volume, volPath string, vf volumeFile, r journal.Record) (string, error) {
 	defer s.lock(volume)()
 	dst := SnapshotPath(s.dir, volume, r.Label)
-	return snapshotFileThen(volPath, dst, func(method string) error {
+	return snapshotVolume(vf, volPath, dst, func(method string) error {
 		m := snapMeta{Volume: volume, Label: r.Label, Seq: r.Seq, PointTime: r.Time.UTC(), Taken: s.now().UTC(),
 			Method: method, Group: r.Group, GroupSeq: r.GroupSeq}
 		b, _ := json.MarshalIndent(m, "", "  ")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/aimwan/aimwan/internal/durable"
 	"github.com/aimwan/aimwan/journal"
+	"github.com/aimwan/aimwan/nbd"
 )
 
 // Volume states, as shown by status. Offline and stalled states carry a
@@ -38,6 +39,7 @@ type volume struct {
 	curMu sync.Mutex // orders cursor writes (destage, rebind)
 
 	mu          sync.Mutex
+	vf          volumeFile // the volume as destage opened it (snapshots at markers read it); nil when closed
 	q           *fileQueue
 	info        map[uint64]heldInfo      // what each held file is, by file seq
 	cursor      Cursor                   // as persisted
@@ -193,6 +195,7 @@ func syncDirs(dirs ...string) error {
 // serve runs the destage loop until ctx ends: apply the next file whenever it
 // is held, back off and retry after an error (volume offline...).
 func (v *volume) serve(ctx context.Context) error {
+	defer v.releaseVolume(false)
 	backoff := time.Duration(0)
 	for {
 		progressed, err := v.destageNext(ctx)
@@ -215,6 +218,7 @@ func (v *volume) serve(ctx context.Context) error {
 		if progressed {
 			continue
 		}
+		v.releaseVolume(false) // nothing to apply: free the NBD server's client slot
 		v.idle()
 		select {
 		case <-ctx.Done():
@@ -258,7 +262,7 @@ func (v *volume) idle() {
 		if q := v.quarantinedAt(v.q.Next()); q != nil {
 			v.state += fmt.Sprintf(" (a file %d was quarantined: %s)", q.File, q.Reason)
 		}
-	case !v.cfg.Create && !exists(v.cfg.Path):
+	case !v.cfg.Create && !nbd.IsURI(v.cfg.Path) && !exists(v.cfg.Path):
 		v.state = stateOffline + ": missing" // nothing to apply yet, but say so
 	default:
 		v.state = stateIdle
@@ -287,4 +291,54 @@ func (v *volume) setState(s string) {
 func exists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
+}
+
+// reusable is a volume that stays open from one journal file to the next
+// while destage has files to apply (an NBD connection: no handshake per
+// file); fits reports whether it is still usable for a volume of size bytes.
+type reusable interface {
+	fits(size int64) bool
+}
+
+// volumeFor returns the volume open for a file of a volume of size bytes:
+// the one kept open from the previous file when it fits, else a newly opened
+// one.
+func (v *volume) volumeFor(size int64) (volumeFile, error) {
+	if r, ok := v.heldVolume().(reusable); ok && r.fits(size) {
+		return v.heldVolume(), nil
+	}
+	v.releaseVolume(false)
+	vf, err := v.n.cfg.openVolume(v.cfg.Path, size, v.cfg.Create)
+	if err != nil {
+		return nil, err
+	}
+	v.mu.Lock()
+	v.vf = vf
+	v.mu.Unlock()
+	return vf, nil
+}
+
+// heldVolume is the volume as destage has it open, or nil.
+func (v *volume) heldVolume() volumeFile {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.vf
+}
+
+// releaseVolume closes the open volume, unless keep is set and it is
+// reusable.
+func (v *volume) releaseVolume(keep bool) {
+	v.mu.Lock()
+	vf := v.vf
+	if _, ok := vf.(reusable); keep && ok {
+		v.mu.Unlock()
+		return
+	}
+	v.vf = nil
+	v.mu.Unlock()
+	if vf != nil {
+		if err := vf.Close(); err != nil {
+			v.n.log.Debug("close volume", "volume", v.name, "err", err)
+		}
+	}
 }

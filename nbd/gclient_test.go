@@ -48,8 +48,11 @@ func TestClientAgainstServer(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Fatal("read back differs from what was written, zeroed and trimmed")
 	}
-	if err := c.WriteAt(make([]byte, 4096), 1<<20); !errors.Is(err, ErrRemote) {
-		t.Errorf("write past the end: %v, want ErrRemote", err)
+	if err := c.WriteAt(make([]byte, 4096), 1<<20); !errors.Is(err, ErrRange) {
+		t.Errorf("write past the end: %v, want ErrRange (refused before sending)", err)
+	}
+	if err := c.Flush(); err != nil {
+		t.Errorf("connection unusable after a refused request: %v", err)
 	}
 	if _, err := Dial(ctx, addr, "nope"); err == nil {
 		t.Error("unknown export accepted")

@@ -8,6 +8,9 @@ const (
 	requestMagic   = 0x25609513
 	simpleReplyMag = 0x67446698
 
+	structuredReplyMag = 0x668e33ef
+	oldstyleMagic      = 0x00420281861253 // "cliserv" magic of the oldstyle handshake
+
 	// Handshake flags (server) and client flags.
 	flagFixedNewstyle  = 1 << 0
 	flagNoZeroes       = 1 << 1

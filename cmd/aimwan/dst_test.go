@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -108,6 +109,48 @@ func TestPrintDstStatus(t *testing.T) {
 		"QUARANTINED file 9", "before: stream 00cc", "/s/pre-init.img", "GROUP g #2", "ghost"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("status table lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+// TestDstNBDVolumes: NBD URIs are volume paths in YAML and in --volume, and
+// a bad one stops dst with a usage error naming the volume and the fault.
+func TestDstNBDVolumes(t *testing.T) {
+	dir := t.TempDir()
+	key, fp := testKey(t)
+	yml := filepath.Join(dir, "dst.yaml")
+	os.WriteFile(yml, []byte(`key: `+key+`
+peer_fp: [`+fp+`]
+buffer: `+filepath.Join(dir, "buf")+`
+volumes:
+  - {name: w, path: "nbd+unix:///w?socket=/run/qemu-nbd/w.sock"}
+`), 0o600)
+	f, err := dstFlags([]string{"--config", yml})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := dstConfig(f, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []aimdst.VolumeConfig{{Name: "w", Path: "nbd+unix:///w?socket=/run/qemu-nbd/w.sock"}}; !reflect.DeepEqual(c.Volumes, want) {
+		t.Fatalf("volumes %+v, want %+v", c.Volumes, want)
+	}
+	if _, err := aimdst.NewNode(c); err != nil {
+		t.Fatalf("a node with an NBD volume: %v", err)
+	}
+	bad := []struct{ volume, says string }{
+		{"x=nbd://10.0.0.5:0/x", "volume x: invalid NBD URI"},
+		{"x=nbds://10.0.0.5/x", "TLS (nbds) is not supported"},
+		{"x=nbd+unix:///x", "socket=PATH"},
+		{"x=rbd://dr/x", "a rbd:// URI is not a volume"},
+		{"x=nbd://10.0.0.5/x,create", "create does not apply to an NBD volume"},
+	}
+	for _, tc := range bad {
+		err := runDst(context.Background(), []string{"--config", yml, "--volume", tc.volume, "--listen", "127.0.0.1:0",
+			"--control", "off", "--metrics", "off"})
+		if exitCode(err) != exitUsage || !strings.Contains(err.Error(), tc.says) {
+			t.Errorf("--volume %s: %v; want a usage error saying %q", tc.volume, err, tc.says)
 		}
 	}
 }

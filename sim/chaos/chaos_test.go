@@ -64,8 +64,8 @@ func TestWriterAgainstModel(t *testing.T) {
 	if !bytes.Equal(got, m.vols["a"][4096:4096+8192]) {
 		t.Error("read back differs from the model")
 	}
-	if err := c.WriteAt(make([]byte, 4096), cfg.VolumeSize); !errors.Is(err, nbd.ErrRemote) {
-		t.Errorf("write past the end: %v, want nbd.ErrRemote", err)
+	if err := c.WriteAt(make([]byte, 4096), cfg.VolumeSize); !errors.Is(err, nbd.ErrRange) {
+		t.Errorf("write past the end: %v, want nbd.ErrRange (refused before sending)", err)
 	}
 }
 
