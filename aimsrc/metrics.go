@@ -99,8 +99,10 @@ func (n *Node) registerMetrics() error {
 	} else {
 		n.gatherer = prometheus.NewRegistry() // nothing of ours to serve
 	}
-	if err := reg.Register(newCollector(n)); err != nil {
-		return fmt.Errorf("register source node metrics: %w", err)
+	for _, c := range []prometheus.Collector{newCollector(n), newLinkCollector(n)} {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("register source node metrics: %w", err)
+		}
 	}
 	return nil
 }

@@ -30,6 +30,7 @@ type Node struct {
 	groups  map[string]GroupConfig
 	space   *space
 	nextHop *push.Redialer // the next hop (--push)
+	pauses  *pauses        // what is paused (PausedFile)
 	gseq    *groupSeqs
 
 	groupMu sync.Mutex // held from taking a group marker id to placing the marker
@@ -57,6 +58,10 @@ func NewNode(cfg Config) (*Node, error) {
 		space: &space{limit: cfg.BufferLimit}, gseq: &groupSeqs{dir: cfg.Buffer}}
 	for _, g := range cfg.Groups {
 		n.groups[g.Name] = g
+	}
+	var err error
+	if n.pauses, err = loadPauses(cfg.Buffer); err != nil {
+		return nil, err
 	}
 	hello := push.Hello{Node: cfg.Node}
 	for _, vc := range cfg.Volumes {
@@ -254,9 +259,10 @@ func (n *Node) Serve(ctx context.Context) error {
 	if n.rec != nil {
 		g.Go(func() error { return n.rec.Serve(gctx) })
 	}
+	g.Go(func() error { return n.nextHop.Keep(gctx, linkProbe) })
 	for _, name := range n.order {
 		v := n.vols[name]
-		sh := &pusher{v: v, p: n.nextHop, window: n.cfg.PushWindow, retryMax: n.cfg.RetryMax, done: make(chan struct{}, 1)}
+		sh := &pusher{v: v, p: n.nextHop, pauses: n.pauses, window: n.cfg.PushWindow, retryMax: n.cfg.RetryMax, done: make(chan struct{}, 1)}
 		g.Go(func() error { return sh.Serve(gctx) })
 		g.Go(func() error { return v.serveSealer(gctx, n.fileAge()) })
 		g.Go(func() error { return v.serveResync(gctx) })
@@ -268,6 +274,11 @@ func (n *Node) Serve(ctx context.Context) error {
 	}
 	return err
 }
+
+// linkProbe is how often the node dials its next hop while no connection
+// is up, so status sees a next hop that went away even while nothing is
+// pushed.
+const linkProbe = 3 * time.Second
 
 func (n *Node) fileAge() time.Duration {
 	if n.cfg.FileAge > 0 {

@@ -94,6 +94,14 @@ const (
 	// old stream dropped at the source because the destination refused them
 	// and an initialize supersedes them.
 	SrcFilesSuperseded = "aimwan_src_files_superseded_total"
+	// SrcPaused (gauge, 0/1, {volume}, src): 1 while pushing the volume is
+	// paused (aimwan src pause).
+	SrcPaused = "aimwan_src_paused"
+	// SrcLinkUp (gauge, 0/1, src): 1 while the connection to the next hop
+	// is up and its pushes are not failing; SrcLinkDownSeconds (gauge,
+	// seconds, src) how long it has been down (0 while up).
+	SrcLinkUp          = "aimwan_src_link_up"
+	SrcLinkDownSeconds = "aimwan_src_link_down_seconds"
 
 	// Every proxy metric carries the label LabelRole (source or destination).
 

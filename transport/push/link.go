@@ -2,6 +2,7 @@ package push
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -89,5 +90,23 @@ func (r *Redialer) Keep(ctx context.Context, every time.Duration) error {
 			return nil
 		case <-t.C:
 		}
+	}
+}
+
+// verdict records what the next hop answered a push on c: an ack puts the
+// link up; an unavailable verdict (the next hop, or a hop beyond it,
+// cannot take files now) puts it down with that reason, although the
+// connection itself is kept.
+func (r *Redialer) verdict(c *Client, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.c != c {
+		return
+	}
+	switch {
+	case err == nil:
+		r.link.set(LinkUp, nil, time.Now())
+	case errors.Is(err, ErrUnavailable):
+		r.link.set(LinkDown, err, time.Now())
 	}
 }

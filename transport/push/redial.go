@@ -49,8 +49,12 @@ func (r *Redialer) Push(ctx context.Context, o Offer, rd io.ReaderAt) error {
 		var remote *RemoteError
 		switch {
 		case err == nil || errors.Is(err, ErrDuplicate):
+			r.verdict(c, nil)
 			return nil
-		case errors.As(err, &remote) || ctx.Err() != nil:
+		case errors.As(err, &remote):
+			r.verdict(c, err)
+			return err
+		case ctx.Err() != nil:
 			return err
 		}
 		r.drop(c, err)
