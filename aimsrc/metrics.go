@@ -1,6 +1,8 @@
 package aimsrc
 
 import (
+	"github.com/aimwan/aimwan/transport/push"
+
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -103,6 +105,9 @@ func (n *Node) registerMetrics() error {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("register source node metrics: %w", err)
 		}
+	}
+	if err := reg.Register(push.NewRefusalsCollector(n.refused)); err != nil {
+		return fmt.Errorf("register source node metrics: %w", err)
 	}
 	return nil
 }
