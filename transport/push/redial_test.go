@@ -169,7 +169,7 @@ func TestRedialerUnreachable(t *testing.T) {
 // when Keep dials it back; the error stays for the record.
 func TestRedialerLink(t *testing.T) {
 	rl := newRelay(t, startServer(t, &Server{Handler: newMemStore()}))
-	r := &Redialer{Addr: rl.addr(), Hello: Hello{Node: "src"}}
+	r := &Redialer{Addr: rl.addr(), Hello: Hello{Node: "src"}, Dial: DialConfig{Auth: clientAuth()}}
 	t.Cleanup(func() { r.Close() })
 	if st := r.Link(); st.State != LinkUnknown {
 		t.Fatalf("before any dial: %+v", st)
