@@ -191,3 +191,9 @@ func (c *Client) Resume(ctx context.Context, volume string) (PauseState, error) 
 	err := c.do(ctx, http.MethodPost, PathResume, PauseRequest{Volume: volume}, &st)
 	return st, err
 }
+
+// StatusInto decodes the node's status into out: a caller's own struct, so
+// it can read fields a node of another version may lack (or add).
+func (c *Client) StatusInto(ctx context.Context, out any) error {
+	return c.do(ctx, http.MethodGet, PathStatus, nil, out)
+}

@@ -138,6 +138,15 @@ const (
 	// ProxyPeerUp (gauge, 0/1, proxy): 1 while the WAN session to the peer
 	// proxy is up.
 	ProxyPeerUp = "aimwan_proxy_peer_up"
+	// ProxyPeerRTT (gauge, seconds, {peer, conn}, proxy): smoothed RTT of a
+	// WAN connection; ProxyPeerQUICReceived (counter, bytes, {peer, conn},
+	// proxy) bytes received on it (transport.StatsCollector).
+	ProxyPeerRTT          = "aimwan_proxy_peer_rtt_seconds"
+	ProxyPeerQUICReceived = "aimwan_proxy_peer_quic_received_bytes_total"
+	// ProxyStoreBytes / ProxyStoreCapacity (gauges, bytes, {store}, proxy):
+	// what a chunk store holds and its capacity (store "chunks").
+	ProxyStoreBytes    = "aimwan_proxy_store_bytes"
+	ProxyStoreCapacity = "aimwan_proxy_store_capacity_bytes"
 
 	// LinkBytes (counter, bytes, {direction}, sim link): payload bytes the
 	// link simulator carried; direction DirectionUp (toward --to, the data)
