@@ -302,11 +302,11 @@ func fmtRate(r float64) string { return units.FormatSize(int64(r)) + "/s" }
 // printChain draws the status screen.
 func printChain(out io.Writer, c *chainView) {
 	fmt.Fprintf(out, "aimwan status  %s\n", c.Time.Local().Format("2006-01-02 15:04:05"))
-	fmt.Fprintf(out, "source       %s\n", nodeLine(c.Source))
+	fmt.Fprintf(out, "%-18s %s\n", "source", nodeLine(c.Source))
 	for _, p := range c.Proxies {
-		fmt.Fprintf(out, "%-12s %s\n", p.Role+" proxy", proxyLine(p))
+		fmt.Fprintf(out, "%-18s %s\n", p.Role+" proxy", proxyLine(p))
 	}
-	fmt.Fprintf(out, "destination  %s\n\n", nodeLine(c.Destination))
+	fmt.Fprintf(out, "%-18s %s\n\n", "destination", nodeLine(c.Destination))
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "VOLUME\tSTATE\tSRC DATA\tTIME LATENCY\tRATE\tETA\tLAST ERROR")
 	for _, v := range c.Volumes {
