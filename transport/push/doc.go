@@ -39,6 +39,10 @@
 //   - redialer: the client of a sender (src, the destination-edge proxy): one
 //     connection to the next hop, dialed on demand, dropped and dialed again
 //     under one liveness rule (Redialer).
+//   - link: what a redialer knows of its next hop (Redialer.Link): up, down
+//     (a failed dial, an ended connection, an unavailable verdict) since
+//     when and why, or unknown before the first dial; Redialer.Keep dials
+//     while idle so a next hop that went away is seen without a push.
 //
 // The frame layouts and message flow are documented in docs/push-protocol.md.
 package push
