@@ -130,6 +130,8 @@ func TestChainState(t *testing.T) {
 		{"proxy unreachable", &srcVolDoc{}, up, false, nil, true, &dstVol{}, chainLinkDown, "source proxy unreachable"},
 		{"WAN down", &srcVolDoc{}, up, true, &f, true, &dstVol{}, chainLinkDown, "WAN session"},
 		{"dst unreachable", &srcVolDoc{}, up, true, nil, false, nil, chainDstOffline, "dst: no route"},
+		{"dst unreachable, src's link down", &srcVolDoc{}, down, true, nil, false, nil, chainDstOffline, "dst: no route"},
+		{"dst unreachable over a WAN that is down", &srcVolDoc{}, down, true, &f, false, nil, chainLinkDown, "WAN session"},
 		{"dst volume offline", &srcVolDoc{}, up, true, nil, true, &dstVol{Offline: true, State: "offline: disk gone"}, chainDstOffline, "offline: disk gone"},
 		{"not at dst", &srcVolDoc{}, up, true, nil, true, nil, chainDstNotTracked, ""},
 		{"no source", nil, nil, true, nil, true, &dstVol{}, chainUnknown, ""},

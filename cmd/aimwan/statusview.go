@@ -120,12 +120,9 @@ type dstVol struct {
 	State        string
 }
 
-// linkDown says why the chain between source and destination is down, or
-// "" when no hop is known to be down.
-func (c *chainView) linkDown() string {
-	if l := c.Source.Link; c.Source.Up && l != nil && l.State == push.LinkDown {
-		return fmt.Sprintf("source's next hop down since %s: %s", l.Since.Local().Format("15:04:05"), l.Error)
-	}
+// proxyDown says why a proxy breaks the chain (it does not answer, or its
+// WAN session is down), or "".
+func (c *chainView) proxyDown() string {
 	for _, p := range c.Proxies {
 		switch {
 		case !p.Up:
@@ -137,10 +134,18 @@ func (c *chainView) linkDown() string {
 	return ""
 }
 
+// srcLinkDown says why the source's link to its next hop is down, or "".
+func (c *chainView) srcLinkDown() string {
+	if l := c.Source.Link; c.Source.Up && l != nil && l.State == push.LinkDown {
+		return fmt.Sprintf("source's next hop down since %s: %s", l.Since.Local().Format("15:04:05"), l.Error)
+	}
+	return ""
+}
+
 // volumes builds the volume lines from the source's status and dst's
 // volumes (either may be missing).
 func (c *chainView) volumes(src *srcDoc, dst map[string]dstVol) {
-	down := c.linkDown()
+	proxyDown, srcDown := c.proxyDown(), c.srcLinkDown()
 	var names []string
 	if src != nil {
 		for _, v := range src.Volumes {
@@ -168,10 +173,10 @@ func (c *chainView) volumes(src *srcDoc, dst map[string]dstVol) {
 				vv.InitPercent = &sv.Init.Percent
 			}
 		}
-		vv.State = chainState(sv, d, atDst, c.Destination.Up, down)
+		vv.State = chainState(sv, d, atDst, c.Destination.Up, proxyDown, srcDown)
 		switch {
 		case vv.State == chainLinkDown && vv.LastError == "":
-			vv.LastError = down
+			vv.LastError = or(proxyDown, srcDown)
 		case vv.State == chainDstOffline && d.State != "" && vv.LastError == "":
 			vv.LastError = "dst: " + d.State
 		case vv.State == chainDstOffline && vv.LastError == "":
@@ -181,8 +186,12 @@ func (c *chainView) volumes(src *srcDoc, dst map[string]dstVol) {
 	}
 }
 
-// chainState is a volume's state (see the chain* constants).
-func chainState(sv *srcVolDoc, d dstVol, atDst, dstUp bool, down string) string {
+// chainState is a volume's state (see the chain* constants). A proxy that
+// breaks the chain is named before dst (dst read over a WAN that is down
+// does not answer either); dst before the source's link (the source's next
+// hop is dst itself without proxies, and a dst that is down makes the
+// proxies answer unavailable).
+func chainState(sv *srcVolDoc, d dstVol, atDst, dstUp bool, proxyDown, srcDown string) string {
 	switch {
 	case sv == nil:
 		return chainUnknown
@@ -194,10 +203,12 @@ func chainState(sv *srcVolDoc, d dstVol, atDst, dstUp bool, down string) string 
 		return chainPullAhead
 	case sv.State == aimsrc.StateResync:
 		return chainResync
-	case down != "":
+	case proxyDown != "":
 		return chainLinkDown
 	case !dstUp || d.Offline:
 		return chainDstOffline
+	case srcDown != "":
+		return chainLinkDown
 	case !atDst:
 		return chainDstNotTracked
 	case sv.SrcDataBytes == 0 && sv.FilesWaiting == 0 && (d.FilesWaiting == nil || *d.FilesWaiting == 0):
