@@ -105,6 +105,7 @@ func TestChainState(t *testing.T) {
 	down := &push.LinkState{State: push.LinkDown, Since: time.Now(), Error: "dial: refused"}
 	up := &push.LinkState{State: push.LinkUp}
 	f := false
+	small, large := 4.0, 40.0
 	tests := []struct {
 		name    string
 		src     *srcVolDoc
@@ -119,6 +120,9 @@ func TestChainState(t *testing.T) {
 		{"caught up", &srcVolDoc{}, up, true, nil, true, &dstVol{FilesWaiting: &zero}, chainCaughtUp, ""},
 		{"replicating at src", &srcVolDoc{SrcDataBytes: 5}, up, true, nil, true, &dstVol{FilesWaiting: &zero}, chainReplicating, ""},
 		{"replicating at dst", &srcVolDoc{}, up, true, nil, true, &dstVol{FilesWaiting: &one}, chainReplicating, ""},
+		{"heartbeats on their way", &srcVolDoc{SrcDataBytes: 300, FilesWaiting: 1}, up, true, nil, true, &dstVol{FilesWaiting: &one, TimeLatency: &small}, chainCaughtUp, ""},
+		{"behind", &srcVolDoc{SrcDataBytes: 300, FilesWaiting: 1}, up, true, nil, true, &dstVol{FilesWaiting: &one, TimeLatency: &large}, chainReplicating, ""},
+		{"src's latency when dst has none", &srcVolDoc{SrcDataBytes: 300, FilesWaiting: 1, TimeLatency: &small}, up, true, nil, true, &dstVol{FilesWaiting: &one}, chainCaughtUp, ""},
 		{"paused", &srcVolDoc{PausedBy: aimsrc.PausedByVolume, SrcDataBytes: 5}, down, true, nil, true, &dstVol{}, chainPaused, ""},
 		{"initializing", &srcVolDoc{Init: struct {
 			Running bool    `json:"running"`

@@ -166,6 +166,9 @@ func (c *chainView) volumes(src *srcDoc, dst map[string]dstVol) {
 		if src != nil {
 			sv = &src.Volumes[slices.IndexFunc(src.Volumes, func(v srcVolDoc) bool { return v.Name == name })]
 			vv.SrcDataBytes, vv.Rate, vv.ETA, vv.LastError = &sv.SrcDataBytes, sv.Rate, sv.ETA, sv.LastPushError
+			if vv.ETA != nil && *vv.ETA < 0 { // src: data waits, nothing acked lately
+				vv.ETA = nil
+			}
 			if vv.TimeLatency == nil {
 				vv.TimeLatency = sv.TimeLatency
 			}
@@ -211,10 +214,30 @@ func chainState(sv *srcVolDoc, d dstVol, atDst, dstUp bool, proxyDown, srcDown s
 		return chainLinkDown
 	case !atDst:
 		return chainDstNotTracked
-	case sv.SrcDataBytes == 0 && sv.FilesWaiting == 0 && (d.FilesWaiting == nil || *d.FilesWaiting == 0):
+	case caughtUp(sv, d):
 		return chainCaughtUp
 	}
 	return chainReplicating
+}
+
+// Caught up within a few seconds: an idle volume's heartbeat files (a
+// watermark, a few hundred bytes every few seconds) are often on their way.
+const (
+	caughtUpLatency = 15       // seconds of Time Latency at most
+	caughtUpSrcData = 64 << 10 // bytes waiting at the source at most
+)
+
+// caughtUp: nothing waits at src nor at dst, or the volume is current
+// within caughtUpLatency with next to nothing waiting at src.
+func caughtUp(sv *srcVolDoc, d dstVol) bool {
+	if sv.SrcDataBytes == 0 && sv.FilesWaiting == 0 && (d.FilesWaiting == nil || *d.FilesWaiting == 0) {
+		return true
+	}
+	lat := d.TimeLatency
+	if lat == nil {
+		lat = sv.TimeLatency
+	}
+	return lat != nil && *lat <= caughtUpLatency && sv.SrcDataBytes <= caughtUpSrcData
 }
 
 // dstVolsFromStatus reads dst's control API status.
