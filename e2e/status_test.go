@@ -61,7 +61,8 @@ func readChain(t *testing.T, args []string) chainStatus {
 
 // TestStatusLinkDown: aimwan status shows a caught-up chain, names the
 // stopped source-edge proxy as link down within 15 s (on the screen and in
-// src status, with the reason), and recovers when it is back.
+// src status, with the reason), and recovers when it is back; the same for
+// the destination-edge proxy.
 func TestStatusLinkDown(t *testing.T) {
 	NeedBins(t, "qemu-img")
 	dir := t.TempDir()
@@ -114,10 +115,31 @@ func TestStatusLinkDown(t *testing.T) {
 
 	pp.Source.Restart()
 	WaitPort(t, pp.LAN, pp.Source)
-	Eventually(t, 30*time.Second, "aimwan status: recovered", func() (bool, error) {
+	recovered := func() {
+		t.Helper()
+		Eventually(t, 30*time.Second, "aimwan status: recovered", func() (bool, error) {
+			st = readChain(t, args)
+			return st.Volumes[0].State == "caught up" && st.Source.Link.State == push.LinkUp, nil
+		})
+	}
+	recovered()
+
+	// The destination edge stopped: its metrics do not answer (and the
+	// source edge's WAN session ends).
+	Eventually(t, 30*time.Second, "the WAN session up again", func() (bool, error) {
 		st = readChain(t, args)
-		return st.Volumes[0].State == "caught up" && st.Source.Link.State == push.LinkUp, nil
+		return st.Proxies[0].PeerUp != nil && *st.Proxies[0].PeerUp, nil
 	})
+	pp.Dest.Stop()
+	stopped = time.Now()
+	Eventually(t, 15*time.Second, "aimwan status: link down (destination edge)", func() (bool, error) {
+		st = readChain(t, args)
+		return st.Volumes[0].State == "link down", nil
+	})
+	t.Logf("link down shown %v after the destination proxy stopped", time.Since(stopped).Round(time.Millisecond))
+	pp.Dest.Restart()
+	WaitPort(t, pp.DestMetrics, pp.Dest)
+	recovered()
 }
 
 // TestPauseRestartResume: a paused volume keeps journaling but pushes
