@@ -149,10 +149,7 @@ func statusConfig(args []string) (statusOptions, error) {
 	o.chain.Src.Control = or(o.chain.Src.Control, aimsrc.DefaultControlAddr)
 	o.chain.Dst.Control = or(o.chain.Dst.Control, dstDefaultControl)
 	o.chain.Dst.Metrics = or(o.chain.Dst.Metrics, dstDefaultMetrics)
-	if o.chain.Src.Token == "" && o.chain.Src.Buffer == "" {
-		return o, usagef("status: the source node's control API needs its token: give --src-buffer DIR, --src-config FILE " +
-			"or --src-token FILE (or src: buffer: in --config)")
-	}
+	o.chain.Src.Metrics = or(o.chain.Src.Metrics, aimsrc.DefaultMetricsAddr)
 	return o, nil
 }
 
@@ -296,10 +293,20 @@ func (c *chainCollector) collectSrc(ctx context.Context) (nodeView, *srcDoc) {
 	n := c.f.Src
 	nv := nodeView{Control: n.Control, Metrics: n.Metrics, Via: "control"}
 	var doc srcDoc
-	cl := &aimsrc.Client{Addr: n.Control, TokenFile: n.tokenFile(), HTTP: c.hc}
-	if err := cl.StatusInto(ctx, &doc); err != nil {
-		nv.Error = err.Error()
-		return nv, nil
+	if tok := n.tokenFile(); tok != "" {
+		cl := &aimsrc.Client{Addr: n.Control, TokenFile: tok, HTTP: c.hc}
+		if err := cl.StatusInto(ctx, &doc); err != nil {
+			nv.Error = err.Error()
+			return nv, nil
+		}
+	} else {
+		nv.Via = "metrics"
+		s, err := fetchScrape(ctx, c.hc, n.Metrics)
+		if err != nil {
+			nv.Error = err.Error()
+			return nv, nil
+		}
+		doc = srcDocFromMetrics(s)
 	}
 	nv.Up, nv.Node, nv.Link, nv.Paused = true, doc.Node, doc.Link, &doc.Paused
 	return nv, &doc

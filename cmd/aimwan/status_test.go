@@ -202,8 +202,8 @@ dst:
 	if !errors.As(err, &ue) || !strings.Contains(err.Error(), `did you mean "buffer"`) {
 		t.Fatalf("misspelt key: %v", err)
 	}
-	if _, err := statusConfig(nil); !errors.As(err, &ue) || !strings.Contains(err.Error(), "--src-buffer") {
-		t.Fatalf("no source token: %v", err)
+	if o, err := statusConfig(nil); err != nil || o.chain.Src.tokenFile() != "" || o.chain.Src.Metrics != aimsrc.DefaultMetricsAddr {
+		t.Fatalf("no source token (its metrics are read): %+v, %v", o, err)
 	}
 	if _, err := statusConfig([]string{"--src-buffer", "/b", "--watch", "soon"}); !errors.As(err, &ue) {
 		t.Fatalf("bad --watch: %v", err)
@@ -245,6 +245,28 @@ func TestStatusScreen(t *testing.T) {
 	}
 }
 
+// TestSrcFromMetrics: without its token, the source is read from its
+// metrics: volumes, states, pauses and the link.
+func TestSrcFromMetrics(t *testing.T) {
+	s := mustScrape(t, `aimwan_src_data_bytes{volume="a"} 4096
+aimwan_src_data_bytes{volume="b"} 0
+aimwan_src_files_waiting{volume="a"} 2
+aimwan_src_state{state="normal",volume="a"} 0
+aimwan_src_state{state="pull-ahead",volume="a"} 1
+aimwan_src_paused{volume="b"} 1
+aimwan_src_link_up 0
+aimwan_src_link_down_seconds 30
+`, time.Unix(1000, 0))
+	doc := srcDocFromMetrics(s)
+	if len(doc.Volumes) != 2 || doc.Volumes[0].Name != "a" || doc.Volumes[0].SrcDataBytes != 4096 || doc.Volumes[0].FilesWaiting != 2 ||
+		doc.Volumes[0].State != aimsrc.StatePullAhead || doc.Volumes[1].PausedBy == "" || doc.Volumes[1].State != aimsrc.StateNormal {
+		t.Fatalf("volumes %+v", doc.Volumes)
+	}
+	if doc.Link == nil || doc.Link.State != push.LinkDown || !doc.Link.Since.Equal(time.Unix(970, 0)) || len(doc.Paused.Volumes) != 1 {
+		t.Fatalf("link %+v, paused %+v", doc.Link, doc.Paused)
+	}
+}
+
 // FuzzParseScrape: any text parses or fails cleanly, and what parses reads
 // without panicking.
 func FuzzParseScrape(f *testing.F) {
@@ -262,5 +284,6 @@ func FuzzParseScrape(f *testing.F) {
 			proxyFromScrape(&p, s, s)
 		}
 		dstVolsFromMetrics(s)
+		srcDocFromMetrics(s)
 	})
 }

@@ -363,7 +363,10 @@ func nodeLine(n nodeView) string {
 	if !n.Up {
 		return fmt.Sprintf("%s  UNREACHABLE: %s", addr, oneLine(n.Error, 120))
 	}
-	s := fmt.Sprintf("%s  up  node %s", addr, n.Node)
+	s := addr + "  up"
+	if n.Node != "" {
+		s += "  node " + n.Node
+	}
 	if n.Via == "metrics" {
 		s += "  (from its metrics: no control token)"
 	}
@@ -417,4 +420,51 @@ func oneLine(s string, n int) string {
 		return "-"
 	}
 	return s
+}
+
+// srcDocFromMetrics reads the source's volumes, pauses and link from its
+// /metrics (when its control token is not at hand).
+func srcDocFromMetrics(s *scrape) srcDoc {
+	var doc srcDoc
+	vols := map[string]*srcVolDoc{}
+	vol := func(sr series) *srcVolDoc {
+		name := sr.labels["volume"]
+		v, ok := vols[name]
+		if !ok {
+			v = &srcVolDoc{Name: name, State: aimsrc.StateNormal}
+			vols[name] = v
+		}
+		return v
+	}
+	for _, sr := range s.fam[metrics.SrcData] {
+		vol(sr).SrcDataBytes = int64(sr.value)
+	}
+	for _, sr := range s.fam[metrics.SrcFilesWaiting] {
+		vol(sr).FilesWaiting = int64(sr.value)
+	}
+	for _, sr := range s.fam[metrics.SrcState] {
+		if sr.value == 1 {
+			vol(sr).State = sr.labels["state"]
+		}
+	}
+	for _, sr := range s.fam[metrics.SrcPaused] {
+		if sr.value == 1 {
+			vol(sr).PausedBy = "paused"
+			doc.Paused.Volumes = append(doc.Paused.Volumes, sr.labels["volume"])
+		}
+	}
+	if up, ok := s.sum(metrics.SrcLinkUp, nil); ok {
+		l := push.LinkState{State: push.LinkUp}
+		if down, _ := s.sum(metrics.SrcLinkDownSeconds, nil); up == 0 && down > 0 {
+			l = push.LinkState{State: push.LinkDown, Since: s.at.Add(-time.Duration(down * float64(time.Second))),
+				Error: "see src status or the source's log"}
+		}
+		doc.Link = &l
+	}
+	for _, v := range vols {
+		doc.Volumes = append(doc.Volumes, *v)
+	}
+	slices.SortFunc(doc.Volumes, func(a, b srcVolDoc) int { return strings.Compare(a.Name, b.Name) })
+	slices.Sort(doc.Paused.Volumes)
+	return doc
 }
