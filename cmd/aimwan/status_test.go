@@ -287,3 +287,34 @@ func FuzzParseScrape(f *testing.F) {
 		srcDocFromMetrics(s)
 	})
 }
+
+// TestStatusDocExample: the config file of docs/operations.md loads as
+// documented (the node YAML it names is stubbed).
+func TestStatusDocExample(t *testing.T) {
+	doc := repoFile(t, "docs/operations.md")
+	start := strings.Index(doc, "```yaml\n# /etc/aimwan/chain.yaml")
+	if start < 0 {
+		t.Fatal("docs/operations.md has no chain.yaml example")
+	}
+	body := doc[start+len("```yaml\n"):]
+	body = body[:strings.Index(body, "```")]
+	dir := t.TempDir()
+	srcYAML := filepath.Join(dir, "src.yaml")
+	if err := os.WriteFile(srcYAML, []byte("buffer: /var/lib/aimwan/src\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	chain := filepath.Join(dir, "chain.yaml")
+	if err := os.WriteFile(chain, []byte(strings.ReplaceAll(body, "/etc/aimwan/src.yaml", srcYAML)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o, err := statusConfig([]string{"--config", chain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := o.chain
+	if c.Src.tokenFile() != ctlapi.TokenPath("/var/lib/aimwan/src") || c.Src.Control != aimsrc.DefaultControlAddr ||
+		c.SourceProxy.Metrics != "127.0.0.1:9711" || c.DestinationProxy.Metrics != "10.20.0.2:9712" ||
+		c.Dst.tokenFile() != "" || c.Dst.Metrics != "10.20.0.2:9702" {
+		t.Fatalf("the documented example reads as %+v", c)
+	}
+}
