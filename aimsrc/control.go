@@ -66,6 +66,7 @@ func (n *Node) controlHandler() http.Handler {
 		res, err := n.Marker(req)
 		reply(w, http.StatusOK, res, err)
 	})
+	n.pauseHandlers(mux)
 	mux.HandleFunc("GET "+PathStatus, func(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusOK, n.Status(), nil)
 	})

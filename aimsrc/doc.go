@@ -41,6 +41,12 @@
 //     shown in status. Superseded: a refused file of an old stream dropped
 //     because an initialize started a newer one (its writes are in the
 //     initialize's copy).
+//   - Pause: pushing a volume (or every volume: the whole destination)
+//     stopped by aimwan src pause until aimwan src resume; writes are still
+//     journaled. Stored in PausedFile, so it holds across restarts.
+//   - Link: the state of the connection to the next hop (push.LinkState),
+//     shown by status; "link down" since a dial failed, the connection
+//     ended or the next hop answered unavailable.
 //   - Pull-ahead: the state entered when the source buffer is full. Writes are
 //     still accepted and applied to the image, but only their regions are
 //     recorded in the volume's persistent dirty bitmap.

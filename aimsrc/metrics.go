@@ -109,7 +109,7 @@ func (n *Node) registerMetrics() error {
 	} else {
 		n.gatherer = prometheus.NewRegistry() // nothing of ours to serve
 	}
-	for _, c := range []prometheus.Collector{newCollector(n), n.schedMetric} {
+	for _, c := range []prometheus.Collector{newCollector(n), n.schedMetric, newLinkCollector(n)} {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("register source node metrics: %w", err)
 		}

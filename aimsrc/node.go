@@ -32,6 +32,7 @@ type Node struct {
 	groups  map[string]GroupConfig
 	space   *space
 	nextHop *push.Redialer // the next hop (--push)
+	pauses  *pauses        // what is paused (PausedFile)
 	refused *identity.Refusals
 	gseq    *groupSeqs
 
@@ -63,6 +64,10 @@ func NewNode(cfg Config) (*Node, error) {
 		schedMetric: newScheduleMetric()}
 	for _, g := range cfg.Groups {
 		n.groups[g.Name] = g
+	}
+	var err error
+	if n.pauses, err = loadPauses(cfg.Buffer); err != nil {
+		return nil, err
 	}
 	hello := push.Hello{Node: cfg.Node}
 	for _, vc := range cfg.Volumes {
@@ -277,9 +282,10 @@ func (n *Node) Serve(ctx context.Context) error {
 	for _, sc := range n.cfg.Schedules {
 		g.Go(func() error { return n.serveSchedule(gctx, sc) })
 	}
+	g.Go(func() error { return n.nextHop.Keep(gctx, linkProbe) })
 	for _, name := range n.order {
 		v := n.vols[name]
-		sh := &pusher{v: v, p: n.nextHop, window: n.cfg.PushWindow, retryMax: n.cfg.RetryMax, done: make(chan struct{}, 1)}
+		sh := &pusher{v: v, p: n.nextHop, pauses: n.pauses, window: n.cfg.PushWindow, retryMax: n.cfg.RetryMax, done: make(chan struct{}, 1)}
 		g.Go(func() error { return sh.Serve(gctx) })
 		g.Go(func() error { return v.serveSealer(gctx, n.fileAge()) })
 		g.Go(func() error { return v.serveResync(gctx) })
@@ -291,6 +297,11 @@ func (n *Node) Serve(ctx context.Context) error {
 	}
 	return err
 }
+
+// linkProbe is how often the node dials its next hop while no connection
+// is up, so status sees a next hop that went away even while nothing is
+// pushed.
+const linkProbe = 3 * time.Second
 
 func (n *Node) fileAge() time.Duration {
 	if n.cfg.FileAge > 0 {

@@ -169,6 +169,7 @@ func needsOperator(err error) bool {
 type pusher struct {
 	v        *volume
 	p        *push.Redialer
+	pauses   *pauses
 	window   int
 	retryMax time.Duration
 	done     chan struct{} // a push finished: a window slot is free
@@ -176,8 +177,47 @@ type pusher struct {
 
 // Serve pushes sealed files in file-sequence order, up to window at once,
 // until ctx ends. Each file is retried with backoff until acked, then
-// deleted. A restart resumes from the files on disk.
+// deleted. A restart resumes from the files on disk. While the volume is
+// paused nothing is pushed: a pause cancels the pushes in flight (their
+// files stay and go first after the resume).
 func (s *pusher) Serve(ctx context.Context) error {
+	for ctx.Err() == nil {
+		by, changed := s.pauses.of(s.v.name)
+		if by != "" {
+			select {
+			case <-ctx.Done():
+			case <-changed:
+			}
+			continue
+		}
+		rctx, cancel := context.WithCancel(ctx)
+		watched := make(chan struct{})
+		go func() { // cancels the run when this volume is paused
+			defer close(watched)
+			for {
+				select {
+				case <-changed:
+				case <-rctx.Done():
+					return
+				}
+				if by, changed = s.pauses.of(s.v.name); by != "" {
+					cancel()
+					return
+				}
+			}
+		}()
+		err := s.run(rctx)
+		cancel()
+		<-watched
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// run pushes until ctx ends (see Serve).
+func (s *pusher) run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(s.window)
 	var last uint64

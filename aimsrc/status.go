@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/aimwan/aimwan/journal"
+	"github.com/aimwan/aimwan/transport/push"
 )
 
 // VolumeStatus is the state of one volume, as `aimwan src status` shows it.
@@ -49,6 +50,9 @@ type VolumeStatus struct {
 	// dropped because an initialize supersedes them (since start).
 	FilesSuperseded uint64     `json:"files_superseded,omitempty"`
 	Init            InitStatus `json:"init"`
+	// PausedBy says who paused the volume's pushing: PausedByVolume,
+	// PausedByDestination, or "" (not paused).
+	PausedBy string `json:"paused_by,omitempty"`
 
 	refusals map[string]uint64 // by push code, for metrics
 }
@@ -61,14 +65,21 @@ type Status struct {
 	BufferLimit int64               `json:"buffer_limit"` // 0: none
 	Volumes     []VolumeStatus      `json:"volumes"`
 	Groups      map[string][]string `json:"groups,omitempty"`
+	// Link is the state of the connection to the next hop (--push).
+	Link push.LinkState `json:"link"`
+	// Paused is what is paused (aimwan src pause).
+	Paused PauseState `json:"paused"`
 }
 
 // Status returns the node's current status.
 func (n *Node) Status() Status {
 	st := Status{Node: n.cfg.Node, Push: n.cfg.Push, BufferBytes: n.space.used(), BufferLimit: n.space.limit}
 	for _, name := range n.order {
-		st.Volumes = append(st.Volumes, n.vols[name].status())
+		vs := n.vols[name].status()
+		vs.PausedBy, _ = n.pauses.of(name)
+		st.Volumes = append(st.Volumes, vs)
 	}
+	st.Link, st.Paused = n.nextHop.Link(), n.pauses.state()
 	for _, g := range n.cfg.Groups {
 		if st.Groups == nil {
 			st.Groups = map[string][]string{}

@@ -20,7 +20,7 @@ import (
 )
 
 func init() {
-	register(command{Name: "src", Summary: "source node: NBD export, journal capture, pushing (init|marker|status)", Run: runSrc})
+	register(command{Name: "src", Summary: "source node: NBD export, journal capture, pushing (init|marker|status|pause|resume)", Run: runSrc})
 }
 
 // srcFile is the YAML form of the source node's configuration.
@@ -60,6 +60,8 @@ func runSrc(ctx context.Context, args []string) error {
 			return runSrcMarker(ctx, args[1:], os.Stdout)
 		case "status":
 			return runSrcStatus(ctx, args[1:], os.Stdout)
+		case "pause", "resume":
+			return runSrcPause(ctx, args[0], args[1:], os.Stdout)
 		}
 	}
 	cfg, err := srcConfig(args)
@@ -80,7 +82,7 @@ func runSrc(ctx context.Context, args []string) error {
 // win).
 func srcConfig(args []string) (aimsrc.Config, error) {
 	fs := newFlagSet("src", "--buffer DIR --volume NAME=PATH[,size=N] ... [--group NAME=VOL,VOL] [flags]\n"+
-		"       aimwan src init|marker|status --control ADDR ...")
+		"       aimwan src init|marker|status|pause|resume --control ADDR ...")
 	cfgPath := fs.String("config", "", "YAML config `file` (flags override it)")
 	var vols, groups multiFlag
 	fs.Var(&vols, "volume", "volume `NAME=PATH[,size=N]` (repeatable; the image is created at size N if missing)")
@@ -108,7 +110,7 @@ func srcConfig(args []string) (aimsrc.Config, error) {
 		return aimsrc.Config{}, err
 	}
 	if fs.NArg() > 0 {
-		return aimsrc.Config{}, usagef("src: unexpected argument %q (subcommands: init, marker, status)", fs.Arg(0))
+		return aimsrc.Config{}, usagef("src: unexpected argument %q (subcommands: init, marker, status, pause, resume)", fs.Arg(0))
 	}
 	var f srcFile
 	if err := loadYAML(*cfgPath, &f); err != nil {
@@ -404,6 +406,7 @@ func runSrcStatus(ctx context.Context, args []string, out io.Writer) error {
 		limit = units.FormatSize(st.BufferLimit)
 	}
 	fmt.Fprintf(out, "node %s  push %s  buffer %s (limit %s)\n", st.Node, st.Push, units.FormatSize(st.BufferBytes), limit)
+	fmt.Fprintln(out, srcLinkLine(st, time.Now()))
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "VOLUME\tSTATE\tSRC DATA\tFILES\tOLDEST UNSENT\tDIRTY\tINIT\tLAST PUSH ERROR")
 	for _, v := range st.Volumes {

@@ -121,6 +121,14 @@ const (
 	// old stream dropped at the source because the destination refused them
 	// and an initialize supersedes them.
 	SrcFilesSuperseded = "aimwan_src_files_superseded_total"
+	// SrcPaused (gauge, 0/1, {volume}, src): 1 while pushing the volume is
+	// paused (aimwan src pause).
+	SrcPaused = "aimwan_src_paused"
+	// SrcLinkUp (gauge, 0/1, src): 1 while the connection to the next hop
+	// is up and its pushes are not failing; SrcLinkDownSeconds (gauge,
+	// seconds, src) how long it has been down (0 while up).
+	SrcLinkUp          = "aimwan_src_link_up"
+	SrcLinkDownSeconds = "aimwan_src_link_down_seconds"
 
 	// Every proxy metric carries the label LabelRole (source or destination).
 
@@ -157,6 +165,15 @@ const (
 	// ProxyPeerUp (gauge, 0/1, proxy): 1 while the WAN session to the peer
 	// proxy is up.
 	ProxyPeerUp = "aimwan_proxy_peer_up"
+	// ProxyPeerRTT (gauge, seconds, {peer, conn}, proxy): smoothed RTT of a
+	// WAN connection; ProxyPeerQUICReceived (counter, bytes, {peer, conn},
+	// proxy) bytes received on it (transport.StatsCollector).
+	ProxyPeerRTT          = "aimwan_proxy_peer_rtt_seconds"
+	ProxyPeerQUICReceived = "aimwan_proxy_peer_quic_received_bytes_total"
+	// ProxyStoreBytes / ProxyStoreCapacity (gauges, bytes, {store}, proxy):
+	// what a chunk store holds and its capacity (store "chunks").
+	ProxyStoreBytes    = "aimwan_proxy_store_bytes"
+	ProxyStoreCapacity = "aimwan_proxy_store_capacity_bytes"
 
 	// The source edge's WAN rate controller (transport.PoolCollector), all
 	// labelled {peer}:

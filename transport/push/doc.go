@@ -43,6 +43,10 @@
 //     field bounded by SumRequest.Validate) answered by SUMS, the SHA-256 of
 //     each range, or a NACK. A Handler that is also a Summer answers them;
 //     a delta initialize compares the volume with them.
+//   - link: what a redialer knows of its next hop (Redialer.Link): up, down
+//     (a failed dial, an ended connection, an unavailable verdict) since
+//     when and why, or unknown before the first dial; Redialer.Keep dials
+//     while idle so a next hop that went away is seen without a push.
 //
 // The frame layouts and message flow are documented in docs/push-protocol.md.
 package push

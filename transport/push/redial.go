@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 )
 
 // Redialer pushes files to one next hop over a connection it dials on
@@ -27,8 +28,9 @@ type Redialer struct {
 	Hello Hello      // what this node tells it
 	Dial  DialConfig // tunes each connection
 
-	mu sync.Mutex
-	c  *Client
+	mu   sync.Mutex
+	c    *Client
+	link link // see Link
 }
 
 // Push pushes one file (see Client.Push) under the liveness rule above. A
@@ -47,11 +49,15 @@ func (r *Redialer) Push(ctx context.Context, o Offer, rd io.ReaderAt) error {
 		var remote *RemoteError
 		switch {
 		case err == nil || errors.Is(err, ErrDuplicate):
+			r.verdict(c, nil)
 			return nil
-		case errors.As(err, &remote) || ctx.Err() != nil:
+		case errors.As(err, &remote):
+			r.verdict(c, err)
+			return err
+		case ctx.Err() != nil:
 			return err
 		}
-		r.drop(c)
+		r.drop(c, err)
 	}
 	return err
 }
@@ -61,31 +67,32 @@ func (r *Redialer) Push(ctx context.Context, o Offer, rd io.ReaderAt) error {
 func (r *Redialer) client(ctx context.Context) (*Client, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.reap()
 	if r.c != nil {
-		select {
-		case <-r.c.Done():
-			r.c.Close()
-			r.c = nil
-		default:
-			return r.c, nil
-		}
+		return r.c, nil
 	}
 	c, err := r.Dial.Dial(ctx, r.Addr, r.Hello)
 	if err != nil {
+		if !errors.Is(err, context.Canceled) { // not the caller giving up
+			r.link.set(LinkDown, err, time.Now())
+		}
 		return nil, err
 	}
 	c.log.Info("push connection up")
 	r.c = c
+	r.link.set(LinkUp, nil, time.Now())
 	return c, nil
 }
 
-// drop closes c if it is still the live connection.
-func (r *Redialer) drop(c *Client) {
+// drop closes c, which failed a push with err, if it is still the live
+// connection: the link is down until a dial succeeds.
+func (r *Redialer) drop(c *Client, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.c == c {
 		c.Close()
 		r.c = nil
+		r.link.set(LinkDown, err, time.Now())
 	}
 }
 

@@ -8,6 +8,9 @@ import (
 	"net"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/aimwan/aimwan/internal/testkit"
 )
 
 // relay forwards connections to a target, counts them, and can cut every
@@ -23,7 +26,13 @@ type relay struct {
 
 func newRelay(t *testing.T, target string) *relay {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return newRelayAt(t, "127.0.0.1:0", target)
+}
+
+// newRelayAt is newRelay listening at addr.
+func newRelayAt(t *testing.T, addr, target string) *relay {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,5 +160,51 @@ func TestRedialerUnreachable(t *testing.T) {
 	b, o := testFile(1, 10)
 	if err := r.Push(context.Background(), o, bytes.NewReader(b)); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("push to a closed port: %v, want ErrUnavailable", err)
+	}
+}
+
+// TestRedialerLink: the link is unknown before the first dial, up once a
+// connection is live, down (with the reason, at once) when the connection
+// ends while idle, down while the next hop refuses dials, and up again
+// when Keep dials it back; the error stays for the record.
+func TestRedialerLink(t *testing.T) {
+	rl := newRelay(t, startServer(t, &Server{Handler: newMemStore()}))
+	r := &Redialer{Addr: rl.addr(), Hello: Hello{Node: "src"}, Dial: DialConfig{Auth: clientAuth()}}
+	t.Cleanup(func() { r.Close() })
+	if st := r.Link(); st.State != LinkUnknown {
+		t.Fatalf("before any dial: %+v", st)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Keep(ctx, 20*time.Millisecond) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitLink := func(want string) LinkState {
+		t.Helper()
+		var st LinkState
+		testkit.WaitFor(t, 10*time.Second, "link "+want, func() bool { st = r.Link(); return st.State == want })
+		return st
+	}
+	up := waitLink(LinkUp)
+	if up.Failures != 0 || up.Since.IsZero() {
+		t.Fatalf("up: %+v", up)
+	}
+	rl.ln.Close() // the next hop goes away: no new connection is accepted
+	rl.cut()
+	down := waitLink(LinkDown)
+	if down.Error == "" || down.ErrorTime.IsZero() || !down.Since.After(up.Since) {
+		t.Fatalf("down: %+v", down)
+	}
+	testkit.WaitFor(t, 10*time.Second, "failed redials counted", func() bool { return r.Link().Failures >= 2 })
+	b, o := testFile(1, 10)
+	if err := r.Push(context.Background(), o, bytes.NewReader(b)); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("push while down: %v", err)
+	}
+	if st := r.Link(); st.State != LinkDown {
+		t.Fatalf("after a failed push: %+v", st)
+	}
+	newRelayAt(t, rl.addr(), startServer(t, &Server{Handler: newMemStore()})) // back at the same address
+	back := waitLink(LinkUp)
+	if back.Error == "" || back.Failures != 0 {
+		t.Fatalf("back up: %+v (the last error stays, failures reset)", back)
 	}
 }

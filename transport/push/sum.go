@@ -129,7 +129,7 @@ func (r *Redialer) Sums(ctx context.Context, q SumRequest) ([][SumSize]byte, err
 		case errors.As(err, &remote) || ctx.Err() != nil || errors.Is(err, ErrBadOffer):
 			return nil, err
 		}
-		r.drop(c)
+		r.drop(c, err)
 	}
 	return nil, err
 }
