@@ -156,7 +156,7 @@ type Writer struct {
 	cur      *openFile
 	stream   StreamID // the stream of the open file and of the files after it
 	nextSeq  uint64
-	lastTime time.Time // when the last record was appended (zero: none since OpenWriter)
+	lastTime time.Time    // when the last record was appended (zero: none since OpenWriter)
 	pending  []sealedFile // sealed, OnSeal not yet returned (in file order)
 	notifyMu sync.Mutex   // orders OnSeal calls
 
