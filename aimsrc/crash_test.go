@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aimwan/aimwan/internal/ctlapi"
 	"github.com/aimwan/aimwan/internal/testkit"
 	"github.com/aimwan/aimwan/journal"
 )
@@ -52,7 +53,9 @@ func runChild(js string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
+	dstID, srcID, _ := testkit.Identities() // never used: the child pushes nowhere
 	n, err := NewNode(Config{Node: "child", Buffer: cc.Buffer, Volumes: cc.Volumes, Push: cc.Push,
+		Identity: srcID, Pins: testkit.Pins(dstID),
 		FileSize: cc.FileSize, FileAge: cc.FileAge, BufferLimit: cc.BufferLimit,
 		NBD: "127.0.0.1:0", Control: "127.0.0.1:0", Metrics: "off",
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
@@ -162,6 +165,7 @@ func TestKillMidStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	var acked []sentWrite
+	var unacked *sentWrite // the write whose reply the kill cut off: it may be journaled
 	flushed := 0
 	killAt := 155
 	r := rand.New(rand.NewPCG(42, 42))
@@ -175,6 +179,7 @@ func TestKillMidStream(t *testing.T) {
 			w.data[j] = byte(i*7 + j/4096)
 		}
 		if err := cl.write(w.data, w.off); err != nil {
+			unacked = &w
 			break
 		}
 		acked = append(acked, w)
@@ -198,7 +203,7 @@ func TestKillMidStream(t *testing.T) {
 	// dirty, and resync journals them again from the image.
 	c2 := startChild(t, cc)
 	testkit.WaitFor(t, 30*time.Second, "resync after the unclean stop", func() bool {
-		st, err := (&Client{Addr: c2.control}).Status(context.Background())
+		st, err := (&Client{Addr: c2.control, TokenFile: ctlapi.TokenPath(cc.Buffer)}).Status(context.Background())
 		return err == nil && st.Volumes[0].State == StateNormal
 	})
 	c2.stop(t)
@@ -209,13 +214,17 @@ func TestKillMidStream(t *testing.T) {
 	if !bytes.Equal(rp.img, img) {
 		t.Fatalf("image and replayed journals disagree: %s", testkit.FirstDiff(img, rp.img))
 	}
-	checkJournaledWrites(t, rp.records, acked, flushed, size)
+	inFlight := acked
+	if unacked != nil {
+		inFlight = append(inFlight[:len(inFlight):len(inFlight)], *unacked)
+	}
+	checkJournaledWrites(t, rp.records, inFlight, flushed, size)
 }
 
-// checkJournaledWrites checks that the journals hold the acknowledged writes
-// in order, exactly once, at least up to the last flush; then at most the
-// write in flight at the kill; then only resync records (whole 64 KiB
-// regions).
+// checkJournaledWrites checks that the journals hold the writes sent (the
+// acknowledged ones, then the one whose reply the kill cut off) in order,
+// exactly once, at least up to the last flush; then at most the write in
+// flight at the kill; then only resync records (whole 64 KiB regions).
 func checkJournaledWrites(t *testing.T, recs []journal.Record, acked []sentWrite, flushed int, size int64) {
 	t.Helper()
 	k := 0

@@ -30,12 +30,14 @@ func (s *SrcNode) status(t *testing.T) aimsrc.Status {
 }
 
 // pushOne pushes one journal file (its bytes b, as file seq of volume) to
-// addr and returns the verdict.
+// dst's push listener at addr with src's pinned key (what a buggy or
+// compromised source could send: mutual TLS lets it in, so journal identity
+// is what must refuse it) and returns the verdict.
 func pushOne(t *testing.T, addr, volume string, seq uint64, b []byte) error {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := push.Dial(ctx, addr, push.Hello{Node: "e2e-forger"})
+	c, err := push.Dial(ctx, addr, push.Hello{Node: "e2e-forger"}, Keys.Src.Auth(t, Keys.Dst))
 	if err != nil {
 		t.Fatal(err)
 	}
