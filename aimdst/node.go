@@ -29,6 +29,7 @@ type Node struct {
 	groups   *groups
 	metrics  *dstMetrics
 	refused  *identity.Refusals // peers refused on the push listener
+	token    string             // the control endpoint's, written to TokenPath by NewNode
 	bufBytes atomic.Int64       // bytes held in the destination buffer, all volumes (quarantine included)
 	reserved atomic.Int64       // bytes booked for files being received, not yet written
 	roomMu   sync.Mutex         // makes checking and booking room one step
@@ -46,6 +47,12 @@ func NewNode(cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, vols: map[string]*volume{}, metrics: newMetrics(), refused: identity.NewRefusals()}
 	n.groups = newGroups(n)
+	// The token is written before the caller binds the control listener, so
+	// a client that finds the port open finds this run's token too.
+	var err error
+	if n.token, err = ctlapi.WriteToken(n.TokenPath()); err != nil {
+		return nil, fmt.Errorf("dst: %w", err)
+	}
 	for _, vc := range cfg.Volumes {
 		v, err := openVolumeState(n, vc)
 		if err != nil {
@@ -91,7 +98,7 @@ func (n *Node) serveExpiry(ctx context.Context) {
 }
 
 // TokenPath is the control endpoint's token file (mode 0600), rewritten
-// at every start of Serve with a control listener.
+// by every NewNode.
 func (n *Node) TokenPath() string { return ctlapi.TokenPath(n.cfg.BufferDir) }
 
 // Serve receives files on pushLn (mutual TLS: Config.Identity and Pins) and
@@ -102,19 +109,10 @@ func (n *Node) Serve(ctx context.Context, pushLn, controlLn net.Listener) error 
 	auth := push.Auth{Identity: n.cfg.Identity, Peers: n.cfg.Pins, Refusals: n.refused}
 	srv := &push.Server{Node: n.cfg.Node, Volumes: n.VolumeNames(), Handler: n, Auth: auth, Logger: n.log,
 		MaxFileSize: n.cfg.MaxFileSize, MaxConns: n.cfg.MaxConns}
-	var token string
-	if controlLn != nil {
-		var err error
-		if token, err = ctlapi.WriteToken(n.TokenPath()); err != nil {
-			pushLn.Close()
-			controlLn.Close()
-			return fmt.Errorf("dst: %w", err)
-		}
-	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Serve(ctx, pushLn) })
 	if controlLn != nil {
-		g.Go(func() error { return serveControl(ctx, controlLn, n, token, n.log) })
+		g.Go(func() error { return serveControl(ctx, controlLn, n, n.token, n.log) })
 	}
 	for _, v := range n.vols {
 		g.Go(func() error { return v.serve(ctx) })

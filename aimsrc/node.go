@@ -99,14 +99,16 @@ func NewNode(cfg Config) (*Node, error) {
 
 func (n *Node) listen() error {
 	var err error
-	if n.nbdLn, err = net.Listen("tcp", n.cfg.NBD); err != nil {
-		return fmt.Errorf("listen --nbd: %w", err)
+	// The token, then the control API, then the NBD export: a client that
+	// finds a port open finds this run's token and control API too.
+	if n.token, err = ctlapi.WriteToken(n.TokenPath()); err != nil {
+		return err
 	}
 	if n.ctlLn, err = net.Listen("tcp", n.cfg.Control); err != nil {
 		return fmt.Errorf("listen --control: %w", err)
 	}
-	if n.token, err = ctlapi.WriteToken(n.TokenPath()); err != nil {
-		return err
+	if n.nbdLn, err = net.Listen("tcp", n.cfg.NBD); err != nil {
+		return fmt.Errorf("listen --nbd: %w", err)
 	}
 	if n.cfg.Metrics != "off" {
 		if n.metLn, err = net.Listen("tcp", n.cfg.Metrics); err != nil {
