@@ -177,7 +177,7 @@ func TestForgedPushToSourceProxy(t *testing.T) {
 	gen := filepath.Join(dir, "gen.img")
 	GenImage(t, gen, imgSize, 24)
 	rogue.WriteImage(t, "v", gen)
-	Eventually(t, 30*time.Second, "the source edge to refuse the unpinned src, by fingerprint", func() (bool, error) {
+	Eventually(t, 90*time.Second, "the source edge to refuse the unpinned src, by fingerprint", func() (bool, error) {
 		return refusedMetric(t, pp.SourceMetrics, Keys.Rogue.FP) >= 3 && strings.Contains(pp.Source.Output(), Keys.Rogue.FP), nil
 	})
 	rogue.Stop()
