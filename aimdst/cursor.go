@@ -44,6 +44,17 @@ type Cursor struct {
 	Record uint64    `json:"record"`          // last record sequence applied durably; 0 = none
 	Time   time.Time `json:"time,omitzero"`   // source timestamp of the newest destaged write
 	Marker string    `json:"marker,omitzero"` // label of the last marker passed (status only)
+	// Watermark is the source timestamp of the newest record destaged (of
+	// any kind, a heartbeat's watermark record included): every write the
+	// source acknowledged before it is on the volume. Time Latency is now
+	// minus Watermark. Zero in cursors of older builds (Time stands in).
+	Watermark time.Time `json:"watermark,omitzero"`
+	// MarkerTime is the source time of the last marker passed (a point the
+	// source marked consistent); Snapshot and SnapshotTime are the label
+	// and source time of the last snapshot marker taken (status only).
+	MarkerTime   time.Time `json:"marker_time,omitzero"`
+	Snapshot     string    `json:"snapshot,omitzero"`
+	SnapshotTime time.Time `json:"snapshot_time,omitzero"`
 	// InFile is the file Record lies in when destage stopped inside it (at
 	// a marker; File is then the file before it); 0 when Record is the last
 	// record of File.
@@ -163,4 +174,20 @@ func storeCursor(path string, c Cursor) error {
 		return fmt.Errorf("encode cursor: %w", err)
 	}
 	return durable.WriteFile(path, append(b, '\n'), 0o600)
+}
+
+// watermark returns the time up to which the volume is complete: Watermark,
+// or for a cursor of an older build the newest destaged write.
+func (c *Cursor) watermark() time.Time {
+	if c.Time.After(c.Watermark) {
+		return c.Time
+	}
+	return c.Watermark
+}
+
+// advance moves the watermark to record time t when it is newer.
+func (c *Cursor) advance(t time.Time) {
+	if t.After(c.Watermark) {
+		c.Watermark = t
+	}
 }

@@ -60,10 +60,13 @@ func (v *volume) destageNext(ctx context.Context) (progressed bool, err error) {
 			}
 			continue
 		}
-		if err := v.apply(vf, f, r); err != nil {
-			return false, err
-		}
+		if r.Kind.HasRange() {
+			if err := v.apply(vf, f, r); err != nil {
+				return false, err
+			}
+		} // a watermark changes nothing on the volume
 		cur.Record = r.Seq
+		cur.advance(r.Time)
 		if r.Kind == journal.KindWrite && r.Time.After(cur.Time) {
 			cur.Time = r.Time
 		}
@@ -139,6 +142,11 @@ func (v *volume) passMarker(ctx context.Context, vf volumeFile, cur *Cursor, fil
 	cur.File = fileSeq - 1
 	cur.InFile = fileSeq
 	cur.Marker = r.Label
+	cur.MarkerTime = r.Time
+	if r.Kind == journal.KindSnapshot {
+		cur.Snapshot, cur.SnapshotTime = r.Label, r.Time
+	}
+	cur.advance(r.Time)
 	return v.commitCursor(*cur)
 }
 

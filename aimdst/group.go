@@ -66,6 +66,13 @@ type groupState struct {
 	// marker again (its cursor was not persisted past it before a crash)
 	// passes it; any other marker is a new point, whatever its id.
 	At map[string]uint64 `json:"at,omitempty"`
+	// Label and Time are the label and source time of the last completed
+	// point (the group's last consistent point); Snapshot and SnapshotTime
+	// those of the last group snapshot (status).
+	Label        string    `json:"label,omitempty"`
+	Time         time.Time `json:"time,omitzero"`
+	Snapshot     string    `json:"snapshot,omitempty"`
+	SnapshotTime time.Time `json:"snapshot_time,omitzero"`
 
 	arrived map[uint64]map[string]*arrival // group marker id -> member -> arrival
 }
@@ -87,7 +94,7 @@ func (gs *groups) state(name string) (*groupState, error) {
 		return st, nil
 	}
 	st := &groupState{arrived: map[uint64]map[string]*arrival{}}
-	b, err := os.ReadFile(filepath.Join(gs.dir, name+".json"))
+	b, err := os.ReadFile(gs.groupFile(name))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
@@ -255,6 +262,10 @@ func (gs *groups) complete(ctx context.Context, st *groupState, r journal.Record
 	if err == nil {
 		gs.mu.Lock()
 		st.Done, st.Members, st.At = r.GroupSeq, members, map[string]uint64{}
+		st.Label, st.Time = r.Label, r.Time
+		if r.Kind == journal.KindSnapshot {
+			st.Snapshot, st.SnapshotTime = r.Label, r.Time
+		}
 		for _, m := range members {
 			st.At[m] = at[m].rec.Seq
 		}
@@ -263,7 +274,7 @@ func (gs *groups) complete(ctx context.Context, st *groupState, r journal.Record
 		if e := durable.MkdirAll(gs.dir, 0o700); e != nil {
 			err = e
 		} else {
-			err = durable.WriteFile(filepath.Join(gs.dir, r.Group+".json"), b, 0o600)
+			err = durable.WriteFile(gs.groupFile(r.Group), b, 0o600)
 		}
 	}
 	if err == nil {

@@ -1,6 +1,8 @@
 package aimdst
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/aimwan/aimwan/internal/metrics"
@@ -66,7 +68,19 @@ func (m *dstMetrics) collectors() []prometheus.Collector {
 
 var (
 	descLatency = prometheus.NewDesc(metrics.TimeLatency,
-		"Time Latency: now minus the source timestamp of the newest destaged write.", []string{"volume"}, nil)
+		"Time Latency: now minus the source time up to which the destination volume is complete (the watermark of the newest destaged record).", []string{"volume"}, nil)
+	descComplete = prometheus.NewDesc(metrics.DstCompleteUntil,
+		"Source time (Unix seconds) up to which the destination volume is complete; 0 before the first file.", []string{"volume"}, nil)
+	descLastMarker = prometheus.NewDesc(metrics.DstLastMarker,
+		"Source time (Unix seconds) of the last marker passed; 0: none.", []string{"volume"}, nil)
+	descLastSnapshot = prometheus.NewDesc(metrics.DstLastSnapshot,
+		"Source time (Unix seconds) of the last snapshot marker taken; 0: none.", []string{"volume"}, nil)
+	descGroupLatency = prometheus.NewDesc(metrics.GroupTimeLatency,
+		"Time Latency of a consistency group: now minus the oldest of its members' complete-until times.", []string{"group"}, nil)
+	descGroupPoint = prometheus.NewDesc(metrics.DstGroupConsistentPoint,
+		"Source time (Unix seconds) of the group's last point taken on every member; 0: none.", []string{"group"}, nil)
+	descGroupSnapshot = prometheus.NewDesc(metrics.DstGroupLastSnapshot,
+		"Source time (Unix seconds) of the group's last group snapshot; 0: none.", []string{"group"}, nil)
 	descBuffer = prometheus.NewDesc(metrics.DstBuffer,
 		"Bytes held in the destination buffer (received, not yet destaged, partial files included).", []string{"volume"}, nil)
 	descSeq = prometheus.NewDesc(metrics.DstDestagedSeq,
@@ -87,7 +101,8 @@ type statusCollector struct{ n *Node }
 var _ prometheus.Collector = statusCollector{}
 
 func (c statusCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLatency, descBuffer, descSeq, descWaiting, descOffline, descLimit, descQuarantined} {
+	for _, d := range []*prometheus.Desc{descLatency, descBuffer, descSeq, descWaiting, descOffline, descLimit, descQuarantined,
+		descComplete, descLastMarker, descLastSnapshot, descGroupLatency, descGroupPoint, descGroupSnapshot} {
 		ch <- d
 	}
 }
@@ -106,5 +121,21 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(descOffline, prometheus.GaugeValue, off, v.Volume)
 		ch <- prometheus.MustNewConstMetric(descQuarantined, prometheus.GaugeValue, float64(len(v.Quarantined)), v.Volume)
+		ch <- prometheus.MustNewConstMetric(descComplete, prometheus.GaugeValue, unixSeconds(v.CompleteUntil), v.Volume)
+		ch <- prometheus.MustNewConstMetric(descLastMarker, prometheus.GaugeValue, unixSeconds(v.LastMarkerTime), v.Volume)
+		ch <- prometheus.MustNewConstMetric(descLastSnapshot, prometheus.GaugeValue, unixSeconds(v.LastSnapshotTime), v.Volume)
 	}
+	for _, g := range st.Groups {
+		ch <- prometheus.MustNewConstMetric(descGroupLatency, prometheus.GaugeValue, g.TimeLatency, g.Group)
+		ch <- prometheus.MustNewConstMetric(descGroupPoint, prometheus.GaugeValue, unixSeconds(g.ConsistentPointTime), g.Group)
+		ch <- prometheus.MustNewConstMetric(descGroupSnapshot, prometheus.GaugeValue, unixSeconds(g.LastSnapshotTime), g.Group)
+	}
+}
+
+// unixSeconds is t in Unix seconds, 0 for the zero time.
+func unixSeconds(t time.Time) float64 {
+	if t.IsZero() {
+		return 0
+	}
+	return float64(t.UnixNano()) / 1e9
 }

@@ -46,9 +46,9 @@ func TestMetricsAndStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	st = tn.n.Status().Volumes[0]
-	now = st.NewestWrite.Add(3 * time.Second)
+	now = st.CompleteUntil.Add(3 * time.Second)
 	want := `
-# HELP aimwan_time_latency_seconds Time Latency: now minus the source timestamp of the newest destaged write.
+# HELP aimwan_time_latency_seconds Time Latency: now minus the source time up to which the destination volume is complete (the watermark of the newest destaged record).
 # TYPE aimwan_time_latency_seconds gauge
 aimwan_time_latency_seconds{volume="vol"} 3
 # HELP aimwan_dst_files_waiting Journal files held in the destination buffer waiting for destage.

@@ -19,6 +19,9 @@ type Status struct {
 	// GroupErrors are group markers that could not be taken on every
 	// member (a member not held here, no member list), newest last.
 	GroupErrors []GroupError `json:"group_errors,omitempty"`
+	// Groups are the consistency groups: Time Latency, last consistent
+	// point and last snapshot of each.
+	Groups []GroupStatus `json:"groups,omitempty"`
 }
 
 // VolumeStatus is the state of one destination volume.
@@ -31,14 +34,26 @@ type VolumeStatus struct {
 	DestagedSeq  uint64    `json:"destaged_seq"`  // last record destaged durably
 	LastMarker   string    `json:"last_marker,omitempty"`
 	NewestWrite  time.Time `json:"newest_write,omitzero"` // source timestamp of the newest destaged write
-	TimeLatency  float64   `json:"time_latency_s"`        // now - NewestWrite, seconds (0 before the first write)
-	BufferBytes  int64     `json:"buffer_bytes"`          // held for this volume, partial and quarantined files included
-	FilesWaiting int       `json:"files_waiting"`         // sealed files held, not yet destaged
-	NextFile     uint64    `json:"next_file"`             // the file destage needs next
-	Gaps         []Gap     `json:"gaps,omitempty"`        // missing files that hold back later ones
-	Receiving    int       `json:"receiving"`             // files being received now
-	LogicalBytes int64     `json:"logical_bytes"`         // write bytes destaged since start
-	RefusedFull  uint64    `json:"refused_buffer_full"`   // offers refused for a full buffer since start
+	// CompleteUntil is the source time up to which the volume is complete:
+	// the watermark of the newest destaged record (a write, or a heartbeat
+	// on an idle volume). TimeLatency is now minus it, in seconds: about 0
+	// when caught up, growing while something is unreplicated or the
+	// source unreachable; 0 before the first file.
+	CompleteUntil time.Time `json:"complete_until,omitzero"`
+	TimeLatency   float64   `json:"time_latency_s"`
+	// LastMarkerTime is the source time of the last marker passed;
+	// LastSnapshot and LastSnapshotTime the label and source time of the
+	// last snapshot taken.
+	LastMarkerTime   time.Time `json:"last_marker_time,omitzero"`
+	LastSnapshot     string    `json:"last_snapshot,omitempty"`
+	LastSnapshotTime time.Time `json:"last_snapshot_time,omitzero"`
+	BufferBytes      int64     `json:"buffer_bytes"`        // held for this volume, partial and quarantined files included
+	FilesWaiting     int       `json:"files_waiting"`       // sealed files held, not yet destaged
+	NextFile         uint64    `json:"next_file"`           // the file destage needs next
+	Gaps             []Gap     `json:"gaps,omitempty"`      // missing files that hold back later ones
+	Receiving        int       `json:"receiving"`           // files being received now
+	LogicalBytes     int64     `json:"logical_bytes"`       // write bytes destaged since start
+	RefusedFull      uint64    `json:"refused_buffer_full"` // offers refused for a full buffer since start
 	// Stream is the journal stream the volume replicates ("" until bound).
 	Stream string `json:"stream,omitempty"`
 	// Previous is the binding an initialize's new stream replaced.
@@ -71,6 +86,7 @@ func (n *Node) Status() Status {
 	}
 	sort.Slice(st.Volumes, func(i, j int) bool { return st.Volumes[i].Volume < st.Volumes[j].Volume })
 	st.GroupErrors = n.groups.errorList()
+	st.Groups = n.groupStatus(now, st.Volumes)
 	return st
 }
 
@@ -81,7 +97,8 @@ func (v *volume) status(now time.Time) (VolumeStatus, time.Time) {
 		Volume: v.name, Path: v.cfg.Path, State: v.state,
 		Offline:      strings.HasPrefix(v.state, stateOffline),
 		DestagedFile: v.cursor.File, DestagedSeq: v.cursor.Record, LastMarker: v.cursor.Marker,
-		NewestWrite:  v.cursor.Time,
+		NewestWrite: v.cursor.Time, CompleteUntil: v.cursor.watermark(),
+		LastMarkerTime: v.cursor.MarkerTime, LastSnapshot: v.cursor.Snapshot, LastSnapshotTime: v.cursor.SnapshotTime,
 		BufferBytes:  v.q.Bytes() + v.partBytes,
 		FilesWaiting: v.q.Len(), NextFile: v.q.Next(), Gaps: v.q.Gaps(8),
 		Receiving: len(v.receiving), LogicalBytes: v.logical, RefusedFull: v.refusedFull,
@@ -102,8 +119,6 @@ func (v *volume) status(now time.Time) (VolumeStatus, time.Time) {
 			last, vs.LastError = q.Time, "file "+strconv.FormatUint(q.File, 10)+" quarantined ("+q.Reason+"): "+q.Error
 		}
 	}
-	if !vs.NewestWrite.IsZero() {
-		vs.TimeLatency = max(now.Sub(vs.NewestWrite).Seconds(), 0)
-	}
+	vs.TimeLatency = latency(now, vs.CompleteUntil)
 	return vs, v.lastFull
 }

@@ -27,6 +27,8 @@ const (
 	DefaultInitBlock = 1 << 20
 	// DefaultDirtyGranularity is the region size one dirty-bitmap bit covers.
 	DefaultDirtyGranularity = 64 << 10
+	// DefaultHeartbeat is the default heartbeat interval (Config.Heartbeat).
+	DefaultHeartbeat = 5 * time.Second
 	// DefaultPushWindow is how many files of one volume may be in flight.
 	DefaultPushWindow = 4
 	// CoalesceMaxFile caps the payload a journal file collects with
@@ -105,6 +107,12 @@ type Config struct {
 	// FileAge seals a non-empty journal file this old (0: the journal's
 	// default).
 	FileAge time.Duration
+	// Heartbeat is the heartbeat interval: a volume in the normal state
+	// with nothing waiting and no record appended for this long seals a
+	// heartbeat file (one watermark record, 336 bytes), so the destination
+	// knows how current it is while the volume is idle (Time Latency). 0:
+	// DefaultHeartbeat; negative: no heartbeats.
+	Heartbeat time.Duration
 	// Coalesce is the write-coalescing window (0: off). A volume's open
 	// journal file collects writes for up to this long (it becomes the file
 	// age; a FileAge different from it is an error) or until its raw
@@ -151,6 +159,9 @@ func (c Config) withDefaults() Config {
 	c.Metrics = orDefault(c.Metrics, DefaultMetricsAddr)
 	if c.PushWindow == 0 {
 		c.PushWindow = DefaultPushWindow
+	}
+	if c.Heartbeat == 0 {
+		c.Heartbeat = DefaultHeartbeat
 	}
 	if c.RetryMax == 0 {
 		c.RetryMax = 5 * time.Second

@@ -19,6 +19,7 @@ type collector struct {
 	coalesced, coalIn, coalOut                       *prometheus.Desc
 	refusals, superseded                             *prometheus.Desc
 	initJournaled, initSaved, initChecksum           *prometheus.Desc
+	latency, rate, eta, heartbeats                   *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*collector)(nil)
@@ -50,6 +51,10 @@ func newCollector(n *Node) *collector {
 		initSaved:     d(metrics.SrcInitSaved, "Volume bytes the running or last delta initialize found equal at the destination (not sent).", vol...),
 		initChecksum:  d(metrics.SrcInitChecksum, "Bytes of the checksum exchange of the running or last delta initialize.", vol...),
 		superseded:    d(metrics.SrcFilesSuperseded, "Journal files of an old stream the far end refused, dropped because an initialize supersedes them.", vol...),
+		latency:       d(metrics.SrcTimeLatency, "Time Latency at the source: now minus the source time of the oldest record not yet acked (0 when nothing waits).", vol...),
+		rate:          d(metrics.SrcRate, "Recent ack rate: bytes of journal files acked per second over the last 30 s.", vol...),
+		eta:           d(metrics.SrcETA, "Seconds to send Src Data at the recent ack rate; 0 when nothing waits, -1 when unknown.", vol...),
+		heartbeats:    d(metrics.SrcHeartbeats, "Heartbeat files sealed (an idle volume's watermark).", vol...),
 	}
 }
 
@@ -57,7 +62,8 @@ func newCollector(n *Node) *collector {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.srcData, c.oldest, c.files, c.dirty, c.state, c.initPct,
 		c.writes, c.written, c.pushedFiles, c.pushedBytes, c.limit, c.coalesced, c.coalIn, c.coalOut, c.refusals, c.superseded,
-		c.initJournaled, c.initSaved, c.initChecksum} {
+		c.initJournaled, c.initSaved, c.initChecksum,
+		c.latency, c.rate, c.eta, c.heartbeats} {
 		ch <- d
 	}
 }
@@ -84,6 +90,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.coalIn, ctr, float64(st.CoalesceRecordsIn), name)
 		ch <- prometheus.MustNewConstMetric(c.coalOut, ctr, float64(st.CoalesceRecordsOut), name)
 		ch <- prometheus.MustNewConstMetric(c.superseded, ctr, float64(st.FilesSuperseded), name)
+		ch <- prometheus.MustNewConstMetric(c.latency, g, st.TimeLatency, name)
+		ch <- prometheus.MustNewConstMetric(c.rate, g, st.Rate, name)
+		ch <- prometheus.MustNewConstMetric(c.eta, g, st.ETA, name)
+		ch <- prometheus.MustNewConstMetric(c.heartbeats, ctr, float64(st.Heartbeats), name)
 		for _, code := range []string{"conflict", "bad-offer", "unknown-volume"} {
 			ch <- prometheus.MustNewConstMetric(c.refusals, ctr, float64(st.refusals[code]), name, code)
 		}

@@ -137,7 +137,7 @@ func (n *Node) openVolume(vc VolumeConfig) (*volume, error) {
 	v := &volume{name: vc.Name, dir: filepath.Join(n.cfg.Buffer, vc.Name), size: img.size, img: img,
 		log: n.log.With("volume", vc.Name), space: n.space, now: n.cfg.Now, pushing: newPushState(),
 		pushKick: make(chan struct{}, 1), spaceKick: make(chan struct{}, 1), initReq: make(chan int64, 1),
-		initPath: filepath.Join(n.cfg.Buffer, vc.Name+".init")}
+		initPath: filepath.Join(n.cfg.Buffer, vc.Name+".init"), heartbeat: n.cfg.Heartbeat, opened: n.cfg.Now()}
 	v.state.Store(StateNormal)
 	if err := v.openJournal(n.cfg); err != nil {
 		v.close()

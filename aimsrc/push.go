@@ -304,6 +304,7 @@ func (s *pusher) pushFile(ctx context.Context, seq uint64) {
 	v.sealedFiles.Add(-1)
 	v.pushedN.Add(1)
 	v.pushedB.Add(uint64(len(b)))
+	v.rate.add(v.now(), int64(len(b)))
 	v.space.kick()
 }
 

@@ -22,6 +22,19 @@ type VolumeStatus struct {
 	// acked by the far end (nil when nothing waits).
 	OldestUnsent        *time.Time `json:"oldest_unsent,omitempty"`
 	OldestUnsentSeconds float64    `json:"oldest_unsent_seconds"`
+	// TimeLatency is Time Latency seen from the source, in seconds: now
+	// minus the source time of the oldest record (a write, or an idle
+	// volume's heartbeat watermark) not yet acked by the far end; 0 when
+	// nothing waits. The destination's time_latency_s is the same lag seen
+	// from the far end.
+	TimeLatency float64 `json:"time_latency_s"`
+	// Rate is the recent ack rate: bytes of journal files acked per second
+	// over the last 30 s. ETA is the seconds to send Src Data at that rate:
+	// 0 when nothing waits, -1 when something waits and nothing was acked
+	// lately (the far end is unreachable or the first file is on its way).
+	Rate       float64 `json:"rate_bytes_per_s"`
+	ETA        float64 `json:"eta_s"`
+	Heartbeats uint64  `json:"heartbeats"` // heartbeat files sealed since start
 	// DirtyBytes is the volume bytes marked in the dirty bitmap.
 	DirtyBytes   int64  `json:"dirty_bytes"`
 	Writes       uint64 `json:"writes"`        // writes, zeroes and trims captured since start
@@ -106,11 +119,16 @@ func (v *volume) status() VolumeStatus {
 		CoalescedBytes: v.coalesced.Load(), CoalesceRecordsIn: v.coalIn.Load(), CoalesceRecordsOut: v.coalOut.Load(),
 		Init: v.initJob.status(),
 	}
+	now := v.now()
 	if t := v.oldestUnsent(); !t.IsZero() {
 		t = t.UTC()
 		st.OldestUnsent = &t
-		st.OldestUnsentSeconds = max(0, v.now().Sub(t).Seconds())
+		st.OldestUnsentSeconds = max(0, now.Sub(t).Seconds())
+		st.TimeLatency = st.OldestUnsentSeconds
 	}
+	st.Rate = v.rate.rate(now)
+	st.ETA = eta(st.SrcDataBytes, st.Rate)
+	st.Heartbeats = v.heartbeats.Load()
 	st.Stream = v.jw.Stream().String()
 	v.pushing.mu.Lock()
 	st.LastPushError = v.pushing.lastErr

@@ -39,6 +39,11 @@ type journalWriter interface {
 	StartStream(id journal.StreamID, kind journal.StartKind) error
 	// OpenStart says whether the open file starts a stream.
 	OpenStart() (uint64, journal.StartKind)
+	// Heartbeat seals a heartbeat file (one watermark) when the open file
+	// is empty.
+	Heartbeat() (bool, error)
+	// LastAppend is when the last record was appended.
+	LastAppend() time.Time
 }
 
 var _ journalWriter = (*journal.Writer)(nil)
@@ -89,6 +94,10 @@ type volume struct {
 	written     atomic.Uint64
 	pushedN     atomic.Uint64
 	pushedB     atomic.Uint64
+	heartbeats  atomic.Uint64 // heartbeat files sealed
+	rate        rateMeter     // acked bytes, for the transfer rate and ETA
+	heartbeat   time.Duration // heartbeat interval (<= 0: none)
+	opened      time.Time     // when the volume was opened (idle since, before any append)
 	coalesced   atomic.Uint64 // payload bytes dropped by coalescing
 	coalIn      atomic.Uint64 // records of coalesced files before coalescing
 	coalOut     atomic.Uint64 // and after
@@ -312,14 +321,46 @@ func (v *volume) srcData() int64 {
 	return v.sealedBytes.Load() + o.PayloadBytes + recordOverhead*int64(o.Records)
 }
 
-// sealOld seals the open file when it is older than the age limit.
+// sealOld seals the open file when it is older than the age limit, and
+// seals a heartbeat file when the volume is idle (see heartbeatDue).
 func (v *volume) sealOld() error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if err := v.jw.SealIfOlder(v.now()); err != nil {
 		return fmt.Errorf("volume %s: seal by age: %w", v.name, err)
 	}
+	if !v.heartbeatDue() {
+		return nil
+	}
+	ok, err := v.jw.Heartbeat()
+	if err != nil {
+		return fmt.Errorf("volume %s: heartbeat: %w", v.name, err)
+	}
+	if ok {
+		v.heartbeats.Add(1)
+	}
 	return nil
+}
+
+// heartbeatDue reports whether the volume should seal a heartbeat file now:
+// heartbeats are on, every write is journaled (not pull-ahead, resync or
+// an initialize, where a watermark would claim a completeness the journal
+// does not have), nothing waits to be pushed (a file waiting carries a
+// watermark already; while the far end is unreachable one heartbeat waits,
+// not one per interval), and no record was appended for the interval.
+// Called under mu.
+func (v *volume) heartbeatDue() bool {
+	if v.heartbeat <= 0 || v.pullAhead || v.dirty.count.Load() > 0 || v.initJob.status().Running {
+		return false
+	}
+	if v.sealedFiles.Load() > 0 || v.jw.OpenStats().Records > 0 {
+		return false
+	}
+	last := v.jw.LastAppend()
+	if last.Before(v.opened) {
+		last = v.opened
+	}
+	return v.now().Sub(last) >= v.heartbeat
 }
 
 // close seals the journal and closes image and bitmap.

@@ -43,7 +43,7 @@ func Coalesce(recs []Record, maxExtent int64) []Coalesced {
 	var out []Coalesced
 	start := 0
 	for i := 0; i <= len(recs); i++ {
-		if i < len(recs) && !recs[i].Kind.IsMarker() {
+		if i < len(recs) && recs[i].Kind.HasRange() {
 			continue
 		}
 		out = coalesceSegment(out, recs[start:i], maxExtent)

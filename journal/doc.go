@@ -12,6 +12,12 @@
 //     (KindCustom, a label plus key=value arguments). A marker issued for a
 //     consistency group carries the group name, a group sequence number, the
 //     same in every member volume's journal, and the member volumes.
+//   - Watermark: a record's source timestamp T, which says that every write
+//     the source acknowledged before T is in that file or an earlier one.
+//     A watermark record (KindWatermark, format version 3) carries nothing
+//     else; the source writes it alone in a heartbeat file when the volume
+//     is idle (Writer.Heartbeat), so the destination knows how current it
+//     is without any write.
 //   - Sequence (write sequence, Record.Seq): the per-volume order of records.
 //     Every write and marker takes the next number, starting at 1, across
 //     files. Within a file the sequence numbers are consecutive.

@@ -11,8 +11,8 @@ import (
 // Byte layout constants (see docs/journal-format.md). All integers are
 // little-endian.
 const (
-	Version      = 2   // format version written; versions 1 and 2 are read
-	HeaderSize   = 160 // fixed header at offset 0 (version 2); the payload region starts here
+	Version      = 3   // format version written; versions 1, 2 and 3 are read
+	HeaderSize   = 160 // fixed header at offset 0 (versions 2 and 3); the payload region starts here
 	HeaderSizeV1 = 128 // the header of a version 1 file
 	FooterSize   = 128 // fixed footer at the end of a sealed file
 	RecordFixed  = 48  // fixed part of every index record
@@ -137,8 +137,8 @@ func decodeHeader(file string, b []byte) (Header, error) {
 		return h, formatErr(file, ErrForeign, "bad magic % x", b[:n])
 	}
 	h.Version = le.Uint16(b[8:])
-	if h.Version != 1 && h.Version != Version {
-		return h, formatErr(file, ErrForeign, "format version %d, this build reads versions 1 and %d", h.Version, Version)
+	if h.Version < 1 || h.Version > Version {
+		return h, formatErr(file, ErrForeign, "format version %d, this build reads versions 1 to %d", h.Version, Version)
 	}
 	size := int(headerSize(h.Version))
 	if len(b) < size {
@@ -343,6 +343,9 @@ func decodeRecord(b []byte, version uint16) (Record, int, error) {
 		return r, 0, fmt.Errorf("%d bytes left, a record needs %d", len(b), RecordFixed)
 	}
 	r.Kind = Kind(b[0])
+	if r.Kind == KindWatermark && version < 3 {
+		return r, 0, fmt.Errorf("watermark record in a version %d file (version 3 and later only)", version)
+	}
 	if b[1] != 0 {
 		return r, 0, fmt.Errorf("unknown record flags %#x", b[1])
 	}

@@ -24,6 +24,7 @@ func seedFiles() map[string][]byte {
 		"valid-one":      one,
 		"valid-markers":  encodeRaw(h, markers, nil),
 		"zeros-only":     encodeRaw(h, []Record{{Kind: KindZero, Seq: h.BaseSeq, Length: 1}}, nil),
+		"heartbeat":      encodeRaw(h, []Record{{Kind: KindWatermark, Seq: h.BaseSeq, Time: recs[0].Time}}, nil),
 		"truncated":      valid[:len(valid)-1],
 		"header-only":    valid[:HeaderSize],
 		"flipped-data":   flipped,

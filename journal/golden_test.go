@@ -59,8 +59,9 @@ func goldenRecords() ([]Record, [][]byte) {
 }
 
 // goldenJournal seals the golden records with the Writer and returns the
-// file's bytes.
-func goldenJournal(t *testing.T) []byte {
+// file's bytes, then the heartbeat file (file 3) the Writer seals right
+// after it.
+func goldenJournal(t *testing.T) ([]byte, []byte) {
 	t.Helper()
 	dir := t.TempDir()
 	w, _, err := OpenWriter(WriterConfig{Dir: dir, Volume: "golden", VolumeSize: 1 << 20,
@@ -90,6 +91,12 @@ func goldenJournal(t *testing.T) []byte {
 			t.Fatal(err)
 		}
 	}
+	if err := w.Seal(); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := w.Heartbeat(); !ok || err != nil {
+		t.Fatalf("heartbeat: %v, %v", ok, err)
+	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +104,11 @@ func goldenJournal(t *testing.T) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return b
+	hb, err := os.ReadFile(filepath.Join(dir, FileName(goldenFileSeq+1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, hb
 }
 
 // TestGoldenJournalFile pins the bytes of a sealed journal file
@@ -106,8 +117,10 @@ func goldenJournal(t *testing.T) []byte {
 // values that docs/journal-format.md's tables state, so the format, the
 // file and the docs cannot drift apart.
 func TestGoldenJournalFile(t *testing.T) {
-	b := goldenJournal(t)
+	b, hb := goldenJournal(t)
 	testkit.CheckGolden(t, "golden.aimj", b)
+	testkit.CheckGolden(t, "golden-heartbeat.aimj", hb)
+	checkGoldenHeartbeat(t)
 	b, err := os.ReadFile(filepath.Join("testdata", "golden.aimj"))
 	if err != nil {
 		t.Fatal(err)
@@ -125,7 +138,7 @@ func TestGoldenJournalFile(t *testing.T) {
 	crc := func(p []byte) uint64 { return uint64(crc32.Checksum(p, crc32.MakeTable(crc32.Castagnoli))) }
 	checkRows(t, "header", b, 0, docRows(t, "### Header"), []expect{
 		{"magic", nil, hexIn(t, docCell(t, "### Header", "magic", 3))},
-		{"version", u(2), nil},
+		{"version", u(Version), nil},
 		{"header size", u(HeaderSize), nil},
 		{"flags", u(0), nil},
 		{"file seq", u(goldenFileSeq), nil},
@@ -147,7 +160,7 @@ func TestGoldenJournalFile(t *testing.T) {
 	}
 
 	// Index: one entry per record (fixed part, then the marker fields).
-	if off := checkIndex(t, b, hdrEnd+payload, recs, data); off != ftStart {
+	if off := checkIndex(t, b, hdrEnd+payload, goldenBaseSeq, recs, data); off != ftStart {
 		t.Fatalf("index ends at %d, footer starts at %d", off, ftStart)
 	}
 
@@ -155,7 +168,7 @@ func TestGoldenJournalFile(t *testing.T) {
 	sum := sha256.Sum256(b[:ftStart])
 	checkRows(t, "footer", b, ftStart, docRows(t, "### Footer"), []expect{
 		{"magic", nil, hexIn(t, docCell(t, "### Footer", "magic", 2))},
-		{"version", u(2), nil},
+		{"version", u(Version), nil},
 		{"footer size", u(FooterSize), nil},
 		{"reserved", u(0), nil},
 		{"payload offset", u(HeaderSize), nil},
@@ -178,6 +191,83 @@ func TestGoldenJournalFile(t *testing.T) {
 	}
 	if f.Header.Stream != goldenStream || f.Header.Start != StartFull || f.Header.Version != Version {
 		t.Errorf("golden header read back as %+v", f.Header)
+	}
+}
+
+// checkGoldenHeartbeat reads testdata/golden-heartbeat.aimj, the heartbeat
+// file sealed right after the golden file, at the offsets of the docs'
+// tables: a header, an empty payload region, one watermark record (the
+// docs' watermark column) and the footer.
+func checkGoldenHeartbeat(t *testing.T) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "golden-heartbeat.aimj"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) != HeaderSize+RecordFixed+FooterSize {
+		t.Fatalf("heartbeat file of %d bytes, want %d", len(b), HeaderSize+RecordFixed+FooterSize)
+	}
+	seq := uint64(goldenBaseSeq + len(func() []Record { r, _ := goldenRecords(); return r }()))
+	if off := checkIndex(t, b, HeaderSize, seq, []Record{{Kind: KindWatermark}}, [][]byte{nil}); off != HeaderSize+RecordFixed {
+		t.Fatalf("heartbeat index ends at %d", off)
+	}
+	ft := int64(HeaderSize + RecordFixed)
+	if got := binary.LittleEndian.Uint32(b[ft+64:]); got != 1 {
+		t.Errorf("heartbeat footer counts %d marker records, want 1 (the watermark)", got)
+	}
+	f, err := Parse(FileName(goldenFileSeq+1), b)
+	if err != nil {
+		t.Fatalf("the heartbeat golden file does not parse: %v", err)
+	}
+	if len(f.Records) != 1 || f.Records[0].Kind != KindWatermark || !f.Records[0].Time.Equal(goldenTime) || f.Header.Stream != goldenStream {
+		t.Errorf("heartbeat golden read back as %+v, %+v", f.Header, f.Records)
+	}
+}
+
+// TestGoldenJournalFileV2 reads testdata/golden-v2.aimj, the golden file as
+// format version 2 wrote it (before watermark records), at the offsets of the
+// docs' header table: version 2 files left in a buffer by an older build are
+// still read, pushed and destaged.
+func TestGoldenJournalFileV2(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "golden-v2.aimj"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	crc := func(p []byte) uint64 { return uint64(crc32.Checksum(p, crc32.MakeTable(crc32.Castagnoli))) }
+	var rows [][]string // the version 2 header is laid out as version 3's; its value column names version 3
+	for _, r := range docRows(t, "### Header") {
+		rows = append(rows, r[:3])
+	}
+	checkRows(t, "version 2 header", b, 0, rows, []expect{
+		{"magic", nil, hexIn(t, docCell(t, "### Header", "magic", 3))},
+		{"version", u(2), nil},
+		{"header size", u(HeaderSize), nil},
+		{"flags", u(0), nil},
+		{"file seq", u(goldenFileSeq), nil},
+		{"base seq", u(goldenBaseSeq), nil},
+		{"created", u(uint64(goldenTime.UnixNano())), nil},
+		{"volume size", u(1 << 20), nil},
+		{"volume name length", u(6), nil},
+		{"volume name", nil, append([]byte("golden"), make([]byte, 58)...)},
+		{"stream start", u(uint64(StartFull)), nil},
+		{"stream id", nil, goldenStream[:]},
+		{"reserved", u(0), nil},
+		{"header CRC32C", u(crc(b[:HeaderSize-4])), nil},
+	})
+	f, err := Parse(FileName(goldenFileSeq), b)
+	if err != nil {
+		t.Fatalf("the version 2 golden file does not parse: %v", err)
+	}
+	recs, _ := goldenRecords()
+	if f.Header.Version != 2 || f.Header.Stream != goldenStream || len(f.Records) != len(recs) {
+		t.Fatalf("version 2 golden read back as %+v with %d records", f.Header, len(f.Records))
+	}
+	meta, payload, err := Split(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j, err := Join(meta, payload); err != nil || !bytes.Equal(j, b) {
+		t.Fatalf("Split and Join of a version 2 file: %v", err)
 	}
 }
 
@@ -241,13 +331,13 @@ func TestGoldenJournalFileV1(t *testing.T) {
 
 // checkIndex reads the index entries of recs from off per the docs' index
 // and marker-field tables and returns where the index ends.
-func checkIndex(t *testing.T, b []byte, off int64, recs []Record, data [][]byte) int64 {
+func checkIndex(t *testing.T, b []byte, off int64, base uint64, recs []Record, data [][]byte) int64 {
 	t.Helper()
 	crc := func(p []byte) uint64 { return uint64(crc32.Checksum(p, crc32.MakeTable(crc32.Castagnoli))) }
 	_, idxRows := testkit.DocTable(t, formatDoc, "### Index")
 	var dataOff int64
 	for i, r := range recs {
-		r.Seq, r.Time = uint64(goldenBaseSeq+i), goldenTime
+		r.Seq, r.Time = base+uint64(i), goldenTime
 		v := markerVar(r)
 		var dcrc, doff uint64
 		if r.Kind == KindWrite {
@@ -255,10 +345,10 @@ func checkIndex(t *testing.T, b []byte, off int64, recs []Record, data [][]byte)
 			dataOff += r.Length
 		}
 		ro, rl := uint64(r.Offset), uint64(r.Length)
-		if r.Kind.IsMarker() {
+		if !r.Kind.HasRange() {
 			ro, rl = 0, 0
 		}
-		col := map[Kind]int{KindWrite: 3, KindZero: 4, KindTrim: 4, KindSnapshot: 5, KindCustom: 5}[r.Kind]
+		col := map[Kind]int{KindWrite: 3, KindZero: 4, KindTrim: 4, KindSnapshot: 5, KindCustom: 5, KindWatermark: 6}[r.Kind]
 		checkIndexRows(t, b, off, idxRows, col, r, []expect{
 			{"kind", u(uint64(r.Kind)), nil},
 			{"flags", u(0), nil},

@@ -23,6 +23,11 @@ const (
 	KindTrim     Kind = 3 // range discarded (NBD TRIM), no data bytes
 	KindSnapshot Kind = 4 // snapshot marker with a label
 	KindCustom   Kind = 5 // custom marker with a label and key=value arguments
+	// KindWatermark (format version 3) says, by its timestamp T, that every
+	// write the source acknowledged before T is in this file or an earlier
+	// one. It changes nothing on the volume; a source writes it alone in a
+	// heartbeat file when a volume is idle (Writer.Heartbeat).
+	KindWatermark Kind = 6
 )
 
 // String returns the lower-case name of the kind ("write", "zero", ...).
@@ -38,12 +43,18 @@ func (k Kind) String() string {
 		return "snapshot"
 	case KindCustom:
 		return "custom"
+	case KindWatermark:
+		return "watermark"
 	}
 	return "kind(" + strconv.Itoa(int(k)) + ")"
 }
 
 // IsMarker reports whether records of this kind are markers.
 func (k Kind) IsMarker() bool { return k == KindSnapshot || k == KindCustom }
+
+// HasRange reports whether records of this kind change a range of the
+// volume (write, zero, trim).
+func (k Kind) HasRange() bool { return k == KindWrite || k == KindZero || k == KindTrim }
 
 // KV is one argument of a custom marker.
 type KV struct{ Key, Value string }
@@ -66,7 +77,7 @@ type Record struct {
 
 // Header is the fixed header of a journal file.
 type Header struct {
-	Version    uint16    // format version of the file (1 or 2); 0 in a Header to write means Version
+	Version    uint16    // format version of the file (1, 2 or 3); 0 in a Header to write means Version
 	Volume     string    // volume name (ValidName)
 	VolumeSize int64     // volume size in bytes; every record's range lies inside it
 	FileSeq    uint64    // file sequence, from 1; the file is named FileName(FileSeq)
@@ -285,6 +296,12 @@ func (r *Record) Validate(volumeSize int64) error {
 		return nil
 	case KindSnapshot, KindCustom:
 		return r.validateMarker(bad)
+	case KindWatermark:
+		if r.Offset != 0 || r.Length != 0 || r.DataOff != 0 || r.CRC != 0 || r.Label != "" || r.Group != "" ||
+			r.GroupSeq != 0 || len(r.Args) != 0 || len(r.Members) != 0 {
+			return bad("fields set on a watermark")
+		}
+		return nil
 	}
 	return fmt.Errorf("%w: unknown kind %d", ErrInvalidRecord, r.Kind)
 }

@@ -117,7 +117,7 @@ func TestParseRejects(t *testing.T) {
 	}{
 		{"empty", nil, ErrTruncated, "shorter"},
 		{"text", []byte("hello, this is not a journal file at all, just some text that is long enough to fill a header of 128 bytes, really, certainly"), ErrForeign, "magic"},
-		{"version 3", func() []byte { c := bytes.Clone(valid); c[8] = 3; return c }(), ErrForeign, "version"},
+		{"version 4", func() []byte { c := bytes.Clone(valid); c[8] = Version + 1; return c }(), ErrForeign, "version"},
 		{"no stream id", withHeader(func(h *Header) { h.Stream = StreamID{} }), ErrCorrupt, "stream id"},
 		{"unknown start kind", withHeader(func(h *Header) { h.Start = 3 }), ErrCorrupt, "start kind"},
 		{"v2 reserved bytes", func() []byte {
@@ -126,6 +126,17 @@ func TestParseRejects(t *testing.T) {
 			le.PutUint32(c[HeaderSize-4:], Checksum(c[:HeaderSize-4]))
 			return reseal(c)
 		}(), ErrCorrupt, "reserved"},
+		{"watermark with a range", mod(func(rs []Record) []Record {
+			rs[3] = Record{Kind: KindWatermark, Seq: rs[3].Seq, Time: rs[3].Time, Offset: 4096}
+			return rs
+		}), ErrCorrupt, "watermark"},
+		{"watermark in a version 2 file", func() []byte {
+			h2 := h
+			h2.Version = 2
+			rs := append([]Record(nil), recs...)
+			rs[3] = Record{Kind: KindWatermark, Seq: rs[3].Seq, Time: rs[3].Time}
+			return encodeRaw(h2, rs, payload)
+		}(), ErrCorrupt, "watermark"},
 		{"members unsorted", mod(func(rs []Record) []Record { rs[5].Members = []string{"vol-2", "vol-1"}; return rs }), ErrCorrupt, "sorted"},
 		{"members repeated", mod(func(rs []Record) []Record { rs[5].Members = []string{"vol-1", "vol-1"}; return rs }), ErrCorrupt, "sorted"},
 		{"members leave out the volume", mod(func(rs []Record) []Record { rs[5].Members = []string{"vol-2", "vol-3"}; return rs }), ErrCorrupt, "leave out"},

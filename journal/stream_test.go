@@ -162,7 +162,7 @@ func TestVersion1FolderUpgraded(t *testing.T) {
 	}
 	w.Close()
 	hs := headers(t, dir)
-	if len(hs) != 3 || hs[0].Version != 1 || hs[1].Version != 1 || hs[2].Version != 2 || hs[2].Stream.IsZero() {
+	if len(hs) != 3 || hs[0].Version != 1 || hs[1].Version != 1 || hs[2].Version != Version || hs[2].Stream.IsZero() {
 		t.Fatalf("headers: %+v", hs)
 	}
 	all, _, _ := readAll(t, dir, h.Volume)

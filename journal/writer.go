@@ -156,6 +156,7 @@ type Writer struct {
 	cur      *openFile
 	stream   StreamID // the stream of the open file and of the files after it
 	nextSeq  uint64
+	lastTime time.Time    // when the last record was appended (zero: none since OpenWriter)
 	pending  []sealedFile // sealed, OnSeal not yet returned (in file order)
 	notifyMu sync.Mutex   // orders OnSeal calls
 
@@ -261,6 +262,7 @@ func (w *Writer) appendLocked(r Record, data []byte) (uint64, error) {
 		return 0, w.fail(err)
 	}
 	w.nextSeq++
+	w.lastTime = now
 	if !w.cfg.DeferSeal && w.full(cur) {
 		if err := w.sealLocked(); err != nil {
 			return 0, err
@@ -389,6 +391,36 @@ func (w *Writer) sealLocked() error {
 	w.nextSeq = next.hdr.BaseSeq // a coalesced file may hold fewer records than were appended
 	w.pending = append(w.pending, sf)
 	return nil
+}
+
+// Heartbeat seals a heartbeat file: a file holding one watermark record
+// (KindWatermark), whose timestamp, taken under the Writer's lock, says that
+// every record appended before it is in this file or an earlier one. The
+// owner calls it when a volume is idle, so that the far end learns how
+// current it is without any write (see docs/journal-format.md). It does
+// nothing and returns false when the open file holds records (they leave by
+// age with their own timestamps) or was created by an older format version.
+func (w *Writer) Heartbeat() (bool, error) {
+	w.mu.Lock()
+	if w.err != nil || w.cur.records > 0 || w.cur.hdr.Version < 3 {
+		err := w.err
+		w.mu.Unlock()
+		return false, err
+	}
+	_, err := w.appendLocked(Record{Kind: KindWatermark}, nil)
+	if err == nil {
+		err = w.sealLocked()
+	}
+	w.unlock()
+	return err == nil, err
+}
+
+// LastAppend returns when the last record (of any kind, a heartbeat's
+// watermark included) was appended since OpenWriter; zero when none was.
+func (w *Writer) LastAppend() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.lastTime
 }
 
 // Stream returns the id of the stream the Writer appends to.

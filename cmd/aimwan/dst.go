@@ -350,13 +350,18 @@ func printDstStatus(out io.Writer, st aimdst.Status) {
 	fmt.Fprintln(tw, "VOLUME\tSTATE\tTIME LATENCY\tDESTAGED SEQ\tFILE\tWAITING\tBUFFER\tLAST MARKER")
 	for _, v := range st.Volumes {
 		lat := "-"
-		if !v.NewestWrite.IsZero() {
+		if !v.CompleteUntil.IsZero() {
 			lat = (time.Duration(v.TimeLatency * float64(time.Second))).Round(time.Millisecond).String()
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n", v.Volume, v.State, lat, v.DestagedSeq, v.DestagedFile,
 			v.FilesWaiting, units.FormatSize(v.BufferBytes), orDefault(v.LastMarker, "-"))
 	}
 	tw.Flush()
+	for _, g := range st.Groups {
+		fmt.Fprintf(out, "group %s (%s): time latency %.1fs, consistent point %s, last snapshot %s\n", g.Group,
+			strings.Join(g.Members, ","), g.TimeLatency, orDefault(timeLabel(g.ConsistentPoint, g.ConsistentPointTime), "-"),
+			orDefault(timeLabel(g.LastSnapshot, g.LastSnapshotTime), "-"))
+	}
 	printDstIdentity(out, st)
 }
 
@@ -420,4 +425,12 @@ func runDstExport(ctx context.Context, args []string) error {
 		return fmt.Errorf("dst export: listen: %w", err)
 	}
 	return aimdst.ServeSnapshot(ctx, ln, f.Snapshots, *snapshot, *name, slog.Default().With("daemon", "dst-export"))
+}
+
+// timeLabel is "LABEL at TIME", or "" when label is unset.
+func timeLabel(label string, t time.Time) string {
+	if label == "" {
+		return ""
+	}
+	return label + " at " + t.Format(time.RFC3339)
 }

@@ -99,7 +99,7 @@ func TestPrintDstStatus(t *testing.T) {
 	var out bytes.Buffer
 	now := time.Now()
 	printDstStatus(&out, aimdst.Status{Node: "dst", BufferBytes: 2048, BufferLimit: 4096, BufferFull: true,
-		Volumes: []aimdst.VolumeStatus{{Volume: "db", State: "offline: read-only", NewestWrite: now, TimeLatency: 1.5,
+		Volumes: []aimdst.VolumeStatus{{Volume: "db", State: "offline: read-only", NewestWrite: now, CompleteUntil: now, TimeLatency: 1.5,
 			DestagedSeq: 42, DestagedFile: 3, FilesWaiting: 2, BufferBytes: 2048, LastMarker: "s1", Stream: "00aa",
 			Refused:     []aimdst.Refusal{{File: 7, Reason: "stream", Count: 3, Error: "file 7 is from journal stream 00bb"}},
 			Quarantined: []aimdst.QuarantinedFile{{File: 9, Reason: "sequence", Path: "/q/9"}},

@@ -128,7 +128,7 @@ func inspectDoc(path string, f *journal.File) inspectJSON {
 		for _, a := range r.Args {
 			rj.Args = append(rj.Args, kvJSON{Key: a.Key, Value: a.Value})
 		}
-		if !r.Kind.IsMarker() {
+		if r.Kind.HasRange() {
 			rj.Offset, rj.Length = &r.Offset, &r.Length
 		}
 		if r.Kind == journal.KindWrite {
@@ -180,6 +180,8 @@ func recordDetails(r journal.Record) string {
 		return fmt.Sprintf("off=%d len=%d data=%d crc32c=%08x", r.Offset, r.Length, r.DataOff, r.CRC)
 	case journal.KindZero, journal.KindTrim:
 		return fmt.Sprintf("off=%d len=%d", r.Offset, r.Length)
+	case journal.KindWatermark:
+		return "(heartbeat: every write acked before this time is in this file or an earlier one)"
 	}
 	s := fmt.Sprintf("label=%s", r.Label)
 	if r.Group != "" {

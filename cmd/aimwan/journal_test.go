@@ -50,7 +50,7 @@ func TestJournalInspect(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 5+5 || !strings.Contains(lines[0], "valid journal file") || !strings.Contains(lines[2], "format version 2, stream ") {
+	if len(lines) != 5+5 || !strings.Contains(lines[0], "valid journal file") || !strings.Contains(lines[2], "format version 3, stream ") {
 		t.Fatalf("output:\n%s", out.String())
 	}
 	for i, want := range []string{"write    off=4096 len=5", "zero     off=0 len=8192", "trim", "snapshot label=daily", `custom   label=app group=g group_seq=2 args=db="a b"`} {

@@ -35,7 +35,7 @@ func TestSimSizeFromBench(t *testing.T) {
 	if err := runSizeFromBench(&w, dir, out); err != nil {
 		t.Fatalf("sim size --from-bench: %v", err)
 	}
-	for _, want := range []string{"peak Src Data", "final Time Latency", "phase optimize from"} {
+	for _, want := range []string{"peak Src Data", "worst Time Latency", "phase optimize from"} {
 		if !strings.Contains(w.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, w.String())
 		}

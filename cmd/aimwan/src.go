@@ -34,6 +34,7 @@ type srcFile struct {
 	BufferLimit string   `yaml:"buffer_limit"`
 	FileSize    string   `yaml:"file_size"`
 	FileAge     string   `yaml:"file_age"`
+	Heartbeat   string   `yaml:"heartbeat"`
 	Coalesce    string   `yaml:"coalesce"`
 	Record      string   `yaml:"record"`
 	Key         string   `yaml:"key"`       // identity dir (aimwan keygen)
@@ -99,6 +100,8 @@ func srcConfig(args []string) (aimsrc.Config, error) {
 	limit := fs.String("buffer-limit", "", "source buffer limit `SIZE`; past it volumes go pull-ahead (default: none)")
 	fileSize := fs.String("file-size", "", "replication file `SIZE`: payload bytes per journal file (default 4MiB)")
 	fileAge := fs.String("file-age", "", "seal a journal file this old, `DURATION` (default 2s)")
+	heartbeat := fs.String("heartbeat", "", "seal a heartbeat file (the watermark that keeps Time Latency about 0) when a\n"+
+		"volume is idle this long, `DURATION` (default 5s; off: none)")
 	coalesce := fs.String("coalesce", "", "coalesce writes to the same blocks within `WINDOW` (a duration, e.g. 10s) before\n"+
 		"pushing: a block rewritten N times in the window travels once; RPO grows by up to the window\n"+
 		"(the window is the file age; markers end it). 0 = off (default)")
@@ -130,6 +133,7 @@ func srcConfig(args []string) (aimsrc.Config, error) {
 	set("buffer-limit", &f.BufferLimit, *limit)
 	set("file-size", &f.FileSize, *fileSize)
 	set("file-age", &f.FileAge, *fileAge)
+	set("heartbeat", &f.Heartbeat, *heartbeat)
 	set("coalesce", &f.Coalesce, *coalesce)
 	set("record", &f.Record, *record)
 	set("key", &f.Key, *key)
@@ -151,6 +155,15 @@ func srcConfig(args []string) (aimsrc.Config, error) {
 	if f.FileAge != "" {
 		if cfg.FileAge, err = time.ParseDuration(f.FileAge); err != nil {
 			return cfg, usagef("file-age %q: %v", f.FileAge, err)
+		}
+	}
+	switch f.Heartbeat {
+	case "":
+	case "off":
+		cfg.Heartbeat = -1
+	default:
+		if cfg.Heartbeat, err = time.ParseDuration(f.Heartbeat); err != nil || cfg.Heartbeat <= 0 {
+			return cfg, usagef("--heartbeat %q: want a duration such as 5s, or off", f.Heartbeat)
 		}
 	}
 	if f.Coalesce != "" {
@@ -408,12 +421,9 @@ func runSrcStatus(ctx context.Context, args []string, out io.Writer) error {
 	fmt.Fprintf(out, "node %s  push %s  buffer %s (limit %s)\n", st.Node, st.Push, units.FormatSize(st.BufferBytes), limit)
 	fmt.Fprintln(out, srcLinkLine(st, time.Now()))
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "VOLUME\tSTATE\tSRC DATA\tFILES\tOLDEST UNSENT\tDIRTY\tINIT\tLAST PUSH ERROR")
+	fmt.Fprintln(tw, "VOLUME\tSTATE\tSRC DATA\tFILES\tTIME LATENCY\tRATE\tETA\tDIRTY\tINIT\tLAST PUSH ERROR")
 	for _, v := range st.Volumes {
-		oldest := "-"
-		if v.OldestUnsent != nil {
-			oldest = fmt.Sprintf("%.1fs", v.OldestUnsentSeconds)
-		}
+		oldest := fmt.Sprintf("%.1fs", v.TimeLatency)
 		init := "-"
 		switch {
 		case v.Init.Running:
@@ -430,8 +440,12 @@ func runSrcStatus(ctx context.Context, args []string, out io.Writer) error {
 		if len(v.RefusedFiles) > 0 {
 			lastErr = fmt.Sprintf("%d REFUSED FILE(S), first: %s", len(v.RefusedFiles), v.RefusedFiles[0])
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", v.Name, v.State, units.FormatSize(v.SrcDataBytes),
-			v.FilesWaiting, oldest, units.FormatSize(v.DirtyBytes), init, lastErr)
+		eta := "-"
+		if v.ETA >= 0 {
+			eta = fmt.Sprintf("%.0fs", v.ETA)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s/s\t%s\t%s\t%s\t%s\n", v.Name, v.State, units.FormatSize(v.SrcDataBytes),
+			v.FilesWaiting, oldest, units.FormatSize(int64(v.Rate)), eta, units.FormatSize(v.DirtyBytes), init, lastErr)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

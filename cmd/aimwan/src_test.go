@@ -202,3 +202,29 @@ func TestSrcCoalesceFlag(t *testing.T) {
 		t.Errorf("--coalesce with another --file-age: %v, want a usage error", err)
 	}
 }
+
+// TestSrcHeartbeatFlag: --heartbeat (YAML heartbeat) sets the interval, "off"
+// turns heartbeats off, the flag wins over the file, bad values are usage
+// errors naming the flag.
+func TestSrcHeartbeatFlag(t *testing.T) {
+	dir := t.TempDir()
+	key, fp := testKey(t)
+	yml := filepath.Join(dir, "src.yaml")
+	os.WriteFile(yml, []byte("key: "+key+"\npeer_fp: ["+fp+"]\nbuffer: /var/buf\nheartbeat: 30s\nvolumes:\n  - {name: vm1, path: /img/vm1.img}\n"), 0o644)
+	cfg, err := srcConfig([]string{"--config", yml})
+	if err != nil || cfg.Heartbeat != 30*time.Second {
+		t.Fatalf("YAML heartbeat: %v, %v", cfg.Heartbeat, err)
+	}
+	if cfg, err = srcConfig([]string{"--config", yml, "--heartbeat", "off"}); err != nil || cfg.Heartbeat >= 0 {
+		t.Fatalf("--heartbeat off over YAML: %v, %v", cfg.Heartbeat, err)
+	}
+	if cfg, err = srcConfig([]string{"--buffer", dir, "--key", key, "--peer-fp", fp}); err != nil || cfg.Heartbeat != 0 {
+		t.Fatalf("default (0 = aimsrc.DefaultHeartbeat): %v, %v", cfg.Heartbeat, err)
+	}
+	for _, bad := range []string{"soon", "-5s", "0"} {
+		_, err := srcConfig([]string{"--buffer", dir, "--key", key, "--peer-fp", fp, "--heartbeat", bad})
+		if exitCode(err) != exitUsage || !strings.Contains(err.Error(), "--heartbeat") {
+			t.Errorf("--heartbeat %q: %v, want a usage error naming --heartbeat", bad, err)
+		}
+	}
+}

@@ -15,6 +15,21 @@ const (
 	// SrcOldestUnsent (gauge, seconds, {volume}, src): age of the oldest
 	// journaled write not yet acked by the far end.
 	SrcOldestUnsent = "aimwan_src_oldest_unsent_seconds"
+	// SrcTimeLatency (gauge, seconds, {volume}, src): Time Latency seen from
+	// the source: now minus the source time of the oldest record (a write,
+	// or a heartbeat's watermark) not yet acked by the far end; 0 when
+	// nothing waits.
+	SrcTimeLatency = "aimwan_src_time_latency_seconds"
+	// SrcRate (gauge, bytes/s, {volume}, src): recent ack rate, bytes of
+	// journal files acked per second over the last rate window.
+	SrcRate = "aimwan_src_rate_bytes_per_second"
+	// SrcETA (gauge, seconds, {volume}, src): time to send what waits at the
+	// recent ack rate (Src Data / rate); 0 when nothing waits, -1 when
+	// something waits and nothing was acked lately.
+	SrcETA = "aimwan_src_eta_seconds"
+	// SrcHeartbeats (counter, files, {volume}, src): heartbeat files sealed
+	// (an idle volume's watermark).
+	SrcHeartbeats = "aimwan_src_heartbeats_total"
 	// SrcFilesWaiting (gauge, files, {volume}, src): sealed journal files not
 	// yet acked.
 	SrcFilesWaiting = "aimwan_src_files_waiting"
@@ -46,8 +61,27 @@ const (
 	SrcScheduledMarkers = "aimwan_src_scheduled_markers_total"
 
 	// TimeLatency (gauge, seconds, {volume}, dst): Time Latency, now minus
-	// the source timestamp of the newest destaged write.
+	// the source time up to which the destination volume is complete (the
+	// watermark of the newest destaged record, a heartbeat's on an idle
+	// volume): about 0 when caught up, growing while something is
+	// unreplicated or the source is unreachable; 0 before the first file.
 	TimeLatency = "aimwan_time_latency_seconds"
+	// DstCompleteUntil (gauge, Unix seconds, {volume}, dst): the source time
+	// up to which the destination volume is complete.
+	DstCompleteUntil = "aimwan_dst_complete_until_timestamp_seconds"
+	// DstLastMarker / DstLastSnapshot (gauges, Unix seconds, {volume}, dst):
+	// source time of the last marker passed / snapshot taken (0: none).
+	DstLastMarker   = "aimwan_dst_last_marker_timestamp_seconds"
+	DstLastSnapshot = "aimwan_dst_last_snapshot_timestamp_seconds"
+	// GroupTimeLatency (gauge, seconds, {group}, dst): Time Latency of a
+	// consistency group, now minus the oldest of its members' complete-until
+	// times.
+	GroupTimeLatency = "aimwan_group_time_latency_seconds"
+	// DstGroupConsistentPoint / DstGroupLastSnapshot (gauges, Unix seconds,
+	// {group}, dst): source time of the group's last point taken on every
+	// member / of its last group snapshot (0: none).
+	DstGroupConsistentPoint = "aimwan_dst_group_consistent_point_timestamp_seconds"
+	DstGroupLastSnapshot    = "aimwan_dst_group_last_snapshot_timestamp_seconds"
 	// DstLogical (counter, bytes, {volume}, dst): bytes of writes destaged to
 	// the destination volume: the effective (logical) transfer.
 	DstLogical = "aimwan_dst_logical_bytes_total"
@@ -281,7 +315,11 @@ type MetricSpec struct {
 var KnownMetrics = []MetricSpec{
 	{SrcData, Gauge, []string{"volume"}, "bytes", "src", "Src Data: bytes waiting in the source buffer (sealed and open journal files)."},
 	{SrcBufferLimit, Gauge, nil, "bytes", "src", "Configured source buffer limit (0: none)."},
-	{TimeLatency, Gauge, []string{"volume"}, "seconds", "dst", "Time Latency: now minus the source timestamp of the newest destaged write."},
+	{TimeLatency, Gauge, []string{"volume"}, "seconds", "dst", "Time Latency: now minus the source time up to which the destination volume is complete (about 0 when caught up, also when idle)."},
+	{GroupTimeLatency, Gauge, []string{"group"}, "seconds", "dst", "Time Latency of a consistency group: now minus the oldest member's complete-until time."},
+	{SrcTimeLatency, Gauge, []string{"volume"}, "seconds", "src", "Time Latency at the source: now minus the source time of the oldest record not yet acked (0 when nothing waits)."},
+	{SrcRate, Gauge, []string{"volume"}, "bytes/s", "src", "Recent ack rate: bytes of journal files acked per second."},
+	{SrcETA, Gauge, []string{"volume"}, "seconds", "src", "Time to send what waits at the recent ack rate; 0 when nothing waits, -1 when unknown."},
 	{DstLogical, Counter, []string{"volume"}, "bytes", "dst", "Bytes of writes destaged to the destination volume."},
 	{DstVolumeOffline, Gauge, []string{"volume"}, "boolean", "dst", "1 while the destination volume is offline (missing, read-only, full)."},
 	{DstBuffer, Gauge, []string{"volume"}, "bytes", "dst", "Bytes held in the destination buffer, not yet destaged."},

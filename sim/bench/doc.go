@@ -21,8 +21,10 @@
 //   - effective rate: logical bytes destaged per second of a phase.
 //   - peak speed-up: the best effective rate over a 10-s window of the
 //     optimized phase, divided by the line rate.
-//   - Time Latency: now minus the source timestamp of the newest destaged
-//     write (dst's aimwan_time_latency_seconds); the largest over the volumes.
+//   - Time Latency: now minus the time up to which the DR volume is
+//     complete, the watermark of the newest destaged file (dst's
+//     aimwan_time_latency_seconds; about 0 once caught up, also when idle);
+//     the largest over the volumes.
 //   - thick write: creating a VM writes every block of the clone image,
 //     zeros included, as data (NBD_CMD_WRITE), as a hypervisor making an
 //     eager-zeroed disk does; in pass-through those zeros cost line time.

@@ -219,7 +219,7 @@ func (r *Result) PrintTable(w io.Writer) {
 	}
 	caught := "NOT caught up"
 	if r.Drained {
-		caught = "every volume caught up; on a quiet volume it grows by definition"
+		caught = "every volume caught up: heartbeats keep it near 0"
 	}
 	row("Time Latency, end of optimized", "—", fmt.Sprintf("%s (%s)", minsec(opt.TimeLatencyEndS), caught))
 	row("36 GB at pass-through / optimized", "42.7 h / 3.06 h", hours(r.Projection.PassthroughH)+" / "+hours(r.Projection.EffectiveH))

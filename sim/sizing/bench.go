@@ -83,6 +83,12 @@ type Validation struct {
 	Measured     Measured `json:"measured"`
 	PeakBacklog  Figure   `json:"peak_backlog"`
 	FinalLatency Figure   `json:"final_latency_s"`
+	// MaxLatency is the worst Time Latency of the run (the largest of any
+	// volume): with Time Latency defined as now minus the time up to which
+	// the destination is complete (0 once caught up, kept there on an idle
+	// volume by the source's heartbeats), the final figure of a drained run
+	// is about 0 on both sides; the worst one is what an RPO is sized on.
+	MaxLatency Figure `json:"max_latency_s"`
 	// FinalBacklog is the Src Data left at the end (0 for a drained run;
 	// for a run that hit its limit, what the line did not carry in time).
 	FinalBacklog Figure `json:"final_backlog"`
@@ -218,6 +224,7 @@ func (val *Validation) compare() {
 	}
 	val.PeakBacklog = figure(val.Result.PeakBacklog, val.Measured.PeakBacklog)
 	val.FinalLatency = figure(final, val.Measured.FinalLatency)
+	val.MaxLatency = figure(val.Result.MaxLatency, slices.Max(val.Measured.Latency))
 	val.FinalBacklog = figure(left, val.Measured.FinalBacklog)
 }
 

@@ -26,12 +26,22 @@ func TestFromBenchMatchesMeasuredRuns(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for name, f := range map[string]Figure{"peak Src Data": v.PeakBacklog, "final Time Latency": v.FinalLatency} {
+			// The fixtures were recorded before heartbeats, when dst's Time
+			// Latency was now minus the newest destaged write: while data
+			// waits that trails the age of the oldest unreplicated write
+			// (the model's) by up to a file age (2 s) and a recording
+			// interval (1 s). So the worst Time Latency agrees within 10 %
+			// or those 3 s.
+			for name, f := range map[string]Figure{"peak Src Data": v.PeakBacklog, "worst Time Latency": v.MaxLatency} {
 				t.Logf("%s: predicted %.4g, measured %.4g (%+.1f%%)", name, f.Predicted, f.Measured, 100*f.Error)
 				if f.Measured <= 0 {
 					t.Errorf("%s: nothing measured", name)
 				}
-				if math.Abs(f.Error) > 0.10 {
+				slack := 0.0
+				if name == "worst Time Latency" {
+					slack = 3
+				}
+				if math.Abs(f.Error) > 0.10 && math.Abs(f.Predicted-f.Measured) > slack {
 					t.Errorf("%s: predicted %.4g, measured %.4g: %+.1f%%, want within 10%%", name, f.Predicted, f.Measured, 100*f.Error)
 				}
 			}
@@ -174,9 +184,9 @@ func TestFromBenchSpreadIngest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := asap.FinalLatency.Predicted - spread.FinalLatency.Predicted
+	d := asap.MaxLatency.Predicted - spread.MaxLatency.Predicted
 	if d <= 0 || d > 1.1 {
-		t.Errorf("final Time Latency %v (at once) vs %v (spread): want the spread one shorter by up to a second",
-			asap.FinalLatency.Predicted, spread.FinalLatency.Predicted)
+		t.Errorf("worst Time Latency %v (at once) vs %v (spread): want the spread one shorter by up to a second",
+			asap.MaxLatency.Predicted, spread.MaxLatency.Predicted)
 	}
 }

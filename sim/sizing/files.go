@@ -22,9 +22,12 @@ import (
 //     (the end-to-end ack: nothing partial counts);
 //   - a restart (Model.Restarts: the proxies restarted) loses the progress
 //     of the files in flight: they start over;
-//   - the destination destages files in order, so Time Latency is the
-//     destination's: now minus the source time of the newest write of the
-//     longest run of replicated files (0 before the first one).
+//   - Time Latency is now minus the source time of the oldest write not yet
+//     replicated (the first write of the oldest file not yet acked, or of
+//     the open file), 0 when nothing waits: the destination destages files in
+//     order and the source's heartbeats keep a caught-up, idle volume's
+//     watermark current, so this is the live aimwan_time_latency_seconds
+//     (within a heartbeat interval).
 
 // halfByte: sizes closer than this are equal (bytes are whole; the model's
 // are sums of fractions).
@@ -34,6 +37,7 @@ const halfByte = 0.5
 type jfile struct {
 	size  float64 // bytes
 	sent  float64 // logical bytes sent so far
+	first float64 // source time (s) of its oldest write
 	last  float64 // source time (s) of its newest write
 	offer int     // order in which the source offered it (0: not yet)
 	done  bool
@@ -41,10 +45,9 @@ type jfile struct {
 
 type fileVol struct {
 	open, openAt, openLast float64 // the open file: bytes, when its first and newest bytes were written
+	openFirst              float64 // source time of the open file's first write
 	q                      []jfile // sealed, in order; done files leave from the head
 	backlog                float64 // open + sealed not yet acked
-	replicated             bool    // a file has been replicated
-	newest                 float64 // source time of the newest replicated write
 }
 
 // write appends n bytes written at ts (seconds) at step start t, sealing
@@ -56,12 +59,16 @@ func (v *fileVol) write(n, ts, t, size float64) {
 	v.backlog += n
 	for v.open+n >= size-halfByte { // less than a byte short (rounding of spread writes) is full
 		fill := math.Min(n, size-v.open)
-		v.q = append(v.q, jfile{size: v.open + fill, last: ts})
+		first := ts
+		if v.open > 0 {
+			first = v.openFirst
+		}
+		v.q = append(v.q, jfile{size: v.open + fill, first: first, last: ts})
 		v.open, n = 0, n-fill
 	}
 	if n > epsilon {
 		if v.open == 0 {
-			v.openAt = t
+			v.openAt, v.openFirst = t, ts
 		}
 		v.open += n
 		v.openLast = ts
@@ -71,7 +78,7 @@ func (v *fileVol) write(n, ts, t, size float64) {
 // seal seals the open file when it is non-empty and at least age old.
 func (v *fileVol) seal(now, age float64) {
 	if v.open > epsilon && now-v.openAt >= age {
-		v.q = append(v.q, jfile{size: v.open, last: v.openLast})
+		v.q = append(v.q, jfile{size: v.open, first: v.openFirst, last: v.openLast})
 		v.open = 0
 	}
 }
@@ -112,7 +119,6 @@ func (v *fileVol) ack() {
 	k := 0
 	for k < len(v.q) && v.q[k].done {
 		v.backlog -= v.q[k].size
-		v.replicated, v.newest = true, v.q[k].last
 		k++
 	}
 	if k > 0 {
@@ -123,11 +129,16 @@ func (v *fileVol) ack() {
 	}
 }
 
+// latency is now minus the source time of the oldest write not yet
+// replicated; 0 when nothing waits.
 func (v *fileVol) latency(now float64) float64 {
-	if !v.replicated {
-		return 0
+	switch {
+	case len(v.q) > 0:
+		return math.Max(0, now-v.q[0].first)
+	case v.open > epsilon:
+		return math.Max(0, now-v.openFirst)
 	}
-	return math.Max(0, now-v.newest)
+	return 0
 }
 
 // offerFiles lets every volume fill its window, one file per volume in

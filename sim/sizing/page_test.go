@@ -129,7 +129,7 @@ func TestValidationPage(t *testing.T) {
 		t.Fatalf("validation page charts %+v", p.Charts)
 	}
 	tb := p.Tables[0]
-	if tb.Rows[0][0] != "peak Src Data" || tb.Rows[1][0] != "final Time Latency" {
+	if tb.Rows[0][0] != "peak Src Data" || tb.Rows[1][0] != "worst Time Latency" {
 		t.Errorf("validation table %q", tb.Rows)
 	}
 	v.Dir = "bench-tiny" // the golden file must not depend on where the test runs
