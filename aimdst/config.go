@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/aimwan/aimwan/journal"
+	"github.com/aimwan/aimwan/transport/identity"
 )
 
 // VolumeConfig is one destination volume.
@@ -38,6 +39,17 @@ type Config struct {
 	// an initialize's new stream is applied to it (see Rebind in
 	// docs/destination-node.md). Default: the copy is taken.
 	NoRebindSnapshot bool
+
+	// Identity is this node's key pair, presented to every sender (aimwan
+	// keygen; --key DIR), and Pins are the senders it accepts (--peer-fp):
+	// src's fingerprint, or the destination-edge proxy's. Serve requires
+	// both: the push listener is mutual TLS only.
+	Identity *identity.Identity
+	Pins     identity.Pins
+	// MaxConns caps the push listener's connections (default
+	// push.DefaultMaxConns; one remote host may hold at most
+	// push.DefaultMaxConnsPerHost of them).
+	MaxConns int
 
 	Logger     *slog.Logger          // nil: slog.Default()
 	Registerer prometheus.Registerer // metrics go here; nil: not registered
@@ -103,7 +115,7 @@ func (c Config) validate() error {
 	if len(c.Volumes) == 0 {
 		return errors.New("dst config: no volumes")
 	}
-	if c.BufferLimit < 0 || c.MaxFileSize < 0 || c.HookTimeout < 0 || c.RetryMin < 0 || c.RetryMax < c.RetryMin || c.PartExpiry < 0 {
+	if c.BufferLimit < 0 || c.MaxFileSize < 0 || c.HookTimeout < 0 || c.RetryMin < 0 || c.RetryMax < c.RetryMin || c.PartExpiry < 0 || c.MaxConns < 0 {
 		return errors.New("dst config: negative limit, or retry max below retry min")
 	}
 	seen := map[string]bool{}

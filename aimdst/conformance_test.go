@@ -23,7 +23,7 @@ func TestPushConformance(t *testing.T) {
 			t.Fatal(err)
 		}
 		return pushtest.Target{
-			Addr: tn.serve(t), Volume: "vol",
+			Addr: tn.serve(t), Volume: "vol", Auth: srcAuth(),
 			File: func(t *testing.T, seq uint64) []byte { return files[seq-1] },
 			Stored: func(t *testing.T, volume, name string) ([]byte, bool) {
 				b, err := os.ReadFile(filepath.Join(tn.cfg.BufferDir, volume, name))

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 
+	"github.com/aimwan/aimwan/internal/ctlapi"
 	"github.com/aimwan/aimwan/internal/metrics"
 )
 
@@ -16,8 +17,9 @@ import (
 const StatusPath = "/status"
 
 // serveControl serves the control endpoint (GET /status) on ln until ctx
-// ends.
-func serveControl(ctx context.Context, ln net.Listener, n *Node, log *slog.Logger) error {
+// ends, behind the guard of internal/ctlapi (loopback Host, same origin,
+// the token).
+func serveControl(ctx context.Context, ln net.Listener, n *Node, token string, log *slog.Logger) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+StatusPath, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -27,16 +29,21 @@ func serveControl(ctx context.Context, ln net.Listener, n *Node, log *slog.Logge
 			log.Debug("control: write status", "err", err)
 		}
 	})
-	return metrics.ServeHTTP(ctx, ln, mux, "control endpoint", log)
+	return metrics.ServeHTTP(ctx, ln, ctlapi.Guard(mux, token, log), "control endpoint", log)
 }
 
 // FetchStatus asks the control endpoint at addr (host:port) for the node's
-// status.
-func FetchStatus(ctx context.Context, addr string) (Status, error) {
+// status, with the token in tokenFile (the node's <buffer>/control.token).
+func FetchStatus(ctx context.Context, addr, tokenFile string) (Status, error) {
+	token, err := ctlapi.ReadToken(tokenFile)
+	if err != nil {
+		return Status{}, fmt.Errorf("dst status %s: %w", addr, err)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+StatusPath, nil)
 	if err != nil {
 		return Status{}, fmt.Errorf("dst status %s: %w", addr, err)
 	}
+	ctlapi.Authorize(req, token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return Status{}, fmt.Errorf("dst status %s: %w", addr, err)

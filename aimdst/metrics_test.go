@@ -3,12 +3,15 @@ package aimdst
 import (
 	"context"
 	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/aimwan/aimwan/internal/ctlapi"
 )
 
 func testutilCounter(t *testing.T, c prometheus.Collector) float64 {
@@ -72,8 +75,15 @@ aimwan_dst_buffer_bytes{volume="vol"} 0
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- serveControl(ctx, ln, tn.n, discardLog()) }()
-	got, err := FetchStatus(context.Background(), ln.Addr().String())
+	token, err := ctlapi.WriteToken(tn.n.TokenPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- serveControl(ctx, ln, tn.n, token, discardLog()) }()
+	if _, err := FetchStatus(context.Background(), ln.Addr().String(), filepath.Join(t.TempDir(), "none")); err == nil {
+		t.Error("status without the token file answered")
+	}
+	got, err := FetchStatus(context.Background(), ln.Addr().String(), tn.n.TokenPath())
 	cancel()
 	if serr := <-done; serr != nil {
 		t.Fatal(serr)

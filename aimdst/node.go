@@ -13,7 +13,9 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/aimwan/aimwan/internal/ctlapi"
 	"github.com/aimwan/aimwan/internal/durable"
+	"github.com/aimwan/aimwan/transport/identity"
 	"github.com/aimwan/aimwan/transport/push"
 )
 
@@ -26,9 +28,10 @@ type Node struct {
 	vols     map[string]*volume
 	groups   *groups
 	metrics  *dstMetrics
-	bufBytes atomic.Int64 // bytes held in the destination buffer, all volumes (quarantine included)
-	reserved atomic.Int64 // bytes booked for files being received, not yet written
-	roomMu   sync.Mutex   // makes checking and booking room one step
+	refused  *identity.Refusals // peers refused on the push listener
+	bufBytes atomic.Int64       // bytes held in the destination buffer, all volumes (quarantine included)
+	reserved atomic.Int64       // bytes booked for files being received, not yet written
+	roomMu   sync.Mutex         // makes checking and booking room one step
 }
 
 // NewNode checks cfg, loads every volume's cursor and scans the destination
@@ -41,7 +44,7 @@ func NewNode(cfg Config) (*Node, error) {
 	if err := durable.MkdirAll(cfg.BufferDir, 0o700); err != nil {
 		return nil, fmt.Errorf("dst: buffer folder: %w", err)
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, vols: map[string]*volume{}, metrics: newMetrics()}
+	n := &Node{cfg: cfg, log: cfg.Logger, vols: map[string]*volume{}, metrics: newMetrics(), refused: identity.NewRefusals()}
 	n.groups = newGroups(n)
 	for _, vc := range cfg.Volumes {
 		v, err := openVolumeState(n, vc)
@@ -52,7 +55,7 @@ func NewNode(cfg Config) (*Node, error) {
 		n.metrics.initVolume(vc.Name)
 	}
 	if cfg.Registerer != nil {
-		for _, c := range append(n.metrics.collectors(), statusCollector{n}) {
+		for _, c := range append(n.metrics.collectors(), statusCollector{n}, push.NewRefusalsCollector(n.refused)) {
 			if err := cfg.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("dst: register metrics: %w", err)
 			}
@@ -87,21 +90,41 @@ func (n *Node) serveExpiry(ctx context.Context) {
 	}
 }
 
-// Serve receives files on pushLn and serves status on controlLn (nil: no
-// control endpoint) until ctx ends, destaging every volume meanwhile. It
-// closes the listeners and returns once every goroutine has ended.
+// TokenPath is the control endpoint's token file (mode 0600), rewritten
+// at every start of Serve with a control listener.
+func (n *Node) TokenPath() string { return ctlapi.TokenPath(n.cfg.BufferDir) }
+
+// Serve receives files on pushLn (mutual TLS: Config.Identity and Pins) and
+// serves status on controlLn (nil: no control endpoint) until ctx ends,
+// destaging every volume meanwhile. It closes the listeners and returns
+// once every goroutine has ended.
 func (n *Node) Serve(ctx context.Context, pushLn, controlLn net.Listener) error {
+	auth := push.Auth{Identity: n.cfg.Identity, Peers: n.cfg.Pins, Refusals: n.refused}
+	srv := &push.Server{Node: n.cfg.Node, Volumes: n.VolumeNames(), Handler: n, Auth: auth, Logger: n.log,
+		MaxFileSize: n.cfg.MaxFileSize, MaxConns: n.cfg.MaxConns}
+	var token string
+	if controlLn != nil {
+		var err error
+		if token, err = ctlapi.WriteToken(n.TokenPath()); err != nil {
+			pushLn.Close()
+			controlLn.Close()
+			return fmt.Errorf("dst: %w", err)
+		}
+	}
 	g, ctx := errgroup.WithContext(ctx)
-	srv := &push.Server{Node: n.cfg.Node, Volumes: n.VolumeNames(), Handler: n, Logger: n.log, MaxFileSize: n.cfg.MaxFileSize}
 	g.Go(func() error { return srv.Serve(ctx, pushLn) })
 	if controlLn != nil {
-		g.Go(func() error { return serveControl(ctx, controlLn, n, n.log) })
+		g.Go(func() error { return serveControl(ctx, controlLn, n, token, n.log) })
 	}
 	for _, v := range n.vols {
 		g.Go(func() error { return v.serve(ctx) })
 	}
 	g.Go(func() error { n.serveExpiry(ctx); return nil })
-	n.log.Info("destination node serving", "push", pushLn.Addr().String(), "volumes", n.VolumeNames())
+	fp := "none"
+	if n.cfg.Identity != nil {
+		fp = n.cfg.Identity.Fingerprint.String()
+	}
+	n.log.Info("destination node serving", "push", pushLn.Addr().String(), "volumes", n.VolumeNames(), "fingerprint", fp)
 	err := g.Wait()
 	if errors.Is(err, context.Canceled) {
 		err = nil

@@ -32,9 +32,11 @@ func newTestNode(t *testing.T, mod func(*Config)) *testNode {
 	if err := os.WriteFile(tn.volPath, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	dstID, srcID, _ := testkit.Identities()
 	tn.cfg = Config{BufferDir: filepath.Join(root, "buf"), SnapshotDir: filepath.Join(root, "snap"),
 		Volumes: []VolumeConfig{{Name: "vol", Path: tn.volPath}}, Logger: discardLog(),
-		RetryMin: time.Millisecond, RetryMax: 20 * time.Millisecond}
+		RetryMin: time.Millisecond, RetryMax: 20 * time.Millisecond,
+		Identity: dstID, Pins: testkit.Pins(srcID)}
 	if mod != nil {
 		mod(&tn.cfg)
 	}
@@ -46,10 +48,20 @@ func newTestNode(t *testing.T, mod func(*Config)) *testNode {
 	return tn
 }
 
+// srcAuth is what a test sender presents to a test node, and trusts.
+func srcAuth() push.Auth {
+	dstID, srcID, _ := testkit.Identities()
+	return push.Auth{Identity: srcID, Peers: testkit.Pins(dstID)}
+}
+
 // serve runs the node on loopback until the test ends and returns its push
 // address.
 func (tn *testNode) serve(t *testing.T) string {
 	t.Helper()
+	if tn.n.cfg.Identity == nil { // a config made by the test itself
+		dstID, srcID, _ := testkit.Identities()
+		tn.n.cfg.Identity, tn.n.cfg.Pins = dstID, testkit.Pins(srcID)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +97,7 @@ func TestPushShuffledDuplicated(t *testing.T) {
 	tn := newTestNode(t, nil)
 	addr := tn.serve(t)
 	ctx := context.Background()
-	c, err := push.Dial(ctx, addr, push.Hello{Node: "src"})
+	c, err := push.Dial(ctx, addr, push.Hello{Node: "src"}, srcAuth())
 	if err != nil {
 		t.Fatal(err)
 	}

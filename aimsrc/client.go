@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+
+	"github.com/aimwan/aimwan/internal/ctlapi"
 )
 
 // ErrConflict is what a conflict reply of the control API wraps (marker on an
@@ -33,14 +35,23 @@ func (e *ControlError) Unwrap() error {
 		return ErrNoSuchVolume
 	case "conflict":
 		return ErrConflict
+	case ctlapi.CodeUnauthorized, ctlapi.CodeForbidden:
+		return ErrUnauthorized
 	}
 	return nil
 }
+
+// ErrUnauthorized is what a refusal of the control API's guard wraps: no
+// token or a wrong one, or a request from a browser page.
+var ErrUnauthorized = errors.New("control API refused the request")
 
 // Client talks to a source node's control API.
 type Client struct {
 	// Addr is the control address (host:port).
 	Addr string
+	// TokenFile is the node's token file (<buffer>/control.token), read at
+	// every request: the node writes a new token at every start.
+	TokenFile string
 	// HTTP is the client to use (nil: http.DefaultClient).
 	HTTP *http.Client
 }
@@ -67,6 +78,13 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	if c.TokenFile == "" {
+		return fmt.Errorf("control %s: no token file: give the node's --buffer, its --config or --token FILE", path)
+	}
+	token, err := ctlapi.ReadToken(c.TokenFile)
+	if err != nil {
+		return fmt.Errorf("control %s: %w", path, err)
+	}
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -80,6 +98,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return fmt.Errorf("control %s: %w", path, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	ctlapi.Authorize(req, token)
 	hc := c.HTTP
 	if hc == nil {
 		hc = http.DefaultClient

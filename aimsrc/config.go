@@ -12,6 +12,7 @@ import (
 
 	"github.com/aimwan/aimwan/internal/units"
 	"github.com/aimwan/aimwan/journal"
+	"github.com/aimwan/aimwan/transport/identity"
 	"github.com/aimwan/aimwan/transport/push"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -77,12 +78,21 @@ type Config struct {
 	// Push is the address of the next hop speaking the push protocol: dst or
 	// a source-edge proxy (default DefaultPushAddr).
 	Push string
+	// Identity is this node's key pair, presented to the next hop (aimwan
+	// keygen; --key DIR). Required: pushing is mutual TLS only.
+	Identity *identity.Identity
+	// Pins are the fingerprints the next hop may present (--peer-fp): dst's,
+	// or the source-edge proxy's. Required.
+	Pins identity.Pins
 	// Control is the loopback address of the control API (default
 	// DefaultControlAddr).
 	Control string
 	// Metrics is the Prometheus listen address (default DefaultMetricsAddr;
 	// "off" disables it).
 	Metrics string
+	// NBDMaxConns caps the NBD connections served at once (0:
+	// nbd.DefaultMaxConns); more are closed at once.
+	NBDMaxConns int
 	// BufferLimit bounds the bytes of journal files on disk for all volumes;
 	// past it volumes go to pull-ahead (0: no limit).
 	BufferLimit int64
@@ -218,6 +228,12 @@ func (c Config) validate() error {
 	if err := journal.ValidName(c.Node); err != nil {
 		return fmt.Errorf("%w: node name %q: %w", ErrConfig, c.Node, err)
 	}
+	if c.Identity == nil {
+		return fmt.Errorf("%w: --key DIR is required: this node's identity (make one with aimwan keygen --dir DIR)", ErrConfig)
+	}
+	if len(c.Pins) == 0 {
+		return fmt.Errorf("%w: --peer-fp FP is required: the fingerprint of the next hop (dst or the source-edge proxy) that its aimwan keygen printed", ErrConfig)
+	}
 	seen, err := c.validateVolumes()
 	if err != nil {
 		return err
@@ -238,6 +254,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("%w: --file-age %s and --coalesce %s: with coalescing the window is the file age; give one of them", ErrConfig, c.FileAge, c.Coalesce)
 	case c.PushWindow < 1:
 		return fmt.Errorf("%w: push window %d, want at least 1", ErrConfig, c.PushWindow)
+	case c.NBDMaxConns < 0:
+		return fmt.Errorf("%w: negative --max-conns %d", ErrConfig, c.NBDMaxConns)
 	case c.RetryMax <= 0:
 		return fmt.Errorf("%w: retry cap %s, want > 0", ErrConfig, c.RetryMax)
 	case c.DirtyGranularity < 4096 || c.DirtyGranularity&(c.DirtyGranularity-1) != 0:

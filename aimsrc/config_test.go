@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/aimwan/aimwan/internal/testkit"
 )
 
 func TestParseVolume(t *testing.T) {
@@ -55,8 +57,10 @@ func TestParseGroup(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
+	dstID, srcID, _ := testkit.Identities()
 	ok := func() Config {
-		return Config{Buffer: "b", Volumes: []VolumeConfig{{Name: "a", Path: "a.img"}, {Name: "b", Path: "b.img"}}}
+		return Config{Buffer: "b", Volumes: []VolumeConfig{{Name: "a", Path: "a.img"}, {Name: "b", Path: "b.img"}},
+			Identity: srcID, Pins: testkit.Pins(dstID)}
 	}
 	tests := []struct {
 		name   string
@@ -80,6 +84,8 @@ func TestConfigValidate(t *testing.T) {
 		{"bad address", func(c *Config) { c.Push = "nowhere" }, "--push"},
 		{"bad granularity", func(c *Config) { c.DirtyGranularity = 5000 }, "granularity"},
 		{"bad node name", func(c *Config) { c.Node = "host.example.com" }, "node name"},
+		{"no identity", func(c *Config) { c.Identity = nil }, "aimwan keygen"},
+		{"no pins", func(c *Config) { c.Pins = nil }, "--peer-fp"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -8,8 +8,9 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"time"
 
+	"github.com/aimwan/aimwan/internal/ctlapi"
+	"github.com/aimwan/aimwan/internal/metrics"
 	"github.com/aimwan/aimwan/internal/netaddr"
 )
 
@@ -98,22 +99,12 @@ func reply(w http.ResponseWriter, ok int, v any, err error) {
 	json.NewEncoder(w).Encode(v)
 }
 
-// serveControl serves the control API on ln until ctx ends.
+// serveControl serves the control API on ln until ctx ends, behind the
+// guard of internal/ctlapi (loopback Host, same origin, the token written at
+// start, JSON bodies).
 func (n *Node) serveControl(ctx context.Context, ln net.Listener) error {
 	if !netaddr.IsLoopback(ln.Addr().String()) {
-		n.log.Warn("control API is not on a loopback address: anyone who reaches it can place markers", "addr", ln.Addr().String())
+		n.log.Warn("control API is not on a loopback address: anyone who reaches it and holds the token can place markers", "addr", ln.Addr().String())
 	}
-	srv := &http.Server{Handler: n.controlHandler(), ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("control API: %w", err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	srv.Shutdown(sctx)
-	<-errc
-	return nil
+	return metrics.ServeHTTP(ctx, ln, ctlapi.Guard(n.controlHandler(), n.token, n.log), "control API on", n.log)
 }

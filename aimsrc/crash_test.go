@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aimwan/aimwan/internal/ctlapi"
 	"github.com/aimwan/aimwan/internal/testkit"
 	"github.com/aimwan/aimwan/journal"
 )
@@ -52,7 +53,9 @@ func runChild(js string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
+	dstID, srcID, _ := testkit.Identities() // never used: the child pushes nowhere
 	n, err := NewNode(Config{Node: "child", Buffer: cc.Buffer, Volumes: cc.Volumes, Push: cc.Push,
+		Identity: srcID, Pins: testkit.Pins(dstID),
 		FileSize: cc.FileSize, FileAge: cc.FileAge, BufferLimit: cc.BufferLimit,
 		NBD: "127.0.0.1:0", Control: "127.0.0.1:0", Metrics: "off",
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
@@ -198,7 +201,7 @@ func TestKillMidStream(t *testing.T) {
 	// dirty, and resync journals them again from the image.
 	c2 := startChild(t, cc)
 	testkit.WaitFor(t, 30*time.Second, "resync after the unclean stop", func() bool {
-		st, err := (&Client{Addr: c2.control}).Status(context.Background())
+		st, err := (&Client{Addr: c2.control, TokenFile: ctlapi.TokenPath(cc.Buffer)}).Status(context.Background())
 		return err == nil && st.Volumes[0].State == StateNormal
 	})
 	c2.stop(t)

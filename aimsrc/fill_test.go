@@ -33,7 +33,7 @@ func TestInitialize(t *testing.T) {
 	cfg.Push = serveFakeDst(t, dst)
 	cfg.FileAge = 50 * time.Millisecond
 	n, _ := runNode(t, cfg)
-	cl := &Client{Addr: n.ControlAddr().String()}
+	cl := &Client{Addr: n.ControlAddr().String(), TokenFile: n.TokenPath()}
 	ctx := context.Background()
 	if _, err := cl.Init(ctx, "v1"); err != nil {
 		t.Fatal(err)

@@ -28,8 +28,10 @@ func testLogger(t testing.TB) *slog.Logger {
 
 // testConfig is a one-volume config on loopback ports chosen by the kernel.
 func testConfig(t testing.TB, dir string, vols ...VolumeConfig) Config {
+	dstID, srcID, _ := testkit.Identities()
 	return Config{
 		Node: "srctest", Buffer: filepath.Join(dir, "buffer"), Volumes: vols,
+		Identity: srcID, Pins: testkit.Pins(dstID),
 		NBD: "127.0.0.1:0", Control: "127.0.0.1:0", Metrics: "off", Push: "127.0.0.1:1",
 		Logger: testLogger(t), RetryMax: 200 * time.Millisecond,
 	}
@@ -242,7 +244,9 @@ func serveFakeDst(t testing.TB, d *fakeDst) string {
 // startFakeDst serves d on ln until stop is called (or the test ends).
 func startFakeDst(t testing.TB, d *fakeDst, ln net.Listener) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
-	srv := &push.Server{Node: "fakedst", Handler: d, Logger: testLogger(t)}
+	dstID, srcID, _ := testkit.Identities()
+	srv := &push.Server{Node: "fakedst", Handler: d, Logger: testLogger(t),
+		Auth: push.Auth{Identity: dstID, Peers: testkit.Pins(srcID)}}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
 	var once sync.Once

@@ -44,7 +44,7 @@ func TestGroupMarkerAtomic(t *testing.T) {
 		}
 		done <- nil
 	}()
-	cl := &Client{Addr: n.ControlAddr().String()}
+	cl := &Client{Addr: n.ControlAddr().String(), TokenFile: n.TokenPath()}
 	var results []MarkerResult
 	for len(results) < 15 {
 		res, err := cl.Marker(context.Background(), MarkerRequest{Group: "g", Kind: MarkerSnapshot, Label: "s1"})
@@ -100,7 +100,7 @@ func TestControlErrors(t *testing.T) {
 	cfg := testConfig(t, dir, VolumeConfig{Name: "v1", Path: filepath.Join(dir, "v1.img"), Size: 1 << 20})
 	cfg.Groups = []GroupConfig{{Name: "g", Volumes: []string{"v1"}}}
 	n, _ := runNode(t, cfg)
-	cl := &Client{Addr: n.ControlAddr().String()}
+	cl := &Client{Addr: n.ControlAddr().String(), TokenFile: n.TokenPath()}
 	ctx := context.Background()
 	tests := []struct {
 		name string

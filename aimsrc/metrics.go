@@ -1,6 +1,8 @@
 package aimsrc
 
 import (
+	"github.com/aimwan/aimwan/transport/push"
+
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -100,6 +102,9 @@ func (n *Node) registerMetrics() error {
 		n.gatherer = prometheus.NewRegistry() // nothing of ours to serve
 	}
 	if err := reg.Register(newCollector(n)); err != nil {
+		return fmt.Errorf("register source node metrics: %w", err)
+	}
+	if err := reg.Register(push.NewRefusalsCollector(n.refused)); err != nil {
 		return fmt.Errorf("register source node metrics: %w", err)
 	}
 	return nil

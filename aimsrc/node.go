@@ -12,10 +12,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aimwan/aimwan/internal/ctlapi"
 	"github.com/aimwan/aimwan/internal/durable"
 	"github.com/aimwan/aimwan/internal/metrics"
 	"github.com/aimwan/aimwan/journal"
 	"github.com/aimwan/aimwan/nbd"
+	"github.com/aimwan/aimwan/transport/identity"
 	"github.com/aimwan/aimwan/transport/push"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
@@ -30,11 +32,13 @@ type Node struct {
 	groups  map[string]GroupConfig
 	space   *space
 	nextHop *push.Redialer // the next hop (--push)
+	refused *identity.Refusals
 	gseq    *groupSeqs
 
 	groupMu sync.Mutex // held from taking a group marker id to placing the marker
 
 	nbdLn, ctlLn, metLn net.Listener
+	token               string // the control API's, written to TokenPath at start
 	gatherer            prometheus.Gatherer
 	rec                 *metrics.Recorder // nil: not recording
 }
@@ -54,7 +58,7 @@ func NewNode(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("create source buffer: %w", err)
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, vols: map[string]*volume{}, groups: map[string]GroupConfig{},
-		space: &space{limit: cfg.BufferLimit}, gseq: &groupSeqs{dir: cfg.Buffer}}
+		space: &space{limit: cfg.BufferLimit}, gseq: &groupSeqs{dir: cfg.Buffer}, refused: identity.NewRefusals()}
 	for _, g := range cfg.Groups {
 		n.groups[g.Name] = g
 	}
@@ -71,7 +75,8 @@ func NewNode(cfg Config) (*Node, error) {
 		hello.Volumes = append(hello.Volumes, v.name)
 	}
 	slices.Sort(n.order)
-	n.nextHop = &push.Redialer{Addr: cfg.Push, Hello: hello, Dial: push.DialConfig{Logger: n.log}}
+	auth := push.Auth{Identity: cfg.Identity, Peers: cfg.Pins, Refusals: n.refused}
+	n.nextHop = &push.Redialer{Addr: cfg.Push, Hello: hello, Dial: push.DialConfig{Auth: auth, Logger: n.log}}
 	if err := n.listen(); err != nil {
 		n.Close()
 		return nil, err
@@ -99,6 +104,9 @@ func (n *Node) listen() error {
 	}
 	if n.ctlLn, err = net.Listen("tcp", n.cfg.Control); err != nil {
 		return fmt.Errorf("listen --control: %w", err)
+	}
+	if n.token, err = ctlapi.WriteToken(n.TokenPath()); err != nil {
+		return err
 	}
 	if n.cfg.Metrics != "off" {
 		if n.metLn, err = net.Listen("tcp", n.cfg.Metrics); err != nil {
@@ -226,6 +234,10 @@ func (n *Node) Lookup(name string) (nbd.Export, error) {
 // Names lists the exports (volume names, sorted).
 func (n *Node) Names() []string { return slices.Clone(n.order) }
 
+// TokenPath is the control API's token file (mode 0600), rewritten at
+// every start: the command line reads it (--buffer, --config or --token).
+func (n *Node) TokenPath() string { return ctlapi.TokenPath(n.cfg.Buffer) }
+
 // NBDAddr, ControlAddr and MetricsAddr return the bound listen addresses
 // (nil MetricsAddr when metrics are off).
 func (n *Node) NBDAddr() net.Addr     { return n.nbdLn.Addr() }
@@ -243,9 +255,10 @@ func (n *Node) MetricsAddr() net.Addr {
 func (n *Node) Serve(ctx context.Context) error {
 	defer n.Close()
 	n.log.Info("source node up", "node", n.cfg.Node, "nbd", n.nbdLn.Addr().String(),
-		"control", n.ctlLn.Addr().String(), "push", n.cfg.Push, "volumes", n.order)
+		"control", n.ctlLn.Addr().String(), "push", n.cfg.Push, "volumes", n.order,
+		"fingerprint", n.cfg.Identity.Fingerprint.String())
 	g, gctx := errgroup.WithContext(ctx)
-	srv := &nbd.Server{Exports: n, Logger: n.log}
+	srv := &nbd.Server{Exports: n, Logger: n.log, MaxConns: n.cfg.NBDMaxConns}
 	g.Go(func() error { return srv.Serve(gctx, n.nbdLn) })
 	g.Go(func() error { return n.serveControl(gctx, n.ctlLn) })
 	if n.metLn != nil {

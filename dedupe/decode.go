@@ -351,7 +351,7 @@ func (p *Pending) fetch(local map[Fingerprint]span, fp Fingerprint, dst []byte) 
 	if sp, ok := local[fp]; ok && sp.n <= len(dst) {
 		return copy(dst, p.out[sp.off:sp.off+sp.n]), true
 	}
-	got, ok := p.d.store.Get(dst[:0:len(dst)], fp)
+	got, ok := p.d.store.use(dst[:0:len(dst)], fp)
 	if !ok || len(got) == 0 || &got[0] != &dst[0] {
 		return 0, false // absent, or longer than dst (reallocated)
 	}

@@ -49,6 +49,9 @@
 //     of each chunk, and the explicit links recorded meanwhile). The open
 //     container is in memory until full; the oldest containers are evicted
 //     first.
+//   - refresh: a chunk used near the eviction end is stored again in the
+//     open container (store and peer index alike), so what streams keep
+//     referencing stays.
 //   - fingerprint table: the store's full index, a bucketed hash table in a
 //     file (short fingerprint -> container and entry), read one 1 KiB
 //     bucket per lookup, so its size costs disk and page cache, not memory.
@@ -60,21 +63,29 @@
 //     nothing, even across containers.
 //   - peer index: the sender's belief of what the peer's store holds
 //     (short fingerprints and successors, no data): a store without data,
-//     on disk beside the sender's own store. A wrong belief costs a miss
-//     round trip, never correctness.
+//     on disk beside the sender's own store, sized to the peer store's
+//     capacity (told at the handshake). A wrong belief costs a miss round
+//     trip, never correctness.
 //   - miss: a reference or run the receiver could not resolve. The decoder
 //     lists misses (Pending.AppendMissList); the encoder, still holding the
 //     payload, answers with literals (Encoder.Answer); the decoder finishes
 //     (Pending.Resolve) and checks the payload (Pending.Payload).
 //   - epoch: a random id of a store's content generation, new when the
-//     store starts cold, is wiped or is primed. It travels in miss lists,
-//     held lists and the proxies' handshake; a sender seeing a new
-//     epoch drops its peer index (PeerIndex.SetEpoch).
-//   - held list: a store's compact list of what it holds (16 bytes a
-//     chunk: short fingerprint and short successor), sent to the peer so
-//     priming exchanges fingerprints, never data.
+//     store starts cold or is wiped. It travels in miss lists, held lists
+//     and the proxies' handshake; a sender seeing a new epoch drops its
+//     peer index (PeerIndex.SetEpoch, BeginHeld).
+//   - mark: the priming passes of a store in its epoch; each records the
+//     containers it wrote, so a peer index at an earlier mark learns only
+//     those (Store.HeldFor).
+//   - held list: what a store holds (16 bytes a chunk: short fingerprint
+//     and short successor), listed a container at a time (HeldCursor) and
+//     loaded a piece at a time (PeerIndex.AddHeld), so priming exchanges
+//     fingerprints, never data, in bounded memory.
 //   - priming: chunking a local image into the store (Prime) so that data
 //     the DR site already holds is never sent.
+//   - scan: cutting a stream of any size (an image) into the pieces one
+//     continuous payload would get, through one buffer (Scan); priming and
+//     the offline estimate (`aimwan sim estimate`) use it.
 //   - coalescing is not here: the source node merges a window of writes to
 //     the same blocks when it seals a journal file (journal.Coalesce,
 //     `aimwan src --coalesce`), before any encoding.

@@ -22,6 +22,8 @@ const DefaultPeerChunks = 1 << 20
 type PeerIndex struct {
 	mu sync.Mutex // held by the encoder across a payload's decisions
 	st *Store     // dataless; its epoch is the peer's store epoch described
+
+	heldPrev, heldSucc uint64 // the last held-list entry, its link not yet recorded
 }
 
 // NewPeerIndex returns an empty memory-only index that remembers about
@@ -40,13 +42,14 @@ func NewPeerIndex(maxChunks int) *PeerIndex {
 }
 
 // PeerIndex returns the index of what the peer's store holds, kept in
-// the folder "peer" of this store (in memory for a memory-only store) and
-// sized like this store: the peer is assumed to hold as much. It is saved
+// the folder "peer" of this store (in memory for a memory-only store).
+// Until the peer tells its capacity (SetPeerCapacity, remembered across
+// restarts) the peer is assumed to be as large as this store. It is saved
 // and closed with this store, and keeps its epoch across restarts, so a
 // sender that restarts needs no held list from a peer that did not.
 func (s *Store) PeerIndex() (*PeerIndex, error) {
 	s.peerOnce.Do(func() {
-		cfg := StoreConfig{MaxBytes: s.cfg.MaxBytes, SaveInterval: s.cfg.SaveInterval,
+		cfg := StoreConfig{MaxBytes: peerHeldBytes(s.cfg.MaxBytes), SaveInterval: s.cfg.SaveInterval,
 			CacheEntries: s.cfg.CacheEntries, Logger: s.cfg.Logger.With("store", "peer-index"), dataless: true}
 		if s.cfg.Dir != "" {
 			cfg.Dir = filepath.Join(s.cfg.Dir, storePeerDir)
@@ -130,71 +133,90 @@ func (x *PeerIndex) addLocked(s uint64, n int) { x.st.add(padded(s), nil, n) }
 // (the same rule as Store.Link).
 func (x *PeerIndex) linkLocked(a, b uint64) { x.st.Link(padded(a), padded(b)) }
 
-// LoadHeld merges a held list produced by the peer's Store.AppendHeld.
-// When the list's epoch differs from the index's, the index is emptied
-// first. A malformed list is an error wrapping ErrCorrupt.
-func (x *PeerIndex) LoadHeld(b []byte) error {
-	r := reader{b: b, what: "held list"}
-	r.header(magicHeld)
-	epoch := r.u64()
-	n := r.uvarint("entry count", uint64(len(b)/16))
-	if r.err != nil {
-		return r.err
-	}
-	entries := r.bytes(int(n) * 16)
-	if err := r.end(); err != nil {
-		return err
+// SetPeerCapacity sizes the index to the peer's store of capacity bytes
+// (told in the proxies' handshake): it then believes at most what such a
+// store holds right after evicting (peerHeldBytes), forgetting its oldest
+// chunks past that, so a smaller peer store does not cost a miss round trip
+// per chunk it evicted. A memory-only index does not grow past the size it
+// was made with. When the fingerprint table's size changes the index
+// rebuilds it from its containers (reading every container's table).
+func (x *PeerIndex) SetPeerCapacity(capacity int64) error {
+	if capacity < 64<<10 || capacity > 1<<50 {
+		return fmt.Errorf("dedupe: peer store capacity %d bytes out of range [64KiB, 1PiB]", capacity)
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	x.setEpochLocked(epoch)
-	for i := 0; i < len(entries); i += 16 {
-		s := binary.BigEndian.Uint64(entries[i:])
-		succ := binary.BigEndian.Uint64(entries[i+8:])
-		if s == 0 {
-			return fmt.Errorf("%w: held list entry %d has a zero fingerprint", ErrCorrupt, i/16)
-		}
-		x.addLocked(s, DefaultAvgSize)
-		if succ != 0 {
-			x.linkLocked(s, succ)
-		}
-	}
-	return nil
+	return x.st.setPeerCapacity(capacity)
 }
 
-// AppendHeld appends the held list of the store to dst: its epoch and, in
-// the order they were stored, the short fingerprint and short successor of
-// every chunk it holds (16 bytes a chunk). The peer feeds it to
-// PeerIndex.LoadHeld: priming exchanges fingerprints, never data. It reads
-// the tables of all containers, not their data.
-func (s *Store) AppendHeld(dst []byte) []byte {
+// PeerCapacity is the peer store capacity the index is sized to (0 = not
+// told: sized like the sender's own store).
+func (x *PeerIndex) PeerCapacity() int64 {
+	x.st.mu.Lock()
+	defer x.st.mu.Unlock()
+	return x.st.peerCap
+}
+
+// peerHeldBytes is the least a store of capacity bytes holds of chunk
+// bytes once it has been filled (Store.evictLocked): its capacity less
+// the fingerprint table, less the room kept for the open container and one
+// more container (just evicted), less the containers' tables (44 bytes a
+// chunk, a link entry for about one chunk in four), less 3% for chunks
+// that reach the peer in another order than they were encoded.
+func peerHeldBytes(capacity int64) int64 {
+	cb := containerBytesFor(capacity)
+	sealed := capacity - int64(tableBuckets(capacity))*tableBucket - 2*cb*101/100
+	held := sealed / (DefaultAvgSize + chunkEntryLen + linkEntryLen/4) * DefaultAvgSize
+	return max(held*97/100, 64<<10)
+}
+
+// setPeerCapacity resizes a store without data to mirror a peer store of
+// that capacity (see PeerIndex.SetPeerCapacity).
+func (s *Store) setPeerCapacity(capacity int64) error {
+	s.ckpt.Lock()
+	defer s.ckpt.Unlock()
 	s.mu.Lock()
-	dst = appendHeader(dst, magicHeld)
-	dst = binary.BigEndian.AppendUint64(dst, s.epoch)
-	ids := append([]uint32(nil), s.ids...)
-	if s.open != nil {
-		ids = append(ids, s.open.id)
-	}
-	s.mu.Unlock()
-	var body []byte
-	held := 0
-	for _, id := range ids { // a container at a time: the store stays usable
-		s.mu.Lock()
-		if c := s.tabLocked(id); c != nil {
-			for i, e := range c.chunks {
-				var succ uint64
-				if nx, ok := s.nextLocked(c, uint32(i)); ok && nx.flags&flagFollows != 0 {
-					succ = nx.fp.short()
-				} else if lc, li, ok := s.findLocked(kindSucc, e.fp, c.id); ok {
-					succ = lc.links[li].b.short()
-				}
-				body = binary.BigEndian.AppendUint64(body, e.fp.short())
-				body = binary.BigEndian.AppendUint64(body, succ)
-				held++
-			}
-		}
+	if s.peerCap == capacity || s.closed {
 		s.mu.Unlock()
+		return nil
 	}
-	dst = binary.AppendUvarint(dst, uint64(held))
-	return append(dst, body...)
+	held := peerHeldBytes(capacity)
+	if s.cfg.Dir == "" {
+		held = min(held, s.memCap)
+	}
+	s.peerCap = capacity
+	s.sizeFor(held)
+	err := s.resizeTableLocked()
+	s.evictLocked()
+	m := s.metaLocked()
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return s.writeMeta(m)
+}
+
+// resizeTableLocked gives the fingerprint table the size of the current
+// capacity, re-indexing every container when it changes.
+func (s *Store) resizeTableLocked() error {
+	want := tableBuckets(s.cfg.MaxBytes)
+	if want == s.tbl.buckets {
+		return nil
+	}
+	s.cfg.Logger.Info("chunk store: capacity changed, rebuilding the index", "capacity", s.cfg.MaxBytes,
+		"containers", len(s.ids))
+	if s.tbl.f == nil {
+		s.tbl = newMemTable(want)
+	} else {
+		_ = s.tbl.close()
+		tbl, _, _, err := openFileTable(filepath.Join(s.cfg.Dir, storeTableFile), want)
+		if err != nil {
+			s.tbl = newMemTable(want) // a cache: go on in memory rather than fail
+			s.cfg.Logger.Warn("chunk store: cannot reopen the index file; keeping the index in memory", "err", err)
+		} else {
+			s.tbl = tbl
+		}
+	}
+	s.missKey = 0
+	return s.reindex(0)
 }

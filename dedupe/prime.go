@@ -2,13 +2,8 @@ package dedupe
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
 )
-
-// primeBuf is the read size of Prime; much larger than MaxChunkLimit.
-const primeBuf = 8 << 20
 
 // PrimeStats describes one priming pass.
 type PrimeStats struct {
@@ -48,10 +43,9 @@ func (x *PeerIndex) link(a, b Fingerprint) {
 // Prime chunks a local image (read to EOF) into the store with the same
 // boundaries a continuous payload would get, and links the chunks in image
 // order so clones of it travel as run references. Data the DR site already
-// holds is then never sent; the peer learns it from Store.AppendHeld.
-// Priming starts a new store epoch: a peer whose index describes the store
-// as it was would otherwise never ask for the held list again, and never
-// reference the primed chunks.
+// holds is then never sent: priming raises the store's mark, and a peer
+// whose index describes an earlier mark learns the containers the pass
+// wrote at its next handshake (Store.HeldFor).
 func Prime(ctx context.Context, s *Store, r io.Reader, p Params) (PrimeStats, error) {
 	return PrimeWith(ctx, s, r, PrimeOptions{Params: p})
 }
@@ -68,11 +62,11 @@ type PrimeOptions struct {
 // PrimeTarget is a Store (Prime) or a PeerIndex (PrimePeer).
 type PrimeTarget interface{ primeTarget }
 
-// PrimeWith primes a Store (as Prime does: a new epoch) or a PeerIndex
+// PrimeWith primes a Store (as Prime does: a priming pass) or a PeerIndex
 // (as PrimePeer) with progress reports.
 func PrimeWith(ctx context.Context, t PrimeTarget, r io.Reader, o PrimeOptions) (PrimeStats, error) {
 	if s, ok := t.(*Store); ok {
-		s.newGeneration()
+		defer s.endPrime(s.beginPrime())
 	}
 	return prime(ctx, t, r, o)
 }
@@ -85,86 +79,24 @@ func PrimePeer(ctx context.Context, x *PeerIndex, r io.Reader, p Params) (PrimeS
 }
 
 func prime(ctx context.Context, t primeTarget, r io.Reader, o PrimeOptions) (PrimeStats, error) {
-	var st PrimeStats
-	p, err := o.Params.Normalize()
-	if err != nil {
-		return st, err
-	}
-	s := newSplitter(p)
-	buf := make([]byte, primeBuf)
-	n := 0 // bytes held in buf
 	var prev Fingerprint
-	hasPrev, eof := false, false
-	var pieces []piece
-	for !eof || n > 0 {
-		if err := ctx.Err(); err != nil {
-			return st, err
-		}
-		if !eof {
-			m, err := io.ReadFull(r, buf[n:])
-			n += m
-			st.Bytes += int64(m)
-			switch {
-			case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-				eof = true
-			case err != nil:
-				return st, fmt.Errorf("prime: read image: %w", err)
-			}
-		}
-		if pieces, err = s.split(pieces[:0], buf[:n]); err != nil {
-			return st, err
-		}
-		keep := finalPieces(pieces, buf[:n], eof, p.ZeroRun)
-		done := 0
-		for _, pc := range pieces[:keep] {
-			done = pc.off + pc.n
-			if pc.zero {
-				st.ZeroBytes += int64(pc.n)
-				hasPrev = false
-				continue
-			}
-			data := buf[pc.off : pc.off+pc.n]
-			fp := Sum(data)
-			t.put(fp, data)
-			if hasPrev {
-				t.link(prev, fp)
-			}
-			prev, hasPrev = fp, true
-			st.Chunks++
-		}
-		n = copy(buf, buf[done:n])
-		if o.Progress != nil {
-			o.Progress(st)
-		}
+	hasPrev := false
+	so := ScanOptions{Params: o.Params}
+	if o.Progress != nil {
+		so.Progress = func(st ScanStats) { o.Progress(PrimeStats(st)) }
 	}
-	return st, nil
-}
-
-// finalPieces returns how many leading pieces of a buffer are final, i.e.
-// would be cut identically with more data after the buffer. Past the
-// trailing zero bytes nothing is final (a longer zero run may swallow
-// them); a trailing zero run that already qualifies is kept minus ZeroRun
-// bytes, so the next buffer starts with a qualifying run again.
-func finalPieces(pieces []piece, b []byte, eof bool, zeroRun int) int {
-	if eof {
-		return len(pieces)
-	}
-	t := len(b)
-	for t > 0 && b[t-1] == 0 {
-		t--
-	}
-	keep := 0
-	for i, pc := range pieces {
-		end := pc.off + pc.n
-		switch {
-		case pc.zero && end == len(b) && pc.n > zeroRun:
-			pieces[i].n -= zeroRun
-			return i + 1
-		case end < t || (end == t && t < len(b)):
-			keep = i + 1
-		default:
-			return keep
+	st, err := ScanWith(ctx, r, so, func(pc ScanPiece) error {
+		if pc.Data == nil { // a zero run breaks the successor chain
+			hasPrev = false
+			return nil
 		}
-	}
-	return keep
+		fp := Sum(pc.Data)
+		t.put(fp, pc.Data)
+		if hasPrev {
+			t.link(prev, fp)
+		}
+		prev, hasPrev = fp, true
+		return nil
+	})
+	return PrimeStats(st), err
 }

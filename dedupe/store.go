@@ -6,8 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -46,14 +44,11 @@ const (
 	storeContainerDir  = "containers"
 	storeLockFile      = "lock"
 	storePeerDir       = "peer"
-	storeMetaVersion   = 2
 	storeLegacyIndex   = "index.aim" // the RAM store's snapshot (before 2026-11)
 	storeLegacyChunks  = "chunks"
 	defaultSaveEvery   = 30 * time.Second
 	storeFlagsDataless = 1
 )
-
-var magicMeta = [4]byte{'A', 'I', 'M', 'S'}
 
 // ErrStoreLoad reports a store folder that exists but cannot be used (an
 // unreadable meta file, one of another version, a store in use by another
@@ -183,6 +178,10 @@ type Store struct {
 
 	mu       sync.Mutex
 	epoch    uint64
+	mark     uint64       // priming passes in this epoch (a peer index: the peer's, learnt)
+	primes   []primeRange // containers of the latest priming passes
+	peerCap  int64        // a peer index: the peer store's capacity (0 = not told)
+	memCap   int64        // a memory-only store: the capacity it was made with
 	open     *container
 	spare    []byte   // buffer of the last sealed container, reused
 	ids      []uint32 // sealed containers, oldest first
@@ -196,6 +195,7 @@ type Store struct {
 	cnt      storeCounters
 	scratch  []uint64
 	missKey  uint64 // table key of the last chunk looked up in vain
+	stored   int64  // chunk bytes of the sealed containers, in order (evicted ones too): where the open one starts
 
 	peerOnce sync.Once
 	peer     *PeerIndex
@@ -204,9 +204,11 @@ type Store struct {
 
 // cinfo is what the store keeps in memory per sealed container.
 type cinfo struct {
-	size   int64 // capacity units: file bytes, or logical bytes without data
-	file   int64 // bytes on disk
-	chunks int32
+	size    int64 // capacity units: file bytes, or logical bytes without data
+	file    int64 // bytes on disk
+	chunks  int32
+	logical int64 // the chunks' bytes
+	pos     int64 // chunk bytes stored before it (since the store opened), for ages
 }
 
 type storeCounters struct {
@@ -214,6 +216,7 @@ type storeCounters struct {
 	containerReads, chunkReads, rebuildReads uint64
 	evictedBytes, evictedContainers          uint64
 	writeErrors                              uint64
+	refreshed                                uint64
 }
 
 // StoreStats are the figures of a Store (see docs/metrics.md).
@@ -234,6 +237,7 @@ type StoreStats struct {
 	EvictedBytes      uint64
 	EvictedContainers uint64
 	WriteErrors       uint64 // containers that could not be written (their chunks were dropped)
+	Refreshed         uint64 // chunks stored again because they were used near the eviction end
 }
 
 // OpenStore opens the store in cfg.Dir (creating it), or a memory-only
@@ -249,12 +253,8 @@ func OpenStore(cfg StoreConfig) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{cfg: cfg, info: map[uint32]cinfo{}, next: 1}
-	s.containerBytes = int(min(int64(maxContainerBytes), max(cfg.MaxBytes/16, 64<<10)))
-	s.containerChunks = min(maxContainerChunks, max(s.containerBytes/512, 256))
-	if cfg.dataless {
-		// Without data a container stands for its chunks' lengths.
-		s.containerChunks = int(min(int64(16384), max(cfg.MaxBytes/16/DefaultAvgSize, 16)))
-	}
+	s.sizeFor(cfg.MaxBytes)
+	s.memCap = cfg.MaxBytes
 	s.cache = newCache(cfg.CacheEntries)
 	if cfg.Dir == "" {
 		s.files = &memFiles{m: map[uint32][]byte{}}
@@ -272,6 +272,22 @@ func OpenStore(cfg StoreConfig) (*Store, error) {
 	return s, nil
 }
 
+// sizeFor sets the capacity and the container size that follows from it.
+func (s *Store) sizeFor(capacity int64) {
+	s.cfg.MaxBytes = capacity
+	s.containerBytes = int(containerBytesFor(capacity))
+	s.containerChunks = min(maxContainerChunks, max(s.containerBytes/512, 256))
+	if s.cfg.dataless {
+		// Without data a container stands for its chunks' lengths.
+		s.containerChunks = int(min(int64(16384), max(capacity/16/DefaultAvgSize, 16)))
+	}
+}
+
+// containerBytesFor is the container size of a store of that capacity.
+func containerBytesFor(capacity int64) int64 {
+	return min(int64(maxContainerBytes), max(capacity/16, 64<<10))
+}
+
 // openDir opens or creates the store in cfg.Dir.
 func (s *Store) openDir() error {
 	dir, log := s.cfg.Dir, s.cfg.Logger
@@ -283,10 +299,17 @@ func (s *Store) openDir() error {
 		return err
 	}
 	removeLegacy(dir, log)
-	epoch, ok, err := readMeta(filepath.Join(dir, storeMetaFile), s.cfg.dataless)
+	meta, ok, err := readMeta(filepath.Join(dir, storeMetaFile), s.cfg.dataless)
 	if err != nil {
 		return fmt.Errorf("%w: %s: %w", ErrStoreLoad, dir, err)
 	}
+	epoch := meta.epoch
+	if s.cfg.dataless && meta.capacity > 0 {
+		// A peer index sized to the peer's store when it was last told.
+		s.peerCap = meta.capacity
+		s.sizeFor(peerHeldBytes(meta.capacity))
+	}
+	s.mark, s.primes = meta.mark, meta.primes
 	s.files = &dirFiles{dir: cdir, open: map[uint32]*os.File{}}
 	start := time.Now()
 	if err := s.loadContainers(); err != nil {
@@ -318,7 +341,9 @@ func (s *Store) openDir() error {
 		} else {
 			epoch = newEpoch()
 		}
-		if err := s.writeMeta(epoch); err != nil {
+		s.mark, s.primes = 0, nil
+		s.epoch = epoch
+		if err := s.writeMeta(s.metaLocked()); err != nil {
 			return fmt.Errorf("%w: %s: %w", ErrStoreLoad, dir, err)
 		}
 	}
@@ -377,7 +402,8 @@ func (s *Store) loadContainers() error {
 			_ = s.files.remove(id)
 			continue
 		}
-		ci := cinfo{size: sizes[k], file: sizes[k], chunks: int32(t.chunks)}
+		ci := cinfo{size: sizes[k], file: sizes[k], chunks: int32(t.chunks), logical: t.logical, pos: s.stored}
+		s.stored += t.logical
 		if s.cfg.dataless {
 			ci.size = t.logical
 		}
@@ -437,82 +463,6 @@ func (s *Store) live(id uint32) bool {
 	_, ok := s.info[id]
 	return ok
 }
-
-// readMeta reads the store's meta file: its epoch. ok is false when there
-// is none.
-func readMeta(path string, dataless bool) (epoch uint64, ok bool, err error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return 0, false, nil
-	}
-	if err != nil {
-		return 0, false, err
-	}
-	epoch, flags, err := parseMeta(b)
-	if err != nil {
-		return 0, false, fmt.Errorf("%s: %w", path, err)
-	}
-	if (flags&storeFlagsDataless != 0) != dataless {
-		return 0, false, fmt.Errorf("%s: %w: a chunk store and a peer index swapped folders", path, ErrCorrupt)
-	}
-	return epoch, true, nil
-}
-
-func appendMeta(dst []byte, epoch uint64, flags byte) []byte {
-	start := len(dst)
-	dst = append(dst, magicMeta[:]...)
-	dst = append(dst, storeMetaVersion, flags, 0, 0)
-	dst = binary.BigEndian.AppendUint64(dst, epoch)
-	return binary.BigEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
-}
-
-// parseMeta decodes a meta file: magic, version, flags, epoch, CRC32C.
-func parseMeta(b []byte) (epoch uint64, flags byte, err error) {
-	if len(b) != 20 || [4]byte(b[:4]) != magicMeta {
-		return 0, 0, fmt.Errorf("%w: not a chunk store meta file (%d bytes)", ErrCorrupt, len(b))
-	}
-	if b[4] != storeMetaVersion {
-		return 0, 0, fmt.Errorf("%w: chunk store meta version %d, this aimwan reads %d", ErrCorrupt, b[4], storeMetaVersion)
-	}
-	if crc32.Checksum(b[:16], castagnoli) != binary.BigEndian.Uint32(b[16:]) {
-		return 0, 0, fmt.Errorf("%w: chunk store meta checksum", ErrCorrupt)
-	}
-	return binary.BigEndian.Uint64(b[8:16]), b[5], nil
-}
-
-func (s *Store) writeMeta(epoch uint64) error {
-	if s.cfg.Dir == "" {
-		return nil
-	}
-	var flags byte
-	if s.cfg.dataless {
-		flags = storeFlagsDataless
-	}
-	return durable.WriteFile(filepath.Join(s.cfg.Dir, storeMetaFile), appendMeta(nil, epoch, flags), 0o644)
-}
-
-// Epoch identifies the store's content generation: a new random value
-// whenever the store starts cold, is wiped or is primed. A peer that sees
-// the epoch change drops its index of what this store holds.
-func (s *Store) Epoch() uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.epoch
-}
-
-// setEpoch records a new epoch (persisted).
-func (s *Store) setEpoch(epoch uint64) {
-	s.mu.Lock()
-	s.epoch = epoch
-	s.mu.Unlock()
-	if err := s.writeMeta(epoch); err != nil {
-		s.cfg.Logger.Warn("chunk store: cannot persist the epoch", "err", err)
-	}
-}
-
-// newGeneration starts a new epoch, keeping the content: peers drop their
-// index of this store and learn it again from the held list.
-func (s *Store) newGeneration() { s.setEpoch(newEpoch()) }
 
 // Wipe drops every chunk and link and starts a new epoch.
 func (s *Store) Wipe() { s.wipe(newEpoch()) }
@@ -593,7 +543,7 @@ func (s *Store) Stats() StoreStats {
 		Hits: s.cnt.hits.Load(), Misses: s.cnt.misses.Load(), Corrupt: s.cnt.corrupt.Load(),
 		TableReads: s.tbl.reads, ContainerReads: s.cnt.containerReads, ChunkReads: s.cnt.chunkReads,
 		RebuildReads: s.cnt.rebuildReads, EvictedBytes: s.cnt.evictedBytes,
-		EvictedContainers: s.cnt.evictedContainers, WriteErrors: s.cnt.writeErrors,
+		EvictedContainers: s.cnt.evictedContainers, WriteErrors: s.cnt.writeErrors, Refreshed: s.cnt.refreshed,
 	}
 	if s.open != nil {
 		st.Chunks += len(s.open.chunks)

@@ -83,7 +83,13 @@ func (s *Store) Has(fp Fingerprint) bool {
 
 // Get appends the chunk's bytes to dst. It re-hashes them: a chunk that
 // does not match its fingerprint is dropped and reported as a miss.
-func (s *Store) Get(dst []byte, fp Fingerprint) ([]byte, bool) {
+func (s *Store) Get(dst []byte, fp Fingerprint) ([]byte, bool) { return s.get(dst, fp, false) }
+
+// use is Get for a chunk a stream references (the sender's peer index
+// records the same use): one near the eviction end is refreshed.
+func (s *Store) use(dst []byte, fp Fingerprint) ([]byte, bool) { return s.get(dst, fp, true) }
+
+func (s *Store) get(dst []byte, fp Fingerprint, refresh bool) ([]byte, bool) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -107,6 +113,14 @@ func (s *Store) Get(dst []byte, fp Fingerprint) ([]byte, bool) {
 	s.mu.Unlock()
 	if err == nil && Sum(out[len(dst):]) == fp {
 		s.cnt.hits.Add(1)
+		s.mu.Lock()
+		if refresh && !s.closed && s.live(c.id) && s.nearEvictionLocked(c, i) {
+			// Unless another reader refreshed it meanwhile.
+			if nc, _, ok := s.findLocked(kindChunk, fp, 0); ok && nc == c {
+				s.refreshLocked(fp, out[len(dst):], len(out)-len(dst))
+			}
+		}
+		s.mu.Unlock()
 		return out, true
 	}
 	s.mu.Lock()
@@ -128,9 +142,18 @@ func (s *Store) add(fp Fingerprint, data []byte, n int) bool {
 	if s.closed {
 		return false
 	}
-	if _, _, ok := s.findLocked(kindChunk, fp, 0); ok {
+	if c, i, ok := s.findLocked(kindChunk, fp, 0); ok {
+		if s.nearEvictionLocked(c, i) {
+			s.refreshLocked(fp, data, n)
+		}
 		return false
 	}
+	s.appendChunkLocked(fp, data, n)
+	return true
+}
+
+// appendChunkLocked stores a chunk in the open container.
+func (s *Store) appendChunkLocked(fp Fingerprint, data []byte, n int) {
 	s.roomLocked(len(data))
 	c := s.open
 	e := chunkEntry{fp: fp, n: uint32(n)}
@@ -142,7 +165,95 @@ func (s *Store) add(fp Fingerprint, data []byte, n int) bool {
 	c.dirty = true
 	s.missKey = 0
 	s.cache.set(tableKey(kindChunk, fp.short()), loc{c: c.id, kind: kindChunk, i: uint32(len(c.chunks) - 1)})
-	return true
+}
+
+// Refreshing: a chunk used (read, or stored again) when its container is
+// old enough to be evicted soon is stored again in the open container,
+// with its links, so what every stream references — a template's chunks
+// under its clones — does not leave with its old container. "Old" is an
+// age in bytes stored since, against what the receiver's store holds once
+// full (peerHeldBytes of its capacity), which both sides know: the
+// receiver refreshes from storeRefreshAge of it, the sender's peer index
+// (which sees the same stream) from peerRefreshAge, later, so that it does
+// not believe in a chunk the receiver did not keep.
+const (
+	storeRefreshAge = 0.70
+	peerRefreshAge  = 0.70
+)
+
+// nearEvictionLocked reports whether chunk i of sealed container c is old
+// enough to be refreshed when used: the chunk bytes stored after it (the
+// same count on both sides of a link) against the horizon.
+func (s *Store) nearEvictionLocked(c *container, i uint32) bool {
+	ci, ok := s.info[c.id]
+	if c == s.open || !ok || ci.chunks == 0 {
+		return false
+	}
+	horizon, share := peerHeldBytes(s.cfg.MaxBytes), storeRefreshAge
+	if s.cfg.dataless {
+		horizon, share = s.cfg.MaxBytes, peerRefreshAge
+		if s.peerCap > 0 {
+			horizon = peerHeldBytes(s.peerCap)
+		}
+	}
+	// The chunk bytes stored after this one, exactly, so that both sides
+	// decide alike: its offset in the container's data, or without data
+	// the lengths before it (summed only when the container straddles the
+	// threshold).
+	now := s.stored
+	if s.open != nil {
+		now += s.open.logical()
+	}
+	limit := int64(share * float64(horizon))
+	switch {
+	case now-ci.pos < limit:
+		return false
+	case now-(ci.pos+ci.logical) >= limit:
+		return true
+	case !s.cfg.dataless:
+		return now-(ci.pos+int64(c.chunks[i].off)) >= limit
+	}
+	at := ci.pos
+	for _, e := range c.chunks[:i] {
+		at += int64(e.n)
+	}
+	return now-at >= limit
+}
+
+// refreshLocked stores a chunk the store holds again in the open
+// container, with the successor and predecessor it had: implicit when its
+// predecessor is the chunk stored just before it, else link entries.
+func (s *Store) refreshLocked(fp Fingerprint, data []byte, n int) {
+	pred, hasPred := s.predLocked(fp)
+	succ, hasSucc := s.succLocked(fp)
+	s.appendChunkLocked(fp, data, n)
+	s.cnt.refreshed++
+	c := s.open
+	i := uint32(len(c.chunks) - 1)
+	if hasPred {
+		p, ok := s.prevLocked(c, i)
+		if ps, has := s.succLocked(pred); ok && p.fp == pred && (!has || ps == fp) {
+			c.chunks[i].flags |= flagFollows
+		} else {
+			s.appendLinkLocked(fp, pred, kindPred)
+		}
+	}
+	if hasSucc {
+		s.appendLinkLocked(fp, succ, kindSucc)
+	}
+}
+
+// budgetLocked is the capacity the containers may use and the room kept
+// for the open container.
+func (s *Store) budgetLocked() (budget, reserve int64) {
+	budget = s.cfg.MaxBytes
+	reserve = int64(s.containerBytes) * 101 / 100 // data and a table of ~8 KiB chunks
+	if s.cfg.dataless {
+		reserve = int64(s.containerChunks) * DefaultAvgSize
+	} else {
+		budget -= int64(s.tbl.bytes())
+	}
+	return budget, reserve
 }
 
 // roomLocked makes sure the open container takes dataLen more bytes and
@@ -299,9 +410,11 @@ func (s *Store) sealLocked() {
 	}
 	s.spare, c.data = c.data[:0], nil
 	c.size, c.dirty = int64(len(b)), false
-	ci := cinfo{size: c.size, file: c.size, chunks: int32(len(c.chunks))}
+	logical := c.logical()
+	ci := cinfo{size: c.size, file: c.size, chunks: int32(len(c.chunks)), logical: logical, pos: s.stored}
+	s.stored += logical
 	if s.cfg.dataless {
-		ci.size = c.logical()
+		ci.size = logical
 	}
 	s.info[c.id] = ci
 	s.ids = append(s.ids, c.id)
@@ -319,13 +432,7 @@ func (s *Store) sealLocked() {
 // for a full open container, is over its capacity (the fingerprint table
 // counts against it too).
 func (s *Store) evictLocked() {
-	budget := s.cfg.MaxBytes
-	reserve := int64(s.containerBytes) * 101 / 100 // data and a table of ~8 KiB chunks
-	if s.cfg.dataless {
-		reserve = int64(s.containerChunks) * DefaultAvgSize
-	} else {
-		budget -= int64(s.tbl.bytes())
-	}
+	budget, reserve := s.budgetLocked()
 	for len(s.ids) > 0 {
 		if s.bytes+reserve <= budget {
 			return

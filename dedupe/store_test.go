@@ -348,8 +348,8 @@ func TestPrimeMatchesEncode(t *testing.T) {
 	// one piece, whatever the read boundaries hit (zeros included).
 	g := newImageGen(11)
 	img := g.template(20 << 20)
-	clear(img[primeBuf-10000 : primeBuf+10000]) // a zero run across a read boundary
-	clear(img[2*primeBuf-100 : 2*primeBuf])     // zeros right before one
+	clear(img[scanBuf-10000 : scanBuf+10000]) // a zero run across a read boundary
+	clear(img[2*scanBuf-100 : 2*scanBuf])     // zeros right before one
 	p, _ := Params{}.Normalize()
 	want, _ := newSplitter(p).split(nil, img)
 	x := NewPeerIndex(0)
@@ -378,49 +378,5 @@ func TestPrimeMatchesEncode(t *testing.T) {
 	}
 	if es.Literals != 0 || es.Runs > 10 {
 		t.Fatalf("primed image re-encoded as %+v", es)
-	}
-}
-
-// TestPrimeStartsNewEpoch: priming a store a peer already knows changes its
-// epoch, so the peer's next handshake fetches the held list and the primed
-// chunks travel as references. With the old epoch the peer index would keep
-// describing the store as it was before priming.
-func TestPrimeStartsNewEpoch(t *testing.T) {
-	dir := t.TempDir()
-	cfg := StoreConfig{Dir: dir, MaxBytes: 32 << 20}
-	st := openTestStore(t, cfg)
-	st.Put(Sum([]byte("warm")), []byte("warm"))
-	e, _ := NewEncoder(EncoderConfig{})
-	if err := e.Peer().LoadHeld(st.AppendHeld(nil)); err != nil { // the peer knows the warm store
-		t.Fatal(err)
-	}
-	known := e.Peer().Epoch()
-	if err := st.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	st2 := openTestStore(t, cfg) // aimwan proxy prime
-	img := newImageGen(7).template(1 << 20)
-	if _, err := Prime(context.Background(), st2, bytes.NewReader(img), Params{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := st2.Close(); err != nil {
-		t.Fatal(err)
-	}
-	st3 := openTestStore(t, cfg) // the proxy restarts
-	if st3.Epoch() == known {
-		t.Fatalf("epoch %x unchanged by priming: the peer would never learn the primed chunks", known)
-	}
-	// The handshake rule: a peer at another epoch loads the held list.
-	if !e.Peer().SetEpoch(st3.Epoch()) {
-		t.Fatal("peer index did not reset on the new epoch")
-	}
-	if err := e.Peer().LoadHeld(st3.AppendHeld(nil)); err != nil {
-		t.Fatal(err)
-	}
-	d, _ := NewDecoder(DecoderConfig{Store: st3})
-	pr := &pair{enc: e, dec: d, store: st3}
-	if s, wire := pr.send(t, img); s.Literals != 0 || wire > 1000 {
-		t.Fatalf("primed image cost %d wire bytes: %+v", wire, s)
 	}
 }

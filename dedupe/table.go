@@ -106,7 +106,11 @@ func openFileTable(path string, buckets uint64) (t *table, h tableHeader, rebuil
 		h, err = parseTableHeader(hb)
 	}
 	if err == nil && h.buckets == buckets {
-		return t, h, false, nil
+		// A file shorter than its buckets (truncated, copied without its
+		// holes) is rebuilt too: reads past its end would find nothing.
+		if info, serr := f.Stat(); serr == nil && info.Size() >= tableHeaderBytes+int64(buckets)*tableBucket {
+			return t, h, false, nil
+		}
 	}
 	if err := t.reset(); err != nil {
 		f.Close()

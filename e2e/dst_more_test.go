@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/aimwan/aimwan/aimsrc"
+	"github.com/aimwan/aimwan/internal/ctlapi"
 	"github.com/aimwan/aimwan/journal"
 	"github.com/aimwan/aimwan/transport/push"
 )
@@ -94,7 +95,7 @@ func pushAll(t *testing.T, addr, volume string, files []string, n int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c, err := push.Dial(ctx, addr, push.Hello{Node: "e2e"})
+	c, err := push.Dial(ctx, addr, push.Hello{Node: "e2e"}, Keys.Src.Auth(t, Keys.Dst))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +193,7 @@ func TestDstVolumeReadOnly(t *testing.T) {
 		v := dst.Volume(t, "v")
 		return v.State == "offline: read-only" && v.FilesWaiting > 0, nil
 	})
-	out := MustAimwan(t, "dst", "status", "--control", dst.Control)
+	out := MustAimwan(t, "dst", "status", "--control", dst.Control, "--buffer", dst.Buffer)
 	if !strings.Contains(out, "offline: read-only") {
 		t.Fatalf("dst status does not show the offline volume:\n%s", out)
 	}
@@ -275,10 +276,10 @@ func TestDstBufferFull(t *testing.T) {
 		st := dst.Status(t)
 		return st.BufferFull && st.Volumes[0].Offline && st.Volumes[0].RefusedFull > 0, nil
 	})
-	if out := MustAimwan(t, "dst", "status", "--control", dst.Control); !strings.Contains(out, "FULL") {
+	if out := MustAimwan(t, "dst", "status", "--control", dst.Control, "--buffer", dst.Buffer); !strings.Contains(out, "FULL") {
 		t.Fatalf("dst status does not say FULL:\n%s", out)
 	}
-	sst, err := (&aimsrc.Client{Addr: src.Control}).Status(context.Background())
+	sst, err := (&aimsrc.Client{Addr: src.Control, TokenFile: ctlapi.TokenPath(src.Buffer)}).Status(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -78,7 +78,8 @@ func TestSrcFilesShuffledDuplicated(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- (&push.Server{Node: "capture", Handler: capt}).Serve(ctx, ln) }()
+	srv := &push.Server{Node: "capture", Handler: capt, Auth: Keys.Dst.Auth(t, Keys.Src)}
+	go func() { done <- srv.Serve(ctx, ln) }()
 	defer func() {
 		cancel()
 		<-done

@@ -51,7 +51,7 @@ func TestSrcToDstSnapshot(t *testing.T) {
 	copied := filepath.Join(dir, "copied.img")
 	Run(t, "nbdcopy", "nbd://"+nbdAddr+"/s1", copied)
 	SameFile(t, copied, gen)
-	if out := MustAimwan(t, "dst", "status", "--control", dst.Control); !strings.Contains(out, "v ") {
+	if out := MustAimwan(t, "dst", "status", "--control", dst.Control, "--buffer", dst.Buffer); !strings.Contains(out, "v ") {
 		t.Fatalf("dst status table without the volume:\n%s", out)
 	}
 }

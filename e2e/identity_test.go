@@ -10,24 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aimwan/aimwan/aimsrc"
 	"github.com/aimwan/aimwan/internal/testkit"
 	"github.com/aimwan/aimwan/internal/testkit/journaltest"
 	"github.com/aimwan/aimwan/journal"
 	"github.com/aimwan/aimwan/transport/push"
 )
-
-// srcStatus fetches the source node's status.
-func (s *SrcNode) status(t *testing.T) aimsrc.Status {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	st, err := (&aimsrc.Client{Addr: s.Control}).Status(ctx)
-	if err != nil {
-		t.Fatalf("src status: %v", err)
-	}
-	return st
-}
 
 // pushOne pushes one journal file (its bytes b, as file seq of volume) to
 // addr and returns the verdict.
@@ -35,7 +22,7 @@ func pushOne(t *testing.T, addr, volume string, seq uint64, b []byte) error {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := push.Dial(ctx, addr, push.Hello{Node: "e2e-forger"})
+	c, err := push.Dial(ctx, addr, push.Hello{Node: "e2e-forger"}, Keys.Src.Auth(t, Keys.Dst))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +65,7 @@ func testResetSource(t *testing.T, viaProxies bool) {
 	SameFile(t, dst.WaitSnapshot(t, "v", "s1", 60*time.Second), gen1)
 	Eventually(t, 30*time.Second, "first stream destaged", func() (bool, error) {
 		v := dst.Volume(t, "v")
-		return v.FilesWaiting == 0 && v.Stream != "" && src.status(t).Volumes[0].FilesWaiting == 0, nil
+		return v.FilesWaiting == 0 && v.Stream != "" && src.Status(t).Volumes[0].FilesWaiting == 0, nil
 	})
 	before := testkit.ReadFile(t, dstVol)
 	bound := dst.Volume(t, "v").Stream
@@ -92,11 +79,11 @@ func testResetSource(t *testing.T, viaProxies bool) {
 	src.WriteImage(t, "v", gen2)
 	src.Marker(t, "--volume", "v", "--snapshot", "s2")
 	Eventually(t, 60*time.Second, "the refusal at both ends", func() (bool, error) {
-		sv, dv := src.status(t).Volumes[0], dst.Volume(t, "v")
+		sv, dv := src.Status(t).Volumes[0], dst.Volume(t, "v")
 		return len(sv.RefusedFiles) > 0 && strings.Contains(sv.LastPushError, "src init --volume v") &&
 			len(dv.Refused) > 0 && dv.Refused[0].Reason == "stream", nil
 	})
-	sv, dv := src.status(t).Volumes[0], dst.Volume(t, "v")
+	sv, dv := src.Status(t).Volumes[0], dst.Volume(t, "v")
 	if sv.FilesWaiting == 0 || sv.Stream == bound || dv.Stream != bound || !strings.Contains(sv.LastPushError, "conflict") ||
 		!strings.Contains(dv.LastError, "--delta") {
 		t.Fatalf("after the refusal: src %+v, dst %+v", sv, dv)
@@ -111,9 +98,9 @@ func testResetSource(t *testing.T, viaProxies bool) {
 		t.Fatal("a snapshot of the refused stream exists")
 	}
 
-	MustAimwan(t, "src", "init", "--control", src.Control, "--volume", "v")
+	MustAimwan(t, "src", "init", "--control", src.Control, "--buffer", src.Buffer, "--volume", "v")
 	Eventually(t, 120*time.Second, "the initialize pushed and destaged", func() (bool, error) {
-		sv, dv := src.status(t).Volumes[0], dst.Volume(t, "v")
+		sv, dv := src.Status(t).Volumes[0], dst.Volume(t, "v")
 		return sv.FilesWaiting == 0 && sv.SrcDataBytes == 0 && !sv.Init.Running && dv.FilesWaiting == 0 &&
 			dv.Stream == sv.Stream && strings.HasPrefix(dv.State, "idle"), nil
 	})
@@ -126,7 +113,7 @@ func testResetSource(t *testing.T, viaProxies bool) {
 	if got := testkit.ReadFile(t, dv.Previous.Snapshot); !bytes.Equal(got, before) {
 		t.Fatalf("the copy before the rebind: %s", testkit.FirstDiff(before, got))
 	}
-	if sv := src.status(t).Volumes[0]; sv.FilesSuperseded == 0 || len(sv.RefusedFiles) != 0 || sv.LastPushError != "" {
+	if sv := src.Status(t).Volumes[0]; sv.FilesSuperseded == 0 || len(sv.RefusedFiles) != 0 || sv.LastPushError != "" {
 		t.Fatalf("source after the initialize: %+v", sv)
 	}
 }
@@ -254,7 +241,7 @@ func TestDstGroupMemberMissingReported(t *testing.T) {
 	}
 	// The source hears of volume b's refusal (unknown at the destination).
 	Eventually(t, 30*time.Second, "b's files refused at the source", func() (bool, error) {
-		for _, v := range src.status(t).Volumes {
+		for _, v := range src.Status(t).Volumes {
 			if v.Name == "b" && len(v.RefusedFiles) > 0 && strings.Contains(v.LastPushError, "unknown") {
 				return true, nil
 			}

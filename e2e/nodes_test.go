@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/aimwan/aimwan/aimdst"
+	"github.com/aimwan/aimwan/aimsrc"
+	"github.com/aimwan/aimwan/internal/ctlapi"
 	"github.com/aimwan/aimwan/internal/testkit"
 )
 
@@ -18,19 +20,32 @@ type DstNode struct {
 	Buffer, Snaps   string // destination buffer and snapshot folders
 }
 
-// StartDst starts a destination node with free ports and temp folders.
-// volumes are "NAME=PATH[,create]" values; extra flags are appended.
+// StartDst starts a destination node with free ports and temp folders, with
+// the identity Keys.Dst, trusting Keys.Src and Keys.ProxyDst (it can be
+// pushed to directly or through a proxy pair). volumes are
+// "NAME=PATH[,create]" values; extra flags are appended.
 func StartDst(t *testing.T, volumes []string, extra ...string) *DstNode {
+	t.Helper()
+	return StartDstWith(t, nil, volumes, extra...)
+}
+
+// StartDstWith is StartDst with the process started by start (given the
+// arguments after the binary); nil starts the aimwan binary.
+func StartDstWith(t *testing.T, start func(args []string) *Proc, volumes []string, extra ...string) *DstNode {
 	t.Helper()
 	dir := t.TempDir()
 	d := &DstNode{Listen: testkit.FreeAddr(t), Control: testkit.FreeAddr(t), Metrics: testkit.FreeAddr(t),
 		Buffer: filepath.Join(dir, "buffer"), Snaps: filepath.Join(dir, "snapshots")}
 	args := []string{"dst", "--listen", d.Listen, "--control", d.Control, "--metrics", d.Metrics,
-		"--buffer", d.Buffer, "--snapshots", d.Snaps}
+		"--buffer", d.Buffer, "--snapshots", d.Snaps,
+		"--key", Keys.Dst.Dir, "--peer-fp", Keys.Src.FP, "--peer-fp", Keys.ProxyDst.FP}
 	for _, v := range volumes {
 		args = append(args, "--volume", v)
 	}
-	d.Proc = StartProc(t, "dst", append(args, extra...)...)
+	if start == nil {
+		start = func(args []string) *Proc { return StartProc(t, "dst", args...) }
+	}
+	d.Proc = start(append(args, extra...))
 	WaitPort(t, d.Listen, d.Proc)
 	WaitPort(t, d.Control, d.Proc)
 	WaitPort(t, d.Metrics, d.Proc)
@@ -48,7 +63,7 @@ func (d *DstNode) Status(t *testing.T) aimdst.Status {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	st, err := aimdst.FetchStatus(ctx, d.Control)
+	st, err := aimdst.FetchStatus(ctx, d.Control, ctlapi.TokenPath(d.Buffer))
 	if err != nil {
 		t.Fatalf("dst status: %v", err)
 	}
@@ -89,13 +104,16 @@ type SrcNode struct {
 	Buffer       string
 }
 
-// StartSrc starts a source node pushing to push, with free ports; volumes
-// are "NAME=PATH[,size=N]" values; extra flags are appended.
+// StartSrc starts a source node pushing to push, with free ports, with the
+// identity Keys.Src, trusting Keys.Dst and Keys.ProxySrc; volumes are
+// "NAME=PATH[,size=N]" values; extra flags are appended (a later --key
+// wins).
 func StartSrc(t *testing.T, push string, volumes []string, extra ...string) *SrcNode {
 	t.Helper()
 	s := &SrcNode{NBD: testkit.FreeAddr(t), Control: testkit.FreeAddr(t), Buffer: filepath.Join(t.TempDir(), "src-buffer")}
 	args := []string{"src", "--nbd", s.NBD, "--push", push, "--control", s.Control, "--metrics", "off",
-		"--buffer", s.Buffer, "--file-age", "200ms"}
+		"--buffer", s.Buffer, "--file-age", "200ms",
+		"--key", Keys.Src.Dir, "--peer-fp", Keys.Dst.FP, "--peer-fp", Keys.ProxySrc.FP}
 	for _, v := range volumes {
 		args = append(args, "--volume", v)
 	}
@@ -103,6 +121,18 @@ func StartSrc(t *testing.T, push string, volumes []string, extra ...string) *Src
 	WaitPort(t, s.NBD, s.Proc)
 	WaitPort(t, s.Control, s.Proc)
 	return s
+}
+
+// Status fetches the node's status through its control API.
+func (s *SrcNode) Status(t *testing.T) aimsrc.Status {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := (&aimsrc.Client{Addr: s.Control, TokenFile: ctlapi.TokenPath(s.Buffer)}).Status(ctx)
+	if err != nil {
+		t.Fatalf("src status: %v", err)
+	}
+	return st
 }
 
 // URI is the NBD URI of a volume's export.
@@ -119,5 +149,5 @@ func (s *SrcNode) WriteImage(t *testing.T, volume, image string) {
 // "--volume", "v", "--snapshot", "s1".
 func (s *SrcNode) Marker(t *testing.T, args ...string) {
 	t.Helper()
-	MustAimwan(t, append([]string{"src", "marker", "--control", s.Control}, args...)...)
+	MustAimwan(t, append([]string{"src", "marker", "--control", s.Control, "--buffer", s.Buffer}, args...)...)
 }

@@ -50,20 +50,18 @@ func TestPrometheusScrapesDefaults(t *testing.T) {
 		return
 	}
 	dir := t.TempDir()
-	keySrc, keyDst := filepath.Join(dir, "key-src"), filepath.Join(dir, "key-dst")
-	fpSrc, fpDst := Keygen(t, keySrc), Keygen(t, keyDst)
-
+	// Default addresses; every daemon has its identity and pins its neighbours.
 	dst := StartProc(t, "dst", "dst", "--buffer", filepath.Join(dir, "dst-buffer"), "--snapshots", filepath.Join(dir, "snapshots"),
-		"--volume", "vm1="+filepath.Join(dir, "dst-vm1.img")+",create")
+		"--volume", "vm1="+filepath.Join(dir, "dst-vm1.img")+",create", "--key", Keys.Dst.Dir, "--peer-fp", Keys.ProxyDst.FP)
 	WaitPort(t, "127.0.0.1:9702", dst)
-	pdst := StartProc(t, "proxy-destination", "proxy", "--lan-forward", "127.0.0.1:7800", "--key", keyDst, "--peer-fp", fpSrc,
-		"--cache", filepath.Join(dir, "cache-dst"))
+	pdst := StartProc(t, "proxy-destination", "proxy", "--lan-forward", "127.0.0.1:7800", "--key", Keys.ProxyDst.Dir,
+		"--peer-fp", Keys.ProxySrc.FP, "--lan-peer-fp", Keys.Dst.FP, "--cache", filepath.Join(dir, "cache-dst"))
 	WaitPort(t, "127.0.0.1:9712", pdst)
-	psrc := StartProc(t, "proxy-source", "proxy", "--wan-peer", "127.0.0.1:7820", "--key", keySrc, "--peer-fp", fpDst,
-		"--cache", filepath.Join(dir, "cache-src"))
+	psrc := StartProc(t, "proxy-source", "proxy", "--wan-peer", "127.0.0.1:7820", "--key", Keys.ProxySrc.Dir,
+		"--peer-fp", Keys.ProxyDst.FP, "--lan-peer-fp", Keys.Src.FP, "--cache", filepath.Join(dir, "cache-src"))
 	WaitPort(t, "127.0.0.1:9711", psrc)
 	src := StartProc(t, "src", "src", "--buffer", filepath.Join(dir, "src-buffer"), "--push", "127.0.0.1:7810",
-		"--volume", "vm1="+filepath.Join(dir, "src-vm1.img")+",size=4MiB")
+		"--volume", "vm1="+filepath.Join(dir, "src-vm1.img")+",size=4MiB", "--key", Keys.Src.Dir, "--peer-fp", Keys.ProxySrc.FP)
 	WaitPort(t, "127.0.0.1:9701", src)
 
 	// Prometheus with the shipped files, unmodified, in a folder of its own.

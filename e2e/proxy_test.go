@@ -24,7 +24,7 @@ type ProxyPair struct {
 	SourceMetrics  string
 	DestMetrics    string
 	Cache          string // the destination edge's chunk store
-	SrcFP, DestFP  string
+	SrcFP, DestFP  string // the edges' fingerprints (Keys.ProxySrc, Keys.ProxyDst)
 	srcKey, dstKey string
 }
 
@@ -52,8 +52,8 @@ func StartProxyPair(t *testing.T, dst string, o pairOpts) *ProxyPair {
 	t.Helper()
 	dir := t.TempDir()
 	p := &ProxyPair{LAN: testkit.FreeAddr(t), WAN: testkit.FreeAddr(t), SourceMetrics: testkit.FreeAddr(t), DestMetrics: testkit.FreeAddr(t),
-		Cache: filepath.Join(dir, "cache"), srcKey: filepath.Join(dir, "key-src"), dstKey: filepath.Join(dir, "key-dst")}
-	p.SrcFP, p.DestFP = Keygen(t, p.srcKey), Keygen(t, p.dstKey)
+		Cache: filepath.Join(dir, "cache"), srcKey: Keys.ProxySrc.Dir, dstKey: Keys.ProxyDst.Dir}
+	p.SrcFP, p.DestFP = Keys.ProxySrc.FP, Keys.ProxyDst.FP
 	pin := o.destPinFP
 	if pin == "" {
 		pin = p.SrcFP
@@ -66,10 +66,10 @@ func StartProxyPair(t *testing.T, dst string, o pairOpts) *ProxyPair {
 		MustAimwan(t, "proxy", "prime", "--cache", p.Cache, "--image", o.prime)
 	}
 	p.Dest = StartProc(t, "proxy-dest", "proxy", "--wan-listen", p.WAN, "--lan-forward", dst, "--mode", mode,
-		"--key", p.dstKey, "--peer-fp", pin, "--cache", p.Cache, "--metrics", p.DestMetrics, "--rtt", "1ms")
+		"--key", p.dstKey, "--peer-fp", pin, "--lan-peer-fp", Keys.Dst.FP, "--cache", p.Cache, "--metrics", p.DestMetrics, "--rtt", "1ms")
 	WaitPort(t, p.DestMetrics, p.Dest)
 	args := append([]string{"proxy", "--lan-listen", p.LAN, "--wan-peer", p.WAN, "--mode", mode,
-		"--key", p.srcKey, "--peer-fp", p.DestFP, "--metrics", p.SourceMetrics, "--rtt", "1ms"}, o.sourceArgs...)
+		"--key", p.srcKey, "--peer-fp", p.DestFP, "--lan-peer-fp", Keys.Src.FP, "--metrics", p.SourceMetrics, "--rtt", "1ms"}, o.sourceArgs...)
 	p.Source = StartProc(t, "proxy-source", args...)
 	WaitPort(t, p.LAN, p.Source)
 	return p

@@ -9,8 +9,7 @@ import (
 	"net"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
+	"github.com/aimwan/aimwan/internal/accept"
 	"github.com/aimwan/aimwan/internal/netaddr"
 )
 
@@ -21,11 +20,17 @@ type Server struct {
 	Logger           *slog.Logger  // nil: slog.Default()
 	MaxRequest       int           // largest READ/WRITE payload; default 32 MiB (advertised as maximum block size)
 	HandshakeTimeout time.Duration // the handshake must finish within this; default 30s
+	MaxConns         int           // connections served at once (more are closed at once); default DefaultMaxConns
 }
 
 // DefaultMaxRequest is the default MaxRequest (32 MiB, the size clients
 // assume without NBD_INFO_BLOCK_SIZE).
 const DefaultMaxRequest = 32 << 20
+
+// DefaultMaxConns is the default MaxConns: a host rarely opens more than a
+// few connections per export (nbdcopy opens 4, the kernel client one per
+// queue).
+const DefaultMaxConns = 64
 
 // withDefaults returns a copy of s with zero fields set to their defaults.
 func (s *Server) withDefaults() Server {
@@ -39,6 +44,9 @@ func (s *Server) withDefaults() Server {
 	if c.HandshakeTimeout == 0 {
 		c.HandshakeTimeout = 30 * time.Second
 	}
+	if c.MaxConns == 0 {
+		c.MaxConns = DefaultMaxConns
+	}
 	return c
 }
 
@@ -50,8 +58,8 @@ func (s *Server) validate() error {
 	if s.MaxRequest < 4096 || s.MaxRequest > 1<<30 {
 		return fmt.Errorf("nbd server: MaxRequest %d not in 4096..1GiB", s.MaxRequest)
 	}
-	if s.HandshakeTimeout < 0 {
-		return errors.New("nbd server: negative HandshakeTimeout")
+	if s.HandshakeTimeout < 0 || s.MaxConns < 0 {
+		return errors.New("nbd server: negative HandshakeTimeout or MaxConns")
 	}
 	return nil
 }
@@ -59,7 +67,9 @@ func (s *Server) validate() error {
 // Serve accepts NBD connections on ln until ctx ends; then it closes the
 // listener and every connection, waits for their goroutines (a request being
 // processed completes first) and returns nil. Errors of single connections
-// are logged; a failing listener is returned.
+// are logged; temporary accept errors (out of file descriptors) are retried
+// after a backoff and connections over MaxConns are closed at once
+// (internal/accept); a failing listener is returned.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	cfg := s.withDefaults()
 	if err := cfg.validate(); err != nil {
@@ -70,28 +80,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		cfg.Logger.Warn("NBD server on a non-loopback address: NBD has no authentication or encryption, "+
 			"so anyone who reaches it can use its exports", "addr", addr.String())
 	}
-	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		<-ctx.Done()
-		ln.Close()
-		return nil
-	})
-	g.Go(func() error {
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return fmt.Errorf("nbd server: accept: %w", err)
-			}
-			g.Go(func() error {
-				cfg.serveNetConn(ctx, nc)
-				return nil
-			})
-		}
-	})
-	return g.Wait()
+	err := accept.Serve(ctx, ln, accept.Config{Name: "nbd", MaxConns: cfg.MaxConns, Logger: cfg.Logger}, cfg.serveNetConn)
+	if err != nil {
+		return fmt.Errorf("nbd server: %w", err)
+	}
+	return nil
 }
 
 // serveNetConn runs one TCP connection and logs how it ended.

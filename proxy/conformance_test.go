@@ -23,7 +23,7 @@ func TestPushConformance(t *testing.T) {
 			pushtest.Run(t, func(t *testing.T) pushtest.Target {
 				p := newPair(t, pairOpts{mode: mode})
 				return pushtest.Target{
-					Addr: p.lanAddr, Volume: "vol1",
+					Addr: p.lanAddr, Volume: "vol1", Auth: srcAuth(p.srcID),
 					File: func(_ *testing.T, seq uint64) []byte { return files[seq-1] },
 					Stored: func(_ *testing.T, volume, name string) ([]byte, bool) {
 						return p.dst.get(volume + "/" + name)

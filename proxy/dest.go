@@ -10,6 +10,7 @@ import (
 
 	"github.com/aimwan/aimwan/dedupe"
 	"github.com/aimwan/aimwan/transport"
+	"github.com/aimwan/aimwan/transport/identity"
 	"github.com/aimwan/aimwan/transport/push"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/quic-go/quic-go"
@@ -24,7 +25,13 @@ type DestConfig struct {
 	// Push is dst's push address (host:port), where rebuilt files are
 	// pushed (the --lan-forward flag). Required.
 	Push string
-	// Dial tunes the push connection to dst.
+	// Identity is this node's key pair, presented to dst too. Required.
+	Identity *transport.Identity
+	// LANPins are the fingerprints dst may present (--lan-peer-fp).
+	// Required: the LAN leg is mutual TLS too.
+	LANPins transport.Pins
+	// Dial tunes the push connection to dst (its Auth is made of Identity
+	// and LANPins).
 	Dial push.DialConfig
 	// Store is the chunk cache; nil means a memory-only store of dedupe's
 	// default size. Its owner (a Node) opens it and runs its saves.
@@ -71,12 +78,18 @@ func (c DestConfig) withDefaults() DestConfig {
 	if c.Dial.Logger == nil {
 		c.Dial.Logger = c.Logger
 	}
+	c.Dial.Auth = push.Auth{Identity: c.Identity, Peers: c.LANPins, Refusals: identity.NewRefusals()}
 	return c
 }
 
 func (c DestConfig) validate() error {
-	if c.Push == "" {
+	switch {
+	case c.Push == "":
 		return errors.New("destination proxy: no dst address to push to")
+	case c.Identity == nil:
+		return errors.New("destination proxy: no identity")
+	case len(c.LANPins) == 0:
+		return errors.New("destination proxy: no pinned dst (--lan-peer-fp: the fingerprint of dst)")
 	}
 	return nil
 }
@@ -129,6 +142,9 @@ func NewDest(cfg DestConfig) (*Dest, error) {
 		dst: &push.Redialer{Addr: cfg.Push, Dial: cfg.Dial, Hello: push.Hello{Node: cfg.Node}}}
 	if cfg.Registerer != nil {
 		if err := cfg.Registerer.Register(transport.NewStatsCollector("source-edge", d.conns.list)); err != nil {
+			return nil, fmt.Errorf("destination proxy metrics: %w", err)
+		}
+		if err := cfg.Registerer.Register(push.NewRefusalsCollector(cfg.Dial.Auth.Refusals)); err != nil {
 			return nil, fmt.Errorf("destination proxy metrics: %w", err)
 		}
 	}

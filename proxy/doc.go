@@ -23,9 +23,11 @@
 //     push.Client and relays dst's verdict (ack, or the NACK's code).
 //   - Control stream: the first stream of each connection. HELLO / HELLO_OK
 //     exchange the protocol version, the mode, the chunking parameters (a
-//     mismatch is refused) and the destination's store epoch; when the source
-//     edge's peer index describes another epoch, the destination sends its
-//     held list (fingerprints only) so the index starts warm.
+//     mismatch is refused), the destination's store epoch, priming mark and
+//     capacity (the source sizes its peer index to it); when the source
+//     edge's peer index describes another epoch or an earlier mark, the
+//     destination streams what it lacks of its held list (fingerprints
+//     only, a container at a time) so the index starts warm.
 //   - File stream: one per file. FILE (what the file is), DATA pieces
 //     (compressed metadata, then the dedupe stream), MISS / ANSWER while
 //     references cannot be resolved, RESULT (dst's verdict as a push code).

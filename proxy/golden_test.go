@@ -40,7 +40,7 @@ func TestGoldenWANFrames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, err := NewSource(SourceConfig{Peer: "127.0.0.1:1", Identity: id, Pins: transport.Pins{id.Fingerprint},
+	src, err := NewSource(SourceConfig{Peer: "127.0.0.1:1", Identity: id, Pins: transport.Pins{id.Fingerprint}, LANPins: lanPins(lanSrc),
 		Level: dedupe.LevelDefault})
 	if err != nil {
 		t.Fatal(err)
@@ -49,8 +49,9 @@ func TestGoldenWANFrames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hello := WANHello{Version: Version, Mode: ModeOptimize, Node: "proxy-source", Params: src.paramsID}
-	ok := WANHello{Version: Version, Mode: ModeOptimize, Node: "proxy-destination", Params: src.paramsID, Epoch: 42}
+	hello := WANHello{Version: Version, Mode: ModeOptimize, Node: "proxy-source", Params: src.paramsID, Mark: 2}
+	ok := WANHello{Version: Version, Mode: ModeOptimize, Node: "proxy-destination", Params: src.paramsID, Epoch: 42,
+		Capacity: 32 << 30, Mark: 3}
 	var w bytes.Buffer
 	writeFrame(&w, TypeHello, hello.encode(true))
 	writeFrame(&w, TypeHelloOK, ok.encode(true))
@@ -71,7 +72,8 @@ func TestGoldenWANFrames(t *testing.T) {
 	}
 	helloWant := func(h WANHello) map[string]any {
 		return map[string]any{"magic": []byte(Magic), "version": uint64(Version), "mode": uint64(ModeOptimize),
-			"node": h.Node, "params": h.Params, "epoch": h.Epoch, "held": uint64(0)}
+			"node": h.Node, "params": h.Params, "epoch": h.Epoch, "held": uint64(0),
+			"capacity": h.Capacity, "mark": h.Mark}
 	}
 	blob := checkWANFrames(t, b, []string{"HELLO", "HELLO_OK", "FILE", "DATA", "RESULT"}, map[string]map[string]any{
 		"HELLO":    helloWant(hello),

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/aimwan/aimwan/dedupe"
+	"github.com/aimwan/aimwan/internal/units"
 	"github.com/aimwan/aimwan/transport"
 	"github.com/quic-go/quic-go"
 )
@@ -35,7 +37,8 @@ func (s *Source) handshake(ctx context.Context, c *quic.Conn) error {
 	}
 	defer st.Close()
 	_ = st.SetDeadline(time.Now().Add(handshakeTimeout))
-	hello := WANHello{Version: Version, Mode: s.cfg.Mode, Node: s.cfg.Node, Params: s.paramsID, Epoch: s.peer.Epoch()}
+	hello := WANHello{Version: Version, Mode: s.cfg.Mode, Node: s.cfg.Node, Params: s.paramsID, Epoch: s.peer.Epoch(),
+		Mark: s.peer.Mark()}
 	if _, err := writeFrame(st, TypeHello, hello.encode(true)); err != nil {
 		return fmt.Errorf("send hello: %w", err)
 	}
@@ -64,27 +67,55 @@ func (s *Source) handshake(ctx context.Context, c *quic.Conn) error {
 	return s.learnPeer(st, &buf, ok)
 }
 
-// learnPeer updates the peer index from the hello reply.
+// learnPeer updates the peer index from the hello reply: sized to the
+// peer's store, emptied when the peer's store is another generation, then
+// fed the held list piece by piece as it arrives (memory: one piece).
 func (s *Source) learnPeer(st *quic.Stream, buf *[]byte, ok WANHello) error {
 	idx := s.peer
+	if ok.Capacity > 0 && int64(ok.Capacity) != idx.PeerCapacity() {
+		if err := idx.SetPeerCapacity(int64(ok.Capacity)); err != nil {
+			return fmt.Errorf("peer store capacity: %w", err)
+		}
+		s.log.Info("sized the index of the WAN peer's cache to its capacity", "capacity", units.FormatSize(int64(ok.Capacity)),
+			"believes_at_most", units.FormatSize(int64(idx.Stats().Capacity)))
+	}
 	if ok.Held == 0 {
 		if idx.SetEpoch(ok.Epoch) {
 			s.log.Info("WAN peer's cache is new (restarted cold or wiped): forgetting what it held", "epoch", ok.Epoch)
 		}
+		idx.EndHeld(ok.Epoch, ok.Mark)
 		return nil
 	}
-	// The held list may be megabytes on a slow line: allow twice its time at
-	// the configured link rate on top of the usual timeout.
+	if idx.BeginHeld(ok.Epoch) {
+		s.log.Info("WAN peer's cache is another generation: forgetting what it held, learning it again", "epoch", ok.Epoch)
+	}
+	// Each piece may take its time at the configured link rate on a slow
+	// line: the deadline moves with the pieces.
 	rate := s.cfg.Transport.WithDefaults().LinkRate
-	_ = st.SetDeadline(time.Now().Add(handshakeTimeout + time.Duration(2*float64(ok.Held)/rate*float64(time.Second))))
-	held, err := readBlob(st, buf, TypeHeld, int64(ok.Held), nil)
-	if err != nil {
-		return fmt.Errorf("read held list: %w", err)
+	pieceTime := time.Duration(2 * float64(MaxPiece) / rate * float64(time.Second))
+	var got uint64
+	for {
+		_ = st.SetDeadline(time.Now().Add(handshakeTimeout + pieceTime))
+		typ, body, err := readFrame(st, buf)
+		if err != nil {
+			return fmt.Errorf("read held list: %w", err)
+		}
+		if typ != TypeHeld || len(body) < 1 || body[0] > 1 {
+			return frameErr("held list: frame type %d, flag %v", typ, body[:min(len(body), 1)])
+		}
+		entries := body[1:]
+		if got += uint64(len(entries) / dedupe.HeldEntryLen); got > ok.Held {
+			return frameErr("held list: more than the %d entries announced", ok.Held)
+		}
+		if err := idx.AddHeld(entries); err != nil {
+			return fmt.Errorf("held list: %w", err)
+		}
+		if body[0] == 1 {
+			break
+		}
 	}
-	if err := idx.LoadHeld(held); err != nil {
-		return fmt.Errorf("held list: %w", err)
-	}
-	s.log.Info("learned WAN peer's cache", "epoch", ok.Epoch, "chunks", idx.Len())
+	idx.EndHeld(ok.Epoch, ok.Mark)
+	s.log.Info("learned WAN peer's cache", "epoch", ok.Epoch, "mark", ok.Mark, "entries", got, "chunks", idx.Len())
 	return nil
 }
 
@@ -122,30 +153,53 @@ func (d *Dest) acceptHandshake(ctx context.Context, c *quic.Conn) error {
 	if err != nil {
 		return err
 	}
-	mine := WANHello{Version: Version, Mode: hello.Mode, Node: d.cfg.Node, Params: d.paramsID, Epoch: d.store.Epoch()}
+	stats := d.store.Stats()
+	mine := WANHello{Version: Version, Mode: hello.Mode, Node: d.cfg.Node, Params: d.paramsID, Epoch: stats.Epoch,
+		Capacity: stats.Capacity}
 	if reason := mismatch(hello, mine); reason != "" {
 		_, _ = writeFrame(st, TypeRefuse, encodeRefuse(reason))
 		return fmt.Errorf("peer %s (%s): %s: %w", c.RemoteAddr(), hello.Node, reason, ErrIncompatible)
 	}
-	var held []byte
-	if hello.Mode == ModeOptimize && hello.Epoch != mine.Epoch {
-		held = d.store.AppendHeld(nil)
-		mine.Held = uint64(len(held))
+	var held *dedupe.HeldCursor
+	if hello.Mode == ModeOptimize {
+		held = d.store.HeldFor(hello.Epoch, hello.Mark)
+		mine.Epoch, mine.Mark, mine.Held = held.Epoch, held.Mark, uint64(held.Count)
 	}
 	if _, err := writeFrame(st, TypeHelloOK, mine.encode(true)); err != nil {
 		return fmt.Errorf("send hello: %w", err)
 	}
-	if len(held) > 0 {
-		// The source edge bounds how long it waits for the list (it knows
-		// the link rate); here only a generous limit (≥ 16 KB/s).
-		_ = st.SetDeadline(time.Now().Add(handshakeTimeout + time.Duration(len(held)/(16<<10))*time.Second))
-		n, err := writeBlob(st, TypeHeld, held)
-		d.m.wire.Add(float64(n))
-		if err != nil {
+	sent := 0
+	if mine.Held > 0 {
+		if sent, err = d.sendHeld(st, held); err != nil {
 			return fmt.Errorf("send held list: %w", err)
 		}
 	}
 	d.log.Info("WAN peer connected", "remote", c.RemoteAddr().String(), "node", hello.Node, "mode", hello.Mode.String(),
-		"held_sent", len(held))
+		"index_current", hello.Epoch == mine.Epoch && mine.Held == 0, "held_sent", sent)
 	return nil
+}
+
+// sendHeld streams the held list, a piece (up to 1 MiB of entries) at a
+// time as the cursor reads the store's container tables, then an empty
+// last piece: the memory is one piece whatever the store's size. The
+// source edge bounds how long it waits for each piece (it knows the link
+// rate); here only a generous limit (≥ 16 KB/s).
+func (d *Dest) sendHeld(st *quic.Stream, held *dedupe.HeldCursor) (int, error) {
+	const per = MaxPiece / dedupe.HeldEntryLen
+	piece := make([]byte, 1, 1+MaxPiece)
+	entries := 0
+	for {
+		piece = held.Next(piece[:1], per)
+		last := len(piece) == 1
+		if last {
+			piece[0] = 1
+		}
+		_ = st.SetDeadline(time.Now().Add(handshakeTimeout + MaxPiece/(16<<10)*time.Second))
+		n, err := writeFrame(st, TypeHeld, piece)
+		d.m.wire.Add(float64(n))
+		if err != nil || last {
+			return entries, err
+		}
+		entries += (len(piece) - 1) / dedupe.HeldEntryLen
+	}
 }

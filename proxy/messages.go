@@ -20,6 +20,8 @@ func (h WANHello) encode(magic bool) []byte {
 	e.str(h.Params)
 	e.u64(h.Epoch)
 	e.u64(h.Held)
+	e.u64(h.Capacity)
+	e.u64(h.Mark)
 	return e.b
 }
 
@@ -38,7 +40,9 @@ func DecodeWANHello(body []byte) (WANHello, error) {
 	h.Node = d.str()
 	h.Params = d.str()
 	h.Epoch = d.u64()
-	h.Held = uint64(d.size("held list length", 1<<34))
+	h.Held = uint64(d.size("held list entries", maxHeldEntries))
+	h.Capacity = uint64(d.size("store capacity", 1<<50))
+	h.Mark = d.u64()
 	if err := d.done(); err != nil {
 		return WANHello{}, err
 	}

@@ -63,8 +63,15 @@ type Config struct {
 	Mode Mode
 	// Identity is this node's key pair (aimwan keygen). Required.
 	Identity *transport.Identity
-	// Pins are the peer fingerprints accepted. Required.
+	// Pins are the WAN peer's fingerprints accepted (--peer-fp). Required.
 	Pins transport.Pins
+	// LANPins are the LAN peers' fingerprints accepted (--lan-peer-fp): src
+	// at the source edge, dst at the destination edge. Required: the LAN
+	// leg is mutual TLS with the same Identity.
+	LANPins transport.Pins
+	// MaxConns caps the source edge's LAN push listener (0:
+	// push.DefaultMaxConns).
+	MaxConns int
 	// Transport tunes the QUIC connections (link rate, RTT, count).
 	Transport transport.Config
 	// Level fixes the literal compression level; 0 means adaptive.
@@ -158,7 +165,11 @@ func (c *Config) validate(role Role) error {
 	case c.Identity == nil:
 		return fmt.Errorf("%w: no identity (--key DIR, made by aimwan keygen)", ErrConfig)
 	case len(c.Pins) == 0:
-		return fmt.Errorf("%w: no pinned peer fingerprint (--peer-fp)", ErrConfig)
+		return fmt.Errorf("%w: no pinned peer fingerprint (--peer-fp: the other proxy's, printed by its aimwan keygen)", ErrConfig)
+	case len(c.LANPins) == 0 && role == RoleSource:
+		return fmt.Errorf("%w: no pinned LAN peer (--lan-peer-fp: the fingerprint of src, printed by its aimwan keygen)", ErrConfig)
+	case len(c.LANPins) == 0:
+		return fmt.Errorf("%w: no pinned LAN peer (--lan-peer-fp: the fingerprint of dst, printed by its aimwan keygen)", ErrConfig)
 	case role == RoleSource && c.WANPeer == "":
 		return fmt.Errorf("%w: the source edge needs --wan-peer ADDR (the destination edge)", ErrConfig)
 	case c.CacheSize < 0 || c.MaxMemory < 0:
@@ -230,7 +241,8 @@ func (n *Node) newSource() error {
 	}
 	n.schedFile = file
 	n.src, err = NewSource(SourceConfig{Node: c.Node, Mode: c.Mode, Peer: c.WANPeer, Identity: c.Identity,
-		Pins: c.Pins, Transport: c.Transport, Schedule: sched, Level: c.Level, Local: n.store, MaxMemory: c.MaxMemory,
+		Pins: c.Pins, LANPins: c.LANPins, MaxConns: c.MaxConns, Transport: c.Transport, Schedule: sched, Level: c.Level,
+		Local: n.store, MaxMemory: c.MaxMemory,
 		Registerer: n.registerer(), Logger: n.log})
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
@@ -248,8 +260,9 @@ func (n *Node) newDest() error {
 		n.log.Warn("--schedule applies to the source edge (it caps what is sent); ignored here")
 	}
 	var err error
-	n.dst, err = NewDest(DestConfig{Node: c.Node, Push: c.LANForward, Store: n.store, MissWait: c.MissWait,
-		MaxMemory: c.MaxMemory, Registerer: n.registerer(), Logger: n.log})
+	n.dst, err = NewDest(DestConfig{Node: c.Node, Push: c.LANForward, Identity: c.Identity, LANPins: c.LANPins,
+		Store: n.store, MissWait: c.MissWait, MaxMemory: c.MaxMemory,
+		Registerer: n.registerer(), Logger: n.log})
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}

@@ -43,6 +43,7 @@ func TestNodeConfigErrors(t *testing.T) {
 	id := newID(t)
 	base := func(c Config) Config {
 		c.Identity, c.Pins, c.Metrics = id, transport.Pins{id.Fingerprint}, "off"
+		c.LANPins = lanPins(lanSrc)
 		c.Logger = slog.New(slog.DiscardHandler)
 		return c
 	}
@@ -56,6 +57,8 @@ func TestNodeConfigErrors(t *testing.T) {
 		{"source without peer", base(Config{LANListen: "127.0.0.1:0"}), "--wan-peer"},
 		{"no identity", Config{WANPeer: "a:1", Pins: transport.Pins{id.Fingerprint}}, "identity"},
 		{"no pin", Config{WANPeer: "a:1", Identity: id}, "fingerprint"},
+		{"no LAN pin at the source edge", Config{WANPeer: "a:1", Identity: id, Pins: transport.Pins{id.Fingerprint}}, "--lan-peer-fp: the fingerprint of src"},
+		{"no LAN pin at the destination edge", Config{LANForward: "a:1", Identity: id, Pins: transport.Pins{id.Fingerprint}}, "--lan-peer-fp: the fingerprint of dst"},
 		{"bad schedule", base(Config{WANPeer: "a:1", LANListen: "127.0.0.1:0", Schedule: "mon 8-9 1mbit"}), "schedule line 1"},
 		{"bad mode", base(Config{WANPeer: "a:1", LANListen: "127.0.0.1:0", Mode: 9}), "mode"},
 		{"bad record name", base(Config{WANListen: "127.0.0.1:0", Node: "a/b", Record: t.TempDir()}), "--record"},
@@ -114,11 +117,13 @@ func TestNodePair(t *testing.T) {
 	g, gctx := errgroup.WithContext(ctx)
 	dst := &fakeDst{}
 	dstLn := listenTCP(t)
-	g.Go(func() error { return (&push.Server{Node: "dst", Handler: dst, Logger: logger}).Serve(gctx, dstLn) })
+	g.Go(func() error {
+		return (&push.Server{Node: "dst", Handler: dst, Auth: dstAuth(destID), Logger: logger}).Serve(gctx, dstLn)
+	})
 
 	tcfg := transport.Config{LinkRate: 100e6, RTT: time.Millisecond}
 	rec, cache := filepath.Join(dir, "rec"), filepath.Join(dir, "cache")
-	dest, err := NewNode(Config{Node: "proxy-dst", Identity: destID, Pins: transport.Pins{srcID.Fingerprint},
+	dest, err := NewNode(Config{Node: "proxy-dst", Identity: destID, Pins: transport.Pins{srcID.Fingerprint}, LANPins: lanPins(lanDst),
 		Transport: tcfg, WANListen: "127.0.0.1:0", LANForward: dstLn.Addr().String(), Cache: cache, CacheSize: 32 << 20,
 		Metrics: "127.0.0.1:0", Record: rec, Logger: logger})
 	if err != nil {
@@ -126,7 +131,7 @@ func TestNodePair(t *testing.T) {
 	}
 	sched := filepath.Join(dir, "wan.schedule")
 	writeSchedule(t, sched, "* 00:00-24:00 100mbit\n", time.Now())
-	src, err := NewNode(Config{Node: "proxy-src", Identity: srcID, Pins: transport.Pins{destID.Fingerprint},
+	src, err := NewNode(Config{Node: "proxy-src", Identity: srcID, Pins: transport.Pins{destID.Fingerprint}, LANPins: lanPins(lanSrc),
 		Transport: tcfg, LANListen: "127.0.0.1:0", WANPeer: dest.WANAddr().String(), Schedule: sched,
 		ScheduleCheck: 10 * time.Millisecond, Metrics: "off", Record: rec, Logger: logger})
 	if err != nil {
@@ -139,7 +144,7 @@ func TestNodePair(t *testing.T) {
 	g.Go(func() error { return src.Serve(gctx) })
 
 	files := makeJournal(t, "vol-a", randomBlocks(3, 96))
-	c, err := push.Dial(ctx, src.LANAddr().String(), push.Hello{Node: "src"})
+	c, err := push.Dial(ctx, src.LANAddr().String(), push.Hello{Node: "src"}, srcAuth(srcID))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +234,7 @@ func TestNodeCacheMovedAside(t *testing.T) {
 		t.Fatalf("damaging %d files of the store: %v", damaged, err)
 	}
 	id := newID(t)
-	n, err := NewNode(Config{Identity: id, Pins: transport.Pins{id.Fingerprint}, WANListen: "127.0.0.1:0",
+	n, err := NewNode(Config{Identity: id, Pins: transport.Pins{id.Fingerprint}, LANPins: lanPins(lanDst), WANListen: "127.0.0.1:0",
 		Cache: cache, CacheSize: 32 << 20, Metrics: "off", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatalf("node on a damaged cache: %v", err)
@@ -292,7 +297,7 @@ func TestNodeTemporaryCache(t *testing.T) {
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp)
 	id := newID(t)
-	n, err := NewNode(Config{Identity: id, Pins: transport.Pins{id.Fingerprint}, WANListen: "127.0.0.1:0",
+	n, err := NewNode(Config{Identity: id, Pins: transport.Pins{id.Fingerprint}, LANPins: lanPins(lanDst), WANListen: "127.0.0.1:0",
 		CacheSize: 32 << 20, Metrics: "off", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/aimwan/aimwan/dedupe"
+	"github.com/aimwan/aimwan/internal/testkit"
 	"github.com/aimwan/aimwan/journal"
 	"github.com/aimwan/aimwan/transport"
 	"github.com/aimwan/aimwan/transport/push"
@@ -53,7 +55,9 @@ type pairOpts struct {
 	destMaxFile int64 // the destination edge's MaxFileSize
 	retryFor    time.Duration
 	dst         *fakeDst
-	local       bool // give the source edge its own chunk store (delta literals)
+	local       bool  // give the source edge its own chunk store (delta literals)
+	maxStreams  int64 // the destination edge's stream limit per connection (0: the default)
+	destCache   int64 // the destination edge's store capacity (0 = 32 MiB)
 }
 
 // pair is fake dst ← destination edge ← QUIC ← source edge ← push client, all
@@ -98,20 +102,20 @@ func newPair(t testing.TB, o pairOpts) *pair {
 	srcID, destID := newID(t), newID(t)
 
 	dstLn := listenTCP(t)
-	dstSrv := &push.Server{Node: "dst", Handler: p.dst, Logger: logger}
+	dstSrv := &push.Server{Node: "dst", Handler: p.dst, Auth: dstAuth(destID), Logger: logger}
 	g.Go(func() error { return dstSrv.Serve(ctx, dstLn) })
 
 	tcfg := transport.Config{LinkRate: 100e6, RTT: time.Millisecond, IdleTimeout: 10 * time.Second,
-		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}
+		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, MaxStreams: o.maxStreams}
 	wan, err := transport.Listen("127.0.0.1:0", destID, transport.Pins{srcID.Fingerprint}, tcfg, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := dedupe.OpenStore(dedupe.StoreConfig{MaxBytes: 32 << 20, Logger: logger})
+	store, err := dedupe.OpenStore(dedupe.StoreConfig{MaxBytes: cmp.Or(o.destCache, 32<<20), Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.dest, err = NewDest(DestConfig{Push: dstLn.Addr().String(), Store: store, Params: o.destParams, MaxFileSize: o.destMaxFile,
+	p.dest, err = NewDest(DestConfig{Push: dstLn.Addr().String(), Identity: destID, LANPins: lanPins(lanDst), Store: store, Params: o.destParams, MaxFileSize: o.destMaxFile,
 		Registerer: p.destReg, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
@@ -131,7 +135,7 @@ func newPair(t testing.TB, o pairOpts) *pair {
 		}
 	}
 	p.src, err = NewSource(SourceConfig{Mode: o.mode, Peer: wan.Addr().String(), Identity: srcID,
-		Pins: transport.Pins{pin}, Transport: tcfg, Schedule: o.schedule, Now: o.now, RetryFor: o.retryFor,
+		Pins: transport.Pins{pin}, LANPins: lanPins(lanSrc), Transport: tcfg, Schedule: o.schedule, Now: o.now, RetryFor: o.retryFor,
 		Local: local, Registerer: p.srcReg, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
@@ -140,7 +144,7 @@ func newPair(t testing.TB, o pairOpts) *pair {
 	p.lanAddr = lan.Addr().String()
 	g.Go(func() error { return p.src.Serve(ctx, lan) })
 
-	p.client, err = push.Dial(ctx, p.lanAddr, push.Hello{Node: "src"})
+	p.client, err = push.Dial(ctx, p.lanAddr, push.Hello{Node: "src"}, srcAuth(srcID))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,14 +158,14 @@ func (p *pair) extraSource(t testing.TB) (*Source, *push.Client, *prometheus.Reg
 	ctx, cancel := context.WithCancel(context.Background())
 	reg := prometheus.NewRegistry()
 	src, err := NewSource(SourceConfig{Peer: p.wanAddr, Identity: p.srcID, Pins: transport.Pins{p.destID.Fingerprint},
-		Transport: p.tcfg, Registerer: reg, Logger: p.logger})
+		LANPins: lanPins(lanSrc), Transport: p.tcfg, Registerer: reg, Logger: p.logger})
 	if err != nil {
 		t.Fatal(err)
 	}
 	lan := listenTCP(t)
 	done := make(chan error, 1)
 	go func() { done <- src.Serve(ctx, lan) }()
-	c, err := push.Dial(ctx, lan.Addr().String(), push.Hello{Node: "src2"})
+	c, err := push.Dial(ctx, lan.Addr().String(), push.Hello{Node: "src2"}, srcAuth(p.srcID))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,6 +177,36 @@ func (p *pair) extraSource(t testing.TB) (*Source, *push.Client, *prometheus.Reg
 		}
 	})
 	return src, c, reg
+}
+
+// The LAN peers of the tests' proxies: lanSrc pushes to a source edge,
+// lanDst is the dst a destination edge pushes to.
+const (
+	lanSrc = iota
+	lanDst
+)
+
+// lanID returns the identity of a LAN peer (made once per test binary).
+func lanID(which int) *transport.Identity {
+	dst, src, _ := testkit.Identities()
+	if which == lanDst {
+		return dst
+	}
+	return src
+}
+
+// lanPins pins a LAN peer.
+func lanPins(which int) transport.Pins { return transport.Pins{lanID(which).Fingerprint} }
+
+// srcAuth is what a test src presents to a source edge of identity proxy.
+func srcAuth(proxy *transport.Identity) push.Auth {
+	return push.Auth{Identity: lanID(lanSrc), Peers: transport.Pins{proxy.Fingerprint}}
+}
+
+// dstAuth is the auth of a test dst that a destination edge of identity
+// proxy pushes to.
+func dstAuth(proxy *transport.Identity) push.Auth {
+	return push.Auth{Identity: lanID(lanDst), Peers: transport.Pins{proxy.Fingerprint}}
 }
 
 func newID(t testing.TB) *transport.Identity {

@@ -258,10 +258,11 @@ func TestSeveralConnections(t *testing.T) {
 	if rtt := counter(t, p.srcReg, "aimwan_proxy_peer_rtt_seconds"); rtt <= 0 {
 		t.Errorf("peer RTT metric %v, want > 0", rtt)
 	}
-	// Only the first handshake fetched the held list.
+	// Only the first handshake taught the peer index (here the store's
+	// epoch: it held nothing yet); the others found it current.
 	connected := strings.Count(p.log.String(), "WAN peer connected")
-	if sent := connected - strings.Count(p.log.String(), "held_sent=0"); connected != 3 || sent != 1 {
-		t.Errorf("%d connections, %d with a held list; want 3 and 1", connected, sent)
+	if taught := connected - strings.Count(p.log.String(), "index_current=true"); connected != 3 || taught != 1 {
+		t.Errorf("%d connections, %d taught the peer index; want 3 and 1", connected, taught)
 	}
 }
 
@@ -364,7 +365,7 @@ func TestCanceledCommitLeavesEncodeQueue(t *testing.T) {
 	}
 	// No peer runs and Serve is not called: the first file waits for a
 	// WAN connection (for RetryFor) while holding the encoder slot.
-	s, err := NewSource(SourceConfig{Peer: "127.0.0.1:1", Identity: id, Pins: transport.Pins{id.Fingerprint},
+	s, err := NewSource(SourceConfig{Peer: "127.0.0.1:1", Identity: id, Pins: transport.Pins{id.Fingerprint}, LANPins: lanPins(lanSrc),
 		RetryFor: time.Hour, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)

@@ -68,6 +68,12 @@ func (d *Dest) finish(st *quic.Stream, w io.Writer, hdr FileHeader, err error) {
 		d.log.Warn("verdict not delivered", "file", hdr.Volume+"/"+hdr.Name, "err", werr)
 	}
 	_ = st.Close()
+	// Nothing more is read: release the receive side. The source edge
+	// closes its side only after reading the verdict, and a stream whose
+	// FIN is never read stays open and keeps its place in the source's
+	// stream limit (transport.Config.MaxStreams): the 1000th file on a
+	// connection then waited for a stream forever.
+	st.CancelRead(streamDone)
 }
 
 // receive reads the FILE frame and its data, resolves misses and returns the

@@ -16,8 +16,10 @@ import (
 	"github.com/quic-go/quic-go"
 )
 
-// Stream error codes used when a file stream is abandoned.
+// Stream error codes used when a file stream is abandoned, or, streamDone,
+// released once its exchange is over.
 const (
+	streamDone     quic.StreamErrorCode = 0
 	streamCanceled quic.StreamErrorCode = 1
 	streamProtocol quic.StreamErrorCode = 2
 )
@@ -231,6 +233,7 @@ func (s *Source) awaitResult(st *quic.Stream, w io.Writer, enc *encoded) error {
 				return err
 			}
 			st.Close()
+			st.CancelRead(streamDone) // the peer's FIN may come later: see Dest.finish
 			if r.Code == uint16(push.CodeOK) {
 				return nil
 			}

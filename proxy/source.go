@@ -13,6 +13,7 @@ import (
 	"github.com/aimwan/aimwan/dedupe"
 	"github.com/aimwan/aimwan/internal/metrics"
 	"github.com/aimwan/aimwan/transport"
+	"github.com/aimwan/aimwan/transport/identity"
 	"github.com/aimwan/aimwan/transport/push"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
@@ -31,6 +32,13 @@ type SourceConfig struct {
 	Identity *transport.Identity
 	// Pins are the fingerprints accepted for the peer. Required.
 	Pins transport.Pins
+	// LANPins are the senders (src) the LAN push listener accepts, by
+	// fingerprint (--lan-peer-fp). Required: the LAN leg is mutual TLS too,
+	// with the same Identity.
+	LANPins transport.Pins
+	// MaxConns caps the LAN push listener's connections (0:
+	// push.DefaultMaxConns).
+	MaxConns int
 	// Transport tunes the QUIC connections (link rate, RTT, count...).
 	Transport transport.Config
 	// Schedule caps the WAN rate over the week; nil means unlimited.
@@ -103,6 +111,8 @@ func (c SourceConfig) validate() error {
 		return errors.New("source proxy: no identity")
 	case len(c.Pins) == 0:
 		return errors.New("source proxy: no pinned peer fingerprint")
+	case len(c.LANPins) == 0:
+		return errors.New("source proxy: no pinned LAN sender (--lan-peer-fp: the fingerprint of src)")
 	case c.Mode != ModeOptimize && c.Mode != ModePassthrough:
 		return fmt.Errorf("source proxy: unknown mode %d", c.Mode)
 	case c.MaxFileSize > c.MaxMemory:
@@ -123,6 +133,7 @@ type Source struct {
 	throttle *transport.Throttle
 	m        *proxyMetrics
 	reg      prometheus.Registerer
+	refused  *identity.Refusals // senders refused on the LAN push listener
 
 	mem     atomic.Int64 // bytes of files held
 	queued  atomic.Int64 // encoded bytes not yet on the WAN
@@ -174,7 +185,7 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 		return nil, fmt.Errorf("source proxy metrics: %w", err)
 	}
 	s := &Source{cfg: cfg, log: cfg.Logger.With("role", "source-edge"), paramsID: p.ID(), peer: peer, enc: enc,
-		maxRate: initialMaxRate, m: m, reg: cfg.Registerer}
+		maxRate: initialMaxRate, m: m, reg: cfg.Registerer, refused: identity.NewRefusals()}
 	// Files are encoded one at a time, in arrival order (but a volume's
 	// lower-numbered files first: encodeQueue). Encoding in
 	// parallel was tried: two files with the same new chunks, encoded at
@@ -187,6 +198,9 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 		Setup: s.handshake, Logger: s.log}
 	if cfg.Registerer != nil {
 		if err := cfg.Registerer.Register(transport.NewStatsCollector(cfg.Peer, s.pool.Conns)); err != nil {
+			return nil, fmt.Errorf("source proxy metrics: %w", err)
+		}
+		if err := cfg.Registerer.Register(push.NewRefusalsCollector(s.refused)); err != nil {
 			return nil, fmt.Errorf("source proxy metrics: %w", err)
 		}
 		peerUp := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: metrics.ProxyPeerUp,
@@ -209,7 +223,9 @@ func (s *Source) Serve(ctx context.Context, ln net.Listener) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.pool.Serve(ctx) })
 	g.Go(func() error { return s.throttle.Serve(ctx) })
-	srv := &push.Server{Node: s.cfg.Node, Handler: s, Logger: s.log, MaxFileSize: s.cfg.MaxFileSize}
+	auth := push.Auth{Identity: s.cfg.Identity, Peers: s.cfg.LANPins, Refusals: s.refused}
+	srv := &push.Server{Node: s.cfg.Node, Handler: s, Auth: auth, Logger: s.log, MaxFileSize: s.cfg.MaxFileSize,
+		MaxConns: s.cfg.MaxConns}
 	g.Go(func() error { return srv.Serve(ctx, ln) })
 	return g.Wait()
 }

@@ -29,12 +29,13 @@ var (
 	descStoreReads   = prometheus.NewDesc("aimwan_proxy_store_disk_reads_total", "Reads from the store's files, by kind: index (fingerprint-table buckets), table (container tables, the prefetch), chunk (chunk bytes), rebuild (container tables read at start-up to re-index).", []string{"store", "kind"}, nil)
 	descStoreEvBytes = prometheus.NewDesc("aimwan_proxy_store_evicted_bytes_total", "Bytes of containers evicted (oldest first) to stay within the capacity.", storeLabels, nil)
 	descStoreEvConts = prometheus.NewDesc("aimwan_proxy_store_evicted_containers_total", "Containers evicted to stay within the capacity.", storeLabels, nil)
+	descStoreRefresh = prometheus.NewDesc("aimwan_proxy_store_refreshed_chunks_total", "Chunks stored again in the newest container because a stream used them near the eviction end (a template's chunks under its clones stay in the store); the peer index counts the same for its belief.", storeLabels, nil)
 	descStoreWErr    = prometheus.NewDesc("aimwan_proxy_store_write_errors_total", "Containers that could not be written (their chunks were dropped from the cache).", storeLabels, nil)
 )
 
 func (c storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descStoreBytes, descStoreCap, descStoreConts, descStoreChunks, descStoreIndex,
-		descStoreRAM, descStoreLookups, descStoreReads, descStoreEvBytes, descStoreEvConts, descStoreWErr} {
+		descStoreRAM, descStoreLookups, descStoreReads, descStoreEvBytes, descStoreEvConts, descStoreRefresh, descStoreWErr} {
 		ch <- d
 	}
 }
@@ -68,6 +69,7 @@ func (c storeSource) collect(ch chan<- prometheus.Metric) {
 	n(descStoreReads, s.RebuildReads, "rebuild")
 	n(descStoreEvBytes, s.EvictedBytes)
 	n(descStoreEvConts, s.EvictedContainers)
+	n(descStoreRefresh, s.Refreshed)
 	n(descStoreWErr, s.WriteErrors)
 }
 

@@ -28,8 +28,10 @@ const (
 	// Magic opens HELLO and HELLO_OK.
 	Magic = "AIMW"
 	// Version is the WAN protocol version (also in transport.ALPN).
-	// Version 2 added the file sequence to FILE.
-	Version = 2
+	// Version 2 added the file sequence to FILE; version 3 added the store
+	// capacity and priming mark to HELLO and HELLO_OK, and streams the held
+	// list as entries.
+	Version = 3
 	// MaxPiece is the largest piece of a blob in one frame.
 	MaxPiece = 1 << 20
 	// MaxBody is the largest frame body accepted.
@@ -85,8 +87,18 @@ type WANHello struct {
 	Node    string
 	Params  string // dedupe.Params.ID of the sender
 	Epoch   uint64 // client: the store epoch its peer index describes (0 = none); server: its store epoch
-	Held    uint64 // server: length of the held list that follows in HELD frames (0 = none)
+	Held    uint64 // server: at most this many held-list entries follow in HELD frames (0 = none)
+	// Capacity is the server's store capacity in bytes (the client sizes its
+	// peer index to it); 0 from the client.
+	Capacity uint64
+	// Mark: client: the store's priming mark its peer index has learnt;
+	// server: its store's mark.
+	Mark uint64
 }
+
+// maxHeldEntries bounds the held list a HELLO_OK may announce (2^32
+// entries: a store of 32 PiB).
+const maxHeldEntries = 1 << 32
 
 // FileHeader is the body of FILE: what the file is and how its bytes follow.
 type FileHeader struct {

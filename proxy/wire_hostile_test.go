@@ -21,7 +21,7 @@ func hostileDest(t *testing.T) *Dest {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := NewDest(DestConfig{Push: "127.0.0.1:1", Store: store, MaxFileSize: 1 << 20})
+	d, err := NewDest(DestConfig{Push: "127.0.0.1:1", Identity: lanID(lanSrc), LANPins: lanPins(lanDst), Store: store, MaxFileSize: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -72,7 +72,7 @@ func fuzzDest(f *testing.F) *Dest {
 	if err != nil {
 		f.Fatal(err)
 	}
-	d, err := NewDest(DestConfig{Push: "127.0.0.1:1", Store: store, MaxFileSize: 1 << 20})
+	d, err := NewDest(DestConfig{Push: "127.0.0.1:1", Identity: lanID(lanSrc), LANPins: lanPins(lanDst), Store: store, MaxFileSize: 1 << 20})
 	if err != nil {
 		f.Fatal(err)
 	}

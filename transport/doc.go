@@ -2,12 +2,8 @@
 //
 // Glossary:
 //
-//   - Identity: a node's key pair and self-signed certificate, made by
-//     `aimwan keygen` and kept in a directory (cert.pem, key.pem, mode 0600).
-//   - Fingerprint: SHA-256 of an identity's certificate (DER). Peers are
-//     pinned by fingerprint, as Syncthing pins device IDs: no CA is involved,
-//     a certificate is trusted exactly when its fingerprint is configured.
-//     Printed as base32 in dash-separated groups of four characters.
+//   - Identity, fingerprint, pins: who a node is and whom it trusts, shared
+//     with the LAN push legs; see package transport/identity.
 //   - ALPN: the TLS application protocol name, which carries the WAN protocol
 //     version (ALPN). A peer speaking another version is refused during the
 //     handshake.

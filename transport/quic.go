@@ -145,7 +145,7 @@ func Listen(addr string, id *Identity, pins Pins, cfg Config, log *slog.Logger) 
 		return nil, err
 	}
 	log = orDefault(log)
-	key, err := id.statelessResetKey()
+	key, err := statelessResetKey(id)
 	if err != nil {
 		return nil, err
 	}

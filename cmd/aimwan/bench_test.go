@@ -1,6 +1,8 @@
 package main
 
 import (
+	"math"
+	"reflect"
 	"testing"
 	"time"
 
@@ -21,8 +23,9 @@ func TestBenchConfig(t *testing.T) {
 		check func(t *testing.T, c benchArgs)
 	}{
 		{"defaults", []string{"--out", "d"}, exitOK, func(t *testing.T, c benchArgs) {
-			if c.cfg.Scale != "small" || c.cfg.Rate != 250_000 || c.cfg.Cross != 70_000 || c.cfg.RTT != 40*time.Millisecond ||
-				c.cfg.Seed != 1 || c.cfg.Prime || c.cfg.NoLink || !c.report || c.cfg.Bin == "" {
+			// Rate and cross traffic 0: the scale's line (bench.Config).
+			if c.cfg.Scale != "small" || c.cfg.Rate != 0 || c.cfg.Cross != 0 || c.cfg.RTT != 40*time.Millisecond || c.cfg.Passthrough != 0 ||
+				c.cfg.Seed != 1 || c.cfg.Prime || c.cfg.NoLink || !c.report || c.cfg.Bin == "" || c.cfg.Thin || c.cfg.NoEstimate || c.cfg.Limit != 0 {
 				t.Errorf("defaults: %+v report=%v", c.cfg, c.report)
 			}
 		}},
@@ -35,6 +38,32 @@ func TestBenchConfig(t *testing.T) {
 					t.Errorf("parsed: %+v report=%v", c.cfg, c.report)
 				}
 			}},
+		{"images space separated", []string{"--images", "a.img", "b.img", "c.img", "--out", "d"}, exitOK, func(t *testing.T, c benchArgs) {
+			if !reflect.DeepEqual(c.cfg.Images, []string{"a.img", "b.img", "c.img"}) || c.cfg.Out != "d" {
+				t.Errorf("parsed: %+v", c.cfg)
+			}
+		}},
+		{"images spaced and commas", []string{"--out", "d", "--images", "a,b", "c", "--images=e"}, exitOK, func(t *testing.T, c benchArgs) {
+			if !reflect.DeepEqual(c.cfg.Images, []string{"a", "b", "c", "e"}) {
+				t.Errorf("parsed: %+v", c.cfg)
+			}
+		}},
+		{"seed, unlimited, no pass-through", []string{"--out", "d", "--scale", "seed", "--rate", "unlimited", "--passthrough", "none", "--thin",
+			"--limit", "2h", "--no-estimate"}, exitOK, func(t *testing.T, c benchArgs) {
+			if c.cfg.Scale != "seed" || !math.IsInf(c.cfg.Rate, 1) || c.cfg.Passthrough >= 0 || !c.cfg.Thin || c.cfg.Limit != 2*time.Hour || !c.cfg.NoEstimate {
+				t.Errorf("parsed: %+v", c.cfg)
+			}
+		}},
+		{"passthrough 0 is none", []string{"--out", "d", "--passthrough", "0"}, exitOK, func(t *testing.T, c benchArgs) {
+			if c.cfg.Passthrough >= 0 {
+				t.Errorf("parsed: %+v", c.cfg)
+			}
+		}},
+		{"bad passthrough", []string{"--out", "d", "--passthrough", "soon"}, exitUsage, nil},
+		{"negative passthrough", []string{"--out", "d", "--passthrough", "-5s"}, exitUsage, nil},
+		{"paused line", []string{"--out", "d", "--rate", "0"}, exitUsage, nil},
+		{"unlimited cross", []string{"--out", "d", "--cross", "unlimited"}, exitUsage, nil},
+		{"negative limit", []string{"--out", "d", "--limit", "-1m"}, exitUsage, nil},
 		{"no out", nil, exitUsage, nil},
 		{"bad scale", []string{"--out", "d", "--scale", "huge"}, exitUsage, nil},
 		{"bad seed", []string{"--out", "d", "--seed", "-1"}, exitUsage, nil},

@@ -51,8 +51,10 @@ func newFlagSet(name, usage string) *flag.FlagSet {
 
 // parseFlags parses args into fs; a parse error becomes a usageError (an
 // unknown flag named with the flag probably meant) and --help becomes a
-// clean exit.
+// clean exit. List flags (multiFlag) take space-separated values too: see
+// expandLists.
 func parseFlags(fs *flag.FlagSet, args []string) error {
+	args = expandLists(fs, args)
 	if err := checkFlagNames(fs, args); err != nil {
 		return err
 	}
@@ -71,6 +73,47 @@ var errHelpShown = &helpShown{}
 type helpShown struct{}
 
 func (*helpShown) Error() string { return "help shown" }
+
+// expandLists lets every list flag (a multiFlag: --images, --volume,
+// --peer-fp...) take several values after it, separated by spaces, as users
+// write them: "--images a b c --out d" is read as "--images a --images b
+// --images c --out d". The words after a list flag's value belong to it
+// until the next flag or "--"; repeating the flag keeps working. Flag
+// package rules are otherwise unchanged: a flag's value is the next word
+// unless given with "=" (booleans take none), and the first word that is
+// not a flag's value and not after a list flag ends the flags.
+func expandLists(fs *flag.FlagSet, args []string) []string {
+	out := make([]string, 0, len(args))
+	list := "" // the list flag bare words are added to
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" || len(a) < 2 || a[0] != '-' {
+			if list != "" && a != "--" {
+				out = append(out, "--"+list, a)
+				continue
+			}
+			return append(out, args[i:]...)
+		}
+		out = append(out, a)
+		list = ""
+		name, hasValue := strings.TrimLeft(a, "-"), false
+		if j := strings.IndexByte(name, '='); j >= 0 {
+			name, hasValue = name[:j], true
+		}
+		f := fs.Lookup(name)
+		if f == nil {
+			continue // the flag package reports it
+		}
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); !hasValue && !(ok && b.IsBoolFlag()) && i+1 < len(args) {
+			i++
+			out = append(out, args[i])
+		}
+		if _, ok := f.Value.(*multiFlag); ok {
+			list = name
+		}
+	}
+	return out
+}
 
 // multiFlag collects a repeatable flag (--volume A=... --volume B=...).
 type multiFlag []string

@@ -46,6 +46,9 @@ type dstFile struct {
 	BufferLimit string            `yaml:"buffer_limit"`
 	HookTimeout string            `yaml:"hook_timeout"`
 	Hooks       map[string]string `yaml:"hooks"`
+	Key         string            `yaml:"key"`       // identity dir (aimwan keygen)
+	PeerFP      []string          `yaml:"peer_fp"`   // the senders' fingerprints (src or the destination-edge proxy)
+	MaxConns    int               `yaml:"max_conns"` // push connections at once
 	Volumes     []dstVolume       `yaml:"volumes"`
 	Groups      []dstGroup        `yaml:"groups"`
 
@@ -92,7 +95,10 @@ func dstFlags(args []string) (dstFile, error) {
 	fs.Var(&vols, "volume", "destination volume `NAME=PATH[,create]` (repeatable; create: make a missing file)")
 	fs.Var(&hooks, "hook", "custom-marker hook `LABEL=CMD`, run with /bin/sh -c (repeatable)")
 	fs.Var(&groups, "group", "consistency group `NAME=VOL,VOL` (repeatable)")
+	fps := fpFlag(fs, "peer-fp", "fingerprint `FP` of a sender to trust: src, or the destination-edge proxy (repeatable or comma-separated; required)")
+	maxConns := fs.Int("max-conns", 0, "push connections served at once (default 256, at most 64 from one host)")
 	str := map[string]*string{
+		"key":          fs.String("key", "", "this node's identity `DIR`, made by aimwan keygen (required: the push listener is mutual TLS)"),
 		"node":         fs.String("node", "", "node name in push hellos (default dst)"),
 		"listen":       fs.String("listen", "", "push listen `ADDR` (default "+dstDefaultListen+")"),
 		"buffer":       fs.String("buffer", "", "destination buffer `DIR`"),
@@ -115,7 +121,7 @@ func dstFlags(args []string) (dstFile, error) {
 	if err := loadYAML(*cfgPath, &f); err != nil {
 		return f, err
 	}
-	dsts := map[string]*string{"node": &f.Node, "listen": &f.Listen, "buffer": &f.Buffer, "snapshots": &f.Snapshots,
+	dsts := map[string]*string{"key": &f.Key, "node": &f.Node, "listen": &f.Listen, "buffer": &f.Buffer, "snapshots": &f.Snapshots,
 		"control": &f.Control, "metrics": &f.Metrics, "record": &f.Record, "buffer-limit": &f.BufferLimit, "hook-timeout": &f.HookTimeout,
 		"part-expiry": &f.PartExpiry}
 	for name, v := range str {
@@ -128,6 +134,12 @@ func dstFlags(args []string) (dstFile, error) {
 	}
 	if err := dstLists(&f, vols, hooks, groups); err != nil {
 		return f, err
+	}
+	if len(*fps) > 0 {
+		f.PeerFP = *fps
+	}
+	if flagWasSet(fs, "max-conns") {
+		f.MaxConns = *maxConns
 	}
 	return f, nil
 }
@@ -174,7 +186,7 @@ func dstLists(f *dstFile, vols, hooks, groups multiFlag) error {
 // dstConfig turns the file form into aimdst.Config.
 func dstConfig(f dstFile, log *slog.Logger, reg prometheus.Registerer) (aimdst.Config, error) {
 	cfg := aimdst.Config{Node: f.Node, BufferDir: f.Buffer, SnapshotDir: f.Snapshots, Hooks: f.Hooks,
-		Logger: log, Registerer: reg, NoRebindSnapshot: f.NoRebindSnapshot}
+		MaxConns: f.MaxConns, Logger: log, Registerer: reg, NoRebindSnapshot: f.NoRebindSnapshot}
 	if f.Buffer == "" {
 		return cfg, usagef("dst: --buffer DIR is required")
 	}
@@ -203,6 +215,15 @@ func dstConfig(f dstFile, log *slog.Logger, reg prometheus.Registerer) (aimdst.C
 		if cfg.PartExpiry, err = time.ParseDuration(f.PartExpiry); err != nil || cfg.PartExpiry <= 0 {
 			return cfg, usagef("dst: part-expiry %q: want a positive duration", f.PartExpiry)
 		}
+	}
+	if f.MaxConns < 0 {
+		return cfg, usagef("dst: --max-conns %d: want a positive number", f.MaxConns)
+	}
+	if cfg.Identity, err = loadKey("dst", f.Key); err != nil {
+		return cfg, err
+	}
+	if cfg.Pins, err = loadPins("dst", "peer-fp", "each sender (src, or the destination-edge proxy)", f.PeerFP); err != nil {
+		return cfg, err
 	}
 	return cfg, nil
 }
@@ -264,8 +285,8 @@ func serveDst(ctx context.Context, f dstFile) error {
 }
 
 func runDstStatus(ctx context.Context, args []string, out io.Writer) error {
-	fs := newFlagSet("dst status", "[--control ADDR] [--json]")
-	control := fs.String("control", dstDefaultControl, "status endpoint `ADDR` of the destination node")
+	fs := newFlagSet("dst status", "[--control ADDR] (--buffer DIR | --config FILE | --token FILE) [--json]")
+	ct := addControlFlags(fs, dstDefaultControl, "destination node")
 	asJSON := fs.Bool("json", false, "print the status as JSON")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -273,9 +294,17 @@ func runDstStatus(ctx context.Context, args []string, out io.Writer) error {
 	if fs.NArg() > 0 {
 		return usagef("dst status: unexpected argument %q", fs.Arg(0))
 	}
+	addr, token, err := ct.resolve("dst status", func(path string) (string, string, error) {
+		var f dstFile
+		err := loadYAML(path, &f)
+		return f.Control, f.Buffer, err
+	})
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	st, err := aimdst.FetchStatus(ctx, *control)
+	st, err := aimdst.FetchStatus(ctx, addr, token)
 	if err != nil {
 		return err
 	}

@@ -14,8 +14,12 @@ import (
 
 func TestDstFlags(t *testing.T) {
 	dir := t.TempDir()
+	key, fp := testKey(t)
 	yml := filepath.Join(dir, "dst.yaml")
-	os.WriteFile(yml, []byte(`buffer: /srv/buf
+	os.WriteFile(yml, []byte(`key: `+key+`
+peer_fp: [`+fp+`]
+max_conns: 10
+buffer: /srv/buf
 listen: 127.0.0.1:9000
 buffer_limit: 1GiB
 hook_timeout: 30s
@@ -32,7 +36,7 @@ groups:
 		usage bool
 	}{
 		{"yaml only", []string{"--config", yml}, func(t *testing.T, c aimdst.Config, f dstFile) {
-			if c.BufferDir != "/srv/buf" || c.BufferLimit != 1<<30 || c.HookTimeout != 30*time.Second || f.Listen != "127.0.0.1:9000" ||
+			if c.BufferDir != "/srv/buf" || c.BufferLimit != 1<<30 || c.Identity == nil || len(c.Pins) != 1 || c.MaxConns != 10 || c.HookTimeout != 30*time.Second || f.Listen != "127.0.0.1:9000" ||
 				len(c.Volumes) != 1 || c.Hooks["app"] != "echo from-yaml" || !reflect.DeepEqual(c.Groups["g"], []string{"a"}) {
 				t.Fatalf("%+v", c)
 			}
@@ -52,6 +56,12 @@ groups:
 				}
 			}, false},
 		{"bad part expiry", []string{"--buffer", "/b", "--volume", "a=/a", "--part-expiry", "-1s"}, nil, true},
+		{"volumes space separated", []string{"--volume", "x=/x.img,create", "y=/y.img", "--buffer", "/b"}, func(t *testing.T, c aimdst.Config, f dstFile) {
+			want := []aimdst.VolumeConfig{{Name: "x", Path: "/x.img", Create: true}, {Name: "y", Path: "/y.img"}}
+			if c.BufferDir != "/b" || !reflect.DeepEqual(c.Volumes, want) {
+				t.Fatalf("%+v", c)
+			}
+		}, false},
 		{"no buffer", []string{"--volume", "a=/a"}, nil, true},
 		{"no volume", []string{"--buffer", "/b"}, nil, true},
 		{"bad volume option", []string{"--buffer", "/b", "--volume", "a=/a,fast"}, nil, true},
@@ -59,6 +69,9 @@ groups:
 		{"bad group", []string{"--buffer", "/b", "--volume", "a=/a", "--group", "g="}, nil, true},
 		{"bad limit", []string{"--buffer", "/b", "--volume", "a=/a", "--buffer-limit", "lots"}, nil, true},
 		{"stray argument", []string{"--buffer", "/b", "stray"}, nil, true},
+		{"no key", []string{"--buffer", "/b", "--volume", "a=/a", "--peer-fp", fp}, nil, true},
+		{"no pin", []string{"--buffer", "/b", "--volume", "a=/a", "--key", key}, nil, true},
+		{"negative max conns", []string{"--buffer", "/b", "--volume", "a=/a", "--key", key, "--peer-fp", fp, "--max-conns", "-1"}, nil, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -89,5 +90,41 @@ func TestKeygenFileModes(t *testing.T) {
 		if string(now) != string(b) {
 			t.Errorf("second keygen rewrote %s", name)
 		}
+	}
+}
+
+// TestDaemonsRefuseOpenKey: a daemon whose key file group or others may
+// read does not start, and says how to fix it; one without --key names
+// aimwan keygen.
+func TestDaemonsRefuseOpenKey(t *testing.T) {
+	key, fp := testKey(t)
+	if err := os.Chmod(filepath.Join(key, "key.pem"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for name, run := range map[string]func() error{
+		"src": func() error {
+			_, err := srcConfig([]string{"--buffer", dir, "--volume", "v=" + filepath.Join(dir, "v.img"), "--key", key, "--peer-fp", fp})
+			return err
+		},
+		"dst": func() error {
+			f, err := dstFlags([]string{"--buffer", dir, "--volume", "v=/v.img", "--key", key, "--peer-fp", fp})
+			if err == nil {
+				_, err = dstConfig(f, nil, nil)
+			}
+			return err
+		},
+		"proxy": func() error {
+			return runProxy(context.Background(), []string{"--wan-peer", "a:1", "--key", key, "--peer-fp", fp, "--lan-peer-fp", fp})
+		},
+	} {
+		err := run()
+		if exitCode(err) != exitUsage || !strings.Contains(err.Error(), "chmod 600 "+filepath.Join(key, "key.pem")) {
+			t.Errorf("%s with a world-readable key: %v, want a usage error naming chmod 600", name, err)
+		}
+	}
+	_, err := srcConfig([]string{"--buffer", dir, "--volume", "v=" + filepath.Join(dir, "v.img"), "--peer-fp", fp})
+	if exitCode(err) != exitUsage || !strings.Contains(err.Error(), "aimwan keygen") {
+		t.Errorf("src without --key: %v, want a usage error naming aimwan keygen", err)
 	}
 }

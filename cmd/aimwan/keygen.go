@@ -8,11 +8,11 @@ import (
 	"io/fs"
 	"os"
 
-	"github.com/aimwan/aimwan/transport"
+	"github.com/aimwan/aimwan/transport/identity"
 )
 
 func init() {
-	register(command{Name: "keygen", Summary: "make a node identity (cert+key) for the WAN proxies; prints its fingerprint",
+	register(command{Name: "keygen", Summary: "make a node identity (cert+key) for src, dst or a proxy; prints its fingerprint",
 		Run: func(ctx context.Context, args []string) error { return runKeygen(args, os.Stdout) }})
 }
 
@@ -31,9 +31,9 @@ func runKeygen(args []string, out io.Writer) error {
 	if *dir == "" {
 		return usagef("keygen: --dir DIR is required")
 	}
-	id, err := transport.GenerateIdentity(*dir)
+	id, err := identity.Generate(*dir)
 	if errors.Is(err, fs.ErrExist) {
-		if id, err = transport.LoadIdentity(*dir); err != nil {
+		if id, err = identity.Load(*dir); err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "identity already in %s (kept); fingerprint: %s\n", *dir, id.Fingerprint)
@@ -42,6 +42,6 @@ func runKeygen(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "identity written to %s; give this fingerprint to the peer proxy (--peer-fp): %s\n", *dir, id.Fingerprint)
+	fmt.Fprintf(out, "identity written to %s; pin this fingerprint at the node's peers (--peer-fp; --lan-peer-fp at a proxy): %s\n", *dir, id.Fingerprint)
 	return nil
 }

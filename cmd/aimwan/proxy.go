@@ -12,7 +12,6 @@ import (
 	"github.com/aimwan/aimwan/dedupe"
 	"github.com/aimwan/aimwan/internal/units"
 	"github.com/aimwan/aimwan/proxy"
-	"github.com/aimwan/aimwan/transport"
 )
 
 func init() {
@@ -28,7 +27,9 @@ type proxyFile struct {
 	WANListen  string   `yaml:"wan_listen"`  // destination edge: QUIC listen address
 	LANForward string   `yaml:"lan_forward"` // destination edge: dst's push address
 	Key        string   `yaml:"key"`         // identity dir (aimwan keygen)
-	PeerFP     []string `yaml:"peer_fp"`     // pinned peer fingerprints
+	PeerFP     []string `yaml:"peer_fp"`     // pinned WAN peer fingerprints (the other proxy)
+	LANPeerFP  []string `yaml:"lan_peer_fp"` // pinned LAN peer fingerprints (src at the source edge, dst at the destination edge)
+	MaxConns   int      `yaml:"max_conns"`   // source edge: LAN push connections at once
 	Cache      string   `yaml:"cache"`       // chunk store dir (destination edge)
 	CacheSize  string   `yaml:"cache_size"`  // chunk store capacity (disk)
 	Metrics    string   `yaml:"metrics"`
@@ -87,12 +88,14 @@ func proxyMemoryLimit(cfg proxy.Config) {
 
 // proxyFlags reads --config and the flags (flags win).
 func proxyFlags(args []string) (proxyFile, error) {
-	fs := newFlagSet("proxy", "(--lan-listen ADDR --wan-peer ADDR | --wan-listen ADDR --lan-forward ADDR) --key DIR --peer-fp FP [flags]\n"+
+	fs := newFlagSet("proxy", "(--lan-listen ADDR --wan-peer ADDR | --wan-listen ADDR --lan-forward ADDR) --key DIR --peer-fp FP --lan-peer-fp FP [flags]\n"+
 		"       aimwan proxy prime --cache DIR --image PATH")
 	cfgPath := fs.String("config", "", "YAML config `file` (flags override it)")
 	var fps multiFlag
-	fs.Var(&fps, "peer-fp", "pinned peer fingerprint `FP` (repeatable or comma-separated; from aimwan keygen)")
+	fs.Var(&fps, "peer-fp", "pinned WAN peer fingerprint `FP`: the other proxy's (repeatable or comma-separated; from aimwan keygen)")
+	lanFPs := fpFlag(fs, "lan-peer-fp", "pinned LAN peer fingerprint `FP`: src's at the source edge, dst's at the destination edge (repeatable or comma-separated)")
 	conns := fs.Int("conns", 0, "QUIC connections to the peer (default 1)")
+	maxConns := fs.Int("max-conns", 0, "source edge: LAN push connections served at once (default 256, at most 64 from one host)")
 	str := map[string]*string{
 		"node":        fs.String("node", "", "node name in hellos"),
 		"mode":        fs.String("mode", "", "optimize (dedupe + zstd, default) or passthrough (raw bytes)"),
@@ -135,6 +138,12 @@ func proxyFlags(args []string) (proxyFile, error) {
 	if flagWasSet(fs, "conns") {
 		f.Conns = *conns
 	}
+	if flagWasSet(fs, "max-conns") {
+		f.MaxConns = *maxConns
+	}
+	if len(*lanFPs) > 0 {
+		f.LANPeerFP = *lanFPs
+	}
 	if len(fps) > 0 {
 		f.PeerFP = nil
 		for _, s := range fps {
@@ -155,22 +164,20 @@ func proxyConfig(f proxyFile) (proxy.Config, error) {
 	if c.Mode, err = proxy.ParseMode(f.Mode); err != nil {
 		return c, usagef("proxy: %v", err)
 	}
-	if f.Key == "" {
-		return c, usagef("proxy: --key DIR is required (make one with aimwan keygen --dir DIR)")
+	if c.Identity, err = loadKey("proxy", f.Key); err != nil {
+		return c, err
 	}
-	if c.Identity, err = transport.LoadIdentity(f.Key); err != nil {
-		return c, usagef("proxy: %v", err)
+	if c.Pins, err = loadPins("proxy", "peer-fp", "the other proxy (the WAN peer)", f.PeerFP); err != nil {
+		return c, err
 	}
-	if len(f.PeerFP) == 0 {
-		return c, usagef("proxy: --peer-fp is required: the peer's fingerprint, printed by its aimwan keygen")
+	lanPeer := "src (at the source edge) or dst (at the destination edge)"
+	if c.LANPins, err = loadPins("proxy", "lan-peer-fp", lanPeer, f.LANPeerFP); err != nil {
+		return c, err
 	}
-	for _, s := range f.PeerFP {
-		fp, err := transport.ParseFingerprint(s)
-		if err != nil {
-			return c, usagef("proxy: --peer-fp: %v", err)
-		}
-		c.Pins = append(c.Pins, fp)
+	if f.MaxConns < 0 {
+		return c, usagef("proxy: --max-conns %d: want a positive number", f.MaxConns)
 	}
+	c.MaxConns = f.MaxConns
 	c.Transport.Conns = f.Conns
 	if f.LinkRate != "" {
 		if c.Transport.LinkRate, err = units.ParseRate(f.LinkRate); err != nil {

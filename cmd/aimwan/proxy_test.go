@@ -63,19 +63,22 @@ func TestProxyRoleAndSettingErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	fp := id.Fingerprint.String()
+	lan := "--lan-peer-fp=" + fp
 	for _, tc := range []struct {
 		name string
 		args []string
 		want string
 	}{
-		{"no role", []string{"--key", key, "--peer-fp", fp}, "choose a role"},
-		{"both roles", []string{"--wan-peer", "a:1", "--lan-forward", "b:2", "--key", key, "--peer-fp", fp}, "not both"},
-		{"no key", []string{"--wan-peer", "a:1", "--peer-fp", fp}, "--key"},
-		{"no pin", []string{"--wan-peer", "a:1", "--key", key}, "--peer-fp"},
-		{"bad pin", []string{"--wan-peer", "a:1", "--key", key, "--peer-fp", "nope"}, "fingerprint"},
-		{"bad mode", []string{"--wan-peer", "a:1", "--key", key, "--peer-fp", fp, "--mode", "turbo"}, "mode"},
-		{"bad schedule", []string{"--wan-peer", "a:1", "--key", key, "--peer-fp", fp, "--schedule", "mon 8-9 1mbit"}, "schedule line 1"},
-		{"bad rate", []string{"--wan-peer", "a:1", "--key", key, "--peer-fp", fp, "--link-rate", "fast"}, "--link-rate"},
+		{"no role", []string{"--key", key, "--peer-fp", fp, lan}, "choose a role"},
+		{"both roles", []string{"--wan-peer", "a:1", "--lan-forward", "b:2", "--key", key, "--peer-fp", fp, lan}, "not both"},
+		{"no key", []string{"--wan-peer", "a:1", "--peer-fp", fp, lan}, "--key"},
+		{"no pin", []string{"--wan-peer", "a:1", "--key", key, lan}, "--peer-fp"},
+		{"no LAN pin", []string{"--wan-peer", "a:1", "--key", key, "--peer-fp", fp}, "--lan-peer-fp"},
+		{"bad pin", []string{"--wan-peer", "a:1", "--key", key, "--peer-fp", "nope", lan}, "fingerprint"},
+		{"bad LAN pin", []string{"--wan-peer", "a:1", "--key", key, "--peer-fp", fp, "--lan-peer-fp", "nope"}, "--lan-peer-fp"},
+		{"bad mode", []string{"--wan-peer", "a:1", "--key", key, "--peer-fp", fp, lan, "--mode", "turbo"}, "mode"},
+		{"bad schedule", []string{"--wan-peer", "a:1", "--key", key, "--peer-fp", fp, lan, "--schedule", "mon 8-9 1mbit"}, "schedule line 1"},
+		{"bad rate", []string{"--wan-peer", "a:1", "--key", key, "--peer-fp", fp, lan, "--link-rate", "fast"}, "--link-rate"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := runProxy(context.Background(), tc.args)

@@ -19,7 +19,7 @@ import (
 )
 
 func init() {
-	register(command{Name: "sim", Summary: "simulators: link relay, workload images, sizing studies", Run: runSim})
+	register(command{Name: "sim", Summary: "simulators: link relay, workload images, sizing studies, offline dedupe estimate", Run: runSim})
 }
 
 // simCommands are the subcommands of "aimwan sim".
@@ -31,15 +31,15 @@ var simCommands = map[string]func(ctx context.Context, args []string) error{
 
 func runSim(ctx context.Context, args []string) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Println("Usage: aimwan sim link|workload|size [flags]   (aimwan sim SUBCOMMAND --help)")
+		fmt.Println("Usage: aimwan sim link|workload|size|estimate [flags]   (aimwan sim SUBCOMMAND --help)")
 		if len(args) == 0 {
-			return usagef("sim: no subcommand given (link, workload, size)")
+			return usagef("sim: no subcommand given (link, workload, size, estimate)")
 		}
 		return nil
 	}
 	run, ok := simCommands[args[0]]
 	if !ok {
-		return usagef("sim: unknown subcommand %q (link, workload, size)", args[0])
+		return usagef("sim: unknown subcommand %q (link, workload, size, estimate)", args[0])
 	}
 	return run(ctx, args[1:])
 }

@@ -25,17 +25,20 @@ func init() {
 
 // srcFile is the YAML form of the source node's configuration.
 type srcFile struct {
-	Node        string `yaml:"node"`
-	Buffer      string `yaml:"buffer"`
-	NBD         string `yaml:"nbd"`
-	Push        string `yaml:"push"`
-	Control     string `yaml:"control"`
-	Metrics     string `yaml:"metrics"`
-	BufferLimit string `yaml:"buffer_limit"`
-	FileSize    string `yaml:"file_size"`
-	FileAge     string `yaml:"file_age"`
-	Coalesce    string `yaml:"coalesce"`
-	Record      string `yaml:"record"`
+	Node        string   `yaml:"node"`
+	Buffer      string   `yaml:"buffer"`
+	NBD         string   `yaml:"nbd"`
+	Push        string   `yaml:"push"`
+	Control     string   `yaml:"control"`
+	Metrics     string   `yaml:"metrics"`
+	BufferLimit string   `yaml:"buffer_limit"`
+	FileSize    string   `yaml:"file_size"`
+	FileAge     string   `yaml:"file_age"`
+	Coalesce    string   `yaml:"coalesce"`
+	Record      string   `yaml:"record"`
+	Key         string   `yaml:"key"`       // identity dir (aimwan keygen)
+	PeerFP      []string `yaml:"peer_fp"`   // the next hop's fingerprints
+	MaxConns    int      `yaml:"max_conns"` // NBD connections at once
 	Volumes     []struct {
 		Name string `yaml:"name"`
 		Path string `yaml:"path"`
@@ -94,6 +97,9 @@ func srcConfig(args []string) (aimsrc.Config, error) {
 		"pushing: a block rewritten N times in the window travels once; RPO grows by up to the window\n"+
 		"(the window is the file age; markers end it). 0 = off (default)")
 	record := fs.String("record", "", "record metrics as JSONL into `DIR` (<DIR>/<node>.jsonl)")
+	key := fs.String("key", "", "this node's identity `DIR`, made by aimwan keygen (required: pushing is mutual TLS)")
+	fps := fpFlag(fs, "peer-fp", "fingerprint `FP` of the next hop (dst or the source-edge proxy) to trust (repeatable or comma-separated; required)")
+	maxConns := fs.Int("max-conns", 0, "NBD connections served at once (default 64)")
 	if err := parseFlags(fs, args); err != nil {
 		return aimsrc.Config{}, err
 	}
@@ -120,7 +126,15 @@ func srcConfig(args []string) (aimsrc.Config, error) {
 	set("file-age", &f.FileAge, *fileAge)
 	set("coalesce", &f.Coalesce, *coalesce)
 	set("record", &f.Record, *record)
-	cfg := aimsrc.Config{Node: f.Node, Buffer: f.Buffer, NBD: f.NBD, Push: f.Push, Control: f.Control, Metrics: f.Metrics, Record: f.Record}
+	set("key", &f.Key, *key)
+	if len(*fps) > 0 {
+		f.PeerFP = *fps
+	}
+	if flagWasSet(fs, "max-conns") {
+		f.MaxConns = *maxConns
+	}
+	cfg := aimsrc.Config{Node: f.Node, Buffer: f.Buffer, NBD: f.NBD, Push: f.Push, Control: f.Control, Metrics: f.Metrics,
+		Record: f.Record, NBDMaxConns: f.MaxConns}
 	var err error
 	if cfg.BufferLimit, err = optSize("buffer-limit", f.BufferLimit); err != nil {
 		return cfg, err
@@ -139,6 +153,12 @@ func srcConfig(args []string) (aimsrc.Config, error) {
 		}
 	}
 	if err := srcVolumes(&cfg, f, vols, groups); err != nil {
+		return cfg, err
+	}
+	if cfg.Identity, err = loadKey("src", f.Key); err != nil {
+		return cfg, err
+	}
+	if cfg.Pins, err = loadPins("src", "peer-fp", "the next hop (dst, or the source-edge proxy)", f.PeerFP); err != nil {
 		return cfg, err
 	}
 	return cfg, nil
@@ -190,14 +210,28 @@ func srcVolumes(cfg *aimsrc.Config, f srcFile, vols, groups multiFlag) error {
 	return nil
 }
 
-// controlFlag adds --control to a client subcommand's flags.
-func controlFlag(fs *flag.FlagSet) *string {
-	return fs.String("control", aimsrc.DefaultControlAddr, "control API `ADDR` of the source node")
+// srcControl adds the flags that find the source node's control API and
+// token to a client subcommand.
+func srcControl(fs *flag.FlagSet) *controlTarget {
+	return addControlFlags(fs, aimsrc.DefaultControlAddr, "source node")
+}
+
+// srcClient is the control API client the flags name.
+func srcClient(cmd string, ct *controlTarget) (*aimsrc.Client, error) {
+	addr, token, err := ct.resolve(cmd, func(path string) (string, string, error) {
+		var f srcFile
+		err := loadYAML(path, &f)
+		return f.Control, f.Buffer, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &aimsrc.Client{Addr: addr, TokenFile: token}, nil
 }
 
 func runSrcInit(ctx context.Context, args []string, out io.Writer) error {
-	fs := newFlagSet("src init", "--control ADDR --volume NAME [--no-wait]")
-	control := controlFlag(fs)
+	fs := newFlagSet("src init", "[--control ADDR] (--buffer DIR | --config FILE | --token FILE) --volume NAME [--no-wait]")
+	ct := srcControl(fs)
 	volume := fs.String("volume", "", "volume `NAME` to initialize")
 	noWait := fs.Bool("no-wait", false, "start the initialize and return at once")
 	if err := parseFlags(fs, args); err != nil {
@@ -206,7 +240,10 @@ func runSrcInit(ctx context.Context, args []string, out io.Writer) error {
 	if *volume == "" || fs.NArg() > 0 {
 		return usagef("src init: want --volume NAME (and no arguments)")
 	}
-	c := &aimsrc.Client{Addr: *control}
+	c, err := srcClient("src init", ct)
+	if err != nil {
+		return err
+	}
 	if _, err := c.Init(ctx, *volume); err != nil {
 		return fmt.Errorf("src init %s: %w", *volume, err)
 	}
@@ -258,8 +295,8 @@ func progressBar(pct float64, width int) string {
 }
 
 func runSrcMarker(ctx context.Context, args []string, out io.Writer) error {
-	fs := newFlagSet("src marker", "--control ADDR (--volume NAME | --group NAME) (--snapshot LABEL | --custom LABEL [--arg K=V]...)")
-	control := controlFlag(fs)
+	fs := newFlagSet("src marker", "[--control ADDR] (--buffer DIR | --config FILE | --token FILE) (--volume NAME | --group NAME) (--snapshot LABEL | --custom LABEL [--arg K=V]...)")
+	ct := srcControl(fs)
 	volume := fs.String("volume", "", "volume `NAME`")
 	group := fs.String("group", "", "consistency group `NAME` (marker placed atomically in every member)")
 	snapshot := fs.String("snapshot", "", "snapshot marker `LABEL`")
@@ -295,7 +332,11 @@ func runSrcMarker(ctx context.Context, args []string, out io.Writer) error {
 		}
 		req.Args = append(req.Args, aimsrc.Arg{Key: k, Value: v})
 	}
-	res, err := (&aimsrc.Client{Addr: *control}).Marker(ctx, req)
+	c, err := srcClient("src marker", ct)
+	if err != nil {
+		return err
+	}
+	res, err := c.Marker(ctx, req)
 	if err != nil {
 		return fmt.Errorf("src marker: %w", err)
 	}
@@ -312,8 +353,8 @@ func runSrcMarker(ctx context.Context, args []string, out io.Writer) error {
 }
 
 func runSrcStatus(ctx context.Context, args []string, out io.Writer) error {
-	fs := newFlagSet("src status", "--control ADDR [--json]")
-	control := controlFlag(fs)
+	fs := newFlagSet("src status", "[--control ADDR] (--buffer DIR | --config FILE | --token FILE) [--json]")
+	ct := srcControl(fs)
 	asJSON := fs.Bool("json", false, "print the status as JSON")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -321,7 +362,11 @@ func runSrcStatus(ctx context.Context, args []string, out io.Writer) error {
 	if fs.NArg() > 0 {
 		return usagef("src status: unexpected argument %q", fs.Arg(0))
 	}
-	st, err := (&aimsrc.Client{Addr: *control}).Status(ctx)
+	c, err := srcClient("src status", ct)
+	if err != nil {
+		return err
+	}
+	st, err := c.Status(ctx)
 	if err != nil {
 		return fmt.Errorf("src status: %w", err)
 	}

@@ -19,18 +19,25 @@ const module = "github.com/aimwan/aimwan/"
 // e2e, the rest of internal) may import anything.
 var allowed = map[string][]string{
 	"journal":   {"internal/units", "internal/durable"},
-	"nbd":       {"internal/units", "internal/durable", "internal/netaddr"},
+	"nbd":       {"internal/units", "internal/durable", "internal/netaddr", "internal/accept"},
 	"dedupe":    {"internal/units", "internal/durable", "internal/metrics"},
 	"reports":   {"internal/units", "internal/durable", "internal/metrics"},
-	"transport": {"internal/units", "internal/durable", "internal/metrics", "journal"},
-	"aimsrc":    {"internal/units", "internal/durable", "internal/netaddr", "internal/metrics", "journal", "nbd", "transport/push"},
-	"aimdst":    {"internal/units", "internal/durable", "internal/metrics", "journal", "nbd", "transport/push"},
-	"proxy":     {"internal/units", "internal/durable", "internal/metrics", "journal", "dedupe", "transport"},
+	"transport": {"internal/units", "internal/durable", "internal/metrics", "internal/accept", "journal"},
+	// The storage nodes speak the LAN push protocol with the node identities
+	// of transport/identity, never the QUIC transport itself.
+	"aimsrc": {"internal/units", "internal/durable", "internal/netaddr", "internal/metrics", "internal/ctlapi",
+		"journal", "nbd", "transport/push", "transport/identity"},
+	"aimdst": {"internal/units", "internal/durable", "internal/metrics", "internal/ctlapi",
+		"journal", "nbd", "transport/push", "transport/identity"},
+	"proxy": {"internal/units", "internal/durable", "internal/metrics", "journal", "dedupe", "transport"},
 	// The push conformance suite is test support: it may use the shared
 	// test helpers, which no production package of these layers may.
 	"transport/push/pushtest": {"internal/units", "internal/durable", "journal", "transport/push", "internal/testkit"},
 	// Every daemon imports internal/metrics, so it imports none of them.
-	"internal/metrics": {"internal/netaddr", "internal/version"},
+	"internal/metrics": {"internal/netaddr", "internal/version", "internal/accept"},
+	// The shared accept loop and the control API guard are leaves.
+	"internal/accept": {},
+	"internal/ctlapi": {"internal/durable"},
 }
 
 type pkg struct {

@@ -145,6 +145,11 @@ const (
 	// LinkQueue (gauge, bytes, {direction}, sim link): bytes at the bottleneck.
 	LinkQueue = "aimwan_link_queue_bytes"
 
+	// PushRefusedPeers (counter, peers, {fingerprint}, src, dst, proxy):
+	// peers refused during the TLS handshake of a push leg, by certificate
+	// fingerprint; "none" for peers without one (not TLS, no certificate,
+	// handshake timed out), "other" past the 32 fingerprints named.
+	PushRefusedPeers = "aimwan_push_refused_peers_total"
 	// BuildInfo (gauge, always 1, {version, revision, goversion}, every
 	// daemon, served with RuntimeGatherer): which build of aimwan runs
 	// (package internal/version).

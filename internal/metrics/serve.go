@@ -12,11 +12,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/aimwan/aimwan/internal/accept"
 	"github.com/aimwan/aimwan/internal/netaddr"
 )
 
 // shutdownGrace bounds how long ServeMetrics waits for in-flight scrapes.
 const shutdownGrace = 2 * time.Second
+
+// MaxHTTPConns caps the connections of each small HTTP endpoint (metrics,
+// control): scrapers and the command line use a few.
+const MaxHTTPConns = 32
 
 // ServeMetrics serves the metrics of g in the Prometheus text format at
 // /metrics on addr (host:port) until ctx ends, then returns nil. It logs a
@@ -84,7 +89,10 @@ func ServeMetricsListener(ctx context.Context, ln net.Listener, g prometheus.Gat
 // ServeHTTP serves h on ln until ctx ends, then shuts the server down (in-flight
 // requests get shutdownGrace to finish) and returns nil; what prefixes errors
 // ("serve metrics on" -> "serve metrics on 127.0.0.1:9100: ..."). The daemons'
-// small HTTP endpoints (metrics, control) share it.
+// small HTTP endpoints (metrics, control) share it: at most MaxHTTPConns
+// connections at once (more are closed at once), temporary accept errors
+// retried (internal/accept), headers within 10s, idle connections closed
+// after a minute.
 func ServeHTTP(ctx context.Context, ln net.Listener, h http.Handler, what string, log *slog.Logger) error {
 	if log == nil {
 		log = slog.Default()
@@ -92,10 +100,13 @@ func ServeHTTP(ctx context.Context, ln net.Listener, h http.Handler, what string
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	limited := accept.Limit(ln, accept.Config{Name: what + " " + ln.Addr().String(), MaxConns: MaxHTTPConns, Logger: log})
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
+	go func() { done <- srv.Serve(limited) }()
 	select {
 	case err := <-done:
 		return fmt.Errorf("%s %s: %w", what, ln.Addr(), err)

@@ -8,6 +8,9 @@
 //   - NeedTool, SkipOrFail: an external program a test needs, skipped
 //     without it outside CI and failed in CI;
 //   - Cutter: a TCP relay that breaks the connection after a byte count;
+//   - Identities, Pins: node identities made once per test binary (a
+//     server, a client and a stranger nobody pins), for the mutual TLS of
+//     the push legs;
 //   - StartProc, Proc.Restart, WaitPort, FreeAddr: daemons of the aimwan
 //     binary owned by a test (stopped at its end, log tail on failure, data
 //     races reported), on top of procs.

@@ -3,8 +3,10 @@ package bench
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -45,8 +47,7 @@ type chain struct {
 	work     string // images, buffers, caches, identities
 	logs     string // daemon logs
 	a        addrs
-	fpSrc    string // source edge's fingerprint
-	fpDst    string // destination edge's fingerprint
+	fps      map[string]string // daemon name -> its identity's fingerprint
 	vols     []volume
 	procs    *procs.Chain // in start order: dst, proxy-dst, link, proxy-src, src
 	proxyDst *procs.Proc
@@ -74,17 +75,22 @@ func newChain(cfg Config, vols []volume) (*chain, error) {
 	return c, nil
 }
 
-// keygen makes the two proxy identities.
+// keygen makes an identity for each daemon: every leg of the chain is
+// mutual TLS with pinned fingerprints, as an operator runs it.
 func (c *chain) keygen(ctx context.Context) error {
-	var err error
-	if c.fpSrc, err = procs.Keygen(ctx, c.cfg.Bin, filepath.Join(c.work, "key-src")); err != nil {
-		return fmt.Errorf("bench: %w", err)
-	}
-	if c.fpDst, err = procs.Keygen(ctx, c.cfg.Bin, filepath.Join(c.work, "key-dst")); err != nil {
-		return fmt.Errorf("bench: %w", err)
+	c.fps = map[string]string{}
+	for _, d := range []string{nameSrc, nameProxySrc, nameProxyDst, nameDst} {
+		fp, err := procs.Keygen(ctx, c.cfg.Bin, c.keyDir(d))
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		c.fps[d] = fp
 	}
 	return nil
 }
+
+// keyDir is the identity folder of a daemon.
+func (c *chain) keyDir(daemon string) string { return filepath.Join(c.work, "key-"+daemon) }
 
 // prime loads image into the destination edge's chunk store (before the
 // edge starts).
@@ -104,7 +110,7 @@ func (c *chain) cachePath() string { return filepath.Join(c.work, "cache") }
 func (c *chain) start(ctx context.Context, mode string) error {
 	dstArgs := []string{"dst", "--node", nameDst, "--listen", c.a.dstListen, "--control", c.a.dstControl,
 		"--metrics", c.a.dstMetrics, "--record", c.cfg.Out, "--buffer", filepath.Join(c.work, "dst-buffer"),
-		"--snapshots", filepath.Join(c.work, "dst-snapshots")}
+		"--snapshots", filepath.Join(c.work, "dst-snapshots"), "--key", c.keyDir(nameDst), "--peer-fp", c.fps[nameProxyDst]}
 	for _, v := range c.vols {
 		dstArgs = append(dstArgs, "--volume", v.name+"="+v.dstPath+",create")
 	}
@@ -115,7 +121,8 @@ func (c *chain) start(ctx context.Context, mode string) error {
 	}
 	c.proxySrc = c.procs.Add(nameProxySrc, c.proxySrcArgs(mode), c.a.lan)
 	srcArgs := []string{"src", "--node", nameSrc, "--nbd", c.a.nbd, "--push", c.a.lan, "--control", c.a.srcControl,
-		"--metrics", c.a.srcMetrics, "--record", c.cfg.Out, "--buffer", filepath.Join(c.work, "src-buffer")}
+		"--metrics", c.a.srcMetrics, "--record", c.cfg.Out, "--buffer", filepath.Join(c.work, "src-buffer"),
+		"--key", c.keyDir(nameSrc), "--peer-fp", c.fps[nameProxySrc]}
 	for _, v := range c.vols {
 		srcArgs = append(srcArgs, "--volume", fmt.Sprintf("%s=%s,size=%d", v.name, v.srcPath, v.size))
 	}
@@ -138,18 +145,24 @@ func (c *chain) wanPeer() string {
 // windowArgs tell the proxies the line they sit on (it sizes the QUIC
 // flow-control windows), as an operator would.
 func (c *chain) windowArgs() []string {
-	return []string{"--link-rate", rateArg(c.cfg.Rate), "--rtt", max(c.cfg.RTT, time.Millisecond).String()}
+	rtt := []string{"--rtt", max(c.cfg.RTT, time.Millisecond).String()}
+	if c.cfg.unlimited() { // no line to size them for: the proxies' default
+		return rtt
+	}
+	return append([]string{"--link-rate", rateArg(c.cfg.Rate)}, rtt...)
 }
 
 func (c *chain) proxyDstArgs(mode string) []string {
 	return append([]string{"proxy", "--node", nameProxyDst, "--mode", mode, "--wan-listen", c.a.wan,
-		"--lan-forward", c.a.dstListen, "--key", filepath.Join(c.work, "key-dst"), "--peer-fp", c.fpSrc,
+		"--lan-forward", c.a.dstListen, "--key", c.keyDir(nameProxyDst), "--peer-fp", c.fps[nameProxySrc],
+		"--lan-peer-fp", c.fps[nameDst],
 		"--cache", c.cachePath(), "--metrics", c.a.dstProxyMetrics, "--record", c.cfg.Out}, c.windowArgs()...)
 }
 
 func (c *chain) proxySrcArgs(mode string) []string {
 	return append([]string{"proxy", "--node", nameProxySrc, "--mode", mode, "--lan-listen", c.a.lan,
-		"--wan-peer", c.wanPeer(), "--key", filepath.Join(c.work, "key-src"), "--peer-fp", c.fpDst,
+		"--wan-peer", c.wanPeer(), "--key", c.keyDir(nameProxySrc), "--peer-fp", c.fps[nameProxyDst],
+		"--lan-peer-fp", c.fps[nameSrc],
 		"--metrics", c.a.srcProxyMetrics, "--record", c.cfg.Out}, c.windowArgs()...)
 }
 
@@ -158,12 +171,20 @@ func (c *chain) linkArgs() []string {
 		"--rtt", c.cfg.RTT.String(), "--metrics", c.a.linkMetrics}
 	if c.cfg.Cross > 0 {
 		args = append(args, "--cross", rateArg(c.cfg.Cross))
+		if n := c.cfg.scale().CrossPacket; n > 0 {
+			args = append(args, "--cross-packet", strconv.Itoa(n))
+		}
 	}
 	return args
 }
 
 // rateArg writes a rate in bytes per second as the daemons' flags take it.
-func rateArg(bps float64) string { return fmt.Sprintf("%gKB/s", bps/1000) }
+func rateArg(bps float64) string {
+	if math.IsInf(bps, 1) {
+		return "unlimited"
+	}
+	return fmt.Sprintf("%gKB/s", bps/1000)
+}
 
 // switchMode restarts both proxies in mode (SIGTERM: nothing is lost, src
 // keeps every unacknowledged file) and returns the CPU time each used.

@@ -24,6 +24,24 @@ type Scale struct {
 	// OptimizeLimit bounds the optimized phase; reaching it is a failure
 	// (the run did not drain).
 	OptimizeLimit time.Duration
+	// LineScale multiplies the seed's line (2 Mbit/s with 70 KB/s of cross
+	// traffic) to give the scale's default line, so that a run as large as
+	// the seed's finishes in a reasonable time; its figures are then also
+	// given in seed units (rates / LineScale, durations × LineScale).
+	// 0 means 1.
+	LineScale float64
+	// Thin creates the VMs thin: runs of zero blocks as NBD WRITE_ZEROES,
+	// as `qemu-img convert -n` does, instead of thick (zeros as data).
+	Thin bool
+	// OneByOne creates the clones of a phase one after another instead of
+	// side by side.
+	OneByOne bool
+	// CrossPacket is the size of a cross-traffic packet on the simulated
+	// line (0: the link simulator's 200 bytes, a VoIP packet). A scaled
+	// line scales it too, so the cross traffic keeps the seed's 350
+	// packets a second: at 3500 a second the simulator's packet clock
+	// fell behind on a loaded machine (185 KB/s instead of 700 KB/s).
+	CrossPacket int
 }
 
 // Scales are the presets, by name.
@@ -31,7 +49,20 @@ var Scales = map[string]Scale{
 	"tiny":  {Name: "tiny", TemplateSize: 8 << 20, Passthrough: 15 * time.Second, OptimizeLimit: 90 * time.Second},
 	"small": {Name: "small", TemplateSize: 256 << 20, Passthrough: 100 * time.Second, OptimizeLimit: 6 * time.Minute},
 	"full":  {Name: "full", TemplateSize: 1 << 30, Passthrough: 120 * time.Second, OptimizeLimit: 40 * time.Minute},
+	// seed: the seed's own sizes (three 12 GiB VMs from one template,
+	// created one after another) on a line 10x the seed's; thin, because
+	// thick images, their journals and the destination's copies would need
+	// about 120 GB of disk (docs/bench.md).
+	"seed": {Name: "seed", TemplateSize: 12 << 30, Passthrough: 4 * time.Minute, OptimizeLimit: 4 * time.Hour,
+		LineScale: 10, Thin: true, OneByOne: true, CrossPacket: 2000},
 }
+
+// seedRate and seedCross are the seed's line and cross traffic in bytes per
+// second (the default line of every scale, times its LineScale).
+const (
+	seedRate  = 250_000
+	seedCross = 70_000
+)
 
 // DefaultScale is the scale of `make demo`.
 const DefaultScale = "small"
@@ -57,12 +88,14 @@ type Config struct {
 	// Seed of the generated workload (default 1).
 	Seed uint64
 	// Rate of the simulated line in bytes per second (default 250000 =
-	// 2 Mbit/s).
+	// 2 Mbit/s, times the scale's LineScale). +Inf: no rate limit (the
+	// proxies then keep their default window sizing and cross traffic
+	// defaults to none).
 	Rate float64
 	// RTT of the simulated line (default 40ms).
 	RTT time.Duration
-	// Cross is the cross traffic in bytes per second (default 70000); a
-	// negative value means none.
+	// Cross is the cross traffic in bytes per second (default 70000, times
+	// the scale's LineScale); a negative value means none.
 	Cross float64
 	// NoLink connects the proxies directly, without the link simulator
 	// (development only: nothing limits the rate, speed-ups are meaningless).
@@ -70,8 +103,20 @@ type Config struct {
 	// Prime loads the template into the destination edge's chunk store
 	// before the run (a real-world option; off by default, reported).
 	Prime bool
-	// Passthrough overrides the scale's pass-through phase length.
+	// Passthrough overrides the scale's pass-through phase length; a
+	// negative value means no pass-through phase: the chain starts
+	// optimizing and every clone is created in the optimized phase, one
+	// after another.
 	Passthrough time.Duration
+	// Thin creates the VMs thin whatever the scale (see Scale.Thin).
+	Thin bool
+	// Limit overrides the optimized phase's time limit (default: the
+	// scale's; with Images, at least the time the line needs for every
+	// written byte uncompressed).
+	Limit time.Duration
+	// NoEstimate skips the offline estimate (sim/estimate) of the images
+	// after the run.
+	NoEstimate bool
 	// Progress receives a progress line every few seconds and the final
 	// table (default os.Stdout; io.Discard to silence).
 	Progress io.Writer
@@ -89,15 +134,19 @@ func (c Config) withDefaults() Config {
 	if c.Seed == 0 {
 		c.Seed = 1
 	}
+	ls := Scales[c.Scale].lineScale()
 	if c.Rate == 0 {
-		c.Rate = 250_000
+		c.Rate = seedRate * ls
 	}
 	if c.RTT == 0 {
 		c.RTT = 40 * time.Millisecond
 	}
-	if c.Cross == 0 {
-		c.Cross = 70_000
-	} else if c.Cross < 0 {
+	switch {
+	case c.Cross == 0 && math.IsInf(c.Rate, 1):
+		c.Cross = 0 // no cross traffic on an unlimited line unless asked
+	case c.Cross == 0:
+		c.Cross = seedCross * ls
+	case c.Cross < 0:
 		c.Cross = 0
 	}
 	if c.Progress == nil {
@@ -123,19 +172,21 @@ func (c Config) validate() error {
 		return fmt.Errorf("%w: --images needs at least 2 images (the last one is created in the optimized phase)", ErrConfig)
 	case len(c.Images) > 16:
 		return fmt.Errorf("%w: %d images: at most 16", ErrConfig, len(c.Images))
-	case c.Rate <= 0 || math.IsInf(c.Rate, 0) || math.IsNaN(c.Rate):
-		return fmt.Errorf("%w: line rate %v: want a finite positive rate", ErrConfig, c.Rate)
+	case !(c.Rate > 0):
+		return fmt.Errorf("%w: line rate %v: want a positive rate (or unlimited)", ErrConfig, c.Rate)
+	case math.IsInf(c.Cross, 0) || math.IsNaN(c.Cross):
+		return fmt.Errorf("%w: cross traffic %v: want a finite rate", ErrConfig, c.Cross)
 	case c.Cross >= c.Rate:
 		return fmt.Errorf("%w: cross traffic %.0f B/s fills the whole line (%.0f B/s)", ErrConfig, c.Cross, c.Rate)
 	case c.RTT < 0 || c.RTT > 10*time.Second:
 		return fmt.Errorf("%w: RTT %v: want 0..10s", ErrConfig, c.RTT)
-	case c.Passthrough < 0:
-		return fmt.Errorf("%w: negative pass-through phase %v", ErrConfig, c.Passthrough)
+	case c.Limit < 0:
+		return fmt.Errorf("%w: negative time limit %v", ErrConfig, c.Limit)
 	case c.Prime && len(c.Images) > 0 && c.Template == "":
 		return fmt.Errorf("%w: --prime with --images needs --template IMG (the image the DR site already holds)", ErrConfig)
 	}
 	if _, ok := Scales[c.Scale]; !ok {
-		return fmt.Errorf("%w: unknown scale %q (tiny, small, full)", ErrConfig, c.Scale)
+		return fmt.Errorf("%w: unknown scale %q (tiny, small, full, seed)", ErrConfig, c.Scale)
 	}
 	return nil
 }
@@ -143,8 +194,29 @@ func (c Config) validate() error {
 // scale is the selected preset with overrides applied.
 func (c Config) scale() Scale {
 	s := Scales[c.Scale]
-	if c.Passthrough > 0 {
+	if c.Passthrough != 0 {
 		s.Passthrough = c.Passthrough
+	}
+	if s.Passthrough < 0 { // all clones in the optimized phase, one after another
+		s.OneByOne = true
+	}
+	s.Thin = s.Thin || c.Thin
+	if c.Limit > 0 {
+		s.OptimizeLimit = c.Limit
 	}
 	return s
 }
+
+// lineScale is LineScale, 1 when unset.
+func (s Scale) lineScale() float64 {
+	if s.LineScale > 0 {
+		return s.LineScale
+	}
+	return 1
+}
+
+// noPassthrough reports whether the run has no pass-through phase.
+func (s Scale) noPassthrough() bool { return s.Passthrough < 0 }
+
+// unlimited reports whether the line has no rate limit.
+func (c Config) unlimited() bool { return math.IsInf(c.Rate, 1) }

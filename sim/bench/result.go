@@ -10,6 +10,7 @@ import (
 
 	"github.com/aimwan/aimwan/internal/durable"
 	"github.com/aimwan/aimwan/reports"
+	"github.com/aimwan/aimwan/sim/estimate"
 )
 
 // Projection size: the seed's "36 GB would take 3.06 h instead of 42.7 h".
@@ -46,14 +47,59 @@ type Result struct {
 	LineUsePct  float64         `json:"line_use_pct"`   // link bytes / (line - cross) in the optimized phase
 	CacheHitPct float64         `json:"cache_hit_pct"`  // chunks sent as references, optimized phase
 	ProxyFlags  []string        `json:"proxy_flags"`    // settings given to the proxies besides addresses and keys
+
+	// Creation says how the VMs were created: "thick" or "thin", "side by
+	// side" or "one after another".
+	Creation string `json:"creation"`
+	// WrittenBytes are the bytes written through NBD as data (all clones);
+	// ZeroedBytes those written as WRITE_ZEROES (thin creation).
+	WrittenBytes int64 `json:"written_bytes"`
+	ZeroedBytes  int64 `json:"zeroed_bytes"`
+	// PeakRSS is each daemon's peak resident set size (VmHWM), by name;
+	// the proxies per phase ("proxy-src/optimize"), as they restart at the
+	// switch.
+	PeakRSS map[string]int64 `json:"peak_rss_bytes"`
+	// Estimate is the offline estimate of the clones (sim/estimate):
+	// content-defined chunks, unique ones each compressed with zstd -3.
+	// EstimateBytes is its total and WireVsEstimate = wire_bytes /
+	// estimate_bytes (at most 1: the pair sent no more than an offline
+	// dedupe+compress would need).
+	Estimate       *estimate.Result `json:"estimate,omitempty"`
+	EstimateBytes  int64            `json:"estimate_bytes,omitempty"`
+	WireVsEstimate float64          `json:"wire_vs_estimate,omitempty"`
+	// LineScale is the scale's line multiplier (10 at scale seed: 20
+	// Mbit/s); SeedUnits then holds the figures converted to the seed's
+	// line.
+	LineScale float64    `json:"line_scale"`
+	SeedUnits *SeedUnits `json:"seed_units,omitempty"`
+}
+
+// SeedUnits are the figures of a run on a line LineScale times the seed's,
+// converted to the seed's line: rates divided by LineScale, durations
+// multiplied by it (the same bytes over a line that many times slower take
+// that many times longer). Speed-ups and data reduction are ratios and need
+// no conversion.
+type SeedUnits struct {
+	LineKBps              float64    `json:"line_kbps"`
+	PassthroughKBps       float64    `json:"passthrough_kbps"`
+	EffectiveKBps         float64    `json:"effective_kbps"`
+	PeakKBps              float64    `json:"peak_kbps"`
+	PassthroughMin        float64    `json:"passthrough_min"`           // length of the pass-through phase
+	OptimizedMin          float64    `json:"optimized_min"`             // length of the optimized phase
+	TimeLatencyEndPassMin float64    `json:"time_latency_end_pass_min"` // at the end of pass-through
+	Projection            Projection `json:"projection_36gb"`
 }
 
 // LinkInfo is the simulated line.
 type LinkInfo struct {
-	Simulated bool    `json:"simulated"` // false: proxies connected directly (development)
+	Simulated bool    `json:"simulated"`           // false: proxies connected directly (development)
+	Unlimited bool    `json:"unlimited,omitempty"` // no rate limit (rate_bytes_per_s is then 0)
 	RateBps   float64 `json:"rate_bytes_per_s"`
 	RTTMs     float64 `json:"rtt_ms"`
 	CrossBps  float64 `json:"cross_bytes_per_s"`
+	// CrossPacket is the cross-traffic packet size when the scale sets one
+	// (0: the link simulator's 200 bytes).
+	CrossPacket int `json:"cross_packet_bytes,omitempty"`
 }
 
 // PhaseResult is what one phase achieved.
@@ -67,6 +113,7 @@ type PhaseResult struct {
 	LinkBytes       int64    `json:"link_bytes"`     // link forward bytes (IP/UDP headers included)
 	LinkKBps        float64  `json:"link_kbps"`      // link forward rate
 	LinkDrops       int64    `json:"link_drops"`     // packets the link dropped (queue, loss)
+	CrossKBps       float64  `json:"cross_kbps"`     // cross traffic the link queued, per second
 	TimeLatencyEndS float64  `json:"time_latency_end_s"`
 	TimeLatencyMaxS float64  `json:"time_latency_max_s"`
 	OldestUnackedS  float64  `json:"oldest_unacked_end_s"` // src: age of the oldest write not yet acked (its RPO) at the end
@@ -144,29 +191,45 @@ func (r *Result) PrintTable(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(a, b, c string) { fmt.Fprintf(tw, "%s\t%s\t%s\n", a, b, c) }
 	pt, opt := r.phase("passthrough"), r.phase("optimize")
+	_, hasPass := r.hasPhase("passthrough")
 	row("FIGURE", "SEED", "THIS RUN")
-	link := "direct (no link simulator)"
-	if r.Link.Simulated {
-		link = fmt.Sprintf("%.0f KB/s, RTT %.0f ms, cross %.0f KB/s", r.LineKBps, r.Link.RTTMs, r.Link.CrossBps/1e3)
+	row("Line", "240 KB/s (2 Mbit/s), VoIP ≈70 KB/s", r.lineText())
+	row("VMs created", "3 × 12 GB from one template", fmt.Sprintf("%s; %s written as data, %s as zeroes", r.Creation,
+		mb(float64(r.WrittenBytes)), mb(float64(r.ZeroedBytes))))
+	if hasPass {
+		row("Pass-through rate (journal bytes on the line)", "≈ line", fmt.Sprintf("%.0f KB/s (%s line) for %s; %s destaged (%.0f KB/s)",
+			r.PassthroughKBps, times(r.PassthroughKBps, r.LineKBps), minsec(pt.DurationS), mb(float64(pt.DestagedBytes)), pt.KBps))
+		row("Time Latency, end of pass-through", "20 → 40 min (growing)", fmt.Sprintf("%s (growing; oldest unacked write at src: %s)",
+			latency(pt.TimeLatencyEndS), minsec(pt.OldestUnackedS)))
+		row("Src Data, end of pass-through", "—", mb(float64(pt.SrcDataEndBytes)))
+	} else {
+		row("Pass-through phase", "20+ min", "none: every clone created in the optimized phase")
 	}
-	row("Line", "240 KB/s (2 Mbit/s), VoIP ≈70 KB/s", link)
-	row("Pass-through rate (journal bytes on the line)", "≈ line", fmt.Sprintf("%.0f KB/s (%.2fx line) for %s; %s destaged (%.0f KB/s)",
-		r.PassthroughKBps, r.PassthroughKBps/r.LineKBps, minsec(pt.DurationS), mb(float64(pt.DestagedBytes)), pt.KBps))
-	row("Time Latency, end of pass-through", "20 → 40 min (growing)", fmt.Sprintf("%s (growing; oldest unacked write at src: %s)",
-		latency(pt.TimeLatencyEndS), minsec(pt.OldestUnackedS)))
-	row("Src Data, end of pass-through", "—", mb(float64(pt.SrcDataEndBytes)))
-	row("Peak speed-up (best minute of destage)", "20x = 5100 KB/s", fmt.Sprintf("%.1fx = %.0f KB/s (bursty: files land together; best 10 s: %.0fx)",
-		r.PeakSpeedup, r.PeakSpeedup*r.LineKBps, opt.Peak10sKBps/r.LineKBps))
-	row("Effective rate, optimized", "14.2x = 3425 KB/s over 102 min", fmt.Sprintf("%.1fx = %.0f KB/s over %s", r.Speedup, r.EffectiveKBps, minsec(r.ElapsedS)))
+	if r.LineKBps > 0 {
+		row("Peak speed-up (best minute of destage)", "20x = 5100 KB/s", fmt.Sprintf("%.1fx = %.0f KB/s (bursty: files land together; best 10 s: %.0fx)",
+			r.PeakSpeedup, r.PeakSpeedup*r.LineKBps, opt.Peak10sKBps/r.LineKBps))
+		row("Effective rate, optimized", "14.2x = 3425 KB/s over 102 min", fmt.Sprintf("%.1fx = %.0f KB/s over %s", r.Speedup, r.EffectiveKBps, minsec(r.ElapsedS)))
+	} else {
+		row("Ingest, optimized (unlimited line)", "—", fmt.Sprintf("%.1f MB/s over %s (best minute %.1f MB/s)", r.EffectiveKBps/1e3, minsec(r.ElapsedS), opt.PeakKBps/1e3))
+	}
 	row("Logical / wire bytes, optimized", "20 GB / —", fmt.Sprintf("%s / %s (%.1fx reduction)", mb(float64(r.LogicalBytes)), mb(float64(r.WireBytes)), r.ReductionX))
-	row("Line use, optimized", "saturated", fmt.Sprintf("%.0f%% of line minus cross (%.0f KB/s on the link)", r.LineUsePct, opt.LinkKBps))
+	row("Offline estimate (8 KiB chunks, unique ones zstd -3)", "—", r.estimateText())
+	if r.LineKBps > 0 {
+		row("Line use, optimized", "saturated", fmt.Sprintf("%.0f%% of line minus cross (%.0f KB/s on the link)", r.LineUsePct, opt.LinkKBps))
+	}
 	caught := "NOT caught up"
 	if r.Drained {
 		caught = "every volume caught up; on a quiet volume it grows by definition"
 	}
 	row("Time Latency, end of optimized", "—", fmt.Sprintf("%s (%s)", minsec(opt.TimeLatencyEndS), caught))
 	row("36 GB at pass-through / optimized", "42.7 h / 3.06 h", hours(r.Projection.PassthroughH)+" / "+hours(r.Projection.EffectiveH))
+	if u := r.SeedUnits; u != nil {
+		row(fmt.Sprintf("In seed units (rates ÷ %g, times × %g)", r.LineScale, r.LineScale), "", fmt.Sprintf(
+			"line %.0f KB/s; pass-through %.0f KB/s for %.0f min; effective %.0f KB/s over %.0f min; 36 GB: %s / %s",
+			u.LineKBps, u.PassthroughKBps, u.PassthroughMin, u.EffectiveKBps, u.OptimizedMin, hours(u.Projection.PassthroughH), hours(u.Projection.EffectiveH)))
+	}
 	row("Proxy CPU, optimized (src / dst edge)", "—", fmt.Sprintf("%.0f%% / %.0f%% of one core", r.CPU[nameProxySrc+"/optimize"].Percent, r.CPU[nameProxyDst+"/optimize"].Percent))
+	row("Proxy peak RSS, optimized (src / dst edge)", "—", fmt.Sprintf("%s / %s", mib(r.PeakRSS[nameProxySrc+"/optimize"]), mib(r.PeakRSS[nameProxyDst+"/optimize"])))
 	row("DR cache primed with the template", "—", yesNo(r.Primed))
 	row("Verified (SHA-256, every volume)", "yes", yesNo(r.Verified))
 	tw.Flush()
@@ -175,13 +238,53 @@ func (r *Result) PrintTable(w io.Writer) {
 	}
 }
 
-func (r *Result) phase(name string) PhaseResult {
+// lineText describes the line for the table.
+func (r *Result) lineText() string {
+	switch {
+	case !r.Link.Simulated:
+		return "direct (no link simulator)"
+	case r.Link.Unlimited:
+		return fmt.Sprintf("unlimited, RTT %.0f ms, cross %.0f KB/s", r.Link.RTTMs, r.Link.CrossBps/1e3)
+	}
+	return fmt.Sprintf("%.0f KB/s, RTT %.0f ms, cross %.0f KB/s", r.LineKBps, r.Link.RTTMs, r.Link.CrossBps/1e3)
+}
+
+// estimateText compares the wire bytes with the offline estimate.
+func (r *Result) estimateText() string {
+	if r.Estimate == nil {
+		return "not computed"
+	}
+	return fmt.Sprintf("%s for the clones' %s: wire / estimate = %.2f", mb(float64(r.EstimateBytes)), mb(float64(r.Estimate.Bytes)), r.WireVsEstimate)
+}
+
+// times is a/b as "0.74x", or "—" without b.
+func times(a, b float64) string {
+	if b <= 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.2fx", a/b)
+}
+
+// mib formats a memory size in MiB; 0 is unknown.
+func mib(n int64) string {
+	if n <= 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20))
+}
+
+func (r *Result) hasPhase(name string) (PhaseResult, bool) {
 	for _, p := range r.Phases {
 		if p.Name == name {
-			return p
+			return p, true
 		}
 	}
-	return PhaseResult{Name: name}
+	return PhaseResult{Name: name}, false
+}
+
+func (r *Result) phase(name string) PhaseResult {
+	p, _ := r.hasPhase(name)
+	return p
 }
 
 func yesNo(b bool) string {

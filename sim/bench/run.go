@@ -116,8 +116,14 @@ func (r *run) newResult() *Result {
 	cfg := r.cfg
 	res := &Result{LineKBps: cfg.Rate / 1e3, Scale: r.sc.Name, Workload: "generated", Primed: cfg.Prime,
 		Link: LinkInfo{Simulated: !cfg.NoLink, RateBps: cfg.Rate, RTTMs: float64(cfg.RTT) / 1e6, CrossBps: cfg.Cross},
-		CPU:  map[string]CPU{}, StartedAt: r.start.UTC(),
-		ProxyFlags: r.c.windowArgs()}
+		CPU:  map[string]CPU{}, PeakRSS: map[string]int64{}, StartedAt: r.start.UTC(),
+		ProxyFlags: r.c.windowArgs(), LineScale: r.sc.lineScale(), Creation: r.creation()}
+	if cfg.Cross > 0 {
+		res.Link.CrossPacket = r.sc.CrossPacket
+	}
+	if cfg.unlimited() { // JSON has no infinity
+		res.LineKBps, res.Link.RateBps, res.Link.Unlimited = 0, 0, true
+	}
 	if len(cfg.Images) > 0 {
 		res.Workload = "images"
 	} else {
@@ -126,19 +132,38 @@ func (r *run) newResult() *Result {
 	return res
 }
 
+// creation describes how the VMs are created.
+func (r *run) creation() string {
+	s := "thick"
+	if r.sc.Thin {
+		s = "thin"
+	}
+	if r.sc.OneByOne {
+		return s + ", one after another"
+	}
+	return s + ", side by side in each phase"
+}
+
 // setUp makes identities, primes the cache if asked and starts the chain in
-// pass-through.
+// pass-through (in optimize without a pass-through phase).
 func (r *run) setUp(ctx context.Context) error {
 	out := r.cfg.Progress
 	var total int64
 	for _, im := range r.ws.images {
 		total += im.size
 	}
-	fmt.Fprintf(out, "aimwan bench: scale %s, %d clones (%s each, %s in all, %s), pass-through phase %s\n",
-		r.sc.Name, len(r.ws.images), mb(float64(r.ws.images[0].size)), mb(float64(total)), r.res.Workload, r.sc.Passthrough)
-	if r.cfg.NoLink {
+	pass := "pass-through phase " + r.sc.Passthrough.String()
+	if r.sc.noPassthrough() {
+		pass = "no pass-through phase"
+	}
+	fmt.Fprintf(out, "aimwan bench: scale %s, %d clones (%s each, %s in all, %s, created %s), %s\n",
+		r.sc.Name, len(r.ws.images), mb(float64(r.ws.images[0].size)), mb(float64(total)), r.res.Workload, r.res.Creation, pass)
+	switch {
+	case r.cfg.NoLink:
 		fmt.Fprintln(out, "aimwan bench: NO LINK SIMULATOR: proxies connected directly; rates are not a WAN's")
-	} else {
+	case r.cfg.unlimited():
+		fmt.Fprintf(out, "aimwan bench: line unlimited, RTT %s, cross traffic %.0f KB/s; run folder %s\n", r.cfg.RTT, r.cfg.Cross/1e3, r.cfg.Out)
+	default:
 		fmt.Fprintf(out, "aimwan bench: line %.0f KB/s, RTT %s, cross traffic %.0f KB/s; run folder %s\n",
 			r.cfg.Rate/1e3, r.cfg.RTT, r.cfg.Cross/1e3, r.cfg.Out)
 	}
@@ -160,50 +185,46 @@ func (r *run) setUp(ctx context.Context) error {
 		fmt.Fprintf(out, "aimwan bench: DR cache primed: %s\n", msg)
 		r.res.Notes = append(r.res.Notes, "the destination edge's cache was primed with the template (--prime): "+msg)
 	}
-	if err := r.c.start(ctx, phasePass); err != nil {
+	mode := phasePass
+	if r.sc.noPassthrough() {
+		mode = phaseOpt
+	}
+	if err := r.c.start(ctx, mode); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "aimwan bench: chain up (%s); logs in %s\n", r.c.names(), r.c.logs)
 	return nil
 }
 
-// phases runs pass-through then optimize.
+// phases runs pass-through (unless the scale has none) then optimize.
 func (r *run) phases(ctx context.Context) error {
 	imgs := r.ws.images
-	first, last := imgs[:len(imgs)-1], imgs[len(imgs)-1:]
+	last := imgs[len(imgs)-1:]
 	out := r.cfg.Progress
+	mode := createMode{thin: r.sc.Thin, oneByOne: r.sc.OneByOne}
 
-	t0 := time.Now()
-	r.s.setPhase(phasePass, t0)
-	p0 := r.s.take(ctx)
-	fmt.Fprintf(out, "phase 1, pass-through: creating %s from the template (thick, through NBD)\n", strings.Join(labels(first), ", "))
-	if err := create(ctx, r.c.a.nbd, first, func(int, int64) {}); err != nil {
+	t0, t1 := time.Now(), time.Now()
+	var p1 point
+	if r.sc.noPassthrough() {
+		last = imgs
+		r.s.setPhase(phaseOpt, t1)
+		p1 = r.s.take(ctx)
+	} else {
+		var err error
+		if t1, p1, err = r.passthrough(ctx, imgs[:len(imgs)-1], mode); err != nil {
+			return err
+		}
+	}
+	phase2 := "phase 2"
+	if r.sc.noPassthrough() {
+		phase2 = "optimized phase (no pass-through)"
+	}
+	fmt.Fprintf(out, "%s: creating %s%s\n", phase2, strings.Join(labels(last), ", "), mode.how(len(last)))
+	if err := create(ctx, r.c.a.nbd, last, mode, func(int, int64) {}); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "phase 1: %s created in %s; replicating until %s\n", strings.Join(labels(first), ", "), since(t0), r.sc.Passthrough)
-	if err := r.waitUntil(ctx, t0.Add(r.sc.Passthrough)); err != nil {
-		return err
-	}
-	p1 := r.s.take(ctx)
-	t1 := time.Now()
-	r.s.setPhase(phaseOpt, t1)
-	fmt.Fprintln(out, "phase 2, optimize: restarting both proxies with --mode optimize (src keeps every unacked file)")
-	cpuSrc, cpuDst, err := r.c.switchMode(ctx, phaseOpt)
-	if err != nil {
-		return err
-	}
-	r.res.CPU[nameProxySrc+"/"+phasePass] = cpuOver(cpuSrc, t1.Sub(t0))
-	r.res.CPU[nameProxyDst+"/"+phasePass] = cpuOver(cpuDst, t1.Sub(t0))
-	pass := r.phaseResult(phasePass, t0, t1, p0, p1, p1.proxyWire)
-	pass.Created = labels(first)
-	r.res.Phases = append(r.res.Phases, pass)
-
-	fmt.Fprintf(out, "phase 2: creating %s\n", strings.Join(labels(last), ", "))
-	if err := create(ctx, r.c.a.nbd, last, func(int, int64) {}); err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "phase 2: %s created; waiting until everything is destaged (limit %s)\n", strings.Join(labels(last), ", "), r.sc.OptimizeLimit)
-	drainErr := r.waitDrained(ctx, t1.Add(r.sc.OptimizeLimit))
+	fmt.Fprintf(out, "%s: %s created; waiting until everything is destaged (limit %s)\n", phase2, strings.Join(labels(last), ", "), r.limit())
+	drainErr := r.waitDrained(ctx, t1.Add(r.limit()))
 	if drainErr != nil && !errors.Is(drainErr, ErrNotDrained) {
 		return drainErr
 	}
@@ -212,6 +233,7 @@ func (r *run) phases(ctx context.Context) error {
 	t2 := time.Now()
 	hits, misses := r.cacheCounters(ctx)
 	r.stopBg()
+	r.c.recordPeakRSS(r.res.PeakRSS, "/"+phaseOpt)
 	cpu := r.c.stop()
 	for name, used := range cpu {
 		switch name {
@@ -227,8 +249,76 @@ func (r *run) phases(ctx context.Context) error {
 	if hits+misses > 0 {
 		r.res.CacheHitPct = 100 * hits / (hits + misses)
 	}
-	r.res.PhaseMarks = []reports.Phase{{Name: phasePass, Start: t0.UTC(), End: t1.UTC()}, {Name: phaseOpt, Start: t1.UTC(), End: t2.UTC()}}
+	if !r.sc.noPassthrough() {
+		r.res.PhaseMarks = append(r.res.PhaseMarks, reports.Phase{Name: phasePass, Start: t0.UTC(), End: t1.UTC()})
+	}
+	r.res.PhaseMarks = append(r.res.PhaseMarks, reports.Phase{Name: phaseOpt, Start: t1.UTC(), End: t2.UTC()})
 	return drainErr
+}
+
+// passthrough runs phase 1: the first clones are created and replicated
+// through pass-through proxies for the phase's length, then both proxies
+// restart optimizing. It returns when and with which sample phase 2
+// starts.
+func (r *run) passthrough(ctx context.Context, first []*image, mode createMode) (time.Time, point, error) {
+	out := r.cfg.Progress
+	t0 := time.Now()
+	r.s.setPhase(phasePass, t0)
+	p0 := r.s.take(ctx)
+	fmt.Fprintf(out, "phase 1, pass-through: creating %s from the template%s\n", strings.Join(labels(first), ", "), mode.how(len(first)))
+	if err := create(ctx, r.c.a.nbd, first, mode, func(int, int64) {}); err != nil {
+		return t0, p0, err
+	}
+	fmt.Fprintf(out, "phase 1: %s created in %s; replicating until %s\n", strings.Join(labels(first), ", "), since(t0), r.sc.Passthrough)
+	if err := r.waitUntil(ctx, t0.Add(r.sc.Passthrough)); err != nil {
+		return t0, p0, err
+	}
+	p1 := r.s.take(ctx)
+	t1 := time.Now()
+	r.s.setPhase(phaseOpt, t1)
+	fmt.Fprintln(out, "phase 2, optimize: restarting both proxies with --mode optimize (src keeps every unacked file)")
+	r.c.recordPeakRSS(r.res.PeakRSS, "/"+phasePass)
+	cpuSrc, cpuDst, err := r.c.switchMode(ctx, phaseOpt)
+	if err != nil {
+		return t1, p1, err
+	}
+	r.res.CPU[nameProxySrc+"/"+phasePass] = cpuOver(cpuSrc, t1.Sub(t0))
+	r.res.CPU[nameProxyDst+"/"+phasePass] = cpuOver(cpuDst, t1.Sub(t0))
+	pass := r.phaseResult(phasePass, t0, t1, p0, p1, p1.proxyWire)
+	pass.Created = labels(first)
+	r.res.Phases = append(r.res.Phases, pass)
+	return t1, p1, nil
+}
+
+// how describes a creation for progress lines.
+func (m createMode) how(n int) string {
+	s := " (thick, through NBD"
+	if m.thin {
+		s = " (thin: zero blocks as WRITE_ZEROES, through NBD"
+	}
+	if m.oneByOne && n > 1 {
+		s += ", one after another"
+	}
+	return s + ")"
+}
+
+// limit is the optimized phase's time limit: the scale's (or --limit);
+// with the user's images, at least the time the line needs to carry every
+// byte uncompressed (10 MB/s on an unlimited line), since those images may
+// be of any size.
+func (r *run) limit() time.Duration {
+	if r.cfg.Limit > 0 || len(r.cfg.Images) == 0 {
+		return r.sc.OptimizeLimit
+	}
+	var total float64
+	for _, im := range r.ws.images {
+		total += float64(im.size)
+	}
+	rate := 10e6
+	if !r.cfg.unlimited() {
+		rate = r.cfg.Rate - r.cfg.Cross
+	}
+	return max(r.sc.OptimizeLimit, time.Duration(total/rate*float64(time.Second)).Round(time.Second))
 }
 
 // phaseResult sums a phase up from its first and last samples; wire is the
@@ -242,6 +332,7 @@ func (r *run) phaseResult(name string, from, to time.Time, a, b point, wire floa
 	if s := d.Seconds(); s > 0 {
 		pr.KBps = float64(pr.DestagedBytes) / s / 1e3
 		pr.LinkKBps = float64(pr.LinkBytes) / s / 1e3
+		pr.CrossKBps = (b.linkCross - a.linkCross) / s / 1e3
 	}
 	pts := r.s.series()
 	for _, p := range pts {
@@ -285,7 +376,7 @@ func (r *run) waitUntil(ctx context.Context, t time.Time) error {
 func (r *run) waitDrained(ctx context.Context, deadline time.Time) error {
 	var total float64
 	for _, im := range r.ws.images {
-		total += float64(im.size)
+		total += float64(im.sent.data) // dst counts written data, not zeroed ranges
 	}
 	for {
 		if d := r.c.crashedDaemon(); d != nil {
@@ -296,7 +387,7 @@ func (r *run) waitDrained(ctx context.Context, deadline time.Time) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("bench: %s destaged of %s after the %s limit: %w", mb(p.dstLogical), mb(total), r.sc.OptimizeLimit, ErrNotDrained)
+			return fmt.Errorf("bench: %s destaged of %s after the %s limit: %w", mb(p.dstLogical), mb(total), r.limit(), ErrNotDrained)
 		}
 		select {
 		case <-ctx.Done():

@@ -28,6 +28,7 @@ type point struct {
 	proxyWire   float64 // source edge's wire bytes (restarts from 0 with the proxy)
 	proxyLogic  float64 // source edge's logical bytes
 	linkForward float64 // bytes the link delivered toward the destination
+	linkCross   float64 // cross-traffic bytes the link queued toward the destination
 	linkDrops   float64
 }
 
@@ -63,6 +64,7 @@ func (s *sampler) take(ctx context.Context) point {
 	if s.link != nil {
 		if lm, err := s.link.sample(ctx); err == nil {
 			p.linkForward = forward(lm.byLabel(metrics.LinkBytes, "direction"))
+			p.linkCross = forward(lm.byLabel(metrics.LinkCrossBytes, "direction"))
 			p.linkDrops = lm.sum(metrics.LinkDrops)
 		}
 	}

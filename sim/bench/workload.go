@@ -5,12 +5,12 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"github.com/aimwan/aimwan/nbd"
 	"io"
 	"os"
 	"path/filepath"
 	"sync"
 
+	"github.com/aimwan/aimwan/nbd"
 	"github.com/aimwan/aimwan/sim/workload"
 )
 
@@ -22,6 +22,7 @@ type image struct {
 	size   int64
 	close  func() error
 	sha    [32]byte // SHA-256 of what was written (set by create)
+	sent   written  // what creating it sent through NBD (set by create)
 }
 
 // workloadSet is the images of a run and the template they came from.
@@ -93,31 +94,45 @@ func (ws *workloadSet) writeTemplate(ctx context.Context, path string) error {
 	return ws.template.WriteFile(ctx, path)
 }
 
+// createMode is how VMs are created.
+type createMode struct {
+	thin     bool // zero blocks as WRITE_ZEROES, not as data
+	oneByOne bool // one image after another, not side by side
+}
+
 // create writes images through src's NBD export at addr, each into its own
-// volume, concurrently (VMs created side by side), thick: every block as
-// data. written is told each image's progress.
-func create(ctx context.Context, addr string, imgs []*image, written func(i int, n int64)) error {
+// volume, side by side (VMs created at once) or one after another. written
+// is told each image's progress.
+func create(ctx context.Context, addr string, imgs []*image, mode createMode, written func(i int, n int64)) error {
+	if mode.oneByOne {
+		for i, im := range imgs {
+			if err := createOne(ctx, addr, im, mode.thin, func(n int64) { written(i, n) }); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(imgs))
 	for i, im := range imgs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = createOne(ctx, addr, im, func(n int64) { written(i, n) })
+			errs[i] = createOne(ctx, addr, im, mode.thin, func(n int64) { written(i, n) })
 		}()
 	}
 	wg.Wait()
 	return errors.Join(errs...)
 }
 
-func createOne(ctx context.Context, addr string, im *image, progress func(int64)) error {
+func createOne(ctx context.Context, addr string, im *image, thin bool, progress func(int64)) error {
 	c, err := nbd.Dial(ctx, addr, im.volume)
 	if err != nil {
 		return fmt.Errorf("create %s on %s: %w", im.label, im.volume, err)
 	}
 	defer c.Close()
 	h := sha256.New()
-	if err := writeImage(ctx, c, im.r, im.size, h, progress); err != nil {
+	if im.sent, err = writeImage(ctx, c, im.r, im.size, thin, h, progress); err != nil {
 		return fmt.Errorf("create %s on %s: %w", im.label, im.volume, err)
 	}
 	copy(im.sha[:], h.Sum(nil))

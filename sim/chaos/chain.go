@@ -51,8 +51,8 @@ type chain struct {
 	dstListen, dstControl         string
 	srcImages, dstImages          map[string]string // volume -> image path
 	snapshots, cache              string
-	disk                          string // a tmpfs holding dst's buffer, when mounted ("" if not)
-	srcKey, dstKey, srcFP, dstFP  string
+	disk                          string            // a tmpfs holding dst's buffer, when mounted ("" if not)
+	keys, fps                     map[string]string // daemon -> identity folder, fingerprint
 }
 
 // newChain lays out the work folder, makes the proxies' identities and
@@ -60,7 +60,7 @@ type chain struct {
 func newChain(ctx context.Context, cfg Config, dir string, linkFlags map[string]bool, disk string) (*chain, error) {
 	c := &chain{cfg: cfg, dir: dir, link: linkFlags != nil && !cfg.Direct, linkFlags: linkFlags, direct: cfg.Direct, srcImages: map[string]string{}, dstImages: map[string]string{},
 		snapshots: filepath.Join(dir, "dst", "snapshots"), cache: filepath.Join(dir, "proxy-dst", "cache"),
-		srcKey: filepath.Join(dir, "proxy-src", "key"), dstKey: filepath.Join(dir, "proxy-dst", "key"), disk: disk}
+		keys: map[string]string{}, fps: map[string]string{}, disk: disk}
 	for _, d := range []string{"logs", "src", "dst", "proxy-src", "proxy-dst"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			return nil, fmt.Errorf("chaos: work folder: %w", err)
@@ -75,12 +75,15 @@ func newChain(ctx context.Context, cfg Config, dir string, linkFlags map[string]
 			return nil, err
 		}
 	}
-	var err error
-	if c.srcFP, err = procs.Keygen(ctx, cfg.Bin, c.srcKey); err != nil {
-		return nil, fmt.Errorf("chaos: %w", err)
-	}
-	if c.dstFP, err = procs.Keygen(ctx, cfg.Bin, c.dstKey); err != nil {
-		return nil, fmt.Errorf("chaos: %w", err)
+	// Every daemon has its identity and pins its neighbours: every leg is
+	// mutual TLS, as an operator runs it.
+	for _, d := range []string{"src", "dst", "proxy-src", "proxy-dst"} {
+		c.keys[d] = filepath.Join(dir, d, "key")
+		fp, err := procs.Keygen(ctx, cfg.Bin, c.keys[d])
+		if err != nil {
+			return nil, fmt.Errorf("chaos: %w", err)
+		}
+		c.fps[d] = fp
 	}
 	ports, err := procs.FreePorts(10)
 	if err != nil {
@@ -121,7 +124,8 @@ func (c *chain) makeProcs() {
 		return
 	}
 	c.proxyDst = c.all.Add("proxy-dst", []string{"proxy", "--wan-listen", c.wanAddr, "--lan-forward", c.dstListen,
-		"--mode", c.cfg.Mode, "--key", c.dstKey, "--peer-fp", c.srcFP, "--cache", c.cache,
+		"--mode", c.cfg.Mode, "--key", c.keys["proxy-dst"], "--peer-fp", c.fps["proxy-src"],
+		"--lan-peer-fp", c.fps["dst"], "--cache", c.cache,
 		"--metrics", c.proxyDstMetr, "--rtt", linkRTT, "--link-rate", linkRate}, c.proxyDstMetr)
 	peer := c.wanAddr
 	if c.link {
@@ -133,19 +137,20 @@ func (c *chain) makeProcs() {
 		c.linkProc = c.all.Add("link", c.linkArgs(""), ready...)
 	}
 	c.proxySrc = c.all.Add("proxy-src", []string{"proxy", "--lan-listen", c.lanAddr, "--wan-peer", peer,
-		"--mode", c.cfg.Mode, "--key", c.srcKey, "--peer-fp", c.dstFP, "--metrics", c.proxySrcMetrics,
+		"--mode", c.cfg.Mode, "--key", c.keys["proxy-src"], "--peer-fp", c.fps["proxy-dst"],
+		"--lan-peer-fp", c.fps["src"], "--metrics", c.proxySrcMetrics,
 		"--rtt", linkRTT, "--link-rate", linkRate}, c.lanAddr, c.proxySrcMetrics)
 	c.src = c.all.Add("src", c.srcArgs(""), c.nbdAddr, c.srcControl)
 }
 
 // srcArgs are src's arguments, with a buffer limit when limit is not "".
 func (c *chain) srcArgs(limit string) []string {
-	push := c.lanAddr
+	push, next := c.lanAddr, "proxy-src"
 	if c.direct {
-		push = c.dstListen
+		push, next = c.dstListen, "dst"
 	}
-	a := []string{"src", "--node", "chaos-src", "--buffer", filepath.Join(c.dir, "src", "buffer"),
-		"--nbd", c.nbdAddr, "--push", push, "--control", c.srcControl, "--metrics", "off",
+	a := []string{"src", "--node", "chaos-src", "--buffer", c.srcBuffer(),
+		"--key", c.keys["src"], "--peer-fp", c.fps[next], "--nbd", c.nbdAddr, "--push", push, "--control", c.srcControl, "--metrics", "off",
 		"--file-size", srcFileSize, "--group", groupName + "=" + strings.Join(volumeNames, ",")}
 	if c.cfg.Coalesce > 0 {
 		a = append(a, "--coalesce", c.cfg.Coalesce.String())
@@ -161,14 +166,26 @@ func (c *chain) srcArgs(limit string) []string {
 	return a
 }
 
+// srcBuffer is src's buffer folder (where its control API token is).
+func (c *chain) srcBuffer() string { return filepath.Join(c.dir, "src", "buffer") }
+
+// dstBuffer is dst's buffer folder (where its control API token is).
+func (c *chain) dstBuffer() string {
+	if c.disk != "" {
+		return filepath.Join(c.disk, "buffer")
+	}
+	return filepath.Join(c.dir, "dst", "buffer")
+}
+
 // dstArgs are dst's arguments, with a buffer limit when limit is not "".
 func (c *chain) dstArgs(limit string) []string {
-	buffer := filepath.Join(c.dir, "dst", "buffer")
-	if c.disk != "" {
-		buffer = filepath.Join(c.disk, "buffer")
+	sender := "proxy-dst"
+	if c.direct {
+		sender = "src"
 	}
 	a := []string{"dst", "--node", "chaos-dst", "--listen", c.dstListen, "--control", c.dstControl,
-		"--metrics", "off", "--buffer", buffer, "--snapshots", c.snapshots,
+		"--key", c.keys["dst"], "--peer-fp", c.fps[sender],
+		"--metrics", "off", "--buffer", c.dstBuffer(), "--snapshots", c.snapshots,
 		"--group", groupName + "=" + strings.Join(volumeNames, ",")}
 	for _, v := range volumeNames {
 		a = append(a, "--volume", v+"="+c.dstImages[v])

@@ -15,6 +15,7 @@ import (
 
 	"github.com/aimwan/aimwan/aimdst"
 	"github.com/aimwan/aimwan/aimsrc"
+	"github.com/aimwan/aimwan/internal/ctlapi"
 )
 
 // harness is one run: the chain, the model and what happened so far.
@@ -299,7 +300,7 @@ func (h *harness) marker(ctx context.Context, label string, vols []string) error
 	} else {
 		req.Volume = vols[0]
 	}
-	c := &aimsrc.Client{Addr: h.ch.srcControl}
+	c := h.srcClient()
 	deadline := time.Now().Add(2 * time.Minute)
 	for attempt := 0; ; attempt++ {
 		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
@@ -320,13 +321,18 @@ func (h *harness) marker(ctx context.Context, label string, vols []string) error
 func (h *harness) srcStatus(ctx context.Context) (aimsrc.Status, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	return (&aimsrc.Client{Addr: h.ch.srcControl}).Status(ctx)
+	return h.srcClient().Status(ctx)
+}
+
+// srcClient talks to src's control API with the token src wrote at start.
+func (h *harness) srcClient() *aimsrc.Client {
+	return &aimsrc.Client{Addr: h.ch.srcControl, TokenFile: ctlapi.TokenPath(h.ch.srcBuffer())}
 }
 
 func (h *harness) dstStatus(ctx context.Context) (aimdst.Status, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	return aimdst.FetchStatus(ctx, h.ch.dstControl)
+	return aimdst.FetchStatus(ctx, h.ch.dstControl, ctlapi.TokenPath(h.ch.dstBuffer()))
 }
 
 // waitSrcConsistent waits until no volume is in pull-ahead or resync.

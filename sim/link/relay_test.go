@@ -48,11 +48,7 @@ func startRelay(t testing.TB, to string, line PipeConfig) string {
 // tcpEcho serves TCP and UDP echo on one loopback port until the test ends.
 func echoServer(t testing.TB) string {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
+	pc, ln, err := listenBoth("127.0.0.1:0") // retries when TCP's port is taken
 	if err != nil {
 		t.Fatal(err)
 	}

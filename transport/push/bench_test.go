@@ -26,7 +26,7 @@ func BenchmarkPush(b *testing.B) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ln, stop := startServerStopB(b, &Server{Node: "dst", Handler: discardHandler{}, Logger: log})
 	defer stop()
-	c, err := DialConfig{Logger: log}.Dial(context.Background(), ln, Hello{Node: "src"})
+	c, err := DialConfig{Auth: clientAuth(), Logger: log}.Dial(context.Background(), ln, Hello{Node: "src"})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -14,7 +14,8 @@ import (
 
 // DialConfig tunes a client connection. The zero value means the defaults.
 type DialConfig struct {
-	Timeout     time.Duration // TCP connect plus handshake; default 10s
+	Auth        Auth          // mutual TLS: this node's identity and the pinned servers (required)
+	Timeout     time.Duration // TCP connect, TLS handshake and HELLO; default 10s
 	KeepAlive   time.Duration // PING after this long without writing; default 15s
 	IdleTimeout time.Duration // connection lost after this long without reading; default 60s
 	MaxInFlight int           // files pushed at once (more Push calls wait); default 16
@@ -41,6 +42,9 @@ func (d DialConfig) withDefaults() DialConfig {
 }
 
 func (d DialConfig) validate() error {
+	if err := d.Auth.validate(); err != nil {
+		return fmt.Errorf("push dial: %w", err)
+	}
 	if d.Timeout < 0 || d.KeepAlive < 0 || d.IdleTimeout < 0 || d.MaxInFlight < 0 {
 		return errors.New("push dial: negative limit")
 	}
@@ -71,14 +75,16 @@ type Client struct {
 	err    error           // why the connection ended (set before done closes)
 }
 
-// Dial connects to a push server with the default DialConfig.
-func Dial(ctx context.Context, addr string, hello Hello) (*Client, error) {
-	return DialConfig{}.Dial(ctx, addr, hello)
+// Dial connects to a push server with the default DialConfig and auth.
+func Dial(ctx context.Context, addr string, hello Hello, auth Auth) (*Client, error) {
+	return DialConfig{Auth: auth}.Dial(ctx, addr, hello)
 }
 
-// Dial connects to addr, exchanges hellos, and starts the connection's loops.
-// Connection failures satisfy errors.Is(err, ErrUnavailable); a refused
-// version satisfies errors.Is(err, ErrVersion).
+// Dial connects to addr, runs the TLS handshake (the server must be pinned,
+// and must pin this node), exchanges hellos, and starts the connection's
+// loops. Connection failures satisfy errors.Is(err, ErrUnavailable); a
+// refused version satisfies errors.Is(err, ErrVersion); a server whose
+// fingerprint is not pinned satisfies errors.Is(err, identity.ErrUnknownPeer).
 func (d DialConfig) Dial(ctx context.Context, addr string, hello Hello) (*Client, error) {
 	d = d.withDefaults()
 	if err := d.validate(); err != nil {
@@ -89,24 +95,52 @@ func (d DialConfig) Dial(ctx context.Context, addr string, hello Hello) (*Client
 	}
 	dctx, cancel := context.WithTimeout(ctx, d.Timeout)
 	defer cancel()
-	nc, err := (&net.Dialer{}).DialContext(dctx, "tcp", addr)
+	raw, err := (&net.Dialer{}).DialContext(dctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("push dial %s: %w: %w", addr, ErrUnavailable, err)
 	}
-	peer, err := clientHandshake(dctx, nc, hello)
+	if dl, ok := dctx.Deadline(); ok {
+		raw.SetDeadline(dl)
+	}
+	nc, err := clientTLS(dctx, raw, addr, d.Auth, d.Logger)
 	if err != nil {
-		nc.Close()
+		raw.Close()
 		return nil, fmt.Errorf("push dial %s: %w", addr, err)
 	}
+	peer, err := clientHandshake(dctx, nc, hello)
+	if err != nil {
+		raw.Close()
+		return nil, fmt.Errorf("push dial %s: %w", addr, explainRefused(err, d.Auth))
+	}
+	c := newClient(addr, peer, nc, raw, d)
+	go c.run(c.ctx)
+	return c, nil
+}
+
+// newClient returns a client on a connection whose handshake is done; run
+// starts its loops.
+func newClient(addr string, peer Hello, nc, raw net.Conn, d DialConfig) *Client {
 	cctx, ccancel := context.WithCancel(context.Background())
-	c := &Client{
-		addr: addr, peer: peer, w: newWire(nc, d.KeepAlive, d.IdleTimeout),
+	w := newWire(nc, d.KeepAlive, d.IdleTimeout)
+	w.raw = raw
+	return &Client{
+		addr: addr, peer: peer, w: w,
 		log: d.Logger.With("push_peer", addr), sem: make(chan struct{}, d.MaxInFlight),
 		pending: map[uint64]chan Msg{}, kick: make(chan struct{}, 1),
 		cancel: ccancel, ctx: cctx, done: make(chan struct{}),
 	}
-	go c.run(cctx)
-	return c, nil
+}
+
+// explainRefused names the fix when the server refused this node during
+// the TLS handshake: in TLS 1.3 the client finishes its side first and
+// learns of the refusal (a "bad certificate" alert) on its first read.
+func explainRefused(err error, a Auth) error {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "remote error" {
+		return fmt.Errorf("the server refused this node's certificate (pin this node's fingerprint %s there with --peer-fp): %w",
+			a.Identity.Fingerprint, err)
+	}
+	return err
 }
 
 // clientHandshake sends HELLO and reads HELLO_OK (or a NACK naming why the

@@ -42,10 +42,10 @@ func TestDialErrors(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	if _, err := Dial(context.Background(), addr, Hello{Node: "src"}); !errors.Is(err, ErrUnavailable) {
+	if _, err := Dial(context.Background(), addr, Hello{Node: "src"}, clientAuth()); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("dial to a closed port: %v, want ErrUnavailable", err)
 	}
-	if _, err := Dial(context.Background(), addr, Hello{Node: "../src"}); err == nil || errors.Is(err, ErrUnavailable) {
+	if _, err := Dial(context.Background(), addr, Hello{Node: "../src"}, clientAuth()); err == nil || errors.Is(err, ErrUnavailable) {
 		t.Errorf("dial with a bad node name: %v, want a validation error", err)
 	}
 	// A server that accepts but never answers the hello: Dial gives up.
@@ -54,7 +54,7 @@ func TestDialErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer silent.Close()
-	_, err = DialConfig{Timeout: 200 * time.Millisecond}.Dial(context.Background(), silent.Addr().String(), Hello{Node: "src"})
+	_, err = DialConfig{Auth: clientAuth(), Timeout: 200 * time.Millisecond}.Dial(context.Background(), silent.Addr().String(), Hello{Node: "src"})
 	if !errors.Is(err, ErrUnavailable) {
 		t.Errorf("dial to a silent server: %v, want ErrUnavailable", err)
 	}

@@ -1,11 +1,16 @@
 // Package push implements the LAN push protocol: how a node pushes sealed
 // journal files to the next hop (src → dst, src → source-edge proxy,
-// destination-edge proxy → dst) over TCP, with an end-to-end durable ack.
+// destination-edge proxy → dst) over mutual TLS on TCP, with an end-to-end
+// durable ack.
 // "Push" is aimwan's one verb for delivering a file to the next hop and
 // waiting for its durable ack.
 //
 // Glossary:
 //
+//   - auth: the mutual TLS of a leg (Auth): this node's identity and the
+//     fingerprints it pins (package transport/identity). Both sides check;
+//     an unpinned or non-TLS peer is refused in the handshake, logged and
+//     counted by fingerprint. There is no plaintext mode.
 //   - frame: the unit on the wire, a type byte, a big-endian uint32 body
 //     length and the body. Bodies larger than MaxFrameBody are refused.
 //   - hello: the first exchange on a connection (HELLO from the client,
@@ -28,6 +33,9 @@
 //     satisfies errors.Is with the matching sentinel (ErrBufferFull, ...).
 //   - keepalive: PING/PONG frames sent on an idle connection; a connection on
 //     which nothing arrives for the idle timeout is closed.
+//   - stall: a file receiving no DATA for the server's progress timeout
+//     (PINGs do not count); it is aborted with a NACK (ErrStalled), so an
+//     offer whose data never comes cannot hold its volume back.
 //   - redialer: the client of a sender (src, the destination-edge proxy): one
 //     connection to the next hop, dialed on demand, dropped and dialed again
 //     under one liveness rule (Redialer).

@@ -46,6 +46,11 @@ var (
 	ErrConflict = errors.New("push: file conflicts with what the receiver replicates")
 )
 
+// ErrStalled is the NACK of a file that made no progress (no DATA) for the
+// receiver's progress timeout. It is a bad offer on the wire (CodeBadOffer):
+// the sender offers the file again, resuming where it stopped.
+var ErrStalled = fmt.Errorf("%w: stalled", ErrBadOffer)
+
 var codeErrs = []struct {
 	code Code
 	err  error

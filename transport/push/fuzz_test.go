@@ -2,10 +2,13 @@ package push
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
+	"net"
 	"reflect"
 	"testing"
+	"time"
 )
 
 // FuzzDecode feeds arbitrary bytes to the frame reader and decoder: they
@@ -76,4 +79,100 @@ func TestEncodeDecodeSamples(t *testing.T) {
 			}
 		})
 	}
+}
+
+// frames concatenates encoded messages.
+func frames(ms ...Msg) []byte {
+	var b []byte
+	for _, m := range ms {
+		b = AppendMsg(b, m)
+	}
+	return b
+}
+
+// hasReply reports whether the frames in b, read in order up to the first
+// that does not decode, hold a reply of type typ for file id.
+func hasReply(b []byte, typ FrameType, id uint64) bool {
+	r := bytes.NewReader(b)
+	var buf []byte
+	for {
+		m, err := ReadMsg(r, &buf)
+		if err != nil {
+			return false
+		}
+		if m.Type == typ && m.ID == id {
+			return true
+		}
+	}
+}
+
+// FuzzClientReplies plays a hostile server after the handshake: whatever
+// bytes it sends, one Push on the client must end (no hang, no panic), may
+// succeed only if an ACK for its file came, may report a refusal only if a
+// NACK for it came, and the connection must close cleanly.
+func FuzzClientReplies(f *testing.F) {
+	ok := Msg{Type: TypeAck, ID: 1}
+	f.Add(frames(Msg{Type: TypeAccept, ID: 1}, ok))
+	f.Add(frames(ok))
+	f.Add(frames(Msg{Type: TypeNack, ID: 1, Code: CodeBufferFull, Text: "full"}))
+	f.Add(frames(Msg{Type: TypePing, ID: 3}, Msg{Type: TypeAccept, ID: 1, Offset: 4}, Msg{Type: TypePong, ID: 1}, ok))
+	f.Add(frames(Msg{Type: TypeAccept, ID: 1, Offset: 1 << 40}))
+	f.Add(frames(Msg{Type: TypeAccept, ID: 2}, Msg{Type: TypeAck, ID: 9}, ok, ok, ok, ok, ok, ok))
+	f.Add(frames(Msg{Type: TypeNack, ID: 0, Code: CodeProtocol, Text: "bye"}))
+	f.Add(frames(Msg{Type: TypeData, ID: 1, Data: []byte("x")}))
+	f.Add(frames(Msg{Type: TypeHelloOK, Version: Version, Hello: Hello{Node: "dst"}}))
+	f.Add([]byte{byte(TypeAccept), 0xff, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		cn, sn := net.Pipe()
+		c := newClient("fuzz", Hello{Node: "dst"}, cn, cn, DialConfig{}.withDefaults())
+		go c.run(c.ctx)
+		go io.Copy(io.Discard, sn) // what the client sends
+		go func() { sn.Write(in); sn.Close() }()
+		data := []byte("0123456789")
+		o := FileOffer("vol1", 1, data)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		err := c.Push(ctx, o, bytes.NewReader(data))
+		if ctx.Err() != nil {
+			t.Fatalf("push hung on a hostile server: %v", err)
+		}
+		var re *RemoteError
+		switch {
+		case err == nil && !hasReply(in, TypeAck, 1):
+			t.Fatal("push succeeded without an ACK for its file")
+		case errors.As(err, &re) && !hasReply(in, TypeNack, 1):
+			t.Fatalf("push refused without a NACK for its file: %v", err)
+		}
+		c.Close()
+		if err := c.Err(); !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("closed connection's error %v, want ErrUnavailable", err)
+		}
+	})
+}
+
+// FuzzClientHandshake plays a hostile server's answer to HELLO: the client
+// must return an error or a valid hello, never panic or hang.
+func FuzzClientHandshake(f *testing.F) {
+	f.Add(frames(Msg{Type: TypeHelloOK, Version: Version, Hello: Hello{Node: "dst", Volumes: []string{"a"}}}))
+	f.Add(frames(Msg{Type: TypeHelloOK, Version: 9, Hello: Hello{Node: "dst"}}))
+	f.Add(frames(Msg{Type: TypeNack, Code: CodeVersion, Text: "only 9"}))
+	f.Add(frames(Msg{Type: TypeAck, ID: 1}))
+	f.Add([]byte("AIMP"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		cn, sn := net.Pipe()
+		defer cn.Close()
+		go io.Copy(io.Discard, sn)
+		go func() { sn.Write(in); sn.Close() }()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		h, err := clientHandshake(ctx, cn, Hello{Node: "src"})
+		if ctx.Err() != nil {
+			t.Fatal("handshake hung on a hostile server")
+		}
+		if err == nil {
+			if verr := validateHello(h); verr != nil {
+				t.Fatalf("handshake accepted an invalid hello %+v: %v", h, verr)
+			}
+		}
+	})
 }

@@ -3,6 +3,7 @@ package push
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -20,14 +21,20 @@ type rawPeer struct {
 	buf []byte
 }
 
+// rawDial connects as a pinned client (the TLS handshake done) that then
+// speaks frames by hand.
 func rawDial(t *testing.T, addr string) *rawPeer {
 	t.Helper()
-	nc, err := net.Dial("tcp", addr)
+	raw, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc.SetDeadline(time.Now().Add(10 * time.Second))
-	t.Cleanup(func() { nc.Close() })
+	raw.SetDeadline(time.Now().Add(10 * time.Second))
+	t.Cleanup(func() { raw.Close() })
+	nc := tls.Client(raw, clientTLSConfig())
+	if err := nc.Handshake(); err != nil {
+		t.Fatalf("TLS handshake: %v", err)
+	}
 	return &rawPeer{t: t, nc: nc}
 }
 
@@ -131,16 +138,17 @@ func TestHostileHandshake(t *testing.T) {
 		}
 		defer ln.Close()
 		go func() {
-			nc, err := ln.Accept()
+			raw, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			defer nc.Close()
+			defer raw.Close()
+			nc := tls.Server(raw, serverTLSConfig())
 			var buf []byte
 			ReadMsg(nc, &buf)
 			nc.Write(AppendMsg(nil, Msg{Type: TypeNack, Code: CodeVersion, Text: "only version 9"}))
 		}()
-		_, err = Dial(context.Background(), ln.Addr().String(), Hello{Node: "src"})
+		_, err = Dial(context.Background(), ln.Addr().String(), Hello{Node: "src"}, clientAuth())
 		if !errors.Is(err, ErrVersion) {
 			t.Fatalf("Dial = %v, want ErrVersion", err)
 		}
@@ -256,8 +264,8 @@ func TestHostileData(t *testing.T) {
 		offer(p, 1, 100)
 		b := AppendMsg(nil, Msg{Type: TypeData, ID: 1, Data: make([]byte, 50)})
 		p.write(b[:len(b)-10])
-		p.nc.(*net.TCPConn).CloseWrite()
-		<-aborts // the server gives the file up when the connection ends
+		p.nc.(*tls.Conn).CloseWrite() // close_notify: the server reads EOF mid-frame
+		<-aborts                      // the server gives the file up when the connection ends
 		// and still serves others
 		rawHello(t, addr).expectAlive()
 	})

@@ -47,6 +47,9 @@ func startServerStopB(t testing.TB, s *Server) (string, func() error) {
 	if s.Node == "" {
 		s.Node = "dst"
 	}
+	if s.Auth.Identity == nil {
+		s.Auth = serverAuth()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx, ln) }()
@@ -67,7 +70,7 @@ func startServerStopB(t testing.TB, s *Server) (string, func() error) {
 
 func dial(t *testing.T, addr string) *Client {
 	t.Helper()
-	c, err := Dial(context.Background(), addr, Hello{Node: "src", Volumes: []string{"vol1"}})
+	c, err := Dial(context.Background(), addr, Hello{Node: "src", Volumes: []string{"vol1"}}, clientAuth())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +262,7 @@ func TestServerCancelClosesCleanly(t *testing.T) {
 		}, nil
 	}}
 	addr, stop := startServerStop(t, &Server{Handler: h})
-	c, err := Dial(context.Background(), addr, Hello{Node: "src"})
+	c, err := Dial(context.Background(), addr, Hello{Node: "src"}, clientAuth())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -368,7 +371,7 @@ func TestKeepaliveDuringLongCommit(t *testing.T) {
 	// The idle timeout is 25 keepalives: a loaded machine may stall the
 	// writers for a while without the test failing.
 	addr := startServer(t, &Server{Handler: h, KeepAlive: 20 * time.Millisecond, IdleTimeout: 500 * time.Millisecond})
-	c, err := DialConfig{KeepAlive: 20 * time.Millisecond, IdleTimeout: 500 * time.Millisecond}.Dial(
+	c, err := DialConfig{Auth: clientAuth(), KeepAlive: 20 * time.Millisecond, IdleTimeout: 500 * time.Millisecond}.Dial(
 		context.Background(), addr, Hello{Node: "src"})
 	if err != nil {
 		t.Fatal(err)
@@ -483,7 +486,7 @@ type smallBufListener struct{ net.Listener }
 func (l smallBufListener) Accept() (net.Conn, error) {
 	nc, err := l.Listener.Accept()
 	if tc, ok := nc.(*net.TCPConn); ok {
-		tc.SetReadBuffer(16 << 10)
+		tc.SetReadBuffer(64 << 10) // room for a few TLS records (16 KiB each)
 	}
 	return nc, err
 }
@@ -499,7 +502,7 @@ func startStalledServer(t *testing.T, h Handler) *Client {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- (&Server{Node: "dst", Handler: h}).Serve(ctx, smallBufListener{ln})
+		done <- (&Server{Node: "dst", Handler: h, Auth: serverAuth()}).Serve(ctx, smallBufListener{ln})
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -508,7 +511,7 @@ func startStalledServer(t *testing.T, h Handler) *Client {
 		}
 	})
 	c := dial(t, ln.Addr().String())
-	if err := c.w.nc.(*net.TCPConn).SetWriteBuffer(16 << 10); err != nil {
+	if err := c.w.raw.(*net.TCPConn).SetWriteBuffer(64 << 10); err != nil {
 		t.Fatal(err)
 	}
 	return c

@@ -84,7 +84,7 @@ func TestRedialerLiveness(t *testing.T) {
 		return nil
 	}
 	rl := newRelay(t, startServer(t, &Server{Handler: store}))
-	r := &Redialer{Addr: rl.addr(), Hello: Hello{Node: "src"}}
+	r := &Redialer{Addr: rl.addr(), Hello: Hello{Node: "src"}, Dial: DialConfig{Auth: clientAuth()}}
 	t.Cleanup(func() { r.Close() })
 	ctx := context.Background()
 	push := func(seq uint64) error {
@@ -134,7 +134,7 @@ func TestRedialerLiveness(t *testing.T) {
 		}
 	}
 	bad := Offer{Volume: "vol1", Name: "x", Seq: 1}
-	if err := (&Redialer{Addr: "127.0.0.1:1", Hello: Hello{Node: "src"}}).Push(ctx, bad, nil); !errors.Is(err, ErrBadOffer) {
+	if err := (&Redialer{Addr: "127.0.0.1:1", Hello: Hello{Node: "src"}, Dial: DialConfig{Auth: clientAuth()}}).Push(ctx, bad, nil); !errors.Is(err, ErrBadOffer) {
 		t.Fatalf("bad offer: %v, want ErrBadOffer before any dial", err)
 	}
 }
@@ -147,7 +147,7 @@ func TestRedialerUnreachable(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	r := &Redialer{Addr: addr, Hello: Hello{Node: "src"}}
+	r := &Redialer{Addr: addr, Hello: Hello{Node: "src"}, Dial: DialConfig{Auth: clientAuth()}}
 	b, o := testFile(1, 10)
 	if err := r.Push(context.Background(), o, bytes.NewReader(b)); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("push to a closed port: %v, want ErrUnavailable", err)

@@ -2,13 +2,14 @@ package push
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"time"
 
-	"golang.org/x/sync/errgroup"
+	"github.com/aimwan/aimwan/internal/accept"
 )
 
 // Handler decides what happens to offered files. It is implemented by the
@@ -51,13 +52,29 @@ type Server struct {
 	Node             string        // this node's name, sent in HELLO_OK (required, name rules)
 	Volumes          []string      // volumes this node accepts, sent in HELLO_OK (informative, optional)
 	Handler          Handler       // required
+	Auth             Auth          // mutual TLS: identity and the pinned clients (required)
 	Logger           *slog.Logger  // nil: slog.Default()
 	MaxFileSize      int64         // largest offered file accepted; default 256 MiB
 	MaxFiles         int           // files in flight per connection; default 64 (more: NACK buffer-full)
-	HandshakeTimeout time.Duration // HELLO must arrive within this; default 10s
+	HandshakeTimeout time.Duration // TLS handshake and HELLO must finish within this; default 10s
 	KeepAlive        time.Duration // PING after this long without writing; default 15s
 	IdleTimeout      time.Duration // close after this long without reading; default 60s
+	// ProgressTimeout aborts a file (NACK ErrStalled) when no DATA for it
+	// arrived for this long while it was receiving; PINGs and other files'
+	// DATA do not count. Default DefaultProgressTimeout.
+	ProgressTimeout time.Duration
+	// MaxConns caps the connections open at once, MaxConnsPerHost those from
+	// one remote IP; more are closed at once. Defaults DefaultMaxConns and
+	// DefaultMaxConnsPerHost.
+	MaxConns        int
+	MaxConnsPerHost int
 }
+
+// Connection caps of a push server.
+const (
+	DefaultMaxConns        = 256
+	DefaultMaxConnsPerHost = 64
+)
 
 // withDefaults returns a copy of s with zero fields set to their defaults.
 func (s *Server) withDefaults() Server {
@@ -80,6 +97,15 @@ func (s *Server) withDefaults() Server {
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = DefaultIdleTimeout
 	}
+	if c.ProgressTimeout == 0 {
+		c.ProgressTimeout = DefaultProgressTimeout
+	}
+	if c.MaxConns == 0 {
+		c.MaxConns = DefaultMaxConns
+	}
+	if c.MaxConnsPerHost == 0 {
+		c.MaxConnsPerHost = min(DefaultMaxConnsPerHost, c.MaxConns)
+	}
 	return c
 }
 
@@ -91,7 +117,11 @@ func (s *Server) validate() error {
 	if err := validateHello(Hello{Node: s.Node, Volumes: s.Volumes}); err != nil {
 		return fmt.Errorf("push server: %w", err)
 	}
-	if s.MaxFileSize < 0 || s.MaxFiles < 0 || s.HandshakeTimeout < 0 || s.KeepAlive < 0 || s.IdleTimeout < 0 {
+	if err := s.Auth.validate(); err != nil {
+		return fmt.Errorf("push server: %w", err)
+	}
+	if s.MaxFileSize < 0 || s.MaxFiles < 0 || s.HandshakeTimeout < 0 || s.KeepAlive < 0 || s.IdleTimeout < 0 ||
+		s.ProgressTimeout < 0 || s.MaxConns < 0 || s.MaxConnsPerHost < 0 {
 		return errors.New("push server: negative limit")
 	}
 	if s.KeepAlive >= s.IdleTimeout {
@@ -103,42 +133,39 @@ func (s *Server) validate() error {
 // Serve accepts connections on ln until ctx ends, then closes the listener
 // and every connection (aborting files in flight) and returns nil once all
 // goroutines are done. Errors of single connections are logged, not
-// returned; a failing listener is returned.
+// returned; temporary accept errors are retried after a backoff and
+// connections over the caps are closed at once (internal/accept); a failing
+// listener is returned.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	cfg := s.withDefaults()
 	if err := cfg.validate(); err != nil {
 		ln.Close()
 		return err
 	}
-	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		<-ctx.Done()
-		ln.Close()
-		return nil
-	})
-	g.Go(func() error {
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return fmt.Errorf("push server %s: accept: %w", cfg.Node, err)
-			}
-			g.Go(func() error {
-				cfg.serveConn(ctx, nc)
-				return nil
-			})
-		}
-	})
-	return g.Wait()
+	tlsCfg := cfg.Auth.pinned(cfg.Logger).ServerConfig()
+	acfg := accept.Config{Name: "push " + cfg.Node, MaxConns: cfg.MaxConns, MaxPerHost: cfg.MaxConnsPerHost, Logger: cfg.Logger}
+	return accept.Serve(ctx, ln, acfg, func(ctx context.Context, nc net.Conn) { cfg.serveConn(ctx, nc, tlsCfg) })
 }
 
 // serveConn runs one connection to its end and logs why it ended.
-func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
+func (s *Server) serveConn(ctx context.Context, nc net.Conn, tlsCfg *tls.Config) {
 	log := s.Logger.With("peer_addr", nc.RemoteAddr().String())
 	defer nc.Close()
-	w := newWire(nc, s.KeepAlive, s.IdleTimeout)
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	defer stop()
+	// The TLS handshake and HELLO share one deadline: a peer that connects
+	// and says nothing holds a slot for HandshakeTimeout at most.
+	hctx, cancel := context.WithTimeout(ctx, s.HandshakeTimeout)
+	defer cancel()
+	nc.SetDeadline(time.Now().Add(s.HandshakeTimeout))
+	tc, fp, err := serverTLS(hctx, nc, tlsCfg, s.Auth, log)
+	if err != nil {
+		log.Debug("push: TLS handshake failed", "err", err) // the refusal was logged, paced
+		return
+	}
+	log = log.With("peer_fp", fp.String())
+	w := newWire(tc, s.KeepAlive, s.IdleTimeout)
+	w.raw = nc
 	peer, err := s.handshake(w)
 	if err != nil {
 		log.Warn("push: handshake refused", "err", err)
@@ -159,9 +186,7 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 // handshake reads HELLO and answers HELLO_OK, or a NACK (id 0) naming why
 // the peer is refused.
 func (s *Server) handshake(w *wire) (Hello, error) {
-	nc := w.nc
-	deadline := time.Now().Add(s.HandshakeTimeout)
-	nc.SetDeadline(deadline)
+	nc := w.nc // the handshake deadline set by serveConn holds
 	defer nc.SetDeadline(time.Time{})
 	var buf []byte
 	m, err := ReadMsg(nc, &buf)

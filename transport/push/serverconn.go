@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 )
@@ -24,8 +25,9 @@ type inFile struct {
 	offer    Offer
 	state    fileState
 	sink     Sink
-	next     int64 // offset the next DATA must carry
-	canceled bool  // CANCEL arrived while accepting
+	next     int64     // offset the next DATA must carry
+	progress time.Time // ACCEPT sent, or the last DATA for this file arrived
+	canceled bool      // CANCEL arrived while accepting
 }
 
 // serverConn is one accepted connection after the handshake: a reader loop,
@@ -39,6 +41,8 @@ type serverConn struct {
 
 	mu    sync.Mutex
 	files map[uint64]*inFile
+
+	lastScan time.Time // reader loop only: the last check for stalled files
 }
 
 // run serves the connection until it ends; every Sink not committed is
@@ -75,7 +79,48 @@ func (c *serverConn) readLoop(ctx context.Context, g *errgroup.Group) error {
 			}
 			return err
 		}
+		if err := c.abortStalled(ctx, time.Now()); err != nil {
+			return err
+		}
 	}
+}
+
+// abortStalled ends every file that has been receiving without DATA for the
+// progress timeout, with a NACK naming why: an offer whose data never comes
+// must not hold its volume back (the receiver waits for that file number).
+// It runs in the reader loop, the owner of receiving files' sinks, after
+// every frame (at most every scanEvery); PINGs wake it but do not count as
+// progress, and a connection that sends nothing at all ends at the idle
+// timeout.
+func (c *serverConn) abortStalled(ctx context.Context, now time.Time) error {
+	timeout := c.s.ProgressTimeout
+	if now.Sub(c.lastScan) < min(timeout/4, time.Second) {
+		return nil
+	}
+	c.lastScan = now
+	type stalled struct {
+		id uint64
+		f  *inFile
+	}
+	var late []stalled
+	c.mu.Lock()
+	for id, f := range c.files {
+		if f.state == stateReceiving && now.Sub(f.progress) > timeout {
+			delete(c.files, id)
+			late = append(late, stalled{id, f})
+		}
+	}
+	c.mu.Unlock()
+	for _, s := range late {
+		s.f.sink.Abort()
+		err := fmt.Errorf("%w: %s/%s: no DATA for %v at byte %d of %d; aborted, offer it again",
+			ErrStalled, s.f.offer.Volume, s.f.offer.Name, timeout, s.f.next, s.f.offer.Size)
+		c.log.Warn("push: file aborted: no progress", "volume", s.f.offer.Volume, "file", s.f.offer.Name, "err", err)
+		if err := c.nack(ctx, s.id, err); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // dispatch handles one frame from the client.
@@ -155,7 +200,7 @@ func (c *serverConn) accept(ctx context.Context, id uint64, o Offer) {
 	if err != nil || f.canceled {
 		delete(c.files, id)
 	} else {
-		f.sink, f.next, f.state = sink, off, stateReceiving
+		f.sink, f.next, f.state, f.progress = sink, off, stateReceiving, time.Now()
 	}
 	c.mu.Unlock()
 	switch {
@@ -219,6 +264,7 @@ func (c *serverConn) onData(ctx context.Context, m Msg) error {
 		return c.nack(ctx, m.ID, fmt.Errorf("store %s/%s: %w", f.offer.Volume, f.offer.Name, err))
 	}
 	f.next = end
+	f.progress = time.Now()
 	return nil
 }
 

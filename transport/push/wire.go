@@ -14,8 +14,11 @@ const (
 	DefaultIdleTimeout = 60 * time.Second // close when nothing arrived for this long
 	DefaultHandshake   = 10 * time.Second // HELLO / HELLO_OK must complete within this
 	DefaultMaxFileSize = 256 << 20        // largest file a server accepts
-	writeBatch         = 256 << 10        // writer coalesces queued frames up to this
-	finalGrace         = 2 * time.Second  // how long a final NACK may take to leave
+	// DefaultProgressTimeout is how long a file being received may go
+	// without DATA before it is aborted (Server.ProgressTimeout).
+	DefaultProgressTimeout = 2 * time.Minute
+	writeBatch             = 256 << 10       // writer coalesces queued frames up to this
+	finalGrace             = 2 * time.Second // how long a final NACK may take to leave
 )
 
 // errPeerClosed is the reader's result when the peer closed the connection
@@ -32,14 +35,15 @@ type outFrame struct {
 // wire is the framing half of a connection shared by client and server: a
 // writer loop fed by a channel, keepalive, and deadlines.
 type wire struct {
-	nc        net.Conn
+	nc        net.Conn // the TLS connection frames go over
+	raw       net.Conn // the TCP connection under it: closed to end the connection at once
 	out       chan outFrame
 	keepAlive time.Duration
 	idle      time.Duration
 }
 
 func newWire(nc net.Conn, keepAlive, idle time.Duration) *wire {
-	return &wire{nc: nc, out: make(chan outFrame, 16), keepAlive: keepAlive, idle: idle}
+	return &wire{nc: nc, raw: nc, out: make(chan outFrame, 16), keepAlive: keepAlive, idle: idle}
 }
 
 // send queues f for the writer loop; it fails when ctx or stop end first,
@@ -158,9 +162,11 @@ func (w *wire) closeWith(ctx context.Context, cause error) error {
 	return cause
 }
 
-// closeOnDone closes the connection when ctx ends, unblocking the loops.
+// closeOnDone closes the connection when ctx ends, unblocking the loops. It
+// closes the TCP connection, not the TLS one: a TLS close first writes a
+// close_notify, which could wait on a peer that reads nothing.
 func (w *wire) closeOnDone(ctx context.Context) error {
 	<-ctx.Done()
-	w.nc.Close()
+	w.raw.Close()
 	return nil
 }

@@ -16,6 +16,8 @@
 //     (ErrExited).
 //   - crash: a run that ended without the harness asking (Proc.Crashed).
 //   - freeze: SIGSTOP, a process that holds its sockets and answers nothing.
+//   - peak RSS: the high-water mark of a run's resident memory (VmHWM of
+//     /proc/PID/status, Proc.PeakRSS); the bench reports it per daemon.
 //
 // Unlike its parent package testkit, procs does not import testing: the bench
 // and the chaos harness are commands of the shipped binary.

@@ -22,8 +22,9 @@ import (
 
 // Target is one receiver under test.
 type Target struct {
-	Addr   string // push server address (loopback)
-	Volume string // a volume the receiver accepts
+	Addr   string    // push server address (loopback)
+	Auth   push.Auth // what the suite's clients present and trust (the receiver must pin its identity)
+	Volume string    // a volume the receiver accepts
 	// File returns the content of file seq (from 1) of Volume: valid journal
 	// files when the receiver parses them. nil: 600 KiB of random bytes.
 	File func(t *testing.T, seq uint64) []byte
@@ -71,7 +72,7 @@ func (tg *Target) offer(t *testing.T, seq uint64) (push.Offer, []byte) {
 
 func (tg *Target) dial(t *testing.T, addr string) *push.Client {
 	t.Helper()
-	c, err := push.Dial(context.Background(), addr, push.Hello{Node: "pushtest", Volumes: []string{tg.Volume}})
+	c, err := push.Dial(context.Background(), addr, push.Hello{Node: "pushtest", Volumes: []string{tg.Volume}}, tg.Auth)
 	if err != nil {
 		t.Fatalf("dial %s: %v", addr, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/aimwan/aimwan/internal/testkit"
 	"github.com/aimwan/aimwan/transport/push"
 )
 
@@ -66,7 +67,9 @@ func TestReferenceReceiver(t *testing.T) {
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
-		go func() { done <- (&push.Server{Node: "ref", Handler: m}).Serve(ctx, ln) }()
+		srv, cli, _ := testkit.Identities()
+		auth := push.Auth{Identity: srv, Peers: testkit.Pins(cli)}
+		go func() { done <- (&push.Server{Node: "ref", Handler: m, Auth: auth}).Serve(ctx, ln) }()
 		t.Cleanup(func() {
 			cancel()
 			if err := <-done; err != nil {
@@ -75,6 +78,7 @@ func TestReferenceReceiver(t *testing.T) {
 		})
 		return Target{
 			Addr:   ln.Addr().String(),
+			Auth:   push.Auth{Identity: cli, Peers: testkit.Pins(srv)},
 			Volume: "vol1",
 			Stored: func(_ *testing.T, volume, name string) ([]byte, bool) {
 				m.mu.Lock()

@@ -1,4 +1,4 @@
-package transport
+package identity
 
 import (
 	"errors"
@@ -11,7 +11,7 @@ import (
 
 func TestIdentityGenerateLoad(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "id")
-	id, err := GenerateIdentity(dir)
+	id, err := Generate(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,18 +24,18 @@ func TestIdentityGenerateLoad(t *testing.T) {
 			t.Errorf("%s mode %v, want 0600", name, st.Mode().Perm())
 		}
 	}
-	again, err := LoadIdentity(dir)
+	again, err := Load(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if again.Fingerprint != id.Fingerprint {
 		t.Errorf("loaded fingerprint %s, generated %s", again.Fingerprint, id.Fingerprint)
 	}
-	if _, err := GenerateIdentity(dir); !errors.Is(err, fs.ErrExist) {
-		t.Errorf("second GenerateIdentity: %v, want ErrExist", err)
+	if _, err := Generate(dir); !errors.Is(err, fs.ErrExist) {
+		t.Errorf("second Generate: %v, want ErrExist", err)
 	}
-	if _, err := LoadIdentity(t.TempDir()); !errors.Is(err, ErrNoIdentity) {
-		t.Errorf("LoadIdentity(empty): %v, want ErrNoIdentity", err)
+	if _, err := Load(t.TempDir()); !errors.Is(err, ErrNoIdentity) {
+		t.Errorf("Load(empty): %v, want ErrNoIdentity", err)
 	}
 }
 
@@ -83,20 +83,20 @@ func FuzzFingerprint(f *testing.F) {
 
 // TestInterruptedKeygenRecovers: a key left without its certificate (a
 // keygen killed between the two files) is not an identity: the next
-// GenerateIdentity makes one instead of refusing forever while LoadIdentity
+// Generate makes one instead of refusing forever while Load
 // reports the identity missing.
 func TestInterruptedKeygenRecovers(t *testing.T) {
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, KeyFile), []byte("half-written key"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	id, err := GenerateIdentity(dir)
+	id, err := Generate(dir)
 	if err != nil {
-		t.Fatalf("GenerateIdentity over an orphan key: %v", err)
+		t.Fatalf("Generate over an orphan key: %v", err)
 	}
-	again, err := LoadIdentity(dir)
+	again, err := Load(dir)
 	if err != nil {
-		t.Fatalf("LoadIdentity: %v", err)
+		t.Fatalf("Load: %v", err)
 	}
 	if again.Fingerprint != id.Fingerprint {
 		t.Fatalf("loaded fingerprint %s, generated %s", again.Fingerprint, id.Fingerprint)
