@@ -29,6 +29,7 @@ func serveControl(ctx context.Context, ln net.Listener, n *Node, token string, l
 			log.Debug("control: write status", "err", err)
 		}
 	})
+	promoteHandlers(mux, n)
 	return metrics.ServeHTTP(ctx, ln, ctlapi.Guard(mux, token, log), "control endpoint", log)
 }
 

@@ -66,6 +66,9 @@ type groupState struct {
 	// marker again (its cursor was not persisted past it before a crash)
 	// passes it; any other marker is a new point, whatever its id.
 	At map[string]uint64 `json:"at,omitempty"`
+	// Snapshot is the label of the newest completed group snapshot: the
+	// group's newest consistent point (what promote --group restores).
+	Snapshot string `json:"snapshot,omitempty"`
 
 	arrived map[uint64]map[string]*arrival // group marker id -> member -> arrival
 }
@@ -255,6 +258,9 @@ func (gs *groups) complete(ctx context.Context, st *groupState, r journal.Record
 	if err == nil {
 		gs.mu.Lock()
 		st.Done, st.Members, st.At = r.GroupSeq, members, map[string]uint64{}
+		if r.Kind == journal.KindSnapshot {
+			st.Snapshot = r.Label
+		}
 		for _, m := range members {
 			st.At[m] = at[m].rec.Seq
 		}

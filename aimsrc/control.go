@@ -62,6 +62,14 @@ func (n *Node) controlHandler() http.Handler {
 		res, err := n.Marker(req)
 		reply(w, http.StatusOK, res, err)
 	})
+	mux.HandleFunc("POST "+PathDrain, func(w http.ResponseWriter, r *http.Request) {
+		var req DrainRequest
+		if !readJSON(w, r, &req) {
+			return
+		}
+		st, err := n.Drain(req)
+		reply(w, http.StatusOK, st, err)
+	})
 	mux.HandleFunc("GET "+PathStatus, func(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusOK, n.Status(), nil)
 	})

@@ -49,6 +49,8 @@ type VolumeStatus struct {
 	// dropped because an initialize supersedes them (since start).
 	FilesSuperseded uint64     `json:"files_superseded,omitempty"`
 	Init            InitStatus `json:"init"`
+	// Drained says writes are refused (failover drain).
+	Drained bool `json:"drained,omitempty"`
 
 	refusals map[string]uint64 // by push code, for metrics
 }
@@ -93,7 +95,7 @@ func (v *volume) status() VolumeStatus {
 		DirtyBytes: v.dirty.dirtyBytes(), Writes: v.writes.Load(), BytesWritten: v.written.Load(),
 		FilesPushed: v.pushedN.Load(), BytesPushed: v.pushedB.Load(), SizeBytes: v.size,
 		CoalescedBytes: v.coalesced.Load(), CoalesceRecordsIn: v.coalIn.Load(), CoalesceRecordsOut: v.coalOut.Load(),
-		Init: v.initJob.status(),
+		Init: v.initJob.status(), Drained: v.drained.Load(),
 	}
 	if t := v.oldestUnsent(); !t.IsZero() {
 		t = t.UTC()

@@ -1,0 +1,140 @@
+package aimdst
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/aimwan/aimwan/internal/testkit"
+	"github.com/aimwan/aimwan/journal"
+	"github.com/aimwan/aimwan/transport/push"
+)
+
+// TestPromoteNewestPoint: an unplanned failover with a gap. Files 1..k
+// arrived in sequence, file k+1 is lost, later files arrived. Promote
+// destages 1..k, keeps the later files in the promotion's folder (listed),
+// and from then on refuses every file with a conflict, across a restart.
+func TestPromoteNewestPoint(t *testing.T) {
+	tn := newTestNode(t, nil)
+	g := smallJournal(t, 41, nil)
+	if len(g.files) < 4 {
+		t.Fatalf("journal has %d files, want at least 4", len(g.files))
+	}
+	k := len(g.files) / 2
+	deliverAll(t, tn.n, "vol", g.files[:k])
+	deliverAll(t, tn.n, "vol", g.files[k+1:])
+	tn.serve(t)
+	out, err := tn.n.Promote(context.Background(), PromoteRequest{Volume: "vol"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := out[0]
+	if p.File != uint64(k) || len(p.KeptFiles) != len(g.files)-k-1 {
+		t.Fatalf("promotion %+v: want file %d and %d kept files", p, k, len(g.files)-k-1)
+	}
+	// The volume is the image after file k: replay 1..k into a fresh node.
+	ref := newTestNode(t, nil)
+	deliverAll(t, ref.n, "vol", g.files[:k])
+	if err := destageAll(ref.n, "vol"); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := testkit.ReadFile(t, tn.volPath), testkit.ReadFile(t, ref.volPath); !bytes.Equal(got, want) {
+		t.Fatalf("promoted volume: %s", testkit.FirstDiff(want, got))
+	}
+	for _, f := range p.KeptFiles {
+		if _, err := journal.ParseFileName(filepath.Base(f)); err != nil || !exists(f) {
+			t.Errorf("kept file %s missing or not a journal file", f)
+		}
+	}
+	err = deliver(t, tn.n, "vol", g.files[k], 1<<30)
+	if !errors.Is(err, push.ErrConflict) || !bytes.Contains([]byte(err.Error()), []byte("promoted")) {
+		t.Fatalf("push to a promoted volume: %v, want a conflict naming the promotion", err)
+	}
+	vs := tn.n.Status().Volumes[0]
+	if vs.Promoted == nil || vs.State != statePromoted || vs.FilesWaiting != 0 {
+		t.Fatalf("status after promote: %+v", vs)
+	}
+	// Again: the same promotion, nothing changes.
+	if again, err := tn.n.Promote(context.Background(), PromoteRequest{Volume: "vol"}); err != nil || again[0].Time != p.Time {
+		t.Fatalf("promote again: %v %+v", err, again)
+	}
+	// A restart keeps the promotion.
+	n2, err := NewNode(tn.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := deliver(t, n2, "vol", g.files[k], 1<<30); !errors.Is(err, push.ErrConflict) {
+		t.Fatalf("push after restart: %v, want conflict", err)
+	}
+	if st := n2.Status().Volumes[0]; st.Promoted == nil || st.State != statePromoted {
+		t.Fatalf("status after restart: %+v", st)
+	}
+}
+
+// TestPromoteAtSnapshot restores a snapshot into the volume and keeps the
+// volume as it was; demote then takes only an initialize's new stream.
+func TestPromoteAtSnapshot(t *testing.T) {
+	tn := newTestNode(t, nil)
+	g := smallJournal(t, 42, map[int]journal.Record{12: {Kind: journal.KindSnapshot, Label: "s1"}})
+	deliverAll(t, tn.n, "vol", g.files)
+	if err := destageAll(tn.n, "vol"); err != nil {
+		t.Fatal(err)
+	}
+	before := testkit.ReadFile(t, tn.volPath)
+	tn.serve(t)
+	if _, err := tn.n.Promote(context.Background(), PromoteRequest{Volume: "vol", At: "nope"}); !errors.Is(err, ErrNoPoint) {
+		t.Fatalf("promote at a missing snapshot: %v", err)
+	}
+	out, err := tn.n.Promote(context.Background(), PromoteRequest{Volume: "vol", At: "s1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := testkit.ReadFile(t, tn.volPath); !bytes.Equal(got, g.snaps["s1"]) {
+		t.Fatalf("volume after promote --at s1: %s", testkit.FirstDiff(g.snaps["s1"], got))
+	}
+	kept := filepath.Join(out[0].Kept, "volume-before-promote.img")
+	if got := testkit.ReadFile(t, kept); !bytes.Equal(got, before) {
+		t.Fatal("the volume before the restore was not kept")
+	}
+	if err := tn.n.Demote("vol"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tn.n.Demote("vol"); !errors.Is(err, ErrNotPromoted) {
+		t.Fatalf("demote twice: %v", err)
+	}
+	// The old binding is retired: only an initialize's new stream rebinds.
+	if st := tn.n.Status().Volumes[0]; st.Stream != retiredStream {
+		t.Fatalf("stream after demote %q, want the retired binding", st.Stream)
+	}
+	if st := tn.n.Status().Volumes[0]; st.Promoted != nil || st.Previous == nil {
+		t.Fatalf("status after demote: %+v", st)
+	}
+	if _, err := os.Stat(out[0].Kept); err != nil {
+		t.Fatalf("kept folder removed by demote: %v", err)
+	}
+}
+
+// TestPromoteRequests: bad requests are refused with a clear error.
+func TestPromoteRequests(t *testing.T) {
+	tn := newTestNode(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, c := range []struct {
+		req  PromoteRequest
+		want error
+	}{
+		{PromoteRequest{}, ErrBadRequest},
+		{PromoteRequest{Volume: "vol", Group: "g"}, ErrBadRequest},
+		{PromoteRequest{Volume: "other"}, ErrNoSuchVolume},
+		{PromoteRequest{Volume: "vol", At: "../x"}, ErrBadRequest},
+		{PromoteRequest{Group: "g"}, ErrNoSuchVolume},
+	} {
+		if _, err := tn.n.Promote(ctx, c.req); !errors.Is(err, c.want) {
+			t.Errorf("%+v: %v, want %v", c.req, err, c.want)
+		}
+	}
+}
