@@ -23,7 +23,7 @@ import (
 )
 
 func init() {
-	register(command{Name: "dst", Summary: "destination node: receive, ordered destage, snapshots, hooks (status|export)", Run: runDst})
+	register(command{Name: "dst", Summary: "destination node: receive, ordered destage, snapshots, hooks (status|export|promote|demote|test-clone)", Run: runDst})
 }
 
 // Default addresses of the destination node. The push address is the source
@@ -76,6 +76,12 @@ func runDst(ctx context.Context, args []string) error {
 			return runDstStatus(ctx, args[1:], os.Stdout)
 		case "export":
 			return runDstExport(ctx, args[1:])
+		case "promote":
+			return runDstPromote(ctx, args[1:], os.Stdout)
+		case "demote":
+			return runDstDemote(ctx, args[1:], os.Stdout)
+		case "test-clone":
+			return runDstTestClone(ctx, args[1:], os.Stdout)
 		}
 	}
 	f, err := dstFlags(args)

@@ -20,7 +20,7 @@ import (
 )
 
 func init() {
-	register(command{Name: "src", Summary: "source node: NBD export, journal capture, pushing (init|marker|status)", Run: runSrc})
+	register(command{Name: "src", Summary: "source node: NBD export, journal capture, pushing (init|marker|status|drain)", Run: runSrc})
 }
 
 // srcFile is the YAML form of the source node's configuration.
@@ -59,6 +59,8 @@ func runSrc(ctx context.Context, args []string) error {
 			return runSrcMarker(ctx, args[1:], os.Stdout)
 		case "status":
 			return runSrcStatus(ctx, args[1:], os.Stdout)
+		case "drain":
+			return runSrcDrain(ctx, args[1:], os.Stdout)
 		}
 	}
 	cfg, err := srcConfig(args)
