@@ -341,6 +341,7 @@ func printDstStatus(out io.Writer, st aimdst.Status) {
 	}
 	tw.Flush()
 	printDstIdentity(out, st)
+	printPromoted(out, st)
 }
 
 // printDstIdentity prints, per volume, the journal stream it replicates and

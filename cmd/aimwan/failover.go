@@ -290,3 +290,16 @@ func runDstTestClone(ctx context.Context, args []string, out io.Writer) error {
 		fmt.Fprintf(out, "test clone of %s/%s served read-write at %s (Ctrl-C ends it and removes the clone)\n", *volume, *label, uri)
 	})
 }
+
+// printPromoted lists, per promoted volume, its promotion and what it kept.
+func printPromoted(out io.Writer, st aimdst.Status) {
+	for _, v := range st.Volumes {
+		if p := v.Promoted; p != nil {
+			fmt.Fprintf(out, "%s: promoted %s", v.Volume, p.Time.Format(time.RFC3339))
+			if p.At != "" {
+				fmt.Fprintf(out, " at snapshot %s", p.At)
+			}
+			fmt.Fprintf(out, "; %d file(s) kept, not applied, in %s\n", len(p.KeptFiles), p.Kept)
+		}
+	}
+}
