@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -135,6 +136,51 @@ func TestPromoteRequests(t *testing.T) {
 	} {
 		if _, err := tn.n.Promote(ctx, c.req); !errors.Is(err, c.want) {
 			t.Errorf("%+v: %v, want %v", c.req, err, c.want)
+		}
+	}
+}
+
+// TestPromoteGroup: a group promotes at its newest group snapshot, every
+// member restored to the same point even when one destaged past it.
+func TestPromoteGroup(t *testing.T) {
+	root := t.TempDir()
+	gm := journal.Record{Kind: journal.KindSnapshot, Label: "gsnap", Group: "g", GroupSeq: 1}
+	ga := writeJournal(t, filepath.Join(root, "ja"), "a", 64<<10,
+		randomOps(rand.New(rand.NewPCG(51, 1)), 64<<10, 30, map[int]journal.Record{10: gm}))
+	gb := writeJournal(t, filepath.Join(root, "jb"), "b", 64<<10,
+		randomOps(rand.New(rand.NewPCG(52, 1)), 64<<10, 30, map[int]journal.Record{20: gm}))
+	cfg := Config{BufferDir: filepath.Join(root, "buf"), SnapshotDir: filepath.Join(root, "snap"),
+		Volumes: []VolumeConfig{
+			{Name: "a", Path: filepath.Join(root, "a.img"), Create: true},
+			{Name: "b", Path: filepath.Join(root, "b.img"), Create: true},
+		},
+		Groups: map[string][]string{"g": {"a", "b"}}, Logger: discardLog(),
+		RetryMin: time.Millisecond, RetryMax: 20 * time.Millisecond}
+	n, err := NewNode(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn := &testNode{cfg: cfg, n: n}
+	tn.serve(t)
+	if _, err := n.Promote(context.Background(), PromoteRequest{Group: "g"}); !errors.Is(err, ErrNoPoint) {
+		t.Fatalf("promote of a group without a group point: %v", err)
+	}
+	deliverAll(t, n, "a", ga.files)
+	deliverAll(t, n, "b", gb.files)
+	testkit.WaitFor(t, 10*time.Second, "both destaged", func() bool {
+		st := n.Status()
+		return st.Volumes[0].DestagedFile == uint64(len(ga.files)) && st.Volumes[1].DestagedFile == uint64(len(gb.files))
+	})
+	out, err := n.Promote(context.Background(), PromoteRequest{Group: "g"})
+	if err != nil || len(out) != 2 {
+		t.Fatalf("promote group: %v %+v", err, out)
+	}
+	for i, g := range []generated{ga, gb} {
+		if got := testkit.ReadFile(t, cfg.Volumes[i].Path); !bytes.Equal(got, g.snaps["gsnap"]) {
+			t.Errorf("member %s after promote: %s", g.volume, testkit.FirstDiff(g.snaps["gsnap"], got))
+		}
+		if out[i].At != "gsnap" {
+			t.Errorf("member %s promoted at %q", g.volume, out[i].At)
 		}
 	}
 }
