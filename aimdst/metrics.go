@@ -85,7 +85,7 @@ type statusCollector struct{ n *Node }
 var _ prometheus.Collector = statusCollector{}
 
 func (c statusCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLatency, descBuffer, descSeq, descWaiting, descOffline, descLimit, descQuarantined} {
+	for _, d := range []*prometheus.Desc{descLatency, descBuffer, descSeq, descWaiting, descOffline, descLimit, descQuarantined, descPromoted} {
 		ch <- d
 	}
 }
@@ -104,5 +104,6 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(descOffline, prometheus.GaugeValue, off, v.Volume)
 		ch <- prometheus.MustNewConstMetric(descQuarantined, prometheus.GaugeValue, float64(len(v.Quarantined)), v.Volume)
+		ch <- prometheus.MustNewConstMetric(descPromoted, prometheus.GaugeValue, promotedGauge(v), v.Volume)
 	}
 }

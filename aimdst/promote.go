@@ -11,7 +11,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/aimwan/aimwan/internal/durable"
+	"github.com/aimwan/aimwan/internal/metrics"
 	"github.com/aimwan/aimwan/journal"
 	"github.com/aimwan/aimwan/transport/push"
 )
@@ -42,6 +45,17 @@ var (
 	// completed group snapshot, a label without a snapshot file).
 	ErrNoPoint = errors.New("no consistent point to promote to")
 )
+
+// descPromoted is the promotion gauge, per volume.
+var descPromoted = prometheus.NewDesc(metrics.DstPromoted,
+	"1 once the volume is promoted (failover): writable at the DR site, destage stopped, files refused.", []string{"volume"}, nil)
+
+func promotedGauge(v VolumeStatus) float64 {
+	if v.Promoted != nil {
+		return 1
+	}
+	return 0
+}
 
 // PromoteRequest asks to promote a volume, or every member of a group, at
 // the newest consistent point or at a snapshot.
@@ -402,9 +416,23 @@ func loadPromotion(dir string) (*Promotion, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parsePromotion(b)
+}
+
+// parsePromotion decodes a promotion record; a damaged one is an error
+// naming the file (the volume must not silently go back to replicating).
+func parsePromotion(b []byte) (*Promotion, error) {
 	var p Promotion
 	if err := json.Unmarshal(b, &p); err != nil {
-		return nil, fmt.Errorf("%s: %w", promotedName, err)
+		return nil, fmt.Errorf("%s: %w (fix or remove it: without it the volume replicates again)", promotedName, err)
+	}
+	if p.Time.IsZero() {
+		return nil, fmt.Errorf("%s: no promotion time", promotedName)
+	}
+	if p.At != "" {
+		if err := journal.ValidName(p.At); err != nil {
+			return nil, fmt.Errorf("%s: snapshot label: %w", promotedName, err)
+		}
 	}
 	return &p, nil
 }

@@ -3,6 +3,7 @@ package aimdst
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"math/rand/v2"
 	"os"
@@ -183,4 +184,29 @@ func TestPromoteGroup(t *testing.T) {
 			t.Errorf("member %s promoted at %q", g.volume, out[i].At)
 		}
 	}
+}
+
+// FuzzParsePromotion: a promotion record of any content is decoded or
+// refused with an error, never a panic; what it accepts has a time and a
+// valid label, and encodes back to an equal record.
+func FuzzParsePromotion(f *testing.F) {
+	f.Add([]byte(`{"time":"2026-12-02T05:00:00Z","file":3,"record":77,"kept":"/b/v/promoted-x","kept_files":["/b/v/promoted-x/000000000005.aimj"]}`))
+	f.Add([]byte(`{"time":"2026-12-02T05:00:00Z","at":"nightly","file":0,"record":0}`))
+	f.Add([]byte(`{"time":"0001-01-01T00:00:00Z"}`))
+	f.Add([]byte(`{"time":"2026-12-02T05:00:00Z","at":"../x"}`))
+	f.Add([]byte(`nope`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := parsePromotion(b)
+		if err != nil {
+			return
+		}
+		if p.Time.IsZero() || (p.At != "" && journal.ValidName(p.At) != nil) {
+			t.Fatalf("accepted %+v", p)
+		}
+		again, _ := json.Marshal(p)
+		q, err := parsePromotion(again)
+		if err != nil || !q.Time.Equal(p.Time) || q.At != p.At || q.File != p.File || q.Record != p.Record {
+			t.Fatalf("round trip of %+v: %+v %v", p, q, err)
+		}
+	})
 }

@@ -116,14 +116,27 @@ func (v *volume) loadDrain(buffer string) error {
 	if err != nil {
 		return fmt.Errorf("volume %s: drain state: %w", v.name, err)
 	}
-	var r drainRecord
-	if err := json.Unmarshal(b, &r); err != nil {
+	r, err := parseDrain(b)
+	if err != nil {
 		return fmt.Errorf("volume %s: drain state %s: %w", v.name, drainPath(buffer, v.name), err)
 	}
 	v.drained.Store(true)
 	v.drainedAt = r.Since
 	v.log.Warn("volume is drained (failover): NBD writes are refused; undo with aimwan src drain --undo", "since", r.Since)
 	return nil
+}
+
+// parseDrain decodes a drain record. A damaged one is an error: the volume
+// must not silently take writes again.
+func parseDrain(b []byte) (drainRecord, error) {
+	var r drainRecord
+	if err := json.Unmarshal(b, &r); err != nil {
+		return r, fmt.Errorf("%w (fix or remove it: without it the volume takes writes)", err)
+	}
+	if r.Since.IsZero() {
+		return r, errors.New("no drain time")
+	}
+	return r, nil
 }
 
 // refuseDrained is the error of a write to a drained volume. v.mu held.

@@ -79,3 +79,18 @@ func TestDrain(t *testing.T) {
 		t.Fatalf("write after undo: %v", err)
 	}
 }
+
+// FuzzParseDrain: a drain record of any content is decoded or refused with
+// an error, never a panic; what it accepts has a time.
+func FuzzParseDrain(f *testing.F) {
+	f.Add([]byte(`{"since":"2026-12-02T05:00:00Z"}`))
+	f.Add([]byte(`{"since":"0001-01-01T00:00:00Z"}`))
+	f.Add([]byte(`{}`))
+	f.Add([]byte(`[`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := parseDrain(b)
+		if err == nil && r.Since.IsZero() {
+			t.Fatalf("accepted a record without a time: %q", b)
+		}
+	})
+}

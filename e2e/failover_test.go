@@ -170,6 +170,9 @@ func TestUnplannedFailover(t *testing.T) {
 		t.Fatalf("promote output:\n%s", out)
 	}
 	SameFile(t, bImg, gen) // what arrived
+	if m := Scrape(t, dstB.Metrics); m[`aimwan_dst_volume_promoted{volume="v"}`] != 1 || m[`aimwan_dst_volume_promoted{volume="w"}`] != 0 {
+		t.Fatalf("promoted gauges: v %v, w %v", m[`aimwan_dst_volume_promoted{volume="v"}`], m[`aimwan_dst_volume_promoted{volume="w"}`])
+	}
 	mustWrite(t, "nbd://"+serveRW(t, bImg)+"/v", 0x55, 1<<20, 4096)
 
 	MustAimwan(t, "dst", "promote", "--control", dstB.Control, "--buffer", dstB.Buffer, "--volume", "w", "--at", "s1")
