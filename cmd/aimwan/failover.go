@@ -156,8 +156,9 @@ func waitDrained(ctx context.Context, c *aimsrc.Client, volume string, timeout t
 
 // runFailover: the planned failover of one volume, as one command.
 func runFailover(ctx context.Context, args []string) error {
-	fs := newFlagSet("failover", "--volume NAME --src-control ADDR (--src-buffer DIR | --src-token FILE) --dst-control ADDR (--dst-buffer DIR | --dst-token FILE)")
-	volume := fs.String("volume", "", "volume `NAME` to fail over")
+	fs := newFlagSet("failover", "--volume NAME... --src-control ADDR (--src-buffer DIR | --src-token FILE) --dst-control ADDR (--dst-buffer DIR | --dst-token FILE)")
+	var volumes multiFlag
+	fs.Var(&volumes, "volume", "volume `NAME` to fail over (several: a consistency group's members, drained together)")
 	srcAddr := fs.String("src-control", aimsrc.DefaultControlAddr, "control API `ADDR` of the source node")
 	srcBuf := fs.String("src-buffer", "", "the source node's buffer `DIR` (its token)")
 	srcTok := fs.String("src-token", "", "the source node's token `FILE`")
@@ -168,14 +169,14 @@ func runFailover(ctx context.Context, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *volume == "" || fs.NArg() > 0 {
+	if len(volumes) == 0 || fs.NArg() > 0 {
 		return usagef("failover: want --volume NAME (and no arguments)")
 	}
 	srcToken, dstToken := tokenOf(*srcTok, *srcBuf), tokenOf(*dstTok, *dstBuf)
 	if srcToken == "" || dstToken == "" {
 		return usagef("failover: give --src-buffer DIR (or --src-token FILE) and --dst-buffer DIR (or --dst-token FILE)")
 	}
-	return failover(ctx, *volume, &aimsrc.Client{Addr: *srcAddr, TokenFile: srcToken}, *dstAddr, dstToken, *timeout, os.Stdout)
+	return failover(ctx, volumes, &aimsrc.Client{Addr: *srcAddr, TokenFile: srcToken}, *dstAddr, dstToken, *timeout, os.Stdout)
 }
 
 func tokenOf(token, buffer string) string {
@@ -185,27 +186,39 @@ func tokenOf(token, buffer string) string {
 	return ctlapi.TokenPath(buffer)
 }
 
-// failover drains the volume at the source, waits until the destination
-// has destaged everything, and promotes it there.
-func failover(ctx context.Context, volume string, src *aimsrc.Client, dstAddr, dstToken string, timeout time.Duration, out io.Writer) error {
-	fmt.Fprintf(out, "1/3 draining %s at the source (writes refused from now on)\n", volume)
-	if _, err := src.Drain(ctx, aimsrc.DrainRequest{Volume: volume}); err != nil {
-		return fmt.Errorf("failover %s: drain: %w", volume, err)
+// failover drains the volumes at the source (all of them before any is
+// promoted: a consistency group's members), waits until the
+// source has everything acknowledged and the destination has destaged it,
+// and promotes them there.
+func failover(ctx context.Context, volumes []string, src *aimsrc.Client, dstAddr, dstToken string, timeout time.Duration, out io.Writer) error {
+	names := strings.Join(volumes, ", ")
+	fmt.Fprintf(out, "1/3 draining %s at the source (writes refused from now on)\n", names)
+	for _, v := range volumes {
+		if _, err := src.Drain(ctx, aimsrc.DrainRequest{Volume: v}); err != nil {
+			return fmt.Errorf("failover %s: drain: %w", v, err)
+		}
 	}
-	if err := waitDrained(ctx, src, volume, timeout, out); err != nil {
-		return fmt.Errorf("failover %s: %w", volume, err)
+	for _, v := range volumes {
+		if err := waitDrained(ctx, src, v, timeout, out); err != nil {
+			return fmt.Errorf("failover %s: %w", v, err)
+		}
 	}
-	fmt.Fprintf(out, "2/3 waiting for the destination to destage %s\n", volume)
-	if err := waitDstIdle(ctx, dstAddr, dstToken, volume, timeout); err != nil {
-		return fmt.Errorf("failover %s: %w", volume, err)
+	fmt.Fprintf(out, "2/3 waiting for the destination to destage %s\n", names)
+	for _, v := range volumes {
+		if err := waitDstIdle(ctx, dstAddr, dstToken, v, timeout); err != nil {
+			return fmt.Errorf("failover %s: %w", v, err)
+		}
 	}
-	fmt.Fprintf(out, "3/3 promoting %s at the destination\n", volume)
-	ps, err := aimdst.RequestPromote(ctx, dstAddr, dstToken, aimdst.PromoteRequest{Volume: volume})
-	if err != nil {
-		return fmt.Errorf("failover %s: promote: %w", volume, err)
+	fmt.Fprintf(out, "3/3 promoting %s at the destination\n", names)
+	for _, v := range volumes {
+		ps, err := aimdst.RequestPromote(ctx, dstAddr, dstToken, aimdst.PromoteRequest{Volume: v})
+		if err != nil {
+			return fmt.Errorf("failover %s: promote: %w", v, err)
+		}
+		fmt.Fprintf(out, "%s: ", v)
+		printPromotions(out, ps)
 	}
-	printPromotions(out, ps)
-	fmt.Fprintf(out, "failover of %s done: serve it at the DR site (aimwan src on the DR volume file); the source stays drained\n", volume)
+	fmt.Fprintf(out, "failover of %s done: serve it at the DR site (aimwan src on the DR volume file); the source stays drained\n", names)
 	return nil
 }
 
