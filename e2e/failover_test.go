@@ -282,3 +282,32 @@ func TestDRTestClone(t *testing.T) {
 		t.Fatal("--delete left the overlay")
 	}
 }
+
+// TestGroupFailover: the members of a consistency group fail over in one
+// command: every member drained before any is promoted, each promoted with
+// every write its source acknowledged.
+func TestGroupFailover(t *testing.T) {
+	NeedBins(t, "qemu-img", "qemu-io")
+	dir := t.TempDir()
+	gen := filepath.Join(dir, "gen.img")
+	GenImage(t, gen, failoverSize, 11)
+	img := func(s string) string { return filepath.Join(dir, s+".img") }
+	dst := StartDst(t, []string{"a=" + img("dst-a") + ",create", "b=" + img("dst-b") + ",create"}, "--group", "g=a,b")
+	src := StartSrc(t, dst.Listen, []string{"a=" + img("src-a") + ",size=8MiB", "b=" + img("src-b") + ",size=8MiB"},
+		"--group", "g=a,b")
+	src.WriteImage(t, "a", gen)
+	src.Marker(t, "--group", "g", "--snapshot", "g1")
+	mustWrite(t, src.URI("b"), 0x77, 0, 1<<20) // after the group snapshot: a planned failover keeps it
+	out := MustAimwan(t, "failover", "--volume", "a", "b", "--src-control", src.Control, "--src-buffer", src.Buffer,
+		"--dst-control", dst.Control, "--dst-buffer", dst.Buffer)
+	if !strings.Contains(out, "failover of a, b done") {
+		t.Fatalf("failover output:\n%s", out)
+	}
+	SameFile(t, img("dst-a"), img("src-a"))
+	SameFile(t, img("dst-b"), img("src-b"))
+	for _, v := range []string{"a", "b"} {
+		if vs := dst.Volume(t, v); vs.Promoted == nil || vs.Promoted.At != "" {
+			t.Fatalf("%s after a planned group failover: %+v", v, vs.Promoted)
+		}
+	}
+}
