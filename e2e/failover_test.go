@@ -181,6 +181,16 @@ func TestUnplannedFailover(t *testing.T) {
 		t.Fatalf("w after promote --at s1: %+v", vw.Promoted)
 	}
 	SameFile(t, b2Img, gen)
+	// The promoted w served read-write by dst itself (dst export --rw).
+	rwAddr := testkit.FreeAddr(t)
+	exp := StartProc(t, "dst-export-rw", "dst", "export", "--rw", "--volume", "w", "--nbd", rwAddr, "--buffer", dstB.Buffer,
+		"--path", b2Img)
+	WaitPort(t, rwAddr, exp)
+	mustWrite(t, "nbd://"+rwAddr+"/w", 0x5b, 6<<20, 64<<10)
+	if got := testkit.ReadFile(t, b2Img)[6<<20]; got != 0x5b {
+		t.Fatalf("write through dst export --rw not in the volume: byte %#x", got)
+	}
+	exp.Stop()
 
 	// A comes back: its tail is refused, kept and shown; B does not change.
 	before := testkit.ReadFile(t, bImg)
@@ -245,6 +255,10 @@ func TestDRTestClone(t *testing.T) {
 		"--snapshots", dst.Snaps)
 	WaitPort(t, nbdAddr, clone)
 	uri := "nbd://" + nbdAddr + "/v-s1"
+	if out, err := Aimwan(t, "dst", "export", "--rw", "--volume", "v", "--nbd", testkit.FreeAddr(t), "--buffer", dst.Buffer,
+		"--path", dstImg); err == nil || !strings.Contains(out, "not promoted") {
+		t.Fatalf("dst export --rw of a replica: %v\n%s", err, out)
+	}
 	// The VM's disk is written through the clone while the source writes on.
 	Run(t, "qemu-img", "convert", "-n", "-f", "raw", "-O", "raw", vm, uri)
 	mustWrite(t, src.URI("v"), 0x66, 1<<20, 128<<10)

@@ -367,15 +367,19 @@ func printDstIdentity(out io.Writer, st aimdst.Status) {
 }
 
 func runDstExport(ctx context.Context, args []string) error {
-	fs := newFlagSet("dst export", "--snapshot VOLUME/LABEL --nbd ADDR [--snapshots DIR | --config FILE] [--name EXPORT]")
+	fs := newFlagSet("dst export", "--snapshot VOLUME/LABEL --nbd ADDR [--snapshots DIR | --config FILE] [--name EXPORT] | --rw --volume NAME --nbd ADDR (--config FILE | --buffer DIR --path FILE)")
 	cfgPath := fs.String("config", "", "the destination node's YAML config `file` (for its snapshot folder)")
 	snapshot := fs.String("snapshot", "", "snapshot to export, `VOLUME/LABEL`")
 	nbdAddr := fs.String("nbd", "127.0.0.1:10810", "NBD listen `ADDR`")
 	dir := fs.String("snapshots", "", "snapshot `DIR` (default: from --config, or --buffer's default)")
 	buffer := fs.String("buffer", "", "destination buffer `DIR` (locates the default snapshot folder)")
 	name := fs.String("name", "", "NBD export `NAME` (default: the label)")
+	rw := addExportRW(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *rw.rw {
+		return runDstExportRW(ctx, rw, *cfgPath, *buffer, *nbdAddr, *snapshot)
 	}
 	if *snapshot == "" || fs.NArg() > 0 {
 		return usagef("dst export: want --snapshot VOLUME/LABEL (and no arguments)")

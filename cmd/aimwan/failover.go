@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -315,4 +316,46 @@ func printPromoted(out io.Writer, st aimdst.Status) {
 			fmt.Fprintf(out, "; %d file(s) kept, not applied, in %s\n", len(p.KeptFiles), p.Kept)
 		}
 	}
+}
+
+// exportRW are the flags of aimwan dst export --rw (a promoted volume).
+type exportRW struct {
+	rw           *bool
+	volume, path *string
+}
+
+func addExportRW(fs *flag.FlagSet) exportRW {
+	return exportRW{
+		rw:     fs.Bool("rw", false, "export a promoted volume read-write (with --volume) instead of a snapshot"),
+		volume: fs.String("volume", "", "promoted volume `NAME` to export read-write (--rw)"),
+		path:   fs.String("path", "", "the volume's `FILE` (default: from --config)"),
+	}
+}
+
+// runDstExportRW serves a promoted volume read-write until interrupted.
+func runDstExportRW(ctx context.Context, o exportRW, cfgPath, buffer, nbdAddr, snapshot string) error {
+	if *o.volume == "" || snapshot != "" {
+		return usagef("dst export --rw: want --volume NAME (a promoted volume; not --snapshot)")
+	}
+	var f dstFile
+	if err := loadYAML(cfgPath, &f); err != nil {
+		return err
+	}
+	if buffer != "" {
+		f.Buffer = buffer
+	}
+	path := *o.path
+	for _, v := range f.Volumes {
+		if v.Name == *o.volume && path == "" {
+			path = v.Path
+		}
+	}
+	if f.Buffer == "" || path == "" {
+		return usagef("dst export --rw: give the node's --buffer DIR and the volume's --path FILE (or --config FILE)")
+	}
+	ln, err := net.Listen("tcp", nbdAddr)
+	if err != nil {
+		return fmt.Errorf("dst export: listen: %w", err)
+	}
+	return aimdst.ServePromoted(ctx, ln, f.Buffer, *o.volume, path, slog.Default().With("daemon", "dst-export"))
 }
