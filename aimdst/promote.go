@@ -88,6 +88,18 @@ type Promotion struct {
 	// volume as it was before the restore (volume-before-promote.img).
 	Kept      string   `json:"kept,omitempty"`
 	KeptFiles []string `json:"kept_files,omitempty"`
+	// Pending says the promotion was interrupted (a crash) before it
+	// finished: the volume takes no files and is not destaged, and
+	// promoting it again finishes it.
+	Pending bool `json:"pending,omitempty"`
+}
+
+// promotedState is the state status shows for a promotion.
+func promotedState(p *Promotion) string {
+	if p.Pending {
+		return statePromoted + " (interrupted: run aimwan dst promote again to finish)"
+	}
+	return statePromoted
 }
 
 // promoteWait bounds how long a promotion lets destage apply what it holds
@@ -204,11 +216,17 @@ func (v *volume) abortPromote() {
 // persists the promotion.
 func (v *volume) promote(ctx context.Context, at string, stopAtOnce bool) (Promotion, error) {
 	v.mu.Lock()
-	if p := v.promoted; p != nil {
-		v.mu.Unlock()
-		return *p, nil
-	}
+	prev := v.promoted
 	v.mu.Unlock()
+	if prev != nil && !prev.Pending {
+		return *prev, nil
+	}
+	if prev != nil { // finish an interrupted promotion, at its point
+		stopAtOnce = true
+		if at == "" {
+			at = prev.At
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, promoteWait)
 	defer cancel()
 	if err := v.waitReceives(ctx); err != nil {
@@ -227,6 +245,12 @@ func (v *volume) promote(ctx context.Context, at string, stopAtOnce bool) (Promo
 	v.mu.Unlock()
 	p.Kept = filepath.Join(v.dir, keptPrefix+now.Format("20060102T150405Z"))
 	if err := mkdirPrivate(p.Kept); err != nil {
+		return Promotion{}, err
+	}
+	// Recorded first: a crash from here on leaves a halted volume that
+	// refuses files, whose promotion the next promote finishes.
+	p.Pending = true
+	if err := v.storePromotion(p); err != nil {
 		return Promotion{}, err
 	}
 	if at != "" {
@@ -250,17 +274,26 @@ func (v *volume) promote(ctx context.Context, at string, stopAtOnce bool) (Promo
 	if err != nil {
 		return Promotion{}, err
 	}
-	b, _ := json.MarshalIndent(p, "", "  ")
-	if err := durable.WriteFile(filepath.Join(v.dir, promotedName), b, 0o600); err != nil {
-		return Promotion{}, fmt.Errorf("volume %s: %w", v.name, err)
+	p.Pending = false
+	if err := v.storePromotion(p); err != nil {
+		return Promotion{}, err
 	}
-	v.mu.Lock()
-	v.promoted = &p
-	v.state = statePromoted
-	v.mu.Unlock()
 	v.n.log.Warn("volume promoted (failover): it is writable and takes no more files", "volume", v.name,
 		"at", at, "file", p.File, "record", p.Record, "kept", p.Kept, "kept_files", len(p.KeptFiles))
 	return p, nil
+}
+
+// storePromotion persists p and makes it the volume's promotion.
+func (v *volume) storePromotion(p Promotion) error {
+	b, _ := json.MarshalIndent(p, "", "  ")
+	if err := durable.WriteFile(filepath.Join(v.dir, promotedName), b, 0o600); err != nil {
+		return fmt.Errorf("volume %s: %w", v.name, err)
+	}
+	v.mu.Lock()
+	v.promoted = &p
+	v.state = promotedState(&p)
+	v.mu.Unlock()
+	return nil
 }
 
 // waitReceives waits until no file of the volume is being received (new

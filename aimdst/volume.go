@@ -108,7 +108,7 @@ func openVolumeState(n *Node, vc VolumeConfig) (*volume, error) {
 		return nil, fmt.Errorf("volume %s: %w", v.name, err)
 	}
 	if v.promoted != nil {
-		v.promoting, v.halted, v.state = true, true, statePromoted
+		v.promoting, v.halted, v.state = true, true, promotedState(v.promoted)
 	}
 	ents, err := os.ReadDir(v.dir)
 	if err != nil {
@@ -288,7 +288,7 @@ func (v *volume) idle() {
 	defer v.mu.Unlock()
 	switch {
 	case v.halted && v.promoted != nil:
-		v.state = statePromoted
+		v.state = promotedState(v.promoted)
 	case v.q.Len() > 0 || v.quarantinedAt(v.q.Next()) != nil:
 		v.state = fmt.Sprintf("%s %d", stateGap, v.q.Next())
 		if q := v.quarantinedAt(v.q.Next()); q != nil {
