@@ -17,7 +17,7 @@ func TestSmallDestinationStore(t *testing.T) {
 			name = "with-local-store"
 		}
 		t.Run(name, func(t *testing.T) {
-			ctx := testCtx(t, 120*time.Second)
+			ctx := testCtx(t, 300*time.Second) // generous: a pass takes seconds; -race on a loaded box took 120 s
 			const destCache = 4 << 20
 			p := newPair(t, pairOpts{destCache: destCache, local: local})
 			a := randomBlocks(31, 1200) // 4.8 MB each: more than the store holds
