@@ -379,7 +379,7 @@ func (v *volume) keepUnapplied(kept string) ([]string, error) {
 		}
 		out = append(out, to)
 	}
-	v.n.bufBytes.Add(-v.q.Bytes())
+	v.n.bufBytes.Add(-v.q.Bytes() - v.partBytes)
 	v.q = newFileQueue(v.cursor.File + 1)
 	v.info = map[uint64]heldInfo{}
 	v.partBytes, v.parts = 0, nil

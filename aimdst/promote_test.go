@@ -245,3 +245,43 @@ func TestPromoteInterrupted(t *testing.T) {
 		t.Fatalf("finished promotion %+v", out[0])
 	}
 }
+
+// TestPromoteAtGroupBarrier: a member waiting at a group marker whose other
+// member never arrives (the primary site is lost) promotes at that marker:
+// every write before it, none after; the rest of the file is kept.
+func TestPromoteAtGroupBarrier(t *testing.T) {
+	root := t.TempDir()
+	gm := journal.Record{Kind: journal.KindSnapshot, Label: "gsnap", Group: "g", GroupSeq: 1}
+	ga := writeJournal(t, filepath.Join(root, "ja"), "a", 64<<10,
+		randomOps(rand.New(rand.NewPCG(61, 1)), 64<<10, 30, map[int]journal.Record{10: gm}))
+	cfg := Config{BufferDir: filepath.Join(root, "buf"), SnapshotDir: filepath.Join(root, "snap"),
+		Volumes: []VolumeConfig{
+			{Name: "a", Path: filepath.Join(root, "a.img"), Create: true},
+			{Name: "b", Path: filepath.Join(root, "b.img"), Create: true},
+		},
+		Groups: map[string][]string{"g": {"a", "b"}}, Logger: discardLog(),
+		RetryMin: time.Millisecond, RetryMax: 20 * time.Millisecond}
+	n, err := NewNode(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn := &testNode{cfg: cfg, n: n}
+	tn.serve(t)
+	deliverAll(t, n, "a", ga.files)
+	testkit.WaitFor(t, 5*time.Second, "a waiting at the group marker", func() bool {
+		return strings.HasPrefix(n.Status().Volumes[0].State, stateGroup)
+	})
+	out, err := n.Promote(context.Background(), PromoteRequest{Volume: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := testkit.ReadFile(t, cfg.Volumes[0].Path); !bytes.Equal(got, ga.snaps["gsnap"]) {
+		t.Fatalf("a promoted at the barrier: %s", testkit.FirstDiff(ga.snaps["gsnap"], got))
+	}
+	if len(out[0].KeptFiles) == 0 {
+		t.Fatal("the file holding the marker was not kept")
+	}
+	testkit.WaitFor(t, 5*time.Second, "state promoted", func() bool {
+		return n.Status().Volumes[0].State == statePromoted
+	})
+}

@@ -255,7 +255,11 @@ func (v *volume) destageOnce(ctx context.Context) (bool, error) {
 	if halted {
 		return false, nil
 	}
-	return v.destageNext(dctx)
+	progressed, err := v.destageNext(dctx)
+	if err != nil && dctx.Err() != nil && ctx.Err() == nil {
+		return false, nil // a promotion halted it (at a group barrier): not a failure
+	}
+	return progressed, err
 }
 
 // notify wakes the destage loop.
