@@ -203,7 +203,7 @@ func TestDestMemoryBudget(t *testing.T) {
 	file := makeJournal(t, "v", [][]byte{bytes.Repeat([]byte("0123456789abcdef"), 4000)})[0].data
 	stream := fileStream(t, ModePassthrough, file)
 	cost := 3 * int64(len(file)) / 2 // budget: one file fits, two do not
-	d, err := NewDest(DestConfig{Push: "127.0.0.1:1", Store: store, MaxFileSize: 1 << 20, MaxMemory: cost})
+	d, err := NewDest(DestConfig{Push: "127.0.0.1:1", Identity: lanID(lanSrc), LANPins: lanPins(lanDst), Store: store, MaxFileSize: 1 << 20, MaxMemory: cost})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +219,7 @@ func TestDestMemoryBudget(t *testing.T) {
 		t.Fatalf("after the first file was released: %v", err)
 	}
 	// Alone, a file bigger than the budget still goes through.
-	small, err := NewDest(DestConfig{Push: "127.0.0.1:1", Store: store, MaxFileSize: 1 << 20, MaxMemory: 1024})
+	small, err := NewDest(DestConfig{Push: "127.0.0.1:1", Identity: lanID(lanSrc), LANPins: lanPins(lanDst), Store: store, MaxFileSize: 1 << 20, MaxMemory: 1024})
 	if err != nil {
 		t.Fatal(err)
 	}
