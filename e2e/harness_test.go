@@ -23,20 +23,20 @@ import (
 var aimwanBin string
 
 func TestMain(m *testing.M) {
-	if bin := os.Getenv(netnsBinEnv); bin != "" { // a test re-run in a network namespace: built already
-		aimwanBin = bin
-		os.Exit(m.Run())
-	}
 	dir, err := os.MkdirTemp("", "aimwan-e2e-bin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		os.Exit(1)
 	}
-	aimwanBin = filepath.Join(dir, "aimwan")
-	if err := procs.Build(context.Background(), aimwanBin, raceBuild); err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
+	if bin := os.Getenv(netnsBinEnv); bin != "" { // a test re-run in a network namespace: built already
+		aimwanBin = bin
+	} else {
+		aimwanBin = filepath.Join(dir, "aimwan")
+		if err := procs.Build(context.Background(), aimwanBin, raceBuild); err != nil {
+			fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
+			os.RemoveAll(dir)
+			os.Exit(1)
+		}
 	}
 	if err := makeKeys(dir); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
