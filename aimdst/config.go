@@ -34,7 +34,10 @@ type Config struct {
 	HookTimeout time.Duration       // a hook running longer is killed; default 1m
 	RetryMin    time.Duration       // first back-off after a failed destage (volume offline...); default 100ms
 	RetryMax    time.Duration       // longest back-off; default 5s
-	PartExpiry  time.Duration       // a partial file nobody resumed for this long is removed; default 10m
+	// Retention are the snapshot retention policies (none: snapshots are
+	// kept until deleted). See RetentionPolicy.
+	Retention  []RetentionPolicy
+	PartExpiry time.Duration // a partial file nobody resumed for this long is removed; default 10m
 	// NoRebindSnapshot skips the copy of a destination volume taken before
 	// an initialize's new stream is applied to it (see Rebind in
 	// docs/destination-node.md). Default: the copy is taken.
@@ -151,6 +154,9 @@ func (c Config) validate() error {
 				return fmt.Errorf("dst config: group %s: member %q is not a volume of this node", g, m)
 			}
 		}
+	}
+	if err := validateRetention(c.Retention, seen); err != nil {
+		return fmt.Errorf("dst config: %w", err)
 	}
 	return nil
 }

@@ -16,9 +16,9 @@ import (
 // StatusPath is the control endpoint's status resource (JSON Status).
 const StatusPath = "/status"
 
-// serveControl serves the control endpoint (GET /status) on ln until ctx
-// ends, behind the guard of internal/ctlapi (loopback Host, same origin,
-// the token).
+// serveControl serves the control endpoint (GET /status, the snapshot
+// resources of snapshotRoutes) on ln until ctx ends, behind the guard of
+// internal/ctlapi (loopback Host, same origin, the token).
 func serveControl(ctx context.Context, ln net.Listener, n *Node, token string, log *slog.Logger) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+StatusPath, func(w http.ResponseWriter, r *http.Request) {
@@ -29,6 +29,7 @@ func serveControl(ctx context.Context, ln net.Listener, n *Node, token string, l
 			log.Debug("control: write status", "err", err)
 		}
 	})
+	n.snapshotRoutes(mux)
 	promoteHandlers(mux, n)
 	return metrics.ServeHTTP(ctx, ln, ctlapi.Guard(mux, token, log), "control endpoint", log)
 }

@@ -40,12 +40,13 @@ func ParseSnapshotName(s string) (volume, label string, err error) {
 	return volume, label, nil
 }
 
-// OpenSnapshotExport opens <snapshotDir>/<volume>/<label>.img read-only.
+// OpenSnapshotExport opens <snapshotDir>/<volume>/<label>.img read-only,
+// holding it (OpenSnapshot) so it is neither deleted nor pruned while
+// exported.
 func OpenSnapshotExport(snapshotDir, volume, label string) (*SnapshotExport, error) {
-	path := SnapshotPath(snapshotDir, volume, label)
-	f, err := os.Open(path)
+	f, err := OpenSnapshot(snapshotDir, volume, label)
 	if err != nil {
-		return nil, fmt.Errorf("snapshot %s/%s: %w", volume, label, err)
+		return nil, err
 	}
 	size, err := f.Seek(0, io.SeekEnd)
 	if err != nil {

@@ -31,10 +31,11 @@ func (n *Node) markerAction(ctx context.Context, v *volume, r journal.Record) er
 	case journal.KindSnapshot:
 		dst := SnapshotPath(n.cfg.SnapshotDir, v.name, r.Label)
 		v.setState("taking snapshot " + r.Label)
-		method, err := snapshotFile(v.cfg.Path, dst)
+		method, err := n.snaps.store.take(v.name, v.cfg.Path, r)
 		if err != nil {
 			return fmt.Errorf("volume %s: snapshot marker %s (seq %d): %w", v.name, r.Label, r.Seq, err)
 		}
+		n.snaps.kicked()
 		n.metrics.snapshots.WithLabelValues(v.name).Inc()
 		n.log.Info("snapshot taken", "volume", v.name, "label", r.Label, "seq", r.Seq,
 			"group", r.Group, "path", dst, "method", method)

@@ -116,38 +116,3 @@ func TestHangingHookCutOff(t *testing.T) {
 		t.Fatalf("hook failures counted %v, want 1", v)
 	}
 }
-
-// TestSnapshotReflink takes the reflink path where the temp folder's file
-// system supports FICLONE (btrfs, XFS with reflink); elsewhere it skips.
-func TestSnapshotReflink(t *testing.T) {
-	dir := t.TempDir()
-	src := filepath.Join(dir, "v.img")
-	want := bytes.Repeat([]byte("reflink!"), 64<<10)
-	if err := os.WriteFile(src, want, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	probe, err := os.Create(filepath.Join(dir, "probe"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	in, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cloneErr := unix.IoctlFileClone(int(probe.Fd()), int(in.Fd()))
-	probe.Close()
-	in.Close()
-	if cloneErr != nil {
-		t.Skipf("the temp folder's file system has no reflink (FICLONE: %v); the sparse copy is tested instead", cloneErr)
-	}
-	method, err := snapshotFile(src, filepath.Join(dir, "snap.img"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if method != methodReflink {
-		t.Fatalf("method %q, want %q", method, methodReflink)
-	}
-	if got := testkit.ReadFile(t, filepath.Join(dir, "snap.img")); !bytes.Equal(got, want) {
-		t.Fatalf("reflink snapshot: %s", testkit.FirstDiff(want, got))
-	}
-}

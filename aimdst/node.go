@@ -28,7 +28,9 @@ type Node struct {
 	vols     map[string]*volume
 	groups   *groups
 	metrics  *dstMetrics
+	snaps    *snapshots         // snapshot store, retention
 	refused  *identity.Refusals // peers refused on the push listener
+	token    string             // the control endpoint's, written to TokenPath by NewNode
 	bufBytes atomic.Int64       // bytes held in the destination buffer, all volumes (quarantine included)
 	reserved atomic.Int64       // bytes booked for files being received, not yet written
 	roomMu   sync.Mutex         // makes checking and booking room one step
@@ -46,6 +48,15 @@ func NewNode(cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, vols: map[string]*volume{}, metrics: newMetrics(), refused: identity.NewRefusals()}
 	n.groups = newGroups(n)
+	if err := n.openSnapshots(); err != nil {
+		return nil, err
+	}
+	// The token is written before the caller binds the control listener, so
+	// a client that finds the port open finds this run's token too.
+	var err error
+	if n.token, err = ctlapi.WriteToken(n.TokenPath()); err != nil {
+		return nil, fmt.Errorf("dst: %w", err)
+	}
 	for _, vc := range cfg.Volumes {
 		v, err := openVolumeState(n, vc)
 		if err != nil {
@@ -55,7 +66,8 @@ func NewNode(cfg Config) (*Node, error) {
 		n.metrics.initVolume(vc.Name)
 	}
 	if cfg.Registerer != nil {
-		for _, c := range append(n.metrics.collectors(), statusCollector{n}, push.NewRefusalsCollector(n.refused)) {
+		for _, c := range append(n.metrics.collectors(), statusCollector{n}, push.NewRefusalsCollector(n.refused),
+			n.snaps.pruned, snapshotCollector{n.snaps, n.VolumeNames()}) {
 			if err := cfg.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("dst: register metrics: %w", err)
 			}
@@ -91,7 +103,7 @@ func (n *Node) serveExpiry(ctx context.Context) {
 }
 
 // TokenPath is the control endpoint's token file (mode 0600), rewritten
-// at every start of Serve with a control listener.
+// by every NewNode.
 func (n *Node) TokenPath() string { return ctlapi.TokenPath(n.cfg.BufferDir) }
 
 // Serve receives files on pushLn (mutual TLS: Config.Identity and Pins) and
@@ -102,23 +114,15 @@ func (n *Node) Serve(ctx context.Context, pushLn, controlLn net.Listener) error 
 	auth := push.Auth{Identity: n.cfg.Identity, Peers: n.cfg.Pins, Refusals: n.refused}
 	srv := &push.Server{Node: n.cfg.Node, Volumes: n.VolumeNames(), Handler: n, Auth: auth, Logger: n.log,
 		MaxFileSize: n.cfg.MaxFileSize, MaxConns: n.cfg.MaxConns}
-	var token string
-	if controlLn != nil {
-		var err error
-		if token, err = ctlapi.WriteToken(n.TokenPath()); err != nil {
-			pushLn.Close()
-			controlLn.Close()
-			return fmt.Errorf("dst: %w", err)
-		}
-	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Serve(ctx, pushLn) })
 	if controlLn != nil {
-		g.Go(func() error { return serveControl(ctx, controlLn, n, token, n.log) })
+		g.Go(func() error { return serveControl(ctx, controlLn, n, n.token, n.log) })
 	}
 	for _, v := range n.vols {
 		g.Go(func() error { return v.serve(ctx) })
 	}
+	g.Go(func() error { return n.snaps.serve(ctx) })
 	g.Go(func() error { n.serveExpiry(ctx); return nil })
 	fp := "none"
 	if n.cfg.Identity != nil {

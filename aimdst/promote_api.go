@@ -40,19 +40,19 @@ func promoteHandlers(mux *http.ServeMux, n *Node) {
 		}
 		if req.Group != "" {
 			if err := journal.ValidName(req.Group); err != nil {
-				replyJSON(w, nil, fmt.Errorf("%w: group: %w", ErrBadRequest, err))
+				replyPromote(w, nil, fmt.Errorf("%w: group: %w", ErrBadRequest, err))
 				return
 			}
 		}
 		out, err := n.Promote(r.Context(), req)
-		replyJSON(w, out, err)
+		replyPromote(w, out, err)
 	})
 	mux.HandleFunc("POST "+DemotePath, func(w http.ResponseWriter, r *http.Request) {
 		var req DemoteRequest
 		if !decodeRequest(w, r, &req) {
 			return
 		}
-		replyJSON(w, struct{}{}, n.Demote(req.Volume))
+		replyPromote(w, struct{}{}, n.Demote(req.Volume))
 	})
 }
 
@@ -60,14 +60,14 @@ func decodeRequest(w http.ResponseWriter, r *http.Request, into any) bool {
 	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(into); err != nil {
-		replyJSON(w, nil, fmt.Errorf("%w: request body: %w", ErrBadRequest, err))
+		replyPromote(w, nil, fmt.Errorf("%w: request body: %w", ErrBadRequest, err))
 		return false
 	}
 	return true
 }
 
-// replyJSON writes v, or err mapped to an HTTP status and a code.
-func replyJSON(w http.ResponseWriter, v any, err error) {
+// replyPromote writes v, or err mapped to an HTTP status and a code.
+func replyPromote(w http.ResponseWriter, v any, err error) {
 	w.Header().Set("Content-Type", "application/json")
 	if err != nil {
 		status, code := http.StatusInternalServerError, "internal"

@@ -24,6 +24,14 @@ const (
 // reflink and costs almost nothing; elsewhere it is a sparse copy that skips
 // holes (SEEK_DATA/SEEK_HOLE) and all-zero blocks. It returns the method used.
 func snapshotFile(src, dst string) (method string, err error) {
+	return snapshotFileThen(src, dst, nil)
+}
+
+// snapshotFileThen is snapshotFile that calls before (when set) with the
+// method once the copy is durable under its temp name and before it is
+// renamed into place: the snapshot's metadata is written there, so an image
+// never appears without it. An error of before aborts the snapshot.
+func snapshotFileThen(src, dst string, before func(method string) error) (method string, err error) {
 	in, err := os.Open(src)
 	if err != nil {
 		return "", fmt.Errorf("snapshot %s: %w", dst, err)
@@ -55,6 +63,11 @@ func snapshotFile(src, dst string) (method string, err error) {
 	}
 	if err := tmp.Close(); err != nil {
 		return "", fmt.Errorf("snapshot %s: %w", dst, err)
+	}
+	if before != nil {
+		if err := before(method); err != nil {
+			return "", err
+		}
 	}
 	if err := os.Rename(tmp.Name(), dst); err != nil {
 		return "", fmt.Errorf("snapshot %s: %w", dst, err)

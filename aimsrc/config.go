@@ -73,6 +73,9 @@ type Config struct {
 	Volumes []VolumeConfig
 	// Groups are the consistency groups (optional).
 	Groups []GroupConfig
+	// Schedules are scheduled snapshot markers (optional; see
+	// ScheduleConfig).
+	Schedules []ScheduleConfig
 	// NBD is the NBD listen address (default DefaultNBDAddr).
 	NBD string
 	// Push is the address of the next hop speaking the push protocol: dst or
@@ -239,6 +242,9 @@ func (c Config) validate() error {
 		return err
 	}
 	if err := c.validateGroups(seen); err != nil {
+		return err
+	}
+	if err := c.validateSchedules(seen); err != nil {
 		return err
 	}
 	switch {

@@ -101,8 +101,10 @@ func (n *Node) registerMetrics() error {
 	} else {
 		n.gatherer = prometheus.NewRegistry() // nothing of ours to serve
 	}
-	if err := reg.Register(newCollector(n)); err != nil {
-		return fmt.Errorf("register source node metrics: %w", err)
+	for _, c := range []prometheus.Collector{newCollector(n), n.schedMetric} {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("register source node metrics: %w", err)
+		}
 	}
 	if err := reg.Register(push.NewRefusalsCollector(n.refused)); err != nil {
 		return fmt.Errorf("register source node metrics: %w", err)

@@ -40,7 +40,8 @@ type Node struct {
 	nbdLn, ctlLn, metLn net.Listener
 	token               string // the control API's, written to TokenPath at start
 	gatherer            prometheus.Gatherer
-	rec                 *metrics.Recorder // nil: not recording
+	schedMetric         *prometheus.CounterVec // scheduled marker slots
+	rec                 *metrics.Recorder      // nil: not recording
 }
 
 var _ nbd.Exports = (*Node)(nil)
@@ -58,7 +59,8 @@ func NewNode(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("create source buffer: %w", err)
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, vols: map[string]*volume{}, groups: map[string]GroupConfig{},
-		space: &space{limit: cfg.BufferLimit}, gseq: &groupSeqs{dir: cfg.Buffer}, refused: identity.NewRefusals()}
+		space: &space{limit: cfg.BufferLimit}, gseq: &groupSeqs{dir: cfg.Buffer}, refused: identity.NewRefusals(),
+		schedMetric: newScheduleMetric()}
 	for _, g := range cfg.Groups {
 		n.groups[g.Name] = g
 	}
@@ -99,14 +101,16 @@ func NewNode(cfg Config) (*Node, error) {
 
 func (n *Node) listen() error {
 	var err error
-	if n.nbdLn, err = net.Listen("tcp", n.cfg.NBD); err != nil {
-		return fmt.Errorf("listen --nbd: %w", err)
+	// The token, then the control API, then the NBD export: a client that
+	// finds a port open finds this run's token and control API too.
+	if n.token, err = ctlapi.WriteToken(n.TokenPath()); err != nil {
+		return err
 	}
 	if n.ctlLn, err = net.Listen("tcp", n.cfg.Control); err != nil {
 		return fmt.Errorf("listen --control: %w", err)
 	}
-	if n.token, err = ctlapi.WriteToken(n.TokenPath()); err != nil {
-		return err
+	if n.nbdLn, err = net.Listen("tcp", n.cfg.NBD); err != nil {
+		return fmt.Errorf("listen --nbd: %w", err)
 	}
 	if n.cfg.Metrics != "off" {
 		if n.metLn, err = net.Listen("tcp", n.cfg.Metrics); err != nil {
@@ -270,6 +274,9 @@ func (n *Node) Serve(ctx context.Context) error {
 	}
 	if n.rec != nil {
 		g.Go(func() error { return n.rec.Serve(gctx) })
+	}
+	for _, sc := range n.cfg.Schedules {
+		g.Go(func() error { return n.serveSchedule(gctx, sc) })
 	}
 	for _, name := range n.order {
 		v := n.vols[name]

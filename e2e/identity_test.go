@@ -17,7 +17,9 @@ import (
 )
 
 // pushOne pushes one journal file (its bytes b, as file seq of volume) to
-// addr and returns the verdict.
+// dst's push listener at addr with src's pinned key (what a buggy or
+// compromised source could send: mutual TLS lets it in, so journal identity
+// is what must refuse it) and returns the verdict.
 func pushOne(t *testing.T, addr, volume string, seq uint64, b []byte) error {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -107,7 +109,8 @@ type Dest struct {
 	m        *proxyMetrics
 	conns    connSet
 	arriving arrivals
-	mem      atomic.Int64 // bytes booked for files being received, rebuilt and pushed (see DestConfig.MaxMemory)
+	mem      atomic.Int64         // bytes booked for files being received, rebuilt and pushed (see DestConfig.MaxMemory)
+	parts    *transport.Assembler // striped transfers (STRIPED)
 }
 
 // NewDest validates cfg and builds the destination edge.
@@ -139,7 +142,8 @@ func NewDest(cfg DestConfig) (*Dest, error) {
 	}
 	log := cfg.Logger.With("role", "destination-edge")
 	d := &Dest{cfg: cfg, log: log, paramsID: p.ID(), store: store, dec: dec, m: m,
-		dst: &push.Redialer{Addr: cfg.Push, Dial: cfg.Dial, Hello: push.Hello{Node: cfg.Node}}}
+		parts: transport.NewAssembler(transport.AssemblerConfig{Logger: log}),
+		dst:   &push.Redialer{Addr: cfg.Push, Dial: cfg.Dial, Hello: push.Hello{Node: cfg.Node}}}
 	if cfg.Registerer != nil {
 		if err := cfg.Registerer.Register(transport.NewStatsCollector("source-edge", d.conns.list)); err != nil {
 			return nil, fmt.Errorf("destination proxy metrics: %w", err)
@@ -229,6 +233,51 @@ func (d *Dest) serveConn(ctx context.Context, c *quic.Conn) {
 			return
 		}
 		arrived := d.arriving.begin() // here, in stream order (= the source's encode order)
-		files.Go(func() error { d.serveFile(ctx, st, arrived); return nil })
+		files.Go(func() error { d.serveStream(ctx, c, st, arrived); return nil })
 	}
+}
+
+// serveStream tells a part stream (transport.PartTag) from a file stream by
+// its first byte and serves it.
+func (d *Dest) serveStream(ctx context.Context, c *quic.Conn, st *quic.Stream, arrived arrival) {
+	var first [1]byte
+	if _, err := io.ReadFull(st, first[:]); err != nil {
+		arrived.done()
+		st.CancelRead(streamProtocol)
+		st.CancelWrite(streamProtocol)
+		return
+	}
+	if first[0] == transport.PartTag {
+		arrived.done()
+		if err := d.parts.ServeLane(ctx, st, d.receivedFrom(c)); err != nil && ctx.Err() == nil {
+			d.log.Debug("part stream refused", "err", err)
+		}
+		return
+	}
+	d.serveFile(ctx, st, io.MultiReader(bytes.NewReader(first[:]), st), arrived)
+}
+
+// receivedFrom returns a function summing the bytes received on the
+// connections from c's peer (the sender's rate controller measures the
+// path's delivery rate with it).
+func (d *Dest) receivedFrom(c *quic.Conn) func() uint64 {
+	fp := peerFingerprint(c)
+	return func() uint64 {
+		var n uint64
+		for _, o := range d.conns.list() {
+			if o == c || peerFingerprint(o) == fp {
+				n += o.ConnectionStats().BytesReceived
+			}
+		}
+		return n
+	}
+}
+
+// peerFingerprint is the fingerprint of c's peer certificate.
+func peerFingerprint(c *quic.Conn) transport.Fingerprint {
+	certs := c.ConnectionState().TLS.PeerCertificates
+	if len(certs) == 0 {
+		return transport.Fingerprint{}
+	}
+	return transport.FingerprintOf(certs[0].Raw)
 }

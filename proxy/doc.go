@@ -29,8 +29,10 @@
 //     destination streams what it lacks of its held list (fingerprints
 //     only, a container at a time) so the index starts warm.
 //   - File stream: one per file. FILE (what the file is), DATA pieces
-//     (compressed metadata, then the dedupe stream), MISS / ANSWER while
-//     references cannot be resolved, RESULT (dst's verdict as a push code).
+//     (compressed metadata, then the dedupe stream) or, for 64 KiB and more,
+//     STRIPED (the data travels as a transport transfer over all the
+//     connections), MISS / ANSWER while references cannot be resolved,
+//     RESULT (dst's verdict as a push code).
 //   - Optimize mode: metadata zstd-compressed, payload as references and
 //     literals (package dedupe). Pass-through mode: the raw file bytes — the
 //     unoptimized baseline over the same path.

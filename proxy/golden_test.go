@@ -158,3 +158,19 @@ func wanDocFrames(t *testing.T) map[int]struct{ name, body string } {
 	}
 	return out
 }
+
+// TestGoldenStripedFrame pins the STRIPED frame (testdata/striped.golden)
+// and reads it back as docs/wire-protocol.md's table describes it.
+func TestGoldenStripedFrame(t *testing.T) {
+	id := transport.TransferID{0xA1, 0xA2, 0xA3, 0xA4, 0xA5, 0xA6, 0xA7, 0xA8, 0xA9, 0xAA, 0xAB, 0xAC, 0xAD, 0xAE, 0xAF, 0xB0}
+	var w bytes.Buffer
+	writeFrame(&w, TypeStriped, Striped{ID: id, Size: 4_200_000, PartSize: 128 << 10}.encode())
+	testkit.CheckGolden(t, "striped.golden", w.Bytes())
+	b, err := os.ReadFile("testdata/striped.golden")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkWANFrames(t, b, []string{"STRIPED"}, map[string]map[string]any{
+		"STRIPED": {"transfer ID": id[:], "size": uint64(4_200_000), "part size": uint64(128 << 10)},
+	})
+}

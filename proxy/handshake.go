@@ -26,11 +26,18 @@ const handshakeTimeout = 30 * time.Second
 // describes; the destination edge answers with its store epoch and, when the
 // index is stale, the list of chunks its store holds.
 //
-// Handshakes run one at a time, so that when several connections open at
-// once only the first one fetches the held list.
+// Until one succeeded, handshakes run one at a time, so that when several
+// connections open at once only the first one fetches the held list
+// (handshakeTurn).
 func (s *Source) handshake(ctx context.Context, c *quic.Conn) error {
-	s.handshakeMu.Lock()
-	defer s.handshakeMu.Unlock()
+	done := s.handshakeTurn()
+	err := s.exchangeHello(ctx, c)
+	done(err == nil)
+	return err
+}
+
+// exchangeHello is the control-stream exchange of handshake.
+func (s *Source) exchangeHello(ctx context.Context, c *quic.Conn) error {
 	st, err := c.OpenStreamSync(ctx)
 	if err != nil {
 		return fmt.Errorf("open control stream: %w", err)

@@ -21,14 +21,19 @@ import (
 // and writes dst's verdict back.
 // arrived is the file's place in the arrivals (counted when its stream was
 // accepted, so in stream order).
-func (d *Dest) serveFile(ctx context.Context, st *quic.Stream, arrived arrival) {
+func (d *Dest) serveFile(ctx context.Context, st *quic.Stream, r io.Reader, arrived arrival) {
 	defer arrived.done()
 	d.m.inFlight.Inc()
 	defer d.m.inFlight.Dec()
 	stop := context.AfterFunc(ctx, func() { st.CancelRead(streamCanceled); st.CancelWrite(streamCanceled) })
 	defer stop()
 	w := countingWriter{w: st, c: d.m.wire}
-	hdr, file, err := d.receiveArriving(st, w, arrived)
+	// The source edge cancels its side when it gives the file up (its
+	// stream context here ends): a striped transfer stops waiting then.
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(st.Context(), cancel)()
+	hdr, file, err := d.receiveArriving(fctx, r, w, arrived)
 	if err == nil {
 		defer d.mem.Add(-fileCost(hdr)) // booked by receiveArriving, held until dst's verdict
 	}
@@ -80,8 +85,13 @@ func (d *Dest) finish(st *quic.Stream, w io.Writer, hdr FileHeader, err error) {
 // verified file (its memory released at once). Errors wrapping
 // push.ErrChecksum, push.ErrBadOffer or push.ErrBufferFull are sent back as
 // a verdict; any other means the stream is broken.
+//
+// It has no part streams to take a striped transfer's parts from: one
+// fails at once (the context is done).
 func (d *Dest) receive(st io.Reader, w io.Writer) (FileHeader, []byte, error) {
-	hdr, file, err := d.receiveArriving(st, w, d.arriving.begin())
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	hdr, file, err := d.receiveArriving(ctx, st, w, d.arriving.begin())
 	if err == nil {
 		d.mem.Add(-fileCost(hdr))
 	}
@@ -90,7 +100,7 @@ func (d *Dest) receive(st io.Reader, w io.Writer) (FileHeader, []byte, error) {
 
 // receiveArriving is receive for a file already counted in the arrivals. A
 // file it returns has its fileCost booked (d.book): the caller releases it.
-func (d *Dest) receiveArriving(st io.Reader, w io.Writer, arrived arrival) (hdr FileHeader, file []byte, err error) {
+func (d *Dest) receiveArriving(ctx context.Context, st io.Reader, w io.Writer, arrived arrival) (hdr FileHeader, file []byte, err error) {
 	defer arrived.done()
 	var buf []byte
 	typ, body, err := readFrame(st, &buf)
@@ -120,7 +130,7 @@ func (d *Dest) receiveArriving(st io.Reader, w io.Writer, arrived arrival) (hdr 
 			d.mem.Add(-fileCost(hdr))
 		}
 	}()
-	data, err := readBlob(st, &buf, TypeData, hdr.MetaLen+hdr.StreamLen, make([]byte, 0, hdr.MetaLen+hdr.StreamLen))
+	data, err := d.receiveData(ctx, st, &buf, hdr)
 	if err != nil {
 		return hdr, nil, noEOF(err)
 	}

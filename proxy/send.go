@@ -176,7 +176,7 @@ func (s *Source) pushOnce(ctx context.Context, deadline time.Time, enc *encoded)
 	st.SetPriority(3, false)
 	stop := context.AfterFunc(ctx, func() { st.CancelRead(streamCanceled); st.CancelWrite(streamCanceled) })
 	defer stop()
-	w := s.throttle.Writer(ctx, countingWriter{w: st, c: s.m.wire})
+	w := s.pool.Writer(ctx, countingWriter{w: st, c: s.m.wire}) // paced, and capped by the schedule
 	_, err = writeFrame(w, TypeFile, enc.hdr.encode())
 	if enc.started != nil {
 		enc.started()
@@ -184,44 +184,82 @@ func (s *Source) pushOnce(ctx context.Context, deadline time.Time, enc *encoded)
 	if err != nil {
 		return fmt.Errorf("send file header: %w", err)
 	}
+	resp := readResponse(st) // read while the data goes: the destination may refuse early
 	n := int64(len(enc.data))
 	s.queued.Add(n)
 	s.m.queued.Set(float64(s.queued.Load()))
-	_, err = writeBlob(w, TypeData, enc.data)
+	err = s.sendData(ctx, w, enc.data, resp)
 	s.queued.Add(-n)
 	s.m.queued.Set(float64(s.queued.Load()))
 	if err != nil {
+		// End the stream, so the destination edge stops waiting for the
+		// parts of a striped transfer, and the response reader ends.
+		defer st.CancelRead(streamCanceled)
+		defer st.CancelWrite(streamCanceled)
 		// The destination may have refused the file early (too large) and
 		// stopped reading: its verdict is then waiting on the stream.
-		if v := earlyVerdict(st); v != nil {
+		if v := earlyVerdict(resp); v != nil {
 			return v
 		}
 		return fmt.Errorf("send file data: %w", err)
 	}
-	return s.awaitResult(st, w, enc)
+	return s.awaitResult(st, w, enc, resp)
 }
 
-// earlyVerdict reads a RESULT frame already sent by the destination, waiting
-// a second at most; nil when there is none.
-func earlyVerdict(st *quic.Stream) error {
-	_ = st.SetReadDeadline(time.Now().Add(time.Second))
-	var buf []byte
-	typ, body, err := readFrame(st, &buf)
-	if err != nil || typ != TypeResult {
+// response is the destination edge's first frame on a file stream, read
+// while the data is still being sent.
+type response struct {
+	typ  byte
+	body []byte
+	err  error
+}
+
+// readResponse reads the first response frame of st in the background.
+// The reader ends with the frame, or when the stream is canceled.
+func readResponse(st io.Reader) chan response {
+	ch := make(chan response, 1)
+	go func() {
+		var buf []byte
+		typ, body, err := readFrame(st, &buf)
+		ch <- response{typ: typ, body: body, err: err}
+	}()
+	return ch
+}
+
+// earlyVerdict returns the refusal the destination sent before the data
+// was through, waiting a second at most; nil when there is none.
+func earlyVerdict(resp <-chan response) error {
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	var r response
+	select {
+	case r = <-resp:
+	case <-t.C:
 		return nil
 	}
-	r, err := DecodeResult(body)
-	if err != nil || r.Code == uint16(push.CodeOK) {
+	if r.err != nil || r.typ != TypeResult {
 		return nil
 	}
-	return &verdict{push.ErrorOf(push.Code(r.Code), r.Msg)}
+	res, err := DecodeResult(r.body)
+	if err != nil || res.Code == uint16(push.CodeOK) {
+		return nil
+	}
+	return &verdict{push.ErrorOf(push.Code(res.Code), res.Msg)}
 }
 
 // awaitResult answers miss lists until the RESULT frame arrives.
-func (s *Source) awaitResult(st *quic.Stream, w io.Writer, enc *encoded) error {
+func (s *Source) awaitResult(st *quic.Stream, w io.Writer, enc *encoded, resp <-chan response) error {
 	var buf []byte
 	for misses := 0; ; misses++ {
-		typ, body, err := readFrame(st, &buf)
+		var typ byte
+		var body []byte
+		var err error
+		if misses == 0 {
+			r := <-resp
+			typ, body, err = r.typ, r.body, r.err
+		} else {
+			typ, body, err = readFrame(st, &buf)
+		}
 		if err != nil {
 			st.CancelWrite(streamProtocol)
 			return fmt.Errorf("await verdict: %w", err)

@@ -140,7 +140,8 @@ type Source struct {
 	encq    encodeQueue  // one encode at a time (see NewSource)
 	maxRate float64      // measured LevelMax literal bytes per second (under the encode slot)
 
-	handshakeMu sync.Mutex // one control-stream handshake at a time
+	handshakeMu sync.Mutex  // one control-stream handshake at a time, until one succeeded
+	helloDone   atomic.Bool // a handshake succeeded while connections were up
 }
 
 var _ push.Handler = (*Source)(nil)
@@ -195,8 +196,11 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 	// than ingest parallelism.
 	s.throttle = transport.NewThrottle(transport.ThrottleConfig{Schedule: cfg.Schedule, Now: cfg.Now, OnRate: m.setCap, Logger: s.log})
 	s.pool = &transport.Pool{Addr: cfg.Peer, Identity: cfg.Identity, Pins: cfg.Pins, Config: cfg.Transport,
-		Setup: s.handshake, Logger: s.log}
+		Throttle: s.throttle, Setup: s.handshake, Logger: s.log}
 	if cfg.Registerer != nil {
+		if err := cfg.Registerer.Register(transport.NewPoolCollector(cfg.Peer, s.pool)); err != nil {
+			return nil, fmt.Errorf("source proxy metrics: %w", err)
+		}
 		if err := cfg.Registerer.Register(transport.NewStatsCollector(cfg.Peer, s.pool.Conns)); err != nil {
 			return nil, fmt.Errorf("source proxy metrics: %w", err)
 		}

@@ -29,8 +29,8 @@ const (
 	Magic = "AIMW"
 	// Version is the WAN protocol version (also in transport.ALPN).
 	// Version 2 added the file sequence to FILE; version 3 added the store
-	// capacity and priming mark to HELLO and HELLO_OK, and streams the held
-	// list as entries.
+	// capacity and priming mark to HELLO and HELLO_OK, streams the held
+	// list as entries, and stripes transfers (STRIPED).
 	Version = 3
 	// MaxPiece is the largest piece of a blob in one frame.
 	MaxPiece = 1 << 20

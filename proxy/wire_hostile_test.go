@@ -207,7 +207,7 @@ func TestDestMemoryBudget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hdr, _, err := d.receiveArriving(bytes.NewReader(stream), io.Discard, d.arriving.begin()) // held, as while pushing to dst
+	hdr, _, err := d.receiveArriving(t.Context(), bytes.NewReader(stream), io.Discard, d.arriving.begin()) // held, as while pushing to dst
 	if err != nil {
 		t.Fatal(err)
 	}

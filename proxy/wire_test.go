@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"errors"
+	"github.com/aimwan/aimwan/transport"
 	"io"
 	"testing"
 
@@ -105,6 +106,10 @@ func FuzzFrame(f *testing.F) {
 	writeFrame(&w, TypeResult, Result{Code: 3, Msg: "full"}.encode())
 	f.Add(w.Bytes())
 	f.Add(validStream(f, bytes.Repeat([]byte("abcdefgh"), 2000)))
+	w.Reset()
+	writeFrame(&w, TypeFile, FileHeader{Volume: "v", Name: "n", Size: 100, Mode: ModePassthrough, PayloadLen: 100, StreamLen: 100}.encode())
+	writeFrame(&w, TypeStriped, Striped{ID: transport.TransferID{1, 2, 3}, Size: 100, PartSize: 32 << 10}.encode())
+	f.Add(w.Bytes())
 	d := fuzzDest(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var buf []byte
@@ -125,6 +130,12 @@ func FuzzFrame(f *testing.F) {
 				if h, err := DecodeFileHeader(body); err == nil {
 					if again, err := DecodeFileHeader(h.encode()); err != nil || again != h {
 						t.Fatalf("re-encoded file header: %+v %v", again, err)
+					}
+				}
+			case TypeStriped:
+				if sp, err := DecodeStriped(body); err == nil {
+					if again, err := DecodeStriped(sp.encode()); err != nil || again != sp {
+						t.Fatalf("re-encoded STRIPED: %+v %v", again, err)
 					}
 				}
 			case TypeResult:

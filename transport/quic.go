@@ -14,15 +14,24 @@ import (
 
 // Config tunes the QUIC connections to one peer. The zero value is usable.
 type Config struct {
-	// LinkRate is the WAN bottleneck rate in bytes per second; with RTT it
-	// sizes the flow-control windows. 0 means 12.5e6 (100 Mbit/s). +Inf is
-	// treated as 0.
+	// LinkRate is the WAN bottleneck rate in bytes per second, a hint: with
+	// RTT it sizes the flow-control windows, and the pool's rate controller
+	// starts pacing at it (then follows what it measures). 0 means unknown:
+	// windows are sized for 12.5e6 (100 Mbit/s) and the controller starts
+	// slow. +Inf is treated as 0.
 	LinkRate float64
-	// RTT is the WAN round-trip time. 0 means 50ms.
+	// RTT is the WAN round-trip time, a hint that sizes the windows. 0 means
+	// 50ms.
 	RTT time.Duration
-	// Conns is the number of QUIC connections kept to the peer (each with its
-	// own congestion controller). 0 means 1.
+	// Conns fixes the number of QUIC connections kept to the peer (each
+	// with its own congestion controller). 0 means adaptive: from MinConns,
+	// more while the connections' congestion windows hold the pace back, up
+	// to MaxConns.
 	Conns int
+	// MinConns and MaxConns bound the adaptive number of connections. 0
+	// means 2 (more with a LinkRate hint: one per 128 KiB of its
+	// bandwidth-delay product, up to 16) and 64.
+	MinConns, MaxConns int
 	// KeepAlive is the period of keep-alive packets on an idle connection.
 	// 0 means 5s.
 	KeepAlive time.Duration
@@ -34,10 +43,15 @@ type Config struct {
 	// MinBackoff and MaxBackoff bound the delay between redial attempts, which
 	// doubles after each failure. 0 means 200ms and 15s.
 	MinBackoff, MaxBackoff time.Duration
-	// MaxStreams is the number of concurrent streams a peer may open on one
-	// connection (files in flight). 0 means 1000.
+	// MaxStreams is the number of concurrent file streams a peer may open
+	// on one connection (files in flight). 0 means 1000. The connection's
+	// long-lived part streams come on top (QUIC counts them alike), so a
+	// small limit still leaves room for files.
 	MaxStreams int64
 }
+
+// maxConns bounds the connections kept to one peer.
+const maxConns = 128
 
 const (
 	// Floors of the windows. quic-go's defaults (6 and 15 MiB) would let a
@@ -66,8 +80,15 @@ func (c Config) WithDefaults() Config {
 	def(&c.HandshakeTimeout, 10*time.Second)
 	def(&c.MinBackoff, 200*time.Millisecond)
 	def(&c.MaxBackoff, 15*time.Second)
-	if c.Conns <= 0 {
-		c.Conns = 1
+	if c.MinConns <= 0 {
+		c.MinConns = 2
+	}
+	if c.MaxConns <= 0 {
+		c.MaxConns = 64
+	}
+	c.MaxConns = max(c.MaxConns, c.MinConns)
+	if c.Conns > 0 {
+		c.MinConns, c.MaxConns = c.Conns, c.Conns
 	}
 	if c.MaxStreams <= 0 {
 		c.MaxStreams = 1000
@@ -78,8 +99,10 @@ func (c Config) WithDefaults() Config {
 // Validate reports settings that cannot work.
 func (c Config) Validate() error {
 	switch {
-	case c.Conns > 64:
-		return fmt.Errorf("transport: %d connections per peer: at most 64", c.Conns)
+	case c.Conns > maxConns || c.MaxConns > maxConns || c.MinConns > maxConns:
+		return fmt.Errorf("transport: %d connections per peer: at most %d", max(c.Conns, c.MinConns, c.MaxConns), maxConns)
+	case c.Conns < 0 || c.MinConns < 0 || c.MaxConns < 0:
+		return errors.New("transport: negative number of connections")
 	case c.MinBackoff > c.MaxBackoff && c.MaxBackoff > 0:
 		return fmt.Errorf("transport: min backoff %s above max backoff %s", c.MinBackoff, c.MaxBackoff)
 	case c.RTT > time.Minute:
@@ -121,45 +144,53 @@ func (c Config) QUIC() *quic.Config {
 		MaxStreamReceiveWindow:         ms,
 		InitialConnectionReceiveWindow: ic,
 		MaxConnectionReceiveWindow:     mc,
-		MaxIncomingStreams:             c.MaxStreams,
+		MaxIncomingStreams:             c.MaxStreams + laneStreams,
 		MaxIncomingUniStreams:          -1,
 	}
 }
 
 // Listener accepts authenticated QUIC connections from pinned peers.
 type Listener struct {
-	udp net.PacketConn
-	tr  *quic.Transport
+	ep  *Endpoint
 	ln  *quic.Listener
 	log *slog.Logger
 }
 
 // Listen opens a UDP socket on addr and accepts QUIC connections whose client
-// certificate is pinned and whose ALPN matches. Its stateless-reset key is
-// derived from the identity, so after a crash and restart the node resets
-// the connections peers still hold at their next data packet, instead of
-// letting them wait for the idle timeout. (Keep-alives are too small to draw
-// a reset.)
+// certificate is pinned and whose ALPN matches (see ListenPacket).
 func Listen(addr string, id *Identity, pins Pins, cfg Config, log *slog.Logger) (*Listener, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	log = orDefault(log)
-	key, err := statelessResetKey(id)
-	if err != nil {
 		return nil, err
 	}
 	udp, err := net.ListenPacket("udp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s (udp): %w", addr, err)
 	}
-	tr := &quic.Transport{Conn: udp, StatelessResetKey: &key}
-	ln, err := tr.Listen(ServerTLS(id, pins, log), cfg.QUIC())
+	ln, err := ListenPacket(udp, id, pins, cfg, log)
 	if err != nil {
 		udp.Close()
-		return nil, fmt.Errorf("listen on %s (quic): %w", addr, err)
+		return nil, err
 	}
-	return &Listener{udp: udp, tr: tr, ln: ln, log: log}, nil
+	return ln, nil
+}
+
+// ListenPacket accepts QUIC connections on pc, which the listener then
+// owns (Close closes it). pc may be any net.PacketConn: a UDP socket, or a
+// simulated network in tests. Its stateless-reset key is derived from the
+// identity, so after a crash and restart the node resets the connections
+// peers still hold at their next data packet, instead of letting them wait
+// for the idle timeout. (Keep-alives are too small to draw a reset.)
+func ListenPacket(pc net.PacketConn, id *Identity, pins Pins, cfg Config, log *slog.Logger) (*Listener, error) {
+	ep, err := NewEndpoint(pc, id, log)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := ep.listen(pins, cfg)
+	if err != nil {
+		ep.tr.Close()
+		return nil, err
+	}
+	return ln, nil
 }
 
 // Accept waits for the next connection that completed its handshake.
@@ -178,17 +209,14 @@ func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
 // abruptly (close them first for a clean shutdown).
 func (l *Listener) Close() error {
 	err := l.ln.Close()
-	if terr := l.tr.Close(); err == nil {
-		err = terr
-	}
-	if uerr := l.udp.Close(); err == nil && !errors.Is(uerr, net.ErrClosed) {
-		err = uerr
+	if cerr := l.ep.Close(); err == nil {
+		err = cerr
 	}
 	return err
 }
 
-// Dial opens one QUIC connection to addr, presenting id and accepting only a
-// pinned server.
+// Dial opens one QUIC connection to addr on a new UDP socket of its own,
+// presenting id and accepting only a pinned server.
 func Dial(ctx context.Context, addr string, id *Identity, pins Pins, cfg Config, log *slog.Logger) (*quic.Conn, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -198,6 +226,65 @@ func Dial(ctx context.Context, addr string, id *Identity, pins Pins, cfg Config,
 		return nil, fmt.Errorf("dial WAN peer %s: %w", addr, err)
 	}
 	return c, nil
+}
+
+// Endpoint is one packet socket carrying QUIC connections: a listener's,
+// or a client's shared by many connections. It is the seam where tests
+// put a simulated network (quic-go's testutils/simnet) in place of UDP.
+type Endpoint struct {
+	pc  net.PacketConn
+	tr  *quic.Transport
+	id  *Identity
+	log *slog.Logger
+}
+
+// NewEndpoint makes an endpoint on pc for identity id; the endpoint owns
+// pc (Close closes it).
+func NewEndpoint(pc net.PacketConn, id *Identity, log *slog.Logger) (*Endpoint, error) {
+	if id == nil {
+		return nil, errors.New("transport endpoint: no identity")
+	}
+	key, err := statelessResetKey(id)
+	if err != nil {
+		return nil, err
+	}
+	return &Endpoint{pc: pc, tr: &quic.Transport{Conn: pc, StatelessResetKey: &key}, id: id, log: orDefault(log)}, nil
+}
+
+func (e *Endpoint) listen(pins Pins, cfg Config) (*Listener, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	ln, err := e.tr.Listen(ServerTLS(e.id, pins, e.log), cfg.QUIC())
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s (quic): %w", e.pc.LocalAddr(), err)
+	}
+	return &Listener{ep: e, ln: ln, log: e.log}, nil
+}
+
+// Dial opens a QUIC connection to addr over the endpoint's socket,
+// presenting the endpoint's identity and accepting only a pinned server.
+func (e *Endpoint) Dial(ctx context.Context, addr net.Addr, pins Pins, cfg Config) (*quic.Conn, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	c, err := e.tr.Dial(ctx, addr, ClientTLS(e.id, pins, addr.String(), e.log), cfg.QUIC())
+	if err != nil {
+		return nil, fmt.Errorf("dial WAN peer %s: %w", addr, err)
+	}
+	return c, nil
+}
+
+// Addr is the local address of the endpoint's socket.
+func (e *Endpoint) Addr() net.Addr { return e.pc.LocalAddr() }
+
+// Close closes the endpoint's connections and its socket.
+func (e *Endpoint) Close() error {
+	err := e.tr.Close()
+	if perr := e.pc.Close(); err == nil && !errors.Is(perr, net.ErrClosed) {
+		err = perr
+	}
+	return err
 }
 
 // QUIC application error codes a proxy closes a WAN connection with (named

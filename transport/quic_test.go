@@ -5,12 +5,15 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/testutils/simnet"
 )
 
 // logBuf collects log output safely across goroutines.
@@ -47,6 +50,49 @@ func mustIdentity(t *testing.T) *Identity {
 
 var fastCfg = Config{IdleTimeout: 5 * time.Second, HandshakeTimeout: 3 * time.Second}
 
+// simNet is quic-go's simulated network (testutils/simnet) with a client
+// and a server endpoint 10 ms apart, for tests run in a synctest bubble.
+type simNet struct {
+	client, server *simnet.SimConn
+	serverAddr     *net.UDPAddr
+}
+
+func newSimNet(t *testing.T) *simNet {
+	t.Helper()
+	n := &simnet.Simnet{Router: &simnet.PerfectRouter{}}
+	settings := simnet.NodeBiDiLinkSettings{Latency: 5 * time.Millisecond}
+	s := &simNet{serverAddr: &net.UDPAddr{IP: net.IPv4(10, 0, 0, 2), Port: 4433}}
+	s.client = n.NewEndpoint(&net.UDPAddr{IP: net.IPv4(10, 0, 0, 1), Port: 4001}, settings)
+	s.server = n.NewEndpoint(s.serverAddr, settings)
+	if err := n.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return s
+}
+
+// listen starts a listener on the simulated server endpoint.
+func (s *simNet) listen(t *testing.T, id *Identity, pins Pins, log *slog.Logger) *Listener {
+	t.Helper()
+	ln, err := ListenPacket(s.server, id, pins, fastCfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
+// endpoint returns a client endpoint on the simulated client socket.
+func (s *simNet) endpoint(t *testing.T, id *Identity, log *slog.Logger) *Endpoint {
+	t.Helper()
+	ep, err := NewEndpoint(s.client, id, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ep.Close() })
+	return ep
+}
+
 // waitLog polls the log for want until a deadline.
 func waitLog(t *testing.T, b *logBuf, want string) {
 	t.Helper()
@@ -59,36 +105,24 @@ func waitLog(t *testing.T, b *logBuf, want string) {
 	}
 }
 
-func TestHandshakeOK(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	srvID, cliID := mustIdentity(t), mustIdentity(t)
-	ln, err := Listen("127.0.0.1:0", srvID, Pins{cliID.Fingerprint}, fastCfg, nil)
+// echoOnce accepts one connection and echoes its first stream.
+func echoOnce(ctx context.Context, ln *Listener) error {
+	c, err := ln.Accept(ctx)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
-	defer ln.Close()
-	done := make(chan error, 1)
-	go func() {
-		c, err := ln.Accept(ctx)
-		if err != nil {
-			done <- err
-			return
-		}
-		s, err := c.AcceptStream(ctx)
-		if err != nil {
-			done <- err
-			return
-		}
-		_, err = io.Copy(s, s) // echo
-		s.Close()
-		done <- err
-	}()
-	c, err := Dial(ctx, ln.Addr().String(), cliID, Pins{srvID.Fingerprint}, fastCfg, nil)
+	s, err := c.AcceptStream(ctx)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
-	defer c.CloseWithError(0, "")
+	_, err = io.Copy(s, s)
+	s.Close()
+	return err
+}
+
+// roundTrip checks the negotiated protocol and echoes a message over c.
+func roundTrip(ctx context.Context, t *testing.T, c *quic.Conn) {
+	t.Helper()
 	if got := c.ConnectionState().TLS.NegotiatedProtocol; got != ALPN {
 		t.Errorf("ALPN %q, want %q", got, ALPN)
 	}
@@ -105,6 +139,46 @@ func TestHandshakeOK(t *testing.T) {
 	if err != nil || !bytes.Equal(got, msg) {
 		t.Fatalf("echo = %q, %v", got, err)
 	}
+}
+
+func TestHandshakeOK(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := t.Context()
+		srvID, cliID := mustIdentity(t), mustIdentity(t)
+		n := newSimNet(t)
+		ln := n.listen(t, srvID, Pins{cliID.Fingerprint}, nil)
+		done := make(chan error, 1)
+		go func() { done <- echoOnce(ctx, ln) }()
+		c, err := n.endpoint(t, cliID, nil).Dial(ctx, n.serverAddr, Pins{srvID.Fingerprint}, fastCfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.CloseWithError(0, "")
+		roundTrip(ctx, t, c)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// The same over real UDP sockets on loopback: Listen and Dial by address.
+func TestHandshakeOKOverUDP(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	srvID, cliID := mustIdentity(t), mustIdentity(t)
+	ln, err := Listen("127.0.0.1:0", srvID, Pins{cliID.Fingerprint}, fastCfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	done := make(chan error, 1)
+	go func() { done <- echoOnce(ctx, ln) }()
+	c, err := Dial(ctx, ln.Addr().String(), cliID, Pins{srvID.Fingerprint}, fastCfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseWithError(0, "")
+	roundTrip(ctx, t, c)
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
@@ -126,115 +200,101 @@ func refusedConn(ctx context.Context, t *testing.T, c *quic.Conn, err error) {
 }
 
 func TestUnknownClientRefused(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	srvID, cliID, other := mustIdentity(t), mustIdentity(t), mustIdentity(t)
-	log, buf := newLogger()
-	ln, err := Listen("127.0.0.1:0", srvID, Pins{other.Fingerprint}, fastCfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		if c, err := ln.Accept(ctx); err == nil {
-			t.Error("server accepted an unknown client")
-			c.CloseWithError(0, "")
-		}
-	}()
-	c, err := Dial(ctx, ln.Addr().String(), cliID, Pins{srvID.Fingerprint}, fastCfg, nil)
-	refusedConn(ctx, t, c, err)
-	waitLog(t, buf, "unknown fingerprint")
-	waitLog(t, buf, cliID.Fingerprint.String())
+	synctest.Test(t, func(t *testing.T) {
+		ctx := t.Context()
+		srvID, cliID, other := mustIdentity(t), mustIdentity(t), mustIdentity(t)
+		log, buf := newLogger()
+		n := newSimNet(t)
+		ln := n.listen(t, srvID, Pins{other.Fingerprint}, log)
+		go func() {
+			if c, err := ln.Accept(ctx); err == nil {
+				t.Error("server accepted an unknown client")
+				c.CloseWithError(0, "")
+			}
+		}()
+		c, err := n.endpoint(t, cliID, nil).Dial(ctx, n.serverAddr, Pins{srvID.Fingerprint}, fastCfg)
+		refusedConn(ctx, t, c, err)
+		waitLog(t, buf, "unknown fingerprint")
+		waitLog(t, buf, cliID.Fingerprint.String())
+	})
 }
 
 func TestUnknownServerRefused(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	srvID, cliID, other := mustIdentity(t), mustIdentity(t), mustIdentity(t)
-	ln, err := Listen("127.0.0.1:0", srvID, Pins{cliID.Fingerprint}, fastCfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	log, buf := newLogger()
-	c, err := Dial(ctx, ln.Addr().String(), cliID, Pins{other.Fingerprint}, fastCfg, log)
-	if err == nil {
-		c.CloseWithError(0, "")
-		t.Fatal("client accepted an unpinned server")
-	}
-	waitLog(t, buf, "unknown fingerprint")
+	synctest.Test(t, func(t *testing.T) {
+		ctx := t.Context()
+		srvID, cliID, other := mustIdentity(t), mustIdentity(t), mustIdentity(t)
+		n := newSimNet(t)
+		n.listen(t, srvID, Pins{cliID.Fingerprint}, nil)
+		log, buf := newLogger()
+		c, err := n.endpoint(t, cliID, log).Dial(ctx, n.serverAddr, Pins{other.Fingerprint}, fastCfg)
+		if err == nil {
+			c.CloseWithError(0, "")
+			t.Fatal("client accepted an unpinned server")
+		}
+		waitLog(t, buf, "unknown fingerprint")
+	})
 }
 
 func TestWrongALPNRefused(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	srvID, cliID := mustIdentity(t), mustIdentity(t)
-	log, buf := newLogger()
-	ln, err := Listen("127.0.0.1:0", srvID, Pins{cliID.Fingerprint}, fastCfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	tc := ClientTLS(cliID, Pins{srvID.Fingerprint}, "test", nil)
-	tc.NextProtos = []string{"aimwan/0"}
-	c, err := quic.DialAddr(ctx, ln.Addr().String(), tc, fastCfg.QUIC())
-	if err == nil {
-		c.CloseWithError(0, "")
-		t.Fatal("server accepted a wrong ALPN")
-	}
-	waitLog(t, buf, "wrong protocol version")
+	synctest.Test(t, func(t *testing.T) {
+		ctx := t.Context()
+		srvID, cliID := mustIdentity(t), mustIdentity(t)
+		log, buf := newLogger()
+		n := newSimNet(t)
+		n.listen(t, srvID, Pins{cliID.Fingerprint}, log)
+		tc := ClientTLS(cliID, Pins{srvID.Fingerprint}, "test", nil)
+		tc.NextProtos = []string{"aimwan/0"}
+		c, err := quic.Dial(ctx, n.client, n.serverAddr, tc, fastCfg.QUIC())
+		if err == nil {
+			c.CloseWithError(0, "")
+			t.Fatal("server accepted a wrong ALPN")
+		}
+		waitLog(t, buf, "wrong protocol version")
+	})
 }
 
 func TestPoolReconnects(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
-	defer cancel()
-	srvID, cliID := mustIdentity(t), mustIdentity(t)
-	ln, err := Listen("127.0.0.1:0", srvID, Pins{cliID.Fingerprint}, fastCfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan *quic.Conn, 8)
-	go func() {
-		for {
-			c, err := ln.Accept(ctx)
-			if err != nil {
-				return
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		srvID, cliID := mustIdentity(t), mustIdentity(t)
+		n := newSimNet(t)
+		ln := n.listen(t, srvID, Pins{cliID.Fingerprint}, nil)
+		accepted := make(chan *quic.Conn, 8)
+		go func() {
+			for {
+				c, err := ln.Accept(ctx)
+				if err != nil {
+					return
+				}
+				accepted <- c
 			}
-			accepted <- c
+		}()
+		cfg := fastCfg
+		cfg.Conns = 2
+		cfg.MinBackoff, cfg.MaxBackoff = 10*time.Millisecond, 50*time.Millisecond
+		p := &Pool{Addr: n.serverAddr.String(), Identity: cliID, Pins: Pins{srvID.Fingerprint}, Config: cfg,
+			Endpoint: n.endpoint(t, cliID, nil), Logger: quietLog}
+		served := make(chan error, 1)
+		go func() { served <- p.Serve(ctx) }()
+		first, err := p.Get(ctx)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}()
-	cfg := fastCfg
-	cfg.Conns = 2
-	cfg.MinBackoff, cfg.MaxBackoff = 10*time.Millisecond, 50*time.Millisecond
-	p := &Pool{Addr: ln.Addr().String(), Identity: cliID, Pins: Pins{srvID.Fingerprint}, Config: cfg}
-	served := make(chan error, 1)
-	go func() { served <- p.Serve(ctx) }()
-	first, err := p.Get(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range 2 {
+		for range 2 {
+			<-accepted
+		}
+		// One connection drops; the pool must replace it.
+		first.CloseWithError(0, "test drop")
 		<-accepted
-	}
-	// One connection drops; the pool must replace it.
-	first.CloseWithError(0, "test drop")
-	select {
-	case <-accepted:
-	case <-ctx.Done():
-		t.Fatal("pool did not reconnect")
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for len(p.Conns()) != 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("pool has %d conns, want 2", len(p.Conns()))
+		for len(p.Conns()) != 2 {
+			time.Sleep(5 * time.Millisecond)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	cancel()
-	if err := <-served; err != nil {
-		t.Fatal(err)
-	}
+		cancel()
+		if err := <-served; err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 func TestWindows(t *testing.T) {

@@ -20,6 +20,9 @@ func init() {
 
 // runBench: aimwan bench --out DIR [--scale tiny|small|full|seed] [--images IMG...] ...
 func runBench(ctx context.Context, args []string) error {
+	if len(args) > 0 && args[0] == "wan" {
+		return runBenchWAN(ctx, args[1:])
+	}
 	cfg, report, err := benchConfig(args)
 	if err != nil {
 		return err

@@ -23,7 +23,7 @@ import (
 )
 
 func init() {
-	register(command{Name: "dst", Summary: "destination node: receive, ordered destage, snapshots, hooks (status|export|promote|demote|test-clone)", Run: runDst})
+	register(command{Name: "dst", Summary: "destination node: receive, ordered destage, snapshots, hooks (status|export|snapshots|promote|demote|test-clone)", Run: runDst})
 }
 
 // Default addresses of the destination node. The push address is the source
@@ -51,6 +51,7 @@ type dstFile struct {
 	MaxConns    int               `yaml:"max_conns"` // push connections at once
 	Volumes     []dstVolume       `yaml:"volumes"`
 	Groups      []dstGroup        `yaml:"groups"`
+	Retention   []dstRetention    `yaml:"retention"`
 
 	PartExpiry       string `yaml:"part_expiry"`
 	NoRebindSnapshot bool   `yaml:"no_rebind_snapshot"` // no copy of a volume before an initialize's stream rebinds it
@@ -76,6 +77,8 @@ func runDst(ctx context.Context, args []string) error {
 			return runDstStatus(ctx, args[1:], os.Stdout)
 		case "export":
 			return runDstExport(ctx, args[1:])
+		case "snapshots":
+			return runDstSnapshots(ctx, args[1:], os.Stdout)
 		case "promote":
 			return runDstPromote(ctx, args[1:], os.Stdout)
 		case "demote":
@@ -95,12 +98,17 @@ func runDst(ctx context.Context, args []string) error {
 // YAML lists).
 func dstFlags(args []string) (dstFile, error) {
 	fs := newFlagSet("dst", "--buffer DIR --volume NAME=PATH[,create] ... [--snapshots DIR] [--hook LABEL=CMD] [--group NAME=VOL,VOL] [flags]\n"+
-		"       aimwan dst status|export ...")
+		"       aimwan dst status|export|snapshots ...")
 	cfgPath := fs.String("config", "", "YAML config `file` (flags override it)")
 	var vols, hooks, groups multiFlag
 	fs.Var(&vols, "volume", "destination volume `NAME=PATH[,create]` (repeatable; create: make a missing file)")
 	fs.Var(&hooks, "hook", "custom-marker hook `LABEL=CMD`, run with /bin/sh -c (repeatable)")
 	fs.Var(&groups, "group", "consistency group `NAME=VOL,VOL` (repeatable)")
+	var retention multiFlag
+	fs.Var(&retention, "retention", "snapshot retention `[TARGET=]KEEP`: TARGET a volume (VOL,VOL), group:NAME, or none for the default;\n"+
+		"KEEP e.g. \"last 4, 24 hourly, 7 daily, 4 weekly, min-age 1h\" (repeatable; see docs/destination-node.md)")
+	retMatch := fs.String("retention-match", "", "label `PATTERN` the --retention policies govern (default auto-*)")
+	retTZ := fs.String("retention-timezone", "", "calendar `ZONE` of the --retention buckets: UTC (default), Local, or e.g. Europe/Berlin")
 	fps := fpFlag(fs, "peer-fp", "fingerprint `FP` of a sender to trust: src, or the destination-edge proxy (repeatable or comma-separated; required)")
 	maxConns := fs.Int("max-conns", 0, "push connections served at once (default 256, at most 64 from one host)")
 	str := map[string]*string{
@@ -121,7 +129,7 @@ func dstFlags(args []string) (dstFile, error) {
 		return dstFile{}, err
 	}
 	if fs.NArg() > 0 {
-		return dstFile{}, usagef("dst: unexpected argument %q (subcommands: status, export)", fs.Arg(0))
+		return dstFile{}, usagef("dst: unexpected argument %q (subcommands: status, export, snapshots)", fs.Arg(0))
 	}
 	var f dstFile
 	if err := loadYAML(*cfgPath, &f); err != nil {
@@ -140,6 +148,12 @@ func dstFlags(args []string) (dstFile, error) {
 	}
 	if err := dstLists(&f, vols, hooks, groups); err != nil {
 		return f, err
+	}
+	switch {
+	case len(retention) > 0:
+		f.Retention = retentionFlags(retention, *retMatch, *retTZ)
+	case *retMatch != "" || *retTZ != "":
+		return f, usagef("dst: --retention-match and --retention-timezone go with --retention (in YAML: match and timezone of each policy)")
 	}
 	if len(*fps) > 0 {
 		f.PeerFP = *fps
@@ -209,6 +223,9 @@ func dstConfig(f dstFile, log *slog.Logger, reg prometheus.Registerer) (aimdst.C
 		}
 	}
 	var err error
+	if cfg.Retention, err = retentionPolicies(f.Retention); err != nil {
+		return cfg, err
+	}
 	if cfg.BufferLimit, err = optSize("buffer-limit", f.BufferLimit); err != nil {
 		return cfg, err
 	}
@@ -300,11 +317,7 @@ func runDstStatus(ctx context.Context, args []string, out io.Writer) error {
 	if fs.NArg() > 0 {
 		return usagef("dst status: unexpected argument %q", fs.Arg(0))
 	}
-	addr, token, err := ct.resolve("dst status", func(path string) (string, string, error) {
-		var f dstFile
-		err := loadYAML(path, &f)
-		return f.Control, f.Buffer, err
-	})
+	addr, token, err := resolveDst(ct, "dst status")
 	if err != nil {
 		return err
 	}
@@ -321,6 +334,16 @@ func runDstStatus(ctx context.Context, args []string, out io.Writer) error {
 	}
 	printDstStatus(out, st)
 	return nil
+}
+
+// resolveDst returns the destination node's control address and token file
+// (from --control and --buffer, --token or its YAML --config).
+func resolveDst(ct *controlTarget, cmd string) (string, string, error) {
+	return ct.resolve(cmd, func(path string) (string, string, error) {
+		var f dstFile
+		err := loadYAML(path, &f)
+		return f.Control, f.Buffer, err
+	})
 }
 
 func printDstStatus(out io.Writer, st aimdst.Status) {

@@ -20,27 +20,28 @@ func init() {
 
 // proxyFile is the YAML form of a proxy's configuration.
 type proxyFile struct {
-	Node       string   `yaml:"node"`
-	Mode       string   `yaml:"mode"`        // optimize | passthrough
-	LANListen  string   `yaml:"lan_listen"`  // source edge: where src pushes
-	WANPeer    string   `yaml:"wan_peer"`    // source edge: the destination edge (UDP host:port)
-	WANListen  string   `yaml:"wan_listen"`  // destination edge: QUIC listen address
-	LANForward string   `yaml:"lan_forward"` // destination edge: dst's push address
-	Key        string   `yaml:"key"`         // identity dir (aimwan keygen)
-	PeerFP     []string `yaml:"peer_fp"`     // pinned WAN peer fingerprints (the other proxy)
-	LANPeerFP  []string `yaml:"lan_peer_fp"` // pinned LAN peer fingerprints (src at the source edge, dst at the destination edge)
-	MaxConns   int      `yaml:"max_conns"`   // source edge: LAN push connections at once
-	Cache      string   `yaml:"cache"`       // chunk store dir (destination edge)
-	CacheSize  string   `yaml:"cache_size"`  // chunk store capacity (disk)
-	Metrics    string   `yaml:"metrics"`
-	Record     string   `yaml:"record"`
-	Schedule   string   `yaml:"schedule"`   // schedule file, or inline rules separated by ';'
-	Conns      int      `yaml:"conns"`      // QUIC connections to the peer
-	LinkRate   string   `yaml:"link_rate"`  // WAN bottleneck, sizes the windows
-	RTT        string   `yaml:"rtt"`        // WAN round trip, sizes the windows
-	Level      string   `yaml:"level"`      // auto | fastest | default | better | best | max
-	MaxMemory  string   `yaml:"max_memory"` // source edge: bytes of files held at once
-	MissWait   string   `yaml:"miss_wait"`  // destination edge: wait for files still arriving before asking back
+	Node        string   `yaml:"node"`
+	Mode        string   `yaml:"mode"`        // optimize | passthrough
+	LANListen   string   `yaml:"lan_listen"`  // source edge: where src pushes
+	WANPeer     string   `yaml:"wan_peer"`    // source edge: the destination edge (UDP host:port)
+	WANListen   string   `yaml:"wan_listen"`  // destination edge: QUIC listen address
+	LANForward  string   `yaml:"lan_forward"` // destination edge: dst's push address
+	Key         string   `yaml:"key"`         // identity dir (aimwan keygen)
+	PeerFP      []string `yaml:"peer_fp"`     // pinned WAN peer fingerprints (the other proxy)
+	LANPeerFP   []string `yaml:"lan_peer_fp"` // pinned LAN peer fingerprints (src at the source edge, dst at the destination edge)
+	MaxConns    int      `yaml:"max_conns"`   // source edge: LAN push connections at once
+	Cache       string   `yaml:"cache"`       // chunk store dir (destination edge)
+	CacheSize   string   `yaml:"cache_size"`  // chunk store capacity (disk)
+	Metrics     string   `yaml:"metrics"`
+	Record      string   `yaml:"record"`
+	Schedule    string   `yaml:"schedule"`      // schedule file, or inline rules separated by ';'
+	Conns       int      `yaml:"conns"`         // QUIC connections to the peer (0: adaptive)
+	MaxWANConns int      `yaml:"max_wan_conns"` // ceiling of the adaptive number of QUIC connections
+	LinkRate    string   `yaml:"link_rate"`     // WAN bottleneck, sizes the windows
+	RTT         string   `yaml:"rtt"`           // WAN round trip, sizes the windows
+	Level       string   `yaml:"level"`         // auto | fastest | default | better | best | max
+	MaxMemory   string   `yaml:"max_memory"`    // source edge: bytes of files held at once
+	MissWait    string   `yaml:"miss_wait"`     // destination edge: wait for files still arriving before asking back
 }
 
 func runProxy(ctx context.Context, args []string) error {
@@ -94,7 +95,8 @@ func proxyFlags(args []string) (proxyFile, error) {
 	var fps multiFlag
 	fs.Var(&fps, "peer-fp", "pinned WAN peer fingerprint `FP`: the other proxy's (repeatable or comma-separated; from aimwan keygen)")
 	lanFPs := fpFlag(fs, "lan-peer-fp", "pinned LAN peer fingerprint `FP`: src's at the source edge, dst's at the destination edge (repeatable or comma-separated)")
-	conns := fs.Int("conns", 0, "QUIC connections to the peer (default 1)")
+	conns := fs.Int("conns", 0, "fixed number of QUIC connections to the peer (default: adaptive, more while their congestion windows hold the pace back)")
+	maxWANConns := fs.Int("max-wan-conns", 0, "most QUIC connections the adaptive pool opens (default 64)")
 	maxConns := fs.Int("max-conns", 0, "source edge: LAN push connections served at once (default 256, at most 64 from one host)")
 	str := map[string]*string{
 		"node":        fs.String("node", "", "node name in hellos"),
@@ -109,8 +111,8 @@ func proxyFlags(args []string) (proxyFile, error) {
 		"metrics":     fs.String("metrics", "", "Prometheus `ADDR` or off (default "+proxy.DefaultSourceMetrics+" / "+proxy.DefaultDestMetrics+")"),
 		"record":      fs.String("record", "", "record metrics as JSONL into `DIR`"),
 		"schedule":    fs.String("schedule", "", "WAN rate schedule: a `FILE`, or inline rules separated by ';' (docs/deployment.md)"),
-		"link-rate":   fs.String("link-rate", "", "WAN bottleneck `RATE` that sizes the QUIC windows (default 100mbit)"),
-		"rtt":         fs.String("rtt", "", "WAN round-trip `DURATION` that sizes the QUIC windows (default 50ms)"),
+		"link-rate":   fs.String("link-rate", "", "WAN bottleneck `RATE`, a hint: sizes the QUIC windows and the first pace (default: measured; windows sized for 100mbit)"),
+		"rtt":         fs.String("rtt", "", "WAN round-trip `DURATION`, a hint that sizes the QUIC windows (default 50ms; the RTT is measured)"),
 		"level":       fs.String("level", "", "literal compression: auto (default), fastest, default, better, best, max (libzstd -19; cgo builds)"),
 		"max-memory":  fs.String("max-memory", "", "source edge: `SIZE` of files held at once (default 256MiB)"),
 		"miss-wait":   fs.String("miss-wait", "", "destination edge: at most this `DURATION` a file with unknown references waits for files sent before it that are still arriving, before asking back (default 10m; the wait ends when they are done)"),
@@ -140,6 +142,9 @@ func proxyFlags(args []string) (proxyFile, error) {
 	}
 	if flagWasSet(fs, "max-conns") {
 		f.MaxConns = *maxConns
+	}
+	if flagWasSet(fs, "max-wan-conns") {
+		f.MaxWANConns = *maxWANConns
 	}
 	if len(*lanFPs) > 0 {
 		f.LANPeerFP = *lanFPs
@@ -179,6 +184,10 @@ func proxyConfig(f proxyFile) (proxy.Config, error) {
 	}
 	c.MaxConns = f.MaxConns
 	c.Transport.Conns = f.Conns
+	if f.MaxWANConns < 0 {
+		return c, usagef("proxy: --max-wan-conns %d: want a positive number", f.MaxWANConns)
+	}
+	c.Transport.MaxConns = f.MaxWANConns
 	if f.LinkRate != "" {
 		if c.Transport.LinkRate, err = units.ParseRate(f.LinkRate); err != nil {
 			return c, usagef("proxy: --link-rate: %v", err)

@@ -40,15 +40,15 @@ func TestKeygenPrintsFingerprintLast(t *testing.T) {
 
 func TestProxyFlagsOverrideYAML(t *testing.T) {
 	cfg := filepath.Join(t.TempDir(), "proxy.yaml")
-	yaml := "mode: passthrough\nwan_peer: 10.0.0.1:7820\npeer_fp: [AAAA]\nconns: 2\nschedule: \"mon 08:00-09:00 1mbit\"\n"
+	yaml := "mode: passthrough\nwan_peer: 10.0.0.1:7820\npeer_fp: [AAAA]\nconns: 2\nmax_wan_conns: 8\nmax_conns: 30\nschedule: \"mon 08:00-09:00 1mbit\"\n"
 	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	f, err := proxyFlags([]string{"--config", cfg, "--mode", "optimize", "--peer-fp", "BBBB,CCCC", "--conns", "3"})
+	f, err := proxyFlags([]string{"--config", cfg, "--mode", "optimize", "--peer-fp", "BBBB,CCCC", "--conns", "3", "--max-wan-conns", "12"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.Mode != "optimize" || f.WANPeer != "10.0.0.1:7820" || f.Conns != 3 || len(f.PeerFP) != 2 || f.PeerFP[0] != "BBBB" {
+	if f.Mode != "optimize" || f.WANPeer != "10.0.0.1:7820" || f.Conns != 3 || f.MaxWANConns != 12 || f.MaxConns != 30 || len(f.PeerFP) != 2 || f.PeerFP[0] != "BBBB" {
 		t.Errorf("merged config %+v", f)
 	}
 }
@@ -79,6 +79,7 @@ func TestProxyRoleAndSettingErrors(t *testing.T) {
 		{"bad mode", []string{"--wan-peer", "a:1", "--key", key, "--peer-fp", fp, lan, "--mode", "turbo"}, "mode"},
 		{"bad schedule", []string{"--wan-peer", "a:1", "--key", key, "--peer-fp", fp, lan, "--schedule", "mon 8-9 1mbit"}, "schedule line 1"},
 		{"bad rate", []string{"--wan-peer", "a:1", "--key", key, "--peer-fp", fp, lan, "--link-rate", "fast"}, "--link-rate"},
+		{"negative WAN conns", []string{"--wan-peer", "a:1", "--key", key, "--peer-fp", fp, lan, "--max-wan-conns", "-1"}, "--max-wan-conns"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := runProxy(context.Background(), tc.args)

@@ -48,6 +48,7 @@ type srcFile struct {
 		Name    string   `yaml:"name"`
 		Volumes []string `yaml:"volumes"`
 	} `yaml:"groups"`
+	Schedules []srcSchedule `yaml:"schedules"`
 }
 
 func runSrc(ctx context.Context, args []string) error {
@@ -86,6 +87,9 @@ func srcConfig(args []string) (aimsrc.Config, error) {
 	var vols, groups multiFlag
 	fs.Var(&vols, "volume", "volume `NAME=PATH[,size=N]` (repeatable; the image is created at size N if missing)")
 	fs.Var(&groups, "group", "consistency group `NAME=VOL,VOL` (repeatable)")
+	var schedules multiFlag
+	fs.Var(&schedules, "schedule", "scheduled snapshot markers `TARGET=EVERY[,prefix=P]`: TARGET a volume or group:NAME,\n"+
+		"EVERY e.g. 15m (slots aligned to the clock, labels P-YYYYMMDD-HHMM in UTC, P default auto; repeatable)")
 	node := fs.String("node", "", "node name in push hellos (default: host name)")
 	buffer := fs.String("buffer", "", "source buffer `DIR` (journal files, dirty bitmaps)")
 	nbdAddr := fs.String("nbd", "", "NBD listen `ADDR` (default "+aimsrc.DefaultNBDAddr+")")
@@ -155,6 +159,9 @@ func srcConfig(args []string) (aimsrc.Config, error) {
 		}
 	}
 	if err := srcVolumes(&cfg, f, vols, groups); err != nil {
+		return cfg, err
+	}
+	if err := srcSchedules(&cfg, f.Schedules, schedules); err != nil {
 		return cfg, err
 	}
 	if cfg.Identity, err = loadKey("src", f.Key); err != nil {

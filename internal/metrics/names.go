@@ -40,6 +40,10 @@ const (
 	// {volume}, src): records of coalesced files before and after.
 	SrcCoalesceRecordsIn  = "aimwan_src_coalesce_records_in_total"
 	SrcCoalesceRecordsOut = "aimwan_src_coalesce_records_out_total"
+	// SrcScheduledMarkers (counter, markers, {target, result}, src): slots
+	// of scheduled snapshot markers, by result (placed, skipped, failed);
+	// target is the volume or "group:NAME".
+	SrcScheduledMarkers = "aimwan_src_scheduled_markers_total"
 
 	// TimeLatency (gauge, seconds, {volume}, dst): Time Latency, now minus
 	// the source timestamp of the newest destaged write.
@@ -68,6 +72,15 @@ const (
 	DstBufferFullRefusals = "aimwan_dst_buffer_full_refusals_total"
 	DstSnapshots          = "aimwan_dst_snapshots_total"
 	DstHookFailures       = "aimwan_dst_hook_failures_total"
+	// DstSnapshotsHeld (gauge, snapshots, {volume}, dst): snapshots in the
+	// snapshot folder now.
+	DstSnapshotsHeld = "aimwan_dst_snapshots_held"
+	// DstSnapshotBytes (gauge, bytes, {volume}, dst): bytes the snapshots'
+	// blocks take (st_blocks: a reflink's shared extents count in full).
+	DstSnapshotBytes = "aimwan_dst_snapshot_bytes"
+	// DstSnapshotsPruned (counter, snapshots, {volume}, dst): snapshots
+	// deleted by retention.
+	DstSnapshotsPruned = "aimwan_dst_snapshots_pruned_total"
 	// DstRefusedFiles (counter, files, {volume, reason}, dst): journal files
 	// refused or quarantined because they do not belong to the volume's
 	// stream or sequence (reason: stream, mismatch, unverified, sequence,
@@ -134,6 +147,37 @@ const (
 	// proxy is up.
 	ProxyPeerUp = "aimwan_proxy_peer_up"
 
+	// The source edge's WAN rate controller (transport.PoolCollector), all
+	// labelled {peer}:
+	// ProxyWANBottleneck (gauge, bytes/s): the measured bottleneck rate.
+	ProxyWANBottleneck = "aimwan_proxy_wan_bottleneck_bytes_per_second"
+	// ProxyWANDelivery (gauge, bytes/s): the latest delivery-rate sample.
+	ProxyWANDelivery = "aimwan_proxy_wan_delivery_bytes_per_second"
+	// ProxyWANPacing (gauge, bytes/s): the pace, before the schedule's cap.
+	ProxyWANPacing = "aimwan_proxy_wan_pacing_bytes_per_second"
+	// ProxyWANBaseRTT (gauge, seconds): the measured round trip without queue.
+	ProxyWANBaseRTT = "aimwan_proxy_wan_base_rtt_seconds"
+	// ProxyWANRTT (gauge, seconds): QUIC's latest round trip.
+	ProxyWANRTT = "aimwan_proxy_wan_rtt_seconds"
+	// ProxyWANQueueDelay (gauge, seconds): round trip above the base RTT.
+	ProxyWANQueueDelay = "aimwan_proxy_wan_queue_delay_seconds"
+	// ProxyWANInflight (gauge, bytes): part bytes sent, not yet acknowledged.
+	ProxyWANInflight = "aimwan_proxy_wan_inflight_bytes"
+	// ProxyWANConns (gauge, connections): live QUIC connections to the peer.
+	ProxyWANConns = "aimwan_proxy_wan_connections"
+	// ProxyWANConnsWanted (gauge, connections): connections the pool keeps up.
+	ProxyWANConnsWanted = "aimwan_proxy_wan_connections_wanted"
+	// ProxyWANLanes (gauge, connections): connections writing parts at once.
+	ProxyWANLanes = "aimwan_proxy_wan_lanes_active"
+	// ProxyWANState (gauge, 0/1, {peer, state}): controller state (startup, steady).
+	ProxyWANState = "aimwan_proxy_wan_state"
+	// ProxyWANBackoffs (counter, times): standing queues that made the sender back off.
+	ProxyWANBackoffs = "aimwan_proxy_wan_backoffs_total"
+	// ProxyWANProbes (counter, times): base-RTT probes.
+	ProxyWANProbes = "aimwan_proxy_wan_probes_total"
+	// ProxyWANRetries (counter, parts): parts sent again after their stream failed.
+	ProxyWANRetries = "aimwan_proxy_wan_part_retries_total"
+
 	// LinkBytes (counter, bytes, {direction}, sim link): payload bytes the
 	// link simulator carried; direction DirectionUp (toward --to, the data)
 	// or DirectionDown.
@@ -142,6 +186,10 @@ const (
 	LinkPackets = "aimwan_link_packets_total"
 	// LinkCrossBytes (counter, bytes, {direction}, sim link): cross traffic.
 	LinkCrossBytes = "aimwan_link_cross_bytes_total"
+	// LinkCrossDropped (counter, bytes, {direction}, sim link): cross
+	// traffic dropped because the queue was full (kept rate = carried /
+	// (carried + dropped)).
+	LinkCrossDropped = "aimwan_link_cross_dropped_bytes_total"
 	// LinkDrops (counter, packets, {reason}, sim link): packets dropped, by
 	// reason (queue, loss, outage, cross).
 	LinkDrops = "aimwan_link_drops_total"
@@ -217,6 +265,13 @@ var KnownMetrics = []MetricSpec{
 	{ProxyPeerUp, Gauge, []string{LabelRole}, "boolean", "proxy", "1 while the WAN session to the peer proxy is up."},
 	{LinkBytes, Counter, []string{"direction"}, "bytes", "link", "Payload bytes carried by the simulated link, by direction (up: toward --to)."},
 	{LinkDrops, Counter, []string{"reason"}, "packets", "link", "Packets dropped by the simulated link, by reason (queue, loss, outage, cross)."},
+	{LinkCrossBytes, Counter, []string{"direction"}, "bytes", "link", "Cross-traffic bytes that took their turn on the line, by direction."},
+	{LinkCrossDropped, Counter, []string{"direction"}, "bytes", "link", "Cross-traffic bytes dropped because the queue was full, by direction."},
+	{ProxyWANBottleneck, Gauge, []string{"peer", LabelRole}, "bytes/s", "proxy", "Measured bottleneck rate of the WAN path (source edge)."},
+	{ProxyWANPacing, Gauge, []string{"peer", LabelRole}, "bytes/s", "proxy", "Pace of the WAN rate controller, before the schedule's cap (source edge)."},
+	{ProxyWANBaseRTT, Gauge, []string{"peer", LabelRole}, "seconds", "proxy", "Measured round trip of the WAN path without queue (source edge)."},
+	{ProxyWANQueueDelay, Gauge, []string{"peer", LabelRole}, "seconds", "proxy", "Round trip above the base RTT: the bottleneck's queue (source edge)."},
+	{ProxyWANConns, Gauge, []string{"peer", LabelRole}, "connections", "proxy", "Live QUIC connections to the peer (source edge)."},
 	{BuildInfo, Gauge, []string{"version", "revision", "goversion"}, "boolean", "any", "Build of aimwan running: version, VCS revision and Go version as labels; always 1."},
 	{RecorderSamples, Counter, nil, "samples", "any", "Samples appended to the JSONL recording."},
 	{RecorderErrors, Counter, nil, "samples", "any", "Samples that could not be gathered completely or written."},

@@ -52,6 +52,7 @@ type chain struct {
 	procs    *procs.Chain // in start order: dst, proxy-dst, link, proxy-src, src
 	proxyDst *procs.Proc
 	proxySrc *procs.Proc
+	noHints  bool // the proxies get no --link-rate/--rtt
 }
 
 // stopWait is how long a daemon gets to end after SIGTERM.
@@ -116,10 +117,12 @@ func (c *chain) start(ctx context.Context, mode string) error {
 	}
 	c.procs.Add(nameDst, dstArgs, c.a.dstListen)
 	c.proxyDst = c.procs.Add(nameProxyDst, c.proxyDstArgs(mode), c.a.dstProxyMetrics)
+	c.proxyDst.Bin = c.proxyBin()
 	if !c.cfg.NoLink {
 		c.procs.Add(nameLink, c.linkArgs(), c.a.linkMetrics)
 	}
 	c.proxySrc = c.procs.Add(nameProxySrc, c.proxySrcArgs(mode), c.a.lan)
+	c.proxySrc.Bin = c.proxyBin()
 	srcArgs := []string{"src", "--node", nameSrc, "--nbd", c.a.nbd, "--push", c.a.lan, "--control", c.a.srcControl,
 		"--metrics", c.a.srcMetrics, "--record", c.cfg.Out, "--buffer", filepath.Join(c.work, "src-buffer"),
 		"--key", c.keyDir(nameSrc), "--peer-fp", c.fps[nameProxySrc]}
@@ -131,6 +134,14 @@ func (c *chain) start(ctx context.Context, mode string) error {
 		return fmt.Errorf("bench: %w", err)
 	}
 	return nil
+}
+
+// proxyBin is the binary the proxies run from: ProxyBin, or Bin.
+func (c *chain) proxyBin() string {
+	if c.cfg.ProxyBin != "" {
+		return c.cfg.ProxyBin
+	}
+	return c.cfg.Bin
 }
 
 // wanPeer is where the source edge sends QUIC: the link, or the
@@ -145,11 +156,15 @@ func (c *chain) wanPeer() string {
 // windowArgs tell the proxies the line they sit on (it sizes the QUIC
 // flow-control windows), as an operator would.
 func (c *chain) windowArgs() []string {
-	rtt := []string{"--rtt", max(c.cfg.RTT, time.Millisecond).String()}
-	if c.cfg.unlimited() { // no line to size them for: the proxies' default
-		return rtt
+	var args []string
+	switch {
+	case c.noHints:
+	case c.cfg.unlimited(): // no line to size them for: the proxies' default
+		args = []string{"--rtt", max(c.cfg.RTT, time.Millisecond).String()}
+	default:
+		args = []string{"--link-rate", rateArg(c.cfg.Rate), "--rtt", max(c.cfg.RTT, time.Millisecond).String()}
 	}
-	return append([]string{"--link-rate", rateArg(c.cfg.Rate)}, rtt...)
+	return append(args, c.cfg.ProxyArgs...)
 }
 
 func (c *chain) proxyDstArgs(mode string) []string {
@@ -174,6 +189,9 @@ func (c *chain) linkArgs() []string {
 		if n := c.cfg.scale().CrossPacket; n > 0 {
 			args = append(args, "--cross-packet", strconv.Itoa(n))
 		}
+	}
+	if c.cfg.Loss > 0 {
+		args = append(args, "--loss", strconv.FormatFloat(c.cfg.Loss, 'g', -1, 64))
 	}
 	return args
 }

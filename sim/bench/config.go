@@ -97,6 +97,13 @@ type Config struct {
 	// Cross is the cross traffic in bytes per second (default 70000, times
 	// the scale's LineScale); a negative value means none.
 	Cross float64
+	// Loss is the random loss of the simulated line (0..1; 0 = none).
+	Loss float64
+	// ProxyArgs are extra flags given to both proxies (e.g. "--conns", "16").
+	ProxyArgs []string
+	// ProxyBin, when set, is the binary the two proxies run from (another
+	// build's proxies over the same src, dst and link: a before/after).
+	ProxyBin string
 	// NoLink connects the proxies directly, without the link simulator
 	// (development only: nothing limits the rate, speed-ups are meaningless).
 	NoLink bool

@@ -13,6 +13,7 @@ type linkMetrics struct {
 	bytes   *prometheus.CounterVec // payload bytes delivered, by direction
 	packets *prometheus.CounterVec // packets delivered, by direction
 	cross   *prometheus.CounterVec // cross-traffic bytes carried, by direction
+	crossDr *prometheus.CounterVec // cross-traffic bytes dropped (queue full), by direction
 	drops   *prometheus.CounterVec // packets dropped, by reason
 }
 
@@ -28,6 +29,9 @@ func newMetrics() *linkMetrics {
 		cross: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: metrics.LinkCrossBytes, Help: "Cross-traffic bytes that took their turn on the line, by direction.",
 		}, []string{"direction"}),
+		crossDr: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: metrics.LinkCrossDropped, Help: "Cross-traffic bytes dropped because the queue was full, by direction.",
+		}, []string{"direction"}),
 		drops: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: metrics.LinkDrops, Help: "Packets dropped by the simulated link, by reason (queue, loss, outage, cross).",
 		}, []string{"reason"}),
@@ -36,6 +40,7 @@ func newMetrics() *linkMetrics {
 		m.bytes.WithLabelValues(d)
 		m.packets.WithLabelValues(d)
 		m.cross.WithLabelValues(d)
+		m.crossDr.WithLabelValues(d)
 	}
 	for _, r := range []string{DropQueue, DropLoss, DropOutage, DropCross} {
 		m.drops.WithLabelValues(r)
@@ -49,7 +54,7 @@ func (m *linkMetrics) register(reg prometheus.Registerer, pipes ...*Pipe) error 
 	if reg == nil {
 		return nil
 	}
-	cs := []prometheus.Collector{m.bytes, m.packets, m.cross, m.drops}
+	cs := []prometheus.Collector{m.bytes, m.packets, m.cross, m.crossDr, m.drops}
 	for _, p := range pipes {
 		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: metrics.LinkQueue, Help: "Bytes waiting at the simulated link's bottleneck.",

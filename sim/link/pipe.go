@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -41,6 +42,8 @@ type Pipe struct {
 	start time.Time
 	wake  chan struct{}
 
+	stats PipeStats
+
 	mu          sync.Mutex
 	r           *rand.Rand
 	busyUntil   time.Time // when the line has serialized everything accepted
@@ -48,6 +51,18 @@ type Pipe struct {
 	seq         uint64
 	inflight    deliveries
 }
+
+// PipeStats are a pipe's counters (the same as its metrics), for tests.
+type PipeStats struct {
+	Delivered    atomic.Int64 // payload bytes delivered
+	QueueDrops   atomic.Int64 // datagrams dropped because the queue was full
+	Lost         atomic.Int64 // datagrams dropped by random loss
+	CrossCarried atomic.Int64 // cross-traffic bytes that took their turn
+	CrossDropped atomic.Int64 // cross-traffic bytes dropped (queue full)
+}
+
+// Stats returns the pipe's counters.
+func (p *Pipe) Stats() *PipeStats { return &p.stats }
 
 // NewPipe returns the pipe for direction dir ("up" or "down"), its clock
 // started now (outages count from here). m may be nil (no metrics).
@@ -120,6 +135,7 @@ func (p *Pipe) Send(b []byte, overhead int, deliver func([]byte)) bool {
 	}
 	if p.cfg.Loss > 0 && p.r.Float64() < p.cfg.Loss {
 		p.m.drops.WithLabelValues(DropLoss).Inc()
+		p.stats.Lost.Add(1)
 		return true
 	}
 	p.schedule(at, b, deliver, false)
@@ -196,6 +212,9 @@ func (p *Pipe) occupy(now time.Time, wire int, reason string) (time.Time, bool) 
 	}
 	if reason != "" && p.backlog(now, rate)+float64(wire) > float64(p.cfg.Queue) {
 		p.m.drops.WithLabelValues(reason).Inc()
+		if reason == DropQueue {
+			p.stats.QueueDrops.Add(1)
+		}
 		return time.Time{}, false
 	}
 	if !math.IsInf(rate, 1) {
@@ -266,6 +285,7 @@ func (p *Pipe) deliverLoop(ctx context.Context) error {
 				continue
 			}
 			p.m.bytes.WithLabelValues(p.dir).Add(float64(len(d.b)))
+			p.stats.Delivered.Add(int64(len(d.b)))
 			if len(d.b) > 0 {
 				p.m.packets.WithLabelValues(p.dir).Inc()
 			}
@@ -284,19 +304,32 @@ func (p *Pipe) deliverLoop(ctx context.Context) error {
 	}
 }
 
-// crossLoop queues a cross-traffic packet every CrossPacket/Cross seconds.
+// crossLoop queues cross-traffic packets at CrossPacket/Cross-second
+// intervals. Packets are counted from the start, so a late tick (a busy
+// machine) queues the ones it missed at once: the offered rate is exactly
+// Cross, as a real caller's would be.
 func (p *Pipe) crossLoop(ctx context.Context) error {
 	every := time.Duration(float64(p.cfg.CrossPacket) / p.cfg.Cross * float64(time.Second))
-	t := time.NewTicker(max(every, time.Microsecond))
+	every = max(every, time.Microsecond)
+	t := time.NewTicker(max(every, time.Millisecond))
 	defer t.Stop()
+	start := time.Now()
+	var sent int64
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+			due := int64(time.Since(start) / every)
 			p.mu.Lock()
-			if _, ok := p.occupy(time.Now(), p.cfg.CrossPacket, DropCross); ok {
-				p.m.cross.WithLabelValues(p.dir).Add(float64(p.cfg.CrossPacket))
+			for ; sent < due; sent++ {
+				if _, ok := p.occupy(time.Now(), p.cfg.CrossPacket, DropCross); ok {
+					p.m.cross.WithLabelValues(p.dir).Add(float64(p.cfg.CrossPacket))
+					p.stats.CrossCarried.Add(int64(p.cfg.CrossPacket))
+				} else {
+					p.m.crossDr.WithLabelValues(p.dir).Add(float64(p.cfg.CrossPacket))
+					p.stats.CrossDropped.Add(int64(p.cfg.CrossPacket))
+				}
 			}
 			p.mu.Unlock()
 		}

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -126,10 +127,23 @@ func Build(ctx context.Context, out string, race bool) error {
 	return nil
 }
 
+// given holds the ports FreePorts has returned in this process: the kernel
+// may hand a closed port out again at once, and two addresses taken one
+// after the other for one daemon (--nbd and --control) must differ.
+var given struct {
+	sync.Mutex
+	ports map[string]bool
+}
+
 // FreePorts returns n loopback addresses whose port was free for both TCP and
 // UDP just now (the link simulator serves both on one port; a QUIC listener
-// needs UDP), all different.
+// needs UDP), all different, and none returned before by this process.
 func FreePorts(n int) ([]string, error) {
+	given.Lock()
+	defer given.Unlock()
+	if given.ports == nil {
+		given.ports = map[string]bool{}
+	}
 	var out []string
 	var held []interface{ Close() error }
 	defer func() {
@@ -143,6 +157,10 @@ func FreePorts(n int) ([]string, error) {
 			return nil, fmt.Errorf("free port: %w", err)
 		}
 		addr := ln.Addr().String()
+		if given.ports[addr] {
+			held = append(held, ln) // held, so the next try gets another port
+			continue
+		}
 		pc, err := net.ListenPacket("udp", addr)
 		if err != nil {
 			ln.Close()
@@ -153,6 +171,9 @@ func FreePorts(n int) ([]string, error) {
 	}
 	if len(out) < n {
 		return nil, fmt.Errorf("free port: found %d of %d", len(out), n)
+	}
+	for _, a := range out {
+		given.ports[a] = true
 	}
 	return out, nil
 }

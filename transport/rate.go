@@ -1,0 +1,516 @@
+package transport
+
+import (
+	"math"
+	"time"
+)
+
+// The rate controller paces the aggregate of a Pool's connections at the
+// rate the path delivers, holding a small queue at the bottleneck. Its two
+// measurements come from QUIC itself, not from the order in which parts
+// complete, so a lost packet (which holds up a stream until it is resent)
+// does not disturb them:
+//
+//   - the delivery rate D: the receiver answers each part record with the
+//     bytes its QUIC connections from this sender have received so far and
+//     the time on its own clock; the bytes received in a window of its
+//     clock, over the window, is what the path delivered;
+//   - the queue delay q: the smallest round trip QUIC measured on the
+//     connections that are sending, sampled every 10 ms, over the last
+//     half base RTT, minus the base RTT.
+//
+// The bottleneck rate B is the largest D of the last ten windows (a host
+// or link that stalls for a moment lowers D, not B), and the pace is
+//
+//	pace = B × (1 + gain × (target − q) / target),  gain 0.1, the factor within [0.8, 1.1]
+//
+// With the queue at its target the sender paces at what the path delivers,
+// so the queue stays; below it the pace grows and the queue with it; above
+// it the pace falls below B and the queue drains (proportional control: an
+// error in D moves the queue a little off its target, not the pace off the
+// path). And when the queue stays above one and a half times its target
+// for a whole window, the path gives less than B (cross traffic grew, the line
+// slowed): B drops to the D measured with the queue full, which is what
+// the path gives, and the sender paces at 85% of it for a window — a
+// backoff. RTT inflation, not loss, is what makes the sender back off.
+// The target is small (20 ms, a quarter of the base RTT or eight datagrams
+// at D, whichever is largest, at most 60 ms): enough to keep the
+// bottleneck busy while a loaded host runs the sender late, little enough
+// that other users' traffic is not dropped (the link simulator's VoIP
+// keeps its rate). Random loss plays no part: QUIC resends a lost packet,
+// and with enough connections a loss-halved congestion window does not
+// limit the pace.
+//
+// The queue the controller holds hides the path's own RTT: every 30
+// seconds (the first time 5 s after the start) the pace drops to half of
+// B until the round trips stop falling (the queue has drained; the line
+// stays busy while it drains), and the smallest round trip of the last
+// 36 s is the base RTT.
+//
+// Before the first queue is seen (start-up, no hint) the pace doubles per
+// window. The pace only grows while the pacer was the limit (the lanes
+// sent at the pace); when the data or the connections were, D says nothing
+// about the path and the pace is held.
+//
+// All methods take the time as an argument, so the model is tested
+// deterministically; the caller holds its lock.
+
+// ctlState is the controller's phase.
+type ctlState int
+
+const (
+	stateStartup ctlState = iota // doubling per window until a queue appears
+	stateSteady                  // following the delivery rate around the queue target
+)
+
+func (s ctlState) String() string {
+	if s == stateStartup {
+		return "startup"
+	}
+	return "steady"
+}
+
+const (
+	startupGrowth = 2.0
+	queueGain     = 0.1
+	backoffGain   = 0.85
+	maxBackoff    = 0.5
+	// bwSlots is the number of windows the bottleneck estimate is the
+	// largest D of.
+	bwSlots = 10
+	// rttSamples is the least number of round-trip samples the queue delay
+	// is judged on (their smallest), over at least half a base RTT: a busy
+	// host only ever adds delay to a sample, so the smallest is the queue.
+	rttSamples = 4
+	// RTTEvery is how often the pool samples QUIC's round trips.
+	RTTEvery = 10 * time.Millisecond
+	// pacedFraction: the lanes sent at least this much of the pace over a
+	// window, so the pace (not the data or the connections) was the limit.
+	pacedFraction = 0.9
+	// minPacing is the floor of the pace: a line slower than this is
+	// still used, only not paced finer.
+	minPacing = 8e3
+	maxPacing = 10e9
+	// initialPacing is the pace before any sample when no hint is given.
+	initialPacing = 128e3
+	// Bounds of the sample window.
+	minSampleWindow = 250 * time.Millisecond
+	maxSampleWindow = 2 * time.Second
+	// The base RTT is the smallest round trip of rtpropBuckets buckets of
+	// rtpropBucket each (36 s); the queue the controller holds would hide
+	// it, so every probeEvery the pace drops to half until the queue has
+	// drained (a probe), which shows the path's RTT without a queue.
+	rtpropBucket  = 6 * time.Second
+	rtpropBuckets = 6
+	probeEvery    = 30 * time.Second
+	probeGain     = 0.5
+	// hintGain is where the pace starts below a configured link rate: the
+	// rate counts the line's bytes, headers included (about 4% of a full
+	// datagram), and the first round trips should see the line without a
+	// queue. firstProbe is when the first probe comes after that start, in
+	// case the hint was too high and those round trips saw a queue after
+	// all.
+	hintGain   = 0.95
+	firstProbe = 5 * time.Second
+	// packetBytes sizes the queue target on slow lines (a full datagram).
+	packetBytes = 1500
+	// minQueueTarget is the smallest queue target: above the noise of the
+	// round trips a busy host measures.
+	minQueueTarget = 20 * time.Millisecond
+)
+
+// sendSnap is what the controller keeps of a part until it is
+// acknowledged or lost.
+type sendSnap struct {
+	size int64
+}
+
+// event is a point of a running total: sent bytes at the sender's time,
+// or bytes a connection received at the receiver's time.
+type event struct {
+	t     time.Time
+	total int64
+}
+
+// rttEvent is one round-trip sample.
+type rttEvent struct {
+	t   time.Time
+	rtt time.Duration
+}
+
+// bwSlot is the largest D of one window.
+type bwSlot struct {
+	slot int64 // time / window
+	bw   float64
+}
+
+// rateModel is the state of the controller (see the comment at the top).
+type rateModel struct {
+	sent         int64
+	inflight     int64
+	sends        []event    // the sender's running total of bytes sent
+	rtts         []rttEvent // round-trip samples, newest last
+	recv         []event    // the receiver's total of bytes received, its clock, in stream bytes
+	recvQUIC     int64      // the receiver's latest total in QUIC bytes
+	share        float64    // stream bytes / QUIC bytes sent, 0 = unknown
+	appLimitedAt time.Time  // last time a part left with nothing behind it
+
+	rtBuckets [rtpropBuckets]time.Duration // smallest round trip per bucket
+	rtBucket  int64                        // index of the current bucket (time / rtpropBucket)
+	rtprop    time.Duration                // the base RTT
+
+	state      ctlState
+	pacing     float64 // bytes per second
+	btlbw      float64 // the bottleneck estimate: D while the bottleneck was busy
+	lastBW     float64 // the latest D
+	lastRTT    time.Duration
+	lastQ      time.Duration // the latest q
+	nextGrowth time.Time     // start-up doubles at most once per window
+	backoffs   int64         // times a standing queue made the sender back off
+	highSince  time.Time     // since when the queue is above twice its target
+	holdUntil  time.Time     // a backoff paces below D until then
+	probeAt    time.Time     // when the current probe began (zero: none)
+	probeMin   time.Duration // the smallest round trip of the probe so far
+	probeMinAt time.Time     // when it was seen
+	probes     int64
+	lastProbe  time.Time
+	bw         [bwSlots]bwSlot
+	trace      func(format string, a ...any)
+}
+
+// newRateModel returns a model pacing at the hint (a configured link rate,
+// trusted until samples say otherwise), or at initialPacing in start-up
+// without one.
+func newRateModel(hint float64) *rateModel {
+	m := &rateModel{state: stateStartup, pacing: initialPacing}
+	if hint > 0 {
+		m.pacing = math.Min(hint*hintGain, maxPacing)
+		m.btlbw = m.pacing
+		m.bw[0].bw = m.pacing
+		m.state = stateSteady
+	}
+	return m
+}
+
+// window is the span over which D is judged: two base RTTs, within
+// [250ms, 2s], and at least four reports at the current rate of them.
+func (m *rateModel) window() time.Duration {
+	w := 2 * m.rtprop
+	if n := len(m.recv); n > 4 {
+		if span := m.recv[n-1].t.Sub(m.recv[0].t); span > 0 {
+			w = max(w, 4*span/time.Duration(n-1))
+		}
+	}
+	return min(max(w, minSampleWindow), maxSampleWindow)
+}
+
+// target is the queue delay the controller holds: 20 ms, a quarter of the
+// base RTT, or eight datagrams at the delivery rate d, whichever is
+// largest, and at most 60 ms. The queue is what keeps the line busy while
+// the sender is held up — a busy host runs it late by tens of
+// milliseconds at times — and stays well below a line's usual buffer (the
+// link simulator's is 100 ms), so other users' packets are not dropped.
+func (m *rateModel) target(d float64) time.Duration {
+	t := max(m.rtprop/4, minQueueTarget)
+	if d > 0 {
+		t = max(t, time.Duration(8*packetBytes/d*float64(time.Second)))
+	}
+	return min(t, 60*time.Millisecond)
+}
+
+// onParts records parts of size bytes handed to QUIC at now. appLimited
+// says the sender had nothing else waiting.
+func (m *rateModel) onParts(size int64, now time.Time, appLimited bool) {
+	m.inflight += size
+	if appLimited {
+		m.appLimitedAt = now
+	}
+}
+
+// onSent records n bytes the pacer let go at now.
+func (m *rateModel) onSent(n int64, now time.Time) {
+	m.sent += n
+	if k := len(m.sends); k > 0 && now.Sub(m.sends[k-1].t) < time.Millisecond {
+		m.sends[k-1].total = m.sent // one event per millisecond is enough
+		return
+	}
+	m.sends = trim(append(m.sends, event{t: now, total: m.sent}), now)
+}
+
+// onDone forgets a part that was acknowledged or will not be.
+func (m *rateModel) onDone(s sendSnap) { m.inflight = max(m.inflight-s.size, 0) }
+
+// onReport takes a receiver's report arriving at now: the bytes its
+// connections from this sender received by peerTime (the receiver's
+// clock).
+func (m *rateModel) onReport(peerTime time.Time, received int64, now time.Time) {
+	if n := len(m.recv); n > 0 {
+		switch {
+		case received < m.recvQUIC || peerTime.Before(m.recv[n-1].t.Add(-maxSampleWindow)):
+			// The receiver restarted (a new clock), or a connection closed
+			// and its bytes left the sum: start the series again.
+			m.recv = m.recv[:0]
+		case !peerTime.After(m.recv[n-1].t):
+			return // overtaken by a later report (another stream was faster)
+		}
+	}
+	// QUIC's bytes carry headers, ACKs and resent data besides the stream
+	// bytes the pace counts: scale by the share of stream bytes in what
+	// the sender's connections sent.
+	total := int64(0)
+	if n := len(m.recv); n > 0 {
+		total = m.recv[n-1].total + int64(float64(received-m.recvQUIC)*m.payloadShare())
+	}
+	m.recvQUIC = received
+	m.recv = trim(append(m.recv, event{t: peerTime, total: total}), peerTime)
+	m.control(now)
+}
+
+// onRTT takes a round-trip sample QUIC measured (the smallest of the
+// connections that sent since the last sample).
+func (m *rateModel) onRTT(rtt time.Duration, now time.Time) {
+	if rtt <= 0 {
+		return
+	}
+	m.lastRTT = rtt
+	m.rttSample(rtt, now)
+	m.rtts = append(m.rtts, rttEvent{t: now, rtt: rtt})
+	if len(m.rtts) > 512 {
+		m.rtts = append(m.rtts[:0], m.rtts[len(m.rtts)-256:]...)
+	}
+}
+
+// control sets the pace from D and q.
+func (m *rateModel) control(now time.Time) {
+	w := m.window()
+	var d float64
+	ok := len(m.recv) > 0
+	if ok {
+		d, ok = rateOf(m.recv, m.recv[len(m.recv)-1].t, w)
+	}
+	if !ok || d <= 0 {
+		return
+	}
+	m.lastBW = d
+	q := max(m.recentMinRTT(now)-m.rtprop, 0)
+	m.lastQ = q
+	target := m.target(d)
+	sent, _ := rateOf(m.sends, now, w)
+	paced := sent >= pacedFraction*m.pacing && now.Sub(m.appLimitedAt) >= w
+	if m.trace != nil {
+		m.trace("D=%.0f share=%.3f max=%.0f q=%v target=%v pace=%.0f sent=%.0f paced=%v w=%v", d, m.payloadShare(), m.btlbw,
+			q.Round(time.Millisecond), target.Round(time.Millisecond), m.pacing, sent, paced, w.Round(time.Millisecond))
+	}
+	if m.probe(now, target, m.lastRTT) {
+		return
+	}
+	// The bottleneck estimate: the largest D of the last bwSlots windows.
+	// While the sender sent below its pace (too little data, too few
+	// connections) D says only that the path carries at least that much.
+	// The receiver cannot have taken more than was sent: a D above what
+	// the sender sent lately is a receiver that ran late and caught up in
+	// a burst, not the path.
+	sent2, _ := rateOf(m.sends, now, 2*w)
+	d = min(d, 1.05*max(sent, sent2))
+	// The bottleneck estimate: the largest D of the last bwSlots windows.
+	// D counts when the sender sent at its pace or a queue stood (the path
+	// was the limit); while the sender had too little to send, D says
+	// only that the path carries at least that much.
+	if paced || q >= target/2 || d >= m.btlbw {
+		m.bwSample(d, now, w)
+	}
+	if m.standing(now, w, q, target) && d < 0.9*m.btlbw {
+		// A queue stood a whole window well above its target and the path
+		// delivered clearly less than the estimate: the path gives less
+		// (cross traffic grew, the line slowed). What it delivered
+		// meanwhile, with the queue full, is what it gives. One backoff
+		// halves the estimate at most (a long stall of a busy host looks
+		// the same for a while).
+		m.backoffs++
+		m.resetBW(max(d, m.btlbw*maxBackoff), now, w)
+		m.pacing = m.clamp(m.btlbw * backoffGain)
+		m.holdUntil = now.Add(w)
+		m.state = stateSteady
+		return
+	}
+	if now.Before(m.holdUntil) {
+		return
+	}
+	if m.state == stateStartup {
+		if q < target/2 {
+			if paced && !now.Before(m.nextGrowth) {
+				m.pacing = m.clamp(max(m.pacing, d) * startupGrowth)
+				m.nextGrowth = now.Add(w)
+			}
+			return
+		}
+		m.state = stateSteady
+	}
+	// The pace is B, more while the queue is short of its target, less
+	// while it is over it. Raised only when the pace was the limit
+	// (otherwise the path's room is unknown).
+	err := max(min(float64(target-q)/float64(target), 1), -2)
+	next := m.clamp(max(m.btlbw, d) * (1 + queueGain*err))
+	if !paced && next > m.pacing {
+		return
+	}
+	m.pacing = next
+}
+
+// probe runs the base-RTT probe: every probeEvery the pace drops to half
+// the bottleneck estimate until the round trips stop falling (the queue
+// the controller holds has drained), at most a second; the smallest round
+// trip seen is the base RTT. It reports whether a probe is on.
+func (m *rateModel) probe(now time.Time, target, latest time.Duration) bool {
+	if m.probeAt.IsZero() {
+		// A probe starts probeEvery after the last one; the first comes
+		// firstProbe after the first samples.
+		if m.lastProbe.IsZero() {
+			m.lastProbe = now.Add(firstProbe - probeEvery)
+		}
+		if m.state == stateStartup || now.Sub(m.lastProbe) < probeEvery {
+			return false
+		}
+		m.probeAt, m.probeMin, m.probeMinAt = now, latest, now
+		m.pacing = m.clamp(m.btlbw * probeGain)
+		m.probes++
+		return true
+	}
+	if latest > 0 && latest < m.probeMin-time.Millisecond {
+		m.probeMin, m.probeMinAt = latest, now
+	}
+	// Done when the smallest round trip has not fallen for a base RTT (the
+	// queue is gone), or after a second.
+	settled := now.Sub(m.probeMinAt) >= max(m.rtprop, 20*time.Millisecond) && now.Sub(m.probeAt) >= m.rtprop+target
+	if !settled && now.Sub(m.probeAt) < time.Second {
+		return true
+	}
+	m.probeAt, m.lastProbe = time.Time{}, now
+	m.pacing = m.clamp(m.btlbw)
+	return false
+}
+
+// standing reports whether the queue has been above one and a half times
+// its target for a whole window (a transient stall of the host does not
+// count; a line's buffer is often not much more).
+func (m *rateModel) standing(now time.Time, w time.Duration, q, target time.Duration) bool {
+	if q <= target*3/2 {
+		m.highSince = time.Time{}
+		return false
+	}
+	if m.highSince.IsZero() {
+		m.highSince = now
+	}
+	return now.Sub(m.highSince) >= w && !now.Before(m.holdUntil)
+}
+
+// bwSample puts D into the current window's slot of the max filter. A
+// slot keeps the smallest D seen in it: a burst of reports after a stall
+// of the receiver (its host ran late and caught up at once) makes one D
+// look large for a moment; what holds a whole window counts.
+func (m *rateModel) bwSample(d float64, now time.Time, w time.Duration) {
+	slot := now.UnixNano() / int64(w)
+	if m.bw[0].slot != slot {
+		copy(m.bw[1:], m.bw[:len(m.bw)-1])
+		m.bw[0] = bwSlot{slot: slot, bw: d}
+	}
+	m.bw[0].bw = min(m.bw[0].bw, d)
+	m.btlbw = 0
+	for _, b := range m.bw {
+		m.btlbw = max(m.btlbw, b.bw)
+	}
+}
+
+// resetBW empties the max filter but for d.
+func (m *rateModel) resetBW(d float64, now time.Time, w time.Duration) {
+	m.bw = [bwSlots]bwSlot{{slot: now.UnixNano() / int64(w), bw: d}}
+	m.btlbw = d
+}
+
+// recentMinRTT is the smallest of the last rttSamples round trips, or of
+// those of the last half base RTT if more.
+func (m *rateModel) recentMinRTT(now time.Time) time.Duration {
+	var r time.Duration
+	for i := len(m.rtts) - 1; i >= 0; i-- {
+		s := m.rtts[i]
+		if len(m.rtts)-i > rttSamples && now.Sub(s.t) > m.rtprop/2 {
+			break
+		}
+		if r == 0 || s.rtt < r {
+			r = s.rtt
+		}
+	}
+	return r
+}
+
+// rttSample keeps the smallest round trip per bucket; the base RTT is the
+// smallest of the buckets.
+func (m *rateModel) rttSample(rtt time.Duration, now time.Time) {
+	b := now.UnixNano() / int64(rtpropBucket)
+	if b != m.rtBucket {
+		for i := m.rtBucket + 1; i <= b && i <= m.rtBucket+rtpropBuckets; i++ {
+			m.rtBuckets[i%rtpropBuckets] = 0
+		}
+		m.rtBucket = b
+	}
+	slot := &m.rtBuckets[b%rtpropBuckets]
+	if *slot == 0 || rtt < *slot {
+		*slot = rtt
+	}
+	m.rtprop = 0
+	for _, r := range m.rtBuckets {
+		if r > 0 && (m.rtprop == 0 || r < m.rtprop) {
+			m.rtprop = r
+		}
+	}
+}
+
+// setShare sets the share of stream bytes in the QUIC bytes the sender's
+// connections sent (measured by the pool).
+func (m *rateModel) setShare(share float64) {
+	if share > 0.5 && share <= 1 {
+		m.share = share
+	}
+}
+
+func (m *rateModel) payloadShare() float64 {
+	if m.share == 0 {
+		return 0.96 // QUIC's usual overhead on full packets, until measured
+	}
+	return m.share
+}
+
+func (m *rateModel) clamp(p float64) float64 { return min(max(p, minPacing), maxPacing) }
+
+// trim drops events older than the longest window, keeping one before it
+// as a window's base.
+func trim(evs []event, now time.Time) []event {
+	i := 0
+	for i+1 < len(evs) && now.Sub(evs[i+1].t) > maxSampleWindow {
+		i++
+	}
+	if i > 0 {
+		evs = append(evs[:0], evs[i:]...)
+	}
+	return evs
+}
+
+// rateOf returns the rate of evs over the last w before now; ok is false
+// while the events span less than half the window.
+func rateOf(evs []event, now time.Time, w time.Duration) (float64, bool) {
+	if len(evs) == 0 {
+		return 0, false
+	}
+	base := 0
+	for i := len(evs) - 1; i >= 0; i-- {
+		if now.Sub(evs[i].t) >= w {
+			base = i
+			break
+		}
+	}
+	span := now.Sub(evs[base].t)
+	if span < w/2 {
+		return 0, false
+	}
+	return float64(evs[len(evs)-1].total-evs[base].total) / span.Seconds(), true
+}

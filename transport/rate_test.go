@@ -1,0 +1,213 @@
+package transport
+
+import (
+	"math"
+	"testing"
+	"time"
+)
+
+// fluidLine drives a rateModel against a fluid model of a line: the sender
+// sends at the pace, a bottleneck of capacity bytes/s drains a queue
+// (drop-tail at limit bytes), the receiver reports what it received every
+// few milliseconds (on its own clock, QUIC bytes = stream bytes / share)
+// and QUIC's round trip is the base RTT plus the queue's delay. Time steps
+// by a millisecond; nothing here is random.
+type fluidLine struct {
+	m        *rateModel
+	now      time.Time
+	capacity float64 // stream bytes per second
+	base     time.Duration
+	limit    float64 // bytes the queue holds
+	share    float64
+
+	queue     float64
+	received  float64 // stream bytes that crossed the bottleneck
+	dropped   float64
+	inflight  []fluidPacket
+	reports   []fluidReport
+	stallTill time.Time // the receiver reports nothing until then
+
+	maxQueue float64
+}
+
+type fluidPacket struct {
+	at    time.Time // arrives at the receiver
+	bytes float64
+}
+
+type fluidReport struct {
+	at       time.Time // arrives at the sender
+	peerTime time.Time
+	received int64
+}
+
+func newFluidLine(capacity float64, base time.Duration, hint float64) *fluidLine {
+	m := newRateModel(hint)
+	m.setShare(0.96)
+	return &fluidLine{m: m, now: time.Unix(1_000_000, 0), capacity: capacity, base: base,
+		limit: max(capacity*0.1, 32<<10), share: 0.96}
+}
+
+// run advances d, reporting every report and sampling the RTT every 10 ms.
+func (f *fluidLine) run(d time.Duration) {
+	const step = time.Millisecond
+	const report = 5 * time.Millisecond
+	for end := f.now.Add(d); f.now.Before(end); f.now = f.now.Add(step) {
+		send := f.m.pacing * step.Seconds()
+		f.m.onParts(int64(send), f.now, false)
+		f.m.onSent(int64(send), f.now)
+		if f.queue+send > f.limit {
+			f.dropped += f.queue + send - f.limit
+			send = f.limit - f.queue
+		}
+		f.queue += send
+		out := min(f.queue, f.capacity*step.Seconds())
+		f.queue -= out
+		f.maxQueue = max(f.maxQueue, f.queue)
+		f.inflight = append(f.inflight, fluidPacket{at: f.now.Add(f.base / 2), bytes: out})
+		for len(f.inflight) > 0 && !f.inflight[0].at.After(f.now) {
+			f.received += f.inflight[0].bytes
+			f.inflight = f.inflight[1:]
+		}
+		ms := f.now.UnixMilli()
+		if ms%int64(report/time.Millisecond) == 0 {
+			// The report crosses back in half the base RTT; its peer time
+			// is the receiver's clock (an offset does not matter). A
+			// stalled receiver sends its reports when it wakes.
+			at := f.now.Add(f.base / 2)
+			if at.Before(f.stallTill) {
+				at = f.stallTill
+			}
+			f.reports = append(f.reports, fluidReport{at: at, peerTime: f.now.Add(time.Hour), received: int64(f.received / f.share)})
+		}
+		for len(f.reports) > 0 && !f.reports[0].at.After(f.now) {
+			r := f.reports[0]
+			f.reports = f.reports[1:]
+			f.m.onReport(r.peerTime, r.received, f.now)
+		}
+		if ms%10 == 0 {
+			f.m.onRTT(f.base+f.queueDelay(), f.now)
+		}
+	}
+}
+
+func (f *fluidLine) queueDelay() time.Duration {
+	return time.Duration(f.queue / f.capacity * float64(time.Second))
+}
+
+// average runs d and returns the mean delivery rate over it.
+func (f *fluidLine) average(d time.Duration) float64 {
+	before := f.received
+	f.run(d)
+	return (f.received - before) / d.Seconds()
+}
+
+func TestRateModelFillsTheLine(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		capacity float64
+		base     time.Duration
+		hint     float64
+	}{
+		{"2mbit 40ms hinted", 240e3, 40 * time.Millisecond, 250e3},
+		{"2mbit 40ms no hint", 240e3, 40 * time.Millisecond, 0},
+		{"100mbit 100ms hinted", 12e6, 100 * time.Millisecond, 12.5e6},
+		{"100mbit 100ms no hint", 12e6, 100 * time.Millisecond, 0},
+		{"20mbit 200ms hint too high", 2.4e6, 200 * time.Millisecond, 12.5e6},
+		{"1gbit 20ms hinted", 120e6, 20 * time.Millisecond, 125e6},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFluidLine(tc.capacity, tc.base, tc.hint)
+			f.run(10 * time.Second) // start-up
+			f.maxQueue, f.dropped = 0, 0
+			got := f.average(20 * time.Second)
+			target := f.m.target(tc.capacity)
+			t.Logf("delivery %.1f%% of capacity, pace %.0f, queue %v (target %v), max queue %.0f of %.0f, base RTT %v",
+				100*got/tc.capacity, f.m.pacing, f.queueDelay(), target, f.maxQueue, f.limit, f.m.rtprop)
+			if got < 0.97*tc.capacity {
+				t.Errorf("delivered %.1f%% of the capacity, want at least 97%%", 100*got/tc.capacity)
+			}
+			if f.dropped > 0 {
+				t.Errorf("the queue overflowed in steady state (%.0f bytes dropped)", f.dropped)
+			}
+			if q := f.queueDelay(); q > 2*target {
+				t.Errorf("queue delay %v, more than twice the target %v", q, target)
+			}
+			if d := f.m.rtprop - tc.base; d < 0 || d > 5*time.Millisecond {
+				t.Errorf("base RTT %v, the path's is %v", f.m.rtprop, tc.base)
+			}
+		})
+	}
+}
+
+// The sender backs off when the queue grows: the line's capacity halves
+// (other traffic took half of it) and the pace follows within seconds,
+// with the queue bounded meanwhile.
+func TestRateModelBacksOffWhenTheQueueGrows(t *testing.T) {
+	f := newFluidLine(12e6, 100*time.Millisecond, 12.5e6)
+	f.run(15 * time.Second)
+	before := f.m.backoffs
+	f.capacity = 6e6
+	f.maxQueue, f.dropped = 0, 0
+	f.run(3 * time.Second)
+	if f.m.backoffs == before {
+		t.Errorf("no backoff after the capacity halved (pace %.0f)", f.m.pacing)
+	}
+	if f.m.pacing > 1.1*f.capacity {
+		t.Errorf("pace %.0f three seconds after the capacity fell to %.0f", f.m.pacing, f.capacity)
+	}
+	got := f.average(10 * time.Second)
+	if got < 0.95*f.capacity {
+		t.Errorf("delivered %.0f of the new %.0f", got, f.capacity)
+	}
+	if q := f.queueDelay(); q > 2*f.m.target(f.capacity) {
+		t.Errorf("queue delay %v after settling, target %v", q, f.m.target(f.capacity))
+	}
+	// And it takes the room back when the capacity returns.
+	f.capacity = 12e6
+	f.run(10 * time.Second)
+	if got := f.average(5 * time.Second); got < 0.95*f.capacity {
+		t.Errorf("delivered %.0f after the capacity came back to %.0f", got, f.capacity)
+	}
+}
+
+// A receiver that stalls and then reports all at once (a busy host) must
+// not inflate the bottleneck estimate, nor make the sender give up its
+// rate.
+func TestRateModelIgnoresReceiverStalls(t *testing.T) {
+	f := newFluidLine(2.4e6, 200*time.Millisecond, 2.5e6)
+	f.run(10 * time.Second)
+	for range 5 {
+		f.stallTill = f.now.Add(400 * time.Millisecond)
+		f.run(2 * time.Second)
+		if f.m.btlbw > 1.1*f.capacity {
+			t.Fatalf("bottleneck estimate %.0f after a stall, capacity %.0f", f.m.btlbw, f.capacity)
+		}
+	}
+	if got := f.average(5 * time.Second); got < 0.95*f.capacity {
+		t.Errorf("delivered %.0f of %.0f after stalls", got, f.capacity)
+	}
+}
+
+// The base RTT is probed every probeEvery: a route that gets longer is
+// learnt within the filter's window, and the probes cost little.
+func TestRateModelProbesTheBaseRTT(t *testing.T) {
+	f := newFluidLine(240e3, 40*time.Millisecond, 250e3)
+	f.run(10 * time.Second)
+	probes := f.m.probes
+	got := f.average(2 * probeEvery)
+	if f.m.probes < probes+2 {
+		t.Errorf("%d probes in %v, want 2", f.m.probes-probes, 2*probeEvery)
+	}
+	if got < 0.97*f.capacity {
+		t.Errorf("delivered %.1f%% of the capacity across probes", 100*got/f.capacity)
+	}
+	f.base = 60 * time.Millisecond
+	f.run(rtpropBucket*rtpropBuckets + probeEvery)
+	if d := f.m.rtprop - f.base; d < 0 || d > 5*time.Millisecond {
+		t.Errorf("base RTT %v after the path's became %v", f.m.rtprop, f.base)
+	}
+	if math.IsNaN(f.m.pacing) || f.m.pacing < 0.9*f.capacity {
+		t.Errorf("pace %.0f after the longer route", f.m.pacing)
+	}
+}
