@@ -30,6 +30,7 @@ func serveControl(ctx context.Context, ln net.Listener, n *Node, token string, l
 		}
 	})
 	n.snapshotRoutes(mux)
+	promoteHandlers(mux, n)
 	return metrics.ServeHTTP(ctx, ln, ctlapi.Guard(mux, token, log), "control endpoint", log)
 }
 

@@ -63,4 +63,14 @@
 //     receiving goes on, destage retries with back-off and reopens it.
 //   - Time Latency: now minus the source timestamp of the newest destaged
 //     write, per volume.
+//   - promotion (failover): a volume made writable at the DR site, at the
+//     newest point that arrived or at a snapshot (restored into it); destage
+//     stops for good and files pushed for it are refused (conflict). Kept in
+//     <buffer>/<volume>/promoted.json; what it did not apply goes to the kept
+//     folder promoted-TIME/. Demote makes it a replica again with a retired
+//     stream binding (only an initialize rebinds it).
+//   - group point (of a promotion): the newest group snapshot every member
+//     has, the one point consistent across a group.
+//   - test clone: a qcow2 overlay on a snapshot in <snapshots>/.clones/,
+//     served read-write by qemu-nbd for a DR test and removed after it.
 package aimdst

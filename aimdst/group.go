@@ -68,7 +68,8 @@ type groupState struct {
 	At map[string]uint64 `json:"at,omitempty"`
 	// Label and Time are the label and source time of the last completed
 	// point (the group's last consistent point); Snapshot and SnapshotTime
-	// those of the last group snapshot (status).
+	// those of the last group snapshot (status; what promote --group
+	// restores).
 	Label        string    `json:"label,omitempty"`
 	Time         time.Time `json:"time,omitzero"`
 	Snapshot     string    `json:"snapshot,omitempty"`

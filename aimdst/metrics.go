@@ -102,7 +102,7 @@ var _ prometheus.Collector = statusCollector{}
 
 func (c statusCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLatency, descBuffer, descSeq, descWaiting, descOffline, descLimit, descQuarantined,
-		descComplete, descLastMarker, descLastSnapshot, descGroupLatency, descGroupPoint, descGroupSnapshot} {
+		descComplete, descLastMarker, descLastSnapshot, descGroupLatency, descGroupPoint, descGroupSnapshot, descPromoted} {
 		ch <- d
 	}
 }
@@ -124,6 +124,7 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descComplete, prometheus.GaugeValue, unixSeconds(v.CompleteUntil), v.Volume)
 		ch <- prometheus.MustNewConstMetric(descLastMarker, prometheus.GaugeValue, unixSeconds(v.LastMarkerTime), v.Volume)
 		ch <- prometheus.MustNewConstMetric(descLastSnapshot, prometheus.GaugeValue, unixSeconds(v.LastSnapshotTime), v.Volume)
+		ch <- prometheus.MustNewConstMetric(descPromoted, prometheus.GaugeValue, promotedGauge(v), v.Volume)
 	}
 	for _, g := range st.Groups {
 		ch <- prometheus.MustNewConstMetric(descGroupLatency, prometheus.GaugeValue, g.TimeLatency, g.Group)

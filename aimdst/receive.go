@@ -53,6 +53,9 @@ func (n *Node) Accept(ctx context.Context, peer push.Hello, o push.Offer) (push.
 		return nil, fmt.Errorf("%w: %s/%s: %w", push.ErrUnavailable, o.Volume, o.Name, err)
 	}
 	defer v.mu.Unlock()
+	if err := v.refusePromoted(); err != nil {
+		return nil, err
+	}
 	if v.rebinding {
 		return nil, fmt.Errorf("%w: volume %s is switching to a new journal stream", push.ErrUnavailable, v.name)
 	}

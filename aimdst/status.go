@@ -64,6 +64,9 @@ type VolumeStatus struct {
 	// Quarantined are files moved aside, not applied, kept for the
 	// operator.
 	Quarantined []QuarantinedFile `json:"quarantined,omitempty"`
+	// Promoted is the volume's promotion (failover): it is writable, takes
+	// no files, and Kept holds what was not applied.
+	Promoted *Promotion `json:"promoted,omitempty"`
 	// LastError is the newest refusal or quarantine, for a one-line view.
 	LastError string `json:"last_error,omitempty"`
 }
@@ -104,6 +107,7 @@ func (v *volume) status(now time.Time) (VolumeStatus, time.Time) {
 		Receiving: len(v.receiving), LogicalBytes: v.logical, RefusedFull: v.refusedFull,
 		Stream: v.cursor.Stream, Previous: v.cursor.Previous, Refused: v.refusalList(),
 		Quarantined: append([]QuarantinedFile(nil), v.quarantined...),
+		Promoted:    v.promoted,
 	}
 	for _, q := range vs.Quarantined {
 		vs.BufferBytes += q.Size

@@ -24,6 +24,7 @@ const (
 	stateOffline   = "offline"
 	stateStalled   = "stalled"
 	stateGroup     = "waiting for group"
+	statePromoted  = "promoted" // failover: writable at the DR site, destage stopped for good
 )
 
 // volume is one destination volume: its part of the destination buffer, its
@@ -54,6 +55,16 @@ type volume struct {
 	quarantined []QuarantinedFile           // files moved aside (status)
 	starting    map[journal.StreamID]uint64 // start files of new streams being received: stream -> file seq
 	rebinding   bool                        // a rebind is switching the volume to a new stream
+
+	// Promotion (failover, promote.go): promoting refuses files, halted
+	// stops destage, promoted is the persisted record. runMu is held by
+	// destage while it applies a file; stopDestage cancels a destage
+	// waiting (at a group barrier).
+	promoting   bool
+	halted      bool
+	promoted    *Promotion
+	runMu       sync.Mutex
+	stopDestage context.CancelFunc
 }
 
 // errOffline marks a destage error caused by the destination volume.
@@ -95,6 +106,12 @@ func openVolumeState(n *Node, vc VolumeConfig) (*volume, error) {
 	}
 	v.cursor = c
 	v.q = newFileQueue(c.File + 1)
+	if v.promoted, err = loadPromotion(v.dir); err != nil {
+		return nil, fmt.Errorf("volume %s: %w", v.name, err)
+	}
+	if v.promoted != nil {
+		v.promoting, v.halted, v.state = true, true, promotedState(v.promoted)
+	}
 	ents, err := os.ReadDir(v.dir)
 	if err != nil {
 		return nil, fmt.Errorf("volume %s: scan buffer: %w", v.name, err)
@@ -198,7 +215,7 @@ func (v *volume) serve(ctx context.Context) error {
 	defer v.releaseVolume(false)
 	backoff := time.Duration(0)
 	for {
-		progressed, err := v.destageNext(ctx)
+		progressed, err := v.destageOnce(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -226,6 +243,27 @@ func (v *volume) serve(ctx context.Context) error {
 		case <-v.kick:
 		}
 	}
+}
+
+// destageOnce runs destageNext under runMu with a context a promotion can
+// cancel; a halted volume (promoted) destages nothing.
+func (v *volume) destageOnce(ctx context.Context) (bool, error) {
+	v.runMu.Lock()
+	defer v.runMu.Unlock()
+	dctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	v.mu.Lock()
+	halted := v.halted
+	v.stopDestage = cancel
+	v.mu.Unlock()
+	if halted {
+		return false, nil
+	}
+	progressed, err := v.destageNext(dctx)
+	if err != nil && dctx.Err() != nil && ctx.Err() == nil {
+		return false, nil // a promotion halted it (at a group barrier): not a failure
+	}
+	return progressed, err
 }
 
 // notify wakes the destage loop.
@@ -257,6 +295,8 @@ func (v *volume) idle() {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	switch {
+	case v.halted && v.promoted != nil:
+		v.state = promotedState(v.promoted)
 	case v.q.Len() > 0 || v.quarantinedAt(v.q.Next()) != nil:
 		v.state = fmt.Sprintf("%s %d", stateGap, v.q.Next())
 		if q := v.quarantinedAt(v.q.Next()); q != nil {

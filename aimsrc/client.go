@@ -74,6 +74,14 @@ func (c *Client) Marker(ctx context.Context, req MarkerRequest) (MarkerResult, e
 	return res, err
 }
 
+// Drain drains a volume (undo: takes writes again) and returns its drain
+// state; call it again to follow the drain until Complete.
+func (c *Client) Drain(ctx context.Context, req DrainRequest) (DrainStatus, error) {
+	var st DrainStatus
+	err := c.do(ctx, http.MethodPost, PathDrain, req, &st)
+	return st, err
+}
+
 // Status returns the node's status.
 func (c *Client) Status(ctx context.Context) (Status, error) {
 	var st Status

@@ -67,6 +67,14 @@ func (n *Node) controlHandler() http.Handler {
 		reply(w, http.StatusOK, res, err)
 	})
 	n.pauseHandlers(mux)
+	mux.HandleFunc("POST "+PathDrain, func(w http.ResponseWriter, r *http.Request) {
+		var req DrainRequest
+		if !readJSON(w, r, &req) {
+			return
+		}
+		st, err := n.Drain(req)
+		reply(w, http.StatusOK, st, err)
+	})
 	mux.HandleFunc("GET "+PathStatus, func(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusOK, n.Status(), nil)
 	})

@@ -53,4 +53,9 @@
 //   - Resync: the state after pull-ahead while the dirty regions are journaled
 //     again from the image's current content; the volume is "normal" again
 //     when the bitmap is empty.
+//   - Drain: the first step of a planned failover. A drained volume refuses
+//     writes, zeroes and trims (EROFS, which NBD clients see as EPERM),
+//     persisted in <buffer>/<volume>.drained; the drain is complete when
+//     the far end has acknowledged everything (no file, no dirty region, no
+//     initialize left).
 package aimsrc

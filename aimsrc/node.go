@@ -143,6 +143,10 @@ func (n *Node) openVolume(vc VolumeConfig) (*volume, error) {
 		v.close()
 		return nil, err
 	}
+	if err := v.loadDrain(n.cfg.Buffer); err != nil {
+		v.close()
+		return nil, err
+	}
 	if err := v.resumeInit(); err != nil {
 		v.close()
 		return nil, err

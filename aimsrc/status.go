@@ -66,6 +66,8 @@ type VolumeStatus struct {
 	// PausedBy says who paused the volume's pushing: PausedByVolume,
 	// PausedByDestination, or "" (not paused).
 	PausedBy string `json:"paused_by,omitempty"`
+	// Drained says writes are refused (failover drain).
+	Drained bool `json:"drained,omitempty"`
 
 	refusals map[string]uint64 // by push code, for metrics
 }
@@ -117,7 +119,7 @@ func (v *volume) status() VolumeStatus {
 		DirtyBytes: v.dirty.dirtyBytes(), Writes: v.writes.Load(), BytesWritten: v.written.Load(),
 		FilesPushed: v.pushedN.Load(), BytesPushed: v.pushedB.Load(), SizeBytes: v.size,
 		CoalescedBytes: v.coalesced.Load(), CoalesceRecordsIn: v.coalIn.Load(), CoalesceRecordsOut: v.coalOut.Load(),
-		Init: v.initJob.status(),
+		Init: v.initJob.status(), Drained: v.drained.Load(),
 	}
 	now := v.now()
 	if t := v.oldestUnsent(); !t.IsZero() {

@@ -112,6 +112,9 @@ type volume struct {
 	initStream journal.StreamID // the stream the running initialize starts (under initJob.mu or in serveInit)
 	initDelta  bool             // the running initialize compares checksums (same rule as initStream)
 	sums       sumAsker         // the next hop, asked for checksums by a delta initialize
+
+	drained   atomic.Bool // failover drain: writes refused (drain.go)
+	drainedAt time.Time   // under mu
 }
 
 var _ nbd.Export = (*volume)(nil)
@@ -129,7 +132,10 @@ func (v *volume) ReadAt(p []byte, off int64) error { return v.img.readAt(p, off)
 // writes the image. With fua the write is durable before it returns.
 func (v *volume) WriteAt(p []byte, off int64, fua bool) error {
 	v.mu.Lock()
-	err := v.capture(off, int64(len(p)), int64(len(p)), func() (uint64, error) { return v.jw.Write(off, p) })
+	err := v.refuseDrained()
+	if err == nil {
+		err = v.capture(off, int64(len(p)), int64(len(p)), func() (uint64, error) { return v.jw.Write(off, p) })
+	}
 	if err == nil {
 		err = v.apply(off, int64(len(p)), func() error { return v.img.writeAt(p, off) })
 	}
@@ -166,7 +172,10 @@ func (v *volume) Trim(off, length int64) error { return v.zero(off, length, true
 
 func (v *volume) zero(off, length int64, trim, hole bool) error {
 	v.mu.Lock()
-	err := v.capture(off, length, 0, func() (uint64, error) { return v.jw.Zero(off, length, trim) })
+	err := v.refuseDrained()
+	if err == nil {
+		err = v.capture(off, length, 0, func() (uint64, error) { return v.jw.Zero(off, length, trim) })
+	}
 	if err == nil {
 		err = v.apply(off, length, func() error { return v.img.zero(off, length, hole) })
 	}

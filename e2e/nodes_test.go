@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ type DstNode struct {
 	Listen, Control string // push and status addresses
 	Metrics         string // Prometheus address
 	Buffer, Snaps   string // destination buffer and snapshot folders
+	t               *testing.T
 }
 
 // StartDst starts a destination node with free ports and temp folders, with
@@ -35,7 +37,7 @@ func StartDstWith(t *testing.T, start func(args []string) *Proc, volumes []strin
 	t.Helper()
 	dir := t.TempDir()
 	d := &DstNode{Listen: testkit.FreeAddr(t), Control: testkit.FreeAddr(t), Metrics: testkit.FreeAddr(t),
-		Buffer: filepath.Join(dir, "buffer"), Snaps: filepath.Join(dir, "snapshots")}
+		Buffer: filepath.Join(dir, "buffer"), Snaps: filepath.Join(dir, "snapshots"), t: t}
 	args := []string{"dst", "--listen", d.Listen, "--control", d.Control, "--metrics", d.Metrics,
 		"--buffer", d.Buffer, "--snapshots", d.Snaps,
 		"--key", Keys.Dst.Dir, "--peer-fp", Keys.Src.FP, "--peer-fp", Keys.ProxyDst.FP}
@@ -54,8 +56,14 @@ func StartDstWith(t *testing.T, start func(args []string) *Proc, volumes []strin
 
 // Restart restarts the node and waits for its ports.
 func (d *DstNode) Restart() {
+	old, _ := os.ReadFile(ctlapi.TokenPath(d.Buffer))
 	d.Proc.Ready = []string{d.Listen, d.Control} // the restart waits for them
 	d.Proc.Restart()
+	// The control port listens before the node writes its new token.
+	testkit.WaitFor(d.t, 20*time.Second, "dst's new control token", func() bool {
+		b, err := os.ReadFile(ctlapi.TokenPath(d.Buffer))
+		return err == nil && len(b) > 0 && string(b) != string(old)
+	})
 }
 
 // Status fetches the node's status.

@@ -23,7 +23,7 @@ import (
 )
 
 func init() {
-	register(command{Name: "dst", Summary: "destination node: receive, ordered destage, snapshots, hooks (status|export|snapshots)", Run: runDst})
+	register(command{Name: "dst", Summary: "destination node: receive, ordered destage, snapshots, hooks (status|export|snapshots|promote|demote|test-clone)", Run: runDst})
 }
 
 // Default addresses of the destination node. The push address is the source
@@ -79,6 +79,12 @@ func runDst(ctx context.Context, args []string) error {
 			return runDstExport(ctx, args[1:])
 		case "snapshots":
 			return runDstSnapshots(ctx, args[1:], os.Stdout)
+		case "promote":
+			return runDstPromote(ctx, args[1:], os.Stdout)
+		case "demote":
+			return runDstDemote(ctx, args[1:], os.Stdout)
+		case "test-clone":
+			return runDstTestClone(ctx, args[1:], os.Stdout)
 		}
 	}
 	f, err := dstFlags(args)
@@ -363,6 +369,7 @@ func printDstStatus(out io.Writer, st aimdst.Status) {
 			orDefault(timeLabel(g.LastSnapshot, g.LastSnapshotTime), "-"))
 	}
 	printDstIdentity(out, st)
+	printPromoted(out, st)
 }
 
 // printDstIdentity prints, per volume, the journal stream it replicates and
@@ -388,15 +395,19 @@ func printDstIdentity(out io.Writer, st aimdst.Status) {
 }
 
 func runDstExport(ctx context.Context, args []string) error {
-	fs := newFlagSet("dst export", "--snapshot VOLUME/LABEL --nbd ADDR [--snapshots DIR | --config FILE] [--name EXPORT]")
+	fs := newFlagSet("dst export", "--snapshot VOLUME/LABEL --nbd ADDR [--snapshots DIR | --config FILE] [--name EXPORT] | --rw --volume NAME --nbd ADDR (--config FILE | --buffer DIR --path FILE)")
 	cfgPath := fs.String("config", "", "the destination node's YAML config `file` (for its snapshot folder)")
 	snapshot := fs.String("snapshot", "", "snapshot to export, `VOLUME/LABEL`")
 	nbdAddr := fs.String("nbd", "127.0.0.1:10810", "NBD listen `ADDR`")
 	dir := fs.String("snapshots", "", "snapshot `DIR` (default: from --config, or --buffer's default)")
 	buffer := fs.String("buffer", "", "destination buffer `DIR` (locates the default snapshot folder)")
 	name := fs.String("name", "", "NBD export `NAME` (default: the label)")
+	rw := addExportRW(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *rw.rw {
+		return runDstExportRW(ctx, rw, *cfgPath, *buffer, *nbdAddr, *snapshot)
 	}
 	if *snapshot == "" || fs.NArg() > 0 {
 		return usagef("dst export: want --snapshot VOLUME/LABEL (and no arguments)")

@@ -20,7 +20,7 @@ import (
 )
 
 func init() {
-	register(command{Name: "src", Summary: "source node: NBD export, journal capture, pushing (init|marker|status|pause|resume)", Run: runSrc})
+	register(command{Name: "src", Summary: "source node: NBD export, journal capture, pushing (init|marker|status|pause|resume|drain)", Run: runSrc})
 }
 
 // srcFile is the YAML form of the source node's configuration.
@@ -63,6 +63,8 @@ func runSrc(ctx context.Context, args []string) error {
 			return runSrcStatus(ctx, args[1:], os.Stdout)
 		case "pause", "resume":
 			return runSrcPause(ctx, args[0], args[1:], os.Stdout)
+		case "drain":
+			return runSrcDrain(ctx, args[1:], os.Stdout)
 		}
 	}
 	cfg, err := srcConfig(args)

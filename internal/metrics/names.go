@@ -123,6 +123,9 @@ const (
 	// DstQuarantined (gauge, files, {volume}, dst): files kept in the
 	// volume's quarantine folder for the operator.
 	DstQuarantined = "aimwan_dst_quarantined_files"
+	// DstPromoted (gauge, 0/1, {volume}, dst): 1 once the volume is
+	// promoted (failover): writable, destage stopped, files refused.
+	DstPromoted = "aimwan_dst_volume_promoted"
 	// DstRebinds (counter, {volume}, dst): times an initialize's new stream
 	// replaced the stream a volume replicated.
 	DstRebinds = "aimwan_dst_rebinds_total"
