@@ -388,3 +388,34 @@ func TestInstallGuide(t *testing.T) {
 		}
 	}
 }
+
+// TestGuideSubst: the substitution layer of TestInstallGuide maps paths into
+// the site's folder and guide ports to loopback ports, the same port for a
+// listen and the dials to it, and leaves times, sizes and other text alone.
+func TestGuideSubst(t *testing.T) {
+	g := &guideRun{t: t, roots: map[string]string{"primary": "/R/p", "dr": "/R/d"}, ports: map[string]string{}, root: true}
+	wan := g.port("7820")
+	tests := []struct{ site, in, want string }{
+		{"dr", `wan_listen: ":7820"`, `wan_listen: "` + wan + `"`},
+		{"primary", "wan_peer: dr.example.net:7820", "wan_peer: " + wan},
+		{"primary", "metrics: 10.1.0.5:7820 # at 08:00-18:00", "metrics: " + wan + " # at 08:00-18:00"},
+		{"dr", "buffer: /var/lib/aimwan/dst", "buffer: /R/d/var/lib/aimwan/dst"},
+		{"primary", "peer_fp: [$FP]  cache_size: 4GiB", "peer_fp: [$FP]  cache_size: 4GiB"},
+		{"primary", "install -m 0755 bin/aimwan /usr/local/bin/aimwan", "install -m 0755 bin/aimwan /R/p/usr/local/bin/aimwan"},
+		{"primary", "cp x /srvx /etc/aimwanx", "cp x /srvx /etc/aimwanx"},
+		{"primary", "sudo -u aimwan aimwan keygen --dir /etc/aimwan/key", "aimwan keygen --dir /R/p/etc/aimwan/key"},
+		{"primary", "useradd --system --home /var/lib/aimwan aimwan", "useradd --system --home /var/lib/aimwan aimwan"},
+	}
+	for _, tc := range tests {
+		if got := g.shellLine(tc.site, tc.in); got != tc.want {
+			t.Errorf("%s: %q -> %q, want %q", tc.site, tc.in, got, tc.want)
+		}
+	}
+	g.root = false
+	if got := g.shellLine("dr", "install -d -o aimwan -g aimwan -m 0700 /etc/aimwan/key"); got != "install -d -m 0700 /R/d/etc/aimwan/key" || len(g.skipped) != 1 {
+		t.Errorf("not root: %q, skipped %v", got, g.skipped)
+	}
+	if got := g.shellLine("dr", "useradd aimwan"); !strings.HasPrefix(got, ": # skipped") || len(g.skipped) != 2 {
+		t.Errorf("not root: useradd became %q, skipped %v", got, g.skipped)
+	}
+}
