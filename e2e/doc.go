@@ -15,6 +15,9 @@
 //     with free ports and temp folders and return their addresses.
 //   - image: a small generated raw image (a few MiB: data, zero runs, holes)
 //     written through the source node's NBD export with qemu-img.
+//   - guide: docs/install.md, whose blocks marked `sh {guide site=...}`
+//     TestInstallGuide runs in order at two sites (a folder per host's /),
+//     with the substitutions listed at the end of that page.
 //
 // Tests need qemu-img, qemu-io/nbdcopy for the NBD paths and skip with a
 // message when they are absent (CI installs them).
