@@ -112,6 +112,17 @@ const (
 	// all.
 	hintGain   = 0.95
 	firstProbe = 5 * time.Second
+	// peakFloor is how far below the best delivery rate measured (at most
+	// the hint) the bottleneck estimate may fall: backoffs on a standing
+	// queue take it at most down to peakFloor × that peak. On a host that
+	// runs the sender and the receiver late (two cores shared by src, dst,
+	// both proxies and the link simulator), round trips inflate with no
+	// queue on the line; without a floor the estimate halved per backoff
+	// and grew back only while the sender was paced, and make demo's
+	// 2 Mbit/s line ran at 30 KB/s. A path that loses more than half of
+	// what it once delivered for long is followed only down to that half:
+	// the price of the floor.
+	peakFloor = 0.5
 	// packetBytes sizes the queue target on slow lines (a full datagram).
 	packetBytes = 1500
 	// minQueueTarget is the smallest queue target: above the noise of the
@@ -169,6 +180,8 @@ type rateModel struct {
 	backoffs   int64         // times a standing queue made the sender back off
 	highSince  time.Time     // since when the queue is above twice its target
 	holdUntil  time.Time     // a backoff paces below D until then
+	peak       float64       // the best D sampled (at most the hint): the estimate stays above peakFloor × it
+	hint       float64       // the configured link rate (0: none)
 	probeAt    time.Time     // when the current probe began (zero: none)
 	probeMin   time.Duration // the smallest round trip of the probe so far
 	probeMinAt time.Time     // when it was seen
@@ -182,7 +195,7 @@ type rateModel struct {
 // trusted until samples say otherwise), or at initialPacing in start-up
 // without one.
 func newRateModel(hint float64) *rateModel {
-	m := &rateModel{state: stateStartup, pacing: initialPacing}
+	m := &rateModel{state: stateStartup, pacing: initialPacing, hint: hint}
 	if hint > 0 {
 		m.pacing = math.Min(hint*hintGain, maxPacing)
 		m.btlbw = m.pacing
@@ -415,7 +428,11 @@ func (m *rateModel) bwSample(d float64, now time.Time, w time.Duration) {
 		m.bw[0] = bwSlot{slot: slot, bw: d}
 	}
 	m.bw[0].bw = min(m.bw[0].bw, d)
-	m.btlbw = 0
+	m.peak = max(m.peak, d)
+	if m.hint > 0 {
+		m.peak = min(m.peak, m.hint)
+	}
+	m.btlbw = m.peak * peakFloor
 	for _, b := range m.bw {
 		m.btlbw = max(m.btlbw, b.bw)
 	}
@@ -424,7 +441,7 @@ func (m *rateModel) bwSample(d float64, now time.Time, w time.Duration) {
 // resetBW empties the max filter but for d.
 func (m *rateModel) resetBW(d float64, now time.Time, w time.Duration) {
 	m.bw = [bwSlots]bwSlot{{slot: now.UnixNano() / int64(w), bw: d}}
-	m.btlbw = d
+	m.btlbw = max(d, m.peak*peakFloor)
 }
 
 // recentMinRTT is the smallest of the last rttSamples round trips, or of

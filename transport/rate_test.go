@@ -211,3 +211,31 @@ func TestRateModelProbesTheBaseRTT(t *testing.T) {
 		t.Errorf("pace %.0f after the longer route", f.m.pacing)
 	}
 }
+
+// TestBackoffFloor: backoffs and low samples take the bottleneck estimate
+// down at most to peakFloor × the best delivery rate measured (capped by the
+// hint): a host that runs late inflates round trips with no queue on the
+// line, and the estimate must not collapse to a fraction of the line.
+func TestBackoffFloor(t *testing.T) {
+	const hint = 240e3
+	m := newRateModel(hint)
+	now := time.Unix(1000, 0)
+	w := 500 * time.Millisecond
+	m.bwSample(300e3, now, w) // a burst above the hint: the peak is capped by it
+	for i := range 12 {       // six backoffs' worth of low samples, in new windows
+		now = now.Add(w)
+		m.resetBW(10e3, now, w)
+		m.bwSample(5e3, now, w)
+		if want := 0.5 * hint; m.btlbw < want { // the documented floor: half
+			t.Fatalf("step %d: estimate %.0f B/s below the floor %.0f", i, m.btlbw, want)
+		}
+	}
+	// Without a hint the floor follows the best rate measured.
+	m = newRateModel(0)
+	m.bwSample(1e6, now, w)
+	now = now.Add(w)
+	m.resetBW(1e3, now, w)
+	if m.btlbw < 0.5*1e6 {
+		t.Fatalf("no hint: estimate %.0f B/s below half the measured peak", m.btlbw)
+	}
+}
