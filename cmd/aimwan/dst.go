@@ -415,27 +415,15 @@ func runDstExport(ctx context.Context, args []string) error {
 	if _, _, err := aimdst.ParseSnapshotName(*snapshot); err != nil {
 		return usagef("dst export: %v", err)
 	}
-	var f dstFile
-	if err := loadYAML(*cfgPath, &f); err != nil {
+	snapDir, err := dstSnapshotDir("dst export", *cfgPath, *dir, *buffer)
+	if err != nil {
 		return err
-	}
-	if *dir != "" {
-		f.Snapshots = *dir
-	}
-	if *buffer != "" {
-		f.Buffer = *buffer
-	}
-	if f.Snapshots == "" {
-		if f.Buffer == "" {
-			return usagef("dst export: give --snapshots DIR (or --config / --buffer of the node)")
-		}
-		f.Snapshots = aimdst.Config{BufferDir: f.Buffer}.SnapshotDirOrDefault()
 	}
 	ln, err := net.Listen("tcp", *nbdAddr)
 	if err != nil {
 		return fmt.Errorf("dst export: listen: %w", err)
 	}
-	return aimdst.ServeSnapshot(ctx, ln, f.Snapshots, *snapshot, *name, slog.Default().With("daemon", "dst-export"))
+	return aimdst.ServeSnapshot(ctx, ln, snapDir, *snapshot, *name, slog.Default().With("daemon", "dst-export"))
 }
 
 // timeLabel is "LABEL at TIME", or "" when label is unset.
@@ -444,4 +432,27 @@ func timeLabel(label string, t time.Time) string {
 		return ""
 	}
 	return label + " at " + t.Format(time.RFC3339)
+}
+
+// dstSnapshotDir is the snapshot folder a dst command works on: --snapshots
+// DIR, else the config's, else the default under the node's buffer
+// (--buffer or the config's).
+func dstSnapshotDir(cmd, cfgPath, dir, buffer string) (string, error) {
+	var f dstFile
+	if err := loadYAML(cfgPath, &f); err != nil {
+		return "", err
+	}
+	if dir != "" {
+		f.Snapshots = dir
+	}
+	if buffer != "" {
+		f.Buffer = buffer
+	}
+	if f.Snapshots == "" {
+		if f.Buffer == "" {
+			return "", usagef("%s: give --snapshots DIR (or --config / --buffer of the node)", cmd)
+		}
+		f.Snapshots = aimdst.Config{BufferDir: f.Buffer}.SnapshotDirOrDefault()
+	}
+	return f.Snapshots, nil
 }

@@ -274,31 +274,19 @@ func runDstTestClone(ctx context.Context, args []string, out io.Writer) error {
 	if *volume == "" || (*label == "" && !*del) || fs.NArg() > 0 {
 		return usagef("dst test-clone: want --volume NAME --snapshot LABEL (or --delete --volume NAME), and no arguments")
 	}
-	var f dstFile
-	if err := loadYAML(*cfgPath, &f); err != nil {
+	snapDir, err := dstSnapshotDir("dst test-clone", *cfgPath, *dir, *buffer)
+	if err != nil {
 		return err
 	}
-	if *dir != "" {
-		f.Snapshots = *dir
-	}
-	if *buffer != "" {
-		f.Buffer = *buffer
-	}
-	if f.Snapshots == "" {
-		if f.Buffer == "" {
-			return usagef("dst test-clone: give --snapshots DIR (or --config / --buffer of the node)")
-		}
-		f.Snapshots = aimdst.Config{BufferDir: f.Buffer}.SnapshotDirOrDefault()
-	}
 	if *del {
-		paths, err := aimdst.DeleteClones(f.Snapshots, *volume, *label)
+		paths, err := aimdst.DeleteClones(snapDir, *volume, *label)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "removed %d test clone(s)\n", len(paths))
 		return nil
 	}
-	c := aimdst.TestClone{SnapshotDir: f.Snapshots, Volume: *volume, Label: *label, Listen: *nbdAddr, Export: *name,
+	c := aimdst.TestClone{SnapshotDir: snapDir, Volume: *volume, Label: *label, Listen: *nbdAddr, Export: *name,
 		Keep: *keep, Logger: slog.Default().With("daemon", "dst-test-clone")}
 	return c.Serve(ctx, func(uri string) {
 		fmt.Fprintf(out, "test clone of %s/%s served read-write at %s (Ctrl-C ends it and removes the clone)\n", *volume, *label, uri)
