@@ -5,11 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/aimwan/aimwan/internal/durable"
 )
 
 // Snapshot methods, as reported in logs and status.
@@ -37,42 +34,23 @@ func snapshotFileThen(src, dst string, before func(method string) error) (method
 		return "", fmt.Errorf("snapshot %s: %w", dst, err)
 	}
 	defer in.Close()
-	dir := filepath.Dir(dst)
-	if err := durable.MkdirAll(dir, 0o700); err != nil {
-		return "", fmt.Errorf("snapshot %s: %w", dst, err)
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(dst)+".tmp*")
+	err = writeSnapshot(dst, func(tmp *os.File) error {
+		method = methodReflink
+		if unix.IoctlFileClone(int(tmp.Fd()), int(in.Fd())) != nil {
+			method = methodSparse
+			return sparseCopy(tmp, in)
+		}
+		return nil
+	}, func() error {
+		if before == nil {
+			return nil
+		}
+		return before(method)
+	})
 	if err != nil {
-		return "", fmt.Errorf("snapshot %s: %w", dst, err)
+		return "", err
 	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	method = methodReflink
-	if unix.IoctlFileClone(int(tmp.Fd()), int(in.Fd())) != nil {
-		method = methodSparse
-		if err := sparseCopy(tmp, in); err != nil {
-			return "", fmt.Errorf("snapshot %s: %w", dst, err)
-		}
-	}
-	if err := durable.Sync(tmp); err != nil {
-		return "", fmt.Errorf("snapshot %s: %w", dst, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return "", fmt.Errorf("snapshot %s: %w", dst, err)
-	}
-	if before != nil {
-		if err := before(method); err != nil {
-			return "", err
-		}
-	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
-		return "", fmt.Errorf("snapshot %s: %w", dst, err)
-	}
-	return method, durable.SyncDir(dir)
+	return method, nil
 }
 
 // copyBlock is the unit of the sparse copy; an all-zero block is left a hole.
