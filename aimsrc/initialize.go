@@ -40,9 +40,15 @@ type InitStatus struct {
 }
 
 // initJob tracks a volume's initialize.
+//
+// Lock order: req, then the volume's mu, then mu. mu is a leaf: nothing
+// else is locked while it is held (heartbeatDue reads the status under the
+// volume's mu). req serializes the requests to start an initialize, whose
+// checkpoint takes the volume's mu.
 type initJob struct {
-	mu sync.Mutex
-	st InitStatus
+	req sync.Mutex
+	mu  sync.Mutex
+	st  InitStatus
 }
 
 func (j *initJob) status() InitStatus {
@@ -68,17 +74,22 @@ const initCheckpointEvery = time.Second
 // requestInit starts an initialize of the volume (run by serveInit). It
 // begins a new journal stream: its id is in the checkpoint before the
 // journal starts it, so a resumed initialize continues the same stream.
+// The checkpoint is written without initJob.mu held: it syncs the journal
+// under the volume's mu, and a heartbeat check holding that mu reads the
+// initialize's status (once, both waited for the other for ever).
 func (v *volume) requestInit(delta bool) (InitStatus, error) {
-	v.initJob.mu.Lock()
-	if v.initJob.st.Running {
-		v.initJob.mu.Unlock()
-		return v.initJob.status(), fmt.Errorf("volume %s: %w", v.name, ErrInitRunning)
+	v.initJob.req.Lock()
+	defer v.initJob.req.Unlock()
+	if st := v.initJob.status(); st.Running {
+		return st, fmt.Errorf("volume %s: %w", v.name, ErrInitRunning)
 	}
+	// Not running and req held: serveInit waits for the next request and
+	// reads neither field until it arrives.
 	v.initStream, v.initDelta = journal.NewStreamID(), delta
 	if err := v.checkpointInit(0); err != nil {
-		v.initJob.mu.Unlock()
 		return InitStatus{}, err
 	}
+	v.initJob.mu.Lock()
 	v.startInitLocked(0)
 	v.initJob.mu.Unlock()
 	return v.initJob.status(), nil

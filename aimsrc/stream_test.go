@@ -216,3 +216,43 @@ func TestSrcFilesPrivate(t *testing.T) {
 		t.Errorf("created image: %v, %v", st.Mode().Perm(), err)
 	}
 }
+
+// TestInitRequestHeartbeatLockOrder: a request to initialize and the
+// heartbeat check, which runs under the volume's lock and reads the
+// initialize's status, never wait for each other. The request used to hold
+// the status lock while its checkpoint waited for the volume's lock: once
+// in CI, `aimwan src init` and every write to the volume hung for ever.
+func TestInitRequestHeartbeatLockOrder(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir, VolumeConfig{Name: "v1", Path: filepath.Join(dir, "v1.img"), Size: 1 << 20})
+	cfg.Heartbeat = time.Hour // on: heartbeatDue reads the initialize's status
+	n, _ := runNode(t, cfg)
+	v := n.vols["v1"]
+
+	v.mu.Lock() // what sealOld holds when it asks heartbeatDue
+	res := make(chan error, 1)
+	go func() { _, err := n.Init("v1", false); res <- err }()
+	testkit.WaitFor(t, 10*time.Second, "the request under way", func() bool {
+		if v.initJob.req.TryLock() {
+			v.initJob.req.Unlock()
+			return false
+		}
+		return true
+	})
+	time.Sleep(50 * time.Millisecond) // on to its checkpoint, which waits for the volume's lock
+	due := make(chan bool, 1)
+	go func() { due <- v.heartbeatDue() }()
+	select {
+	case <-due:
+	case <-time.After(20 * time.Second):
+		t.Error("heartbeatDue under the volume's lock waits for a pending initialize request (lock order inversion)")
+	}
+	v.mu.Unlock()
+	if err := <-res; err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 30*time.Second, "the initialize done", func() bool {
+		st := n.Status().Volumes[0].Init
+		return !st.Running && st.Finished != nil && st.Error == ""
+	})
+}

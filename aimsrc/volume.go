@@ -109,7 +109,7 @@ type volume struct {
 	spaceKick  chan struct{}    // buffer space was freed
 	initReq    chan int64       // initialize requested, from this offset
 	initPath   string           // checkpoint of a running initialize
-	initStream journal.StreamID // the stream the running initialize starts (under initJob.mu or in serveInit)
+	initStream journal.StreamID // the stream the running initialize starts (under initJob.req or in serveInit)
 	initDelta  bool             // the running initialize compares checksums (same rule as initStream)
 	sums       sumAsker         // the next hop, asked for checksums by a delta initialize
 
