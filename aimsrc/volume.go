@@ -77,7 +77,15 @@ type volume struct {
 	space *space
 	now   func() time.Time
 
-	mu        sync.Mutex // orders journal appends, image writes and bitmap changes
+	// mu orders journal appends, image writes and bitmap changes.
+	//
+	// Lock order: initJob.req, then Node.groupMu, then mu (the members of
+	// a group in name order), then the leaves: initJob.mu, pushing.mu and
+	// the journals' own locks (other volumes' too: space.used reads their
+	// open files). No leaf is held while mu is taken, and nothing under mu
+	// waits for the network or on a channel (the sends to pushKick and
+	// spaceKick never block).
+	mu        sync.Mutex
 	img       *image
 	jw        journalWriter
 	dirty     *bitmap

@@ -202,7 +202,9 @@ func TestUnplannedFailover(t *testing.T) {
 	WaitPort(t, srcA.Control, srcA.Proc)
 	cl := &aimsrc.Client{Addr: srcA.Control, TokenFile: ctlapi.TokenPath(srcA.Buffer)}
 	Eventually(t, 30*time.Second, "the tail refused at B", func() (bool, error) {
-		st, err := cl.Status(context.Background()) // the token may be the old one for a moment
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // a hung control API fails the test, not the run
+		defer cancel()
+		st, err := cl.Status(ctx) // the token may be the old one for a moment
 		if err != nil || len(st.Volumes) == 0 {
 			return false, nil
 		}

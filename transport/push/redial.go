@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"sync"
 	"time"
 )
@@ -23,14 +24,22 @@ import (
 // returned to the caller, whose own retry policy (backoff) takes over. A
 // verdict (NACK) or a canceled push keeps the connection: it is still good
 // for the other files in flight on it.
+//
+// Lock order: mu is a leaf, held only for short bookkeeping, never across
+// a dial or a push (a dial may take DialConfig.Timeout): Link, which
+// status and metrics read, must not wait for a next hop that is slow to
+// answer. One dial runs at a time; other callers wait for it on dialing,
+// with their context.
 type Redialer struct {
 	Addr  string     // the next hop's push address
 	Hello Hello      // what this node tells it
 	Dial  DialConfig // tunes each connection
 
-	mu   sync.Mutex
-	c    *Client
-	link link // see Link
+	mu      sync.Mutex
+	c       *Client
+	link    link          // see Link
+	dialing chan struct{} // non-nil while a dial runs; closed when it ends
+	gen     uint64        // incremented by Close: a dial begun before it does not install its connection
 }
 
 // Push pushes one file (see Client.Push) under the liveness rule above. A
@@ -63,20 +72,51 @@ func (r *Redialer) Push(ctx context.Context, o Offer, rd io.ReaderAt) error {
 }
 
 // client returns the live connection, dialing one when there is none or
-// the last one has ended.
+// the last one has ended. The dial runs without mu held; a caller that
+// finds a dial under way waits for it (or for its ctx) and looks again.
 func (r *Redialer) client(ctx context.Context) (*Client, error) {
+	for {
+		r.mu.Lock()
+		r.reap()
+		if r.c != nil {
+			c := r.c
+			r.mu.Unlock()
+			return c, nil
+		}
+		if wait := r.dialing; wait != nil {
+			r.mu.Unlock()
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return nil, fmt.Errorf("push dial %s: %w: %w", r.Addr, ErrUnavailable, ctx.Err())
+			}
+		}
+		done := make(chan struct{})
+		r.dialing = done
+		gen := r.gen
+		r.mu.Unlock()
+		c, err := r.Dial.Dial(ctx, r.Addr, r.Hello)
+		return r.dialed(done, gen, c, err)
+	}
+}
+
+// dialed ends the dial that client began (done, at Close generation gen):
+// it installs the connection, or records the failure.
+func (r *Redialer) dialed(done chan struct{}, gen uint64, c *Client, err error) (*Client, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.reap()
-	if r.c != nil {
-		return r.c, nil
-	}
-	c, err := r.Dial.Dial(ctx, r.Addr, r.Hello)
-	if err != nil {
+	r.dialing = nil
+	close(done)
+	switch {
+	case err != nil:
 		if !errors.Is(err, context.Canceled) { // not the caller giving up
 			r.link.set(LinkDown, err, time.Now())
 		}
 		return nil, err
+	case r.gen != gen: // closed while dialing
+		c.Close()
+		return nil, fmt.Errorf("push dial %s: %w: %w", r.Addr, ErrUnavailable, net.ErrClosed)
 	}
 	c.log.Info("push connection up")
 	r.c = c
@@ -101,6 +141,7 @@ func (r *Redialer) drop(c *Client, err error) {
 func (r *Redialer) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.gen++
 	if r.c != nil {
 		r.c.Close()
 		r.c = nil

@@ -208,3 +208,87 @@ func TestRedialerLink(t *testing.T) {
 		t.Fatalf("back up: %+v (the last error stays, failures reset)", back)
 	}
 }
+
+// TestRedialerDialHoldsNoLock: a dial under way (a next hop that takes the
+// TCP connection and never answers the TLS handshake) blocks neither Link,
+// which src status and metrics read, nor a push whose context ends. The
+// dial used to run under the Redialer's lock: status waited for it, up to
+// the dial timeout, again and again while Keep redialed.
+func TestRedialerDialHoldsNoLock(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan net.Conn, 4)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c // held open, silent
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		for {
+			select {
+			case c := <-accepted:
+				c.Close()
+			default:
+				return
+			}
+		}
+	})
+	r := &Redialer{Addr: ln.Addr().String(), Hello: Hello{Node: "src"},
+		Dial: DialConfig{Auth: clientAuth(), Timeout: 5 * time.Minute}}
+	t.Cleanup(func() { r.Close() })
+	dctx, endDial := context.WithCancel(context.Background())
+	defer endDial()
+	dialDone := make(chan error, 1)
+	go func() {
+		b, o := testFile(1, 10)
+		dialDone <- r.Push(dctx, o, bytes.NewReader(b))
+	}()
+	select {
+	case c := <-accepted:
+		accepted <- c // for the cleanup
+	case <-time.After(20 * time.Second):
+		t.Fatal("the push never dialed")
+	}
+	link := make(chan LinkState, 1)
+	go func() { link <- r.Link() }()
+	var waits []func() // receives of the calls that failed the test by waiting, once the dial ends
+	select {
+	case st := <-link:
+		if st.State != LinkUnknown {
+			t.Errorf("link during the first dial: %+v, want unknown", st)
+		}
+	case <-time.After(20 * time.Second):
+		t.Error("Link waits for a dial under way (the dial holds the Redialer's lock)")
+		waits = append(waits, func() { <-link })
+	}
+	cctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	pushed := make(chan error, 1)
+	go func() {
+		b, o := testFile(2, 10)
+		pushed <- r.Push(cctx, o, bytes.NewReader(b))
+	}()
+	select {
+	case err := <-pushed:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("push with an ended context during a dial: %v, want context.Canceled", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Error("a push whose context ended waits for another caller's dial")
+		waits = append(waits, func() { <-pushed })
+	}
+	endDial()
+	if err := <-dialDone; !errors.Is(err, ErrUnavailable) {
+		t.Errorf("the dial ended by its context: %v", err)
+	}
+	for _, w := range waits {
+		w()
+	}
+}
