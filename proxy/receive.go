@@ -259,6 +259,7 @@ type arrivals struct {
 	next    uint64
 	pending map[uint64]struct{}
 	changed chan struct{}
+	waiting int // files waiting for their turn (awaitTurn)
 }
 
 // arrival is one counted file: its place in the order, and done, which
@@ -309,6 +310,20 @@ func (a *arrivals) earlier(seq uint64) (int, <-chan struct{}) {
 	return n, a.changed
 }
 
+// waiters is the number of files waiting for their turn.
+func (a *arrivals) waiters() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.waiting
+}
+
+// wait counts a file waiting for its turn (d > 0) or no longer (d < 0).
+func (a *arrivals) wait(d int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.waiting += d
+}
+
 // awaitTurn waits until no file accepted before seq is still arriving or
 // being decoded, MissWait passed or ctx ended, and reports whether it
 // waited.
@@ -322,6 +337,8 @@ func (d *Dest) awaitTurn(ctx context.Context, seq uint64) bool {
 		if timer == nil {
 			timer = time.NewTimer(d.cfg.MissWait)
 			defer timer.Stop()
+			d.arriving.wait(1)
+			defer d.arriving.wait(-1)
 		}
 		select {
 		case <-changed:
