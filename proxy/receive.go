@@ -328,6 +328,9 @@ func (a *arrivals) wait(d int) {
 // being decoded, MissWait passed or ctx ended, and reports whether it
 // waited.
 func (d *Dest) awaitTurn(ctx context.Context, seq uint64) bool {
+	if d.cfg.MissWait <= 0 {
+		return false
+	}
 	var timer *time.Timer
 	for waited := false; ; waited = true {
 		n, changed := d.arriving.earlier(seq)
