@@ -151,8 +151,8 @@ func TestBaseRunCheckedBeforeSize(t *testing.T) {
 
 // At level max, a dictionary starting with the zstd dictionary magic (a
 // history chunk that begins like a .zdict file) still round-trips: libzstd
-// would parse it as a formatted dictionary, so such a payload is
-// compressed at best.
+// takes it as raw content (a prefix), as the decoder does; its automatic
+// dictionary mode would have parsed it as a formatted dictionary.
 func TestLevelMaxDictMagic(t *testing.T) {
 	if !MaxAvailable() {
 		t.Skip("no cgo: level max unavailable")

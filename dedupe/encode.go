@@ -7,6 +7,8 @@ import (
 	"hash/crc32"
 	"sync"
 	"sync/atomic"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -403,11 +405,11 @@ func compress(lits []byte, l Level) ([]byte, error) {
 	if l == LevelMax {
 		return compressMax(lits, nil)
 	}
-	z, err := zstdEncoder(l)
-	if err != nil {
-		return nil, err
-	}
-	return z.EncodeAll(lits, make([]byte, 0, len(lits)/2+64)), nil
+	var out []byte
+	err := withEncoder(l, nil, func(z *zstd.Encoder) {
+		out = z.EncodeAll(lits, make([]byte, 0, len(lits)/2+64))
+	})
+	return out, err
 }
 
 // errf wraps a sentinel with context.

@@ -88,33 +88,72 @@ func (l Level) zstd() zstd.EncoderLevel {
 	return zstd.SpeedDefault
 }
 
-// Shared zstd coders. EncodeAll/DecodeAll are safe for concurrent use and
-// deterministic for a given level.
-var (
-	zencMu sync.Mutex
-	zencs  [LevelMax + 1]*zstd.Encoder
+// The klauspost zstd encoders of the literal streams: one at a time, made
+// for the call and garbage after it. An encoder's match tables are fixed
+// arrays sized by its level (~34 MiB at best); with a dictionary it builds
+// a copy of them for the dictionary (as much again); its history holds two
+// windows; and once reset for a new dictionary (ResetWithOptions) it also
+// keeps a second, streaming state with tables of its own. Kept encoders
+// (a sync.Pool of them per level with a dictionary, and a shared encoder
+// per level with one state per CPU) made memory grow with the levels the
+// adaptive rule visited and with overlapping calls: ~260 MB of them were
+// live at the source edge's peak in make demo. One encoder at a time,
+// serialized here (the proxy encodes one file at a time anyway), costs
+// encoderMemory at most; making it costs well under a tenth of the
+// encode's time at the strong levels, where its tables are large.
+var zencMu sync.Mutex
 
+var (
 	zdecOnce sync.Once
 	zdec     *zstd.Decoder
 	zdecErr  error
 )
 
-func zstdEncoder(l Level) (*zstd.Encoder, error) {
+// encoderMemory bounds what an encoder allocates for one call besides its
+// output, at any level, with a dictionary of up to MaxDict bytes: at best,
+// its tables, their copy for the dictionary and its history. Measured in
+// TestCoderMemory, rounded up.
+const encoderMemory = 112 << 20
+
+// decoderMemory bounds the decoders' memory: the shared one (one 8 MiB
+// window per state, min(GOMAXPROCS, 4) states) and the pooled dictionary
+// ones (one per concurrent call).
+const decoderMemory = 48 << 20
+
+// EncoderMemory bounds the Go heap the zstd encoder of literal streams uses
+// (one call at a time, at any level). LevelMax's libzstd context is C
+// memory, counted apart (MaxLevelMemory).
+func EncoderMemory() int64 { return encoderMemory }
+
+// DecoderMemory bounds the Go heap of the zstd decoders of literal streams.
+func DecoderMemory() int64 { return decoderMemory }
+
+// withEncoder runs f with an encoder at level l with dict (nil: none) as
+// its raw dictionary, one call at a time.
+func withEncoder(l Level, dict []byte, f func(z *zstd.Encoder)) error {
+	var opts []zstd.EOption
+	if len(dict) > 0 {
+		opts = append(opts, zstd.WithEncoderDictRaw(dictID, dict))
+	}
 	zencMu.Lock()
 	defer zencMu.Unlock()
-	if zencs[l] != nil {
-		return zencs[l], nil
+	z, err := newEncoder(l, opts...)
+	if err != nil {
+		return fmt.Errorf("%w (%d-byte dictionary)", err, len(dict))
 	}
-	e, err := zstd.NewWriter(nil,
-		zstd.WithEncoderLevel(l.zstd()),
-		zstd.WithWindowSize(zstdWindow),
-		zstd.WithEncoderCRC(false),
-		zstd.WithEncoderConcurrency(min(runtime.GOMAXPROCS(0), 4)))
+	f(z)
+	return nil
+}
+
+// newEncoder makes an encoder at level l for EncodeAll (never Reset: that
+// would add the streaming state).
+func newEncoder(l Level, opts ...zstd.EOption) (*zstd.Encoder, error) {
+	z, err := zstd.NewWriter(nil, append([]zstd.EOption{zstd.WithEncoderLevel(l.zstd()), zstd.WithWindowSize(zstdWindow),
+		zstd.WithEncoderCRC(false), zstd.WithEncoderConcurrency(1)}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("zstd encoder at level %v: %w", l, err)
 	}
-	zencs[l] = e
-	return e, nil
+	return z, nil
 }
 
 func zstdDecoder() (*zstd.Decoder, error) {
@@ -151,19 +190,9 @@ func unzstd(src []byte, want int, what string) ([]byte, error) {
 	return out, nil
 }
 
-// Coders with a raw dictionary (the bases of delta literals) are not
+// Decoders with a raw dictionary (the bases of delta literals) are not
 // shared: each call takes one from a pool and sets its dictionary.
-var (
-	zencDictPools [LevelMax + 1]sync.Pool // *zstd.Encoder
-	zdecDictPool  sync.Pool               // *zstd.Decoder
-)
-
-// isZstdDict tells whether b starts with the magic of a formatted zstd
-// dictionary (0xEC30A437, little-endian), which libzstd's automatic mode
-// would parse instead of taking the bytes as raw content.
-func isZstdDict(b []byte) bool {
-	return len(b) >= 4 && b[0] == 0x37 && b[1] == 0xA4 && b[2] == 0x30 && b[3] == 0xEC
-}
+var zdecDictPool sync.Pool // *zstd.Decoder
 
 // dictID is the zstd dictionary id of the bases (any fixed value works:
 // the dictionary is never stored, both sides rebuild it).
@@ -180,20 +209,11 @@ func compressDict(lits, dict []byte, l Level) ([]byte, error) {
 	if len(lits) == 0 {
 		return nil, nil
 	}
-	z, _ := zencDictPools[l].Get().(*zstd.Encoder)
-	if z == nil {
-		var err error
-		z, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(l.zstd()), zstd.WithWindowSize(zstdWindow),
-			zstd.WithEncoderCRC(false), zstd.WithEncoderConcurrency(1))
-		if err != nil {
-			return nil, fmt.Errorf("zstd encoder at level %v: %w", l, err)
-		}
-	}
-	defer zencDictPools[l].Put(z)
-	if err := z.ResetWithOptions(nil, zstd.WithEncoderDictRaw(dictID, dict)); err != nil {
-		return nil, fmt.Errorf("zstd dictionary of %d bytes: %w", len(dict), err)
-	}
-	return z.EncodeAll(lits, make([]byte, 0, len(lits)/2+64)), nil
+	var out []byte
+	err := withEncoder(l, dict, func(z *zstd.Encoder) {
+		out = z.EncodeAll(lits, make([]byte, 0, len(lits)/2+64))
+	})
+	return out, err
 }
 
 // unzstdDict is unzstd with dict as initial history.

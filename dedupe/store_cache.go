@@ -98,3 +98,13 @@ func (c *cache) forget(ct *container) {
 
 // clear empties the cache.
 func (c *cache) clear() { *c = newCache(c.max) }
+
+// StoreMemory bounds the memory of an open store whose cache holds up to
+// entries container-table entries (0: DefaultCacheEntries): the cache and
+// the open container's data. It does not grow with the store's capacity.
+func StoreMemory(entries int) int64 {
+	if entries <= 0 {
+		entries = DefaultCacheEntries
+	}
+	return int64(entries)*cacheEntryRAM + maxContainerBytes
+}

@@ -46,7 +46,7 @@ type DestConfig struct {
 	// encoded data and the file rebuilt from it, from its FILE frame until
 	// dst's verdict. A file that would pass it is answered buffer-full (the
 	// source keeps it and retries), unless nothing else is held, so one
-	// file of MaxFileSize always goes through. 0 means DefaultMaxMemory.
+	// file of MaxFileSize always goes through. 0 means DefaultDestMaxMemory.
 	MaxMemory int64
 	// MissWait caps how long a file waits for its turn: for the files sent
 	// before it, still arriving, to be decoded first (they bring the chunks
@@ -69,7 +69,7 @@ func (c DestConfig) withDefaults() DestConfig {
 		c.MaxFileSize = push.DefaultMaxFileSize
 	}
 	if c.MaxMemory <= 0 {
-		c.MaxMemory = DefaultMaxMemory
+		c.MaxMemory = DefaultDestMaxMemory
 	}
 	if c.MissWait == 0 {
 		c.MissWait = 10 * time.Minute

@@ -91,7 +91,8 @@ type Config struct {
 	ScheduleCheck time.Duration
 	// MaxMemory bounds the bytes of files an edge holds at once: the source
 	// edge's offered files, the destination edge's files being rebuilt and
-	// pushed (0 = DefaultMaxMemory).
+	// pushed (0 = DefaultMaxMemory at the source edge, DefaultDestMaxMemory
+	// at the destination edge).
 	MaxMemory int64
 
 	// WANListen is the destination edge's QUIC (UDP) listen address (default

@@ -59,9 +59,10 @@ type SourceConfig struct {
 	// owner (a Node) opens it and runs its saves.
 	Local *dedupe.Store
 	// MaxMemory bounds the bytes of files held at once; more offers are
-	// refused with ErrBufferFull. 0 means 256 MiB (DefaultMaxMemory).
+	// refused with ErrBufferFull. 0 means 96 MiB (DefaultMaxMemory).
 	MaxMemory int64
-	// MaxFileSize is the largest file accepted. 0 means push.DefaultMaxFileSize.
+	// MaxFileSize is the largest file accepted. 0 means
+	// push.DefaultMaxFileSize, at most MaxMemory.
 	MaxFileSize int64
 	// RetryFor is how long a file is retried over the WAN after connection
 	// failures before the LAN push fails with ErrUnavailable. 0 means 1 minute.
@@ -73,10 +74,17 @@ type SourceConfig struct {
 }
 
 // DefaultMaxMemory is the default bound of the files a source edge holds
-// while they cross: at 30 MB/s of ingest, 8 s of end-to-end round trip. It
-// is most of the source edge's memory (the chunk store's does not grow with
-// its size), so the whole proxy stays within 512 MiB resident.
-const DefaultMaxMemory = 256 << 20
+// while they cross: 24 journal files of 4 MiB, at 30 MB/s of ingest 3 s of
+// end-to-end round trip. It is what MemoryBudget leaves once the source
+// edge's fixed memory is counted (libzstd's context, the zstd encoder, the
+// chunk store and the peer index: see MemoryBudget), so the whole proxy
+// stays within 512 MiB resident. It was 256 MiB, which with the rest came
+// to ~700 MiB at make demo's peak.
+const DefaultMaxMemory = 96 << 20
+
+// DefaultDestMaxMemory is the default bound of the files the destination
+// edge holds while it rebuilds and pushes them (DestConfig.MaxMemory).
+const DefaultDestMaxMemory = 256 << 20
 
 func (c SourceConfig) withDefaults() SourceConfig {
 	if c.Node == "" {
@@ -89,7 +97,7 @@ func (c SourceConfig) withDefaults() SourceConfig {
 		c.MaxMemory = DefaultMaxMemory
 	}
 	if c.MaxFileSize <= 0 {
-		c.MaxFileSize = push.DefaultMaxFileSize
+		c.MaxFileSize = min(push.DefaultMaxFileSize, c.MaxMemory)
 	}
 	if c.RetryFor <= 0 {
 		c.RetryFor = time.Minute

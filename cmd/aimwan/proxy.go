@@ -68,23 +68,17 @@ func runProxy(ctx context.Context, args []string) error {
 }
 
 // proxyMemoryLimit sets the Go runtime's soft memory limit (unless
-// GOMEMLIMIT does): the files the source edge holds plus 192 MiB, 384 MiB
-// at the destination edge, so the garbage collector keeps the resident
-// memory near what is live instead of letting it double. The chunk store's
-// memory does not grow with its capacity.
+// GOMEMLIMIT does) to proxy.MemoryLimit: at the source edge what the
+// 512 MiB budget leaves once libzstd's context and the memory outside the
+// Go heap are counted (more with a larger --max-memory), 384 MiB at the
+// destination edge, so the garbage collector keeps the resident memory
+// near what is live instead of letting it double. The chunk store's memory
+// does not grow with its capacity.
 func proxyMemoryLimit(cfg proxy.Config) {
 	if os.Getenv("GOMEMLIMIT") != "" {
 		return
 	}
-	limit := int64(384 << 20)
-	if cfg.LANListen != "" || cfg.WANPeer != "" { // the source edge
-		held := cfg.MaxMemory
-		if held <= 0 {
-			held = proxy.DefaultMaxMemory
-		}
-		limit = held + 192<<20
-	}
-	debug.SetMemoryLimit(limit)
+	debug.SetMemoryLimit(proxy.MemoryLimit(cfg.LANListen != "" || cfg.WANPeer != "", cfg.MaxMemory))
 }
 
 // proxyFlags reads --config and the flags (flags win).
@@ -114,7 +108,7 @@ func proxyFlags(args []string) (proxyFile, error) {
 		"link-rate":   fs.String("link-rate", "", "WAN bottleneck `RATE`, a hint: sizes the QUIC windows and the first pace (default: measured; windows sized for 100mbit)"),
 		"rtt":         fs.String("rtt", "", "WAN round-trip `DURATION`, a hint that sizes the QUIC windows (default 50ms; the RTT is measured)"),
 		"level":       fs.String("level", "", "literal compression: auto (default), fastest, default, better, best, max (libzstd -19; cgo builds)"),
-		"max-memory":  fs.String("max-memory", "", "source edge: `SIZE` of files held at once (default 256MiB)"),
+		"max-memory":  fs.String("max-memory", "", "`SIZE` of files held at once (default 96MiB at the source edge, 256MiB at the destination edge)"),
 		"miss-wait":   fs.String("miss-wait", "", "destination edge: at most this `DURATION` a file waits for the files sent before it, still arriving, to be decoded first (default 10m; the wait ends when they are done; negative: never wait)"),
 	}
 	if err := parseFlags(fs, args); err != nil {
