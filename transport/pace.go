@@ -209,28 +209,31 @@ func (c *controller) pace() float64 {
 // Estimates is the rate controller's view of the path (exported as
 // metrics, see StatsCollector).
 type Estimates struct {
-	Bottleneck  float64       // bytes per second: the largest delivery rate of the last ten sample windows
-	Delivery    float64       // bytes per second: the latest delivery-rate sample
-	Pacing      float64       // bytes per second: the pace (before the schedule's cap)
-	Cap         float64       // bytes per second: the schedule's cap (+Inf = none)
-	BaseRTT     time.Duration // smallest QUIC round trip of the last 36 s
-	RTT         time.Duration // latest QUIC round trip of the connections sending
-	QueueDelay  time.Duration // smallest recent round trip minus the base RTT
-	State       string        // startup or steady
-	Backoffs    int64         // times a standing queue made the sender back off
-	Probes      int64         // base-RTT probes
-	Inflight    int64         // part bytes sent and not yet acknowledged
-	Conns       int           // live connections
-	ConnsWanted int           // connections the pool keeps up
-	Lanes       int           // connections allowed to write parts at once
-	Retries     int64         // parts sent again after their stream failed
+	Bottleneck float64       // bytes per second: the largest delivery rate of the last ten sample windows
+	Delivery   float64       // bytes per second: the latest delivery-rate sample
+	Pacing     float64       // bytes per second: the pace (before the schedule's cap)
+	Cap        float64       // bytes per second: the schedule's cap (+Inf = none)
+	BaseRTT    time.Duration // smallest QUIC round trip of the last 36 s
+	RTT        time.Duration // latest QUIC round trip of the connections sending
+	QueueDelay time.Duration // smallest recent round trip minus the base RTT
+	State      string        // startup or steady
+	Backoffs   int64         // times a standing queue made the sender back off
+	Probes     int64         // base-RTT probes
+	// BandwidthProbes counts windows the pace was raised above the
+	// estimate because the delivery rate followed it (see probeUp).
+	BandwidthProbes int64
+	Inflight        int64 // part bytes sent and not yet acknowledged
+	Conns           int   // live connections
+	ConnsWanted     int   // connections the pool keeps up
+	Lanes           int   // connections allowed to write parts at once
+	Retries         int64 // parts sent again after their stream failed
 }
 
 func (c *controller) estimates() Estimates {
 	c.mu.Lock()
 	m := c.m
 	e := Estimates{Bottleneck: m.btlbw, Delivery: m.lastBW, Pacing: m.pacing, BaseRTT: m.rtprop, RTT: m.lastRTT, QueueDelay: m.lastQ,
-		State: m.state.String(), Backoffs: m.backoffs, Probes: m.probes, Inflight: m.inflight, Cap: math.Inf(1)}
+		State: m.state.String(), Backoffs: m.backoffs, Probes: m.probes, BandwidthProbes: m.probesUp, Inflight: m.inflight, Cap: math.Inf(1)}
 	c.mu.Unlock()
 	if c.thr != nil {
 		e.Cap = c.thr.Rate()

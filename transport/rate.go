@@ -29,10 +29,22 @@ import (
 // it the pace falls below B and the queue drains (proportional control: an
 // error in D moves the queue a little off its target, not the pace off the
 // path). And when the queue stays above one and a half times its target
-// for a whole window, the path gives less than B (cross traffic grew, the line
-// slowed): B drops to the D measured with the queue full, which is what
-// the path gives, and the sender paces at 85% of it for a window — a
-// backoff. RTT inflation, not loss, is what makes the sender back off.
+// for a whole window while the path delivers less than the sender sends
+// (the excess is what queues), the path gives less than B (cross traffic
+// grew, the line slowed): B drops to the D measured with the queue full,
+// which is what the path gives, and the sender paces at 85% of it for a
+// window — a backoff. RTT inflation, not loss, is what makes the sender
+// back off; and only inflation with an excess: a busy host that answers
+// late inflates round trips while the path takes all that is sent.
+//
+// The proportional law moves the pace 10 % a window at most: slow to undo
+// an estimate that fell while the sender, not the path, was the limit. So
+// once a window, when the pacer was the limit, D followed what was sent
+// and no queue stood over the whole window, a bandwidth probe raises the
+// pace to 1.25 × max(pace, D) for a window, and to 2 × while D keeps
+// following (BBR's start-up, roughly): a path at its limit delivers at most
+// 1/gain of the probe's pace, which ends it, and so does a queue reaching
+// the target.
 // The target is small (20 ms, a quarter of the base RTT or eight datagrams
 // at D, whichever is largest, at most 60 ms): enough to keep the
 // bottleneck busy while a loaded host runs the sender late, little enough
@@ -72,9 +84,17 @@ func (s ctlState) String() string {
 
 const (
 	startupGrowth = 2.0
-	queueGain     = 0.1
-	backoffGain   = 0.85
-	maxBackoff    = 0.5
+	// upGainFirst and upGainMax are the bandwidth probe's gains (see
+	// probeUp): the first window after the pace settled, then every window
+	// the delivery rate kept following the pace.
+	upGainFirst = 1.25
+	upGainMax   = 2.0
+	// excessFraction: the path delivered less than this share of what the
+	// sender sent over a window: it is the limit (a queue grows).
+	excessFraction = 0.9
+	queueGain      = 0.1
+	backoffGain    = 0.85
+	maxBackoff     = 0.5
 	// bwSlots is the number of windows the bottleneck estimate is the
 	// largest D of.
 	bwSlots = 10
@@ -177,6 +197,11 @@ type rateModel struct {
 	lastRTT    time.Duration
 	lastQ      time.Duration // the latest q
 	nextGrowth time.Time     // start-up doubles at most once per window
+	upPace     float64       // the pace of the bandwidth probe under way (0: none)
+	upUntil    time.Time     // when the window of that probe ends
+	upGain     float64       // its gain
+	upStreak   int           // probes in a row that the delivery rate followed
+	probesUp   int64         // bandwidth probes
 	backoffs   int64         // times a standing queue made the sender back off
 	highSince  time.Time     // since when the queue is above twice its target
 	holdUntil  time.Time     // a backoff paces below D until then
@@ -329,10 +354,14 @@ func (m *rateModel) control(now time.Time) {
 	// D counts when the sender sent at its pace or a queue stood (the path
 	// was the limit); while the sender had too little to send, D says
 	// only that the path carries at least that much.
-	if paced || q >= target/2 || d >= m.btlbw {
+	// A queue counts only while the path delivered less than the sender
+	// sent (the sender's excess is what queues): a busy host that answers
+	// late inflates round trips while the path takes all that is sent.
+	excess := d < excessFraction*sent
+	if paced || (q >= target/2 && excess) || d >= m.btlbw {
 		m.bwSample(d, now, w)
 	}
-	if m.standing(now, w, q, target) && d < 0.9*m.btlbw {
+	if m.standing(now, w, q, target) && d < 0.9*m.btlbw && excess {
 		// A queue stood a whole window well above its target and the path
 		// delivered clearly less than the estimate: the path gives less
 		// (cross traffic grew, the line slowed). What it delivered
@@ -344,6 +373,7 @@ func (m *rateModel) control(now time.Time) {
 		m.pacing = m.clamp(m.btlbw * backoffGain)
 		m.holdUntil = now.Add(w)
 		m.state = stateSteady
+		m.upPace, m.upStreak = 0, 0
 		return
 	}
 	if now.Before(m.holdUntil) {
@@ -364,10 +394,79 @@ func (m *rateModel) control(now time.Time) {
 	// (otherwise the path's room is unknown).
 	err := max(min(float64(target-q)/float64(target), 1), -2)
 	next := m.clamp(max(m.btlbw, d) * (1 + queueGain*err))
+	if up := m.probeUp(now, w, d, sent, paced, q, target); up > next {
+		m.pacing = up
+		return
+	}
 	if !paced && next > m.pacing {
 		return
 	}
 	m.pacing = next
+}
+
+// probeUp runs the bandwidth probe and returns its pace (0: none). The
+// proportional law above moves the pace ≈ 10 % a window at most, which is
+// slow to undo an estimate that fell while the sender, not the path, was
+// the limit (connections still opening, a busy host's late round trips
+// read as a queue): at 2.7 MB/s after such a backoff, 40 MB/s is 28
+// windows away, and as many as the host's delays hold the growth. So,
+// once a window, when the pacer was the limit, the delivery rate followed
+// what was sent, and no queue stood over the whole window (the smallest
+// round trip of the window: a busy host's delays come and go, a queue
+// stays), the pace is raised to gain × max(pace, D) for a window: 1.25 the
+// first time, 2 while the delivery keeps following (BBR's start-up gain,
+// roughly). A path at its limit does not follow (it delivers at most
+// 1/gain of the probe's pace), and the probe ends; so does a queue
+// reaching the target within the window. What the probe shows the path
+// carries, the bottleneck estimate keeps.
+func (m *rateModel) probeUp(now time.Time, w time.Duration, d, sent float64, paced bool, q, target time.Duration) float64 {
+	if m.upPace > 0 && now.Before(m.upUntil) {
+		if q >= target {
+			m.upPace, m.upStreak = 0, 0 // a queue: the path is full
+			return 0
+		}
+		return m.upPace
+	}
+	if now.Before(m.nextGrowth) {
+		return 0
+	}
+	m.nextGrowth = now.Add(w)
+	// Whether the last window's delivery followed its pace: a path at its
+	// limit delivers 1/gain of a probe's pace; what was sent in the last
+	// part of the window is still on its way (a round trip's lag).
+	g := max(m.upGain, 1)
+	if m.upPace == 0 {
+		g = 1
+	}
+	followed := d >= sent*min(excessFraction, (1+g)/(2*g))
+	qw := max(m.minRTTSince(now.Add(-w))-m.rtprop, 0)
+	if !paced || !followed || qw >= target/2 || q >= target {
+		m.upPace, m.upStreak = 0, 0
+		return 0
+	}
+	m.upGain = upGainFirst
+	if m.upStreak > 0 {
+		m.upGain = upGainMax
+	}
+	m.upStreak++
+	up := max(m.pacing, d) * m.upGain
+	if m.hint > 0 {
+		up = min(up, max(m.hint, m.pacing)) // a configured link rate bounds the probe
+	}
+	m.upPace, m.upUntil = m.clamp(up), now.Add(w)
+	m.probesUp++
+	return m.upPace
+}
+
+// minRTTSince is the smallest round trip sampled since t (0: none).
+func (m *rateModel) minRTTSince(t time.Time) time.Duration {
+	var r time.Duration
+	for i := len(m.rtts) - 1; i >= 0 && !m.rtts[i].t.Before(t); i-- {
+		if r == 0 || m.rtts[i].rtt < r {
+			r = m.rtts[i].rtt
+		}
+	}
+	return r
 }
 
 // probe runs the base-RTT probe: every probeEvery the pace drops to half

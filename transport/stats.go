@@ -75,7 +75,7 @@ type PoolCollector struct {
 	pool *Pool
 
 	bottleneck, delivery, pacing, baseRTT, rtt, queue, inflight, conns, wanted, lanes, state *prometheus.Desc
-	backoffs, probes, retries                                                                *prometheus.Desc
+	backoffs, probes, bwProbes, retries                                                      *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*PoolCollector)(nil)
@@ -99,6 +99,7 @@ func NewPoolCollector(peer string, p *Pool) *PoolCollector {
 		state:      d(metrics.ProxyWANState, "Rate controller state: 1 for the current one (startup, steady).", "state"),
 		backoffs:   d(metrics.ProxyWANBackoffs, "Times a standing queue (RTT inflation) made the sender back off below its estimate."),
 		probes:     d(metrics.ProxyWANProbes, "Base-RTT probes (the pace halved until the queue drained)."),
+		bwProbes:   d(metrics.ProxyWANBandwidthProbes, "Bandwidth probes: windows the pace was raised above the estimate (1.25x, then 2x) because the delivery rate followed the pace and no queue stood."),
 		retries:    d(metrics.ProxyWANRetries, "Parts sent again after their stream failed."),
 	}
 }
@@ -106,7 +107,7 @@ func NewPoolCollector(peer string, p *Pool) *PoolCollector {
 // Describe implements prometheus.Collector.
 func (s *PoolCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{s.bottleneck, s.delivery, s.pacing, s.baseRTT, s.rtt, s.queue, s.inflight,
-		s.conns, s.wanted, s.lanes, s.state, s.backoffs, s.probes, s.retries} {
+		s.conns, s.wanted, s.lanes, s.state, s.backoffs, s.probes, s.bwProbes, s.retries} {
 		ch <- d
 	}
 }
@@ -139,5 +140,6 @@ func (s *PoolCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	c(s.backoffs, float64(e.Backoffs))
 	c(s.probes, float64(e.Probes))
+	c(s.bwProbes, float64(e.BandwidthProbes))
 	c(s.retries, float64(e.Retries))
 }

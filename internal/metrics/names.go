@@ -241,6 +241,10 @@ const (
 	ProxyWANBackoffs = "aimwan_proxy_wan_backoffs_total"
 	// ProxyWANProbes (counter, times): base-RTT probes.
 	ProxyWANProbes = "aimwan_proxy_wan_probes_total"
+	// ProxyWANBandwidthProbes (counter, times): windows the pace was raised
+	// above the estimate to find room the path may have (the delivery rate
+	// followed the pace, no queue stood).
+	ProxyWANBandwidthProbes = "aimwan_proxy_wan_bandwidth_probes_total"
 	// ProxyWANRetries (counter, parts): parts sent again after their stream failed.
 	ProxyWANRetries = "aimwan_proxy_wan_part_retries_total"
 
