@@ -48,11 +48,12 @@ type DestConfig struct {
 	// source keeps it and retries), unless nothing else is held, so one
 	// file of MaxFileSize always goes through. 0 means DefaultDestMaxMemory.
 	MaxMemory int64
-	// MissWait caps how long a file whose references are not in the store
-	// waits for files sent before it that are still arriving (which may
-	// bring those chunks) before asking the source edge. The wait ends by
-	// itself when those files are done; this is a safety cap. 0 means 10
-	// minutes; negative means never wait.
+	// MissWait caps how long a file waits for its turn: for the files sent
+	// before it, still arriving, to be decoded first (they bring the chunks
+	// and successor links its references, runs and dictionary bases rely
+	// on). The wait ends by itself when those files are done; this is a
+	// safety cap. 0 means 10 minutes; negative means never wait (decode as
+	// the data completes, and ask back what is missing).
 	MissWait time.Duration
 	// Registerer receives the metrics; nil means a private registry.
 	Registerer prometheus.Registerer

@@ -18,7 +18,7 @@ type proxyMetrics struct {
 	misses    prometheus.Counter // chunks sent as literals (source edge)
 	refMisses prometheus.Counter // references the destination could not resolve
 	resent    prometheus.Counter // bytes sent again to answer misses (source edge)
-	missWaits prometheus.Counter // misses resolved by waiting for files still arriving (destination edge)
+	missWaits prometheus.Counter // files that waited for their turn to be decoded (destination edge)
 	files     *prometheus.CounterVec
 	inFlight  prometheus.Gauge
 	queued    prometheus.Gauge       // encoded bytes not yet on the WAN (source edge)
@@ -41,7 +41,7 @@ func newMetrics(reg prometheus.Registerer) (*proxyMetrics, error) {
 		misses:    c(metrics.ProxyCacheMisses, "Chunks sent as literals (not in the peer's cache)."),
 		refMisses: c(metrics.ProxyRefMisses, "References the destination could not resolve and asked back."),
 		resent:    c(metrics.ProxyResent, "Bytes sent again to answer the destination's misses."),
-		missWaits: c(metrics.ProxyMissWaits, "Files whose misses were resolved by chunks of files still arriving."),
+		missWaits: c(metrics.ProxyMissWaits, "Files that waited for files accepted before them to be decoded first (decode in encode order)."),
 		files: prometheus.NewCounterVec(prometheus.CounterOpts{Name: metrics.ProxyFiles,
 			Help: "Files handled, by result (ok or the push code of the failure)."}, []string{"result"}),
 		inFlight: g(metrics.ProxyFilesInFlight, "Files accepted and not yet acknowledged."),

@@ -100,8 +100,8 @@ type Config struct {
 	WANListen string
 	// LANForward is dst's push address (default DefaultLANForward).
 	LANForward string
-	// MissWait caps how long the destination edge waits for files still
-	// arriving before asking back (DestConfig.MissWait).
+	// MissWait caps how long the destination edge waits for files sent
+	// before a file to be decoded first (DestConfig.MissWait).
 	MissWait time.Duration
 
 	// Cache is the chunk store folder ("" = a temporary folder, removed

@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aimwan/aimwan/dedupe"
 	"github.com/aimwan/aimwan/journal"
 	"github.com/aimwan/aimwan/transport/push"
 	"github.com/quic-go/quic-go"
@@ -148,7 +147,7 @@ func (d *Dest) receiveArriving(ctx context.Context, st io.Reader, w io.Writer, a
 	}
 	file = data
 	if hdr.Mode == ModeOptimize {
-		if file, err = d.rebuild(st, w, &buf, hdr, data, arrived); err != nil {
+		if file, err = d.rebuild(ctx, st, w, &buf, hdr, data, arrived); err != nil {
 			return hdr, nil, fmt.Errorf("rebuild %s: %w", name, err)
 		}
 	}
@@ -164,11 +163,20 @@ func streamLimit(size int64) int64 { return size + size/8 + 1<<20 }
 
 // rebuild decodes metadata and payload, asking the source edge for the
 // chunks the store cannot resolve.
-// The file stops counting as arriving after its first decode (see arrivals).
-func (d *Dest) rebuild(st io.Reader, w io.Writer, buf *[]byte, hdr FileHeader, data []byte, arrived arrival) ([]byte, error) {
+//
+// The payload is decoded only once every file accepted before it was
+// decoded (awaitTurn): in the order the source edge encoded them, so the
+// chunks and successor links an earlier file brings are in the store, as
+// the encoder's peer index assumed when it wrote references, runs and
+// dictionary bases against them. The file stops counting as arriving after
+// its decode (see arrivals).
+func (d *Dest) rebuild(ctx context.Context, st io.Reader, w io.Writer, buf *[]byte, hdr FileHeader, data []byte, arrived arrival) ([]byte, error) {
 	meta, err := unzstd(data[:hdr.MetaLen], hdr.Size-hdr.PayloadLen)
 	if err != nil {
 		return nil, errors.Join(push.ErrChecksum, err)
+	}
+	if d.awaitTurn(ctx, arrived.seq) {
+		d.m.missWaits.Inc()
 	}
 	pend, err := d.dec.Decode(data[hdr.MetaLen:])
 	arrived.done()
@@ -176,11 +184,11 @@ func (d *Dest) rebuild(st io.Reader, w io.Writer, buf *[]byte, hdr FileHeader, d
 		return nil, errors.Join(push.ErrChecksum, err)
 	}
 	if !pend.Complete() {
-		pend = d.awaitArrivals(arrived.seq, pend, data[hdr.MetaLen:])
-	}
-	if !pend.Complete() {
 		misses := pend.Misses()
 		d.m.refMisses.Add(float64(len(misses)))
+		ps := pend.Stats()
+		d.log.Info("asking the source edge for chunks the store cannot resolve", "file", hdr.Volume+"/"+hdr.Name,
+			"ranges", len(misses), "bytes", ps.MissBytes, "payload", ps.Payload)
 		if _, err := writeBlob(w, TypeMiss, pend.AppendMissList(nil)); err != nil {
 			return nil, fmt.Errorf("send miss list: %w", err)
 		}
@@ -235,19 +243,23 @@ func (s *connSet) list() []*quic.Conn {
 
 // arrivals tracks the files whose data is arriving or being decoded, in the
 // order their streams were accepted (the source edge opens them in encode
-// order). A file may reference chunks of files encoded before it; when they
-// are in flight on parallel streams, the later one can be complete first.
-// Rather than asking the source edge for those chunks at once (a round trip,
-// and the bytes again on the WAN), a file with misses waits while files
-// accepted before it are still arriving, and decodes again each time one of
-// them is done. On a slow line that can be minutes; it always ends, since
-// every earlier file finishes or fails (MissWait is only a safety cap). A file
-// stops counting once its first decode is done.
+// order). A file may reference chunks of files encoded before it — as
+// references, runs (which follow the successor links the earlier file
+// recorded) or dictionary bases — and with striped transfers over parallel
+// connections a later (smaller) file can be complete first. Decoded first,
+// it would miss those chunks, and it would record its own successor links
+// first (the store keeps the first link of a chunk), so runs and bases the
+// encoder built on the earlier file's links would miss too: a file whose
+// dictionary cannot be rebuilt has all its literals asked back. So a file
+// waits for its turn: until every file accepted before it was decoded. The
+// wait always ends, since every earlier file is decoded or fails (MissWait
+// is only a safety cap). A file stops counting once it was decoded.
 type arrivals struct {
 	mu      sync.Mutex
 	next    uint64
 	pending map[uint64]struct{}
 	changed chan struct{}
+	waiting int // files waiting for their turn (awaitTurn)
 }
 
 // arrival is one counted file: its place in the order, and done, which
@@ -298,32 +310,49 @@ func (a *arrivals) earlier(seq uint64) (int, <-chan struct{}) {
 	return n, a.changed
 }
 
-// awaitArrivals decodes stream again each time an earlier file finished
-// decoding, while earlier files are arriving, until no miss is left or
-// MissWait passed.
-func (d *Dest) awaitArrivals(seq uint64, pend *dedupe.Pending, stream []byte) *dedupe.Pending {
-	timer := time.NewTimer(d.cfg.MissWait)
-	defer timer.Stop()
-	for !pend.Complete() {
+// waiters is the number of files waiting for their turn.
+func (a *arrivals) waiters() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.waiting
+}
+
+// wait counts a file waiting for its turn (d > 0) or no longer (d < 0).
+func (a *arrivals) wait(d int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.waiting += d
+}
+
+// awaitTurn waits until no file accepted before seq is still arriving or
+// being decoded, MissWait passed or ctx ended, and reports whether it
+// waited.
+func (d *Dest) awaitTurn(ctx context.Context, seq uint64) bool {
+	if d.cfg.MissWait <= 0 {
+		return false
+	}
+	var timer *time.Timer
+	for waited := false; ; waited = true {
 		n, changed := d.arriving.earlier(seq)
 		if n == 0 {
-			return pend
+			return waited
+		}
+		if timer == nil {
+			timer = time.NewTimer(d.cfg.MissWait)
+			defer timer.Stop()
+			d.arriving.wait(1)
+			defer d.arriving.wait(-1)
 		}
 		select {
 		case <-changed:
 		case <-timer.C:
-			return pend
+			d.log.Warn("decoding a file before files accepted earlier: they took longer than the miss wait",
+				"earlier", n, "miss_wait", d.cfg.MissWait)
+			return true
+		case <-ctx.Done():
+			return waited
 		}
-		again, err := d.dec.Decode(stream)
-		if err != nil {
-			return pend
-		}
-		if len(again.Misses()) < len(pend.Misses()) {
-			d.m.missWaits.Inc()
-		}
-		pend = again
 	}
-	return pend
 }
 
 // errReader fails every read with err (a stream whose first frame did not

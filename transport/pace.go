@@ -248,9 +248,26 @@ type pacedWriter struct {
 	w   io.Writer
 }
 
+// pacedPiece is the most a pacedWriter charges to the bucket at once. A
+// write is charged piece by piece: charged whole, a blob of a megabyte (a
+// miss answer) put the bucket that much in debt, and every lane waited it
+// out — at 100 KB/s ten seconds of an idle link — before the blob went out
+// in one unpaced burst.
+const pacedPiece = 16 << 10
+
 func (pw *pacedWriter) Write(p []byte) (int, error) {
-	if err := pw.c.take(pw.ctx, len(p)); err != nil {
-		return 0, err
+	written := 0
+	for len(p) > 0 {
+		n := min(len(p), pacedPiece)
+		if err := pw.c.take(pw.ctx, n); err != nil {
+			return written, err
+		}
+		m, err := pw.w.Write(p[:n])
+		written += m
+		if err != nil {
+			return written, err
+		}
+		p = p[n:]
 	}
-	return pw.w.Write(p)
+	return written, nil
 }

@@ -109,7 +109,7 @@ func proxyFlags(args []string) (proxyFile, error) {
 		"rtt":         fs.String("rtt", "", "WAN round-trip `DURATION`, a hint that sizes the QUIC windows (default 50ms; the RTT is measured)"),
 		"level":       fs.String("level", "", "literal compression: auto (default), fastest, default, better, best, max (libzstd -19; cgo builds)"),
 		"max-memory":  fs.String("max-memory", "", "`SIZE` of files held at once (default 96MiB at the source edge, 256MiB at the destination edge)"),
-		"miss-wait":   fs.String("miss-wait", "", "destination edge: at most this `DURATION` a file with unknown references waits for files sent before it that are still arriving, before asking back (default 10m; the wait ends when they are done)"),
+		"miss-wait":   fs.String("miss-wait", "", "destination edge: at most this `DURATION` a file waits for the files sent before it, still arriving, to be decoded first (default 10m; the wait ends when they are done; negative: never wait)"),
 	}
 	if err := parseFlags(fs, args); err != nil {
 		return proxyFile{}, err

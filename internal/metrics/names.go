@@ -183,8 +183,9 @@ const (
 	ProxyRefMisses = "aimwan_proxy_ref_misses_total"
 	// ProxyResent (counter, bytes, proxy): bytes sent again for misses.
 	ProxyResent = "aimwan_proxy_resent_bytes_total"
-	// ProxyMissWaits (counter, files, proxy): files whose misses were resolved
-	// by chunks of files still arriving.
+	// ProxyMissWaits (counter, files, proxy): files that waited for files
+	// accepted before them to be decoded first (the destination edge decodes
+	// in encode order).
 	ProxyMissWaits = "aimwan_proxy_miss_waits_total"
 	// ProxyFiles (counter, files, {result}, proxy): files handled.
 	ProxyFiles = "aimwan_proxy_files_total"
