@@ -114,6 +114,20 @@ func (f *fluidLine) average(d time.Duration) float64 {
 	return (f.received - before) / d.Seconds()
 }
 
+// untilPace runs in steps of 100 ms until the pace reaches frac of the
+// line's capacity, at most limit, and returns how long that took (-1: not
+// within limit).
+func (f *fluidLine) untilPace(frac float64, limit time.Duration) time.Duration {
+	const step = 100 * time.Millisecond
+	for took := step; took <= limit; took += step {
+		f.run(step)
+		if f.m.pacing >= frac*f.capacity {
+			return took
+		}
+	}
+	return -1
+}
+
 func TestRateModelFillsTheLine(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
@@ -279,14 +293,7 @@ func TestRateModelRecoversFromAppLimitedBackoff(t *testing.T) {
 		t.Helper()
 		f.appRate = 0
 		f.hostDelay = lateAtTimes
-		reached := time.Duration(-1)
-		for i := range 120 {
-			f.run(100 * time.Millisecond)
-			if f.m.pacing >= 0.9*f.capacity {
-				reached = time.Duration(i+1) * 100 * time.Millisecond
-				break
-			}
-		}
+		reached := f.untilPace(0.9, 12*time.Second)
 		t.Logf("pace at 90%% of the path after %v: pace %.1f MB/s, estimate %.1f MB/s, %d backoffs, %d bandwidth probes",
 			reached, f.m.pacing/1e6, f.m.btlbw/1e6, f.m.backoffs, f.m.probesUp)
 		if reached < 0 || reached > 3*time.Second {
@@ -331,14 +338,7 @@ func TestRateModelFindsTheRoomAgain(t *testing.T) {
 	t.Logf("at 60%% of the rate: estimate %.0f, pace %.0f, %d backoffs", f.m.btlbw, f.m.pacing, f.m.backoffs)
 	f.capacity = 2.4e6
 	f.dropped = 0
-	reached := time.Duration(-1)
-	for i := range 200 {
-		f.run(100 * time.Millisecond)
-		if f.m.pacing >= 0.9*f.capacity {
-			reached = time.Duration(i+1) * 100 * time.Millisecond
-			break
-		}
-	}
+	reached := f.untilPace(0.9, 20*time.Second)
 	t.Logf("pace at 90%% of the line after %v (windows of %v)", reached, f.m.window())
 	if reached < 0 || reached > 4*time.Second {
 		t.Errorf("the pace took %v to reach 90%% of the line again (want at most 4 s; -1: not in 20 s)", reached)
