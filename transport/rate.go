@@ -56,8 +56,9 @@ import (
 // The queue the controller holds hides the path's own RTT: every 30
 // seconds (the first time 5 s after the start) the pace drops to half of
 // B until the round trips stop falling (the queue has drained; the line
-// stays busy while it drains), and the smallest round trip of the last
-// 36 s is the base RTT.
+// stays busy while it drains; judged on each round-trip sample, not only
+// on reports, which a slow line sends far apart), and the smallest round
+// trip of the last 36 s is the base RTT.
 //
 // Before the first queue is seen (start-up, no hint) the pace doubles per
 // window. The pace only grows while the pacer was the limit (the lanes
@@ -315,6 +316,13 @@ func (m *rateModel) onRTT(rtt time.Duration, now time.Time) {
 	m.rtts = append(m.rtts, rttEvent{t: now, rtt: rtt})
 	if len(m.rtts) > 512 {
 		m.rtts = append(m.rtts[:0], m.rtts[len(m.rtts)-256:]...)
+	}
+	if !m.probeAt.IsZero() {
+		// A base-RTT probe ends as soon as the round trips stop falling,
+		// not at the next report: on a slow line a part is reported every
+		// 136 ms at the pace (2 Mbit/s, 32 KiB) and twice that at the
+		// probe's half pace, and the line idled meanwhile.
+		m.probe(now, m.target(m.lastBW), rtt)
 	}
 }
 
