@@ -219,13 +219,13 @@ type rateModel struct {
 
 // newRateModel returns a model pacing at the hint (a configured link rate,
 // trusted until samples say otherwise), or at initialPacing in start-up
-// without one.
+// without one. The hint is not put in the max filter: the line may be
+// shared, and the first delivery rate measured while paced replaces it.
 func newRateModel(hint float64) *rateModel {
 	m := &rateModel{state: stateStartup, pacing: initialPacing, hint: hint}
 	if hint > 0 {
 		m.pacing = math.Min(hint*hintGain, maxPacing)
 		m.btlbw = m.pacing
-		m.bw[0].bw = m.pacing
 		m.state = stateSteady
 	}
 	return m
