@@ -168,8 +168,9 @@ func streamLimit(size int64) int64 { return size + size/8 + 1<<20 }
 // decoded (awaitTurn): in the order the source edge encoded them, so the
 // chunks and successor links an earlier file brings are in the store, as
 // the encoder's peer index assumed when it wrote references, runs and
-// dictionary bases against them. The file stops counting as arriving after
-// its decode (see arrivals).
+// dictionary bases against them. The file stops counting as arriving once
+// its chunks are all in the store: after its decode and, if it asked some
+// back, their answer (see arrivals).
 func (d *Dest) rebuild(ctx context.Context, st io.Reader, w io.Writer, buf *[]byte, hdr FileHeader, data []byte, arrived arrival) ([]byte, error) {
 	meta, err := unzstd(data[:hdr.MetaLen], hdr.Size-hdr.PayloadLen)
 	if err != nil {
@@ -178,8 +179,15 @@ func (d *Dest) rebuild(ctx context.Context, st io.Reader, w io.Writer, buf *[]by
 	if d.awaitTurn(ctx, arrived.seq) {
 		d.m.missWaits.Inc()
 	}
+	// The turn ends once the file's chunks are all in the store: after its
+	// misses were answered, not at the end of Decode. Literals a file could
+	// not decode (its dictionary's bases were missing) and references it
+	// missed are stored only when the answer comes; the next file, encoded
+	// against them, decoded meanwhile missed them in turn, its own literals
+	// were stored late too, and so on: in the seed-scale run 883 files in a
+	// row asked back all their literals (843 MB resent) after a few misses.
+	// (receiveArriving ends the turn on the paths that fail.)
 	pend, err := d.dec.Decode(data[hdr.MetaLen:])
-	arrived.done()
 	if err != nil {
 		return nil, errors.Join(push.ErrChecksum, err)
 	}
@@ -200,6 +208,7 @@ func (d *Dest) rebuild(ctx context.Context, st io.Reader, w io.Writer, buf *[]by
 			return nil, errors.Join(push.ErrChecksum, err)
 		}
 	}
+	arrived.done()
 	payload, err := pend.Payload()
 	if err != nil {
 		return nil, errors.Join(push.ErrChecksum, err)
@@ -253,7 +262,7 @@ func (s *connSet) list() []*quic.Conn {
 // dictionary cannot be rebuilt has all its literals asked back. So a file
 // waits for its turn: until every file accepted before it was decoded. The
 // wait always ends, since every earlier file is decoded or fails (MissWait
-// is only a safety cap). A file stops counting once it was decoded.
+// is only a safety cap). A file stops counting once it was decoded and its misses answered.
 type arrivals struct {
 	mu      sync.Mutex
 	next    uint64
