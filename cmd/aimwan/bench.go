@@ -42,7 +42,7 @@ func runBench(ctx context.Context, args []string) error {
 
 // benchConfig parses the flags into bench.Config.
 func benchConfig(args []string) (bench.Config, bool, error) {
-	fs := newFlagSet("bench", "--out DIR [--scale tiny|small|full|seed] [--images IMG ...] [--seed S] [--rate 2mbit|unlimited] [--rtt 40ms] [--cross 70KB/s] [--prime] [--passthrough DURATION|none] [--thin]")
+	fs := newFlagSet("bench", "--out DIR [--scale tiny|small|full|seed] [--images IMG ...] [--seed S] [--rate 2mbit|unlimited] [--rtt 40ms] [--cross 70KB/s] [--prime] [--passthrough DURATION|none] [--thin] [--proxy-arg FLAG ...]")
 	out := fs.String("out", "", "run `DIR`: recordings, result.json, phases.json, report.html, work/ (required)")
 	scale := fs.String("scale", bench.DefaultScale, "`SCALE`: tiny (CI, seconds), small (make demo, < 10 min), full (larger), seed (the seed's 3 × 12 GiB on a 10x line)")
 	var images multiFlag
@@ -59,6 +59,8 @@ func benchConfig(args []string) (bench.Config, bool, error) {
 	limit := fs.Duration("limit", 0, "time limit of the optimized phase (default: the scale's; with --images at least the line's time for every byte)")
 	noEstimate := fs.Bool("no-estimate", false, "skip the offline estimate (dedupe + zstd -3) of the clones after the run")
 	noReport := fs.Bool("no-report", false, "do not write DIR/report.html")
+	var proxyArgs multiFlag
+	fs.Var(&proxyArgs, "proxy-arg", "extra `FLAG` for both proxies (repeatable, e.g. --proxy-arg=--cache-size=4GiB); result.json lists it in proxy_flags")
 	if err := parseFlags(fs, args); err != nil {
 		return bench.Config{}, false, err
 	}
@@ -73,7 +75,7 @@ func benchConfig(args []string) (bench.Config, bool, error) {
 		return bench.Config{}, false, fmt.Errorf("bench: find the aimwan binary: %w", err)
 	}
 	cfg := bench.Config{Out: *out, Bin: bin, Scale: *scale, Template: *template, RTT: *rtt, Prime: *prime,
-		NoLink: *noLink, Thin: *thin, Limit: *limit, NoEstimate: *noEstimate}
+		NoLink: *noLink, Thin: *thin, Limit: *limit, NoEstimate: *noEstimate, ProxyArgs: proxyArgs}
 	for _, s := range images {
 		cfg.Images = append(cfg.Images, splitList(s)...)
 	}

@@ -54,6 +54,11 @@ func TestBenchConfig(t *testing.T) {
 				t.Errorf("parsed: %+v", c.cfg)
 			}
 		}},
+		{"proxy args", []string{"--out", "d", "--proxy-arg=--cache-size=4GiB", "--proxy-arg", "--max-memory=64MiB"}, exitOK, func(t *testing.T, c benchArgs) {
+			if !reflect.DeepEqual(c.cfg.ProxyArgs, []string{"--cache-size=4GiB", "--max-memory=64MiB"}) {
+				t.Errorf("parsed: %+v", c.cfg.ProxyArgs)
+			}
+		}},
 		{"passthrough 0 is none", []string{"--out", "d", "--passthrough", "0"}, exitOK, func(t *testing.T, c benchArgs) {
 			if c.cfg.Passthrough >= 0 {
 				t.Errorf("parsed: %+v", c.cfg)
