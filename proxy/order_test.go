@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"testing"
 	"time"
@@ -27,6 +28,55 @@ func encodedStream(t *testing.T, src *Source, f jfile) []byte {
 type received struct {
 	file []byte
 	err  error
+}
+
+// receiveAsync runs d.receiveArriving for one counted file in the
+// background; its result comes on the returned channel.
+func receiveAsync(ctx context.Context, d *Dest, st io.Reader, w io.Writer, arr arrival, after func()) chan received {
+	done := make(chan received, 1)
+	go func() {
+		hdr, file, err := d.receiveArriving(ctx, st, w, arr)
+		if err == nil {
+			d.mem.Add(-fileCost(hdr))
+		}
+		if after != nil {
+			after()
+		}
+		done <- received{file, err}
+	}()
+	return done
+}
+
+// awaitWaiter waits (at most 20 s) until one file waits for its turn; done
+// is that file's result, which must not come first.
+func awaitWaiter(t *testing.T, d *Dest, done chan received, what string) {
+	t.Helper()
+	for i := 0; d.arriving.waiters() != 1; i++ {
+		select {
+		case r := <-done:
+			t.Fatalf("%s: the file was done (%v) instead", what, r.err)
+		default:
+		}
+		if i == 20000 {
+			t.Fatalf("%s: it never did", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// expectRebuilt checks that each file was rebuilt to its bytes.
+func expectRebuilt(ctx context.Context, t *testing.T, names []string, done []chan received, want [][]byte) {
+	t.Helper()
+	for i, name := range names {
+		select {
+		case r := <-done[i]:
+			if r.err != nil || !bytes.Equal(r.file, want[i]) {
+				t.Fatalf("%s: %v (rebuilt the same bytes: %t)", name, r.err, bytes.Equal(r.file, want[i]))
+			}
+		case <-ctx.Done():
+			t.Fatalf("%s not rebuilt", name)
+		}
+	}
 }
 
 // TestDecodeInAcceptOrder: a file whose data is complete while a file
@@ -55,51 +105,15 @@ func TestDecodeInAcceptOrder(t *testing.T) {
 	// the second one's is all there.
 	firstArr, secondArr := d.arriving.begin(), d.arriving.begin()
 	pr, pw := io.Pipe()
-	firstDone, secondDone := make(chan received, 1), make(chan received, 1)
 	var asked bytes.Buffer // what the destination edge writes back on the second file's stream (a MISS)
-	go func() {
-		hdr, file, err := d.receiveArriving(ctx, pr, io.Discard, firstArr)
-		if err == nil {
-			d.mem.Add(-fileCost(hdr))
-		}
-		firstDone <- received{file, err}
-	}()
-	go func() {
-		hdr, file, err := d.receiveArriving(ctx, bytes.NewReader(secondStream), &asked, secondArr)
-		if err == nil {
-			d.mem.Add(-fileCost(hdr))
-		}
-		secondDone <- received{file, err}
-	}()
-	for i := 0; d.arriving.waiters() != 1; i++ {
-		select {
-		case r := <-secondDone:
-			t.Fatalf("the second file was done (%v) before the file accepted before it was decoded", r.err)
-		default:
-		}
-		if i == 20000 {
-			t.Fatal("the second file never waited for the first to be decoded")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	firstDone := receiveAsync(ctx, d, pr, io.Discard, firstArr, nil)
+	secondDone := receiveAsync(ctx, d, bytes.NewReader(secondStream), &asked, secondArr, nil)
+	awaitWaiter(t, d, secondDone, "the second file should wait for the first to be decoded")
 	if _, err := pw.Write(firstStream); err != nil {
 		t.Fatal(err)
 	}
 	pw.Close()
-	for _, c := range []struct {
-		name string
-		done chan received
-		want []byte
-	}{{"first", firstDone, first.data}, {"second", secondDone, second.data}} {
-		select {
-		case r := <-c.done:
-			if r.err != nil || !bytes.Equal(r.file, c.want) {
-				t.Fatalf("%s file: %v (rebuilt the same bytes: %t)", c.name, r.err, bytes.Equal(r.file, c.want))
-			}
-		case <-ctx.Done():
-			t.Fatalf("%s file not rebuilt", c.name)
-		}
-	}
+	expectRebuilt(ctx, t, []string{"first file", "second file"}, []chan received{firstDone, secondDone}, [][]byte{first.data, second.data})
 	if asked.Len() != 0 {
 		t.Errorf("the second file asked %d bytes back, want none: its chunks came with the first", asked.Len())
 	}
@@ -149,23 +163,9 @@ func TestTurnHeldUntilMissesAnswered(t *testing.T) {
 	arr1, arr2 := d.arriving.begin(), d.arriving.begin()
 	in1r, in1w := io.Pipe()   // source → destination on f1's stream
 	out1r, out1w := io.Pipe() // destination → source on f1's stream (the MISS)
-	done1, done2 := make(chan received, 1), make(chan received, 1)
 	var asked2 bytes.Buffer
-	go func() {
-		hdr, file, err := d.receiveArriving(ctx, in1r, out1w, arr1)
-		if err == nil {
-			d.mem.Add(-fileCost(hdr))
-		}
-		out1w.Close()
-		done1 <- received{file, err}
-	}()
-	go func() {
-		hdr, file, err := d.receiveArriving(ctx, bytes.NewReader(stream2), &asked2, arr2)
-		if err == nil {
-			d.mem.Add(-fileCost(hdr))
-		}
-		done2 <- received{file, err}
-	}()
+	done1 := receiveAsync(ctx, d, in1r, out1w, arr1, func() { out1w.Close() })
+	done2 := receiveAsync(ctx, d, bytes.NewReader(stream2), &asked2, arr2, nil)
 	go func() { in1w.Write(s1.Bytes()) }() //nolint:errcheck // the pipe fails only if the test ended
 	var buf []byte
 	list, err := readBlob(out1r, &buf, TypeMiss, 1<<20, nil)
@@ -173,17 +173,7 @@ func TestTurnHeldUntilMissesAnswered(t *testing.T) {
 		t.Fatalf("f1 asked nothing back (%v): the test needs it to miss f0's chunks", err)
 	}
 	// f1 now waits for its answer; f2 must be waiting for its turn.
-	for i := 0; d.arriving.waiters() != 1; i++ {
-		select {
-		case r := <-done2:
-			t.Fatalf("the next file was done (%v, asked back %d bytes) while the file before it waited for its answer", r.err, asked2.Len())
-		default:
-		}
-		if i == 20000 {
-			t.Fatal("the next file never waited for the answer to the file before it")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	awaitWaiter(t, d, done2, "the next file should wait for the answer to the file before it")
 	var ans bytes.Buffer
 	if err := src.answer(&ans, enc1, list); err != nil {
 		t.Fatal(err)
@@ -192,20 +182,7 @@ func TestTurnHeldUntilMissesAnswered(t *testing.T) {
 		t.Fatal(err)
 	}
 	in1w.Close()
-	for _, c := range []struct {
-		name string
-		done chan received
-		want []byte
-	}{{"f1", done1, f1.data}, {"f2", done2, f2.data}} {
-		select {
-		case r := <-c.done:
-			if r.err != nil || !bytes.Equal(r.file, c.want) {
-				t.Fatalf("%s: %v (rebuilt the same bytes: %t)", c.name, r.err, bytes.Equal(r.file, c.want))
-			}
-		case <-ctx.Done():
-			t.Fatalf("%s not rebuilt", c.name)
-		}
-	}
+	expectRebuilt(ctx, t, []string{"f1", "f2"}, []chan received{done1, done2}, [][]byte{f1.data, f2.data})
 	if asked2.Len() != 0 {
 		t.Errorf("f2 asked %d bytes back, want none: f1's answer brought its chunks", asked2.Len())
 	}
