@@ -30,6 +30,21 @@ type received struct {
 	err  error
 }
 
+// orderPair is a destination edge and a source edge whose encoder writes
+// the streams the tests feed to it (the source is not connected).
+func orderPair(t *testing.T) (context.Context, *Dest, *Source) {
+	t.Helper()
+	ctx := testCtx(t, time.Minute)
+	d := hostileDest(t)
+	id := newID(t)
+	src, err := NewSource(SourceConfig{Peer: "127.0.0.1:1", Identity: id, Pins: transport.Pins{id.Fingerprint},
+		LANPins: lanPins(lanSrc)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx, d, src
+}
+
 // receiveAsync runs d.receiveArriving for one counted file in the
 // background; its result comes on the returned channel.
 func receiveAsync(ctx context.Context, d *Dest, st io.Reader, w io.Writer, arr arrival, after func()) chan received {
@@ -89,14 +104,7 @@ func expectRebuilt(ctx context.Context, t *testing.T, names []string, done []cha
 // asked back ~700 ranges. Here the later file, the same data in another
 // volume, then rebuilds without asking anything back.
 func TestDecodeInAcceptOrder(t *testing.T) {
-	ctx := testCtx(t, time.Minute)
-	d := hostileDest(t)
-	id := newID(t)
-	src, err := NewSource(SourceConfig{Peer: "127.0.0.1:1", Identity: id, Pins: transport.Pins{id.Fingerprint},
-		LANPins: lanPins(lanSrc)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, d, src := orderPair(t)
 	blocks := randomBlocks(7, 40)
 	first, second := makeJournal(t, "vm1", blocks)[0], makeJournal(t, "vm2", blocks)[0]
 	firstStream, secondStream := encodedStream(t, src, first), encodedStream(t, src, second)
@@ -138,14 +146,7 @@ func TestDecodeInAcceptOrder(t *testing.T) {
 // chunks it never received (f0); f1 references them and asks; f2, the same
 // data again, must wait for f1's answer and then ask nothing.
 func TestTurnHeldUntilMissesAnswered(t *testing.T) {
-	ctx := testCtx(t, time.Minute)
-	d := hostileDest(t)
-	id := newID(t)
-	src, err := NewSource(SourceConfig{Peer: "127.0.0.1:1", Identity: id, Pins: transport.Pins{id.Fingerprint},
-		LANPins: lanPins(lanSrc)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, d, src := orderPair(t)
 	blocks := randomBlocks(11, 40)
 	f0, f1, f2 := makeJournal(t, "vm0", blocks)[0], makeJournal(t, "vm1", blocks)[0], makeJournal(t, "vm2", blocks)[0]
 	if _, err := src.encode(f0.offer, f0.data); err != nil { // never delivered: the destination lacks its chunks

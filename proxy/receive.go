@@ -262,7 +262,8 @@ func (s *connSet) list() []*quic.Conn {
 // dictionary cannot be rebuilt has all its literals asked back. So a file
 // waits for its turn: until every file accepted before it was decoded. The
 // wait always ends, since every earlier file is decoded or fails (MissWait
-// is only a safety cap). A file stops counting once it was decoded and its misses answered.
+// is only a safety cap). A file stops counting once it was decoded and
+// its misses answered.
 type arrivals struct {
 	mu      sync.Mutex
 	next    uint64

@@ -231,12 +231,7 @@ func TestRateModelIgnoresReceiverStalls(t *testing.T) {
 // learnt within the filter's window, and the probes cost little.
 func TestRateModelProbesTheBaseRTT(t *testing.T) {
 	f := newFluidLine(240e3, 40*time.Millisecond, 250e3)
-	f.run(10 * time.Second)
-	probes := f.m.probes
-	got := f.average(2 * probeEvery)
-	if f.m.probes < probes+2 {
-		t.Errorf("%d probes in %v, want 2", f.m.probes-probes, 2*probeEvery)
-	}
+	got := acrossProbes(t, f, 2)
 	if got < 0.97*f.capacity {
 		t.Errorf("delivered %.1f%% of the capacity across probes", 100*got/f.capacity)
 	}
@@ -373,17 +368,25 @@ func TestRateModelFindsTheRoomAgain(t *testing.T) {
 func TestProbeEndsOnRoundTrips(t *testing.T) {
 	f := newFluidLine(240e3, 40*time.Millisecond, 250e3)
 	f.partBytes = 32 << 10
-	f.run(10 * time.Second)
-	probes := f.m.probes
-	got := f.average(3 * probeEvery)
-	if f.m.probes < probes+3 {
-		t.Fatalf("%d probes in %v, want 3", f.m.probes-probes, 3*probeEvery)
-	}
+	got := acrossProbes(t, f, 3)
 	// Three probes in 90 s: each costs the line at most the round trip it
 	// takes to see the queue gone plus the settling base RTT, at half pace.
 	if got < 0.999*f.capacity {
-		t.Errorf("delivered %.2f%% of the capacity across %d probes with part reports, want >= 99.9%%", 100*got/f.capacity, f.m.probes-probes)
+		t.Errorf("delivered %.2f%% of the capacity across 3 probes with part reports, want >= 99.9%%", 100*got/f.capacity)
 	}
+}
+
+// acrossProbes runs f 10 s, then n probe intervals, checks that n base-RTT
+// probes came in them and returns the mean delivery rate over them.
+func acrossProbes(t *testing.T, f *fluidLine, n int) float64 {
+	t.Helper()
+	f.run(10 * time.Second)
+	probes := f.m.probes
+	got := f.average(time.Duration(n) * probeEvery)
+	if f.m.probes < probes+int64(n) {
+		t.Errorf("%d probes in %v, want %d", f.m.probes-probes, time.Duration(n)*probeEvery, n)
+	}
+	return got
 }
 
 // TestHintAboveThePathsShare: --link-rate is the line's rate, but other
