@@ -55,10 +55,13 @@ import (
 //
 // The queue the controller holds hides the path's own RTT: every 30
 // seconds (the first time 5 s after the start) the pace drops to half of
-// B until the round trips stop falling (the queue has drained; the line
-// stays busy while it drains; judged on each round-trip sample, not only
-// on reports, which a slow line sends far apart), and the smallest round
-// trip of the last 36 s is the base RTT.
+// B until the round trips of the packets sent since stop falling (the
+// queue has drained; the line stays busy while it drains; judged on each
+// round-trip sample, not only on reports, which a slow line sends far
+// apart; a sample is of a packet sent a round trip earlier), and the
+// smallest round trip of the last 36 s is the base RTT. The queue then
+// refills at the proportional law's pace, without a bandwidth probe (the
+// window's short round trips are the probe's, not room on the path).
 //
 // Before the first queue is seen (start-up, no hint) the pace doubles per
 // window. The pace only grows while the pacer was the limit (the lanes
@@ -133,6 +136,10 @@ const (
 	// all.
 	hintGain   = 0.95
 	firstProbe = 5 * time.Second
+	// refillTime bounds how long after a base-RTT probe the bandwidth
+	// probe waits for the queue to refill (a path that grew meanwhile
+	// never fills it at the proportional law's pace).
+	refillTime = 5 * time.Second
 	// peakFloor is how far below the best delivery rate measured (at most
 	// the hint) the bottleneck estimate may fall: backoffs on a standing
 	// queue take it at most down to peakFloor × that peak. On a host that
@@ -191,30 +198,33 @@ type rateModel struct {
 	rtBucket  int64                        // index of the current bucket (time / rtpropBucket)
 	rtprop    time.Duration                // the base RTT
 
-	state      ctlState
-	pacing     float64 // bytes per second
-	btlbw      float64 // the bottleneck estimate: D while the bottleneck was busy
-	lastBW     float64 // the latest D
-	lastRTT    time.Duration
-	lastQ      time.Duration // the latest q
-	nextGrowth time.Time     // start-up doubles at most once per window
-	upPace     float64       // the pace of the bandwidth probe under way (0: none)
-	upUntil    time.Time     // when the window of that probe ends
-	upGain     float64       // its gain
-	upStreak   int           // probes in a row that the delivery rate followed
-	probesUp   int64         // bandwidth probes
-	backoffs   int64         // times a standing queue made the sender back off
-	highSince  time.Time     // since when the queue is above twice its target
-	holdUntil  time.Time     // a backoff paces below D until then
-	peak       float64       // the best D sampled (at most the hint): the estimate stays above peakFloor × it
-	hint       float64       // the configured link rate (0: none)
-	probeAt    time.Time     // when the current probe began (zero: none)
-	probeMin   time.Duration // the smallest round trip of the probe so far
-	probeMinAt time.Time     // when it was seen
-	probes     int64
-	lastProbe  time.Time
-	bw         [bwSlots]bwSlot
-	trace      func(format string, a ...any)
+	state       ctlState
+	pacing      float64 // bytes per second
+	btlbw       float64 // the bottleneck estimate: D while the bottleneck was busy
+	lastBW      float64 // the latest D
+	lastRTT     time.Duration
+	lastQ       time.Duration // the latest q
+	nextGrowth  time.Time     // start-up doubles at most once per window
+	upPace      float64       // the pace of the bandwidth probe under way (0: none)
+	upUntil     time.Time     // when the window of that probe ends
+	upGain      float64       // its gain
+	upStreak    int           // probes in a row that the delivery rate followed
+	probesUp    int64         // bandwidth probes
+	backoffs    int64         // times a standing queue made the sender back off
+	highSince   time.Time     // since when the queue is above twice its target
+	holdUntil   time.Time     // a backoff paces below D until then
+	peak        float64       // the best D sampled (at most the hint): the estimate stays above peakFloor × it
+	hint        float64       // the configured link rate (0: none)
+	probeAt     time.Time     // when the current probe began (zero: none)
+	probeMin    time.Duration // the smallest round trip of the probe so far
+	probeMinAt  time.Time     // when it was seen
+	probeLimit  time.Duration // the longest the probe may last
+	probeQueued bool          // a queue of half the target or more stood when it began
+	refilling   bool          // a probe that drained a queue ended, and the queue has not refilled to half its target since
+	probes      int64
+	lastProbe   time.Time
+	bw          [bwSlots]bwSlot
+	trace       func(format string, a ...any)
 }
 
 // newRateModel returns a model pacing at the hint (a configured link rate,
@@ -428,6 +438,19 @@ func (m *rateModel) control(now time.Time) {
 // reaching the target within the window. What the probe shows the path
 // carries, the bottleneck estimate keeps.
 func (m *rateModel) probeUp(now time.Time, w time.Duration, d, sent float64, paced bool, q, target time.Duration) float64 {
+	if m.refilling {
+		// After a base-RTT probe the queue refills at the proportional
+		// law's pace: the window's short round trips are the probe's, not
+		// room on the path. Refilled when half the target stood a whole
+		// window (one late round trip is not a queue).
+		qw := max(m.minRTTSince(now.Add(-w))-m.rtprop, 0)
+		if qw < target/2 && now.Sub(m.lastProbe) < refillTime {
+			return 0
+		}
+		m.refilling = false
+		m.nextGrowth = now.Add(w)
+		return 0
+	}
 	if m.upPace > 0 && now.Before(m.upUntil) {
 		if q >= target {
 			m.upPace, m.upStreak = 0, 0 // a queue: the path is full
@@ -479,8 +502,13 @@ func (m *rateModel) minRTTSince(t time.Time) time.Duration {
 
 // probe runs the base-RTT probe: every probeEvery the pace drops to half
 // the bottleneck estimate until the round trips stop falling (the queue
-// the controller holds has drained), at most a second; the smallest round
-// trip seen is the base RTT. It reports whether a probe is on.
+// the controller holds has drained), at most a second (three round trips
+// on a long line); the smallest round trip seen is the base RTT. A round
+// trip measured now is that of a packet sent a round trip ago: only those
+// sent after the probe began tell of its drain (the ones before waited
+// behind the whole queue and do not fall for a round trip; a probe judged
+// on them ended before the queue drained and took base RTT + queue for
+// the base RTT). It reports whether a probe is on.
 func (m *rateModel) probe(now time.Time, target, latest time.Duration) bool {
 	if m.probeAt.IsZero() {
 		// A probe starts probeEvery after the last one; the first comes
@@ -491,22 +519,27 @@ func (m *rateModel) probe(now time.Time, target, latest time.Duration) bool {
 		if m.state == stateStartup || now.Sub(m.lastProbe) < probeEvery {
 			return false
 		}
-		m.probeAt, m.probeMin, m.probeMinAt = now, latest, now
+		m.probeAt, m.probeMin, m.probeMinAt, m.probeLimit = now, 0, time.Time{}, max(time.Second, 3*latest)
+		// Whether the controller held a queue (half its target stood a
+		// whole window; a busy host's late round trips come and go).
+		m.probeQueued = m.minRTTSince(now.Add(-m.window()))-m.rtprop >= target/2
 		m.pacing = m.clamp(m.btlbw * probeGain)
 		m.probes++
 		return true
 	}
-	if latest > 0 && latest < m.probeMin-time.Millisecond {
+	if latest > 0 && !now.Add(-latest).Before(m.probeAt) && (m.probeMin == 0 || latest < m.probeMin-time.Millisecond) {
 		m.probeMin, m.probeMinAt = latest, now
 	}
-	// Done when the smallest round trip has not fallen for a base RTT (the
-	// queue is gone), or after a second.
-	settled := now.Sub(m.probeMinAt) >= max(m.rtprop, 20*time.Millisecond) && now.Sub(m.probeAt) >= m.rtprop+target
-	if !settled && now.Sub(m.probeAt) < time.Second {
+	// Done when the smallest round trip of the packets sent during the
+	// probe has not fallen for a base RTT (the queue is gone), or at the
+	// probe's limit.
+	settled := m.probeMin > 0 && now.Sub(m.probeMinAt) >= max(m.rtprop, 20*time.Millisecond)
+	if !settled && now.Sub(m.probeAt) < m.probeLimit {
 		return true
 	}
 	m.probeAt, m.lastProbe = time.Time{}, now
 	m.pacing = m.clamp(m.btlbw)
+	m.refilling = m.probeQueued
 	return false
 }
 
