@@ -3,6 +3,8 @@ package dedupe
 import (
 	"bytes"
 	"errors"
+	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -333,5 +335,80 @@ func TestShuffledWrites(t *testing.T) {
 	t.Logf("shuffled: %+v wire %d", st, wire)
 	if wire > len(payload)/200 {
 		t.Fatalf("shuffled writes of known data cost %d bytes for %d", wire, len(payload))
+	}
+}
+
+// TestAfterNamesWhatDecodingWaitsFor: EncodeStats.After lists the
+// payloads not yet settled whose chunks a payload relies on. A payload
+// relying only on chunks of settled payloads (a clone's file against the
+// template that crossed long ago) decodes without misses before a payload
+// still crossing; one relying on that payload's new chunks would miss
+// them, and waits for it until it is settled.
+func TestAfterNamesWhatDecodingWaitsFor(t *testing.T) {
+	g := newImageGen(3)
+	tpl := g.template(4 << 20)
+	fresh := make([]byte, 1<<20)
+	var err error
+	rng := rand.New(rand.NewPCG(5, 6))
+	for i := range fresh {
+		fresh[i] = byte(rng.Uint32())
+	}
+	pr := newPair(t, Params{})
+	if pr.enc, err = NewEncoder(EncoderConfig{Track: true}); err != nil {
+		t.Fatal(err)
+	}
+	for off := 0; off < len(tpl); off += 2 << 20 {
+		st, _ := pr.send(t, tpl[off:off+2<<20])
+		if len(st.After) != 0 {
+			t.Fatalf("template part at %d after %v, want nothing (each part settled)", off, st.After)
+		}
+		pr.enc.Settle(st.Gen)
+	}
+	encode := func(payload []byte) ([]byte, EncodeStats) {
+		t.Helper()
+		stream, st, err := pr.enc.Encode(nil, payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return stream, st
+	}
+	// A, still crossing: a file of the template's data and new data.
+	a, stA := encode(append(bytes.Clone(tpl[:1<<20]), fresh...))
+	if len(stA.After) != 0 || stA.Literals == 0 {
+		t.Fatalf("A: after %v with %d literals, want nothing after and literals", stA.After, stA.Literals)
+	}
+	// B: the template's data only, references to settled chunks.
+	b, stB := encode(bytes.Clone(tpl[2<<20 : 3<<20]))
+	if len(stB.After) != 0 {
+		t.Errorf("B relies on settled chunks only, after %v, want nothing", stB.After)
+	}
+	p, err := pr.dec.Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.Complete() {
+		t.Errorf("B decoded before A missed %d ranges", len(p.Misses()))
+	}
+	// C: A's new data again: it relies on A.
+	c, stC := encode(bytes.Clone(fresh))
+	if !slices.Equal(stC.After, []uint64{stA.Gen}) {
+		t.Fatalf("C after %v, want A's %d", stC.After, stA.Gen)
+	}
+	if p, err := pr.dec.Decode(c); err != nil || p.Complete() {
+		t.Fatalf("C decoded before A: err %v, complete %v; want misses (so it waits)", err, err == nil && p.Complete())
+	}
+	if p, err := pr.dec.Decode(a); err != nil || !p.Complete() {
+		t.Fatalf("A: err %v", err)
+	}
+	pr.enc.Settle(stA.Gen)
+	pr.enc.Settle(stC.Gen)
+	_, stD := encode(bytes.Clone(fresh))
+	if len(stD.After) != 0 {
+		t.Errorf("after A settled: after %v, want nothing", stD.After)
+	}
+	pr.enc.Settle(stB.Gen)
+	pr.enc.Settle(stD.Gen)
+	if n := pr.enc.Unsettled(); n != 0 {
+		t.Errorf("%d payloads unsettled, want 0", n)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -33,6 +34,11 @@ type EncoderConfig struct {
 	// holds: a rewritten block inside a known chunk costs little more than
 	// its new bytes. Every encoded payload's chunks are added to it.
 	Local *Store
+	// Track keeps, for every payload not yet settled, the chunks decoding
+	// it changes at the peer, and lists in EncodeStats.After the unsettled
+	// payloads a payload relies on. The caller must then Settle every
+	// payload once the peer acknowledged it or it was abandoned.
+	Track bool
 }
 
 // Encoder turns payloads into op streams against its peer index. Safe for
@@ -45,6 +51,15 @@ type Encoder struct {
 	hist  history
 	level atomic.Int32
 	split sync.Pool // *splitter
+
+	// The payloads not yet settled (see Settle), under peer.mu: gen
+	// numbers payloads in the order decide took the lock, touch maps a
+	// chunk to the latest unsettled payload that added or linked it, and
+	// touched lists each unsettled payload's chunks (with Track only).
+	track   bool
+	gen     uint64
+	touch   map[uint64]uint64
+	touched map[uint64][]uint64
 }
 
 // NewEncoder validates cfg and returns an Encoder.
@@ -59,7 +74,7 @@ func NewEncoder(cfg EncoderConfig) (*Encoder, error) {
 	if cfg.Peer == nil {
 		cfg.Peer = NewPeerIndex(0)
 	}
-	e := &Encoder{p: p, peer: cfg.Peer, local: cfg.Local}
+	e := &Encoder{p: p, peer: cfg.Peer, local: cfg.Local, track: cfg.Track, touch: map[uint64]uint64{}, touched: map[uint64][]uint64{}}
 	e.level.Store(int32(cfg.Level.normalize()))
 	e.split.New = func() any { return newSplitter(p) }
 	return e, nil
@@ -100,6 +115,14 @@ type EncodeStats struct {
 	DictBytes    int // bytes of known chunks used as the literals' zstd dictionary
 	ZeroRuns     int // zero-run ops
 	ZeroBytes    int // payload bytes covered by zero runs
+	// Gen numbers this payload among the encoder's, for Settle.
+	Gen uint64
+	// After lists the payloads not yet settled whose chunks or links this
+	// one relies on (as references, runs, edges or dictionary bases): the
+	// peer can decode it only once it holds theirs. Empty, with Track, the
+	// peer can decode it before payloads encoded earlier (without Track it
+	// says nothing).
+	After []uint64
 }
 
 // op is one decided operation over the payload.
@@ -153,6 +176,11 @@ func (e *Encoder) Encode(dst, payload []byte) ([]byte, EncodeStats, error) {
 				room = historyRoom(level)
 			}
 			bases, dict = e.pickBases(ops, fps, room)
+			if e.track {
+				e.peer.mu.Lock()
+				st.After = e.reliesLocked(st.After, bases)
+				e.peer.mu.Unlock()
+			}
 		}
 		e.learn(payload, pieces, fps)
 		e.hist.add(ops, fps)
@@ -191,6 +219,7 @@ func (e *Encoder) decide(pieces []piece, fps []Fingerprint, st *EncodeStats) []o
 	x := e.peer
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	e.trackLocked(fps, st)
 	// Edges first, against the index as it was before this payload.
 	headN := e.headLocked(pieces, fps)
 	tailN := e.tailLocked(pieces, fps, headN)
@@ -238,6 +267,7 @@ func (e *Encoder) decide(pieces []piece, fps []Fingerprint, st *EncodeStats) []o
 		st.Edges++
 		st.RefBytes += n
 	}
+	e.touchLocked(ops, fps)
 	for _, o := range ops {
 		switch o.kind {
 		case opLiteral:
@@ -253,6 +283,83 @@ func (e *Encoder) decide(pieces []piece, fps []Fingerprint, st *EncodeStats) []o
 		}
 	}
 	return ops
+}
+
+// trackLocked numbers the payload and lists in st.After the unsettled
+// payloads that touched any of its chunks (x.mu held, before decide
+// changes the index).
+func (e *Encoder) trackLocked(fps []Fingerprint, st *EncodeStats) {
+	e.gen++
+	st.Gen = e.gen
+	if e.track {
+		st.After = e.reliesLocked(st.After, fps)
+	}
+}
+
+// touchLocked records the chunks whose state at the peer decoding this
+// payload changes, as its own (x.mu held, after decide): its literals
+// (stored there) and the chunks on either side of each, whose links
+// decoding it may set (a link is set only where none was; links between
+// chunks the peer held already are rarely new, and a wrong guess costs a
+// miss, not data). A reference changes nothing at the peer: payloads
+// relying only on references to chunks settled payloads brought need not
+// wait for the ones in flight.
+func (e *Encoder) touchLocked(ops []op, fps []Fingerprint) {
+	if !e.track {
+		return
+	}
+	shorts := []uint64{}
+	touch := func(i int) {
+		if i >= 0 && i < len(fps) && fps[i] != (Fingerprint{}) { // zero runs have none
+			s := fps[i].short()
+			if e.touch[s] != e.gen {
+				e.touch[s] = e.gen
+				shorts = append(shorts, s)
+			}
+		}
+	}
+	for _, o := range ops {
+		if o.kind == opLiteral {
+			touch(o.first - 1)
+			touch(o.first)
+			touch(o.first + 1)
+		}
+	}
+	e.touched[e.gen] = shorts
+}
+
+// reliesLocked appends to after the unsettled payloads that touched any of
+// fps, each once (x.mu held).
+func (e *Encoder) reliesLocked(after []uint64, fps []Fingerprint) []uint64 {
+	for _, fp := range fps {
+		if g, ok := e.touch[fp.short()]; ok && g != e.gen && !slices.Contains(after, g) {
+			after = append(after, g)
+		}
+	}
+	return after
+}
+
+// Settle says the peer holds payload gen's chunks (it was acknowledged),
+// or never will from it (it was abandoned: its chunks are then misses, as
+// evicted ones are): payloads encoded later no longer wait for it.
+// Settling a payload that others relied on is safe once it was decoded,
+// which a peer decoding them after it already guarantees.
+func (e *Encoder) Settle(gen uint64) {
+	e.peer.mu.Lock()
+	defer e.peer.mu.Unlock()
+	for _, s := range e.touched[gen] {
+		if e.touch[s] == gen {
+			delete(e.touch, s)
+		}
+	}
+	delete(e.touched, gen)
+}
+
+// Unsettled returns how many payloads are not settled (with Track).
+func (e *Encoder) Unsettled() int {
+	e.peer.mu.Lock()
+	defer e.peer.mu.Unlock()
+	return len(e.touched)
 }
 
 // headLocked returns how many leading pieces, all unknown to the peer and

@@ -81,7 +81,8 @@ func TestGoldenWANFrames(t *testing.T) {
 		"FILE": {"volume": "golden", "name": journal.FileName(2), "file seq": uint64(2),
 			"size": uint64(len(file)), "SHA-256": sum[:], "mode": uint64(ModeOptimize),
 			"payload offset": uint64(journal.HeaderSize), "payload length": uint64(len(payload)),
-			"metadata length": uint64(enc.hdr.MetaLen), "stream length": uint64(enc.hdr.StreamLen)},
+			"metadata length": uint64(enc.hdr.MetaLen), "stream length": uint64(enc.hdr.StreamLen),
+			"flags": uint64(fileAnyOrder)}, // the first file: nothing unacknowledged to rely on
 		"RESULT": {"code": uint64(push.CodeOK), "message": ""},
 	})
 	if int64(len(blob)) != enc.hdr.MetaLen+enc.hdr.StreamLen {

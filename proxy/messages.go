@@ -61,6 +61,11 @@ func (f FileHeader) encode() []byte {
 	e.u64(uint64(f.PayloadLen))
 	e.u64(uint64(f.MetaLen))
 	e.u64(uint64(f.StreamLen))
+	var flags uint8
+	if f.AnyOrder {
+		flags |= fileAnyOrder
+	}
+	e.u8(flags)
 	return e.b
 }
 
@@ -78,12 +83,16 @@ func DecodeFileHeader(body []byte) (FileHeader, error) {
 	f.PayloadLen = d.size("payload length", maxSize)
 	f.MetaLen = d.size("metadata length", maxSize)
 	f.StreamLen = d.size("stream length", maxSize)
+	flags := d.u8()
+	f.AnyOrder = flags&fileAnyOrder != 0
 	if err := d.done(); err != nil {
 		return FileHeader{}, err
 	}
 	switch {
 	case f.Volume == "" || f.Name == "":
 		return FileHeader{}, frameErr("file without volume or name")
+	case flags&^fileFlags != 0:
+		return FileHeader{}, frameErr("unknown file flags %#x", flags)
 	case f.Mode != ModeOptimize && f.Mode != ModePassthrough:
 		return FileHeader{}, frameErr("unknown mode %d", f.Mode)
 	case f.PayloadOff+f.PayloadLen > f.Size:

@@ -188,3 +188,65 @@ func TestTurnHeldUntilMissesAnswered(t *testing.T) {
 		t.Errorf("f2 asked %d bytes back, want none: f1's answer brought its chunks", asked2.Len())
 	}
 }
+
+// TestAnyOrderFileDecodesAtOnce: a file relying only on chunks of files
+// the source edge saw acknowledged (a clone's file against a template that
+// crossed long ago) is marked AnyOrder and decoded while a file accepted
+// before it is still crossing; one relying on that file's new chunks still
+// waits its turn. In make demo the small files behind a large one waited
+// for it with their acknowledgements, the source's push windows ran dry
+// and the line idled for a second when the large file landed.
+func TestAnyOrderFileDecodesAtOnce(t *testing.T) {
+	ctx, d, src := orderPair(t)
+	tpl, fresh := randomBlocks(21, 40), randomBlocks(22, 40)
+	template := makeJournal(t, "tpl", tpl)[0]
+	large, clone, again := makeJournal(t, "vm1", fresh)[0], makeJournal(t, "vm2", tpl)[0], makeJournal(t, "vm3", fresh)[0]
+
+	// The template crossed and was acknowledged.
+	encT, err := src.encode(template.offer, template.data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sT bytes.Buffer
+	writeFrame(&sT, TypeFile, encT.hdr.encode())
+	writeBlob(&sT, TypeData, encT.data)
+	doneT := receiveAsync(ctx, d, &sT, io.Discard, d.arriving.begin(), nil)
+	expectRebuilt(ctx, t, []string{"template"}, []chan received{doneT}, [][]byte{template.data})
+	src.enc.Settle(encT.gen)
+
+	encL, err := src.encode(large.offer, large.data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sL bytes.Buffer
+	writeFrame(&sL, TypeFile, encL.hdr.encode())
+	writeBlob(&sL, TypeData, encL.data)
+	encC, err := src.encode(clone.offer, clone.data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sC bytes.Buffer
+	writeFrame(&sC, TypeFile, encC.hdr.encode())
+	writeBlob(&sC, TypeData, encC.data)
+	streamA := encodedStream(t, src, again)
+	if !encC.hdr.AnyOrder {
+		t.Fatal("the clone's file, all references to the acknowledged template, is not marked AnyOrder")
+	}
+
+	arrL, arrC, arrA := d.arriving.begin(), d.arriving.begin(), d.arriving.begin()
+	pr, pw := io.Pipe() // the large file, still crossing
+	var askedC, askedA bytes.Buffer
+	doneL := receiveAsync(ctx, d, pr, io.Discard, arrL, nil)
+	doneC := receiveAsync(ctx, d, &sC, &askedC, arrC, nil)
+	expectRebuilt(ctx, t, []string{"clone's file, decoded while the large file crosses"}, []chan received{doneC}, [][]byte{clone.data})
+	doneA := receiveAsync(ctx, d, bytes.NewReader(streamA), &askedA, arrA, nil)
+	awaitWaiter(t, d, doneA, "the file relying on the large file's chunks should wait for it")
+	if _, err := pw.Write(sL.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	expectRebuilt(ctx, t, []string{"large file", "its data again"}, []chan received{doneL, doneA}, [][]byte{large.data, again.data})
+	if askedC.Len()+askedA.Len() != 0 {
+		t.Errorf("asked back %d bytes (clone) and %d (again), want none", askedC.Len(), askedA.Len())
+	}
+}

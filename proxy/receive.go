@@ -168,15 +168,20 @@ func streamLimit(size int64) int64 { return size + size/8 + 1<<20 }
 // decoded (awaitTurn): in the order the source edge encoded them, so the
 // chunks and successor links an earlier file brings are in the store, as
 // the encoder's peer index assumed when it wrote references, runs and
-// dictionary bases against them. The file stops counting as arriving once
-// its chunks are all in the store: after its decode and, if it asked some
-// back, their answer (see arrivals).
+// dictionary bases against them. A file the source edge marked AnyOrder
+// relies on no chunk of a file still unacknowledged there, and is decoded
+// at once: behind a large file still crossing, the small ones after it
+// (a clone's files against a template that crossed long ago) would wait
+// for it, their acknowledgements with them, and the source's push window
+// ran dry. The file stops counting as arriving once its chunks are all in
+// the store: after its decode and, if it asked some back, their answer
+// (see arrivals).
 func (d *Dest) rebuild(ctx context.Context, st io.Reader, w io.Writer, buf *[]byte, hdr FileHeader, data []byte, arrived arrival) ([]byte, error) {
 	meta, err := unzstd(data[:hdr.MetaLen], hdr.Size-hdr.PayloadLen)
 	if err != nil {
 		return nil, errors.Join(push.ErrChecksum, err)
 	}
-	if d.awaitTurn(ctx, arrived.seq) {
+	if !hdr.AnyOrder && d.awaitTurn(ctx, arrived.seq) {
 		d.m.missWaits.Inc()
 	}
 	// The turn ends once the file's chunks are all in the store: after its

@@ -37,6 +37,7 @@ type encoded struct {
 	data    []byte // compressed metadata then the dedupe stream (or the raw file)
 	payload []byte // the payload region (answers to misses are cut from it)
 	enc     *dedupe.Encoder
+	gen     uint64 // the payload's number at enc (settled when the push ends)
 	started func() // called once the FILE frame is written (frees the encoder slot)
 }
 
@@ -61,6 +62,12 @@ func (s *Source) push(ctx context.Context, o push.Offer, file []byte) error {
 	enc, err := s.encode(o, file)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", name, err)
+	}
+	if enc.enc != nil {
+		// However the push ends, later files stop waiting for this one:
+		// acknowledged, its chunks are stored at the peer; abandoned, they
+		// are misses there, asked back like evicted ones.
+		defer enc.enc.Settle(enc.gen)
 	}
 	enc.started = release
 	deadline := time.Now().Add(s.cfg.RetryFor)
@@ -134,9 +141,10 @@ func (s *Source) encode(o push.Offer, file []byte) (*encoded, error) {
 		s.maxRate = updateMaxRate(s.maxRate, float64(st.LiteralBytes)/time.Since(t0).Seconds())
 	}
 	hdr.StreamLen = int64(len(data)) - hdr.MetaLen
+	hdr.AnyOrder = len(st.After) == 0
 	s.m.hits.Add(float64(st.Refs + st.RunChunks))
 	s.m.misses.Add(float64(max(st.Chunks-st.Refs-st.RunChunks, 0)))
-	return &encoded{hdr: hdr, data: data, payload: payload, enc: enc}, nil
+	return &encoded{hdr: hdr, data: data, payload: payload, enc: enc, gen: st.Gen}, nil
 }
 
 // queueSeconds is how long the bytes queued for the WAN take at the current

@@ -178,7 +178,7 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 	}
 	// One encoder for every level, so the history dictionary (recent
 	// literals) spans files encoded at any level.
-	enc, err := dedupe.NewEncoder(dedupe.EncoderConfig{Params: p, Peer: peer, Level: cfg.Level, Local: cfg.Local})
+	enc, err := dedupe.NewEncoder(dedupe.EncoderConfig{Params: p, Peer: peer, Level: cfg.Level, Local: cfg.Local, Track: true})
 	if err != nil {
 		return nil, fmt.Errorf("source proxy: %w", err)
 	}

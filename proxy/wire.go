@@ -30,8 +30,9 @@ const (
 	// Version is the WAN protocol version (also in transport.ALPN).
 	// Version 2 added the file sequence to FILE; version 3 added the store
 	// capacity and priming mark to HELLO and HELLO_OK, streams the held
-	// list as entries, and stripes transfers (STRIPED).
-	Version = 3
+	// list as entries, and stripes transfers (STRIPED); version 4 added
+	// FILE's flags (a file that may be decoded out of turn).
+	Version = 4
 	// MaxPiece is the largest piece of a blob in one frame.
 	MaxPiece = 1 << 20
 	// MaxBody is the largest frame body accepted.
@@ -112,7 +113,17 @@ type FileHeader struct {
 	PayloadLen int64 // its length
 	MetaLen    int64 // bytes of compressed metadata at the start of the DATA blob
 	StreamLen  int64 // bytes of the dedupe stream (or raw file) after the metadata
+	// AnyOrder: the dedupe stream relies on no chunk of a file the source
+	// edge has not seen acknowledged (dedupe.EncodeStats.After is empty),
+	// so the destination edge may decode it before files accepted earlier.
+	AnyOrder bool
 }
+
+// File header flags (the FILE frame's flags byte).
+const (
+	fileAnyOrder = 1 << 0
+	fileFlags    = fileAnyOrder // the flags defined
+)
 
 // Result is the body of RESULT: dst's verdict, as a push wire code.
 type Result struct {

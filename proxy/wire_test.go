@@ -5,6 +5,7 @@ import (
 	"errors"
 	"github.com/aimwan/aimwan/transport"
 	"io"
+	"strings"
 	"testing"
 
 	"github.com/aimwan/aimwan/dedupe"
@@ -17,7 +18,7 @@ func TestMessagesRoundTrip(t *testing.T) {
 		t.Errorf("hello round trip: %+v %v", got, err)
 	}
 	f := FileHeader{Volume: "vol", Name: "0000000000000001.aimj", Size: 100, Mode: ModeOptimize,
-		PayloadOff: 10, PayloadLen: 50, MetaLen: 20, StreamLen: 30}
+		PayloadOff: 10, PayloadLen: 50, MetaLen: 20, StreamLen: 30, AnyOrder: true}
 	f.SHA256[3] = 9
 	if got, err := DecodeFileHeader(f.encode()); err != nil || got != f {
 		t.Errorf("file header round trip: %+v %v", got, err)
@@ -43,6 +44,12 @@ func TestFileHeaderRejects(t *testing.T) {
 				t.Errorf("accepted: %v", err)
 			}
 		})
+	}
+	// A flag this version does not define is refused, not ignored.
+	b := good.encode()
+	b[len(b)-1] = 0x80
+	if _, err := DecodeFileHeader(b); !errors.Is(err, ErrFrame) || !strings.Contains(err.Error(), "flags") {
+		t.Errorf("unknown flag accepted: %v", err)
 	}
 }
 

@@ -9,7 +9,7 @@ import (
 
 // ALPN is the TLS application protocol of the WAN protocol between proxies; it
 // names the protocol version. A peer offering another one is refused.
-const ALPN = "aimwan/3"
+const ALPN = "aimwan/4"
 
 // Refusals of the pin check (see package transport/identity).
 var (
