@@ -178,7 +178,7 @@ func (e *Encoder) Encode(dst, payload []byte) ([]byte, EncodeStats, error) {
 			bases, dict = e.pickBases(ops, fps, room)
 			if e.track {
 				e.peer.mu.Lock()
-				st.After = e.reliesLocked(st.After, bases)
+				st.After = e.reliesLocked(st.After, bases, st.Gen)
 				e.peer.mu.Unlock()
 			}
 		}
@@ -292,7 +292,7 @@ func (e *Encoder) trackLocked(fps []Fingerprint, st *EncodeStats) {
 	e.gen++
 	st.Gen = e.gen
 	if e.track {
-		st.After = e.reliesLocked(st.After, fps)
+		st.After = e.reliesLocked(st.After, fps, st.Gen)
 	}
 }
 
@@ -328,11 +328,12 @@ func (e *Encoder) touchLocked(ops []op, fps []Fingerprint) {
 	e.touched[e.gen] = shorts
 }
 
-// reliesLocked appends to after the unsettled payloads that touched any of
-// fps, each once (x.mu held).
-func (e *Encoder) reliesLocked(after []uint64, fps []Fingerprint) []uint64 {
+// reliesLocked appends to after the unsettled payloads other than self
+// that touched any of fps, each once (x.mu held). Payloads encoded
+// concurrently may have taken later numbers meanwhile.
+func (e *Encoder) reliesLocked(after []uint64, fps []Fingerprint, self uint64) []uint64 {
 	for _, fp := range fps {
-		if g, ok := e.touch[fp.short()]; ok && g != e.gen && !slices.Contains(after, g) {
+		if g, ok := e.touch[fp.short()]; ok && g != self && !slices.Contains(after, g) {
 			after = append(after, g)
 		}
 	}
