@@ -15,6 +15,14 @@ import (
 // encodes it: files encoded by one source edge share its peer index.
 func encodedStream(t *testing.T, src *Source, f jfile) []byte {
 	t.Helper()
+	_, stream := encodedFile(t, src, f)
+	return stream
+}
+
+// encodedFile is encodedStream with the encoded file (its header and
+// encoder number).
+func encodedFile(t *testing.T, src *Source, f jfile) (*encoded, []byte) {
+	t.Helper()
 	enc, err := src.encode(f.offer, f.data)
 	if err != nil {
 		t.Fatal(err)
@@ -22,7 +30,7 @@ func encodedStream(t *testing.T, src *Source, f jfile) []byte {
 	var w bytes.Buffer
 	writeFrame(&w, TypeFile, enc.hdr.encode())
 	writeBlob(&w, TypeData, enc.data)
-	return w.Bytes()
+	return enc, w.Bytes()
 }
 
 type received struct {
@@ -152,13 +160,7 @@ func TestTurnHeldUntilMissesAnswered(t *testing.T) {
 	if _, err := src.encode(f0.offer, f0.data); err != nil { // never delivered: the destination lacks its chunks
 		t.Fatal(err)
 	}
-	enc1, err := src.encode(f1.offer, f1.data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var s1 bytes.Buffer
-	writeFrame(&s1, TypeFile, enc1.hdr.encode())
-	writeBlob(&s1, TypeData, enc1.data)
+	enc1, s1 := encodedFile(t, src, f1)
 	stream2 := encodedStream(t, src, f2)
 
 	arr1, arr2 := d.arriving.begin(), d.arriving.begin()
@@ -167,7 +169,7 @@ func TestTurnHeldUntilMissesAnswered(t *testing.T) {
 	var asked2 bytes.Buffer
 	done1 := receiveAsync(ctx, d, in1r, out1w, arr1, func() { out1w.Close() })
 	done2 := receiveAsync(ctx, d, bytes.NewReader(stream2), &asked2, arr2, nil)
-	go func() { in1w.Write(s1.Bytes()) }() //nolint:errcheck // the pipe fails only if the test ended
+	go func() { in1w.Write(s1) }() //nolint:errcheck // the pipe fails only if the test ended
 	var buf []byte
 	list, err := readBlob(out1r, &buf, TypeMiss, 1<<20, nil)
 	if err != nil {
@@ -203,31 +205,13 @@ func TestAnyOrderFileDecodesAtOnce(t *testing.T) {
 	large, clone, again := makeJournal(t, "vm1", fresh)[0], makeJournal(t, "vm2", tpl)[0], makeJournal(t, "vm3", fresh)[0]
 
 	// The template crossed and was acknowledged.
-	encT, err := src.encode(template.offer, template.data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sT bytes.Buffer
-	writeFrame(&sT, TypeFile, encT.hdr.encode())
-	writeBlob(&sT, TypeData, encT.data)
-	doneT := receiveAsync(ctx, d, &sT, io.Discard, d.arriving.begin(), nil)
+	encT, sT := encodedFile(t, src, template)
+	doneT := receiveAsync(ctx, d, bytes.NewReader(sT), io.Discard, d.arriving.begin(), nil)
 	expectRebuilt(ctx, t, []string{"template"}, []chan received{doneT}, [][]byte{template.data})
 	src.enc.Settle(encT.gen)
 
-	encL, err := src.encode(large.offer, large.data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sL bytes.Buffer
-	writeFrame(&sL, TypeFile, encL.hdr.encode())
-	writeBlob(&sL, TypeData, encL.data)
-	encC, err := src.encode(clone.offer, clone.data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sC bytes.Buffer
-	writeFrame(&sC, TypeFile, encC.hdr.encode())
-	writeBlob(&sC, TypeData, encC.data)
+	_, sL := encodedFile(t, src, large)
+	encC, sC := encodedFile(t, src, clone)
 	streamA := encodedStream(t, src, again)
 	if !encC.hdr.AnyOrder {
 		t.Fatal("the clone's file, all references to the acknowledged template, is not marked AnyOrder")
@@ -237,11 +221,11 @@ func TestAnyOrderFileDecodesAtOnce(t *testing.T) {
 	pr, pw := io.Pipe() // the large file, still crossing
 	var askedC, askedA bytes.Buffer
 	doneL := receiveAsync(ctx, d, pr, io.Discard, arrL, nil)
-	doneC := receiveAsync(ctx, d, &sC, &askedC, arrC, nil)
+	doneC := receiveAsync(ctx, d, bytes.NewReader(sC), &askedC, arrC, nil)
 	expectRebuilt(ctx, t, []string{"clone's file, decoded while the large file crosses"}, []chan received{doneC}, [][]byte{clone.data})
 	doneA := receiveAsync(ctx, d, bytes.NewReader(streamA), &askedA, arrA, nil)
 	awaitWaiter(t, d, doneA, "the file relying on the large file's chunks should wait for it")
-	if _, err := pw.Write(sL.Bytes()); err != nil {
+	if _, err := pw.Write(sL); err != nil {
 		t.Fatal(err)
 	}
 	pw.Close()
